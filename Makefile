@@ -1,0 +1,44 @@
+# fedembed: two commands on a fresh machine.
+#   make demo   - the main job (creates .venv, installs, runs `fedembed demo`)
+#   make test   - the test suite (creates .venv, installs, runs pytest)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build; on a GPU machine: make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+TORCH_SPEC ?= torch==2.13.0
+FEDEMBED_DATA_DIR ?= $(abspath ../shared/data)
+export FEDEMBED_DATA_DIR
+export HF_HUB_OFFLINE ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(BIN)/fedembed demo --data-dir "$(FEDEMBED_DATA_DIR)"
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python benchmarks/bench_encode.py --data-dir "$(FEDEMBED_DATA_DIR)"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -1,0 +1,1 @@
+"""Inversion, membership-inference and bias audits, and the compliance report (planned)."""

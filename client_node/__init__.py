@@ -1,0 +1,1 @@
+"""Member node: local DP-SGD fine-tuning of the adapter, protected uploads (planned)."""

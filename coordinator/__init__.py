@@ -1,0 +1,1 @@
+"""Coordinator: Flower ServerApp, secure aggregation, node-level DP, privacy ledger (planned)."""

@@ -1,0 +1,158 @@
+"""CLI groups of the embedding kernel: ``fedembed eval``, ``fedembed data``, ``fedembed model``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedding_core.adapter import Adapter
+from embedding_core.cache import EmbeddingCache
+from embedding_core.data import (
+    load_beir,
+    load_documents,
+    load_stsb,
+    resolve_dataset_dir,
+)
+from embedding_core.data.download import download_beir
+from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
+from embedding_core.evaluation import evaluate_retrieval, evaluate_sts
+
+__all__ = ["data_app", "eval_app", "model_app"]
+
+logger = logging.getLogger(__name__)
+
+eval_app = typer.Typer(help="Evaluate the model (optionally with an adapter) on benchmarks.")
+data_app = typer.Typer(help="Download and validate datasets.")
+model_app = typer.Typer(help="Inspect the embedding model.")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding the datasets (e.g. stsb/, scifact/); default $FEDEMBED_DATA_DIR.",
+    ),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="Local sentence-transformers model folder (default: bundled)."),
+]
+AdapterOpt = Annotated[
+    Path | None, typer.Option("--adapter", help="Adapter folder to apply on top of the model.")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on the last line.")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Embedding cache folder (default $FEDEMBED_CACHE_DIR)."),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Always re-encode the corpus.")]
+
+
+def _emit(result: dict[str, float], *, as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(title)
+    for name, value in result.items():
+        typer.echo(f"  {name:<12} {value:.4f}")
+
+
+def _load_adapter(path: Path | None) -> Adapter | None:
+    return Adapter.load(path) if path is not None else None
+
+
+@eval_app.command("sts")
+def eval_sts(
+    data_dir: DataDirOpt = None,
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spearman correlation (cosine) on the STS Benchmark."""
+    pairs = load_stsb(resolve_dataset_dir(data_dir, "stsb", marker=f"stsb-{split}.jsonl"), split=split)
+    encoder = Encoder.load(model)
+    result = evaluate_sts(encoder, pairs, adapter=_load_adapter(adapter), batch_size=batch_size)
+    _emit(result, as_json=as_json, title=f"STS-B {split} ({len(pairs)} pairs)")
+
+
+@eval_app.command("beir")
+def eval_beir(
+    dataset: Annotated[str, typer.Option(help="BEIR dataset folder name, e.g. scifact.")],
+    data_dir: DataDirOpt = None,
+    split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@100 and MRR@10 on a BEIR dataset (exact search)."""
+    data = load_beir(
+        resolve_dataset_dir(data_dir, dataset, marker="corpus.jsonl"), split=split, name=dataset
+    )
+    encoder = Encoder.load(model)
+    cache = None if no_cache else EmbeddingCache(cache_dir)
+    result = evaluate_retrieval(
+        encoder, data, adapter=_load_adapter(adapter), cache=cache, batch_size=batch_size
+    )
+    _emit(result, as_json=as_json, title=f"{dataset} {split} ({len(data.qrels)} queries)")
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="BEIR dataset name, e.g. scifact.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to put it.")],
+    url: Annotated[str | None, typer.Option(help="Override the download URL.")] = None,
+    md5: Annotated[str | None, typer.Option(help="Expected MD5 of the zip.")] = None,
+    force: Annotated[bool, typer.Option(help="Download even if present.")] = False,
+) -> None:
+    """Download a BEIR dataset from its published URL (needs network access)."""
+    folder = download_beir(name, data_dir, url=url, md5=md5, force=force)
+    typer.echo(str(folder))
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="Dataset folder or documents file.")],
+    kind: Annotated[str, typer.Option(help="beir, stsb or documents.")] = "documents",
+    split: Annotated[str, typer.Option(help="Split for beir/stsb.")] = "test",
+    id_column: Annotated[str, typer.Option(help="Id column (documents).")] = "id",
+    text_column: Annotated[str, typer.Option(help="Text column (documents).")] = "text",
+) -> None:
+    """Check a dataset or documents file; prints a summary or a precise error."""
+    if kind == "beir":
+        beir = load_beir(path, split=split)
+        typer.echo(f"ok: {len(beir.corpus_ids)} documents, {len(beir.qrels)} {split} queries")
+    elif kind == "stsb":
+        typer.echo(f"ok: {len(load_stsb(path, split=split))} pairs")
+    elif kind == "documents":
+        docs = load_documents(path, id_column=id_column, text_column=text_column)
+        typer.echo(f"ok: {len(docs)} documents")
+    else:
+        raise typer.BadParameter(f"unknown kind {kind!r}; expected beir, stsb or documents")
+
+
+@model_app.command("info")
+def model_info(model: ModelOpt = None) -> None:
+    """Show the model's id, dimension, sequence length and fingerprint."""
+    encoder = Encoder.load(model)
+    typer.echo(
+        json.dumps(
+            {
+                "model_id": encoder.model_id,
+                "path": str(encoder.path),
+                "dimension": encoder.dimension,
+                "max_seq_length": encoder.max_seq_length,
+                "fingerprint": encoder.fingerprint,
+            }
+        )
+    )

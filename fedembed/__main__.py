@@ -1,0 +1,5 @@
+"""``python -m fedembed`` runs the CLI."""
+
+from fedembed.cli import main
+
+main()

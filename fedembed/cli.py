@@ -1,0 +1,104 @@
+"""The ``fedembed`` command: one subcommand group per component."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from embedding_core.cli import data_app, eval_app, model_app
+from embedding_core.errors import FedembedError
+from fedembed import __version__
+from fedembed.demo import demo
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fedembed",
+    help="Privacy-preserving federated embeddings: train, index, query and audit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_PLANNED = {
+    "node": "on-premise member node: local DP fine-tuning, uploads (client_node)",
+    "coordinator": "Flower ServerApp, secure aggregation, privacy ledger, admin API",
+    "index": "encrypted-at-rest vector index and partner query endpoint (secure_index)",
+    "partner": "partner API keys: create, revoke (secure_index)",
+    "audit": "inversion, membership-inference and bias audits; compliance report (attacks)",
+    "policy": "declarative privacy, access and audit policies (policies)",
+}
+
+
+def _placeholder(name: str, what: str) -> typer.Typer:
+    group = typer.Typer(help=f"[not yet available] {what}.", invoke_without_command=True)
+
+    @group.callback()
+    def _not_available() -> None:
+        typer.echo(
+            f"fedembed {name} is not yet available in fedembed {__version__} ({what}). "
+            "See README.md for what works today.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+
+    return group
+
+
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+for _name, _what in _PLANNED.items():
+    app.add_typer(_placeholder(_name, _what), name=_name)
+app.command("demo")(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Configure logging once for every subcommand."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning a user's mistake into a one-line error."""
+    if os.environ.get("FEDEMBED_ALLOW_DOWNLOAD", "") not in {"1", "true", "yes"}:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        code = app(standalone_mode=False)
+    except FedembedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

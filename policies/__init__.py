@@ -1,0 +1,1 @@
+"""Declarative privacy, access and audit policies (planned)."""

@@ -1,0 +1,1 @@
+"""Encrypted-at-rest vector index and the partner query endpoint (planned)."""

@@ -1,0 +1,157 @@
+"""The fedembed CLI, run as a real subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fedembed", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+
+
+def last_json(stdout: str) -> dict[str, float]:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_help_lists_one_group_per_component() -> None:
+    result = run_cli("--help")
+
+    assert result.returncode == 0
+    for group in ("eval", "data", "model", "node", "coordinator", "index", "partner", "audit", "policy", "demo"):
+        assert group in result.stdout
+
+
+@pytest.mark.parametrize("group", ["node", "coordinator", "index", "partner", "audit", "policy"])
+def test_planned_groups_say_not_yet_available(group: str) -> None:
+    result = run_cli(group)
+
+    assert result.returncode == 2
+    assert "not yet available" in result.stderr
+
+
+def test_eval_sts_reproduces_published_number(shared_data_dir: Path) -> None:
+    result = run_cli("eval", "sts", "--data-dir", str(shared_data_dir), "--json")
+
+    assert result.returncode == 0, result.stderr
+    spearman = last_json(result.stdout)["spearman"]
+    assert spearman == pytest.approx(0.8203, abs=0.005)
+
+
+def test_eval_sts_uses_env_data_dir(shared_data_dir: Path) -> None:
+    result = run_cli("eval", "sts", "--split", "dev", "--json", env={"FEDEMBED_DATA_DIR": str(shared_data_dir)})
+
+    assert result.returncode == 0, result.stderr
+    assert 0.8 < last_json(result.stdout)["spearman"] < 0.95
+
+
+@pytest.mark.slow
+def test_eval_beir_scifact_reproduces_published_number(shared_data_dir: Path, embedding_cache_dir: Path) -> None:
+    result = run_cli(
+        "eval", "beir", "--dataset", "scifact", "--data-dir", str(shared_data_dir),
+        "--cache-dir", str(embedding_cache_dir), "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    metrics = last_json(result.stdout)
+    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10"}
+    assert metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert metrics["recall@100"] > metrics["ndcg@10"]
+
+
+@pytest.mark.slow
+def test_demo_prints_both_numbers(shared_data_dir: Path, embedding_cache_dir: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "demo", "--data-dir", str(shared_data_dir), "--out", str(tmp_path),
+        "--cache-dir", str(embedding_cache_dir),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "STS-B test Spearman" in result.stdout
+    assert "SciFact test nDCG@10" in result.stdout
+    assert " NO" not in result.stdout
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["stsb"]["spearman"] == pytest.approx(0.8203, abs=0.005)
+    assert saved["scifact"]["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
+
+
+def test_missing_model_path_is_one_clear_line(shared_data_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("eval", "sts", "--data-dir", str(shared_data_dir), "--model", str(tmp_path / "nope"))
+
+    assert result.returncode == 2
+    assert "error: model path" in result.stderr
+    assert "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("eval", "beir", "--dataset", "scifact", "--data-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "scifact" in result.stderr
+    assert "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_dir_option_and_env_is_explained() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FEDEMBED_DATA_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-m", "fedembed", "eval", "sts"], capture_output=True, text=True,
+        env=env, cwd=REPO_ROOT, check=False, timeout=300,
+    )
+
+    assert result.returncode == 2
+    assert "FEDEMBED_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_file_names_file_and_line(shared_data_dir: Path, tmp_path: Path) -> None:
+    stsb = tmp_path / "stsb"
+    stsb.mkdir()
+    good = (shared_data_dir / "stsb" / "stsb-test.jsonl").read_text().splitlines()
+    (stsb / "stsb-test.jsonl").write_text("\n".join([good[0], good[1], "{not json", *good[3:]]) + "\n")
+
+    result = run_cli("eval", "sts", "--data-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "stsb-test.jsonl:3" in result.stderr
+    assert "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_validate_documents(tmp_path: Path) -> None:
+    docs = tmp_path / "docs.csv"
+    docs.write_text("doc_id,body\n1,first document\n2,second document\n")
+
+    ok = run_cli("data", "validate", str(docs), "--id-column", "doc_id", "--text-column", "body")
+    bad = run_cli("data", "validate", str(docs))
+
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: 2 documents" in ok.stdout
+    assert bad.returncode == 2
+    assert "--id-column" in bad.stderr or "--text-column" in bad.stderr
+
+
+def test_model_info_reports_dimension() -> None:
+    result = run_cli("model", "info")
+
+    assert result.returncode == 0, result.stderr
+    info = last_json(result.stdout)
+    assert info["dimension"] == 384
