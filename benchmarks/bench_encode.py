@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from embedding_core.data import load_beir, resolve_dataset_dir  # noqa: E402
-from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder  # noqa: E402
+from embedding_core.data import load_beir, resolve_dataset_dir
+from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
 
 
 def _rate(fn: Callable[[Sequence[str]], object], texts: Sequence[str]) -> float:
@@ -31,7 +31,9 @@ def _rate(fn: Callable[[Sequence[str]], object], texts: Sequence[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def bench(texts: Sequence[str], encoder: Encoder, repeats: int, batch_size: int) -> dict[str, object]:
+def bench(
+    texts: Sequence[str], encoder: Encoder, repeats: int, batch_size: int
+) -> dict[str, object]:
     model = encoder.model
 
     def ours(t: Sequence[str]) -> object:

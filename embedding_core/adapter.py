@@ -174,7 +174,8 @@ class Adapter(nn.Module):
         if self.linear is not None:
             y = x + self.linear(x)
         else:
-            assert self.down is not None and self.up is not None
+            assert self.down is not None
+            assert self.up is not None
             y = x + self.up(self.down(x))
         if self.projection is not None:
             y = self.projection(y)
@@ -192,7 +193,7 @@ class Adapter(nn.Module):
         }
 
     @torch.no_grad()
-    def apply(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    def transform(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
         """Apply the adapter to numpy vectors (batched, no gradients)."""
         if vectors.ndim != 2 or vectors.shape[1] != self.in_dim:
             raise AdapterError(
@@ -326,8 +327,7 @@ class Adapter(nn.Module):
         expected = self.base_model.get("fingerprint")
         if expected and expected != fingerprint:
             raise AdapterError(
-                "the adapter was trained on another base model "
-                f"({self.base_model.get('id')})",
+                f"the adapter was trained on another base model ({self.base_model.get('id')})",
                 expected=f"an encoder with fingerprint {expected[:12]}...",
                 fix="pass --model with the model the adapter was trained on",
             )

@@ -139,4 +139,3 @@ class EmbeddingCache:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
-

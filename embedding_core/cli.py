@@ -43,9 +43,7 @@ ModelOpt = Annotated[
 AdapterOpt = Annotated[
     Path | None, typer.Option("--adapter", help="Adapter folder to apply on top of the model.")
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON on the last line.")
-]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on the last line.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
 CacheOpt = Annotated[
     Path | None,
@@ -77,7 +75,9 @@ def eval_sts(
     as_json: JsonOpt = False,
 ) -> None:
     """Spearman correlation (cosine) on the STS Benchmark."""
-    pairs = load_stsb(resolve_dataset_dir(data_dir, "stsb", marker=f"stsb-{split}.jsonl"), split=split)
+    pairs = load_stsb(
+        resolve_dataset_dir(data_dir, "stsb", marker=f"stsb-{split}.jsonl"), split=split
+    )
     encoder = Encoder.load(model)
     result = evaluate_sts(encoder, pairs, adapter=_load_adapter(adapter), batch_size=batch_size)
     _emit(result, as_json=as_json, title=f"STS-B {split} ({len(pairs)} pairs)")

@@ -157,8 +157,9 @@ class Encoder:
     @property
     def dimension(self) -> int:
         """Width of the vectors :meth:`encode` returns."""
-        getter = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        getter = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
         dim = getter()
         if dim is None:  # pragma: no cover - all sentence-transformers poolings set it
@@ -168,7 +169,7 @@ class Encoder:
     @property
     def max_seq_length(self) -> int:
         """Maximum tokens per text; longer texts are truncated."""
-        return int(self._model.max_seq_length)
+        return int(self._model.max_seq_length or 0)
 
     @property
     def model(self) -> SentenceTransformer:

@@ -65,8 +65,8 @@ def _manual_fix(url: str, target: Path) -> str:
 def _fetch(url: str, destination: Path, timeout: float, target: Path) -> str:
     """Stream ``url`` into ``destination`` and return the MD5 hex digest of the bytes."""
     digest = hashlib.md5(usedforsecurity=False)
-    request = urllib.request.Request(url, headers={"User-Agent": "fedembed"})
     try:
+        request = urllib.request.Request(url, headers={"User-Agent": "fedembed"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)
             received = 0
@@ -86,7 +86,7 @@ def _fetch(url: str, destination: Path, timeout: float, target: Path) -> str:
             f"could not download {url}: HTTP {exc.code} {exc.reason}",
             fix=_manual_fix(url, target),
         ) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise DownloadError(
             f"could not download {url}: {reason}", fix=_manual_fix(url, target)

@@ -23,9 +23,7 @@ def _check_k(k: int) -> None:
 def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int) -> float:
     """Normalised discounted cumulative gain of one ranking, cut at ``k``."""
     _check_k(k)
-    dcg = sum(
-        relevance.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k])
-    )
+    dcg = sum(relevance.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
     ideal = sorted((g for g in relevance.values() if g > 0), reverse=True)[:k]
     idcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0

@@ -75,9 +75,9 @@ def score_retrieval(
     """
     queries, documents = vectors.queries, vectors.documents
     if adapter is not None:
-        queries = adapter.apply(queries)
+        queries = adapter.transform(queries)
         if adapter.side is AdapterSide.BOTH:
-            documents = adapter.apply(documents)
+            documents = adapter.transform(documents)
     indices, _ = exact_top_k(queries, documents, RETRIEVAL_DEPTH)
     rankings = {
         qid: [dataset.corpus_ids[j] for j in row]

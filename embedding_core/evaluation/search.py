@@ -24,9 +24,7 @@ def exact_top_k(
         k: How many to return per query (capped at ``n``).
     """
     if queries.ndim != 2 or documents.ndim != 2 or queries.shape[1] != documents.shape[1]:
-        raise ValueError(
-            f"shape mismatch: queries {queries.shape} vs documents {documents.shape}"
-        )
+        raise ValueError(f"shape mismatch: queries {queries.shape} vs documents {documents.shape}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(k, documents.shape[0])

@@ -42,7 +42,7 @@ def evaluate_sts(
     else:
         vectors = encoder.encode(texts, batch_size=batch_size)
     if adapter is not None:
-        vectors = adapter.apply(vectors)
+        vectors = adapter.transform(vectors)
     left, right = vectors[: len(pairs)], vectors[len(pairs) :]
     cosine = np.sum(left * right, axis=1) / (
         np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)

@@ -13,7 +13,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "fedembed", *args],
@@ -34,7 +36,18 @@ def test_help_lists_one_group_per_component() -> None:
     result = run_cli("--help")
 
     assert result.returncode == 0
-    for group in ("eval", "data", "model", "node", "coordinator", "index", "partner", "audit", "policy", "demo"):
+    for group in (
+        "eval",
+        "data",
+        "model",
+        "node",
+        "coordinator",
+        "index",
+        "partner",
+        "audit",
+        "policy",
+        "demo",
+    ):
         assert group in result.stdout
 
 
@@ -55,17 +68,28 @@ def test_eval_sts_reproduces_published_number(shared_data_dir: Path) -> None:
 
 
 def test_eval_sts_uses_env_data_dir(shared_data_dir: Path) -> None:
-    result = run_cli("eval", "sts", "--split", "dev", "--json", env={"FEDEMBED_DATA_DIR": str(shared_data_dir)})
+    result = run_cli(
+        "eval", "sts", "--split", "dev", "--json", env={"FEDEMBED_DATA_DIR": str(shared_data_dir)}
+    )
 
     assert result.returncode == 0, result.stderr
     assert 0.8 < last_json(result.stdout)["spearman"] < 0.95
 
 
 @pytest.mark.slow
-def test_eval_beir_scifact_reproduces_published_number(shared_data_dir: Path, embedding_cache_dir: Path) -> None:
+def test_eval_beir_scifact_reproduces_published_number(
+    shared_data_dir: Path, embedding_cache_dir: Path
+) -> None:
     result = run_cli(
-        "eval", "beir", "--dataset", "scifact", "--data-dir", str(shared_data_dir),
-        "--cache-dir", str(embedding_cache_dir), "--json",
+        "eval",
+        "beir",
+        "--dataset",
+        "scifact",
+        "--data-dir",
+        str(shared_data_dir),
+        "--cache-dir",
+        str(embedding_cache_dir),
+        "--json",
     )
 
     assert result.returncode == 0, result.stderr
@@ -77,10 +101,17 @@ def test_eval_beir_scifact_reproduces_published_number(shared_data_dir: Path, em
 
 
 @pytest.mark.slow
-def test_demo_prints_both_numbers(shared_data_dir: Path, embedding_cache_dir: Path, tmp_path: Path) -> None:
+def test_demo_prints_both_numbers(
+    shared_data_dir: Path, embedding_cache_dir: Path, tmp_path: Path
+) -> None:
     result = run_cli(
-        "demo", "--data-dir", str(shared_data_dir), "--out", str(tmp_path),
-        "--cache-dir", str(embedding_cache_dir),
+        "demo",
+        "--data-dir",
+        str(shared_data_dir),
+        "--out",
+        str(tmp_path),
+        "--cache-dir",
+        str(embedding_cache_dir),
     )
 
     assert result.returncode == 0, result.stderr
@@ -93,7 +124,9 @@ def test_demo_prints_both_numbers(shared_data_dir: Path, embedding_cache_dir: Pa
 
 
 def test_missing_model_path_is_one_clear_line(shared_data_dir: Path, tmp_path: Path) -> None:
-    result = run_cli("eval", "sts", "--data-dir", str(shared_data_dir), "--model", str(tmp_path / "nope"))
+    result = run_cli(
+        "eval", "sts", "--data-dir", str(shared_data_dir), "--model", str(tmp_path / "nope")
+    )
 
     assert result.returncode == 2
     assert "error: model path" in result.stderr
@@ -113,8 +146,13 @@ def test_missing_dataset_is_one_clear_line(tmp_path: Path) -> None:
 def test_missing_data_dir_option_and_env_is_explained() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FEDEMBED_DATA_DIR"}
     result = subprocess.run(
-        [sys.executable, "-m", "fedembed", "eval", "sts"], capture_output=True, text=True,
-        env=env, cwd=REPO_ROOT, check=False, timeout=300,
+        [sys.executable, "-m", "fedembed", "eval", "sts"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+        timeout=300,
     )
 
     assert result.returncode == 2
@@ -126,7 +164,9 @@ def test_malformed_file_names_file_and_line(shared_data_dir: Path, tmp_path: Pat
     stsb = tmp_path / "stsb"
     stsb.mkdir()
     good = (shared_data_dir / "stsb" / "stsb-test.jsonl").read_text().splitlines()
-    (stsb / "stsb-test.jsonl").write_text("\n".join([good[0], good[1], "{not json", *good[3:]]) + "\n")
+    (stsb / "stsb-test.jsonl").write_text(
+        "\n".join([good[0], good[1], "{not json", *good[3:]]) + "\n"
+    )
 
     result = run_cli("eval", "sts", "--data-dir", str(tmp_path))
 

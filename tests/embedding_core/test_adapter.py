@@ -24,7 +24,7 @@ def _unit(rows: int, dim: int, seed: int = 0) -> np.ndarray:
 def test_fresh_adapter_is_identity(kind: AdapterKind, rank: int | None) -> None:
     x = _unit(16, 384)
 
-    y = Adapter(384, kind=kind, rank=rank).apply(x)
+    y = Adapter(384, kind=kind, rank=rank).transform(x)
 
     np.testing.assert_allclose(y, x, atol=1e-6)
 
@@ -36,7 +36,7 @@ def test_projection_reduces_dimension_and_keeps_neighbours() -> None:
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     adapter = Adapter(384, out_dim=128)
 
-    y = adapter.apply(x)
+    y = adapter.transform(x)
 
     assert y.shape == (200, 128)
     np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
@@ -64,7 +64,9 @@ def test_adapter_is_trainable() -> None:
     assert loss().item() < before - 0.05
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     in_dim=st.integers(min_value=2, max_value=48),
     low_rank=st.booleans(),
@@ -83,8 +85,14 @@ def test_save_load_round_trip(
     folder = tmp_path_factory.mktemp("adapter")
     rank = max(1, in_dim // 3) if low_rank else None
     out_dim = max(1, in_dim // 2) if reduce else None
-    adapter = Adapter(in_dim, kind="low_rank" if low_rank else "residual_linear", rank=rank,
-                      out_dim=out_dim, side=side, seed=seed)
+    adapter = Adapter(
+        in_dim,
+        kind="low_rank" if low_rank else "residual_linear",
+        rank=rank,
+        out_dim=out_dim,
+        side=side,
+        seed=seed,
+    )
     with torch.no_grad():
         for p in adapter.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -93,7 +101,7 @@ def test_save_load_round_trip(
     loaded = Adapter.load(folder)
 
     x = _unit(5, in_dim, seed)
-    np.testing.assert_array_equal(loaded.apply(x), adapter.apply(x))
+    np.testing.assert_array_equal(loaded.transform(x), adapter.transform(x))
     assert loaded.config() == adapter.config()
     assert loaded.metadata == {"rounds": 3}
     assert loaded.base_model == {"id": "m", "fingerprint": "f" * 64}
@@ -164,4 +172,4 @@ def test_invalid_configuration_is_rejected(kwargs: dict[str, object]) -> None:
 
 def test_apply_rejects_wrong_width() -> None:
     with pytest.raises(AdapterError, match=r"shape \(n, 16\)"):
-        Adapter(16).apply(_unit(3, 8))
+        Adapter(16).transform(_unit(3, 8))

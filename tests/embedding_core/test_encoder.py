@@ -48,7 +48,9 @@ def test_batch_size_does_not_change_vectors(encoder: Encoder) -> None:
 
 
 def test_order_is_kept_and_semantics_hold(encoder: Encoder) -> None:
-    vectors = encoder.encode(["A man is playing a guitar.", "Stocks fell sharply.", "Someone plays guitar."])
+    vectors = encoder.encode(
+        ["A man is playing a guitar.", "Stocks fell sharply.", "Someone plays guitar."]
+    )
 
     sims = vectors @ vectors.T
     assert sims[0, 2] > sims[0, 1] + 0.3

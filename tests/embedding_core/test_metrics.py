@@ -53,8 +53,12 @@ def test_agrees_with_trec_eval_on_random_runs() -> None:
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
     ref = evaluator.evaluate(run)
 
-    assert ours["ndcg@10"] == pytest.approx(np.mean([r["ndcg_cut_10"] for r in ref.values()]), abs=1e-9)
-    assert ours["recall@100"] == pytest.approx(np.mean([r["recall_100"] for r in ref.values()]), abs=1e-9)
+    assert ours["ndcg@10"] == pytest.approx(
+        np.mean([r["ndcg_cut_10"] for r in ref.values()]), abs=1e-9
+    )
+    assert ours["recall@100"] == pytest.approx(
+        np.mean([r["recall_100"] for r in ref.values()]), abs=1e-9
+    )
 
 
 def test_mean_metrics_requires_rankings_for_judged_queries() -> None:

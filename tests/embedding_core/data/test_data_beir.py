@@ -9,12 +9,12 @@ import pytest
 from embedding_core.data import BeirDataset, load_beir
 from embedding_core.errors import DataFormatError, DatasetNotFoundError
 
-CORPUS = [
+CORPUS: list[dict[str, object]] = [
     {"_id": "d1", "title": "Title one", "text": "Body one.", "metadata": {}},
     {"_id": 2, "title": "", "text": "Body two.", "metadata": {}},
     {"_id": "d3", "title": "Only a title", "text": "", "metadata": {}},
 ]
-QUERIES = [
+QUERIES: list[dict[str, object]] = [
     {"_id": "q1", "text": "first query"},
     {"_id": 2, "text": "second query"},
     {"_id": "q3", "text": "train-only query"},

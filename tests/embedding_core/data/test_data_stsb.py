@@ -104,9 +104,7 @@ def _pair(**overrides: object) -> str:
 )
 def test_malformed_jsonl(tmp_path: Path, bad_line: str, needle: str) -> None:
     # Prepare
-    (tmp_path / "stsb-test.jsonl").write_text(
-        _pair() + "\n\n" + bad_line + "\n", encoding="utf-8"
-    )
+    (tmp_path / "stsb-test.jsonl").write_text(_pair() + "\n\n" + bad_line + "\n", encoding="utf-8")
 
     # Execute
     with pytest.raises(DataFormatError) as caught:
