@@ -4,7 +4,8 @@ Both run in the same process on the same model object, interleaved (A, B, A, B, 
 so machine noise hits both alike. Sentences are SciFact's queries (claims); documents
 are SciFact corpus entries (title + text). Prints one JSON object.
 
-    .venv/bin/python benchmarks/bench_encode.py --data-dir ../shared/data [--docs 1000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_encode.py --data-dir ../shared/data \
+        [--docs 1000] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from embedding_core.encoder import Encoder  # noqa: E402
+from embedding_core.encoder import Encoder
 
 
 @pytest.fixture(scope="session")
