@@ -1,0 +1,43 @@
+"""Differential-privacy accounting of a member node's DP-SGD training.
+
+- ``rdp``: pure RDP analysis of the Poisson-subsampled Gaussian mechanism (Mironov,
+  Talwar and Zhang 2019) and RDP-to-(epsilon, delta) conversion (Balle et al. 2020, or
+  Mironov 2017).
+- ``accountant``: ``RDPAccountant``, composition of heterogeneous DP-SGD steps.
+- ``ledger``: ``PrivacyLedger``, the node's persisted record of every charge, with a
+  budget that is enforced before a charge is recorded.
+"""
+
+from __future__ import annotations
+
+from client_node.accounting.accountant import RDPAccountant
+from client_node.accounting.ledger import (
+    BudgetExceededError,
+    LedgerEntry,
+    LedgerError,
+    PrivacyLedger,
+)
+from client_node.accounting.rdp import (
+    CONVERSIONS,
+    DEFAULT_ORDERS,
+    PrivacyParameterError,
+    compute_rdp,
+    epsilon_for,
+    noise_multiplier_for,
+    rdp_to_epsilon,
+)
+
+__all__ = [
+    "CONVERSIONS",
+    "DEFAULT_ORDERS",
+    "BudgetExceededError",
+    "LedgerEntry",
+    "LedgerError",
+    "PrivacyLedger",
+    "PrivacyParameterError",
+    "RDPAccountant",
+    "compute_rdp",
+    "epsilon_for",
+    "noise_multiplier_for",
+    "rdp_to_epsilon",
+]

@@ -1,0 +1,635 @@
+"""The member node's privacy ledger: every DP-SGD charge ever made, persisted on disk.
+
+The ledger is the node's memory of how much privacy its records have spent. It composes
+all charges ever recorded (across runs and rounds) with the RDP accountant and refuses a
+charge that would take the total past the node's budget *before* recording it. It is a
+small JSON file written atomically; it holds mechanism parameters only (noise multiplier,
+sample rate, steps), never data or vectors.
+
+A lost or silently reset ledger would reset the node's privacy spending, so a missing
+entry is never papered over: a corrupt file is an error naming the file and the fix, and
+a ledger is only created where no file exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypedDict
+
+from client_node.accounting.accountant import RDPAccountant
+from client_node.accounting.rdp import PrivacyParameterError
+from embedding_core.errors import FedembedError
+
+__all__ = [
+    "BudgetExceededError",
+    "LedgerEntry",
+    "LedgerError",
+    "PrivacyLedger",
+]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA: Final = "fedembed.privacy_ledger"
+_VERSION: Final = 1
+_ACCOUNTANT: Final = "rdp"
+_CONVERSION: Final = "balle2020"
+DEFAULT_UNIT: Final = "interaction record"
+
+
+class LedgerEntry(TypedDict):
+    """One recorded charge (mechanism parameters only)."""
+
+    run_id: str
+    round: int
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    epsilon_after: float
+    timestamp: str
+
+
+class LedgerError(FedembedError):
+    """The ledger file is corrupt, or does not match this node's settings."""
+
+
+class BudgetExceededError(FedembedError):
+    """A charge would take the node's privacy spending past its budget.
+
+    Attributes:
+        node_id: The node whose budget it is.
+        spent_epsilon: Epsilon spent before the refused charge.
+        requested_epsilon: Epsilon the node would reach with the charge.
+        max_epsilon: The node's budget.
+        delta: The delta all these epsilons are stated at.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        spent_epsilon: float,
+        requested_epsilon: float,
+        max_epsilon: float,
+        delta: float,
+        unit: str = DEFAULT_UNIT,
+    ) -> None:
+        self.node_id = node_id
+        self.spent_epsilon = spent_epsilon
+        self.requested_epsilon = requested_epsilon
+        self.max_epsilon = max_epsilon
+        self.delta = delta
+        self.unit = unit
+        super().__init__(
+            f"privacy budget exceeded on node {node_id!r}: it has spent epsilon "
+            f"{spent_epsilon:.4f} and this round would reach epsilon {requested_epsilon:.4f}, "
+            f"over its budget of {max_epsilon:.4f} (delta={delta:g}, unit: one {unit}, "
+            "RDP accountant); nothing was charged",
+            expected=f"a round whose charge keeps epsilon at or below {max_epsilon:.4f}",
+            fix="raise the privacy budget (max_epsilon) in the node config if the "
+            "consortium agrees, or stop training on this node (a larger noise multiplier, "
+            "fewer steps or a smaller sample rate spend less per round)",
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a rename in ``directory`` durable (POSIX); a no-op where unsupported."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_json(path: Path, document: dict[str, Any]) -> None:
+    """Writes ``document`` so that ``path`` is always either the old or the new file."""
+    data = (json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class PrivacyLedger:
+    """Persisted record of a node's DP-SGD privacy spending, with a budget.
+
+    Use ``PrivacyLedger.open`` to create or load one. The epsilon of the ledger is the
+    RDP composition of all entries ever charged (Balle et al. 2020 conversion) at the
+    ledger's fixed delta, for the ledger's privacy unit.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        node_id: str,
+        max_epsilon: float,
+        delta: float,
+        unit: str,
+        entries: list[LedgerEntry],
+        created: str,
+    ) -> None:
+        self._path = path
+        self._node_id = node_id
+        self._max_epsilon = max_epsilon
+        self._delta = delta
+        self._unit = unit
+        self._entries = entries
+        self._created = created
+        self._accountant = self._accountant_of(entries)
+
+    # ---------------------------------------------------------------------- opening
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        node_id: str,
+        max_epsilon: float,
+        delta: float,
+        unit: str = DEFAULT_UNIT,
+    ) -> PrivacyLedger:
+        """Loads the ledger at ``path``, or creates an empty one if no file exists.
+
+        ``max_epsilon`` comes from the node config and may change between runs (a raised
+        budget applies from now on); ``node_id``, ``delta`` and ``unit`` are fixed for the
+        life of a ledger, because epsilons at different deltas or units do not compose.
+
+        Args:
+            path: The ledger file (JSON).
+            node_id: The node this ledger belongs to.
+            max_epsilon: The node's privacy budget, > 0.
+            delta: Delta of every epsilon in this ledger, 0 < delta < 1.
+            unit: The privacy unit, e.g. ``"interaction record"``.
+
+        Raises:
+            LedgerError: The file is corrupt or belongs to another node, delta or unit.
+            PrivacyParameterError: ``max_epsilon`` or ``delta`` is out of range.
+        """
+        ledger_path = Path(path)
+        if not isinstance(node_id, str) or not node_id.strip():
+            raise PrivacyParameterError(
+                f"node_id must be a non-empty string, got {node_id!r}",
+                expected="the node's id from its node config",
+            )
+        if not _is_number(max_epsilon) or max_epsilon <= 0:
+            raise PrivacyParameterError(
+                f"max_epsilon must be a finite number > 0, got {max_epsilon!r}",
+                expected="the node's privacy budget epsilon, e.g. 8.0",
+                fix="set max_epsilon in the node config",
+            )
+        if not _is_number(delta) or not 0.0 < delta < 1.0:
+            raise PrivacyParameterError(
+                f"delta must lie strictly between 0 and 1, got {delta!r}",
+                expected="0 < delta < 1, usually well below 1 / number of records (e.g. 1e-5)",
+                fix="set delta in the node config",
+            )
+        if not isinstance(unit, str) or not unit.strip():
+            raise PrivacyParameterError(
+                f"unit must be a non-empty string, got {unit!r}",
+                expected='the privacy unit, e.g. "interaction record"',
+            )
+        max_eps, dlt = float(max_epsilon), float(delta)
+
+        if not ledger_path.exists():
+            ledger_path.parent.mkdir(parents=True, exist_ok=True)
+            ledger = cls(
+                ledger_path,
+                node_id=node_id,
+                max_epsilon=max_eps,
+                delta=dlt,
+                unit=unit,
+                entries=[],
+                created=_now(),
+            )
+            ledger._save()
+            logger.info(
+                "open: created ledger %s node=%s max_epsilon=%g delta=%g unit=%s",
+                ledger_path,
+                node_id,
+                max_eps,
+                dlt,
+                unit,
+            )
+            return ledger
+
+        document = cls._read(ledger_path)
+        cls._check_identity(ledger_path, document, node_id=node_id, delta=dlt, unit=unit)
+        ledger = cls(
+            ledger_path,
+            node_id=node_id,
+            max_epsilon=max_eps,
+            delta=dlt,
+            unit=unit,
+            entries=document["entries"],
+            created=str(document["created"]),
+        )
+        stored_max = document["max_epsilon"]
+        if stored_max != max_eps:
+            logger.info(
+                "open: node=%s max_epsilon changed from %g (file) to %g (config)",
+                node_id,
+                stored_max,
+                max_eps,
+            )
+            ledger._save()
+        logger.info(
+            "open: loaded ledger %s node=%s entries=%d spent_epsilon=%.4f max_epsilon=%g",
+            ledger_path,
+            node_id,
+            len(ledger._entries),
+            ledger.spent_epsilon(),
+            max_eps,
+        )
+        return ledger
+
+    # ----------------------------------------------------------------------- queries
+
+    @property
+    def path(self) -> Path:
+        """The ledger file."""
+        return self._path
+
+    @property
+    def node_id(self) -> str:
+        """The node this ledger belongs to."""
+        return self._node_id
+
+    @property
+    def max_epsilon(self) -> float:
+        """The node's privacy budget."""
+        return self._max_epsilon
+
+    @property
+    def delta(self) -> float:
+        """Delta of every epsilon in this ledger."""
+        return self._delta
+
+    @property
+    def unit(self) -> str:
+        """The privacy unit (what one neighbouring dataset adds or removes)."""
+        return self._unit
+
+    @property
+    def entries(self) -> list[LedgerEntry]:
+        """Copies of the recorded charges, oldest first."""
+        return [entry.copy() for entry in self._entries]
+
+    def spent_epsilon(self) -> float:
+        """Epsilon of all charges ever recorded, composed (0.0 for an empty ledger)."""
+        return self._accountant.get_epsilon(self._delta, conversion=_CONVERSION)
+
+    def remaining(self) -> float:
+        """Budget left: ``max_epsilon - spent_epsilon``, never below 0."""
+        return max(0.0, self._max_epsilon - self.spent_epsilon())
+
+    def preview(self, *, noise_multiplier: float, sample_rate: float, steps: int) -> float:
+        """Epsilon the ledger would reach with this charge; records and writes nothing.
+
+        Raises:
+            PrivacyParameterError: A parameter is out of range.
+        """
+        hypothetical = self._accountant.copy()
+        hypothetical.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
+        return hypothetical.get_epsilon(self._delta, conversion=_CONVERSION)
+
+    def summary(self) -> dict[str, Any]:
+        """What the ledger covers, for manifests and reports (JSON-ready)."""
+        runs = sorted({entry["run_id"] for entry in self._entries})
+        spent = self.spent_epsilon()
+        return {
+            "node_id": self._node_id,
+            "path": str(self._path),
+            "unit": self._unit,
+            "delta": self._delta,
+            "accountant": _ACCOUNTANT,
+            "conversion": _CONVERSION,
+            "spent_epsilon": spent,
+            "max_epsilon": self._max_epsilon,
+            "remaining_epsilon": max(0.0, self._max_epsilon - spent),
+            "entries": len(self._entries),
+            "runs": runs,
+            "composition": (
+                f"RDP composition of all {len(self._entries)} charges recorded on node "
+                f"{self._node_id!r} across {len(runs)} run(s), Poisson-subsampled Gaussian "
+                f"(DP-SGD), add/remove one {self._unit}"
+            ),
+        }
+
+    # ----------------------------------------------------------------------- charging
+
+    def check(self, *, noise_multiplier: float, sample_rate: float, steps: int) -> float:
+        """Raise ``BudgetExceededError`` if this charge would not fit; nothing is written.
+
+        Returns:
+            The epsilon the node would reach with the charge.
+        """
+        after = self.preview(
+            noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps
+        )
+        if after > self.max_epsilon:
+            raise BudgetExceededError(
+                node_id=self.node_id,
+                spent_epsilon=self.spent_epsilon(),
+                requested_epsilon=after,
+                max_epsilon=self.max_epsilon,
+                delta=self.delta,
+                unit=self.unit,
+            )
+        return after
+
+    def charge(
+        self,
+        *,
+        noise_multiplier: float,
+        sample_rate: float,
+        steps: int,
+        run_id: str,
+        round: int,
+    ) -> float:
+        """Records a DP-SGD charge if it fits the budget, and persists the ledger.
+
+        The file is re-read first, so a charge made meanwhile through another
+        ``PrivacyLedger`` object on the same file is never lost (one writer at a time).
+
+        Args:
+            noise_multiplier: Noise std divided by the clipping norm, > 0.
+            sample_rate: Poisson sampling probability, in (0, 1].
+            steps: Number of DP-SGD steps of this charge, >= 0.
+            run_id: The training run.
+            round: The federated round within the run, >= 0.
+
+        Returns:
+            The epsilon spent after this charge.
+
+        Raises:
+            BudgetExceededError: The charge would exceed ``max_epsilon``; nothing was
+                recorded or written.
+            LedgerError: The file on disk is corrupt, missing or changed identity.
+            PrivacyParameterError: A parameter is out of range.
+        """
+        if not isinstance(run_id, str) or not run_id:
+            raise PrivacyParameterError(
+                f"run_id must be a non-empty string, got {run_id!r}",
+                expected="the id of the training run",
+            )
+        if isinstance(round, bool) or not isinstance(round, int) or round < 0:
+            raise PrivacyParameterError(
+                f"round must be an integer >= 0, got {round!r}",
+                expected="the federated round number",
+            )
+        self._reload()
+        spent = self.spent_epsilon()
+        after = self.preview(
+            noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps
+        )
+        if after > self._max_epsilon:
+            logger.warning(
+                "charge: refused node=%s run=%s round=%d spent_epsilon=%.4f "
+                "epsilon_after=%.4f max_epsilon=%g",
+                self._node_id,
+                run_id,
+                round,
+                spent,
+                after,
+                self._max_epsilon,
+            )
+            raise BudgetExceededError(
+                node_id=self._node_id,
+                spent_epsilon=spent,
+                requested_epsilon=after,
+                max_epsilon=self._max_epsilon,
+                delta=self._delta,
+                unit=self._unit,
+            )
+        entry = LedgerEntry(
+            run_id=run_id,
+            round=round,
+            noise_multiplier=float(noise_multiplier),
+            sample_rate=float(sample_rate),
+            steps=int(steps),
+            epsilon_after=after,
+            timestamp=_now(),
+        )
+        accountant = self._accountant.copy()
+        accountant.step(
+            noise_multiplier=entry["noise_multiplier"],
+            sample_rate=entry["sample_rate"],
+            steps=entry["steps"],
+        )
+        self._save(entries=[*self._entries, entry])
+        self._entries.append(entry)
+        self._accountant = accountant
+        logger.info(
+            "charge: node=%s run=%s round=%d noise_multiplier=%g sample_rate=%g steps=%d "
+            "epsilon_after=%.4f max_epsilon=%g delta=%g",
+            self._node_id,
+            run_id,
+            round,
+            entry["noise_multiplier"],
+            entry["sample_rate"],
+            entry["steps"],
+            after,
+            self._max_epsilon,
+            self._delta,
+        )
+        return after
+
+    # ------------------------------------------------------------------ persistence
+
+    def _document(self, entries: list[LedgerEntry]) -> dict[str, Any]:
+        return {
+            "schema": _SCHEMA,
+            "version": _VERSION,
+            "node_id": self._node_id,
+            "unit": self._unit,
+            "delta": self._delta,
+            "accountant": _ACCOUNTANT,
+            "conversion": _CONVERSION,
+            "max_epsilon": self._max_epsilon,
+            "created": self._created,
+            "entries": [dict(entry) for entry in entries],
+        }
+
+    def _save(self, entries: list[LedgerEntry] | None = None) -> None:
+        _atomic_write_json(
+            self._path, self._document(self._entries if entries is None else entries)
+        )
+
+    def _reload(self) -> None:
+        if not self._path.exists():
+            raise LedgerError(
+                f"privacy ledger {self._path} of node {self._node_id!r} has disappeared",
+                expected="the ledger file this node opened, still in place",
+                fix="restore the file from a backup; do not recreate it empty, that would "
+                "reset the node's recorded privacy spending",
+            )
+        document = self._read(self._path)
+        self._check_identity(
+            self._path, document, node_id=self._node_id, delta=self._delta, unit=self._unit
+        )
+        entries: list[LedgerEntry] = document["entries"]
+        if entries != self._entries:
+            logger.info(
+                "charge: node=%s ledger %s changed on disk (%d entries, was %d); using the file",
+                self._node_id,
+                self._path,
+                len(entries),
+                len(self._entries),
+            )
+            self._entries = entries
+            self._accountant = self._accountant_of(entries)
+
+    @staticmethod
+    def _accountant_of(entries: list[LedgerEntry]) -> RDPAccountant:
+        accountant = RDPAccountant()
+        for entry in entries:
+            accountant.step(
+                noise_multiplier=entry["noise_multiplier"],
+                sample_rate=entry["sample_rate"],
+                steps=entry["steps"],
+            )
+        return accountant
+
+    @staticmethod
+    def _corrupt(path: Path, problem: str) -> LedgerError:
+        return LedgerError(
+            f"privacy ledger {path} is corrupt: {problem}",
+            expected=f'a JSON ledger written by fedembed (schema "{_SCHEMA}", version {_VERSION})',
+            fix="restore the file from a backup or repair it by hand; do not delete it, "
+            "a new empty ledger would reset the node's recorded privacy spending",
+        )
+
+    @classmethod
+    def _read(cls, path: Path) -> dict[str, Any]:
+        """Reads and validates a ledger file."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LedgerError(
+                f"privacy ledger {path} cannot be read: {exc}",
+                expected="a readable UTF-8 JSON file",
+                fix="check the file's permissions, or restore it from a backup",
+            ) from exc
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise cls._corrupt(path, f"invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+        if not isinstance(document, dict):
+            raise cls._corrupt(path, "the top level is not a JSON object")
+        if document.get("schema") != _SCHEMA:
+            raise cls._corrupt(path, f"schema is {document.get('schema')!r}")
+        if document.get("version") != _VERSION:
+            raise cls._corrupt(
+                path, f"version {document.get('version')!r} is not supported (want {_VERSION})"
+            )
+        if document.get("accountant") != _ACCOUNTANT or document.get("conversion") != _CONVERSION:
+            raise cls._corrupt(
+                path,
+                f"accountant {document.get('accountant')!r} / conversion "
+                f"{document.get('conversion')!r} is not {_ACCOUNTANT!r} / {_CONVERSION!r}",
+            )
+        for key, kind in (("node_id", str), ("unit", str), ("created", str)):
+            if not isinstance(document.get(key), kind):
+                raise cls._corrupt(path, f"field {key!r} is missing or not a string")
+        for key in ("delta", "max_epsilon"):
+            if not _is_number(document.get(key)):
+                raise cls._corrupt(path, f"field {key!r} is missing or not a number")
+        entries = document.get("entries")
+        if not isinstance(entries, list):
+            raise cls._corrupt(path, "field 'entries' is missing or not a list")
+        document["entries"] = [
+            cls._parse_entry(path, index, raw) for index, raw in enumerate(entries)
+        ]
+        return document
+
+    @classmethod
+    def _parse_entry(cls, path: Path, index: int, raw: object) -> LedgerEntry:
+        where = f"entry {index}"
+        if not isinstance(raw, dict):
+            raise cls._corrupt(path, f"{where} is not a JSON object")
+        missing = [key for key in LedgerEntry.__annotations__ if key not in raw]
+        if missing:
+            raise cls._corrupt(path, f"{where} lacks {', '.join(missing)}")
+        run_id, rnd, steps = raw["run_id"], raw["round"], raw["steps"]
+        sigma, rate = raw["noise_multiplier"], raw["sample_rate"]
+        eps_after, stamp = raw["epsilon_after"], raw["timestamp"]
+        if not isinstance(run_id, str) or not isinstance(stamp, str):
+            raise cls._corrupt(path, f"{where}: run_id and timestamp must be strings")
+        for name, value in (("round", rnd), ("steps", steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise cls._corrupt(path, f"{where}: {name} must be an integer >= 0, got {value!r}")
+        if not _is_number(sigma) or sigma <= 0:
+            raise cls._corrupt(path, f"{where}: noise_multiplier must be > 0, got {sigma!r}")
+        if not _is_number(rate) or not 0 < rate <= 1:
+            raise cls._corrupt(path, f"{where}: sample_rate must be in (0, 1], got {rate!r}")
+        if not _is_number(eps_after) or eps_after < 0:
+            raise cls._corrupt(path, f"{where}: epsilon_after must be >= 0, got {eps_after!r}")
+        return LedgerEntry(
+            run_id=run_id,
+            round=rnd,
+            noise_multiplier=float(sigma),
+            sample_rate=float(rate),
+            steps=steps,
+            epsilon_after=float(eps_after),
+            timestamp=stamp,
+        )
+
+    @staticmethod
+    def _check_identity(
+        path: Path, document: dict[str, Any], *, node_id: str, delta: float, unit: str
+    ) -> None:
+        if document["node_id"] != node_id:
+            raise LedgerError(
+                f"privacy ledger {path} belongs to node {document['node_id']!r}, "
+                f"not to node {node_id!r}",
+                expected=f"the ledger file of node {node_id!r}",
+                fix="point the node config's ledger path at this node's own ledger file",
+            )
+        if document["delta"] != delta:
+            raise LedgerError(
+                f"privacy ledger {path} of node {node_id!r} states epsilons at delta="
+                f"{document['delta']!r}, but the node config asks for delta={delta!r}; "
+                "epsilons at different deltas cannot be composed",
+                expected=f"delta={document['delta']!r}, as recorded in the ledger",
+                fix=f"set delta back to {document['delta']!r} in the node config, or start a "
+                "new ledger file only if the consortium agrees to a separate budget",
+            )
+        if document["unit"] != unit:
+            raise LedgerError(
+                f"privacy ledger {path} of node {node_id!r} counts privacy per "
+                f"{document['unit']!r}, but the node config asks for {unit!r}; epsilons of "
+                "different privacy units cannot be composed",
+                expected=f"unit {document['unit']!r}, as recorded in the ledger",
+                fix=f"set the privacy unit back to {document['unit']!r} in the node config",
+            )

@@ -1,0 +1,103 @@
+"""The member node's Flower ClientApp.
+
+``train`` runs one local round (``local_round.run_local_round``) on the data folder
+given by the SuperNode's ``--node-config data-dir=...``; a node over its privacy
+budget replies with an error that names the node and the numbers. In CKKS mode the
+``ckks_update_mod`` encrypts the clipped update before it leaves the node, and
+``query`` decrypts a summed aggregate for the coordinator.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+
+from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
+from client_node.local_round import RoundSettings, run_local_round
+from coordinator.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
+from embedding_core.errors import FedembedError
+
+__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "settings_from_config"]
+
+logger = logging.getLogger(__name__)
+
+ERROR_CODE_NODE_REFUSED = 4001
+
+app = ClientApp(mods=[ckks_update_mod])
+
+
+def settings_from_config(config: Mapping[str, object]) -> RoundSettings:
+    """Build the validated round settings from the coordinator's ConfigRecord."""
+    defaults = RoundSettings(server_round=1, total_rounds=1, run_tag="run")
+
+    def get(key: ConfigKey, default: object) -> object:
+        return config.get(key.value, default)
+
+    return RoundSettings(
+        server_round=as_int(get(ConfigKey.SERVER_ROUND, 1)),
+        total_rounds=as_int(get(ConfigKey.TOTAL_ROUNDS, 1)),
+        run_tag=str(get(ConfigKey.RUN_TAG, defaults.run_tag)),
+        adapter_kind=str(get(ConfigKey.ADAPTER_KIND, defaults.adapter_kind)),
+        adapter_rank=as_int(get(ConfigKey.ADAPTER_RANK, defaults.adapter_rank)),
+        local_epochs=as_int(get(ConfigKey.LOCAL_EPOCHS, defaults.local_epochs)),
+        batch_size=as_int(get(ConfigKey.BATCH_SIZE, defaults.batch_size)),
+        learning_rate=as_float(get(ConfigKey.LEARNING_RATE, defaults.learning_rate)),
+        temperature=as_float(get(ConfigKey.TEMPERATURE, defaults.temperature)),
+        dp_enabled=bool(get(ConfigKey.DP_ENABLED, defaults.dp_enabled)),
+        target_epsilon=as_float(get(ConfigKey.TARGET_EPSILON, defaults.target_epsilon)),
+        target_delta=as_float(get(ConfigKey.TARGET_DELTA, defaults.target_delta)),
+        max_grad_norm=as_float(get(ConfigKey.MAX_GRAD_NORM, defaults.max_grad_norm)),
+        update_clip_norm=as_float(get(ConfigKey.UPDATE_CLIP_NORM, defaults.update_clip_norm)),
+    )
+
+
+def _node_name(context: Context) -> str:
+    name = context.node_config.get(NodeConfigKey.NODE_NAME.value)
+    return str(name) if name else f"{socket.gethostname()}-{context.node_id}"
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One local DP-SGD round on the node's private interactions."""
+    node_name = _node_name(context)
+    try:
+        data_dir = context.node_config.get(NodeConfigKey.DATA_DIR.value)
+        if not data_dir:
+            raise FedembedError(
+                f"node {node_name} has no data folder",
+                expected="--node-config \"data-dir='/path/to/node'\"",
+                fix="restart the SuperNode with data-dir in --node-config",
+            )
+        config = dict(msg.content.config_records[ContentKey.CONFIG.value])
+        settings = settings_from_config(config)
+        arrays = msg.content.array_records[ContentKey.ARRAYS.value]
+        max_eps = context.node_config.get(NodeConfigKey.MAX_EPSILON.value)
+        result = run_local_round(
+            node_dir=str(data_dir),
+            node_name=node_name,
+            global_state=arrays.to_torch_state_dict(),
+            settings=settings,
+            max_epsilon=as_float(max_eps) if max_eps is not None else None,
+        )
+    except FedembedError as exc:
+        logger.warning("train: node=%s refused: %s", node_name, exc)
+        return Message(
+            Error(code=ERROR_CODE_NODE_REFUSED, reason=f"{node_name}: {exc}"), reply_to=msg
+        )
+    content = RecordDict(
+        {
+            ContentKey.ARRAYS.value: ArrayRecord(result.state),
+            ContentKey.METRICS.value: MetricRecord(result.metrics),  # type: ignore[arg-type]
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Decrypt a CKKS sum of updates with the node's secret context (CKKS mode only)."""
+    return ckks_decrypt_sum(msg, context)

@@ -1,0 +1,183 @@
+"""One federated round on a member node, independent of Flower's transport.
+
+Takes the global adapter weights and the round settings, trains on the node's private
+interactions (DP-SGD when enabled, charged to the node's persisted privacy ledger
+before any result leaves the node), clips the update to the node-level clip norm and
+returns new weights plus metrics. ``client_app.py`` wraps this for Flower.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from client_node.accounting import PrivacyLedger, noise_multiplier_for
+from client_node.node_data import load_node_data
+from client_node.training import (
+    DPConfig,
+    InteractionSet,
+    TrainConfig,
+    train_adapter,
+)
+from coordinator.wire import MetricKey
+from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.encoder import Encoder
+from embedding_core.errors import FedembedError
+
+__all__ = ["LEDGER_FILE", "LocalResult", "RoundSettings", "clip_update", "run_local_round"]
+
+logger = logging.getLogger(__name__)
+
+LEDGER_FILE = "privacy_ledger.json"
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    """What the coordinator asks of a node for one round (validated here)."""
+
+    server_round: int
+    total_rounds: int
+    run_tag: str
+    adapter_kind: str = "residual_linear"
+    adapter_rank: int = 0
+    local_epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    temperature: float = 0.05
+    dp_enabled: bool = True
+    target_epsilon: float = 8.0
+    target_delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    update_clip_norm: float = 0.0  # 0 = no node-level clipping
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.server_round <= self.total_rounds:
+            raise FedembedError(f"server_round {self.server_round} outside 1..{self.total_rounds}")
+        if self.dp_enabled and not (self.target_epsilon > 0 and 0 < self.target_delta < 1):
+            raise FedembedError(
+                "DP round needs target_epsilon > 0 and 0 < target_delta < 1",
+                fix="set target-epsilon and target-delta in the run config",
+            )
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """New local weights and the metrics reported to the coordinator."""
+
+    state: dict[str, torch.Tensor]
+    metrics: dict[str, float]
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(model_path: str | None) -> Encoder:
+    return Encoder.load(model_path)
+
+
+def clip_update(
+    new: dict[str, torch.Tensor], old: dict[str, torch.Tensor], clip_norm: float
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Clip ``new - old`` to L2 norm ``clip_norm`` (over all tensors); returns (new', norm)."""
+    delta = {k: new[k].detach().float() - old[k].detach().float() for k in old}
+    norm = math.sqrt(sum(float((d * d).sum()) for d in delta.values()))
+    if clip_norm <= 0 or norm <= clip_norm:
+        return {k: old[k].float() + delta[k] for k in old}, norm
+    scale = clip_norm / norm
+    return {k: old[k].float() + delta[k] * scale for k in old}, norm
+
+
+def _adapter_for(settings: RoundSettings, state: dict[str, torch.Tensor]) -> Adapter:
+    in_dim = int(next(iter(state.values())).shape[-1])
+    rank = settings.adapter_rank or None
+    adapter = Adapter(in_dim, kind=settings.adapter_kind, rank=rank, side=AdapterSide.QUERY)
+    adapter.load_state_dict(state, strict=True)
+    return adapter
+
+
+def run_local_round(
+    *,
+    node_dir: str | Path,
+    node_name: str,
+    global_state: dict[str, torch.Tensor],
+    settings: RoundSettings,
+    max_epsilon: float | None = None,
+    model_path: str | None = None,
+) -> LocalResult:
+    """Train the adapter on this node's data for one round.
+
+    Raises:
+        BudgetExceededError: This round would take the node past its privacy budget;
+            nothing is trained and nothing is recorded.
+    """
+    started = time.perf_counter()
+    data = load_node_data(node_dir)
+    queries, positive, docs = data.vectors(_encoder(model_path))
+    records = InteractionSet(query_vectors=queries, positive_index=positive, doc_vectors=docs)
+    adapter = _adapter_for(settings, global_state)
+    config = TrainConfig(
+        epochs=settings.local_epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        temperature=settings.temperature,
+        seed=settings.server_round,
+    )
+    metrics: dict[str, Any] = {
+        MetricKey.NUM_EXAMPLES.value: float(len(records)),
+        MetricKey.UNIT_WEIGHT.value: 1.0,
+    }
+    dp: DPConfig | None = None
+    ledger: PrivacyLedger | None = None
+    if settings.dp_enabled:
+        # As Opacus's Poisson loader: ceil(n / B) steps per epoch at rate 1 / ceil(n / B).
+        batches = math.ceil(len(records) / settings.batch_size)
+        sample_rate = 1.0 / batches
+        steps_per_round = settings.local_epochs * batches
+        noise = noise_multiplier_for(
+            target_epsilon=settings.target_epsilon,
+            target_delta=settings.target_delta,
+            sample_rate=sample_rate,
+            steps=steps_per_round * settings.total_rounds,
+        )
+        ledger = PrivacyLedger.open(
+            data.state_dir / LEDGER_FILE,
+            node_id=node_name,
+            max_epsilon=max_epsilon if max_epsilon is not None else settings.target_epsilon,
+            delta=settings.target_delta,
+        )
+        # Refuse before training: BudgetExceededError names the node and the numbers.
+        ledger.check(noise_multiplier=noise, sample_rate=sample_rate, steps=steps_per_round)
+        dp = DPConfig(
+            noise_multiplier=noise,
+            max_grad_norm=settings.max_grad_norm,
+            delta=settings.target_delta,
+        )
+    report = train_adapter(adapter, records, config, dp=dp)
+    if ledger is not None and dp is not None:
+        spent = ledger.charge(
+            noise_multiplier=dp.noise_multiplier,
+            sample_rate=report.sample_rate,
+            steps=report.steps,
+            run_id=settings.run_tag,
+            round=settings.server_round,
+        )
+        metrics[MetricKey.EPSILON.value] = spent
+        metrics[MetricKey.NOISE_MULTIPLIER.value] = dp.noise_multiplier
+    new_state, norm = clip_update(adapter.state_dict(), global_state, settings.update_clip_norm)
+    metrics[MetricKey.UPDATE_NORM.value] = norm
+    metrics[MetricKey.TRAIN_LOSS.value] = float(report.losses[-1]) if report.losses else 0.0
+    metrics[MetricKey.SECONDS.value] = time.perf_counter() - started
+    logger.info(
+        "round: node=%s round=%d records=%d update_norm=%.4f epsilon=%s",
+        node_name,
+        settings.server_round,
+        len(records),
+        norm,
+        metrics.get(MetricKey.EPSILON.value),
+    )
+    return LocalResult(state=new_state, metrics={k: float(v) for k, v in metrics.items()})

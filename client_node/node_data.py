@@ -1,0 +1,126 @@
+"""A member node's on-premise data folder.
+
+Layout (written by the operator, or by ``fedembed demo`` for the simulated consortium)::
+
+    <node-dir>/documents.jsonl     {"id", "text"}: the member's own documents
+    <node-dir>/interactions.jsonl  {"query_id", "query", "doc_id"}: private search
+                                   interactions; one line = one privacy unit
+    <node-dir>/state/              ledger, embedding cache, local models (node-only)
+
+Raw text and plaintext vectors never leave this folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedding_core.cache import EmbeddingCache
+from embedding_core.data.documents import Document, iter_jsonl, load_documents
+from embedding_core.data.federated_split import DOCUMENTS_FILE, INTERACTIONS_FILE
+from embedding_core.encoder import Encoder
+from embedding_core.errors import DataFormatError, DatasetNotFoundError
+
+__all__ = ["STATE_DIR", "Interaction", "NodeData", "load_node_data"]
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = "state"
+_INTERACTION_KEYS = ("query_id", "query", "doc_id")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One private record: a query and a document the user found relevant."""
+
+    query_id: str
+    query: str
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class NodeData:
+    """A member's documents and interactions, validated against each other."""
+
+    node_dir: Path
+    documents: list[Document]
+    interactions: list[Interaction]
+
+    @property
+    def state_dir(self) -> Path:
+        """Node-private folder for the ledger, caches and local models."""
+        path = self.node_dir / STATE_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def vectors(self, encoder: Encoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode (cached on the node) documents and queries.
+
+        Returns:
+            ``(query_vectors, positive_index, doc_vectors)`` aligned with
+            ``interactions`` and ``documents``.
+        """
+        cache = EmbeddingCache(self.state_dir / "embeddings")
+        doc_vectors = cache.get_or_encode(encoder, [d.text for d in self.documents])
+        query_vectors = cache.get_or_encode(encoder, [i.query for i in self.interactions])
+        position = {d.id: n for n, d in enumerate(self.documents)}
+        positive = np.array([position[i.doc_id] for i in self.interactions], dtype=np.int64)
+        return query_vectors, positive, doc_vectors
+
+
+def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
+    out: list[Interaction] = []
+    for number, record in iter_jsonl(path, what='{"query_id", "query", "doc_id"} per line'):
+        missing = [k for k in _INTERACTION_KEYS if k not in record]
+        if missing:
+            raise DataFormatError(
+                path,
+                number,
+                f"missing key(s) {', '.join(missing)}",
+                expected=f"keys {', '.join(_INTERACTION_KEYS)}",
+                fix="add the missing keys to the line",
+            )
+        query = str(record["query"]).strip()
+        if not query:
+            raise DataFormatError(
+                path, number, "empty query", expected="a non-empty query", fix="remove the line"
+            )
+        doc_id = str(record["doc_id"])
+        if doc_id not in known_docs:
+            raise DataFormatError(
+                path,
+                number,
+                f"doc_id {doc_id!r} is not in {DOCUMENTS_FILE}",
+                expected="interactions that point at the node's own documents",
+                fix=f"add the document to {DOCUMENTS_FILE} or remove the line",
+            )
+        out.append(Interaction(str(record["query_id"]), query, doc_id))
+    if not out:
+        raise DataFormatError(
+            path, 0, "no interactions", expected="at least one line", fix="add interactions"
+        )
+    return out
+
+
+def load_node_data(node_dir: str | Path) -> NodeData:
+    """Load and cross-check a node's data folder."""
+    folder = Path(node_dir)
+    for name in (DOCUMENTS_FILE, INTERACTIONS_FILE):
+        if not (folder / name).is_file():
+            raise DatasetNotFoundError(
+                f"node data file {folder / name} does not exist",
+                expected=f"a node folder holding {DOCUMENTS_FILE} and {INTERACTIONS_FILE}",
+                fix="pass the node's data folder (--data-dir / node-config data-dir)",
+            )
+    documents = load_documents(folder / DOCUMENTS_FILE)
+    interactions = _load_interactions(folder / INTERACTIONS_FILE, {d.id for d in documents})
+    logger.info(
+        "load: node_dir=%s documents=%d interactions=%d",
+        folder,
+        len(documents),
+        len(interactions),
+    )
+    return NodeData(folder, documents, interactions)

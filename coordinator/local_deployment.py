@@ -1,0 +1,252 @@
+"""Start Flower's real SuperLink and SuperNodes as processes, and run ``flwr run``.
+
+Used by ``fedembed node start`` (one on-premise node), by ``fedembed demo`` (a whole
+consortium on loopback) and by the deployment-engine tests. Transport is always TLS
+with the consortium CA, and SuperNodes authenticate with their kit's key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedding_core.errors import FedembedError
+
+__all__ = [
+    "ManagedProcess",
+    "flwr_run",
+    "free_port",
+    "register_supernode",
+    "start_superlink",
+    "start_supernode",
+    "wait_for_port",
+    "write_flwr_connection",
+]
+
+logger = logging.getLogger(__name__)
+
+_BIN = Path(sys.executable).parent
+_STARTUP_TIMEOUT = 60.0
+
+
+def _tool(name: str) -> str:
+    local = _BIN / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FedembedError(f"{name} not found", fix="install fedembed (it depends on flwr)")
+    return found
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, *, timeout: float = _STARTUP_TIMEOUT, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until something listens on 127.0.0.1:port (or the process died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise FedembedError(
+                f"process exited with code {process.returncode} before listening on {port}"
+            )
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise FedembedError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with its log file; stop() terminates its process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (simulates a crash)."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log(self) -> str:
+        """The process's output so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # SuperLink/SuperNode start flower-superexec and friends through PATH.
+    path = f"{_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, **(extra or {})}
+
+
+def _spawn(
+    name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> ManagedProcess:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = log_path.open("wb")
+    logger.info("spawn: %s -> %s", name, log_path)
+    process = subprocess.Popen(
+        args,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=_child_env(env),
+        start_new_session=True,
+    )
+    return ManagedProcess(name, process, log_path)
+
+
+def start_superlink(
+    *,
+    coordinator_kit: Path,
+    state_dir: Path,
+    port: int | None = None,
+    enable_auth: bool = True,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    """Start a SuperLink serving HTTPS with the coordinator kit's certificate."""
+    port = port or free_port()
+    args = [
+        _tool("flower-superlink"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ssl-certfile",
+        str(coordinator_kit / "server.crt"),
+        "--ssl-keyfile",
+        str(coordinator_kit / "server.key"),
+        "--ssl-ca-certfile",
+        str(coordinator_kit / "ca.crt"),
+        "--database",
+        str(state_dir / "superlink.db"),
+        "--disable-runtime-dependency-installation",
+    ]
+    if enable_auth:
+        args.append("--enable-supernode-auth")
+    link = _spawn("superlink", args, state_dir / "superlink.log", env)
+    wait_for_port(port, process=link.process)
+    link.extra.update(port=port, address=f"127.0.0.1:{port}")
+    return link
+
+
+def write_flwr_connection(flwr_home: Path, name: str, *, address: str, ca_cert: Path) -> None:
+    """Write ``$FLWR_HOME/config.toml`` with a TLS connection ``[superlink.NAME]``."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    config = flwr_home / "config.toml"
+    text = config.read_text() if config.exists() else ""
+    text += f'\n[superlink.{name}]\naddress = "{address}"\nroot-certificates = "{ca_cert}"\n'
+    config.write_text(text)
+
+
+def _flwr_env(flwr_home: Path) -> dict[str, str]:
+    return {**_child_env(), "FLWR_HOME": str(flwr_home)}
+
+
+def register_supernode(*, public_key: Path, name: str, connection: str, flwr_home: Path) -> None:
+    """Register a SuperNode's public key with the SuperLink (``flwr supernode register``)."""
+    result = subprocess.run(
+        [_tool("flwr"), "supernode", "register", str(public_key), connection, "--name", name],
+        capture_output=True,
+        text=True,
+        env=_flwr_env(flwr_home),
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise FedembedError(f"registering SuperNode {name} failed: {result.stdout}{result.stderr}")
+
+
+def start_supernode(
+    *,
+    node_kit: Path,
+    data_dir: Path,
+    superlink_address: str,
+    node_name: str,
+    log_dir: Path,
+    max_epsilon: float | None = None,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    """Start an authenticated SuperNode over TLS for one member's data folder."""
+    port = port or free_port()
+    node_config = {"data-dir": str(data_dir), "node-name": node_name, "kit-dir": str(node_kit)}
+    if max_epsilon is not None:
+        node_config["max-epsilon"] = str(max_epsilon)
+    config_text = " ".join(
+        f"{k}={v}" if k == "max-epsilon" else f"{k}={json.dumps(v)}" for k, v in node_config.items()
+    )
+    args = [
+        _tool("flower-supernode"),
+        "--root-certificates",
+        str(node_kit / "ca.crt"),
+        "--superlink",
+        superlink_address,
+        "--port",
+        str(port),
+        "--auth-supernode-private-key",
+        str(node_kit / "auth.key"),
+        "--auth-supernode-public-key",
+        str(node_kit / "auth.pub"),
+        "--node-config",
+        config_text,
+    ]
+    node = _spawn(f"supernode-{node_name}", args, log_dir / f"supernode-{node_name}.log", env)
+    node.extra.update(port=port, node_name=node_name)
+    return node
+
+
+def flwr_run(
+    *,
+    project_dir: Path,
+    connection: str,
+    flwr_home: Path,
+    run_config: dict[str, Any],
+    timeout: float,
+    log_path: Path,
+) -> subprocess.CompletedProcess[str]:
+    """``flwr run PROJECT CONNECTION --stream --run-config ...``; output saved to log_path."""
+    overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in run_config.items())
+    args = [_tool("flwr"), "run", str(project_dir), connection, "--stream"]
+    if overrides:
+        args += ["--run-config", overrides]
+    logger.info("flwr run: connection=%s keys=%s", connection, sorted(run_config))
+    result = subprocess.run(
+        args, capture_output=True, text=True, env=_flwr_env(flwr_home), timeout=timeout, check=False
+    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(result.stdout + result.stderr)
+    return result
