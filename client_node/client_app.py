@@ -15,19 +15,18 @@ from collections.abc import Mapping
 
 from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 
 from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
 from client_node.local_round import RoundSettings, run_local_round
 from coordinator.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
 from embedding_core.errors import FedembedError
 
-__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "settings_from_config"]
+__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app", "settings_from_config"]
 
 logger = logging.getLogger(__name__)
 
 ERROR_CODE_NODE_REFUSED = 4001
-
-app = ClientApp(mods=[ckks_update_mod])
 
 
 def settings_from_config(config: Mapping[str, object]) -> RoundSettings:
@@ -60,7 +59,6 @@ def _node_name(context: Context) -> str:
     return str(name) if name else f"{socket.gethostname()}-{context.node_id}"
 
 
-@app.train()
 def train(msg: Message, context: Context) -> Message:
     """One local DP-SGD round on the node's private interactions."""
     node_name = _node_name(context)
@@ -97,7 +95,17 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-@app.query()
 def query(msg: Message, context: Context) -> Message:
     """Decrypt a CKKS sum of updates with the node's secret context (CKKS mode only)."""
     return ckks_decrypt_sum(msg, context)
+
+
+def make_client_app(*, mods: list[Mod] | None = None) -> ClientApp:
+    """A ClientApp with the node handlers; ``mods`` run outside the CKKS mod."""
+    client = ClientApp(mods=[*(mods or []), ckks_update_mod])
+    client.train()(train)
+    client.query()(query)
+    return client
+
+
+app = make_client_app()

@@ -113,7 +113,9 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         train_config=ConfigRecord(config.train_config()),
         evaluate_fn=evaluator,
     )
-    final = adapter_from_arrays(result.arrays, kind=config.adapter_kind, rank=config.adapter_rank)
+    initial_arrays = ArrayRecord(initial.state_dict())
+    final_arrays = result.arrays if len(result.arrays) else initial_arrays  # no round released
+    final = adapter_from_arrays(final_arrays, kind=config.adapter_kind, rank=config.adapter_rank)
     ledger = strategy.to_dict()
     history = {str(r): m for r, m in sorted(evaluator.history.items())}
     summary: dict[str, object] = {

@@ -27,6 +27,7 @@ __all__ = [
     "INTERACTIONS_FILE",
     "NodeShard",
     "spherical_kmeans",
+    "split_iid",
     "split_non_iid",
     "write_shards",
 ]
@@ -113,9 +114,7 @@ def split_non_iid(
         for doc_id, score in relevant.items():
             if score > 0 and doc_id in doc_owner:
                 pairs[doc_owner[doc_id]].append((query_id, train.queries[query_id], doc_id))
-    shards = [
-        NodeShard(names[i], doc_ids[i], doc_texts[i], pairs[i]) for i in range(num_nodes)
-    ]
+    shards = [NodeShard(names[i], doc_ids[i], doc_texts[i], pairs[i]) for i in range(num_nodes)]
     for shard in shards:
         logger.info(
             "split: node=%s documents=%d interactions=%d",
@@ -123,6 +122,40 @@ def split_non_iid(
             len(shard.doc_ids),
             len(shard.interactions),
         )
+    return shards
+
+
+def split_iid(
+    train: BeirDataset, *, num_nodes: int, negatives: int = 10, seed: int = 0
+) -> list[NodeShard]:
+    """Deal training pairs uniformly at random to ``num_nodes`` small members.
+
+    For simulations with many virtual nodes: each member holds the documents its
+    pairs point at plus ``negatives`` random other documents, so every member has at
+    least one pair when ``num_nodes`` does not exceed the number of pairs.
+    """
+    pairs = [
+        (qid, train.queries[qid], doc_id)
+        for qid, relevant in train.qrels.items()
+        for doc_id, score in relevant.items()
+        if score > 0
+    ]
+    if not 1 <= num_nodes <= len(pairs):
+        raise ValueError(f"num_nodes must be in [1, {len(pairs)}], got {num_nodes}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    text_of = dict(zip(train.corpus_ids, train.corpus_texts, strict=True))
+    shards = []
+    for node in range(num_nodes):
+        mine = [pairs[i] for i in order[node::num_nodes]]
+        doc_ids = list(dict.fromkeys(doc for _, _, doc in mine))
+        extra = [
+            train.corpus_ids[i]
+            for i in rng.choice(len(train.corpus_ids), size=negatives, replace=False)
+            if train.corpus_ids[i] not in doc_ids
+        ]
+        doc_ids += extra
+        shards.append(NodeShard(f"node-{node}", doc_ids, [text_of[d] for d in doc_ids], mine))
     return shards
 
 

@@ -120,6 +120,7 @@ def consortium(
         "FEDEMBED_DATA_DIR": str(data_root),
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
+        "FLWR_HOME": str(tmp_path / "flwr-home"),
     }
     c = Consortium(
         root=tmp_path,

@@ -79,3 +79,45 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
     reasons = " ".join(r["reason"] for r in refusals)
     assert all(name in reasons for name in NODES)
     assert "budget" in reasons.lower()
+
+
+def test_node_killed_mid_round_round_completes_and_node_rejoins(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    for folder in consortium.node_dirs.values():
+        (folder / "state" / "privacy_ledger.json").unlink(missing_ok=True)
+    for name in NODES:
+        consortium.start_node(name)
+    out = tmp_path / "faulty"
+    outcome: dict[str, dict[str, object]] = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(
+            summary=_run(consortium, out, **{"num-server-rounds": 3, "min-nodes": 2})
+        ),
+        daemon=True,
+    )
+    runner.start()
+    superlink = consortium.superlink
+    assert superlink is not None
+    deadline = time.monotonic() + 300
+    while superlink.log().count("GetFab") < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    consortium.nodes["node-2"].kill()  # mid-round 1: the node is fetching/training
+    ledger = out / "federation_ledger.json"
+    while not ledger.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ledger.exists(), "round 1 never completed without the killed node"
+    consortium.start_node("node-2")  # rejoins with the same kit and key
+
+    runner.join(timeout=900)
+
+    summary = outcome["summary"]
+    rounds = json.loads(ledger.read_text())["rounds"]
+    first = rounds[0]
+    assert first["released"] is True
+    assert sum("error" not in r for r in first["nodes"].values()) == 2
+    assert any(sum("error" not in r for r in later["nodes"].values()) == 3 for later in rounds[1:])
+    assert summary["rounds"] == 3
