@@ -1,28 +1,25 @@
 """Seconds per adapter training step: plain vs DP-SGD in each Opacus grad-sample mode.
 
 SciFact-sized problem: 5,183 unit document vectors of width 384 (random, seeded),
-919 records, a residual-linear query adapter, the corpus-softmax loss and AdamW. One
+919 records, a query adapter (residual-linear; low-rank rank 32), the corpus-softmax
+loss and AdamW. One
 step = zero_grad + forward + loss + backward + optimizer step on a fixed batch of
 ``batch`` records (DP: per-record clipping and noise included; data loading excluded
 and timed separately). Variants are interleaved; medians over ``--steps`` steps.
 
-glibc's malloc raises its mmap threshold after a large block is freed; the ``(b, d, d)``
-per-sample gradients of the ``hooks``/``functorch``/``ew`` modes then make every later
-multi-megabyte allocation (the ``(b, docs)`` logits of *every* variant) slow, which
-inflated even the plain step 20-30x in one process here. The benchmark therefore pins
-the threshold with ``mallopt(M_MMAP_THRESHOLD, 128 KiB)`` (``--no-mallopt`` to skip).
+Default one thread: on a machine whose cores are shared, a two-thread GEMM whose second
+thread waits for a time slice took 20x longer here (0.28 s instead of 0.015 s per plain
+step), which swamps the comparison; ``--threads 2`` on an idle machine.
 
-    .venv/bin/python benchmarks/bench_dp_step.py --threads 2 --steps 30
+    .venv/bin/python benchmarks/bench_dp_step.py --threads 1 --steps 25
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import platform
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -42,18 +39,6 @@ DIM = 384
 TEMPERATURE = 0.05
 
 Step = Callable[[], None]
-
-
-def pin_mmap_threshold(threshold: int = 128 * 1024) -> bool:
-    """Fix glibc's mmap threshold (no dynamic raise); ``False`` where not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_mmap_threshold = -3
-    return bool(libc.mallopt(m_mmap_threshold, threshold))
 
 
 def _unit(rows: int, generator: torch.Generator) -> torch.Tensor:
@@ -187,7 +172,7 @@ def bench(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[256, 64])
@@ -199,10 +184,8 @@ def main() -> None:
         default=["ghost", "hooks"],
         help="DP modes also timed with the plain-autograd (unfused) loss",
     )
-    parser.add_argument("--no-mallopt", action="store_true", help="keep glibc's defaults")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pinned = False if args.no_mallopt else pin_mmap_threshold()
     results = [
         bench(batch, kind, args.steps, args.warmup, args.modes, args.autograd_modes)
         for kind in args.kinds
@@ -215,7 +198,6 @@ def main() -> None:
                 "dim": DIM,
                 "records": RECORDS,
                 "threads": args.threads,
-                "mmap_threshold_pinned": pinned,
                 "steps": args.steps,
                 "torch": torch.__version__,
                 "machine": platform.processor() or platform.machine(),

@@ -10,6 +10,8 @@ from typing import Annotated
 import click
 import typer
 
+from client_node.cli import node_app
+from coordinator.cli import coordinator_app
 from embedding_core.cli import data_app, eval_app, model_app
 from embedding_core.errors import FedembedError
 from fedembed import __version__
@@ -26,8 +28,6 @@ app = typer.Typer(
 )
 
 _PLANNED = {
-    "node": "on-premise member node: local DP fine-tuning, uploads (client_node)",
-    "coordinator": "Flower ServerApp, secure aggregation, privacy ledger, admin API",
     "index": "encrypted-at-rest vector index and partner query endpoint (secure_index)",
     "partner": "partner API keys: create, revoke (secure_index)",
     "audit": "inversion, membership-inference and bias audits; compliance report (attacks)",
@@ -36,7 +36,7 @@ _PLANNED = {
 
 
 def _placeholder(name: str, what: str) -> typer.Typer:
-    group = typer.Typer(help=f"[not yet available] {what}.", invoke_without_command=True)
+    group = typer.Typer(help=f"Not yet available: {what}.", invoke_without_command=True)
 
     @group.callback()
     def _not_available() -> None:
@@ -53,6 +53,8 @@ def _placeholder(name: str, what: str) -> typer.Typer:
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
+app.add_typer(node_app, name="node")
+app.add_typer(coordinator_app, name="coordinator")
 for _name, _what in _PLANNED.items():
     app.add_typer(_placeholder(_name, _what), name=_name)
 app.command("demo")(demo)

@@ -58,11 +58,13 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
     summary = _run(consortium, tmp_path / "run1")
 
     per_node = summary["per_node_epsilon"]
-    assert isinstance(per_node, dict) and len(per_node) == 3
+    assert isinstance(per_node, dict)
+    assert len(per_node) == 3
     assert all(0 < eps <= 8.0 + 1e-6 for eps in per_node.values())
     assert summary["refusals"] == []
     rounds = summary["ndcg@10_per_round"]
-    assert isinstance(rounds, dict) and set(rounds) == {"0", "1", "2"}
+    assert isinstance(rounds, dict)
+    assert set(rounds) == {"0", "1", "2"}
     adapter = Adapter.load(tmp_path / "run1" / "global_adapter")
     assert adapter.metadata["aggregation"] == "ckks"
     for name in NODES:
@@ -75,7 +77,8 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
     again = _run(consortium, tmp_path / "run2", **{"run-tag": "second"})
 
     refusals = again["refusals"]
-    assert isinstance(refusals, list) and len(refusals) >= 3
+    assert isinstance(refusals, list)
+    assert len(refusals) >= 3
     reasons = " ".join(r["reason"] for r in refusals)
     assert all(name in reasons for name in NODES)
     assert "budget" in reasons.lower()

@@ -1,0 +1,75 @@
+"""``fedembed node``: what an on-premise operator runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from client_node.accounting import PrivacyLedger
+from client_node.local_round import LEDGER_FILE
+from client_node.node_data import STATE_DIR, load_node_data
+from coordinator.local_deployment import start_supernode
+from coordinator.provisioning import load_node_kit
+
+__all__ = ["node_app"]
+
+node_app = typer.Typer(help="Member node: start the SuperNode, check data, show the ledger.")
+
+
+@node_app.command("start")
+def start_cmd(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Node data folder.")],
+    kit: Annotated[Path, typer.Option("--kit", help="This node's kit folder.")],
+    superlink: Annotated[str, typer.Option("--superlink", help="SuperLink host:port.")],
+    max_epsilon: Annotated[
+        float, typer.Option("--max-epsilon", help="Sample-level privacy budget (all runs).")
+    ],
+    name: Annotated[str | None, typer.Option(help="Node name (default: kit's node id).")] = None,
+) -> None:
+    """Validate data and kit, then run an authenticated TLS SuperNode until interrupted."""
+    node_kit = load_node_kit(kit)
+    data = load_node_data(data_dir)
+    node_name = name or node_kit.node_id
+    node = start_supernode(
+        node_kit=kit,
+        data_dir=data_dir,
+        superlink_address=superlink,
+        node_name=node_name,
+        log_dir=data.state_dir,
+        max_epsilon=max_epsilon,
+    )
+    typer.echo(
+        f"SuperNode {node_name}: {len(data.interactions)} interactions, "
+        f"{len(data.documents)} documents, budget epsilon {max_epsilon}; log {node.log_path}"
+    )
+    try:
+        node.process.wait()
+    except KeyboardInterrupt:
+        node.stop()
+
+
+@node_app.command("check")
+def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
+    """Validate the node's documents and interactions."""
+    data = load_node_data(data_dir)
+    typer.echo(f"ok: {len(data.documents)} documents, {len(data.interactions)} interactions")
+
+
+@node_app.command("ledger")
+def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
+    """Show the node's privacy ledger (epsilon spent per run and round)."""
+    path = data_dir / STATE_DIR / LEDGER_FILE
+    if not path.is_file():
+        typer.echo(json.dumps({"ledger": str(path), "spent_epsilon": 0.0, "entries": 0}))
+        return
+    document = json.loads(path.read_text())
+    ledger = PrivacyLedger.open(
+        path,
+        node_id=str(document["node_id"]),
+        max_epsilon=float(document["max_epsilon"]),
+        delta=float(document["delta"]),
+    )
+    typer.echo(json.dumps(ledger.summary(), indent=2))

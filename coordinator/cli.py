@@ -1,0 +1,68 @@
+"""``fedembed coordinator``: provision the consortium, run the SuperLink, show the ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator.local_deployment import start_superlink
+from coordinator.provisioning import load_coordinator_kit, provision
+
+__all__ = ["coordinator_app"]
+
+coordinator_app = typer.Typer(
+    help="Coordinator: provision kits, run the SuperLink, inspect federation ledgers."
+)
+
+
+@coordinator_app.command("provision")
+def provision_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder for admin/, coordinator/, nodes/.")],
+    node: Annotated[list[str], typer.Option("--node", help="Member node id (repeat).")],
+    superlink_host: Annotated[
+        str, typer.Option(help="SuperLink host in the TLS cert.")
+    ] = "127.0.0.1",
+    force: Annotated[bool, typer.Option(help="Replace existing kits.")] = False,
+) -> None:
+    """Write node kits and the coordinator kit (a consortium admin step)."""
+    result = provision(out, node_ids=node, superlink_host=superlink_host, force=force)
+    typer.echo(
+        json.dumps(
+            {
+                "coordinator": str(result.coordinator_dir),
+                "nodes": {k: str(v) for k, v in result.node_dirs.items()},
+                "admin": str(result.admin_dir),
+            }
+        )
+    )
+
+
+@coordinator_app.command("superlink")
+def superlink_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="The coordinator kit folder.")],
+    state_dir: Annotated[Path, typer.Option("--state-dir", help="SuperLink database/logs.")],
+    port: Annotated[int, typer.Option(help="HTTPS port on 127.0.0.1.")] = 9093,
+) -> None:
+    """Run a SuperLink over TLS with SuperNode authentication until interrupted."""
+    load_coordinator_kit(kit)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    link = start_superlink(coordinator_kit=kit, state_dir=state_dir, port=port)
+    typer.echo(f"SuperLink on {link.extra['address']} (log: {link.log_path}); Ctrl-C stops it")
+    try:
+        link.process.wait()
+    except KeyboardInterrupt:
+        link.stop()
+
+
+@coordinator_app.command("ledger")
+def ledger_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A federation's out-dir.")],
+) -> None:
+    """Print a federation's privacy ledger (per-node epsilon, node-level epsilon, refusals)."""
+    path = run_dir / "federation_ledger.json"
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist; pass the run's out-dir")
+    typer.echo(path.read_text())
