@@ -60,7 +60,7 @@ class Recipe:
     kind: str = "residual_linear"
     rank: int | None = None
     max_grad_norm: float = 1.0
-    freeze_down: bool = False
+    frozen: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -174,8 +174,9 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Train one adapter with ``recipe`` on ``data`` and score it on SciFact test."""
     adapter = Adapter(data.dimension, kind=recipe.kind, rank=recipe.rank, side="query", seed=seed)
-    if recipe.freeze_down and adapter.down is not None:
-        adapter.down.weight.requires_grad_(False)
+    for name, parameter in adapter.named_parameters():
+        if name in recipe.frozen:
+            parameter.requires_grad_(False)
     config = replace(recipe.config, seed=seed)
     dp = _dp_config(recipe, len(data), epsilon, delta, seed) if recipe.dp else None
     report = train_adapter(adapter, data, config, dp=dp)
@@ -184,6 +185,7 @@ def run_recipe(
         "recipe": recipe.name,
         "kind": recipe.kind,
         "rank": recipe.rank,
+        "frozen": list(recipe.frozen),
         "records": len(data),
         "epochs": config.epochs,
         "batch_size": config.batch_size,

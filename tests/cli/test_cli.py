@@ -112,6 +112,7 @@ def test_demo_prints_both_numbers(
         str(tmp_path),
         "--cache-dir",
         str(embedding_cache_dir),
+        "--no-federation",
     )
 
     assert result.returncode == 0, result.stderr
