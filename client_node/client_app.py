@@ -21,6 +21,7 @@ from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
 from client_node.local_round import RoundSettings, run_local_round
 from coordinator.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
 from embedding_core.errors import FedembedError
+from fedembed.app_logging import configure_logging
 
 __all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app", "settings_from_config"]
 
@@ -61,6 +62,7 @@ def _node_name(context: Context) -> str:
 
 def train(msg: Message, context: Context) -> Message:
     """One local DP-SGD round on the node's private interactions."""
+    configure_logging()
     node_name = _node_name(context)
     try:
         data_dir = context.node_config.get(NodeConfigKey.DATA_DIR.value)

@@ -33,8 +33,14 @@ from coordinator.federation_ledger import FederationLedger
 from coordinator.update_validation import UpdateValidation
 from coordinator.wire import AggregationMode, MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
+from fedembed.app_logging import configure_logging
 
-__all__ = ["CKKS_PUBLIC_FILE", "app", "build_strategy", "run_federation"]
+__all__ = [
+    "CKKS_PUBLIC_FILE",
+    "app",
+    "build_strategy",
+    "run_federation",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -148,4 +154,5 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Flower entry point."""
+    configure_logging()
     run_federation(grid, FederationConfig.from_run_config(dict(context.run_config)))

@@ -15,6 +15,7 @@ from coordinator.cli import coordinator_app
 from embedding_core.cli import data_app, eval_app, model_app
 from embedding_core.errors import FedembedError
 from fedembed import __version__
+from fedembed.app_logging import configure_logging
 from fedembed.demo import demo
 
 __all__ = ["app", "main"]
@@ -77,11 +78,7 @@ def _root(
 ) -> None:
     """Configure logging once for every subcommand."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    for noisy in ("httpx", "urllib3", "filelock", "sentence_transformers", "transformers"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    configure_logging(level, force=True)
 
 
 def main() -> None:
