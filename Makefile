@@ -10,9 +10,9 @@ TORCH_SPEC ?= torch==2.13.0
 FEDEMBED_DATA_DIR ?= $(abspath ../shared/data)
 export FEDEMBED_DATA_DIR
 export HF_HUB_OFFLINE ?= 1
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test lint typecheck bench venv clean
+.PHONY: demo test test-all lint typecheck bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,9 @@ test: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: venv
+	$(BIN)/python -m pytest
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

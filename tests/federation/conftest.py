@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from coordinator.local_deployment import (
-    ManagedProcess,
-    register_supernode,
-    start_superlink,
-    start_supernode,
-    write_flwr_connection,
-)
+from coordinator.local_deployment import ManagedProcess
+from coordinator.loopback_consortium import LoopbackConsortium
 from coordinator.provisioning import provision
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir
@@ -25,7 +19,6 @@ from embedding_core.encoder import Encoder
 
 SUBSET_NAME = "scifact-subset"
 NODES = ("node-0", "node-1", "node-2")
-CONNECTION = "fedembed-test"
 
 
 def _write_subset(source: Path, target: Path, *, train_queries: int) -> None:
@@ -59,35 +52,30 @@ def _write_subset(source: Path, target: Path, *, train_queries: int) -> None:
 
 @dataclass
 class Consortium:
+    """A LoopbackConsortium plus the test's data folders."""
+
     root: Path
     data_root: Path
     kits: Path
     node_dirs: dict[str, Path]
-    flwr_home: Path
-    cache_dir: Path
-    env: dict[str, str]
-    superlink: ManagedProcess | None = None
-    nodes: dict[str, ManagedProcess] = field(default_factory=dict)
+    loopback: LoopbackConsortium
+
+    @property
+    def flwr_home(self) -> Path:
+        return self.loopback.flwr_home
+
+    @property
+    def superlink(self) -> ManagedProcess | None:
+        return self.loopback.superlink
+
+    @property
+    def nodes(self) -> dict[str, ManagedProcess]:
+        return self.loopback.nodes
 
     def start_node(self, name: str, *, max_epsilon: float = 8.0) -> ManagedProcess:
-        assert self.superlink is not None
-        node = start_supernode(
-            node_kit=self.kits / "nodes" / name,
-            data_dir=self.node_dirs[name],
-            superlink_address=self.superlink.extra["address"],
-            node_name=name,
-            log_dir=self.root / "logs",
-            max_epsilon=max_epsilon,
-            env=self.env,
+        return self.loopback.start_node(
+            name, data_dir=self.node_dirs[name], max_epsilon=max_epsilon
         )
-        self.nodes[name] = node
-        return node
-
-    def stop(self) -> None:
-        for node in self.nodes.values():
-            node.stop()
-        if self.superlink is not None:
-            self.superlink.stop()
 
 
 @pytest.fixture(scope="session")
@@ -120,35 +108,11 @@ def consortium(
         "FEDEMBED_DATA_DIR": str(data_root),
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
-        "FLWR_HOME": str(tmp_path / "flwr-home"),
     }
-    c = Consortium(
-        root=tmp_path,
-        data_root=data_root,
-        kits=kits,
-        node_dirs=node_dirs,
-        flwr_home=tmp_path / "flwr-home",
-        cache_dir=embedding_cache_dir,
-        env=env,
-    )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    c.superlink = start_superlink(
-        coordinator_kit=kits / "coordinator", state_dir=tmp_path / "superlink", env=env
-    )
-    write_flwr_connection(
-        c.flwr_home,
-        CONNECTION,
-        address=c.superlink.extra["address"],
-        ca_cert=kits / "coordinator" / "ca.crt",
-    )
-    for name in NODES:
-        register_supernode(
-            public_key=kits / "nodes" / name / "auth.pub",
-            name=name,
-            connection=CONNECTION,
-            flwr_home=c.flwr_home,
-        )
+    loopback = LoopbackConsortium(kits=kits, work=tmp_path, env=env)
+    loopback.start(list(NODES))
+    c = Consortium(tmp_path, data_root, kits, node_dirs, loopback)
     try:
         yield c
     finally:
-        c.stop()
+        loopback.stop()

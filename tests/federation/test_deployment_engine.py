@@ -7,23 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.local_deployment import flwr_run
 from embedding_core.adapter import Adapter
-from tests.federation.conftest import CONNECTION, NODES, SUBSET_NAME, Consortium
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.slow
+from tests.federation.conftest import NODES, SUBSET_NAME, Consortium
 
 
 def _run(c: Consortium, out: Path, **overrides: object) -> dict[str, object]:
     config: dict[str, object] = {
         "num-server-rounds": 2,
         "aggregation": "ckks",
-        "coordinator-kit": str(c.kits / "coordinator"),
         "eval-dataset": SUBSET_NAME,
         "data-dir": str(c.data_root),
-        "out-dir": str(out),
         "min-nodes": 3,
         "batch-size": 32,
         "learning-rate": 0.01,
@@ -31,22 +24,7 @@ def _run(c: Consortium, out: Path, **overrides: object) -> dict[str, object]:
         "update-clip-norm": 5.0,
         **overrides,
     }
-    result = flwr_run(
-        project_dir=REPO_ROOT,
-        connection=CONNECTION,
-        flwr_home=c.flwr_home,
-        run_config=config,
-        timeout=900,
-        log_path=out / "flwr-run.log",
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    history = out / "history.json"
-    assert history.exists(), (
-        result.stdout[-3000:]
-        + "\n".join(n.log()[-2000:] for n in c.nodes.values())
-        + c.superlink.log()[-3000:]  # type: ignore[union-attr]
-    )
-    return json.loads(history.read_text())
+    return c.loopback.run(config, out_dir=out, timeout=900)
 
 
 def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path: Path) -> None:
@@ -84,6 +62,7 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
     assert "budget" in reasons.lower()
 
 
+@pytest.mark.slow
 def test_node_killed_mid_round_round_completes_and_node_rejoins(
     consortium: Consortium, tmp_path: Path
 ) -> None:

@@ -13,8 +13,6 @@ from embedding_core.data import load_beir
 from embedding_core.data.federated_split import split_iid, write_shards
 from tests.federation.conftest import SUBSET_NAME
 
-pytestmark = pytest.mark.slow
-
 NODES = 100
 PER_ROUND = 10
 ROUNDS = 3
