@@ -40,13 +40,22 @@ DELTA = 1e-5
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training recipe shared by every row of the comparison."""
+    """Training recipe shared by every row of the comparison.
+
+    Non-DP rows use minibatch Adam. DP rows use full-batch DP-SGD (Poisson sampling
+    rate 1: with ~300 records per node, the largest batch gives the best signal to
+    noise), Adam 3e-3 and clip norm 1.0, the best recipe found in
+    ``benchmarks/centralised_adapter.py`` and the in-process sweep recorded in
+    benchmarks/RESULTS.md.
+    """
 
     rounds: int = 5
-    local_epochs: int = 2
+    local_epochs: int = 4
     batch_size: int = 64
     learning_rate: float = 1e-3
-    dp_learning_rate: float = 5e-3
+    dp_local_epochs: int = 20
+    dp_batch_size: int = 4096
+    dp_learning_rate: float = 3e-3
     temperature: float = 0.05
     max_grad_norm: float = 1.0
     adapter_kind: str = "residual_linear"
@@ -59,8 +68,8 @@ class Recipe:
             "aggregation": "ckks",
             "adapter-kind": self.adapter_kind,
             "adapter-rank": self.adapter_rank,
-            "local-epochs": self.local_epochs,
-            "batch-size": self.batch_size,
+            "local-epochs": self.dp_local_epochs if dp else self.local_epochs,
+            "batch-size": self.dp_batch_size if dp else self.batch_size,
             "learning-rate": self.dp_learning_rate if dp else self.learning_rate,
             "temperature": self.temperature,
             "dp-enabled": dp,
@@ -86,9 +95,8 @@ def _copy_members(members: dict[str, Path], target: Path) -> dict[str, Path]:
     return out
 
 
-def _train_rows(
-    records: InteractionSet, recipe: Recipe, *, dp_epsilon: float | None, epochs: int
-) -> Adapter:
+def _train_rows(records: InteractionSet, recipe: Recipe, *, dp_epsilon: float | None) -> Adapter:
+    """Train one adapter outside the federation (local-only and centralised rows)."""
     adapter = Adapter(
         records.dimension,
         kind=recipe.adapter_kind,
@@ -96,9 +104,14 @@ def _train_rows(
         side=AdapterSide.QUERY,
     )
     dp = None
-    lr = recipe.learning_rate
+    epochs, batch, lr = recipe.rounds * recipe.local_epochs, recipe.batch_size, recipe.learning_rate
     if dp_epsilon is not None:
-        batches = -(-len(records) // recipe.batch_size)
+        epochs, batch, lr = (
+            recipe.rounds * recipe.dp_local_epochs,
+            recipe.dp_batch_size,
+            recipe.dp_learning_rate,
+        )
+        batches = -(-len(records) // batch)
         noise = noise_multiplier_for(
             target_epsilon=dp_epsilon,
             target_delta=DELTA,
@@ -106,12 +119,8 @@ def _train_rows(
             steps=epochs * batches,
         )
         dp = DPConfig(noise_multiplier=noise, max_grad_norm=recipe.max_grad_norm, delta=DELTA)
-        lr = recipe.dp_learning_rate
     config = TrainConfig(
-        epochs=epochs,
-        batch_size=recipe.batch_size,
-        learning_rate=lr,
-        temperature=recipe.temperature,
+        epochs=epochs, batch_size=batch, learning_rate=lr, temperature=recipe.temperature
     )
     train_adapter(adapter, records, config, dp=dp)
     return adapter
@@ -150,8 +159,7 @@ def run_federated_demo(
         positive_index=np.array([positions[d] for _, d in pairs], dtype=np.int64),
         doc_vectors=doc_vectors,
     )
-    epochs = recipe.rounds * recipe.local_epochs
-    adapter = _train_rows(central, recipe, dp_epsilon=None, epochs=epochs)
+    adapter = _train_rows(central, recipe, dp_epsilon=None)
     rows.append(
         {
             "setting": "centralised, non-DP",
@@ -165,7 +173,7 @@ def run_federated_demo(
         q, pos, docs = node.vectors(encoder)
         records = InteractionSet(query_vectors=q, positive_index=pos, doc_vectors=docs)
         for eps in (None, max(epsilons)):
-            adapter = _train_rows(records, recipe, dp_epsilon=eps, epochs=epochs)
+            adapter = _train_rows(records, recipe, dp_epsilon=eps)
             label = "non-DP" if eps is None else f"DP eps={eps:g}"
             rows.append(
                 {
