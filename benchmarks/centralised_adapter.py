@@ -61,6 +61,8 @@ class Recipe:
     rank: int | None = None
     max_grad_norm: float = 1.0
     frozen: tuple[str, ...] = ()
+    clip_only: bool = False
+    down_from_doc_pca: bool = False
     note: str = ""
 
 
@@ -68,57 +70,119 @@ def _tc(**kwargs: Any) -> TrainConfig:
     return TrainConfig(**kwargs)
 
 
-# Everything tried, in order; the defaults ("best") are the last word of each group.
+def _full(epochs: int = 100, **kwargs: Any) -> TrainConfig:
+    """Full-batch DP: Poisson sample rate 1, one step per epoch."""
+    return TrainConfig(epochs=epochs, batch_size=919, **kwargs)
+
+
+_RES_DP = "dp_res_b919_e100_adam3e-3"
+
+# What was tried (see the report); BEST are the defaults.
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        # --- non-DP -------------------------------------------------------------------
-        Recipe("plain_e20_lr1e-3", _tc(epochs=20, batch_size=64, learning_rate=1e-3)),
-        Recipe("plain_e40_lr1e-3", _tc(epochs=40, batch_size=64, learning_rate=1e-3)),
-        Recipe("plain_e20_lr3e-3", _tc(epochs=20, batch_size=64, learning_rate=3e-3)),
+        # --- non-DP ---------------------------------------------------------------------
+        Recipe("plain_b64_e20_adam1e-3", _tc(epochs=20, batch_size=64, learning_rate=1e-3)),
+        Recipe("plain_b64_e40_adam1e-3", _tc(epochs=40, batch_size=64, learning_rate=1e-3)),
+        Recipe("plain_b64_e20_adam3e-3", _tc(epochs=20, batch_size=64, learning_rate=3e-3)),
         Recipe(
-            "plain_e40_lr1e-3_wd",
+            "plain_b64_e40_adam1e-3_wd0.1",
             _tc(epochs=40, batch_size=64, learning_rate=1e-3, weight_decay=0.1),
         ),
-        # --- DP, residual_linear --------------------------------------------------------
+        Recipe("plain_b919_e100_sgd0.1", _full(learning_rate=0.1, optimizer="sgd")),
+        # --- DP diagnostics: clipping without noise (epsilon infinite) ----------------
+        Recipe("cliponly_b919_e100_adam3e-3", _full(learning_rate=3e-3), dp=True, clip_only=True),
         Recipe(
-            "dp_res_b64_e10",
-            _tc(epochs=10, batch_size=64, learning_rate=1e-3),
+            "cliponly_b919_e100_sgd0.3",
+            _full(learning_rate=0.3, optimizer="sgd"),
             dp=True,
+            clip_only=True,
+        ),
+        # --- DP, residual_linear: batch / epochs / lr ---------------------------------
+        Recipe(
+            "dp_res_b64_e10_adam1e-3", _tc(epochs=10, batch_size=64, learning_rate=1e-3), dp=True
         ),
         Recipe(
-            "dp_res_b256_e30",
-            _tc(epochs=30, batch_size=256, learning_rate=1e-3),
-            dp=True,
+            "dp_res_b256_e30_adam1e-3", _tc(epochs=30, batch_size=256, learning_rate=1e-3), dp=True
         ),
         Recipe(
-            "dp_res_b919_e100",
-            _tc(epochs=100, batch_size=919, learning_rate=1e-3),
+            "dp_res_b460_e100_adam3e-3",
+            _tc(epochs=100, batch_size=460, learning_rate=3e-3),
             dp=True,
         ),
+        Recipe("dp_res_b919_e100_adam1e-3", _full(learning_rate=1e-3), dp=True),
+        Recipe(_RES_DP, _full(learning_rate=3e-3), dp=True),
+        Recipe("dp_res_b919_e30_adam3e-3", _full(30, learning_rate=3e-3), dp=True),
+        Recipe("dp_res_b919_e200_adam1.5e-3", _full(200, learning_rate=1.5e-3), dp=True),
+        Recipe("dp_res_b919_e100_adam1e-2", _full(learning_rate=1e-2), dp=True),
+        # --- DP, residual_linear: temperature, weight decay, clip, SGD -----------------
         Recipe(
-            "dp_res_b919_e100_lr3e-3",
-            _tc(epochs=100, batch_size=919, learning_rate=3e-3),
-            dp=True,
+            "dp_res_b919_e100_adam3e-3_t0.1", _full(learning_rate=3e-3, temperature=0.1), dp=True
         ),
-        # --- DP, low_rank ---------------------------------------------------------------
         Recipe(
-            "dp_lr8_b919_e100",
-            _tc(epochs=100, batch_size=919, learning_rate=3e-3),
+            "dp_res_b919_e100_adam3e-3_t0.02", _full(learning_rate=3e-3, temperature=0.02), dp=True
+        ),
+        Recipe(
+            "dp_res_b919_e100_adam3e-3_wd1", _full(learning_rate=3e-3, weight_decay=1.0), dp=True
+        ),
+        Recipe(
+            "dp_res_b919_e100_adam3e-3_c0.1", _full(learning_rate=3e-3), dp=True, max_grad_norm=0.1
+        ),
+        Recipe("dp_res_b919_e100_sgd0.03", _full(learning_rate=0.03, optimizer="sgd"), dp=True),
+        Recipe("dp_res_b919_e100_sgd0.1", _full(learning_rate=0.1, optimizer="sgd"), dp=True),
+        Recipe(
+            "dp_bias_only_b919_e100_adam1e-2",
+            _full(learning_rate=1e-2),
+            dp=True,
+            frozen=("linear.weight",),
+        ),
+        # --- DP, low_rank --------------------------------------------------------------
+        Recipe(
+            "dp_lr8_b919_e100_adam1e-2", _full(learning_rate=1e-2), dp=True, kind="low_rank", rank=8
+        ),
+        Recipe(
+            "dp_lr16_b919_e100_adam1e-2",
+            _full(learning_rate=1e-2),
             dp=True,
             kind="low_rank",
-            rank=8,
+            rank=16,
         ),
         Recipe(
-            "dp_lr32_b919_e100",
-            _tc(epochs=100, batch_size=919, learning_rate=3e-3),
+            "dp_lr32_b919_e100_adam3e-3",
+            _full(learning_rate=3e-3),
             dp=True,
             kind="low_rank",
             rank=32,
         ),
+        Recipe(
+            "dp_lr64_b919_e100_adam1e-2",
+            _full(learning_rate=1e-2),
+            dp=True,
+            kind="low_rank",
+            rank=64,
+        ),
+        Recipe(
+            "dp_lr16_frozen_down_b919_e100_adam1e-2",
+            _full(learning_rate=1e-2),
+            dp=True,
+            kind="low_rank",
+            rank=16,
+            frozen=("down.weight",),
+        ),
+        Recipe(
+            "dp_lr128_docpca_down_b919_e100_adam3e-3",
+            _full(learning_rate=3e-3),
+            dp=True,
+            kind="low_rank",
+            rank=128,
+            frozen=("down.weight",),
+            down_from_doc_pca=True,
+            note="down = top-128 principal directions of the document vectors, frozen: "
+            "depends on the documents, which DP does not cover",
+        ),
     ]
 }
-BEST = ["plain_e40_lr1e-3", "dp_res_b919_e100_lr3e-3"]
+BEST = ["plain_b64_e20_adam1e-3", _RES_DP]
 
 
 def load_interactions(
@@ -174,11 +238,18 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Train one adapter with ``recipe`` on ``data`` and score it on SciFact test."""
     adapter = Adapter(data.dimension, kind=recipe.kind, rank=recipe.rank, side="query", seed=seed)
+    if recipe.down_from_doc_pca and adapter.down is not None:
+        centred = data.doc_vectors.astype(np.float64) - data.doc_vectors.mean(axis=0)
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
+        with torch.no_grad():
+            adapter.down.weight.copy_(torch.from_numpy(components[: adapter.down.out_features]))
     for name, parameter in adapter.named_parameters():
         if name in recipe.frozen:
             parameter.requires_grad_(False)
     config = replace(recipe.config, seed=seed)
     dp = _dp_config(recipe, len(data), epsilon, delta, seed) if recipe.dp else None
+    if dp is not None and recipe.clip_only:
+        dp = replace(dp, noise_multiplier=0.0)
     report = train_adapter(adapter, data, config, dp=dp)
     metrics = score_retrieval(vectors, test, adapter=adapter)
     return {
@@ -204,6 +275,7 @@ def run_recipe(
         "final_loss": report.losses[-1],
         "seconds": round(report.seconds, 1),
         "seed": seed,
+        "note": recipe.note,
     }
 
 

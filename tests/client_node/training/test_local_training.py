@@ -156,6 +156,7 @@ def test_plain_training_learns_the_rotation(kind: str) -> None:
     assert _top1(adapter, held_out) > (0.8 if kind == "residual_linear" else acc_before + 0.1)
 
 
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
 def test_dp_training_low_noise_learns_high_noise_does_not() -> None:
     train, held_out = _rotated_task(600, seed=0), _rotated_task(200, seed=1)
     config = TrainConfig(epochs=5, batch_size=60, learning_rate=2e-2)
