@@ -1,0 +1,106 @@
+"""Sweep federated recipes in-process (FedAvg of real local rounds, no transport).
+
+Runs ``client_node.local_round.run_local_round`` on each member folder (DP-SGD and the
+node ledger included; ledgers in a scratch copy), averages the states as FedAvg does
+and scores SciFact test nDCG@10 after every round. Used to choose the demo's recipe;
+the real federation (Flower, CKKS) is then run by ``fedembed demo``. Prints JSON lines.
+
+    .venv/bin/python benchmarks/federated_recipe_sweep.py --members out/demo/members \\
+        --data-dir ../shared/data --specs '[{"name": "dp", "epochs": 20, "batch": 4096,
+        "lr": 0.003}]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from client_node.local_round import RoundSettings, run_local_round
+from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.cache import EmbeddingCache
+from embedding_core.data import load_beir, resolve_dataset_dir
+from embedding_core.encoder import Encoder
+from embedding_core.evaluation import RetrievalVectors, embed_retrieval, score_retrieval
+
+
+def trial(
+    members: Path, vectors: RetrievalVectors, test: Any, spec: dict[str, Any], scratch: Path
+) -> dict[str, Any]:
+    rounds, dp, eps = (
+        int(spec.get("rounds", 5)),
+        bool(spec.get("dp", True)),
+        float(spec.get("eps", 8.0)),
+    )
+    kind, rank = str(spec.get("kind", "residual_linear")), int(spec.get("rank", 0))
+    dirs = {}
+    for node in sorted(p.name for p in members.iterdir() if p.is_dir()):
+        dest = scratch / str(spec["name"]) / node
+        shutil.copytree(members / node, dest, ignore=shutil.ignore_patterns("privacy_ledger.json"))
+        dirs[node] = dest
+    adapter = Adapter(384, kind=kind, rank=rank or None, side=AdapterSide.QUERY)
+    state = {k: v.clone() for k, v in adapter.state_dict().items()}
+    started, history, eps_spent = time.perf_counter(), [], []
+    for r in range(1, rounds + 1):
+        settings = RoundSettings(
+            server_round=r,
+            total_rounds=rounds,
+            run_tag=str(spec["name"]),
+            adapter_kind=kind,
+            adapter_rank=rank,
+            local_epochs=int(spec["epochs"]),
+            batch_size=int(spec["batch"]),
+            learning_rate=float(spec["lr"]),
+            temperature=float(spec.get("temp", 0.05)),
+            dp_enabled=dp,
+            target_epsilon=eps,
+            max_grad_norm=float(spec.get("C", 1.0)),
+        )
+        results = [
+            run_local_round(
+                node_dir=d, node_name=n, global_state=state, settings=settings, max_epsilon=eps
+            )
+            for n, d in dirs.items()
+        ]
+        weights = [x.metrics["num-examples"] for x in results]
+        state = {
+            k: sum(x.state[k] * w for x, w in zip(results, weights, strict=True)) / sum(weights)
+            for k in state
+        }
+        adapter.load_state_dict(state)
+        history.append(round(score_retrieval(vectors, test, adapter=adapter)["ndcg@10"], 4))
+        eps_spent = [x.metrics.get("epsilon") for x in results]
+    return {
+        **spec,
+        "ndcg@10_per_round": history,
+        "epsilon_per_node": eps_spent,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=Path, required=True)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--specs", required=True, help="JSON list of recipe dicts")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    test = load_beir(resolve_dataset_dir(args.data_dir, "scifact", marker="corpus.jsonl"))
+    vectors = embed_retrieval(Encoder.load(), test, cache=EmbeddingCache(args.cache_dir))
+    with tempfile.TemporaryDirectory() as scratch:
+        for spec in json.loads(args.specs):
+            print(json.dumps(trial(args.members, vectors, test, spec, Path(scratch))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
