@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.clientapp.typing import Mod
+from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
 from client_node.local_round import RoundSettings, run_local_round
@@ -110,4 +110,11 @@ def make_client_app(*, mods: list[Mod] | None = None) -> ClientApp:
     return client
 
 
-app = make_client_app()
+def _secaggplus_router(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """SecAgg+ protocol messages go to the legacy SecAgg+ ClientApp (lazy: import cycle)."""
+    from client_node.secaggplus_client import secaggplus_router_mod
+
+    return secaggplus_router_mod(msg, context, call_next)
+
+
+app = make_client_app(mods=[_secaggplus_router])

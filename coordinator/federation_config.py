@@ -96,7 +96,7 @@ class FederationConfig:
             )
 
         if self.aggregation not in {m.value for m in AggregationMode}:
-            raise bad("aggregation", self.aggregation, "'ckks' or 'plaintext'")
+            raise bad("aggregation", self.aggregation, "'ckks', 'plaintext' or 'secaggplus'")
         if self.aggregation == AggregationMode.PLAINTEXT and not self.allow_insecure_plaintext:
             raise FedembedError(
                 "plaintext aggregation lets the coordinator see every node's update",
@@ -115,6 +115,10 @@ class FederationConfig:
             raise bad("target-epsilon", self.target_epsilon, "> 0 with 0 < target-delta < 1")
         if self.node_noise_multiplier < 0:
             raise bad("node-noise-multiplier", self.node_noise_multiplier, ">= 0")
+        if self.aggregation == AggregationMode.SECAGGPLUS and self.node_noise_multiplier > 0:
+            raise bad("node-noise-multiplier", self.node_noise_multiplier, "0 with secaggplus")
+        if self.aggregation == AggregationMode.SECAGGPLUS and self.min_nodes < 2:
+            raise bad("min-nodes", self.min_nodes, ">= 2 with secaggplus")
         if self.node_noise_multiplier > 0 and self.update_clip_norm <= 0:
             raise bad("update-clip-norm", self.update_clip_norm, "> 0 when node-level DP is on")
 

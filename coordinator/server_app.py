@@ -39,6 +39,7 @@ __all__ = [
     "CKKS_PUBLIC_FILE",
     "app",
     "build_strategy",
+    "publish",
     "run_federation",
 ]
 
@@ -121,8 +122,22 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
     )
     initial_arrays = ArrayRecord(initial.state_dict())
     final_arrays = result.arrays if len(result.arrays) else initial_arrays  # no round released
+    return publish(
+        config, evaluator=evaluator, ledger=strategy, final_arrays=final_arrays, started=started
+    )
+
+
+def publish(
+    config: FederationConfig,
+    *,
+    evaluator: CentralEvaluator,
+    ledger: FederationLedger,
+    final_arrays: ArrayRecord,
+    started: float,
+) -> dict[str, object]:
+    """Save the global adapter + manifest and history.json; returns the run summary."""
+    out_dir = Path(config.out_dir)
     final = adapter_from_arrays(final_arrays, kind=config.adapter_kind, rank=config.adapter_rank)
-    ledger = strategy.to_dict()
     history = {str(r): m for r, m in sorted(evaluator.history.items())}
     summary: dict[str, object] = {
         "rounds": config.num_server_rounds,
@@ -130,10 +145,10 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         "dp_enabled": config.dp_enabled,
         "target_epsilon": config.target_epsilon,
         "target_delta": config.target_delta,
-        "nodes": sorted({n for r in strategy.rounds for n in r["nodes"]}),
-        "per_node_epsilon": strategy.per_node_epsilon(),
-        "node_level_epsilon": strategy.node_level_epsilon,
-        "refusals": strategy.refusals(),
+        "nodes": sorted({n for r in ledger.rounds for n in r["nodes"]}),
+        "per_node_epsilon": ledger.per_node_epsilon(),
+        "node_level_epsilon": ledger.node_level_epsilon,
+        "refusals": ledger.refusals(),
         "ndcg@10_per_round": {r: m["ndcg@10"] for r, m in history.items()},
         "final": evaluator.history.get(config.num_server_rounds, {}),
         "seconds": round(time.perf_counter() - started, 1),
@@ -142,7 +157,7 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         out_dir / ADAPTER_DIR,
         base_model_id=evaluator.encoder.model_id,
         base_model_fingerprint=evaluator.encoder.fingerprint,
-        metadata={**summary, "ledger": ledger},
+        metadata={**summary, "ledger": ledger.to_dict()},
     )
     (out_dir / HISTORY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     logger.info(
@@ -155,4 +170,10 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
 def main(grid: Grid, context: Context) -> None:
     """Flower entry point."""
     configure_logging()
-    run_federation(grid, FederationConfig.from_run_config(dict(context.run_config)))
+    config = FederationConfig.from_run_config(dict(context.run_config))
+    if config.aggregation == AggregationMode.SECAGGPLUS:
+        from coordinator.secaggplus_app import run_secaggplus_federation  # imports this module
+
+        run_secaggplus_federation(grid, context, config)
+    else:
+        run_federation(grid, config)

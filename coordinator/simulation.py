@@ -20,7 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from client_node.client_app import make_client_app
 from coordinator.federation_config import FederationConfig
 from coordinator.server_app import HISTORY_FILE, run_federation
-from coordinator.wire import NodeConfigKey
+from coordinator.wire import AggregationMode, NodeConfigKey
 
 __all__ = ["partition_mod", "run_simulated_federation"]
 
@@ -58,6 +58,16 @@ def run_simulated_federation(
     num_cpus: int = 2,
 ) -> dict[str, Any]:
     """Run ``config`` over ``num_nodes`` virtual nodes; returns the run summary."""
+    if config.aggregation == AggregationMode.SECAGGPLUS:
+        from coordinator.secaggplus_app import run_simulated_secaggplus_federation
+
+        return run_simulated_secaggplus_federation(
+            config,
+            partition_root=partition_root,
+            num_nodes=num_nodes,
+            max_epsilon=max_epsilon,
+            num_cpus=num_cpus,
+        )
     server = ServerApp()
 
     @server.main()

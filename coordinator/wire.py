@@ -25,6 +25,7 @@ class AggregationMode(StrEnum):
 
     CKKS = "ckks"
     PLAINTEXT = "plaintext"
+    SECAGGPLUS = "secaggplus"
 
 
 class ContentKey(StrEnum):

@@ -1,0 +1,289 @@
+"""Cost of one federated round for each aggregation mode, on Flower's simulation engine.
+
+Three member nodes (a SciFact subset, split non-IID, written to a temporary folder),
+the same recipe (DP-SGD, clip norms, batch, learning rate) and seeds for each mode:
+
+- ``plaintext``: FedAvg with ``allow_insecure_plaintext=True`` (the baseline);
+- ``ckks``: ``CkksFedAvg`` with kits from ``coordinator.provisioning.provision``;
+- ``secaggplus``: Flower's SecAgg+ workflow (``coordinator.secaggplus_app``).
+
+Method (also in the JSON): each mode runs in its own process. The server side calls the
+central evaluator once before round 1 and once after every round, so the timestamps of
+those calls delimit the rounds exactly: a round's seconds are from the end of the
+previous evaluation to the start of the next one (send the model, local DP-SGD on every
+node, secure aggregation, update; central evaluation excluded, identical in all modes).
+Round 1 also pays each virtual node's one-off start (worker process, encoder load, data
+loading) and is reported but left out of the median; the median is over rounds 2..R.
+Start-up (Ray, evaluator, initial evaluation) is reported separately.
+
+    .venv/bin/python benchmarks/bench_round.py [--rounds 4] [--train-queries 240]
+
+Prints one JSON object. Nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+MODES = ("plaintext", "ckks", "secaggplus")
+SUBSET = "scifact-subset"
+NODES = 3
+OTHER_DOCS = 150
+RECIPE: dict[str, Any] = {
+    "dp_enabled": True,
+    "target_epsilon": 8.0,
+    "target_delta": 1e-5,
+    "max_grad_norm": 1.0,
+    "update_clip_norm": 5.0,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+    "local_epochs": 1,
+    "adapter_kind": "residual_linear",
+}
+
+
+def write_subset(source: Path, target: Path, *, train_queries: int) -> None:
+    """SciFact reduced to the test split, the first ``train_queries`` train queries,
+    the documents either cites and ``OTHER_DOCS`` further documents."""
+    qrels: dict[str, list[list[str]]] = {}
+    for split in ("train", "test"):
+        lines = (source / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]
+        rows = [line.split("\t") for line in lines if line.strip()]
+        if split == "train":
+            kept = set(list(dict.fromkeys(row[0] for row in rows))[:train_queries])
+            rows = [row for row in rows if row[0] in kept]
+        qrels[split] = rows
+    cited = {row[1] for rows in qrels.values() for row in rows}
+    documents: list[str] = []
+    others = 0
+    for line in (source / "corpus.jsonl").read_text().splitlines():
+        if json.loads(line)["_id"] in cited:
+            documents.append(line)
+        elif others < OTHER_DOCS:
+            documents.append(line)
+            others += 1
+    (target / "qrels").mkdir(parents=True)
+    (target / "corpus.jsonl").write_text("\n".join(documents) + "\n")
+    shutil.copyfile(source / "queries.jsonl", target / "queries.jsonl")
+    for split, rows in qrels.items():
+        body = "\n".join("\t".join(row) for row in rows)
+        (target / "qrels" / f"{split}.tsv").write_text(f"query-id\tcorpus-id\tscore\n{body}\n")
+
+
+def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
+    """Subset, non-IID member folders with their embedding caches filled, CKKS kits."""
+    from client_node.node_data import load_node_data
+    from coordinator.central_evaluation import CentralEvaluator
+    from coordinator.provisioning import provision
+    from embedding_core.cache import EmbeddingCache
+    from embedding_core.data import load_beir
+    from embedding_core.data.federated_split import split_non_iid, write_shards
+    from embedding_core.encoder import Encoder
+
+    write_subset(shared_data / "scifact", work / "data" / SUBSET, train_queries=train_queries)
+    train = load_beir(work / "data" / SUBSET, split="train", name=SUBSET)
+    encoder = Encoder.load()
+    doc_vectors = EmbeddingCache().get_or_encode(encoder, train.corpus_texts)
+    folders = write_shards(split_non_iid(train, doc_vectors, num_nodes=NODES), work / "members")
+    for folder in folders:  # every mode starts with the node caches filled
+        load_node_data(folder).vectors(encoder)
+    CentralEvaluator(
+        data_dir=work / "data", dataset=SUBSET, kind=RECIPE["adapter_kind"], rank=0
+    )  # fills the evaluator's cache
+    provision(work / "kits", node_ids=[f.name for f in folders])
+
+
+def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:
+    """One federation in this process; returns the evaluator's call timestamps."""
+    import coordinator.central_evaluation as central_evaluation
+    from coordinator.federation_config import FederationConfig
+    from coordinator.secaggplus_app import run_simulated_secaggplus_federation
+    from coordinator.simulation import run_simulated_federation
+
+    calls: list[dict[str, float]] = []
+    original = central_evaluation.CentralEvaluator.__call__
+
+    def timed(self: Any, server_round: int, arrays: Any) -> Any:
+        started = time.perf_counter()
+        result = original(self, server_round, arrays)
+        calls.append({"round": server_round, "start": started, "end": time.perf_counter()})
+        return result
+
+    central_evaluation.CentralEvaluator.__call__ = timed  # type: ignore[method-assign]
+    members = work / f"run-{mode}-{tag}" / "members"
+    shutil.copytree(work / "members", members)  # fresh privacy ledgers, filled caches
+    config = FederationConfig(
+        num_server_rounds=rounds,
+        aggregation=mode,
+        allow_insecure_plaintext=mode == "plaintext",
+        coordinator_kit=str(work / "kits" / "coordinator") if mode == "ckks" else "",
+        min_nodes=NODES,
+        eval_dataset=SUBSET,
+        data_dir=str(work / "data"),
+        out_dir=str(work / f"run-{mode}-{tag}" / "out"),
+        run_tag=f"bench-{mode}",
+        **RECIPE,
+    )
+    started = time.perf_counter()
+    if mode == "secaggplus":
+        summary = run_simulated_secaggplus_federation(
+            config, partition_root=members, num_nodes=NODES
+        )
+    else:
+        summary = run_simulated_federation(
+            config,
+            partition_root=members,
+            num_nodes=NODES,
+            kit_root=work / "kits" if mode == "ckks" else None,
+        )
+    return {
+        "started": started,
+        "finished": time.perf_counter(),
+        "calls": calls,
+        "ndcg@10_per_round": summary["ndcg@10_per_round"],
+        "refusals": summary["refusals"],
+    }
+
+
+def round_seconds(raw: dict[str, Any]) -> list[float]:
+    """Seconds of rounds 1..R of one run, from the evaluation timestamps."""
+    calls = sorted(raw["calls"], key=lambda c: c["round"])
+    return [round(nxt["start"] - prev["end"], 3) for prev, nxt in itertools.pairwise(calls)]
+
+
+def analyse(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One mode: median over rounds 2..R of all its runs, and per-run details."""
+    per_run = [round_seconds(raw) for raw in runs]
+    steady = [s for rounds in per_run for s in (rounds[1:] or rounds)]
+    evals = [c["end"] - c["start"] for raw in runs for c in raw["calls"]]
+    return {
+        "round_seconds": per_run,
+        "median_round_seconds": round(statistics.median(steady), 3),
+        "startup_seconds": [round(raw["calls"][0]["end"] - raw["started"], 2) for raw in runs],
+        "eval_seconds_median": round(statistics.median(evals), 3),
+        "total_seconds": [round(raw["finished"] - raw["started"], 2) for raw in runs],
+        "ndcg@10_per_round": [raw["ndcg@10_per_round"] for raw in runs],
+        "refusals": [r for raw in runs for r in raw["refusals"]],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--train-queries", type=int, default=240)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("FEDEMBED_DATA_DIR", REPO_ROOT.parent / "shared" / "data")),
+    )
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--repeats", type=int, default=1, help="runs per mode, interleaved")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one mode
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="0", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_mode(args.child, args.work, args.rounds, args.tag)))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="fedembed-bench-round-"))
+    env = {
+        **os.environ,
+        "FEDEMBED_CACHE_DIR": str(work / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    os.environ.update({k: env[k] for k in ("FEDEMBED_CACHE_DIR", "HF_HUB_OFFLINE")})
+    try:
+        started = time.perf_counter()
+        prepare(work, args.data_dir, args.train_queries)
+        prepare_s = time.perf_counter() - started
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for repeat, mode in itertools.product(range(args.repeats), args.modes.split(",")):
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--work",
+                    str(work),
+                    "--rounds",
+                    str(args.rounds),
+                    "--tag",
+                    str(repeat),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-5000:])
+                raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
+            runs.setdefault(mode, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        modes = {mode: analyse(mode_runs) for mode, mode_runs in runs.items()}
+        base = modes.get("plaintext", {}).get("median_round_seconds")
+        ratios = {
+            f"{m}/plaintext": round(modes[m]["median_round_seconds"] / base, 3)
+            for m in modes
+            if m != "plaintext" and base
+        }
+        report = {
+            "benchmark": "seconds per federated round, 3 virtual nodes, simulation engine",
+            "method": (
+                "each mode in its own process; round r = start of the central evaluation "
+                "after round r minus end of the evaluation after round r-1 (timestamps "
+                "from a wrapper around CentralEvaluator.__call__), i.e. configure + local "
+                "DP-SGD on every node + (secure) aggregation + model update, central "
+                "evaluation excluded; median over rounds 2..R of every run of the mode "
+                "(round 1 includes each virtual node's one-off start: worker process, "
+                "encoder load); with --repeats the modes run interleaved; start-up = "
+                "process start to end of the round-0 evaluation"
+            ),
+            "rounds": args.rounds,
+            "repeats": args.repeats,
+            "nodes": NODES,
+            "data": f"{SUBSET}: {args.train_queries} train queries split non-IID",
+            "recipe": RECIPE,
+            "modes": modes,
+            "ratios": ratios,
+            "ckks_target_ratio": 1.5,
+            "ckks_within_target": ratios.get("ckks/plaintext", float("inf")) <= 1.5,
+            "prepare_seconds": round(prepare_s, 1),
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "loadavg_before": [round(x, 2) for x in load_before],
+                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            },
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
