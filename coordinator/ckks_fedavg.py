@@ -17,10 +17,11 @@ from collections.abc import Iterable
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg, Strategy
+from flwr.serverapp.strategy import FedAvg
 
 from client_node.ckks_mod import CHUNKS, LENGTH, SUM, flatten, unflatten
 from coordinator.ckks_aggregation import sum_encrypted
+from coordinator.strategy_wrapper import StrategyWrapper
 from coordinator.wire import (
     AggregationMode,
     ConfigKey,
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 QUERY_MESSAGE_TYPE = "query"
 
 
-class CkksFedAvg(Strategy):
+class CkksFedAvg(StrategyWrapper):
     """Wrap FedAvg (its sampling and metric aggregation) with encrypted summation.
 
     Args:
@@ -59,7 +60,8 @@ class CkksFedAvg(Strategy):
         timeout: float = 600.0,
         seed: int | None = None,
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
+        self.fedavg = strategy
         self.public_context = public_context
         self.noise_std = noise_std
         self.timeout = timeout
@@ -146,8 +148,8 @@ class CkksFedAvg(Strategy):
             mean = mean + self._rng.normal(0.0, self.noise_std, size=mean.shape)
         self.seconds_sum.append(time.perf_counter() - started)
         arrays = unflatten(flatten(self._reference) + mean, self._reference)
-        metrics = self.strategy.train_metrics_aggr_fn(
-            [r.content for r in valid], self.strategy.weighted_by_key
+        metrics = self.fedavg.train_metrics_aggr_fn(
+            [r.content for r in valid], self.fedavg.weighted_by_key
         )
         logger.info(
             "aggregate: round=%d nodes=%d ckks_seconds=%.2f",
@@ -156,15 +158,3 @@ class CkksFedAvg(Strategy):
             self.seconds_sum[-1],
         )
         return arrays, metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Delegate."""
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        """Delegate."""
-        return self.strategy.aggregate_evaluate(server_round, replies)

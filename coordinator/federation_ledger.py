@@ -20,6 +20,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from client_node.accounting import RDPAccountant
+from coordinator.strategy_wrapper import StrategyWrapper
 from coordinator.wire import ContentKey, MetricKey, as_float
 
 __all__ = ["FederationLedger"]
@@ -27,7 +28,7 @@ __all__ = ["FederationLedger"]
 logger = logging.getLogger(__name__)
 
 
-class FederationLedger(Strategy):
+class FederationLedger(StrategyWrapper):
     """Wrap a strategy; record per-node privacy reports and node-level accounting.
 
     Args:
@@ -47,7 +48,7 @@ class FederationLedger(Strategy):
         total_nodes: int = 0,
         delta: float = 1e-5,
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.path = path
         self.node_noise_multiplier = node_noise_multiplier
         self.total_nodes = total_nodes
@@ -132,18 +133,6 @@ class FederationLedger(Strategy):
         )
         self.save()
         return arrays, metrics_out
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Delegate."""
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        """Delegate."""
-        return self.strategy.aggregate_evaluate(server_round, replies)
 
     def to_dict(self) -> dict[str, Any]:
         """The ledger as JSON-serialisable data."""

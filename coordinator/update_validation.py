@@ -18,6 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from coordinator.strategy_wrapper import StrategyWrapper
 from coordinator.wire import ContentKey
 
 __all__ = ["NORM_TOLERANCE", "UpdateValidation", "check_update"]
@@ -48,7 +49,7 @@ def check_update(update: ArrayRecord, reference: ArrayRecord, *, clip_norm: floa
     return None
 
 
-class UpdateValidation(Strategy):
+class UpdateValidation(StrategyWrapper):
     """Wrap a strategy so only well-formed, clipped updates reach its aggregation.
 
     Args:
@@ -59,7 +60,7 @@ class UpdateValidation(Strategy):
     def __init__(self, strategy: Strategy, *, clip_norm: float) -> None:
         if clip_norm < 0:
             raise ValueError(f"clip_norm must be >= 0, got {clip_norm}")
-        self.strategy = strategy
+        super().__init__(strategy)
         self.clip_norm = clip_norm
         self._reference: ArrayRecord | None = None
         self.rejected: list[tuple[int, int, str]] = []  # (round, node id, reason)
@@ -104,15 +105,3 @@ class UpdateValidation(Strategy):
             )
             return None, None
         return self.strategy.aggregate_train(server_round, kept)
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Delegate."""
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> MetricRecord | None:
-        """Delegate."""
-        return self.strategy.aggregate_evaluate(server_round, replies)
