@@ -117,6 +117,18 @@ class FederationLedger(StrategyWrapper):
                 report["epsilon"] = as_float(metrics[MetricKey.EPSILON.value])
             nodes[node] = report
         arrays, metrics_out = self.strategy.aggregate_train(server_round, replies)
+        answered = sum(1 for r in replies if not r.has_error())
+        if self.node_noise_multiplier > 0 and answered < self._sampled:
+            # The node-level noise is calibrated to the sampled count; with fewer
+            # updates one node's share of the mean is larger, so withhold the release.
+            logger.warning(
+                "ledger: round=%d only %d of %d sampled nodes answered; node-level DP "
+                "noise would be too small, aggregate withheld",
+                server_round,
+                answered,
+                self._sampled,
+            )
+            arrays, metrics_out = None, None
         if arrays is not None and self.node_noise_multiplier > 0 and self._sampled:
             self.accountant.step(
                 noise_multiplier=self.node_noise_multiplier,

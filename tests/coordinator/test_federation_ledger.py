@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+
+from coordinator.federation_ledger import FederationLedger
+
+
+def _reply(node: int, value: float) -> Message:
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({"w": Array(np.full(4, value, dtype=np.float32))}),
+            "metrics": MetricRecord({"num-examples": 1, "unit-weight": 1.0, "epsilon": 2.5}),
+        }
+    )
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"m{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id="x",
+        group_id="1",
+        created_at=0.0,
+        ttl=60.0,
+        message_type="train",
+    )
+    return Message(content, metadata=metadata)
+
+
+def _ledger(tmp_path: Path, noise: float) -> FederationLedger:
+    inner = FedAvg(min_train_nodes=1, min_available_nodes=1, weighted_by_key="unit-weight")
+    ledger = FederationLedger(
+        inner, path=tmp_path / "ledger.json", node_noise_multiplier=noise, total_nodes=10
+    )
+    ledger._sampled = 3  # as configure_train records for the round
+    return ledger
+
+
+def test_records_per_node_epsilon_and_node_level_accounting(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, noise=1.0)
+
+    arrays, _ = ledger.aggregate_train(1, [_reply(1, 0.1), _reply(2, 0.2), _reply(3, 0.3)])
+
+    assert arrays is not None
+    assert ledger.per_node_epsilon() == {"1": 2.5, "2": 2.5, "3": 2.5}
+    assert ledger.node_level_epsilon is not None
+    assert ledger.node_level_epsilon > 0
+    saved = json.loads((tmp_path / "ledger.json").read_text())
+    assert saved["rounds"][0]["released"] is True
+
+
+def test_node_level_dp_withholds_release_when_a_sampled_node_is_missing(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, noise=1.0)
+
+    arrays, metrics = ledger.aggregate_train(1, [_reply(1, 0.1), _reply(2, 0.2)])
+
+    assert arrays is None
+    assert metrics is None
+    assert ledger.node_level_epsilon is None
+    assert ledger.rounds[0]["released"] is False
+
+
+def test_without_node_level_dp_fewer_replies_are_fine(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, noise=0.0)
+
+    arrays, _ = ledger.aggregate_train(1, [_reply(1, 0.1), _reply(2, 0.3)])
+
+    assert arrays is not None
+    np.testing.assert_allclose(arrays["w"].numpy(), 0.2, atol=1e-6)
