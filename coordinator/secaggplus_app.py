@@ -33,7 +33,6 @@ offered in this mode yet (``node-noise-multiplier`` must be 0).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -66,7 +65,7 @@ from flwr.serverapp.strategy import FedAvg as MessageFedAvg
 from coordinator.central_evaluation import CentralEvaluator
 from coordinator.federation_config import FederationConfig
 from coordinator.federation_ledger import FederationLedger
-from coordinator.server_app import HISTORY_FILE, LEDGER_FILE, publish
+from coordinator.server_app import LEDGER_FILE, publish
 from coordinator.update_validation import NORM_TOLERANCE
 from coordinator.wire import ConfigKey, MetricKey, as_float
 from embedding_core.adapter import Adapter, AdapterSide
@@ -482,27 +481,12 @@ def run_simulated_secaggplus_federation(
     params: SecAggPlusParams | None = None,
 ) -> dict[str, Any]:
     """As ``simulation.run_simulated_federation``, with SecAgg+ on both sides."""
-    from flwr.simulation import run_simulation
-
     from client_node.secaggplus_client import make_secaggplus_client_app
-    from coordinator.simulation import partition_mod
+    from coordinator.simulation import partition_mod, simulate
 
     server = make_secaggplus_server_app(config, params=params)
     client = make_secaggplus_client_app(
         mods=[partition_mod(partition_root, max_epsilon=max_epsilon)]
     )
     logger.info("simulation: secaggplus nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
-    run_simulation(
-        server_app=server,
-        client_app=client,
-        num_supernodes=num_nodes,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": num_cpus, "include_dashboard": False},
-        },
-    )
-    history = Path(config.out_dir) / HISTORY_FILE
-    if not history.is_file():
-        raise RuntimeError(f"simulation ended without writing {history}; see the log above")
-    summary: dict[str, Any] = json.loads(history.read_text())
-    return summary
+    return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.serverapp import Grid, ServerApp
 
@@ -22,7 +23,7 @@ from coordinator.federation_config import FederationConfig
 from coordinator.server_app import HISTORY_FILE, run_federation
 from coordinator.wire import AggregationMode, NodeConfigKey
 
-__all__ = ["partition_mod", "run_simulated_federation"]
+__all__ = ["partition_mod", "run_simulated_federation", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,16 @@ def run_simulated_federation(
     client = make_client_app(
         mods=[partition_mod(partition_root, kit_root=kit_root, max_epsilon=max_epsilon)]
     )
+    logger.info("simulation: nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
+    return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)
+
+
+def simulate(
+    server: ServerApp, client: ClientApp, *, num_nodes: int, num_cpus: int, out_dir: str
+) -> dict[str, Any]:
+    """Run ``server``/``client`` on the simulation engine; returns the run's history.json."""
     from flwr.simulation import run_simulation
 
-    logger.info("simulation: nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
     run_simulation(
         server_app=server,
         client_app=client,
@@ -89,7 +97,7 @@ def run_simulated_federation(
             "init_args": {"num_cpus": num_cpus, "include_dashboard": False},
         },
     )
-    history = Path(config.out_dir) / HISTORY_FILE
+    history = Path(out_dir) / HISTORY_FILE
     if not history.is_file():
         raise RuntimeError(f"simulation ended without writing {history}; see the log above")
     summary: dict[str, Any] = json.loads(history.read_text())
