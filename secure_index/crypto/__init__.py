@@ -1,0 +1,1 @@
+"""Cryptography of the secure index: AEAD, key-encryption keys, streaming files, DCPE."""

@@ -1,0 +1,392 @@
+"""One collection: an hnswlib HNSW graph plus its document table, safe for threads.
+
+HNSW is Malkov and Yashunin, "Efficient and robust approximate nearest neighbor search
+using Hierarchical Navigable Small World graphs", IEEE TPAMI 2020; the implementation
+is hnswlib. hnswlib allows parallel queries but not queries during inserts, deletes or
+resizes, so every mutation takes the write side of a :class:`ReaderWriterLock` and every
+query the read side. Deleted labels become tombstones that later inserts reuse
+(``allow_replace_deleted``). The graph is serialised into an anonymous in-memory file
+(``memfd``), never a plaintext file on disk.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import mmap
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import hnswlib
+import numpy as np
+
+from secure_index.errors import RequestError, StorageError
+from secure_index.index.document_table import DocumentTable
+from secure_index.index.rwlock import ReaderWriterLock
+
+__all__ = [
+    "CollectionSpec",
+    "Hit",
+    "HnswCollection",
+    "Metric",
+    "Protection",
+    "validate_doc_id",
+]
+
+logger = logging.getLogger(__name__)
+
+DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_TAGS = 32
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+INITIAL_CAPACITY = 1024
+EXACT_FILTER_LIMIT = 4096  # filtered queries over at most this many documents are exact
+
+
+class Metric(enum.StrEnum):
+    """Distance of a collection (hnswlib space names)."""
+
+    COSINE = "cosine"
+    INNER_PRODUCT = "ip"
+    L2 = "l2"
+
+
+class Protection(enum.StrEnum):
+    """How vectors are protected beyond encryption at rest."""
+
+    AT_REST = "at-rest"  # plaintext vectors in memory, AES-256-GCM on disk
+    DCPE = "dcpe"  # vectors arrive DCPE-encrypted; the store never sees plaintexts
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """Fixed parameters of a collection, validated on construction."""
+
+    name: str
+    dimension: int
+    metric: Metric = Metric.COSINE
+    protection: Protection = Protection.AT_REST
+    m: int = 16
+    ef_construction: int = 200
+    ef_search: int = 100
+
+    def __post_init__(self) -> None:
+        if not COLLECTION_PATTERN.match(self.name):
+            raise RequestError(
+                f"collection name {self.name!r} is not allowed",
+                expected="1-64 characters from A-Z a-z 0-9 _ . -",
+                fix="choose a name such as 'scifact' or 'claims-2026'",
+            )
+        if not 1 <= self.dimension <= 65536:
+            raise RequestError(
+                f"dimension {self.dimension} is out of range",
+                expected="an integer between 1 and 65536 (all-MiniLM-L6-v2: 384)",
+                fix="pass the embedding dimension of your model",
+            )
+        if self.protection is Protection.DCPE and self.metric is not Metric.L2:
+            raise RequestError(
+                f"a DCPE collection must use metric l2, not {self.metric}",
+                expected="metric l2 (scale-and-perturb preserves Euclidean comparisons)",
+                fix="create the collection with --metric l2",
+            )
+        for name, value, low in (
+            ("m", self.m, 2),
+            ("ef_construction", self.ef_construction, 1),
+            ("ef_search", self.ef_search, 1),
+        ):
+            if not low <= value <= 4096:
+                raise RequestError(
+                    f"{name}={value} is out of range",
+                    expected=f"an integer between {low} and 4096",
+                    fix="keep the defaults (m=16, ef_construction=200, ef_search=100)",
+                )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: never a vector, never text."""
+
+    doc_id: str
+    owner: str
+    score: float
+
+
+def validate_doc_id(doc_id: object) -> str:
+    """Check an opaque document id; raise :class:`RequestError` if malformed."""
+    if not isinstance(doc_id, str) or not DOC_ID_PATTERN.match(doc_id):
+        raise RequestError(
+            f"document id {str(doc_id)[:40]!r} is not allowed",
+            expected="1-128 characters from A-Z a-z 0-9 _ . : @ / -",
+            fix="use opaque ids (e.g. a hash or the node's own id), never document text",
+        )
+    return doc_id
+
+
+class HnswCollection:
+    """A thread-safe HNSW index with document metadata.
+
+    Args:
+        spec: The collection's fixed parameters.
+        index: A loaded hnswlib index (from a snapshot) or ``None`` for a new one.
+        table: The matching document table, or ``None`` for a new one.
+    """
+
+    def __init__(
+        self,
+        spec: CollectionSpec,
+        *,
+        index: hnswlib.Index | None = None,
+        table: DocumentTable | None = None,
+    ) -> None:
+        self.spec = spec
+        self._lock = ReaderWriterLock()
+        if index is None:
+            index = hnswlib.Index(space=str(spec.metric), dim=spec.dimension)
+            index.init_index(
+                max_elements=INITIAL_CAPACITY,
+                ef_construction=spec.ef_construction,
+                M=spec.m,
+                allow_replace_deleted=True,
+            )
+        index.set_ef(spec.ef_search)
+        self._index = index
+        self._table = table if table is not None else DocumentTable()
+
+    @property
+    def lock(self) -> ReaderWriterLock:
+        """The collection's reader-writer lock (the store snapshots under it)."""
+        return self._lock
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    # -- validation ------------------------------------------------------------------------
+
+    def check_vectors(self, vectors: object, *, count: int | None = None) -> np.ndarray:
+        """Return ``vectors`` as a C-contiguous float32 (n, d) array or raise RequestError."""
+        try:
+            array = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(
+                "vectors are not numeric", expected="a list of lists of numbers", fix=str(exc)
+            ) from None
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != self.spec.dimension:
+            raise RequestError(
+                f"vectors have shape {tuple(array.shape)} for collection {self.spec.name!r}",
+                expected=f"vectors of dimension {self.spec.dimension}",
+                fix="embed with the collection's model (all-MiniLM-L6-v2: 384)",
+            )
+        if count is not None and array.shape[0] != count:
+            raise RequestError(
+                f"{array.shape[0]} vectors for {count} ids",
+                expected="one vector per id",
+                fix="send as many vectors as ids",
+            )
+        if not np.isfinite(array).all():
+            raise RequestError(
+                "vectors contain NaN or infinity",
+                expected="finite numbers",
+                fix="re-embed the documents",
+            )
+        if self.spec.metric is Metric.COSINE and (np.linalg.norm(array, axis=1) == 0).any():
+            raise RequestError(
+                "a zero vector has no cosine similarity",
+                expected="non-zero vectors",
+                fix="drop empty documents before embedding",
+            )
+        return np.ascontiguousarray(array)
+
+    # -- mutations -------------------------------------------------------------------------
+
+    def validate_batch(
+        self,
+        doc_ids: Sequence[str],
+        vectors: object,
+        tags: Sequence[Sequence[str]] | None,
+    ) -> tuple[list[str], np.ndarray, tuple[tuple[str, ...], ...]]:
+        """Check an upsert batch without changing anything; returns it normalised."""
+        ids = [validate_doc_id(d) for d in doc_ids]
+        if len(set(ids)) != len(ids):
+            raise RequestError(
+                "a batch repeats a document id",
+                expected="each id once per batch",
+                fix="deduplicate the batch",
+            )
+        array = self.check_vectors(vectors, count=len(ids))
+        tag_lists = tuple(tuple(t) for t in tags) if tags is not None else tuple(() for _ in ids)
+        bad_tag = next(
+            (
+                t
+                for tl in tag_lists
+                for t in tl
+                if not isinstance(t, str) or not TAG_PATTERN.match(t)
+            ),
+            None,
+        )
+        if len(tag_lists) != len(ids) or any(len(t) > MAX_TAGS for t in tag_lists) or bad_tag:
+            raise RequestError(
+                "tags do not match the ids" if bad_tag is None else f"tag {str(bad_tag)[:40]!r}",
+                expected=f"one list of at most {MAX_TAGS} tags per id, tags of 1-64 characters "
+                "from A-Z a-z 0-9 _ . : -",
+                fix="send short, opaque tags aligned with ids",
+            )
+        return ids, array, tag_lists
+
+    def add_items(
+        self,
+        doc_ids: Sequence[str],
+        vectors: object,
+        *,
+        owner: str,
+        tags: Sequence[Sequence[str]] | None = None,
+    ) -> int:
+        """Insert or replace documents (upsert); returns how many were new."""
+        ids, array, tag_lists = self.validate_batch(doc_ids, vectors, tags)
+        if not ids:
+            return 0
+        with self._lock.write():
+            labels = self._table.upsert(ids, owner=owner, tags=tag_lists)
+            needed = self._index.get_current_count() + sum(new for _, new in labels)
+            if needed > self._index.get_max_elements():
+                capacity = max(needed, 2 * self._index.get_max_elements())
+                self._index.resize_index(capacity)
+                logger.info("index: resized %s to %d", self.spec.name, capacity)
+            self._index.add_items(
+                array, np.array([lab for lab, _ in labels], dtype=np.uint64), replace_deleted=True
+            )
+        return sum(new for _, new in labels)
+
+    def foreign_ids(self, doc_ids: Sequence[str], *, owner: str) -> list[str]:
+        """The ids among ``doc_ids`` that exist and belong to another owner."""
+        with self._lock.read():
+            foreign = []
+            for doc_id in doc_ids:
+                label = self._table.label_of(doc_id)
+                found = None if label is None else self._table.resolve(label)
+                if found is not None and found[1] != owner:
+                    foreign.append(doc_id)
+            return foreign
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents (tombstones, reused by later inserts); returns how many."""
+        ids = [validate_doc_id(d) for d in doc_ids]
+        with self._lock.write():
+            labels = self._table.delete(ids)
+            for label in labels:
+                self._index.mark_deleted(label)
+        return len(labels)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def knn_query(
+        self,
+        vectors: object,
+        k: int,
+        *,
+        owner: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest documents of each query vector, best first."""
+        if not isinstance(k, int) or k < 1:
+            raise RequestError(f"k={k!r}", expected="k >= 1", fix="ask for at least one result")
+        queries = self.check_vectors(vectors)
+        with self._lock.read():
+            if owner is None and not tags:
+                count = len(self._table)
+                if count == 0:
+                    return [[] for _ in range(len(queries))]
+                labels, distances = self._index.knn_query(queries, k=min(k, count))
+            else:
+                allowed = self._table.matching_labels(owner=owner, tags=tags)
+                if allowed.size == 0:
+                    return [[] for _ in range(len(queries))]
+                labels, distances = self._filtered(queries, allowed, min(k, int(allowed.size)))
+            rows = zip(labels, distances, strict=True)
+            return [self._hits(row_labels, row_distances) for row_labels, row_distances in rows]
+
+    def _filtered(
+        self, queries: np.ndarray, allowed: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if allowed.size <= EXACT_FILTER_LIMIT:
+            stored = np.asarray(self._index.get_items(allowed), dtype=np.float32)
+            distances = self._distances(queries, stored)
+            order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+            return allowed[order], np.take_along_axis(distances, order, axis=1)
+        allowed_set = {int(x) for x in allowed}
+        return self._index.knn_query(  # type: ignore[no-any-return]
+            queries, k=k, num_threads=1, filter=lambda label: label in allowed_set
+        )
+
+    def _distances(self, queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
+        if self.spec.metric is Metric.L2:
+            squared = (queries**2).sum(axis=1)[:, None] + (stored**2).sum(axis=1)[None, :]
+            return np.asarray(np.maximum(squared - 2.0 * (queries @ stored.T), 0.0))
+        if self.spec.metric is Metric.COSINE:
+            queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        return 1.0 - queries @ stored.T  # type: ignore[no-any-return]
+
+    def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[Hit]:
+        hits = []
+        for label, distance in zip(labels, distances, strict=True):
+            found = self._table.resolve(int(label))
+            if found is None:  # a tombstone hnswlib still returned
+                continue
+            score = -float(distance) if self.spec.metric is Metric.L2 else 1.0 - float(distance)
+            hits.append(Hit(doc_id=found[0], owner=found[1], score=score))
+        return hits
+
+    # -- serialisation ---------------------------------------------------------------------
+
+    def serialize(self) -> tuple[mmap.mmap, bytes, int]:
+        """``(graph image in an anonymous memory map, table image, element count)``.
+
+        Call under the read lock so the graph and the table are consistent. The caller
+        seals both images and closes the map.
+        """
+        fd = _memfd("fedembed-index")
+        try:
+            self._index.save_index(f"/proc/self/fd/{fd}")
+            size = os.fstat(fd).st_size
+            image = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        return image, self._table.serialize(), len(self._table)
+
+    @classmethod
+    def from_images(
+        cls, spec: CollectionSpec, graph_fd: int, table_image: bytes, *, capacity: int
+    ) -> HnswCollection:
+        """Load a collection from a graph image in ``graph_fd`` (a memfd) and a table image."""
+        index = hnswlib.Index(space=str(spec.metric), dim=spec.dimension)
+        index.load_index(
+            f"/proc/self/fd/{graph_fd}",
+            max_elements=max(capacity, INITIAL_CAPACITY),
+            allow_replace_deleted=True,
+        )
+        return cls(spec, index=index, table=DocumentTable(table_image))
+
+    def capacity(self) -> int:
+        """How many elements the graph holds before it must resize."""
+        return int(self._index.get_max_elements())
+
+
+def _memfd(name: str) -> int:
+    """An anonymous in-memory file (Linux ``memfd_create``): plaintext never hits a disk."""
+    if not hasattr(os, "memfd_create"):
+        raise StorageError(
+            "this platform has no memfd_create",
+            expected="Linux (the index keeps plaintext images in anonymous memory only)",
+            fix="run the index service on Linux (or in its Docker image)",
+        )
+    return os.memfd_create(name, os.MFD_CLOEXEC)
+
+
+def memfd_with_size(name: str, size: int) -> tuple[int, mmap.mmap]:
+    """A writable anonymous memory file of ``size`` bytes and its map."""
+    fd = _memfd(name)
+    os.ftruncate(fd, size)
+    return fd, mmap.mmap(fd, max(size, 1))

@@ -1,0 +1,527 @@
+"""The durable, encrypted-at-rest store of collections.
+
+Each collection lives in ``<root>/collections/<name>/``::
+
+    manifest-<gen>.sealed   spec, element count, last folded log sequence (the commit point)
+    graph-<gen>.sealed      the hnswlib graph image (vectors included)
+    table-<gen>.sealed      the SQLite image of ids, owners and tags
+    wal/                    the encrypted write-ahead log
+
+Every file is an AES-256-GCM envelope (:mod:`secure_index.crypto.sealed_file`) whose
+associated data binds tenant, collection, kind, dimension, metric, element count and
+generation, so a swapped or rolled-back file is refused. An upsert is acknowledged only
+after its log record is fsync'ed; a snapshot folds the log into a new generation (keeping
+the previous one) and then discards the folded log files. A crash at any point recovers
+to the last snapshot plus the log. Plaintext images exist only in anonymous memory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from secure_index.crypto import (
+    KekProvider,
+    SealedContext,
+    open_sealed,
+    rewrap_sealed,
+    write_sealed,
+)
+from secure_index.errors import CollectionError, RequestError, StorageError
+from secure_index.index.hnsw_collection import (
+    CollectionSpec,
+    Hit,
+    HnswCollection,
+    Metric,
+    Protection,
+    memfd_with_size,
+    validate_doc_id,
+)
+from secure_index.index.wal_records import Operation, WalRecord
+from secure_index.storage import WriteAheadLog, storage_error
+
+__all__ = ["CollectionStats", "IndexStore", "UpsertResult"]
+
+logger = logging.getLogger(__name__)
+
+COLLECTIONS_DIR = "collections"
+WAL_DIR = "wal"
+LOCK_FILE = ".lock"
+KIND_MANIFEST, KIND_GRAPH, KIND_TABLE, KIND_WAL = "manifest", "graph", "table", "wal"
+_GENERATION_FILE = re.compile(r"^(manifest|graph|table)-(\d{12})\.sealed$")
+KEEP_GENERATIONS = 2
+
+
+def _name(kind: str, generation: int) -> str:
+    return f"{kind}-{generation:012d}.sealed"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What an acknowledged upsert did (durable when returned)."""
+
+    seq: int
+    inserted: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """Sizes and positions of one collection (no content)."""
+
+    name: str
+    dimension: int
+    metric: str
+    protection: str
+    documents: int
+    generation: int
+    last_seq: int
+    folded_seq: int
+
+
+class _Durable:
+    """One collection with its log, generation and commit lock."""
+
+    def __init__(
+        self,
+        directory: Path,
+        collection: HnswCollection,
+        wal: WriteAheadLog,
+        generation: int,
+        folded_seq: int,
+    ) -> None:
+        self.directory = directory
+        self.collection = collection
+        self.wal = wal
+        self.generation = generation
+        self.folded_seq = folded_seq
+        self.commit = threading.Lock()  # orders log appends with in-memory applies
+        self.snapshot_lock = threading.Lock()
+
+
+class IndexStore:
+    """Collections of one tenant, persisted encrypted with crash-safe writes.
+
+    Args:
+        root: The data directory (created if missing); one store process per directory.
+        keks: Key-encryption keys that wrap each file's fresh data key.
+        tenant: The consortium or tenant the data belongs to (bound into every file).
+        snapshot_records: Fold the log into a snapshot after this many records.
+        snapshot_interval_s: ... or after this many seconds with unfolded records.
+        background: Run the snapshotter thread.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        keks: KekProvider,
+        tenant: str,
+        snapshot_records: int = 50_000,
+        snapshot_interval_s: float = 60.0,
+        background: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self._keks = keks
+        self.tenant = tenant
+        self._snapshot_records = snapshot_records
+        self._snapshot_interval_s = snapshot_interval_s
+        self._collections: dict[str, _Durable] = {}
+        self._registry = threading.Lock()
+        self._closed = threading.Event()
+        self.last_snapshot_error: str | None = None
+        try:
+            (self.root / COLLECTIONS_DIR).mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise storage_error(exc, path=self.root, operation="open the index directory") from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise StorageError(
+                f"{self.root} is in use by another index process",
+                expected="one index store process per data directory",
+                fix="stop the other `fedembed index serve`, or use another --data-dir",
+            ) from None
+        for directory in sorted((self.root / COLLECTIONS_DIR).iterdir()):
+            if directory.is_dir():
+                self._collections[directory.name] = self._load(directory)
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._snapshotter, daemon=True, name="snapshot")
+            self._thread.start()
+
+    # -- collections -----------------------------------------------------------------------
+
+    def create_collection(self, spec: CollectionSpec) -> CollectionStats:
+        """Create and persist an empty collection (generation 1)."""
+        with self._registry:
+            if spec.name in self._collections:
+                raise CollectionError(
+                    f"collection {spec.name!r} already exists",
+                    expected="a new name",
+                    fix="use the existing collection or choose another name",
+                )
+            directory = self.root / COLLECTIONS_DIR / spec.name
+            try:
+                directory.mkdir()
+            except OSError as exc:
+                raise storage_error(exc, path=directory, operation="create a collection") from exc
+            wal = WriteAheadLog.open(
+                directory / WAL_DIR, context=self._wal_context(spec), keks=self._keks
+            )
+            durable = _Durable(directory, HnswCollection(spec), wal, generation=0, folded_seq=0)
+            self._collections[spec.name] = durable
+        self._snapshot(durable)
+        logger.info(
+            "collection: created %s (dim %d, %s, %s)",
+            spec.name,
+            spec.dimension,
+            spec.metric,
+            spec.protection,
+        )
+        return self.stats(spec.name)
+
+    def names(self) -> list[str]:
+        """The collections of this store."""
+        return sorted(self._collections)
+
+    def spec(self, name: str) -> CollectionSpec:
+        """The fixed parameters of a collection."""
+        return self._get(name).collection.spec
+
+    def stats(self, name: str) -> CollectionStats:
+        """Sizes and log positions of a collection."""
+        durable = self._get(name)
+        spec = durable.collection.spec
+        return CollectionStats(
+            name=spec.name,
+            dimension=spec.dimension,
+            metric=str(spec.metric),
+            protection=str(spec.protection),
+            documents=len(durable.collection),
+            generation=durable.generation,
+            last_seq=durable.wal.last_seq,
+            folded_seq=durable.folded_seq,
+        )
+
+    def _get(self, name: str) -> _Durable:
+        try:
+            return self._collections[name]
+        except KeyError:
+            raise CollectionError(
+                f"collection {name!r} does not exist",
+                expected=f"one of {self.names()}",
+                fix="create it first (`fedembed index collection create`) or fix the name",
+            ) from None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        doc_ids: Sequence[str],
+        vectors: object,
+        *,
+        owner: str,
+        tags: Sequence[Sequence[str]] | None = None,
+    ) -> UpsertResult:
+        """Insert or replace documents of ``owner``; durable when it returns."""
+        durable = self._get(name)
+        coll = durable.collection
+        ids, array, tag_lists = coll.validate_batch(doc_ids, vectors, tags)
+        if not ids:
+            return UpsertResult(seq=durable.wal.last_seq, inserted=0, updated=0)
+        record = WalRecord(Operation.UPSERT, tuple(ids), owner, tag_lists, array)
+        with durable.commit:
+            foreign = coll.foreign_ids(ids, owner=owner)
+            if foreign:
+                raise RequestError(
+                    f"{len(foreign)} document id(s) belong to another node, e.g. {foreign[0]!r}",
+                    expected="ids owned by the uploading node",
+                    fix="use ids unique to your node (e.g. prefix them with your node id)",
+                )
+            seq = durable.wal.append([record.encode()])
+            inserted = coll.add_items(ids, array, owner=owner, tags=tag_lists)
+        return UpsertResult(seq=seq, inserted=inserted, updated=len(ids) - inserted)
+
+    def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
+        """Delete documents of ``owner``; durable when it returns; returns how many."""
+        durable = self._get(name)
+        ids = [validate_doc_id(d) for d in doc_ids]
+        with durable.commit:
+            foreign = durable.collection.foreign_ids(ids, owner=owner)
+            if foreign:
+                raise RequestError(
+                    f"{len(foreign)} document id(s) belong to another node, e.g. {foreign[0]!r}",
+                    expected="ids owned by the requesting node",
+                    fix="delete only your own documents",
+                )
+            durable.wal.append([WalRecord(Operation.DELETE, tuple(ids), owner).encode()])
+            return durable.collection.delete(ids)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def knn_query(
+        self,
+        name: str,
+        vectors: object,
+        k: int,
+        *,
+        owner: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest documents per query vector (ids, owners, scores)."""
+        return self._get(name).collection.knn_query(vectors, k, owner=owner, tags=tags)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def snapshot(self, name: str) -> int:
+        """Fold the log of ``name`` into a new generation now; returns the generation."""
+        return self._snapshot(self._get(name))
+
+    def _snapshot(self, durable: _Durable) -> int:
+        with durable.snapshot_lock:
+            coll = durable.collection
+            spec = coll.spec
+            with durable.commit, coll.lock.read():
+                image, table, count = coll.serialize()
+                capacity = coll.capacity()
+                last_seq = durable.wal.roll()
+            generation = durable.generation + 1
+            started = time.perf_counter()
+            try:
+                ctx = self._context(spec, count=count, generation=generation)
+                size = write_sealed(
+                    durable.directory / _name(KIND_GRAPH, generation),
+                    memoryview(image),
+                    context=ctx(KIND_GRAPH),
+                    keks=self._keks,
+                )
+                size += write_sealed(
+                    durable.directory / _name(KIND_TABLE, generation),
+                    table,
+                    context=ctx(KIND_TABLE),
+                    keks=self._keks,
+                )
+                manifest = {
+                    "spec": {
+                        k: str(v) if isinstance(v, (Metric, Protection)) else v
+                        for k, v in asdict(spec).items()
+                    },
+                    "documents": count,
+                    "capacity": capacity,
+                    "folded_seq": last_seq,
+                    "generation": generation,
+                }
+                write_sealed(
+                    durable.directory / _name(KIND_MANIFEST, generation),
+                    json.dumps(manifest, sort_keys=True).encode(),
+                    context=self._manifest_context(spec.name, generation),
+                    keks=self._keks,
+                )
+            except StorageError as exc:
+                self.last_snapshot_error = exc.problem
+                logger.error(
+                    "snapshot: %s generation %d failed: %s", spec.name, generation, exc.problem
+                )
+                raise
+            finally:
+                image.close()
+            durable.generation, durable.folded_seq = generation, last_seq
+            self.last_snapshot_error = None
+            self._prune(durable.directory, keep_from=generation - KEEP_GENERATIONS + 1)
+            removed = durable.wal.discard_through(last_seq)
+            logger.info(
+                "snapshot: %s generation %d, %d documents, %.1f MiB, %.2f s, %d log file(s) folded",
+                spec.name,
+                generation,
+                count,
+                size / 2**20,
+                time.perf_counter() - started,
+                removed,
+            )
+            return generation
+
+    def _prune(self, directory: Path, *, keep_from: int) -> None:
+        for path in directory.iterdir():
+            match = _GENERATION_FILE.match(path.name)
+            if match and int(match.group(2)) < keep_from:
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    logger.warning("snapshot: could not remove old %s: %s", path.name, exc.strerror)
+
+    def _snapshotter(self) -> None:
+        last_fold: dict[str, float] = {}
+        while not self._closed.wait(1.0):
+            for name, durable in list(self._collections.items()):
+                pending = durable.wal.last_seq - durable.folded_seq
+                age = time.monotonic() - last_fold.setdefault(name, time.monotonic())
+                if pending >= self._snapshot_records or (
+                    pending and age >= self._snapshot_interval_s
+                ):
+                    try:
+                        self._snapshot(durable)
+                        last_fold[name] = time.monotonic()
+                    except StorageError:
+                        last_fold[name] = time.monotonic()  # retry after the interval
+                    except Exception:  # the snapshotter must outlive one bad fold
+                        logger.exception("snapshot: %s failed unexpectedly", name)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load(self, directory: Path) -> _Durable:
+        name = directory.name
+        generations = sorted(
+            {
+                int(m.group(2))
+                for p in directory.iterdir()
+                if (m := _GENERATION_FILE.match(p.name)) and m.group(1) == KIND_MANIFEST
+            }
+        )
+        if not generations:
+            raise CollectionError(
+                f"{directory} has no manifest",
+                expected="manifest-<generation>.sealed written by the index",
+                fix="restore the collection folder from a backup, or remove it to drop it",
+            )
+        generation = generations[-1]
+        started = time.perf_counter()
+        manifest_path = directory / _name(KIND_MANIFEST, generation)
+        manifest = json.loads(
+            open_sealed(
+                manifest_path,
+                expected=self._manifest_context(name, generation),
+                keks=self._keks,
+                check_element_count=False,
+            ).read()
+        )
+        raw = manifest["spec"]
+        spec = CollectionSpec(
+            **{**raw, "metric": Metric(raw["metric"]), "protection": Protection(raw["protection"])}
+        )
+        count = int(manifest["documents"])
+        ctx = self._context(spec, count=count, generation=generation)
+        table = bytes(
+            open_sealed(
+                directory / _name(KIND_TABLE, generation), expected=ctx(KIND_TABLE), keks=self._keks
+            ).read()
+        )
+        reader = open_sealed(
+            directory / _name(KIND_GRAPH, generation), expected=ctx(KIND_GRAPH), keks=self._keks
+        )
+        fd, image = memfd_with_size("fedembed-index", reader.plaintext_length)
+        try:
+            reader.read_into(memoryview(image)[: reader.plaintext_length])
+            collection = HnswCollection.from_images(
+                spec, fd, table, capacity=int(manifest["capacity"])
+            )
+        finally:
+            image.close()
+            os.close(fd)
+        wal = WriteAheadLog.open(
+            directory / WAL_DIR, context=self._wal_context(spec), keks=self._keks
+        )
+        folded = int(manifest["folded_seq"])
+        replayed = 0
+        for _seq, data in wal.replay(after_seq=folded):
+            record = WalRecord.decode(data)
+            if record.op is Operation.UPSERT:
+                collection.add_items(
+                    record.doc_ids, record.vectors, owner=record.owner, tags=record.tags
+                )
+            else:
+                collection.delete(record.doc_ids)
+            replayed += 1
+        logger.info(
+            "open: %s generation %d, %d documents, %d log record(s) replayed, %.2f s",
+            name,
+            generation,
+            len(collection),
+            replayed,
+            time.perf_counter() - started,
+        )
+        return _Durable(directory, collection, wal, generation=generation, folded_seq=folded)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def rewrap(self) -> int:
+        """Re-wrap every snapshot file under the primary KEK and roll the logs onto it.
+
+        Data is not re-encrypted: only each file's data key is wrapped anew. Old log
+        files are folded by a snapshot, so afterwards no file needs an older KEK.
+        """
+        changed = 0
+        for durable in list(self._collections.values()):
+            self._snapshot(durable)
+            for path in sorted(durable.directory.iterdir()):
+                if _GENERATION_FILE.match(path.name):
+                    changed += int(rewrap_sealed(path, keks=self._keks))
+        logger.info("keys: re-wrapped %d file(s) under %s", changed, self._keks.primary_id)
+        return changed
+
+    # -- contexts --------------------------------------------------------------------------
+
+    def _context(self, spec: CollectionSpec, *, count: int, generation: int) -> Any:
+        def make(kind: str) -> SealedContext:
+            return SealedContext(
+                tenant=self.tenant,
+                collection=spec.name,
+                kind=kind,
+                dimension=spec.dimension,
+                metric=str(spec.metric),
+                element_count=count,
+                generation=generation,
+            )
+
+        return make
+
+    def _manifest_context(self, name: str, generation: int) -> SealedContext:
+        return SealedContext(
+            tenant=self.tenant, collection=name, kind=KIND_MANIFEST, generation=generation
+        )
+
+    def _wal_context(self, spec: CollectionSpec) -> SealedContext:
+        return SealedContext(
+            tenant=self.tenant,
+            collection=spec.name,
+            kind=KIND_WAL,
+            dimension=spec.dimension,
+            metric=str(spec.metric),
+        )
+
+    def close(self, *, snapshot: bool = True) -> None:
+        """Stop the snapshotter, fold pending logs (if asked) and release the directory."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+        for durable in self._collections.values():
+            if snapshot and durable.wal.last_seq > durable.folded_seq:
+                try:
+                    self._snapshot(durable)
+                except StorageError:
+                    logger.warning(
+                        "close: %s keeps its log (snapshot failed)", durable.collection.spec.name
+                    )
+            durable.wal.close()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

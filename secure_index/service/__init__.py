@@ -1,0 +1,1 @@
+"""The HTTP services: partner query gateway, node uploads, internal store API."""

@@ -1,0 +1,1 @@
+"""Crash-safe storage: atomic files and the encrypted write-ahead log."""
