@@ -13,6 +13,9 @@ from embedding_core.errors import FedembedError
 
 __all__ = [
     "CollectionError",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "OwnershipError",
     "IntegrityError",
     "KeyManagementError",
     "RequestError",
@@ -61,3 +64,15 @@ class CollectionError(SecureIndexError):
 
 class RequestError(SecureIndexError):
     """A request to the index is malformed: ids, vectors, k or filters."""
+
+
+class CollectionNotFoundError(CollectionError):
+    """The named collection does not exist."""
+
+
+class CollectionExistsError(CollectionError):
+    """A collection of that name already exists."""
+
+
+class OwnershipError(SecureIndexError):
+    """A node tried to change documents another node owns."""

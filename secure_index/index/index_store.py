@@ -36,7 +36,13 @@ from secure_index.crypto import (
     rewrap_sealed,
     write_sealed,
 )
-from secure_index.errors import CollectionError, RequestError, StorageError
+from secure_index.errors import (
+    CollectionError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    OwnershipError,
+    StorageError,
+)
 from secure_index.index.hnsw_collection import (
     CollectionSpec,
     Hit,
@@ -167,7 +173,7 @@ class IndexStore:
         """Create and persist an empty collection (generation 1)."""
         with self._registry:
             if spec.name in self._collections:
-                raise CollectionError(
+                raise CollectionExistsError(
                     f"collection {spec.name!r} already exists",
                     expected="a new name",
                     fix="use the existing collection or choose another name",
@@ -219,7 +225,7 @@ class IndexStore:
         try:
             return self._collections[name]
         except KeyError:
-            raise CollectionError(
+            raise CollectionNotFoundError(
                 f"collection {name!r} does not exist",
                 expected=f"one of {self.names()}",
                 fix="create it first (`fedembed index collection create`) or fix the name",
@@ -246,7 +252,7 @@ class IndexStore:
         with durable.commit:
             foreign = coll.foreign_ids(ids, owner=owner)
             if foreign:
-                raise RequestError(
+                raise OwnershipError(
                     f"{len(foreign)} document id(s) belong to another node, e.g. {foreign[0]!r}",
                     expected="ids owned by the uploading node",
                     fix="use ids unique to your node (e.g. prefix them with your node id)",
@@ -262,7 +268,7 @@ class IndexStore:
         with durable.commit:
             foreign = durable.collection.foreign_ids(ids, owner=owner)
             if foreign:
-                raise RequestError(
+                raise OwnershipError(
                     f"{len(foreign)} document id(s) belong to another node, e.g. {foreign[0]!r}",
                     expected="ids owned by the requesting node",
                     fix="delete only your own documents",

@@ -1,0 +1,240 @@
+"""What the gateway needs from an index store, in-process or over HTTP.
+
+:class:`secure_index.index.IndexStore` satisfies :class:`StoreBackend` directly (one
+process, role ``all``); :class:`RemoteStore` satisfies it over the store's internal HTTP
+API (role ``gateway``), so the process that holds the index can run on an untrusted host
+and, for DCPE collections, never sees a plaintext vector.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+
+from embedding_core.errors import FedembedError
+from secure_index.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    OwnershipError,
+    RequestError,
+    StorageError,
+)
+from secure_index.index.hnsw_collection import CollectionSpec, Hit, Metric, Protection
+from secure_index.index.index_store import CollectionStats, UpsertResult
+
+__all__ = ["RemoteStore", "StoreBackend", "StorePaths"]
+
+logger = logging.getLogger(__name__)
+
+
+class StorePaths:
+    """Routes of the store's internal API (shared by the store app and the client)."""
+
+    COLLECTIONS = "/internal/v1/collections"
+    COLLECTION = "/internal/v1/collections/{name}"
+    UPSERT = "/internal/v1/collections/{name}/upsert"
+    DELETE = "/internal/v1/collections/{name}/delete"
+    QUERY = "/internal/v1/collections/{name}/query"
+    SNAPSHOT = "/internal/v1/collections/{name}/snapshot"
+
+
+class StoreBackend(Protocol):
+    """The index operations the gateway uses."""
+
+    def create_collection(self, spec: CollectionSpec) -> CollectionStats:
+        """Create and persist an empty collection."""
+        ...
+
+    def names(self) -> list[str]:
+        """The collections."""
+        ...
+
+    def spec(self, name: str) -> CollectionSpec:
+        """A collection's parameters."""
+        ...
+
+    def stats(self, name: str) -> CollectionStats:
+        """A collection's sizes and log positions."""
+        ...
+
+    def upsert(
+        self,
+        name: str,
+        doc_ids: Sequence[str],
+        vectors: object,
+        *,
+        owner: str,
+        tags: Sequence[Sequence[str]] | None = None,
+    ) -> UpsertResult:
+        """Insert or replace documents of ``owner``; durable when it returns."""
+        ...
+
+    def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
+        """Delete documents of ``owner``; returns how many."""
+        ...
+
+    def knn_query(
+        self,
+        name: str,
+        vectors: object,
+        k: int,
+        *,
+        owner: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest documents per query vector."""
+        ...
+
+    def snapshot(self, name: str) -> int:
+        """Fold the log into a new generation; returns it."""
+        ...
+
+
+_BY_STATUS: dict[int, type[FedembedError]] = {
+    404: CollectionNotFoundError,
+    409: CollectionExistsError,
+    403: OwnershipError,
+    422: RequestError,
+    413: RequestError,
+}
+
+
+def spec_from_dict(raw: dict[str, Any]) -> CollectionSpec:
+    """A :class:`CollectionSpec` from its JSON form."""
+    return CollectionSpec(
+        name=str(raw["name"]),
+        dimension=int(raw["dimension"]),
+        metric=Metric(raw["metric"]),
+        protection=Protection(raw["protection"]),
+        m=int(raw.get("m", 16)),
+        ef_construction=int(raw.get("ef_construction", 200)),
+        ef_search=int(raw.get("ef_search", 100)),
+    )
+
+
+def spec_to_dict(spec: CollectionSpec) -> dict[str, Any]:
+    """The JSON form of a :class:`CollectionSpec`."""
+    return {
+        "name": spec.name,
+        "dimension": spec.dimension,
+        "metric": str(spec.metric),
+        "protection": str(spec.protection),
+        "m": spec.m,
+        "ef_construction": spec.ef_construction,
+        "ef_search": spec.ef_search,
+    }
+
+
+class RemoteStore:
+    """:class:`StoreBackend` over the store's internal HTTP API.
+
+    Args:
+        url: Base URL of the store service.
+        token: Bearer token shared by gateway and store.
+        timeout_s: Per-request timeout.
+        verify: TLS verification (a CA bundle path, or True).
+    """
+
+    def __init__(
+        self, url: str, *, token: str, timeout_s: float = 30.0, verify: str | bool = True
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+            verify=verify,
+        )
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise StorageError(
+                f"the index store is unreachable ({type(exc).__name__})",
+                expected="a running `fedembed index serve --role store`",
+                fix="start the store or correct FEDEMBED_INDEX_STORE_URL",
+            ) from None
+        if response.status_code < 400:
+            return response.json()
+        try:
+            err = response.json()["error"]
+            problem, expected, fix = err["problem"], err.get("expected", ""), err.get("fix", "")
+        except (ValueError, KeyError, TypeError):
+            problem, expected, fix = f"the index store answered {response.status_code}", "", ""
+        kind = _BY_STATUS.get(response.status_code)
+        if kind is None:
+            raise StorageError(f"index store: {problem}", expected=expected, fix=fix)
+        raise kind(problem, expected=expected, fix=fix)
+
+    def create_collection(self, spec: CollectionSpec) -> CollectionStats:
+        """Create a collection on the store."""
+        return CollectionStats(**self._call("POST", StorePaths.COLLECTIONS, spec_to_dict(spec)))
+
+    def names(self) -> list[str]:
+        """The store's collections."""
+        return [str(n) for n in self._call("GET", StorePaths.COLLECTIONS)["names"]]
+
+    def spec(self, name: str) -> CollectionSpec:
+        """A collection's parameters."""
+        return spec_from_dict(self._call("GET", StorePaths.COLLECTION.format(name=name))["spec"])
+
+    def stats(self, name: str) -> CollectionStats:
+        """A collection's sizes."""
+        return CollectionStats(
+            **self._call("GET", StorePaths.COLLECTION.format(name=name))["stats"]
+        )
+
+    def upsert(
+        self,
+        name: str,
+        doc_ids: Sequence[str],
+        vectors: object,
+        *,
+        owner: str,
+        tags: Sequence[Sequence[str]] | None = None,
+    ) -> UpsertResult:
+        """Durable upsert on the store."""
+        body = {
+            "ids": list(doc_ids),
+            "vectors": np.asarray(vectors, dtype=np.float32).tolist(),
+            "owner": owner,
+            "tags": [list(t) for t in tags] if tags is not None else None,
+        }
+        return UpsertResult(**self._call("POST", StorePaths.UPSERT.format(name=name), body))
+
+    def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
+        """Durable delete on the store."""
+        body = {"ids": list(doc_ids), "owner": owner}
+        return int(self._call("POST", StorePaths.DELETE.format(name=name), body)["deleted"])
+
+    def knn_query(
+        self,
+        name: str,
+        vectors: object,
+        k: int,
+        *,
+        owner: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """Nearest documents from the store."""
+        array = np.asarray(vectors, dtype=np.float32)
+        body = {
+            "vectors": array.reshape(-1, array.shape[-1]).tolist(),
+            "k": k,
+            "owner": owner,
+            "tags": list(tags),
+        }
+        rows = self._call("POST", StorePaths.QUERY.format(name=name), body)["results"]
+        return [[Hit(**hit) for hit in row] for row in rows]
+
+    def snapshot(self, name: str) -> int:
+        """Fold the store's log into a new generation."""
+        return int(self._call("POST", StorePaths.SNAPSHOT.format(name=name))["generation"])
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
