@@ -17,6 +17,7 @@ from embedding_core.errors import FedembedError
 from fedembed import __version__
 from fedembed.app_logging import configure_logging
 from fedembed.demo import demo
+from secure_index.cli import index_app, partner_app
 
 __all__ = ["app", "main"]
 
@@ -29,8 +30,6 @@ app = typer.Typer(
 )
 
 _PLANNED = {
-    "index": "encrypted-at-rest vector index and partner query endpoint (secure_index)",
-    "partner": "partner API keys: create, revoke (secure_index)",
     "audit": "inversion, membership-inference and bias audits; compliance report (attacks)",
     "policy": "declarative privacy, access and audit policies (policies)",
 }
@@ -56,6 +55,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(node_app, name="node")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(index_app, name="index")
+app.add_typer(partner_app, name="partner")
 for _name, _what in _PLANNED.items():
     app.add_typer(_placeholder(_name, _what), name=_name)
 app.command("demo")(demo)

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Role", "ServiceSettings"]
+__all__ = ["Role", "ServiceSettings", "audit_path", "credentials_path"]
 
 MIB = 1 << 20
 
@@ -67,9 +67,19 @@ class ServiceSettings(BaseSettings):
     @property
     def credentials_path(self) -> Path:
         """SQLite file of partner and node keys (hashed)."""
-        return self.data_dir / "credentials.sqlite"
+        return credentials_path(self.data_dir)
 
     @property
     def audit_path(self) -> Path:
         """The hash-chained audit log."""
-        return self.data_dir / "audit" / "audit.jsonl"
+        return audit_path(self.data_dir)
+
+
+def credentials_path(data_dir: Path) -> Path:
+    """SQLite file of partner and node keys (hashed) in a service data dir."""
+    return data_dir / "credentials.sqlite"
+
+
+def audit_path(data_dir: Path) -> Path:
+    """The hash-chained audit log in a service data dir."""
+    return data_dir / "audit" / "audit.jsonl"
