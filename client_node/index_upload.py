@@ -129,7 +129,8 @@ def upload_documents(
                     expected="the tenant's DCPE keyring from the node kit",
                     fix="pass --dcpe-key-file <kit>/dcpe_keyring.json",
                 )
-            from secure_index.crypto.dcpe import DcpeKeyring, ScaleAndPerturb
+            from secure_index.crypto.dcpe import ScaleAndPerturb
+            from secure_index.crypto.dcpe_keys import DcpeKeyring
 
             scheme = ScaleAndPerturb(DcpeKeyring.load(dcpe_key_file).current())
             vectors = scheme.encrypt(vectors).vectors

@@ -23,7 +23,7 @@ import hnswlib
 import numpy as np
 
 from secure_index.errors import RequestError, StorageError
-from secure_index.index.document_table import DocumentTable
+from secure_index.index.document_table import DocumentRow, DocumentTable
 from secure_index.index.rwlock import ReaderWriterLock
 
 __all__ = [
@@ -270,6 +270,11 @@ class HnswCollection:
                 if found is not None and found[1] != owner:
                     foreign.append(doc_id)
             return foreign
+
+    def rows(self, doc_ids: Sequence[str]) -> list[DocumentRow]:
+        """Metadata rows of the given documents (missing ids are skipped)."""
+        with self._lock.read():
+            return self._table.rows(doc_ids)
 
     def delete(self, doc_ids: Sequence[str]) -> int:
         """Delete documents (tombstones, reused by later inserts); returns how many."""

@@ -43,6 +43,7 @@ from secure_index.errors import (
     OwnershipError,
     StorageError,
 )
+from secure_index.index.document_table import DocumentRow
 from secure_index.index.hnsw_collection import (
     CollectionSpec,
     Hit,
@@ -289,6 +290,10 @@ class IndexStore:
     ) -> list[list[Hit]]:
         """The ``k`` nearest documents per query vector (ids, owners, scores)."""
         return self._get(name).collection.knn_query(vectors, k, owner=owner, tags=tags)
+
+    def lookup(self, name: str, doc_ids: Sequence[str]) -> list[DocumentRow]:
+        """Metadata rows (label, id, owner, tags) of the given documents, if present."""
+        return self._get(name).collection.rows(doc_ids)
 
     # -- snapshots -------------------------------------------------------------------------
 

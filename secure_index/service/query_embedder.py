@@ -44,7 +44,8 @@ class QueryEmbedder:
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._dcpe = None
         if dcpe_key_file is not None:
-            from secure_index.crypto.dcpe import DcpeKeyring, ScaleAndPerturb
+            from secure_index.crypto.dcpe import ScaleAndPerturb
+            from secure_index.crypto.dcpe_keys import DcpeKeyring
 
             self._dcpe = ScaleAndPerturb(DcpeKeyring.load(dcpe_key_file).current())
         if adapter is not None and encoder is not None:

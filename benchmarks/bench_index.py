@@ -1,0 +1,232 @@
+"""Secure index vs raw hnswlib: recall@10, query throughput, open time (side by side).
+
+For each dataset (SciFact corpus embeddings with SciFact test queries; N random unit
+vectors with 1000 random unit queries) the script builds one fedembed collection, then
+writes the *same* graph as a plain hnswlib file for the baseline, so both sides search
+the identical graph with identical parameters. Prints one JSON object per measurement.
+
+    .venv/bin/python benchmarks/bench_index.py --data-dir ../shared/data --random 100000
+
+- recall@10 against exact (brute-force) search, for both.
+- knn_query throughput in process, batch of all queries, one thread and per-query
+  loop; medians of --repeats interleaved runs; ratio fedembed / hnswlib.
+- open time: IndexStore opening the encrypted generation (decrypt + load + table)
+  vs ``hnswlib.Index.load_index`` of the plain file (both from the page cache);
+  medians of --repeats interleaved runs; ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import hnswlib
+import numpy as np
+
+from secure_index.crypto import KeyFileKeks
+from secure_index.index.hnsw_collection import CollectionSpec, Metric
+from secure_index.index.index_store import IndexStore
+
+DEFAULT_CACHE = Path("/work/fedembed-cache")
+K = 10
+
+
+def exact_top_k(queries: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 256):
+        sims = queries[start : start + 256] @ docs.T
+        part = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        out[start : start + 256] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def scifact(data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    from embedding_core.cache import EmbeddingCache
+    from embedding_core.data import load_beir
+    from embedding_core.encoder import Encoder
+    from embedding_core.evaluation import embed_retrieval
+
+    vectors = embed_retrieval(
+        Encoder.load(), load_beir(data_dir, split="test"), cache=EmbeddingCache(cache_dir)
+    )
+    return vectors.documents.astype(np.float32), vectors.queries.astype(np.float32)
+
+
+def random_unit(n: int, queries: int, dim: int = 384) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n + queries, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:n], x[n:]
+
+
+def run(
+    name: str, docs: np.ndarray, queries: np.ndarray, *, ef: int, repeats: int, work: Path
+) -> dict[str, Any]:
+    keks = KeyFileKeks.create(work / f"{name}-kek.json")
+    root = work / f"{name}-store"
+    spec = CollectionSpec(
+        name, docs.shape[1], metric=Metric.INNER_PRODUCT, m=16, ef_construction=200, ef_search=ef
+    )
+    started = time.perf_counter()
+    with IndexStore(root, keks=keks, tenant="bench", background=False) as store:
+        store.create_collection(spec)
+        for s in range(0, len(docs), 10_000):
+            store.upsert(
+                name,
+                [f"d{i}" for i in range(s, min(s + 10_000, len(docs)))],
+                docs[s : s + 10_000],
+                owner="n",
+            )
+        store.snapshot(name)
+        build_s = time.perf_counter() - started
+        coll = store._get(name).collection  # the same graph, saved plain for the baseline
+        plain = work / f"{name}-plain.bin"
+        coll._index.save_index(str(plain))
+    raw = hnswlib.Index(space="ip", dim=docs.shape[1])
+    raw.load_index(str(plain), max_elements=len(docs))
+    raw.set_ef(ef)
+    truth = exact_top_k(queries, docs, K)
+    store = IndexStore(root, keks=keks, tenant="bench", background=False)
+    ours_hits = store.knn_query(name, queries, K)
+    ours_found = [[int(h.doc_id[1:]) for h in row] for row in ours_hits]
+    raw_labels, _ = raw.knn_query(queries, k=K)
+    result: dict[str, Any] = {
+        "dataset": name,
+        "documents": len(docs),
+        "queries": len(queries),
+        "dim": docs.shape[1],
+        "m": 16,
+        "ef_construction": 200,
+        "ef_search": ef,
+        "build_s": round(build_s, 1),
+        "recall_at_10_fedembed": round(recall(ours_found, truth), 4),
+        "recall_at_10_hnswlib": round(recall(raw_labels.tolist(), truth), 4),
+    }
+    # throughput, interleaved
+    raw.set_num_threads(1)
+    batch_ours, batch_raw, loop_ours, loop_raw = [], [], [], []
+    single = queries[: min(300, len(queries))]
+    for _ in range(repeats):
+        t = time.perf_counter()
+        store.knn_query(name, queries, K)
+        batch_ours.append(len(queries) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        raw.knn_query(queries, k=K, num_threads=1)
+        batch_raw.append(len(queries) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for q in single:
+            store.knn_query(name, q, K)
+        loop_ours.append(len(single) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for q in single:
+            raw.knn_query(q, k=K, num_threads=1)
+        loop_raw.append(len(single) / (time.perf_counter() - t))
+    store.close(snapshot=False)
+    med = statistics.median
+    result.update(
+        {
+            "qps_batch_fedembed": round(med(batch_ours)),
+            "qps_batch_hnswlib": round(med(batch_raw)),
+            "qps_batch_ratio": round(med(batch_ours) / med(batch_raw), 3),
+            "qps_single_fedembed": round(med(loop_ours)),
+            "qps_single_hnswlib": round(med(loop_raw)),
+            "qps_single_ratio": round(med(loop_ours) / med(loop_raw), 3),
+        }
+    )
+    # open time, interleaved (both read from the page cache after a warm-up)
+    opens_ours, opens_raw = [], []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        s = IndexStore(root, keks=keks, tenant="bench", background=False)
+        elapsed = time.perf_counter() - t
+        s.close(snapshot=False)
+        t = time.perf_counter()
+        r = hnswlib.Index(space="ip", dim=docs.shape[1])
+        r.load_index(str(plain), max_elements=len(docs))
+        elapsed_raw = time.perf_counter() - t
+        del r
+        if i:  # the first round warms the page cache
+            opens_ours.append(elapsed)
+            opens_raw.append(elapsed_raw)
+    result.update(
+        {
+            "open_s_fedembed": round(med(opens_ours), 4),
+            "open_s_hnswlib": round(med(opens_raw), 4),
+            "open_ratio": round(med(opens_ours) / med(opens_raw), 3),
+            "encrypted_bytes": sum(p.stat().st_size for p in root.rglob("graph-*.sealed")),
+            "plain_bytes": plain.stat().st_size,
+        }
+    )
+    plain.unlink()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("FEDEMBED_DATA_DIR", "../shared/data"))
+    )
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--random", type=int, default=100_000, help="random unit vectors (0: skip)")
+    parser.add_argument("--ef", type=int, default=200)
+    parser.add_argument("--ef-random", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-scifact", action="store_true")
+    args = parser.parse_args()
+    machine = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "hnswlib": "0.8.0",
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+        work = Path(tmp)
+        if not args.skip_scifact:
+            docs, queries = scifact(args.data_dir, args.cache)
+            print(
+                json.dumps(
+                    {
+                        **run(
+                            "scifact", docs, queries, ef=args.ef, repeats=args.repeats, work=work
+                        ),
+                        **machine,
+                    }
+                ),
+                flush=True,
+            )
+        if args.random:
+            docs, queries = random_unit(args.random, 1000)
+            print(
+                json.dumps(
+                    {
+                        **run(
+                            "random",
+                            docs,
+                            queries,
+                            ef=args.ef_random,
+                            repeats=args.repeats,
+                            work=work,
+                        ),
+                        **machine,
+                    }
+                ),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

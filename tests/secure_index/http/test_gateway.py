@@ -1,0 +1,306 @@
+"""The gateway over real HTTP: uploads, queries, every client mistake, revocation, audit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import COLLECTION, DIM, Deployment
+from secure_index.service.audit_log import verify_audit_log
+
+from secure_index.service.settings import audit_path
+
+
+def _unit(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _upload(dep: Deployment, ids: list[str], vectors: np.ndarray) -> dict[str, object]:
+    items = [
+        {"id": i, "vector": v.tolist(), "tags": ["t"]} for i, v in zip(ids, vectors, strict=True)
+    ]
+    with dep.service.client(dep.node_token) as node:
+        r = node.put(f"/v1/collections/{COLLECTION}/documents", json={"items": items})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deployment) -> None:
+    # Prepare
+    x = _unit(50)
+    first = _upload(deployment, [f"doc-{i}" for i in range(50)], x)
+    again = _upload(deployment, [f"doc-{i}" for i in range(50)], x)  # idempotent
+    # Execute
+    with deployment.service.client(deployment.partner_token) as partner:
+        r = partner.post(
+            f"/v1/collections/{COLLECTION}/query", json={"vector": x[7].tolist(), "k": 3}
+        )
+    # Assert
+    assert (first["inserted"], again["inserted"], again["updated"]) == (50, 0, 50)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["results"][0] == {
+        "doc_id": "doc-7",
+        "owner": "node-a",
+        "score": pytest.approx(1.0, abs=1e-4),
+    }
+    assert set(body) == {"collection", "k", "results"}
+    assert all(set(hit) == {"doc_id", "owner", "score"} for hit in body["results"])
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body", "status", "words"),
+    [
+        (
+            "none",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * DIM},
+            401,
+            "missing API key",
+        ),
+        (
+            "bogus",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * DIM},
+            401,
+            "unknown",
+        ),
+        (
+            "partner",
+            "post",
+            "/v1/collections/other/query",
+            {"vector": [0.1] * DIM},
+            403,
+            "not scoped",
+        ),
+        (
+            "partner",
+            "put",
+            f"/v1/collections/{COLLECTION}/documents",
+            {"items": [{"id": "a", "vector": [0.1] * DIM}]},
+            403,
+            "partner key cannot",
+        ),
+        (
+            "node",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * DIM},
+            403,
+            "node key cannot",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * DIM, "k": 51},
+            403,
+            "cap of 50",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * 3},
+            422,
+            "dimensions",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.1] * DIM, "text": "x"},
+            422,
+            "exactly one",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": [0.0] * DIM},
+            422,
+            "zero",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"text": "hello"},
+            422,
+            "does not embed text",
+        ),
+        (
+            "partner",
+            "post",
+            f"/v1/collections/{COLLECTION}/query",
+            {"vector": "nope"},
+            422,
+            "vector",
+        ),
+        (
+            "node",
+            "put",
+            f"/v1/collections/{COLLECTION}/documents",
+            {"items": [{"id": "bad id", "vector": [0.1] * DIM}]},
+            422,
+            "id",
+        ),
+        (
+            "node",
+            "put",
+            f"/v1/collections/{COLLECTION}/documents",
+            {"items": [{"id": "a", "vector": [0.1] * 5}]},
+            422,
+            "dimension",
+        ),
+        (
+            "admin",
+            "post",
+            "/v1/admin/collections",
+            {"name": COLLECTION, "dimension": DIM},
+            409,
+            "already exists",
+        ),
+        ("admin", "post", "/v1/admin/collections/missing/snapshot", None, 404, "does not exist"),
+        ("partner", "get", "/v1/nothing-here", None, 404, "Not Found"),
+    ],
+)
+def test_client_mistakes_get_clear_4xx(
+    deployment: Deployment, who: str, method: str, path: str, body: object, status: int, words: str
+) -> None:
+    token = {
+        "none": None,
+        "bogus": "fek_000000000000_" + "x" * 43,
+        "partner": deployment.partner_token,
+        "node": deployment.node_token,
+        "admin": deployment.service.admin_token,
+    }[who]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with deployment.service.client("") as client:
+        r = client.request(method.upper(), path, json=body, headers=headers)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert words.lower() in (error["problem"] + error["expected"]).lower()
+    assert error["fix"]
+
+
+def test_oversized_bodies_get_413(deployment: Deployment) -> None:
+    items = [{"id": f"d{i}", "vector": [0.5] * DIM} for i in range(1001)]
+    with deployment.service.client(deployment.node_token) as node:
+        batch = node.put(f"/v1/collections/{COLLECTION}/documents", json={"items": items})
+        huge = node.put(
+            f"/v1/collections/{COLLECTION}/documents",
+            content=b'{"items": [' + b" " * (9 << 20) + b"]}",
+            headers={"Content-Type": "application/json"},
+        )
+    assert batch.status_code == 413
+    assert "at most 1000" in batch.json()["error"]["expected"]
+    assert huge.status_code == 413
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path: object) -> None:
+    import secrets
+    from pathlib import Path
+
+    from conftest import provision
+
+    from secure_index.service.local_service import start_index_service
+
+    service = start_index_service(
+        Path(str(tmp_path)) / "svc", kek=secrets.token_bytes(32), extra_args=("--no-text-queries",)
+    )
+    try:
+        dep = provision(service, burst=5)
+        with service.client(dep.partner_token) as partner:
+            codes = [
+                partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+                for _ in range(8)
+            ]
+    finally:
+        service.stop()
+    assert [r.status_code for r in codes[:5]] == [200] * 5
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited
+    assert int(limited[0].headers["Retry-After"]) >= 1
+
+
+def test_revocation_from_the_cli_takes_effect_at_once(deployment: Deployment) -> None:
+    # Prepare
+    with deployment.service.client(deployment.partner_token) as partner:
+        before = partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+        # Execute: another process revokes the key while the service runs
+        revoke = subprocess.run(
+            [sys.executable, "-m", "fedembed", "partner", "revoke", deployment.partner_key_id,
+             "--data-dir", str(deployment.service.data_dir)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        after = partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+    # Assert
+    assert before.status_code == 200
+    assert revoke.returncode == 0, revoke.stderr
+    assert json.loads(revoke.stdout)["revoked_at"]
+    assert after.status_code == 401
+
+
+def test_audit_log_records_every_decision_and_verifies(deployment: Deployment) -> None:
+    # Prepare
+    x = _unit(5, seed=3)
+    _upload(deployment, [f"doc-{i}" for i in range(5)], x)
+    with deployment.service.client(deployment.partner_token) as partner:
+        partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": x[0].tolist(), "k": 2})
+        partner.post("/v1/collections/other/query", json={"vector": x[0].tolist()})
+    path = audit_path(deployment.service.data_dir)
+    # Execute
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    cli = subprocess.run(
+        [sys.executable, "-m", "fedembed", "index", "verify-audit",
+         "--data-dir", str(deployment.service.data_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    # Assert
+    actions = [(r["action"], r["decision"]) for r in records]
+    assert ("upload", "allow") in actions
+    assert ("query", "allow") in actions
+    assert ("query", "deny:scope") in actions
+    query = next(r for r in records if r["action"] == "query" and r["decision"] == "allow")
+    assert query["detail"]["results"][0] == "doc-0"
+    assert query["actor"] == deployment.partner_key_id
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert verify_audit_log(path).ok
+    # an edited entry is detected by the CLI
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace('"allow"', '"deny:scope"', 1)
+    path.write_text("\n".join(lines) + "\n")
+    tampered = subprocess.run(
+        [sys.executable, "-m", "fedembed", "index", "verify-audit",
+         "--data-dir", str(deployment.service.data_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert tampered.returncode == 1
+
+
+def test_nothing_plaintext_in_the_store_files(deployment: Deployment) -> None:
+    # Prepare
+    x = _unit(40, seed=5)
+    ids = [f"patient-record-{i}" for i in range(40)]
+    _upload(deployment, ids, x)
+    with deployment.service.admin() as admin:
+        assert admin.post(f"/v1/admin/collections/{COLLECTION}/snapshot").status_code == 200
+    _upload(deployment, [f"{i}-late" for i in ids], x[::-1].copy())
+    # Execute
+    deployment.service.stop()
+    store_files = [p for p in (deployment.service.data_dir / "store").rglob("*") if p.is_file()]
+    every_file = [p for p in deployment.service.data_dir.rglob("*") if p.is_file()]
+    # Assert: no vector bytes anywhere; no ids in the store (the audit log lists result ids)
+    assert store_files
+    for path in every_file:
+        blob = path.read_bytes()
+        assert not any(x[i].tobytes()[:16] in blob for i in range(40)), path
+    for path in store_files:
+        assert b"patient-record" not in path.read_bytes(), path
