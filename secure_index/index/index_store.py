@@ -17,6 +17,7 @@ to the last snapshot plus the log. Plaintext images exist only in anonymous memo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -160,9 +161,16 @@ class IndexStore:
                 expected="one index store process per data directory",
                 fix="stop the other `fedembed index serve`, or use another --data-dir",
             ) from None
-        for directory in sorted((self.root / COLLECTIONS_DIR).iterdir()):
-            if directory.is_dir():
-                self._collections[directory.name] = self._load(directory)
+        try:
+            for directory in sorted((self.root / COLLECTIONS_DIR).iterdir()):
+                if directory.is_dir():
+                    self._collections[directory.name] = self._load(directory)
+        except BaseException:
+            for durable in self._collections.values():
+                durable.wal.close()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            raise
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._snapshotter, daemon=True, name="snapshot")
@@ -410,37 +418,37 @@ class IndexStore:
         generation = generations[-1]
         started = time.perf_counter()
         manifest_path = directory / _name(KIND_MANIFEST, generation)
-        manifest = json.loads(
-            open_sealed(
-                manifest_path,
-                expected=self._manifest_context(name, generation),
-                keks=self._keks,
-                check_element_count=False,
-            ).read()
-        )
+        with open_sealed(
+            manifest_path,
+            expected=self._manifest_context(name, generation),
+            keks=self._keks,
+            check_element_count=False,
+        ) as reader:
+            manifest = json.loads(reader.read())
         raw = manifest["spec"]
         spec = CollectionSpec(
             **{**raw, "metric": Metric(raw["metric"]), "protection": Protection(raw["protection"])}
         )
         count = int(manifest["documents"])
         ctx = self._context(spec, count=count, generation=generation)
-        table = bytes(
-            open_sealed(
-                directory / _name(KIND_TABLE, generation), expected=ctx(KIND_TABLE), keks=self._keks
-            ).read()
-        )
-        reader = open_sealed(
-            directory / _name(KIND_GRAPH, generation), expected=ctx(KIND_GRAPH), keks=self._keks
-        )
-        fd, image = memfd_with_size("fedembed-index", reader.plaintext_length)
-        try:
-            reader.read_into(memoryview(image)[: reader.plaintext_length])
-            collection = HnswCollection.from_images(
-                spec, fd, table, capacity=int(manifest["capacity"])
-            )
-        finally:
-            image.close()
-            os.close(fd)
+        table_path = directory / _name(KIND_TABLE, generation)
+        with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as reader:
+            table = bytes(reader.read())
+        graph_path = directory / _name(KIND_GRAPH, generation)
+        with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
+            fd, image = memfd_with_size("fedembed-index", reader.plaintext_length)
+            view = memoryview(image)[: reader.plaintext_length]
+            try:
+                reader.read_into(view)
+                view.release()
+                collection = HnswCollection.from_images(
+                    spec, fd, table, capacity=int(manifest["capacity"])
+                )
+            finally:
+                view.release()
+                with contextlib.suppress(BufferError):  # a failed read's traceback holds views
+                    image.close()
+                os.close(fd)
         wal = WriteAheadLog.open(
             directory / WAL_DIR, context=self._wal_context(spec), keks=self._keks
         )

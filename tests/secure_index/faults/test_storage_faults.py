@@ -75,32 +75,39 @@ def test_disk_full_during_snapshot_keeps_the_previous_generation(
     assert store.knn_query("docs", x[450], k=1)[0][0].doc_id == "b150"
     assert store.stats("docs").generation == generation
     assert not [p for p in (small_fs / "idx").rglob("*.tmp*")]
-    with pytest.raises(StorageError):
-        store.upsert("docs", ["c0"], _unit(1, seed=9), owner="n")  # not acknowledged
+    with pytest.raises(StorageError):  # a batch that needs new pages: not acknowledged
+        store.upsert("docs", [f"c{i}" for i in range(300)], _unit(300, seed=9), owner="n")
     (small_fs / "filler").unlink()
     store.close(snapshot=False)
     reopened = IndexStore(small_fs / "idx", keks=keks, tenant="t", background=False)
     assert reopened.stats("docs").documents == 600
-    assert reopened.lookup("docs", ["c0"]) == []
+    assert reopened.lookup("docs", ["c0"]) == []  # the refused batch left no trace
     assert reopened.snapshot("docs") == generation + 1
     reopened.close()
 
 
 def test_read_only_directory_during_snapshot(small_fs: Path, tmp_path: Path) -> None:
+    # Prepare: the collection directory becomes a read-only bind mount of itself
     keks = KeyFileKeks.create(tmp_path / "kek.json")
     store = IndexStore(small_fs / "idx", keks=keks, tenant="t", background=False)
     store.create_collection(CollectionSpec("docs", DIM))
     x = _unit(100, seed=2)
     store.upsert("docs", [f"a{i}" for i in range(100)], x, owner="n")
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    folder = small_fs / "idx" / "collections" / "docs"
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
     try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        # Execute
         with pytest.raises(StorageError) as info:
             store.snapshot("docs")
+        # Assert
         assert "read-only" in str(info.value).lower()
+        assert info.value.fix
         assert store.knn_query("docs", x[3], k=1)[0][0].doc_id == "a3"
     finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+        subprocess.run(["umount", str(folder)], check=False)
     store.close(snapshot=False)
     reopened = IndexStore(small_fs / "idx", keks=keks, tenant="t", background=False)
     assert reopened.stats("docs").documents == 100
+    assert reopened.lookup("docs", ["a99"])[0].doc_id == "a99"
     reopened.close()
