@@ -37,11 +37,11 @@ COLLECTION = "scifact"
 
 def load(data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from embedding_core.cache import EmbeddingCache
-    from embedding_core.data import load_beir
+    from embedding_core.data import load_beir, resolve_dataset_dir
     from embedding_core.encoder import Encoder
     from embedding_core.evaluation import embed_retrieval
 
-    test = load_beir(data_dir, split="test")
+    test = load_beir(resolve_dataset_dir(data_dir, "scifact", marker="corpus.jsonl"), split="test")
     vectors = embed_retrieval(Encoder.load(), test, cache=EmbeddingCache(cache_dir))
     texts = [test.queries[q] for q in vectors.query_ids]
     return vectors.documents, vectors.queries, texts

@@ -56,12 +56,14 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
 
 def scifact(data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from embedding_core.cache import EmbeddingCache
-    from embedding_core.data import load_beir
+    from embedding_core.data import load_beir, resolve_dataset_dir
     from embedding_core.encoder import Encoder
     from embedding_core.evaluation import embed_retrieval
 
     vectors = embed_retrieval(
-        Encoder.load(), load_beir(data_dir, split="test"), cache=EmbeddingCache(cache_dir)
+        Encoder.load(),
+        load_beir(resolve_dataset_dir(data_dir, "scifact", marker="corpus.jsonl"), split="test"),
+        cache=EmbeddingCache(cache_dir),
     )
     return vectors.documents.astype(np.float32), vectors.queries.astype(np.float32)
 

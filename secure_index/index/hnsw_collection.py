@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import hnswlib
 import numpy as np
@@ -104,9 +105,8 @@ class CollectionSpec:
                 )
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: never a vector, never text."""
+class Hit(NamedTuple):
+    """One search result: never a vector, never text (a tuple: cheap on the query path)."""
 
     doc_id: str
     owner: str
@@ -166,6 +166,16 @@ class HnswCollection:
 
     def check_vectors(self, vectors: object, *, count: int | None = None) -> np.ndarray:
         """Return ``vectors`` as a C-contiguous float32 (n, d) array or raise RequestError."""
+        if (
+            type(vectors) is np.ndarray
+            and vectors.dtype == np.float32
+            and vectors.ndim == 1
+            and vectors.shape[0] == self.spec.dimension
+            and count is None
+            and self.spec.metric is not Metric.COSINE
+            and np.isfinite(vectors).all()
+        ):
+            return vectors.reshape(1, -1)  # the hot path of single-vector queries
         try:
             array = np.asarray(vectors, dtype=np.float32)
         except (TypeError, ValueError) as exc:
@@ -335,13 +345,13 @@ class HnswCollection:
         return 1.0 - queries @ stored.T  # type: ignore[no-any-return]
 
     def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[Hit]:
+        resolve = self._table.resolve
+        sign, offset = (-1.0, 0.0) if self.spec.metric is Metric.L2 else (-1.0, 1.0)
         hits = []
-        for label, distance in zip(labels, distances, strict=True):
-            found = self._table.resolve(int(label))
-            if found is None:  # a tombstone hnswlib still returned
-                continue
-            score = -float(distance) if self.spec.metric is Metric.L2 else 1.0 - float(distance)
-            hits.append(Hit(doc_id=found[0], owner=found[1], score=score))
+        for label, distance in zip(labels.tolist(), distances.tolist(), strict=True):
+            found = resolve(label)
+            if found is not None:  # None: a tombstone hnswlib still returned
+                hits.append(Hit(found[0], found[1], offset + sign * distance))
         return hits
 
     # -- serialisation ---------------------------------------------------------------------

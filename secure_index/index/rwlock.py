@@ -3,16 +3,41 @@
 hnswlib allows concurrent ``knn_query`` calls but not queries concurrent with
 ``add_items``/``mark_deleted``/``resize_index`` (nmslib/hnswlib#401, #455): queries take
 the read side, every mutation and snapshot serialisation the write side. Writers are
-preferred so a steady stream of queries cannot starve inserts.
+preferred so a steady stream of queries cannot starve inserts. The guards are plain
+objects (no generator per use): the read side sits on every query's hot path.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = ["ReaderWriterLock"]
+
+
+class _ReadGuard:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReaderWriterLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire_read()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release_read()
+
+
+class _WriteGuard:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReaderWriterLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire_write()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release_write()
 
 
 class ReaderWriterLock:
@@ -23,25 +48,33 @@ class ReaderWriterLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_guard = _ReadGuard(self)
+        self._write_guard = _WriteGuard(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold the lock shared for the duration of the ``with`` block."""
+    def read(self) -> _ReadGuard:
+        """``with lock.read():`` holds the lock shared for the block."""
+        return self._read_guard
+
+    def write(self) -> _WriteGuard:
+        """``with lock.write():`` holds the lock exclusively for the block."""
+        return self._write_guard
+
+    def acquire_read(self) -> None:
+        """Take the shared side (prefer ``with lock.read()``)."""
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Hold the lock exclusively for the duration of the ``with`` block."""
+    def release_read(self) -> None:
+        """Give the shared side back."""
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        """Take the exclusive side (prefer ``with lock.write()``)."""
         with self._cond:
             self._writers_waiting += 1
             try:
@@ -50,12 +83,12 @@ class ReaderWriterLock:
             finally:
                 self._writers_waiting -= 1
             self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+
+    def release_write(self) -> None:
+        """Give the exclusive side back."""
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
 
     @property
     def readers(self) -> int:
