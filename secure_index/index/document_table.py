@@ -1,15 +1,19 @@
 """Document metadata of one collection: opaque id <-> hnswlib label, owner node, tags.
 
-The table lives in an in-memory SQLite database, so it never touches the disk in
-plaintext: :meth:`DocumentTable.serialize` returns the database image, which the store
-seals (AES-256-GCM envelope) into the collection's snapshot. Small dictionaries mirror
-the columns the query path needs so a query resolves labels without SQL.
+The table lives in an in-memory SQLite database (tags and owner filters are SQL
+queries), so it never touches the disk in plaintext: :meth:`DocumentTable.serialize`
+returns one image, which the store seals (AES-256-GCM envelope) into the collection's
+snapshot. The query path resolves labels through two label-indexed lists that the
+image also carries in a compact form, so opening a 100k-document collection does not
+pay for turning 100k SQLite rows into Python objects; the reverse map (id -> label),
+needed only by writes, is built on first use.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +38,9 @@ CREATE TABLE IF NOT EXISTS document_tags (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _NEXT_LABEL = "next_label"
+_MAGIC = b"FEDTBL1\0"
+_HEADER = struct.Struct(">8sQQQQ")  # magic, sqlite bytes, rows, ids bytes, owners bytes
+_SEP = "\0"  # ids and owner names never contain NUL (validated patterns)
 
 
 @dataclass(frozen=True)
@@ -47,51 +54,82 @@ class DocumentRow:
 
 
 class DocumentTable:
-    """Id, owner and tag metadata of one collection (not thread-safe on its own).
+    """Id, owner and tag metadata of one collection.
 
     The collection calls mutations under its write lock and lookups under its read
     lock; an internal mutex serialises the SQLite connection itself.
 
     Args:
-        image: A database image from :meth:`serialize`, or ``None`` for an empty table.
+        image: An image from :meth:`serialize`, or ``None`` for an empty table.
     """
 
     def __init__(self, image: bytes | None = None) -> None:
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._mutex = threading.Lock()
+        self._doc_ids: list[str | None] = []
+        self._owners: list[str | None] = []
+        self._by_doc: dict[str, int] | None = {}
+        self._count = 0
         if image:
-            self._db.deserialize(image)
+            self._load(image)
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (_NEXT_LABEL,))
-        self._by_label: dict[int, tuple[str, str]] = {}
-        self._by_doc: dict[str, int] = {}
-        for label, doc_id, owner in self._db.execute("SELECT label, doc_id, owner FROM documents"):
-            self._by_label[int(label)] = (str(doc_id), str(owner))
-            self._by_doc[str(doc_id)] = int(label)
+
+    def _load(self, image: bytes) -> None:
+        magic, db_len, rows, ids_len, owners_len = _HEADER.unpack_from(image)
+        if magic != _MAGIC:
+            raise ValueError("not a document table image")
+        at = _HEADER.size
+        self._db.deserialize(image[at : at + db_len])
+        at += db_len
+        labels = np.frombuffer(image, dtype=">u8", count=rows, offset=at).astype(np.int64)
+        at += 8 * rows
+        codes = np.frombuffer(image, dtype=">u4", count=rows, offset=at).astype(np.int64)
+        at += 4 * rows
+        ids = image[at : at + ids_len].decode("utf-8").split(_SEP) if rows else []
+        at += ids_len
+        names = image[at : at + owners_len].decode("utf-8").split(_SEP) if rows else []
+        size = int(labels.max()) + 1 if rows else 0
+        doc_ids = np.full(size, None, dtype=object)
+        doc_ids[labels] = ids
+        owners = np.full(size, None, dtype=object)
+        owners[labels] = np.asarray(names, dtype=object)[codes] if rows else []
+        self._doc_ids, self._owners = doc_ids.tolist(), owners.tolist()
+        self._count = rows
+        self._by_doc = None  # built on the first write or lookup by id
+
+    def _doc_index(self) -> dict[str, int]:
+        if self._by_doc is None:
+            self._by_doc = {d: n for n, d in enumerate(self._doc_ids) if d is not None}
+        return self._by_doc
 
     def __len__(self) -> int:
-        return len(self._by_doc)
+        return self._count
 
     def label_of(self, doc_id: str) -> int | None:
         """The label of ``doc_id``, or ``None`` when the document is not present."""
-        return self._by_doc.get(doc_id)
+        return self._doc_index().get(doc_id)
 
     def resolve(self, label: int) -> tuple[str, str] | None:
         """``(doc_id, owner)`` of a label, or ``None`` for a deleted or unknown label."""
-        return self._by_label.get(label)
+        if label >= len(self._doc_ids):
+            return None
+        doc_id = self._doc_ids[label]
+        return None if doc_id is None else (doc_id, self._owners[label] or "")
 
     def upsert(
         self, doc_ids: Sequence[str], *, owner: str, tags: Sequence[Sequence[str]]
     ) -> list[tuple[int, bool]]:
         """Insert or update documents; returns ``(label, is_new)`` per document."""
         out: list[tuple[int, bool]] = []
+        index = self._doc_index()
         with self._mutex, self._db:
             (next_label,) = self._db.execute(
                 "SELECT value FROM counters WHERE name = ?", (_NEXT_LABEL,)
             ).fetchone()
             for doc_id, doc_tags in zip(doc_ids, tags, strict=True):
                 tag_list = sorted(set(doc_tags))
-                label = self._by_doc.get(doc_id)
+                label = index.get(doc_id)
                 is_new = label is None
                 if label is None:
                     label = int(next_label)
@@ -104,8 +142,13 @@ class DocumentTable:
                 self._db.executemany(
                     "INSERT INTO document_tags VALUES (?, ?)", [(label, t) for t in tag_list]
                 )
-                self._by_label[label] = (doc_id, owner)
-                self._by_doc[doc_id] = label
+                if label >= len(self._doc_ids):
+                    grow = label + 1 - len(self._doc_ids)
+                    self._doc_ids.extend([None] * grow)
+                    self._owners.extend([None] * grow)
+                self._doc_ids[label], self._owners[label] = doc_id, owner
+                index[doc_id] = label
+                self._count += is_new
                 out.append((label, is_new))
             self._db.execute(
                 "UPDATE counters SET value = ? WHERE name = ?", (next_label, _NEXT_LABEL)
@@ -115,14 +158,16 @@ class DocumentTable:
     def delete(self, doc_ids: Iterable[str]) -> list[int]:
         """Remove documents; returns the labels removed (unknown ids are ignored)."""
         removed: list[int] = []
+        index = self._doc_index()
         with self._mutex, self._db:
             for doc_id in doc_ids:
-                label = self._by_doc.pop(doc_id, None)
+                label = index.pop(doc_id, None)
                 if label is None:
                     continue
-                del self._by_label[label]
+                self._doc_ids[label] = self._owners[label] = None
                 self._db.execute("DELETE FROM documents WHERE label = ?", (label,))
                 self._db.execute("DELETE FROM document_tags WHERE label = ?", (label,))
+                self._count -= 1
                 removed.append(label)
         return removed
 
@@ -153,9 +198,18 @@ class DocumentTable:
         return out
 
     def serialize(self) -> bytes:
-        """The database image (plaintext: the caller must seal it before it is stored)."""
+        """One image: the SQLite database plus the compact label maps (plaintext: seal it)."""
         with self._mutex:
-            return self._db.serialize()
+            database = self._db.serialize()
+        present = [n for n, d in enumerate(self._doc_ids) if d is not None]
+        names = sorted({self._owners[n] or "" for n in present})
+        code = {name: n for n, name in enumerate(names)}
+        labels = np.asarray(present, dtype=">u8").tobytes()
+        codes = np.asarray([code[self._owners[n] or ""] for n in present], dtype=">u4").tobytes()
+        ids = _SEP.join(self._doc_ids[n] or "" for n in present).encode("utf-8")
+        owners = _SEP.join(names).encode("utf-8")
+        header = _HEADER.pack(_MAGIC, len(database), len(present), len(ids), len(owners))
+        return b"".join((header, database, labels, codes, ids, owners))
 
     def close(self) -> None:
         """Release the database."""
