@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +22,17 @@ class Deployment:
     node_key_id: str
     partner_token: str
     partner_key_id: str
+    collection: str = COLLECTION
+    dim: int = DIM
 
 
-def provision(service: LocalIndexService, *, burst: int = 1000, top_k_cap: int = 50) -> Deployment:
+def provision(
+    service: LocalIndexService,
+    *,
+    burst: int = 1000,
+    top_k_cap: int = 50,
+    rate_per_minute: int = 60_000,
+) -> Deployment:
     with service.admin() as admin:
         r = admin.post("/v1/admin/collections", json={"name": COLLECTION, "dimension": DIM})
         assert r.status_code == 201, r.text
@@ -40,16 +48,50 @@ def provision(service: LocalIndexService, *, burst: int = 1000, top_k_cap: int =
                 "scopes": [COLLECTION],
                 "top_k_cap": top_k_cap,
                 "burst": burst,
-                "rate_per_minute": 60_000,
+                "rate_per_minute": rate_per_minute,
             },
         ).json()
     return Deployment(service, node["token"], node["key_id"], partner["token"], partner["key_id"])
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    services: list[LocalIndexService] = []
+
+    def make(**limits: int) -> Deployment:
+        service = start_index_service(
+            tmp_path / f"svc{len(services)}",
+            kek=secrets.token_bytes(32),
+            extra_args=("--no-text-queries",),
+        )
+        services.append(service)
+        return provision(service, **limits)
+
+    try:
+        yield make
+    finally:
+        for service in services:
+            service.stop()
+
+
+@pytest.fixture
+def deployment(deployment_factory: Callable[..., Deployment]) -> Deployment:
+    return deployment_factory()
+
+
+@pytest.fixture(scope="session")
+def provision_deployment() -> Callable[..., Deployment]:
+    """The provisioning step, for module-scoped fixtures (conftest is not importable)."""
+    return provision
+
+
+@pytest.fixture(scope="module")
+def module_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """One service shared by a module's read-mostly tests."""
     service = start_index_service(
-        tmp_path / "svc", kek=secrets.token_bytes(32), extra_args=("--no-text-queries",)
+        tmp_path_factory.mktemp("gateway") / "svc",
+        kek=secrets.token_bytes(32),
+        extra_args=("--no-text-queries",),
     )
     try:
         yield provision(service)

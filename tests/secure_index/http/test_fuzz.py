@@ -4,13 +4,12 @@ whatever it sends, no answer is a 5xx."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import schemathesis
-from conftest import Deployment, provision
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from secure_index.service.local_service import LocalIndexService, start_index_service
@@ -18,15 +17,20 @@ from secure_index.service.local_service import LocalIndexService, start_index_se
 EXAMPLES = 30
 
 
+Deployment = Any
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, provision_deployment: Callable[..., Deployment]
+) -> Iterator[Deployment]:
     service = start_index_service(
         tmp_path_factory.mktemp("fuzz") / "gw",
         kek=secrets.token_bytes(32),
         extra_args=("--no-text-queries",),
     )
     try:
-        yield provision(service)
+        yield provision_deployment(service)
     finally:
         service.stop()
 
@@ -56,36 +60,51 @@ def store_schema(store: tuple[LocalIndexService, str]) -> schemathesis.BaseSchem
     return schemathesis.openapi.from_url(f"{store[0].url}/openapi.json")
 
 
-gateway_api = schemathesis.pytest.from_fixture("gateway_schema")
-store_api = schemathesis.pytest.from_fixture("store_schema")
+def _fuzz(schema: schemathesis.BaseSchema, token_for: Callable[[schemathesis.Case], str]) -> int:
+    """Run every operation's generated cases against the live server; return cases sent.
+
+    (schemathesis' pytest plugin does not run on pytest 9, so the operations' Hypothesis
+    strategies are driven directly; the checks are the same.)
+    """
+    sent = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+        def run(case: schemathesis.Case) -> None:
+            nonlocal sent
+            sent += 1
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {token_for(case)}"},
+                checks=[not_a_server_error],
+            )
+
+        run()
+    return sent
 
 
 def _token_for(case: schemathesis.Case, dep: Deployment) -> str:
     path, method = case.operation.path, case.operation.method.upper()
     if path.startswith("/v1/admin"):
-        return dep.service.admin_token
+        return str(dep.service.admin_token)
     if path.endswith("/documents") or path.endswith("/documents/delete") or method == "PUT":
-        return dep.node_token
-    return dep.partner_token
+        return str(dep.node_token)
+    return str(dep.partner_token)
 
 
-@gateway_api.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_gateway_never_answers_5xx(case: schemathesis.Case, gateway: Deployment) -> None:
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {_token_for(case, gateway)}"},
-        checks=[not_a_server_error],
-    )
-
-
-@store_api.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_store_never_answers_5xx(
-    case: schemathesis.Case, store: tuple[LocalIndexService, str]
+def test_gateway_never_answers_5xx(
+    gateway_schema: schemathesis.BaseSchema, gateway: Deployment
 ) -> None:
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {store[1]}"}, checks=[not_a_server_error]
-    )
+    sent = _fuzz(gateway_schema, lambda case: _token_for(case, gateway))
+    assert sent >= 100
+
+
+def test_store_never_answers_5xx(
+    store_schema: schemathesis.BaseSchema, store: tuple[LocalIndexService, str]
+) -> None:
+    sent = _fuzz(store_schema, lambda case: store[1])
+    assert sent >= 50
 
 
 def test_the_schema_lists_every_client_error(gateway: Deployment) -> None:
@@ -94,4 +113,3 @@ def test_the_schema_lists_every_client_error(gateway: Deployment) -> None:
     schema = httpx.get(f"{gateway.service.url}/openapi.json").json()
     query = schema["paths"]["/v1/collections/{collection}/query"]["post"]["responses"]
     assert {"401", "403", "404", "413", "422", "429"} <= set(query)
-    _ = Path

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
-from conftest import COLLECTION, DIM, Deployment
-from secure_index.service.audit_log import verify_audit_log
 
+from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.settings import audit_path
+
+COLLECTION, DIM = "claims", 16  # as provisioned by conftest.deployment
+Deployment = Any
 
 
 def _unit(n: int, seed: int = 0) -> np.ndarray:
@@ -172,17 +177,23 @@ def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deplo
     ],
 )
 def test_client_mistakes_get_clear_4xx(
-    deployment: Deployment, who: str, method: str, path: str, body: object, status: int, words: str
+    module_deployment: Deployment,
+    who: str,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+    words: str,
 ) -> None:
     token = {
         "none": None,
         "bogus": "fek_000000000000_" + "x" * 43,
-        "partner": deployment.partner_token,
-        "node": deployment.node_token,
-        "admin": deployment.service.admin_token,
+        "partner": module_deployment.partner_token,
+        "node": module_deployment.node_token,
+        "admin": module_deployment.service.admin_token,
     }[who]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with deployment.service.client("") as client:
+    with httpx.Client(base_url=module_deployment.service.url, timeout=30) as client:
         r = client.request(method.upper(), path, json=body, headers=headers)
     assert r.status_code == status, r.text
     error = r.json()["error"]
@@ -190,7 +201,8 @@ def test_client_mistakes_get_clear_4xx(
     assert error["fix"]
 
 
-def test_oversized_bodies_get_413(deployment: Deployment) -> None:
+def test_oversized_bodies_get_413(module_deployment: Deployment) -> None:
+    deployment = module_deployment
     items = [{"id": f"d{i}", "vector": [0.5] * DIM} for i in range(1001)]
     with deployment.service.client(deployment.node_token) as node:
         batch = node.put(f"/v1/collections/{COLLECTION}/documents", json={"items": items})
@@ -204,30 +216,20 @@ def test_oversized_bodies_get_413(deployment: Deployment) -> None:
     assert huge.status_code == 413
 
 
-def test_rate_limit_answers_429_with_retry_after(tmp_path: object) -> None:
-    import secrets
-    from pathlib import Path
-
-    from conftest import provision
-
-    from secure_index.service.local_service import start_index_service
-
-    service = start_index_service(
-        Path(str(tmp_path)) / "svc", kek=secrets.token_bytes(32), extra_args=("--no-text-queries",)
-    )
-    try:
-        dep = provision(service, burst=5)
-        with service.client(dep.partner_token) as partner:
-            codes = [
-                partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
-                for _ in range(8)
-            ]
-    finally:
-        service.stop()
+def test_rate_limit_answers_429_with_retry_after(
+    deployment_factory: Callable[..., Deployment],
+) -> None:
+    dep = deployment_factory(burst=5, rate_per_minute=6)
+    with dep.service.client(dep.partner_token) as partner:
+        codes = [
+            partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+            for _ in range(8)
+        ]
     assert [r.status_code for r in codes[:5]] == [200] * 5
     limited = [r for r in codes if r.status_code == 429]
     assert limited
     assert int(limited[0].headers["Retry-After"]) >= 1
+    assert "rate limit" in limited[0].json()["error"]["problem"]
 
 
 def test_revocation_from_the_cli_takes_effect_at_once(deployment: Deployment) -> None:
