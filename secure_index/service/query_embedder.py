@@ -100,7 +100,7 @@ class QueryEmbedder:
                 expected="a non-zero vector of finite numbers",
                 fix="embed the query with the collection's model",
             )
-        array = array / norms
+        array = np.asarray(array / norms, dtype=np.float32)
         if not dcpe:
             return array
         if self._dcpe is None:
