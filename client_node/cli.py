@@ -73,3 +73,42 @@ def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
         delta=float(document["delta"]),
     )
     typer.echo(json.dumps(ledger.summary(), indent=2))
+
+
+@node_app.command("upload")
+def upload_cmd(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Node data folder.")],
+    gateway: Annotated[str, typer.Option("--gateway", help="Query gateway URL.")],
+    collection: Annotated[str, typer.Option("--collection", help="Target collection.")],
+    node_id: Annotated[str, typer.Option("--node-id", help="This node's id (key owner).")],
+    dcpe_keyring: Annotated[
+        Path | None, typer.Option(help="Tenant DCPE keyring (kit) for DCPE collections.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Encoder folder (default: bundled).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Documents per upsert.")] = 256,
+) -> None:
+    """Embed this node's documents and upload protected vectors (key: FEDEMBED_NODE_TOKEN)."""
+    import os
+
+    from client_node.index_upload import upload_documents
+    from embedding_core.encoder import Encoder
+    from embedding_core.errors import FedembedError
+
+    token = os.environ.get("FEDEMBED_NODE_TOKEN")
+    if not token:
+        raise FedembedError(
+            "FEDEMBED_NODE_TOKEN is not set",
+            expected="the node upload key issued by `fedembed index node-key create`",
+            fix="export FEDEMBED_NODE_TOKEN=<key> (keys never go on the command line)",
+        )
+    report = upload_documents(
+        data_dir,
+        node_id=node_id,
+        gateway_url=gateway,
+        token=token,
+        collection=collection,
+        encoder=Encoder.load(model),
+        dcpe_key_file=dcpe_keyring,
+        batch_size=batch_size,
+    )
+    typer.echo(json.dumps(report.__dict__))
