@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from coordinator.local_deployment import start_superlink
-from coordinator.provisioning import load_coordinator_kit, provision
+from coordinator.provisioning import DEFAULT_DCPE_BETA, load_coordinator_kit, provision
 
 __all__ = ["coordinator_app"]
 
@@ -20,19 +20,27 @@ coordinator_app = typer.Typer(
 
 @coordinator_app.command("provision")
 def provision_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder for admin/, coordinator/, nodes/.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for admin/, coordinator/, gateway/, nodes/.")
+    ],
     node: Annotated[list[str], typer.Option("--node", help="Member node id (repeat).")],
     superlink_host: Annotated[
         str, typer.Option(help="SuperLink host in the TLS cert.")
     ] = "127.0.0.1",
+    dcpe_beta: Annotated[
+        float, typer.Option("--dcpe-beta", help="Approximation bound of the DCPE key.")
+    ] = DEFAULT_DCPE_BETA,
     force: Annotated[bool, typer.Option(help="Replace existing kits.")] = False,
 ) -> None:
-    """Write node kits and the coordinator kit (a consortium admin step)."""
-    result = provision(out, node_ids=node, superlink_host=superlink_host, force=force)
+    """Write node kits, the coordinator kit and the gateway kit (a consortium admin step)."""
+    result = provision(
+        out, node_ids=node, superlink_host=superlink_host, dcpe_beta=dcpe_beta, force=force
+    )
     typer.echo(
         json.dumps(
             {
                 "coordinator": str(result.coordinator_dir),
+                "gateway": str(result.gateway_dir),
                 "nodes": {k: str(v) for k, v in result.node_dirs.items()},
                 "admin": str(result.admin_dir),
             }

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import tenseal as ts
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from typer.testing import CliRunner
 
 from coordinator.ckks_aggregation import (
     CkksError,
@@ -29,24 +31,32 @@ from coordinator.ckks_aggregation import (
     encrypt_vector,
     sum_encrypted,
 )
+from coordinator.cli import coordinator_app
 from coordinator.provisioning import (
+    DEFAULT_DCPE_BETA,
     CoordinatorKit,
+    GatewayKit,
     KitPermissionWarning,
     NodeKit,
     ProvisioningError,
     ProvisionResult,
     load_coordinator_kit,
+    load_gateway_kit,
     load_node_kit,
     provision,
     validate_node_ids,
 )
 from embedding_core.errors import FedembedError
+from secure_index.crypto.dcpe import ScaleAndPerturb
+from secure_index.crypto.dcpe_keys import DcpeKeyring
 
 NODES = ["hospital-a", "bank_b", "Insurer3"]
+KEYRING = "dcpe_keyring.json"
 SECRET_FILES = {
     "admin/ca.key",
     "coordinator/server.key",
-    *(f"nodes/{n}/{f}" for n in NODES for f in ("auth.key", "ckks_secret.ctx", "dcpe.key")),
+    f"gateway/{KEYRING}",
+    *(f"nodes/{n}/{f}" for n in NODES for f in ("auth.key", "ckks_secret.ctx", KEYRING)),
 }
 
 
@@ -63,6 +73,14 @@ def _copy_kit(src: Path, dst: Path) -> Path:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def _replace_consistently(kit: Path, name: str, data: bytes) -> None:
+    """Replace a kit file and its manifest hash, so only the content checks can refuse it."""
+    (kit / name).write_bytes(data)  # keeps the file's mode
+    manifest = json.loads((kit / "kit.json").read_text())
+    manifest["files"][name] = hashlib.sha256(data).hexdigest()
+    (kit / "kit.json").write_text(json.dumps(manifest))
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -87,8 +105,10 @@ def test_layout_and_permissions(consortium: ProvisionResult) -> None:
         *(
             f"nodes/{n}/{f}"
             for n in NODES
-            for f in ("ca.crt", "auth.key", "auth.pub", "ckks_secret.ctx", "dcpe.key", "kit.json")
+            for f in ("ca.crt", "auth.key", "auth.pub", "ckks_secret.ctx", KEYRING, "kit.json")
         ),
+        f"gateway/{KEYRING}",
+        "gateway/kit.json",
     }
     found = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert found == expected
@@ -97,6 +117,8 @@ def test_layout_and_permissions(consortium: ProvisionResult) -> None:
     for rel in found - SECRET_FILES:
         assert not _mode(out / rel) & (stat.S_IWGRP | stat.S_IWOTH), rel
     assert _mode(consortium.admin_dir) == 0o700
+    assert _mode(consortium.gateway_dir) == 0o700
+    assert consortium.gateway_dir == out / "gateway"
     assert consortium.node_dirs == {n: out / "nodes" / n for n in NODES}
 
 
@@ -184,20 +206,63 @@ def test_coordinator_kit_holds_no_member_secret(consortium: ProvisionResult) -> 
     node_secrets = [
         (kit / name).read_bytes()
         for kit in consortium.node_dirs.values()
-        for name in ("auth.key", "ckks_secret.ctx", "dcpe.key")
+        for name in ("auth.key", "ckks_secret.ctx", KEYRING)
     ]
+    keyring = json.loads((consortium.gateway_dir / KEYRING).read_text())
+    prf_keys = [key["prf_key"].encode() for key in keyring["keys"]]
+    assert prf_keys
     for path in consortium.coordinator_dir.iterdir():
+        assert path.name != KEYRING
         data = path.read_bytes()
-        for secret in node_secrets:
+        for secret in [*node_secrets, *prf_keys]:
             assert secret not in data, path
         if path.suffix == ".ctx":
             assert not ts.context_from(data).is_private(), path
 
 
-def test_dcpe_keys(consortium: ProvisionResult) -> None:
-    keys = [(kit / "dcpe.key").read_bytes() for kit in consortium.node_dirs.values()]
-    assert all(len(k) == 32 for k in keys)
-    assert len(set(keys)) == len(keys)
+def test_one_dcpe_keyring_for_nodes_and_gateway(consortium: ProvisionResult) -> None:
+    copies = [consortium.gateway_dir / KEYRING] + [
+        kit / KEYRING for kit in consortium.node_dirs.values()
+    ]
+    assert len({path.read_bytes() for path in copies}) == 1, "one tenant key for everyone"
+    for path in copies:
+        assert _mode(path) == 0o600, path
+    rings = [DcpeKeyring.load(path) for path in copies]
+    assert {ring.tenant for ring in rings} == {consortium.consortium_id}
+    assert rings[0].current().beta == DEFAULT_DCPE_BETA == 1.0
+    assert len(rings[0].key_ids) == 1
+
+    # a vector one node encrypts is decrypted by the gateway and by another node
+    plain = np.random.default_rng(7).standard_normal((5, 32)).astype(np.float32)
+    uploaded = ScaleAndPerturb(rings[1].current()).encrypt(plain)
+    for ring in (rings[0], rings[2]):
+        np.testing.assert_allclose(
+            ScaleAndPerturb(ring.current()).decrypt(uploaded), plain, atol=1e-4
+        )
+
+
+def test_each_consortium_gets_its_own_keyring(tmp_path: Path) -> None:
+    first = provision(tmp_path / "one", node_ids=["a"])
+    second = provision(tmp_path / "two", node_ids=["a"])
+    one = DcpeKeyring.load(first.gateway_dir / KEYRING).current()
+    two = DcpeKeyring.load(second.gateway_dir / KEYRING).current()
+    assert one.tenant == first.consortium_id != two.tenant == second.consortium_id
+    assert one.prf_key != two.prf_key
+
+
+@pytest.mark.parametrize("beta", [0.25, 4.0])
+def test_custom_dcpe_beta(tmp_path: Path, beta: float) -> None:
+    result = provision(tmp_path / "kits", node_ids=["a"], dcpe_beta=beta)
+    assert DcpeKeyring.load(result.gateway_dir / KEYRING).current().beta == beta
+    assert DcpeKeyring.load(result.node_dirs["a"] / KEYRING).current().beta == beta
+
+
+@pytest.mark.parametrize("beta", [0.0, -1.0, float("nan"), float("inf"), 1e9, True, "1"])
+def test_invalid_dcpe_beta(tmp_path: Path, beta: object) -> None:
+    with pytest.raises(ProvisioningError, match="dcpe_beta") as info:
+        provision(tmp_path / "kits", node_ids=["a"], dcpe_beta=beta)  # type: ignore[arg-type]
+    assert "Fix:" in str(info.value)
+    assert not (tmp_path / "kits").exists()
 
 
 def test_manifests(consortium: ProvisionResult) -> None:
@@ -206,10 +271,12 @@ def test_manifests(consortium: ProvisionResult) -> None:
     assert coordinator["node_ids"] == NODES
     assert coordinator["created"].endswith("Z")
     assert coordinator["ckks"] == CkksParameters().as_dict()
-    for kit in [consortium.coordinator_dir, *consortium.node_dirs.values()]:
+    kits = [consortium.coordinator_dir, consortium.gateway_dir, *consortium.node_dirs.values()]
+    for kit in kits:
         manifest = json.loads((kit / "kit.json").read_text())
         assert manifest["consortium_id"] == consortium.consortium_id
-        assert manifest["ckks_fingerprint"] == consortium.ckks_fingerprint
+        if kit != consortium.gateway_dir:
+            assert manifest["ckks_fingerprint"] == consortium.ckks_fingerprint
         files = {p.name for p in kit.iterdir()} - {"kit.json"}
         assert set(manifest["files"]) == files
         for name, digest in manifest["files"].items():
@@ -217,6 +284,13 @@ def test_manifests(consortium: ProvisionResult) -> None:
     node = json.loads((consortium.node_dirs["bank_b"] / "kit.json").read_text())
     assert node["kind"] == "node"
     assert node["node_id"] == "bank_b"
+    assert node["dcpe_key_scope"] == "consortium"
+    assert "dcpe_key_scope" not in coordinator
+    gateway = json.loads((consortium.gateway_dir / "kit.json").read_text())
+    assert gateway["kind"] == "gateway"
+    assert gateway["node_ids"] == NODES
+    assert gateway["dcpe_key_scope"] == "consortium"
+    assert set(gateway["files"]) == {KEYRING}
 
 
 def test_custom_ckks_parameters(tmp_path: Path) -> None:
@@ -281,6 +355,8 @@ def test_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     assert (out / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in (out / "nodes").iterdir()) == ["b"]
     assert load_node_kit(out / "nodes" / "b").consortium_id == second.consortium_id
+    assert load_gateway_kit(out / "gateway").consortium_id == second.consortium_id
+    assert load_gateway_kit(out / "gateway").node_ids == ("b",)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging left behind"
 
 
@@ -303,12 +379,12 @@ def test_load_kits(consortium: ProvisionResult) -> None:
     assert isinstance(node, NodeKit)
     assert node.node_id == "hospital-a"
     assert node.superlink_host == "coord.example.org"
-    assert len(node.dcpe_key) == 32
+    assert node.dcpe_keyring_path == consortium.node_dirs["hospital-a"] / KEYRING
+    assert DcpeKeyring.load(node.dcpe_keyring_path).tenant == node.consortium_id
     assert ts.context_from(node.ckks_secret_context).is_private()
     assert node.auth_public_key == coordinator.authorized_nodes["hospital-a"]
     assert "--auth-supernode-private-key" in node.supernode_args()
-    assert "dcpe_key=" not in repr(node)  # secrets stay out of logs
-    assert "ckks_secret_context=" not in repr(node)
+    assert "ckks_secret_context=" not in repr(node)  # secrets stay out of logs
 
     assert isinstance(coordinator, CoordinatorKit)
     assert coordinator.node_ids == tuple(NODES)
@@ -319,7 +395,21 @@ def test_load_kits(consortium: ProvisionResult) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["dcpe.key", "ckks_secret.ctx", "ca.crt", "auth.pub"])
+def test_load_gateway_kit(consortium: ProvisionResult) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gateway = load_gateway_kit(consortium.gateway_dir)
+    assert isinstance(gateway, GatewayKit)
+    assert gateway.path == consortium.gateway_dir
+    assert gateway.consortium_id == consortium.consortium_id
+    assert gateway.node_ids == tuple(NODES)
+    assert gateway.dcpe_keyring_path == consortium.gateway_dir / KEYRING
+    ring = DcpeKeyring.load(gateway.dcpe_keyring_path)
+    assert ring.tenant == gateway.consortium_id
+    assert "prf_key" not in repr(gateway)
+
+
+@pytest.mark.parametrize("name", [KEYRING, "ckks_secret.ctx", "ca.crt", "auth.pub"])
 def test_tampered_node_file_is_named(
     consortium: ProvisionResult, tmp_path: Path, name: str
 ) -> None:
@@ -329,6 +419,52 @@ def test_tampered_node_file_is_named(
     (kit / name).write_bytes(bytes(data))
     with pytest.raises(ProvisioningError, match=f"{name} was modified"):
         load_node_kit(kit)
+
+
+def test_tampered_gateway_keyring_is_named(consortium: ProvisionResult, tmp_path: Path) -> None:
+    kit = _copy_kit(consortium.gateway_dir, tmp_path / "kit")
+    keyring = json.loads((kit / KEYRING).read_text())
+    keyring["keys"][0]["beta"] = 64.0  # a weaker key, still a valid keyring
+    (kit / KEYRING).write_text(json.dumps(keyring))
+    with pytest.raises(ProvisioningError, match=r"dcpe_keyring\.json was modified"):
+        load_gateway_kit(kit)
+
+
+@pytest.mark.parametrize("loader", [load_node_kit, load_gateway_kit])
+def test_keyring_of_another_consortium_is_refused(
+    consortium: ProvisionResult, tmp_path: Path, loader: Callable[[Path], object]
+) -> None:
+    """Even with a consistent manifest, a kit may not hold another tenant's keyring."""
+    source = consortium.node_dirs["bank_b"] if loader is load_node_kit else consortium.gateway_dir
+    kit = _copy_kit(source, tmp_path / "kit")
+    other = provision(tmp_path / "other", node_ids=["x"])
+    _replace_consistently(kit, KEYRING, (other.gateway_dir / KEYRING).read_bytes())
+    with pytest.raises(
+        ProvisioningError, match=f"{other.consortium_id}.*not of consortium"
+    ) as info:
+        loader(kit)
+    assert KEYRING in info.value.problem
+    assert "re-provision" in info.value.fix
+
+
+def test_malformed_keyring_is_named(consortium: ProvisionResult, tmp_path: Path) -> None:
+    kit = _copy_kit(consortium.node_dirs["bank_b"], tmp_path / "kit")
+    _replace_consistently(kit, KEYRING, b'{"format": "something else"}\n')
+    with pytest.raises(ProvisioningError, match=r"dcpe_keyring\.json is not a usable DCPE") as info:
+        load_node_kit(kit)
+    assert info.value.fix
+
+
+def test_readable_keyring_is_refused(consortium: ProvisionResult, tmp_path: Path) -> None:
+    for source, loader in (
+        (consortium.node_dirs["bank_b"], load_node_kit),
+        (consortium.gateway_dir, load_gateway_kit),
+    ):
+        kit = _copy_kit(source, tmp_path / source.name)
+        os.chmod(kit / KEYRING, 0o640)
+        with pytest.raises(ProvisioningError, match=r"dcpe_keyring\.json.*group or others") as info:
+            loader(kit)
+        assert "chmod 600" in info.value.fix
 
 
 def test_tampered_coordinator_file_is_named(consortium: ProvisionResult, tmp_path: Path) -> None:
@@ -357,14 +493,18 @@ def test_wrong_kind_is_refused(consortium: ProvisionResult) -> None:
         load_coordinator_kit(consortium.node_dirs["bank_b"])
     with pytest.raises(ProvisioningError, match="'coordinator' kit"):
         load_node_kit(consortium.coordinator_dir)
+    with pytest.raises(ProvisioningError, match="'gateway' kit"):
+        load_node_kit(consortium.gateway_dir)
+    with pytest.raises(ProvisioningError, match="'node' kit"):
+        load_gateway_kit(consortium.node_dirs["bank_b"])
 
 
 def test_manifest_must_list_every_file(consortium: ProvisionResult, tmp_path: Path) -> None:
     kit = _copy_kit(consortium.node_dirs["bank_b"], tmp_path / "kit")
     manifest = json.loads((kit / "kit.json").read_text())
-    del manifest["files"]["dcpe.key"]
+    del manifest["files"][KEYRING]
     (kit / "kit.json").write_text(json.dumps(manifest))
-    with pytest.raises(ProvisioningError, match=r"does not list dcpe\.key"):
+    with pytest.raises(ProvisioningError, match=r"does not list dcpe_keyring\.json"):
         load_node_kit(kit)
 
 
@@ -391,6 +531,18 @@ def test_readable_secret_warns(consortium: ProvisionResult, tmp_path: Path) -> N
     os.chmod(coordinator / "server.key", 0o640)
     with pytest.warns(KitPermissionWarning, match=r"server\.key"):
         load_coordinator_kit(coordinator)
+
+
+def test_cli_provision_prints_the_gateway_kit(tmp_path: Path) -> None:
+    out = tmp_path / "kits"
+    args = ["provision", "--out", str(out), "--node", "a", "--node", "b", "--dcpe-beta", "0.5"]
+    run = CliRunner().invoke(coordinator_app, args)
+    assert run.exit_code == 0, run.output
+    printed = json.loads(run.output)
+    assert printed["gateway"] == str(out / "gateway")
+    gateway = load_gateway_kit(printed["gateway"])
+    assert gateway.node_ids == ("a", "b")
+    assert DcpeKeyring.load(gateway.dcpe_keyring_path).current().beta == 0.5
 
 
 # -- a real SuperLink accepts the TLS material ---------------------------------------------
