@@ -63,6 +63,41 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _index_part(
+    out: Path,
+    scifact: Any,
+    encoder: Encoder,
+    vectors: Any,
+    released: Path,
+    model: Path | None,
+) -> dict[str, Any]:
+    from embedding_core.adapter import Adapter
+    from fedembed.index_demo import run_index_demo
+
+    adapter = released if (released / "adapter.safetensors").exists() else None
+    members = {p.name: p for p in sorted((out / "members").iterdir()) if p.is_dir()}
+    typer.echo("\nindex: members upload their documents, a partner sends every test claim")
+    part = run_index_demo(
+        out=out, members=members, test=scifact, encoder=encoder, adapter=adapter,
+        kits=out / "kits", model=model,
+    )  # fmt: skip
+    in_process = score_retrieval(
+        vectors, scifact, adapter=Adapter.load(adapter) if adapter is not None else None
+    )
+    typer.echo(f"{'setting':<48}{'nDCG@10':>9}{'p50 ms':>9}")
+    typer.echo(
+        f"{'exact search in process, same adapter':<48}{100 * in_process['ndcg@10']:>9.2f}{'-':>9}"
+    )
+    for row in part["rows"]:
+        typer.echo(f"{row['setting']:<48}{100 * row['ndcg@10']:>9.2f}{row['p50_ms']:>9.1f}")
+    typer.echo(
+        f"audit log: {part['audit_entries']} entries, chain "
+        f"{'verified' if part['audit_ok'] else 'BROKEN'}, head {part['audit_head'][:16]}"
+    )
+    part["in_process_ndcg@10"] = in_process["ndcg@10"]
+    return part
+
+
 def demo(
     data_dir: Annotated[
         Path | None,
@@ -77,6 +112,10 @@ def demo(
         bool, typer.Option(help="Run the federated part (minutes on 2 CPU cores).")
     ] = True,
     rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = 5,
+    index: Annotated[
+        bool,
+        typer.Option(help="Serve the index: node uploads, partner queries (needs the federation)."),
+    ] = True,
 ) -> None:
     """Run the main job: evaluation, then the federation and its comparison table."""
     started = time.perf_counter()
@@ -128,7 +167,10 @@ def demo(
             typer.echo(f"{row['setting']:<40}{100 * row['ndcg@10']:>9.2f}  {eps_s}")
         _plot(fed["rows"], out / "ndcg_per_round.png")
         typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
-        typer.echo(f"global adapter + manifest: {out / 'runs' / 'dp-eps8' / 'global_adapter'}")
+        released = out / "runs" / "dp-eps8" / "global_adapter"
+        typer.echo(f"global adapter + manifest: {released}")
+        if index:
+            result["index"] = _index_part(out, scifact, encoder, vectors, released, model)
     result["seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     typer.echo(f"results written to {out / 'results.json'}")
