@@ -65,17 +65,20 @@ def test_sigkill_during_concurrent_inserts_loses_no_acknowledged_insert(
     for t in threads:
         t.start()
     # Execute: SIGKILL in the middle of the inserts
-    assert enough.wait(timeout=300), f"only {len(acked)} inserts acknowledged"
-    service.kill()
-    for t in threads:
-        t.join(timeout=60)
+    try:
+        assert enough.wait(timeout=300), f"only {len(acked)} inserts acknowledged"
+    finally:
+        service.kill()
+        for t in threads:
+            t.join(timeout=60)
     acknowledged = set(acked)
     restarted = start_index_service(tmp_path / "svc", kek=kek, extra_args=("--no-text-queries",))
     try:
         with restarted.admin() as admin:
             stats = admin.get("/v1/admin/collections").json()[0]
     finally:
-        restarted.stop()
+        if restarted.stop(timeout_s=30) != 0:
+            restarted.kill()
     # Assert: offline, with the same key, every acknowledged id is there exactly once
     monkeypatch.setenv("FEDEMBED_INDEX_KEK", base64.b64encode(kek).decode())  # type: ignore[attr-defined]
     with IndexStore(
