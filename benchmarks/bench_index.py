@@ -119,7 +119,6 @@ def run(
         "recall_at_10_hnswlib": round(recall(raw_labels.tolist(), truth), 4),
     }
     # throughput, interleaved
-    raw.set_num_threads(1)
     batch_ours, batch_raw, loop_ours, loop_raw = [], [], [], []
     single = queries[: min(300, len(queries))]
     for _ in range(repeats):
@@ -185,7 +184,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--random", type=int, default=100_000, help="random unit vectors (0: skip)")
     parser.add_argument("--ef", type=int, default=200)
-    parser.add_argument("--ef-random", type=int, default=400)
+    parser.add_argument("--ef-random", type=int, default=1000)
+    parser.add_argument("--m-random", type=int, default=32)
+    parser.add_argument("--efc-random", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-scifact", action="store_true")
     args = parser.parse_args()
