@@ -76,12 +76,25 @@ def random_unit(n: int, queries: int, dim: int = 384) -> tuple[np.ndarray, np.nd
 
 
 def run(
-    name: str, docs: np.ndarray, queries: np.ndarray, *, ef: int, repeats: int, work: Path
+    name: str,
+    docs: np.ndarray,
+    queries: np.ndarray,
+    *,
+    ef: int,
+    repeats: int,
+    work: Path,
+    m: int = 16,
+    ef_construction: int = 200,
 ) -> dict[str, Any]:
     keks = KeyFileKeks.create(work / f"{name}-kek.json")
     root = work / f"{name}-store"
     spec = CollectionSpec(
-        name, docs.shape[1], metric=Metric.INNER_PRODUCT, m=16, ef_construction=200, ef_search=ef
+        name,
+        docs.shape[1],
+        metric=Metric.INNER_PRODUCT,
+        m=m,
+        ef_construction=ef_construction,
+        ef_search=ef,
     )
     started = time.perf_counter()
     with IndexStore(root, keks=keks, tenant="bench", background=False) as store:
@@ -111,8 +124,8 @@ def run(
         "documents": len(docs),
         "queries": len(queries),
         "dim": docs.shape[1],
-        "m": 16,
-        "ef_construction": 200,
+        "m": m,
+        "ef_construction": ef_construction,
         "ef_search": ef,
         "build_s": round(build_s, 1),
         "recall_at_10_fedembed": round(recall(ours_found, truth), 4),
@@ -223,6 +236,8 @@ def main() -> None:
                             ef=args.ef_random,
                             repeats=args.repeats,
                             work=work,
+                            m=args.m_random,
+                            ef_construction=args.efc_random,
                         ),
                         **machine,
                     }
