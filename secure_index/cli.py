@@ -19,7 +19,7 @@ from secure_index.crypto import KeyFileKeks, load_keks, sealed_kek_id
 from secure_index.errors import KeyManagementError
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.index.index_store import IndexStore
-from secure_index.service.audit_log import verify_audit_log
+from secure_index.service.audit_log import AuditLog, verify_audit_log
 from secure_index.service.credentials import CredentialStore, Role
 from secure_index.service.server import STORE_DIR, serve
 from secure_index.service.settings import ServiceSettings, audit_path, credentials_path
@@ -174,10 +174,23 @@ def collection_create(
         _echo(store.create_collection(spec).__dict__)
 
 
+def _audit(data_dir: Path, action: str, detail: dict[str, str]) -> None:
+    """Key operations from the CLI join the service's hash chain (file-locked appends)."""
+    log = AuditLog(audit_path(data_dir))
+    try:
+        log.append(
+            actor="cli-operator", role="admin", action=action, collection="*",
+            decision="allow", detail=detail,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
 def _create_key(role: Role, name: str, scope: list[str], data_dir: Path, **caps: int) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = CredentialStore(credentials_path(data_dir))
     cred, token = store.create(role=role, name=name, scopes=scope, **caps)
+    _audit(data_dir, "create-key", {"key_id": cred.key_id, "name": cred.name, "role": str(role)})
     typer.echo(f"# {role} key for {name}; the token is shown once, store it now", err=True)
     _echo({"key_id": cred.key_id, "scopes": sorted(cred.scopes), "token": token})
 
@@ -217,7 +230,9 @@ def node_key_create(
 def partner_revoke(key_id: Annotated[str, typer.Argument()], data_dir: DataDir) -> None:
     """Revoke a partner or node key; a running service refuses it at once."""
     store = CredentialStore(credentials_path(data_dir))
-    _echo(store.revoke(key_id).__dict__)
+    revoked = store.revoke(key_id)
+    _audit(data_dir, "revoke-key", {"key_id": key_id})
+    _echo(revoked.__dict__)
 
 
 @partner_app.command("list")

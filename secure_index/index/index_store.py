@@ -449,10 +449,13 @@ class IndexStore:
                 with contextlib.suppress(BufferError):  # a failed read's traceback holds views
                     image.close()
                 os.close(fd)
-        wal = WriteAheadLog.open(
-            directory / WAL_DIR, context=self._wal_context(spec), keks=self._keks
-        )
         folded = int(manifest["folded_seq"])
+        wal = WriteAheadLog.open(
+            directory / WAL_DIR,
+            context=self._wal_context(spec),
+            keks=self._keks,
+            min_next_seq=folded + 1,
+        )
         replayed = 0
         for _seq, data in wal.replay(after_seq=folded):
             record = WalRecord.decode(data)

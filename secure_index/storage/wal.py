@@ -120,8 +120,20 @@ class WriteAheadLog:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, *, context: SealedContext, keks: KekProvider) -> WriteAheadLog:
+    def open(
+        cls,
+        directory: Path,
+        *,
+        context: SealedContext,
+        keks: KekProvider,
+        min_next_seq: int = 1,
+    ) -> WriteAheadLog:
         """Open (or create) the log in ``directory`` and repair a torn tail.
+
+        ``min_next_seq`` is the first sequence number the caller has not folded into a
+        snapshot: a new (or deleted and re-created) log starts there, so fresh records
+        are never mistaken for folded ones; an existing log that ends before it was
+        rolled back and is refused.
 
         Raises:
             IntegrityError: When a file's header, context, first seq or frames are damaged,
@@ -157,8 +169,11 @@ class WriteAheadLog:
             except OSError as exc:
                 raise storage_error(exc, path=current.path, operation="open the log") from exc
             log._current = current
+            if log._last_seq < min_next_seq - 1:
+                raise IntegrityError(directory)
         else:
-            log._current = log._create(1)
+            log._current = log._create(max(1, min_next_seq))
+            log._last_seq = max(1, min_next_seq) - 1
         logger.info(
             "wal: opened %s, %d file(s), last seq %d", directory, len(files) or 1, log._last_seq
         )

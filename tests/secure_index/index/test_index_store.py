@@ -261,3 +261,24 @@ def test_queries_stay_correct_during_inserts_and_snapshots(
     reopened = _store(tmp_path / "idx", keks)
     assert reopened.stats("docs").documents == 500 + 3 * 30 * 20
     reopened.close()
+
+
+def test_a_lost_log_folder_never_hides_new_inserts(tmp_path: Path, keks: KeyFileKeks) -> None:
+    # Prepare: everything folded into a snapshot, then the log folder disappears
+    import shutil
+
+    x = _unit(20, seed=4)
+    store = _store(tmp_path / "idx", keks)
+    store.create_collection(CollectionSpec("docs", 32))
+    store.upsert("docs", [f"a{i}" for i in range(10)], x[:10], owner="n")
+    store.close()  # folds the log
+    shutil.rmtree(tmp_path / "idx" / "collections" / "docs" / "wal")
+    # Execute: new inserts after the loss, then a crash (no snapshot)
+    store = _store(tmp_path / "idx", keks)
+    result = store.upsert("docs", [f"b{i}" for i in range(10)], x[10:], owner="n")
+    store.close(snapshot=False)
+    reopened = _store(tmp_path / "idx", keks)
+    # Assert: new sequence numbers continue after the folded ones and replay
+    assert result.seq > 1
+    assert reopened.stats("docs").documents == 20
+    reopened.close()
