@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import logging
 import mmap
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ from typing import NamedTuple
 import hnswlib
 import numpy as np
 
-from secure_index.errors import RequestError, StorageError
+from secure_index.errors import RequestError
 from secure_index.index.document_table import DocumentRow, DocumentTable
+from secure_index.index.graph_image import graph_chunks, graph_from_buffer
 from secure_index.index.rwlock import ReaderWriterLock
 
 __all__ = [
@@ -356,52 +356,25 @@ class HnswCollection:
 
     # -- serialisation ---------------------------------------------------------------------
 
-    def serialize(self) -> tuple[mmap.mmap, bytes, int]:
-        """``(graph image in an anonymous memory map, table image, element count)``.
+    def serialize(self) -> tuple[list[memoryview | bytes], int, bytes, int]:
+        """``(graph image chunks, graph image length, table image, element count)``.
 
-        Call under the read lock so the graph and the table are consistent. The caller
-        seals both images and closes the map.
+        Call under the read lock so the graph and the table are consistent; the chunks
+        are views of a private copy of the graph's state, safe to seal afterwards.
         """
-        fd = _memfd("fedembed-index")
-        try:
-            self._index.save_index(f"/proc/self/fd/{fd}")
-            size = os.fstat(fd).st_size
-            image = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        return image, self._table.serialize(), len(self._table)
+        chunks, size = graph_chunks(self._index)
+        return chunks, size, self._table.serialize(), len(self._table)
 
     @classmethod
-    def from_images(
-        cls, spec: CollectionSpec, graph_fd: int, table_image: bytes, *, capacity: int
+    def from_image(
+        cls, spec: CollectionSpec, graph: mmap.mmap, table_image: bytes, *, capacity: int
     ) -> HnswCollection:
-        """Load a collection from a graph image in ``graph_fd`` (a memfd) and a table image."""
-        index = hnswlib.Index(space=str(spec.metric), dim=spec.dimension)
-        index.load_index(
-            f"/proc/self/fd/{graph_fd}",
-            max_elements=max(capacity, INITIAL_CAPACITY),
-            allow_replace_deleted=True,
-        )
+        """Load a collection from a decrypted graph image and a table image."""
+        index = graph_from_buffer(graph)
+        if index.get_max_elements() < capacity:
+            index.resize_index(capacity)
         return cls(spec, index=index, table=DocumentTable(table_image))
 
     def capacity(self) -> int:
         """How many elements the graph holds before it must resize."""
         return int(self._index.get_max_elements())
-
-
-def _memfd(name: str) -> int:
-    """An anonymous in-memory file (Linux ``memfd_create``): plaintext never hits a disk."""
-    if not hasattr(os, "memfd_create"):
-        raise StorageError(
-            "this platform has no memfd_create",
-            expected="Linux (the index keeps plaintext images in anonymous memory only)",
-            fix="run the index service on Linux (or in its Docker image)",
-        )
-    return os.memfd_create(name, os.MFD_CLOEXEC)
-
-
-def memfd_with_size(name: str, size: int) -> tuple[int, mmap.mmap]:
-    """A writable anonymous memory file of ``size`` bytes and its map."""
-    fd = _memfd(name)
-    os.ftruncate(fd, size)
-    return fd, mmap.mmap(fd, max(size, 1))

@@ -45,13 +45,13 @@ from secure_index.errors import (
     StorageError,
 )
 from secure_index.index.document_table import DocumentRow
+from secure_index.index.graph_image import anonymous_buffer
 from secure_index.index.hnsw_collection import (
     CollectionSpec,
     Hit,
     HnswCollection,
     Metric,
     Protection,
-    memfd_with_size,
     validate_doc_id,
 )
 from secure_index.index.wal_records import Operation, WalRecord
@@ -314,7 +314,7 @@ class IndexStore:
             coll = durable.collection
             spec = coll.spec
             with durable.commit, coll.lock.read():
-                image, table, count = coll.serialize()
+                chunks, _size, table, count = coll.serialize()
                 capacity = coll.capacity()
                 last_seq = durable.wal.roll()
             generation = durable.generation + 1
@@ -323,7 +323,7 @@ class IndexStore:
                 ctx = self._context(spec, count=count, generation=generation)
                 size = write_sealed(
                     durable.directory / _name(KIND_GRAPH, generation),
-                    memoryview(image),
+                    chunks,
                     context=ctx(KIND_GRAPH),
                     keks=self._keks,
                 )
@@ -356,7 +356,7 @@ class IndexStore:
                 )
                 raise
             finally:
-                image.close()
+                chunks.clear()
             durable.generation, durable.folded_seq = generation, last_seq
             self.last_snapshot_error = None
             self._prune(durable.directory, keep_from=generation - KEEP_GENERATIONS + 1)
@@ -436,19 +436,18 @@ class IndexStore:
             table = bytes(reader.read())
         graph_path = directory / _name(KIND_GRAPH, generation)
         with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
-            fd, image = memfd_with_size("fedembed-index", reader.plaintext_length)
+            image = anonymous_buffer(reader.plaintext_length)
             view = memoryview(image)[: reader.plaintext_length]
             try:
                 reader.read_into(view)
                 view.release()
-                collection = HnswCollection.from_images(
-                    spec, fd, table, capacity=int(manifest["capacity"])
+                collection = HnswCollection.from_image(
+                    spec, image, table, capacity=int(manifest["capacity"])
                 )
             finally:
                 view.release()
                 with contextlib.suppress(BufferError):  # a failed read's traceback holds views
                     image.close()
-                os.close(fd)
         folded = int(manifest["folded_seq"])
         wal = WriteAheadLog.open(
             directory / WAL_DIR,

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
 import pytest
 
 from secure_index.errors import RequestError
+from secure_index.index.graph_image import anonymous_buffer
 from secure_index.index.hnsw_collection import (
     EXACT_FILTER_LIMIT,
     CollectionSpec,
     HnswCollection,
     Metric,
     Protection,
-    memfd_with_size,
 )
 
 
@@ -162,7 +161,7 @@ def test_spec_validation() -> None:
         CollectionSpec("x", 0)
 
 
-def test_serialize_round_trip_through_anonymous_memory() -> None:
+def test_serialize_round_trip_through_an_anonymous_buffer() -> None:
     # Prepare
     coll = _collection()
     x = _unit(300)
@@ -170,11 +169,10 @@ def test_serialize_round_trip_through_anonymous_memory() -> None:
     coll.delete(["d5"])
     # Execute
     with coll.lock.read():
-        image, table, count = coll.serialize()
-    fd, copy = memfd_with_size("test", len(image))
-    copy[:] = image[:]
-    loaded = HnswCollection.from_images(coll.spec, fd, table, capacity=coll.capacity())
-    os.close(fd)
+        chunks, size, table, count = coll.serialize()
+    image = anonymous_buffer(size)
+    image[:] = b"".join(bytes(c) for c in chunks)
+    loaded = HnswCollection.from_image(coll.spec, image, table, capacity=coll.capacity())
     # Assert
     assert count == 299
     assert len(loaded) == 299
