@@ -1,0 +1,18 @@
+# One image for every fedembed process (SuperLink, SuperNode, index store, query gateway).
+# Build: docker build -t fedembed .   (CPU torch; pass --build-arg TORCH_SPEC=... for CUDA)
+FROM python:3.11-slim
+ARG TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN pip install ${TORCH_SPEC}
+COPY pyproject.toml README.md ./
+COPY embedding_core embedding_core
+COPY client_node client_node
+COPY coordinator coordinator
+COPY secure_index secure_index
+COPY attacks attacks
+COPY policies policies
+COPY fedembed fedembed
+RUN pip install . && useradd --system --uid 10001 fedembed
+USER fedembed
+ENTRYPOINT ["fedembed"]
