@@ -110,6 +110,10 @@ class DocumentTable:
         """The label of ``doc_id``, or ``None`` when the document is not present."""
         return self._doc_index().get(doc_id)
 
+    def label_maps(self) -> tuple[list[str | None], list[str | None]]:
+        """The label-indexed id and owner lists (read them under the collection's lock)."""
+        return self._doc_ids, self._owners
+
     def resolve(self, label: int) -> tuple[str, str] | None:
         """``(doc_id, owner)`` of a label, or ``None`` for a deleted or unknown label."""
         if label >= len(self._doc_ids):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import mmap
 import re
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_TAGS = 32
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 INITIAL_CAPACITY = 1024
+_FLOAT32 = np.dtype(np.float32)
 EXACT_FILTER_LIMIT = 4096  # filtered queries over at most this many documents are exact
 
 
@@ -152,6 +154,9 @@ class HnswCollection:
             )
         index.set_ef(spec.ef_search)
         self._index = index
+        self._single_shape = (spec.dimension,)
+        self._cosine = spec.metric is Metric.COSINE
+        self._l2 = spec.metric is Metric.L2
         self._table = table if table is not None else DocumentTable()
 
     @property
@@ -168,12 +173,11 @@ class HnswCollection:
         """Return ``vectors`` as a C-contiguous float32 (n, d) array or raise RequestError."""
         if (
             type(vectors) is np.ndarray
-            and vectors.dtype == np.float32
-            and vectors.ndim == 1
-            and vectors.shape[0] == self.spec.dimension
+            and vectors.dtype is _FLOAT32
+            and vectors.shape == self._single_shape
             and count is None
-            and self.spec.metric is not Metric.COSINE
-            and np.isfinite(vectors).all()
+            and not self._cosine
+            and math.isfinite(float(vectors @ vectors))  # else: the exact checks below
         ):
             return vectors.reshape(1, -1)  # the hot path of single-vector queries
         try:
@@ -309,7 +313,9 @@ class HnswCollection:
         if not isinstance(k, int) or k < 1:
             raise RequestError(f"k={k!r}", expected="k >= 1", fix="ask for at least one result")
         queries = self.check_vectors(vectors)
-        with self._lock.read():
+        lock = self._lock
+        lock.acquire_read()
+        try:
             if owner is None and not tags:
                 count = len(self._table)
                 if count == 0:
@@ -320,8 +326,12 @@ class HnswCollection:
                 if allowed.size == 0:
                     return [[] for _ in range(len(queries))]
                 labels, distances = self._filtered(queries, allowed, min(k, int(allowed.size)))
+            if len(labels) == 1:
+                return [self._hits(labels[0], distances[0])]
             rows = zip(labels, distances, strict=True)
             return [self._hits(row_labels, row_distances) for row_labels, row_distances in rows]
+        finally:
+            lock.release_read()
 
     def _filtered(
         self, queries: np.ndarray, allowed: np.ndarray, k: int
@@ -345,13 +355,14 @@ class HnswCollection:
         return 1.0 - queries @ stored.T  # type: ignore[no-any-return]
 
     def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[Hit]:
-        resolve = self._table.resolve
-        sign, offset = (-1.0, 0.0) if self.spec.metric is Metric.L2 else (-1.0, 1.0)
+        doc_ids, owners = self._table.label_maps()
+        size = len(doc_ids)
+        sign, offset = (-1.0, 0.0) if self._l2 else (-1.0, 1.0)
         hits = []
         for label, distance in zip(labels.tolist(), distances.tolist(), strict=True):
-            found = resolve(label)
-            if found is not None:  # None: a tombstone hnswlib still returned
-                hits.append(Hit(found[0], found[1], offset + sign * distance))
+            doc_id = doc_ids[label] if label < size else None
+            if doc_id is not None:  # None: a tombstone hnswlib still returned
+                hits.append(Hit(doc_id, owners[label] or "", offset + sign * distance))
         return hits
 
     # -- serialisation ---------------------------------------------------------------------
