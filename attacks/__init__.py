@@ -1,1 +1,5 @@
-"""Inversion, membership-inference and bias audits, and the compliance report (planned)."""
+"""Inversion, membership-inference, attribute and bias audits, and the compliance report."""
+
+from attacks.base import AttackReport, Protection
+
+__all__ = ["AttackReport", "Protection"]
