@@ -1,0 +1,150 @@
+"""Protections an attack is run against, and the known-plaintext attacker of DCPE.
+
+* :class:`RawEmbeddings`: no protection (the baseline).
+* :class:`GaussianNoise`: i.i.d. ``N(0, sigma^2)`` per coordinate added to each vector,
+  optionally renormalised to unit length (the deployment ships unit vectors; this is the
+  Gaussian mechanism's noise shape, Dwork and Roth, "The Algorithmic Foundations of
+  Differential Privacy", 2014, without a calibrated sensitivity: a noise sweep, not a DP
+  claim).
+* :class:`DcpeProtection`: the index's Scale-And-Perturb encryption (Fuchsbauer, Ghosal,
+  Hauke and O'Neill, SCN 2022; :mod:`secure_index.crypto.dcpe`) under one fresh key.
+* :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
+  ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
+  ciphertext back to plaintext, then feeds mapped ciphertexts to any inverter.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secure_index.crypto.dcpe import DcpeKey, ScaleAndPerturb
+
+__all__ = [
+    "DEFAULT_RIDGE",
+    "DcpeProtection",
+    "GaussianNoise",
+    "LinearMapAttacker",
+    "RawEmbeddings",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RIDGE = 1e-3
+DCPE_TENANT = "attack-eval"
+_EPS = 1e-12
+
+
+class RawEmbeddings:
+    """No protection: vectors leave their owner as they are (copied)."""
+
+    @property
+    def name(self) -> str:
+        """Table label."""
+        return "raw"
+
+    def protect(self, vectors: np.ndarray) -> NDArray[np.float32]:
+        """A float32 copy of ``vectors``."""
+        return np.array(vectors, dtype=np.float32, copy=True)
+
+
+class GaussianNoise:
+    """Add ``N(0, sigma^2 I)`` to every vector, then optionally renormalise.
+
+    Args:
+        sigma: Per-coordinate standard deviation (>= 0).
+        seed: Seed of the noise generator (each :meth:`protect` call draws fresh noise
+            from the generator's continuing stream).
+        renormalise: Scale each noised vector back to unit L2 norm.
+    """
+
+    def __init__(self, sigma: float, seed: int = 0, *, renormalise: bool = True) -> None:
+        if not (sigma >= 0.0 and np.isfinite(sigma)):
+            raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+        self.sigma = float(sigma)
+        self.renormalise = renormalise
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def name(self) -> str:
+        """Table label."""
+        return f"gaussian sigma={self.sigma:g}"
+
+    def protect(self, vectors: np.ndarray) -> NDArray[np.float32]:
+        """Noised (and renormalised) float32 copies of ``vectors``."""
+        array = np.asarray(vectors, dtype=np.float64)
+        noised = array + self._rng.normal(0.0, self.sigma, size=array.shape)
+        if self.renormalise:
+            noised /= np.maximum(np.linalg.norm(noised, axis=-1, keepdims=True), _EPS)
+        result: NDArray[np.float32] = noised.astype(np.float32)
+        return result
+
+
+class DcpeProtection:
+    """Scale-And-Perturb ciphertexts under one key (fresh unless given).
+
+    Args:
+        beta: The approximation bound of a fresh key.
+        key: Use this key instead of generating one (its beta wins).
+    """
+
+    def __init__(self, beta: float, *, key: DcpeKey | None = None) -> None:
+        self.key = key if key is not None else DcpeKey.generate(tenant=DCPE_TENANT, beta=beta)
+        self.beta = self.key.beta
+        self.scheme = ScaleAndPerturb(self.key)
+
+    @property
+    def name(self) -> str:
+        """Table label."""
+        return f"dcpe beta={self.beta:g}"
+
+    def protect(self, vectors: np.ndarray) -> NDArray[np.float32]:
+        """The ciphertext vectors (what the index store sees); nonces are dropped."""
+        return self.scheme.encrypt(np.asarray(vectors)).vectors
+
+
+class LinearMapAttacker:
+    """Known-plaintext attacker: least-squares map from protected vectors to plaintexts.
+
+    Args:
+        ridge: Ridge penalty relative to the mean squared input norm (keeps the fit
+            well-posed when there are fewer pairs than dimensions).
+    """
+
+    def __init__(self, ridge: float = DEFAULT_RIDGE) -> None:
+        self.ridge = ridge
+        self._weights: NDArray[np.float64] | None = None
+
+    def fit(self, protected: np.ndarray, plain: np.ndarray) -> LinearMapAttacker:
+        """Fit ``plain ~ [protected, 1] @ W`` on the known pairs.
+
+        Args:
+            protected: ``(n, d)`` protected vectors (e.g. DCPE ciphertexts).
+            plain: ``(n, d)`` their plaintexts.
+
+        Returns:
+            ``self``.
+        """
+        x = np.asarray(protected, dtype=np.float64)
+        y = np.asarray(plain, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"need aligned (n, d) pairs, got {x.shape} and {y.shape}")
+        scale = float(np.sqrt(np.mean(np.sum(x * x, axis=1)))) or 1.0
+        design = np.hstack([x / scale, np.ones((x.shape[0], 1))])
+        gram = design.T @ design + self.ridge * np.eye(design.shape[1])
+        weights = np.asarray(np.linalg.solve(gram, design.T @ y), dtype=np.float64)
+        weights[:-1] /= scale
+        self._weights = weights
+        logger.info("linear-map: fitted on %d known pairs (d=%d)", x.shape[0], x.shape[1])
+        return self
+
+    def recover(self, protected: np.ndarray) -> NDArray[np.float32]:
+        """The attacker's estimates of the plaintexts of ``protected``."""
+        if self._weights is None:
+            raise RuntimeError("LinearMapAttacker.fit must run before recover")
+        x = np.asarray(protected, dtype=np.float64)
+        estimate = x @ self._weights[:-1] + self._weights[-1]
+        result: NDArray[np.float32] = estimate.astype(np.float32)
+        return result

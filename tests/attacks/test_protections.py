@@ -1,0 +1,115 @@
+"""Protections: noise has the stated scale, DCPE is Scale-And-Perturb, the KPA inverts it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
+from secure_index.crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb
+
+
+def _unit(count: int, dimension: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dimension))
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
+
+
+def test_raw_is_an_unchanged_copy() -> None:
+    vectors = _unit(5, 8, 0)
+    protected = RawEmbeddings().protect(vectors)
+    np.testing.assert_allclose(protected, vectors, rtol=1e-6)
+    protected[0, 0] = 99.0
+    assert vectors[0, 0] != 99.0
+
+
+def test_gaussian_noise_has_the_stated_standard_deviation() -> None:
+    # Prepare
+    zeros = np.zeros((2000, 384))
+    # Execute
+    noised = GaussianNoise(0.05, seed=3, renormalise=False).protect(zeros)
+    # Assert: 768,000 draws, so the sample std is within 1% of sigma.
+    assert float(noised.std()) == pytest.approx(0.05, rel=0.01)
+    assert abs(float(noised.mean())) < 1e-3
+
+
+def test_gaussian_noise_changes_vectors_and_is_seeded() -> None:
+    vectors = _unit(10, 16, 0)
+    first = GaussianNoise(0.1, seed=7).protect(vectors)
+    again = GaussianNoise(0.1, seed=7).protect(vectors)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, vectors.astype(np.float32))
+    np.testing.assert_allclose(GaussianNoise(0.0).protect(vectors), vectors, rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sigma=st.floats(0.0, 2.0), seed=st.integers(0, 2**32 - 1))
+def test_gaussian_noise_renormalised_rows_have_unit_norm(sigma: float, seed: int) -> None:
+    noised = GaussianNoise(sigma, seed=seed).protect(_unit(6, 12, seed % 1000))
+    np.testing.assert_allclose(np.linalg.norm(noised, axis=1), 1.0, rtol=1e-5)
+
+
+def test_gaussian_noise_rejects_negative_sigma() -> None:
+    with pytest.raises(ValueError, match="sigma"):
+        GaussianNoise(-0.1)
+
+
+def test_dcpe_protection_emits_scale_and_perturb_ciphertexts() -> None:
+    # Prepare
+    key = DcpeKey.generate(tenant="t", beta=1.0)
+    plain = _unit(50, 32, 1)
+    # Execute
+    protected = DcpeProtection(1.0, key=key).protect(plain)
+    # Assert: c = s m + lambda with ||lambda|| <= s beta / 4, as ScaleAndPerturb encrypts.
+    s = key.scaling_factor
+    perturbation = np.linalg.norm(protected.astype(np.float64) - s * plain, axis=1)
+    assert np.all(perturbation <= s * key.beta / 4 * (1 + 1e-5))
+    assert np.all(perturbation > 0)
+    reference = ScaleAndPerturb(key).encrypt(plain).vectors
+    assert protected.dtype == reference.dtype
+    assert protected.shape == reference.shape
+    # The protected vectors differ from a second encryption only by fresh perturbations.
+    assert np.all(np.linalg.norm(protected - reference, axis=1) <= s * key.beta / 2 * 1.0001)
+
+
+def test_dcpe_protection_ciphertexts_decrypt_under_its_key() -> None:
+    protection = DcpeProtection(0.5)
+    plain = _unit(20, 16, 2)
+    ciphertext = protection.scheme.encrypt(plain)
+    back = ScaleAndPerturb(protection.key).decrypt(
+        DcpeCiphertext(ciphertext.vectors, ciphertext.nonces, ciphertext.key_id)
+    )
+    np.testing.assert_allclose(back, plain, atol=1e-5)
+    assert protection.name == "dcpe beta=0.5"
+
+
+def test_known_plaintext_linear_map_recovers_small_beta_plaintexts() -> None:
+    # Prepare: the attacker holds 1000 (plaintext, ciphertext) pairs.
+    protection = DcpeProtection(0.1)
+    known, fresh = _unit(1000, 64, 3), _unit(200, 64, 4)
+    attacker = LinearMapAttacker().fit(protection.protect(known), known)
+    # Execute
+    recovered = attacker.recover(protection.protect(fresh))
+    # Assert: cosine to the true plaintext near 1; without the map the scale is off by s.
+    cosine = np.sum(recovered * fresh, axis=1) / np.linalg.norm(recovered, axis=1)
+    assert float(cosine.mean()) > 0.99
+    np.testing.assert_allclose(np.linalg.norm(recovered, axis=1), 1.0, atol=0.05)
+
+
+def test_known_plaintext_map_degrades_with_large_beta() -> None:
+    small, large = DcpeProtection(0.1), DcpeProtection(8.0)
+    known, fresh = _unit(1000, 64, 3), _unit(200, 64, 4)
+    errors = []
+    for protection in (small, large):
+        attacker = LinearMapAttacker().fit(protection.protect(known), known)
+        errors.append(float(np.abs(attacker.recover(protection.protect(fresh)) - fresh).mean()))
+    assert errors[0] < errors[1]
+
+
+def test_linear_map_refuses_misaligned_pairs_and_unfitted_use() -> None:
+    with pytest.raises(ValueError, match="aligned"):
+        LinearMapAttacker().fit(np.zeros((3, 4)), np.zeros((2, 4)))
+    with pytest.raises(RuntimeError, match="fit"):
+        LinearMapAttacker().recover(np.zeros((1, 4)))
