@@ -5,6 +5,14 @@ node ledger included; ledgers in a scratch copy), averages the states as FedAvg 
 and scores SciFact test nDCG@10 after every round. Used to choose the demo's recipe;
 the real federation (Flower, CKKS) is then run by ``fedembed demo``. Prints JSON lines.
 
+Spec keys: ``name``, ``epochs``, ``batch``, ``lr`` (required); ``rounds`` (5), ``dp``
+(true), ``eps`` (8), ``kind``, ``rank``, ``temp`` (0.05), ``C`` (clip, 1.0); and two
+coordinator-side post-processings of the aggregated states (no extra privacy cost):
+``server_momentum`` (FedAvgM, Hsu et al. 2019, arXiv:1909.06335; 0 = plain FedAvg) and
+``server_tail`` (score the mean of the global states of the last k rounds, Polyak
+averaging across rounds; 0 = the last state). ``--repeats`` runs each spec again with
+fresh DP noise (one JSON line per run).
+
     .venv/bin/python benchmarks/federated_recipe_sweep.py --members out/demo/members \\
         --data-dir ../shared/data --specs '[{"name": "dp", "epochs": 20, "batch": 4096,
         "lr": 0.003}]'
@@ -50,6 +58,9 @@ def trial(
     adapter = Adapter(384, kind=kind, rank=rank or None, side=AdapterSide.QUERY)
     state = {k: v.clone() for k, v in adapter.state_dict().items()}
     started, history, eps_spent = time.perf_counter(), [], []
+    beta, server_tail = float(spec.get("server_momentum", 0.0)), int(spec.get("server_tail", 0))
+    velocity: dict[str, torch.Tensor] = {}
+    polyak: list[dict[str, torch.Tensor]] = []
     for r in range(1, rounds + 1):
         settings = RoundSettings(
             server_round=r,
@@ -72,11 +83,21 @@ def trial(
             for n, d in dirs.items()
         ]
         weights = [x.metrics["num-examples"] for x in results]
-        state = {
+        fedavg = {
             k: sum(x.state[k] * w for x, w in zip(results, weights, strict=True)) / sum(weights)
             for k in state
         }
-        adapter.load_state_dict(state)
+        # Server momentum (FedAvgM, Hsu et al. 2019): velocity of the averaged update.
+        velocity = {
+            k: beta * velocity.get(k, torch.zeros_like(v)) + (fedavg[k] - state[k])
+            for k, v in state.items()
+        }
+        state = {k: state[k] + velocity[k] for k in state}
+        # Coordinator-side Polyak averaging of the global states (output only).
+        if r > rounds - server_tail:
+            polyak.append(state)
+        output = {k: sum(s[k] for s in polyak) / len(polyak) for k in state} if polyak else state
+        adapter.load_state_dict(output)
         history.append(round(score_retrieval(vectors, test, adapter=adapter)["ndcg@10"], 4))
         eps_spent = [x.metrics.get("epsilon") for x in results]
     return {
@@ -93,13 +114,18 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--specs", required=True, help="JSON list of recipe dicts")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each recipe")
     args = parser.parse_args()
     torch.set_num_threads(1)
     test = load_beir(resolve_dataset_dir(args.data_dir, "scifact", marker="corpus.jsonl"))
     vectors = embed_retrieval(Encoder.load(), test, cache=EmbeddingCache(args.cache_dir))
     with tempfile.TemporaryDirectory() as scratch:
         for spec in json.loads(args.specs):
-            print(json.dumps(trial(args.members, vectors, test, spec, Path(scratch))), flush=True)
+            for repeat in range(args.repeats):
+                run = {**spec, "name": f"{spec['name']}#{repeat}", "repeat": repeat}
+                print(
+                    json.dumps(trial(args.members, vectors, test, run, Path(scratch))), flush=True
+                )
 
 
 if __name__ == "__main__":

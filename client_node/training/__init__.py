@@ -6,6 +6,11 @@ from client_node.training.interactions import (
     TrainingError,
     corpus_softmax_loss,
 )
+from client_node.training.iterate_averaging import (
+    AVERAGING_MODES,
+    AveragingConfig,
+    IterateAverager,
+)
 from client_node.training.local_training import (
     GRAD_SAMPLE_MODES,
     DPConfig,
@@ -17,10 +22,13 @@ from client_node.training.local_training import (
 )
 
 __all__ = [
+    "AVERAGING_MODES",
     "GRAD_SAMPLE_MODES",
+    "AveragingConfig",
     "CorpusSoftmaxLoss",
     "DPConfig",
     "InteractionSet",
+    "IterateAverager",
     "TrainConfig",
     "TrainReport",
     "TrainingError",
