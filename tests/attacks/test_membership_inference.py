@@ -1,0 +1,173 @@
+"""Threshold attacks and LiRA: golden signals, synthetic games, a real overfit adapter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from numpy.typing import NDArray
+
+from attacks.membership_inference import (
+    MembershipInferenceError,
+    attack_report,
+    balanced_membership,
+    calibrated_loss_scores,
+    lira_leave_one_out,
+    lira_scores,
+    record_statistics,
+    threshold_scores,
+    train_shadows,
+)
+from attacks.roc import roc_auc
+from client_node.training import InteractionSet, TrainConfig, train_adapter
+from embedding_core.adapter import Adapter
+
+TEMPERATURE = 0.05
+
+
+def _synthetic_game(
+    effect: float, *, models: int = 16, records: int = 400, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences with per-record difficulty (sd 3) and an IN shift of ``effect``."""
+    rng = np.random.default_rng(seed)
+    membership = balanced_membership(records, models, seed)
+    difficulty = rng.normal(0.0, 3.0, size=records)
+    noise = rng.normal(0.0, 0.3, size=(models, records))
+    return difficulty + effect * membership + noise, membership
+
+
+def _random_interactions(records: int, docs: int, dim: int, seed: int) -> InteractionSet:
+    """Random unit queries with random relevant documents: only memorisation helps."""
+    rng = np.random.default_rng(seed)
+
+    def unit(n: int) -> NDArray[np.float32]:
+        v = rng.normal(size=(n, dim)).astype(np.float32)
+        return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
+
+    return InteractionSet(
+        query_vectors=unit(records),
+        positive_index=rng.integers(0, docs, size=records).astype(np.int64),
+        doc_vectors=unit(docs),
+    )
+
+
+def _overfit_trainer(data: InteractionSet, seed: int) -> Adapter:
+    torch.manual_seed(seed)
+    adapter = Adapter(data.dimension, side="query", seed=seed)
+    config = TrainConfig(epochs=40, batch_size=32, learning_rate=3e-2, seed=seed)
+    train_adapter(adapter, data, config)
+    return adapter
+
+
+def test_record_statistics_golden() -> None:
+    # Prepare: two orthogonal documents; query 0 is document 0, query 1 is halfway.
+    docs = np.eye(2, dtype=np.float32)
+    half = 1 / math.sqrt(2)
+    data = InteractionSet(
+        query_vectors=np.array([[1, 0], [half, half]], dtype=np.float32),
+        positive_index=np.array([0, 1], dtype=np.int64),
+        doc_vectors=docs,
+    )
+    # Execute: the base encoder (no adapter).
+    stats = record_statistics(None, data, temperature=0.5)
+    # Assert: record 0 has logits (2, 0), record 1 has logits (sqrt2, sqrt2).
+    np.testing.assert_allclose(stats.similarity, [1.0, half], rtol=1e-6)
+    np.testing.assert_allclose(stats.loss, [math.log1p(math.exp(-2.0)), math.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(stats.confidence, [2.0, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(stats.rank, [1, 1])
+    # Scores are oriented: higher = more member-like.
+    np.testing.assert_allclose(threshold_scores(stats, "loss"), -stats.loss)
+    np.testing.assert_array_equal(threshold_scores(stats, "rank"), [-1.0, -1.0])
+
+
+def test_rank_counts_better_documents() -> None:
+    docs = np.array([[1, 0], [0, 1], [0.8, 0.6]], dtype=np.float32)
+    data = InteractionSet(
+        query_vectors=np.array([[1, 0]], dtype=np.float32),
+        positive_index=np.array([1], dtype=np.int64),
+        doc_vectors=docs,
+    )
+    stats = record_statistics(None, data, temperature=TEMPERATURE)
+    assert stats.rank.tolist() == [3]
+
+
+def test_balanced_membership_is_balanced_and_seeded() -> None:
+    mask = balanced_membership(records=50, models=8, seed=3)
+    assert mask.shape == (8, 50)
+    assert (mask.sum(axis=0) == 4).all()
+    np.testing.assert_array_equal(mask, balanced_membership(records=50, models=8, seed=3))
+    assert not np.array_equal(mask, balanced_membership(records=50, models=8, seed=4))
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_lira_separates_a_separable_game(online: bool) -> None:
+    # Prepare: IN shifts the confidence by 2 against noise 0.3, but per-record difficulty
+    # (sd 3) hides the shift from a single global threshold.
+    confidence, membership = _synthetic_game(effect=2.0)
+    # Execute
+    scores = lira_leave_one_out(confidence, membership, online=online)
+    # Assert
+    assert roc_auc(scores.ravel(), membership.ravel()) > 0.9
+    assert roc_auc(confidence.ravel(), membership.ravel()) < 0.75
+
+
+def test_lira_is_chance_on_a_null_game() -> None:
+    confidence, membership = _synthetic_game(effect=0.0)
+    scores = lira_leave_one_out(confidence, membership)
+    assert abs(roc_auc(scores.ravel(), membership.ravel()) - 0.5) < 0.03
+
+
+def test_lira_per_record_variance_also_separates() -> None:
+    confidence, membership = _synthetic_game(effect=2.0)
+    scores = lira_scores(
+        confidence[0], confidence[1:], membership[1:], online=True, fixed_variance=False
+    )
+    assert roc_auc(scores, membership[0]) > 0.9
+
+
+def test_lira_refuses_records_without_in_models() -> None:
+    confidence, membership = _synthetic_game(effect=1.0, models=4, records=10)
+    membership[:, 0] = False
+    with pytest.raises(MembershipInferenceError):
+        lira_scores(confidence[0], confidence[1:], membership[1:])
+    with pytest.raises(MembershipInferenceError):
+        lira_scores(confidence[0], confidence[1:, :5], membership[1:])
+
+
+def test_threshold_attack_beats_chance_on_overfit_adapter() -> None:
+    # Prepare: 120 random records, half train a non-DP adapter for many epochs.
+    data = _random_interactions(records=120, docs=64, dim=16, seed=0)
+    labels = np.zeros(len(data), dtype=bool)
+    labels[np.random.default_rng(1).permutation(len(data))[:60]] = True
+    adapter = _overfit_trainer(data.subset(np.flatnonzero(labels)), seed=0)
+    # Execute
+    target = record_statistics(adapter, data, temperature=TEMPERATURE)
+    base = record_statistics(None, data, temperature=TEMPERATURE)
+    # Assert: loss and calibrated loss find the members; the base encoder does not.
+    assert roc_auc(threshold_scores(target, "loss"), labels) > 0.8
+    assert roc_auc(calibrated_loss_scores(target, base), labels) > 0.75
+    assert abs(roc_auc(threshold_scores(base, "loss"), labels) - 0.5) < 0.2
+
+
+def test_lira_with_real_shadow_adapters() -> None:
+    # Prepare: 6 adapters on balanced halves of a small random pool.
+    pool = _random_interactions(records=60, docs=32, dim=8, seed=2)
+    shadows = train_shadows(pool, _overfit_trainer, models=6, seed=0, temperature=TEMPERATURE)
+    # Execute
+    scores = lira_leave_one_out(shadows.confidence, shadows.membership)
+    report = attack_report(
+        scores,
+        shadows.membership,
+        variant="lira online",
+        target="tiny overfit",
+        threat_model="test",
+        seconds=shadows.seconds,
+    )
+    # Assert
+    assert shadows.confidence.shape == (6, 60)
+    assert report.metrics["auc"] > 0.75
+    assert report.metrics["members"] == 180
+    assert report.details["roc_fpr"][0] == 0.0
+    assert report.details["roc_fpr"][-1] == 1.0
