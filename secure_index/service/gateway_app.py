@@ -8,7 +8,6 @@ audit log. Client mistakes are 401/403/404/413/422/429 with a body that says wha
 wrong, what was expected and how to fix it.
 """
 
-
 import hmac
 import logging
 import math

@@ -5,7 +5,6 @@ given; in DCPE collections those are ciphertexts, so this process never sees a
 plaintext vector or any text. Every route needs the gateway's bearer token.
 """
 
-
 import hmac
 import logging
 from dataclasses import asdict
