@@ -1,0 +1,405 @@
+"""Membership inference against SciFact query adapters: overfit non-DP vs DP-SGD (eps 8).
+
+The game (Carlini et al., IEEE S&P 2022): ``K = --shadows + 1`` adapters per recipe are
+trained on balanced random halves of SciFact's 919 train (query, relevant document)
+records (each record IN about half of the models). Each model in turn is the target and
+the other ``K - 1`` its shadows (leave-one-out), so every attack is scored on ``K * 919``
+(score, membership) pairs; the "single target" AUC is model 0 alone against 919 records.
+Attacks: loss / similarity / rank thresholds, loss calibrated by the base encoder,
+online and offline LiRA (fixed variance) on the logit-scaled softmax probability of the
+relevant document over the 5,183-document corpus.
+
+Recipes: ``overfit`` (non-DP, 50 epochs, batch 64, Adam 3e-3, no weight decay) and ``dp``
+(centralised_adapter's DP recipe: full batch, 100 epochs, Adam 3e-3, clip 1, noise for
+``--epsilon`` at ``--delta`` with the RDP accountant). Secondary target: the released
+federated DP adapter (``--demo-adapter``), members = its nodes' train pairs (all 919),
+non-members = SciFact TEST pairs: train and test queries differ, so the base encoder
+alone already "separates" them; its row is printed as the bias baseline.
+
+Prints one JSON line per (target, attack) and writes a log-log ROC plot to ``--out``.
+
+    nice -n 19 .venv/bin/python benchmarks/bench_membership.py --shadows 16 --epsilon 8 1 \
+        --out benchmarks/membership_roc.png    # about 5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+# Beside this script (a site-packages "benchmarks" package shadows the folder's name).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from centralised_adapter import load_interactions
+
+from attacks.base import AttackReport
+from attacks.membership_inference import (
+    RecordStatistics,
+    ShadowSet,
+    attack_report,
+    calibrated_loss_scores,
+    lira_leave_one_out,
+    record_statistics,
+    threshold_scores,
+    train_shadows,
+)
+from client_node.training import (
+    DPConfig,
+    InteractionSet,
+    TrainConfig,
+    noise_for_budget,
+    train_adapter,
+)
+from embedding_core import Adapter
+from embedding_core.data.beir import BeirDataset
+from embedding_core.evaluation.retrieval import RetrievalVectors, score_retrieval
+
+DEFAULT_DATA = Path("/work/shared/data/scifact")
+DEFAULT_CACHE = Path("/work/fedembed-cache")
+DEFAULT_DEMO = Path("/work/demo-run2/out")
+TEMPERATURE = 0.05
+OVERFIT = TrainConfig(epochs=50, batch_size=64, learning_rate=3e-3, temperature=TEMPERATURE)
+DP_EPOCHS = 100
+DP_LR = 3e-3
+DP_CLIP = 1.0
+THREAT_THRESHOLD = (
+    "The attacker holds the released adapter and a candidate (query, document) record "
+    "and thresholds one per-record signal; the threshold is swept (ROC)."
+)
+THREAT_CALIBRATED = (
+    "As the threshold attack, calibrated by the record's loss under the public base "
+    "encoder (Watson et al. 2022)."
+)
+THREAT_LIRA = (
+    "The attacker knows the training recipe and the record pool, trains shadow adapters "
+    "on random halves of it and runs a per-record likelihood-ratio test (Carlini et al. 2022)."
+)
+
+logger = logging.getLogger("bench_membership")
+
+
+@dataclass(frozen=True)
+class Game:
+    """One recipe's K models on the pool, and the scores of every attack."""
+
+    target: str
+    shadows: ShadowSet
+    scores: dict[str, NDArray[np.float64]]
+    ndcg_model0: float
+    epsilon: float | None
+    noise_multiplier: float | None = None
+
+
+def _auc_bound(noise_multiplier: float | None) -> float | None:
+    """Largest AUC any attack can reach on the full-batch DP recipe.
+
+    At sample rate 1, ``DP_EPOCHS`` Gaussian steps of sensitivity 1 (clipping) and noise
+    ``sigma`` are exactly mu-GDP with ``mu = sqrt(steps) / sigma`` (Dong, Roth and Su,
+    "Gaussian Differential Privacy", JRSS-B 2022); the best test between ``N(0, 1)``
+    and ``N(mu, 1)`` has AUC ``Phi(mu / sqrt 2)``.
+    """
+    if noise_multiplier is None:
+        return None
+    mu = math.sqrt(DP_EPOCHS) / noise_multiplier
+    return float(ndtr(mu / math.sqrt(2.0)))
+
+
+def _trainer(dp: DPConfig | None, delta: float) -> Callable[[InteractionSet, int], Adapter]:
+    def train(data: InteractionSet, seed: int) -> Adapter:
+        torch.manual_seed(seed)
+        adapter = Adapter(data.dimension, side="query", seed=0)
+        if dp is None:
+            train_adapter(adapter, data, replace(OVERFIT, seed=seed))
+            return adapter
+        config = TrainConfig(
+            epochs=DP_EPOCHS, batch_size=len(data), learning_rate=DP_LR, temperature=TEMPERATURE
+        )
+        seeded = DPConfig(
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            delta=delta,
+            noise_seed=seed,
+        )
+        report = train_adapter(adapter, data, config, dp=seeded)
+        logger.info("dp: %d records, epsilon %.3f", len(data), report.epsilon or math.nan)
+        return adapter
+
+    return train
+
+
+def _play(
+    name: str,
+    pool: InteractionSet,
+    base: RecordStatistics,
+    train: Callable[[InteractionSet, int], Adapter],
+    *,
+    models: int,
+    seed: int,
+    vectors: RetrievalVectors,
+    test: BeirDataset,
+    epsilon: float | None,
+    noise_multiplier: float | None,
+) -> Game:
+    trained: list[Adapter] = []
+
+    def keep(data: InteractionSet, s: int) -> Adapter:
+        adapter = train(data, s)
+        if not trained:
+            trained.append(adapter)
+        return adapter
+
+    shadows = train_shadows(pool, keep, models=models, seed=seed, temperature=TEMPERATURE)
+    stats = shadows.statistics
+    scores: dict[str, NDArray[np.float64]] = {
+        f"{signal} threshold": np.stack([threshold_scores(s, signal) for s in stats])
+        for signal in ("loss", "similarity", "rank")
+    }
+    scores["calibrated loss"] = np.stack([calibrated_loss_scores(s, base) for s in stats])
+    scores["lira online"] = lira_leave_one_out(shadows.confidence, shadows.membership)
+    scores["lira offline"] = lira_leave_one_out(
+        shadows.confidence, shadows.membership, online=False
+    )
+    ndcg = float(score_retrieval(vectors, test, adapter=trained[0])["ndcg@10"])
+    return Game(name, shadows, scores, ndcg, epsilon, noise_multiplier)
+
+
+def _threat(variant: str) -> str:
+    if variant.startswith("lira"):
+        return THREAT_LIRA
+    return THREAT_CALIBRATED if variant.startswith("calibrated") else THREAT_THRESHOLD
+
+
+def _game_reports(game: Game, seconds: float) -> list[AttackReport]:
+    reports = []
+    membership = game.shadows.membership
+    for variant, scores in game.scores.items():
+        single = attack_report(
+            scores[0],
+            membership[0],
+            variant=variant,
+            target=game.target,
+            threat_model="",
+            seconds=0,
+        )
+        reports.append(
+            attack_report(
+                scores,
+                membership,
+                variant=variant,
+                target=game.target,
+                threat_model=_threat(variant),
+                seconds=seconds,
+                details={
+                    "models": int(membership.shape[0]),
+                    "shadows_per_target": int(membership.shape[0]) - 1
+                    if variant.startswith("lira")
+                    else 0,
+                    "evaluation": "leave-one-out over all models",
+                    "auc_single_target": single.metrics["auc"],
+                    "tpr@1%fpr_single_target": single.metrics["tpr@1%fpr"],
+                    "ndcg@10_model0": game.ndcg_model0,
+                    "epsilon": game.epsilon,
+                    "noise_multiplier": game.noise_multiplier,
+                    "auc_bound_gdp": _auc_bound(game.noise_multiplier),
+                },
+            )
+        )
+    return reports
+
+
+def _demo_pairs(
+    demo: Path, data_dir: Path, pool: InteractionSet, vectors: RetrievalVectors, test: BeirDataset
+) -> tuple[InteractionSet, NDArray[np.bool_], int]:
+    """Members = the demo nodes' train pairs (checked against SciFact train), non-members
+    = SciFact test pairs."""
+    from embedding_core.data.beir import load_beir
+
+    train = load_beir(data_dir, split="train")
+    train_pairs = {(q, d) for q in sorted(train.qrels) for d, s in train.qrels[q].items() if s > 0}
+    node_pairs: set[tuple[str, str]] = set()
+    for path in sorted((demo / "members").glob("node-*/interactions.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            node_pairs.add((str(row["query_id"]), str(row["doc_id"])))
+    missing = len(train_pairs - node_pairs)
+    doc_row = {doc_id: row for row, doc_id in enumerate(test.corpus_ids)}
+    query_row = {qid: row for row, qid in enumerate(vectors.query_ids)}
+    test_pairs = [
+        (query_row[q], doc_row[d])
+        for q in sorted(test.qrels)
+        for d, s in sorted(test.qrels[q].items())
+        if s > 0 and d in doc_row and q in query_row
+    ]
+    queries = np.concatenate(
+        [pool.query_vectors, vectors.queries[[q for q, _ in test_pairs]]]
+    ).astype(np.float32)
+    positives = np.concatenate(
+        [pool.positive_index, np.array([d for _, d in test_pairs], dtype=np.int64)]
+    )
+    labels = np.r_[np.ones(len(pool), dtype=bool), np.zeros(len(test_pairs), dtype=bool)]
+    data = InteractionSet(queries, positives.astype(np.int64), pool.doc_vectors)
+    return data, labels, missing
+
+
+def _demo_reports(
+    demo: Path, data_dir: Path, pool: InteractionSet, vectors: RetrievalVectors, test: BeirDataset
+) -> list[AttackReport]:
+    started = time.perf_counter()
+    adapter = Adapter.load(demo / "runs" / "dp-eps8" / "global_adapter")
+    data, labels, missing = _demo_pairs(demo, data_dir, pool, vectors, test)
+    target = record_statistics(adapter, data, temperature=TEMPERATURE)
+    base = record_statistics(None, data, temperature=TEMPERATURE)
+    seconds = time.perf_counter() - started
+    details = {
+        "member_records": "demo nodes' train pairs",
+        "non_member_records": "SciFact test pairs (different queries: biased)",
+        "train_pairs_not_in_nodes": missing,
+        "epsilon": adapter.metadata.get("per_node_epsilon"),
+    }
+    name = "federated DP demo adapter (eps 8)"
+    reports = [
+        attack_report(
+            threshold_scores(target, signal),
+            labels,
+            variant=f"{signal} threshold",
+            target=name,
+            threat_model=THREAT_THRESHOLD,
+            seconds=seconds,
+            details=details,
+        )
+        for signal in ("loss", "similarity", "rank")
+    ]
+    reports.append(
+        attack_report(
+            calibrated_loss_scores(target, base),
+            labels,
+            variant="calibrated loss",
+            target=name,
+            threat_model=THREAT_CALIBRATED,
+            seconds=seconds,
+            details=details,
+        )
+    )
+    reports.append(
+        attack_report(
+            threshold_scores(base, "loss"),
+            labels,
+            variant="loss threshold",
+            target="base encoder, no adapter (bias baseline of the demo game)",
+            threat_model=THREAT_THRESHOLD,
+            seconds=seconds,
+            details={**details, "panel": name},
+        )
+    )
+    return reports
+
+
+def _plot(reports: list[AttackReport], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(str(r.details.get("panel", r.target)) for r in reports))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        lowest = 1.0
+        for r in (r for r in reports if str(r.details.get("panel", r.target)) == panel):
+            fpr, tpr = np.asarray(r.details["roc_fpr"]), np.asarray(r.details["roc_tpr"])
+            shown = fpr > 0  # log axes: FPR 0 cannot be drawn; TPR@0 FPR is in the JSON
+            lowest = min(lowest, float(r.metrics["lowest_fpr"]))
+            prefix = "" if r.target == panel else "base encoder: "
+            label = f"{prefix}{r.details['variant']} (AUC {r.metrics['auc']:.3f})"
+            ax.step(fpr[shown], np.maximum(tpr[shown], 1e-5), where="post", label=label)
+        ax.plot([1e-5, 1], [1e-5, 1], "k:", linewidth=0.8, label="chance")
+        ax.axvline(lowest, color="grey", linewidth=0.6, linestyle="--")
+        ax.set(xscale="log", yscale="log", xlim=(lowest / 2, 1), ylim=(1e-4, 1.05))
+        ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=panel)
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _line(report: AttackReport) -> dict[str, Any]:
+    details = {k: v for k, v in report.details.items() if not k.startswith("roc_")}
+    return {"target": report.target, **details, **report.metrics, "seconds": report.seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--demo", type=Path, default=DEFAULT_DEMO, help="demo output folder")
+    parser.add_argument("--shadows", type=int, default=16, help="shadows per target (K - 1)")
+    parser.add_argument("--epsilon", type=float, nargs="+", default=[8.0])
+    parser.add_argument("--delta", type=float, default=1e-5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--recipes", nargs="+", default=["overfit", "dp"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/membership_roc.png"))
+    args = parser.parse_args()
+    if args.shadows < 3:
+        parser.error("--shadows must be >= 3 (leave-one-out needs IN and OUT shadows per record)")
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    pool, vectors, test = load_interactions(args.data, args.cache)
+    base = record_statistics(None, pool, temperature=TEMPERATURE)
+    models = args.shadows + 1
+    reports: list[AttackReport] = []
+    # None: the overfit non-DP recipe; a number: the DP recipe at that epsilon.
+    plan: list[float | None] = [
+        eps for recipe in args.recipes for eps in (args.epsilon if recipe == "dp" else [None])
+    ]
+    for epsilon in plan:
+        t0 = time.perf_counter()
+        dp: DPConfig | None = None
+        name = "overfit non-DP adapter"
+        if epsilon is not None:
+            # Full batch: Poisson rate 1, one step per epoch (as centralised_adapter).
+            sigma = noise_for_budget(
+                target_epsilon=epsilon, target_delta=args.delta, sample_rate=1.0, steps=DP_EPOCHS
+            )
+            dp = DPConfig(noise_multiplier=sigma, max_grad_norm=DP_CLIP, delta=args.delta)
+            name = f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
+        game = _play(
+            name,
+            pool,
+            base,
+            _trainer(dp, args.delta),
+            models=models,
+            seed=args.seed,
+            vectors=vectors,
+            test=test,
+            epsilon=epsilon,
+            noise_multiplier=None if dp is None else dp.noise_multiplier,
+        )
+        for report in _game_reports(game, time.perf_counter() - t0):
+            reports.append(report)
+            print(json.dumps(_line(report)), flush=True)
+    if (args.demo / "runs" / "dp-eps8" / "global_adapter").is_dir():
+        for report in _demo_reports(args.demo, args.data, pool, vectors, test):
+            reports.append(report)
+            print(json.dumps(_line(report)), flush=True)
+    _plot(reports, args.out)
+    print(json.dumps({"png": str(args.out), "seconds": round(time.perf_counter() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()
