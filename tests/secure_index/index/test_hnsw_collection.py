@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from secure_index.errors import RequestError
+from secure_index.index.document_table import DocumentTable
 from secure_index.index.graph_image import anonymous_buffer
 from secure_index.index.hnsw_collection import (
     EXACT_FILTER_LIMIT,
@@ -172,7 +173,9 @@ def test_serialize_round_trip_through_an_anonymous_buffer() -> None:
         chunks, size, table, count = coll.serialize()
     image = anonymous_buffer(size)
     image[:] = b"".join(bytes(c) for c in chunks)
-    loaded = HnswCollection.from_image(coll.spec, image, table, capacity=coll.capacity())
+    loaded = HnswCollection.from_image(
+        coll.spec, image, DocumentTable(table), capacity=coll.capacity()
+    )
     # Assert
     assert count == 299
     assert len(loaded) == 299
