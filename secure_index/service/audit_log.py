@@ -58,7 +58,7 @@ from types import TracebackType
 from typing import Any
 
 from embedding_core.errors import DataFormatError
-from secure_index.errors import StorageError
+from secure_index.storage.atomic_file import atomic_write, storage_error
 
 __all__ = [
     "GENESIS_HASH",
@@ -270,7 +270,7 @@ class AuditLog:
             flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
             self._fd = os.open(self.path, flags, FILE_MODE)
         except OSError as exc:
-            raise _storage_error(self.path, "open", exc) from exc
+            raise storage_error(exc, path=self.path, operation="open the audit log") from exc
         self._seq, self._hash, self._size = 0, GENESIS_HASH, 0
         try:
             with self._locked_file():
@@ -411,36 +411,13 @@ class AuditLog:
         except OSError as exc:
             with contextlib.suppress(OSError):  # never leave a torn line behind
                 os.ftruncate(self._fd, self._size)
-            raise _storage_error(self.path, "append to", exc) from exc
+            raise storage_error(exc, path=self.path, operation="append to the audit log") from exc
         self._size += len(line)
 
     def _write_anchor(self) -> None:
         """Atomically replace the head anchor (temp file, fsync, rename, fsync folder)."""
-        temp = self.anchor_path.with_name(self.anchor_path.name + ".tmp")
         data = canonical_json({"seq": self._seq, "hash": self._hash})
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, self.anchor_path)
-            folder = os.open(self.anchor_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-        except OSError as exc:
-            raise _storage_error(self.anchor_path, "write", exc) from exc
-
-
-def _storage_error(path: Path, operation: str, exc: OSError) -> StorageError:
-    return StorageError(
-        f"could not {operation} the audit log file {path}: {exc.strerror or exc}",
-        expected="a writable data directory with free space",
-        fix="free space or fix the permissions of the data directory, then retry",
-    )
+        atomic_write(self.anchor_path, [data], mode=FILE_MODE)
 
 
 def verify_audit_log(path: Path, *, expected_head: str | None = None) -> AuditVerification:
