@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from secure_index.index.hnsw_collection import COLLECTION_PATTERN, DOC_ID_PATTERN, TAG_PATTERN
+
 __all__ = [
     "CollectionCreate",
     "CollectionInfo",
@@ -23,9 +25,10 @@ __all__ = [
     "UploadResult",
 ]
 
-NAME = r"^[A-Za-z0-9_.-]{1,64}$"
-DOC_ID = r"^[A-Za-z0-9_.:@/-]{1,128}$"
-TAG = r"^[A-Za-z0-9_.:-]{1,64}$"
+# One definition of each identifier rule: the index validates with the same patterns.
+NAME = COLLECTION_PATTERN.pattern
+DOC_ID = DOC_ID_PATTERN.pattern
+TAG = TAG_PATTERN.pattern
 MAX_TEXT = 2000
 MAX_DIM = 4096
 
