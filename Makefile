@@ -12,7 +12,7 @@ export FEDEMBED_DATA_DIR
 export HF_HUB_OFFLINE ?= 1
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-all lint typecheck bench venv clean
+.PHONY: demo test test-all lint typecheck bench venv clean browser
 
 venv: $(VENV)/.installed
 
@@ -27,7 +27,15 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/fedembed demo --data-dir "$(FEDEMBED_DATA_DIR)"
 
-test: venv
+# The compliance report is checked in a real headless browser (Debian chromium).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	    else echo "install chromium and chromium-driver (Debian) for the report browser test"; fi; }
+
+test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """Inversion, membership-inference, attribute and bias audits, and the compliance report."""
 
 from attacks.attribute_inference import AttributeProbe, attribute_report
+from attacks.audit import AuditConfig, AuditInputs, run_audit
 from attacks.base import AttackReport, Protection
 from attacks.bias_audit import (
     BiasTest,
@@ -22,6 +23,15 @@ from attacks.bias_weat import (
     weat_statistic,
 )
 from attacks.bow_inversion import BowConfig, BowInverter
+from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
+from attacks.membership_game import (
+    MembershipGame,
+    dp_trainer,
+    game_reports,
+    gdp_auc_bound,
+    overfit_trainer,
+    play_game,
+)
 from attacks.membership_inference import (
     MembershipInferenceError,
     RecordStatistics,
@@ -35,6 +45,7 @@ from attacks.membership_inference import (
     train_shadows,
 )
 from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
+from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
 from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
 from attacks.roc import (
     RocCurve,
@@ -50,6 +61,8 @@ from attacks.text_metrics import Inverter, TextScores, inversion_report, score_t
 __all__ = [
     "AttackReport",
     "AttributeProbe",
+    "AuditConfig",
+    "AuditInputs",
     "BiasTest",
     "BowConfig",
     "BowInverter",
@@ -57,14 +70,19 @@ __all__ = [
     "GaussianNoise",
     "Inverter",
     "LinearMapAttacker",
+    "MembershipGame",
     "MembershipInferenceError",
     "NearestNeighbourInverter",
+    "OptimisationInverter",
     "PermutationTest",
     "Protection",
     "RawEmbeddings",
     "RecordStatistics",
+    "ReportError",
+    "ReportFiles",
     "RocCurve",
     "RocError",
+    "SearchConfig",
     "ShadowSet",
     "TextScores",
     "TextSet",
@@ -75,8 +93,11 @@ __all__ = [
     "balanced_membership",
     "bias_audit",
     "calibrated_loss_scores",
+    "dp_trainer",
     "effect_size",
     "fpr_resolution",
+    "game_reports",
+    "gdp_auc_bound",
     "holm_bonferroni",
     "inversion_report",
     "lira_leave_one_out",
@@ -84,15 +105,21 @@ __all__ = [
     "load_bias_test",
     "load_bias_tests",
     "membership_metrics",
+    "overfit_trainer",
     "permutation_test",
+    "play_game",
     "record_statistics",
+    "render_html",
     "resolve_seat_dir",
     "roc_auc",
     "roc_curve",
+    "run_audit",
     "score_texts",
     "threshold_scores",
+    "tokenizer_words",
     "tpr_at_fpr",
     "train_shadows",
     "weat",
     "weat_statistic",
+    "write_report",
 ]

@@ -43,6 +43,7 @@ from embedding_core.errors import DataFormatError, DatasetNotFoundError
 
 __all__ = [
     "ATTACK_NAME",
+    "GLOVE_PUBLISHED",
     "SEAT_DATASET",
     "SET_KEYS",
     "BiasTest",
@@ -75,6 +76,21 @@ THREAT_MODEL = (
 
 Embed = Callable[[Sequence[str]], NDArray[np.float32]]
 """Maps texts to their vectors ``(len(texts), d)``, in order."""
+
+# Caliskan, Bryson and Narayanan, "Semantics derived automatically from language corpora
+# contain human-like biases" (Science 2017), Table 1: GloVe (Common Crawl) effect sizes.
+GLOVE_PUBLISHED: dict[str, float] = {
+    "weat1": 1.50,
+    "weat2": 1.53,
+    "weat3": 1.41,
+    "weat4": 1.50,
+    "weat5": 1.28,
+    "weat6": 1.81,
+    "weat7": 1.06,
+    "weat8": 1.24,
+    "weat9": 1.38,
+    "weat10": 1.21,
+}
 
 
 class VectorTransform(Protocol):

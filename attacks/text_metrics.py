@@ -229,11 +229,11 @@ def score_texts(references: Sequence[str], predictions: Sequence[str]) -> TextSc
 
 
 class Inverter(Protocol):
-    """What an inversion attack offers: fit on public pairs, invert target vectors."""
+    """What a fitted inversion attack offers: invert target vectors.
 
-    def fit(self, texts: Sequence[str], vectors: np.ndarray) -> Any:
-        """Fit on public auxiliary texts and their embeddings."""
-        ...
+    How an attack is fitted differs (public text and vectors, or a vocabulary and an
+    encoder oracle), so fitting is not part of the protocol.
+    """
 
     def invert(self, vectors: np.ndarray) -> list[str]:
         """The recovered text of each target vector."""

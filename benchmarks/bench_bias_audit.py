@@ -22,7 +22,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from attacks.bias_audit import bias_audit, load_bias_tests
+from attacks.bias_audit import GLOVE_PUBLISHED, bias_audit, load_bias_tests
 from attacks.bias_weat import DEFAULT_EXACT_LIMIT, DEFAULT_MC_SAMPLES
 from embedding_core.adapter import Adapter
 from embedding_core.cache import EmbeddingCache
@@ -30,19 +30,6 @@ from embedding_core.encoder import Encoder
 
 DEFAULT_CACHE = Path("/work/fedembed-cache")
 DEFAULT_ADAPTER = Path("/work/demo-run2/out/runs/dp-eps8/global_adapter")
-# Caliskan, Bryson, Narayanan (Science 2017), Table 1: GloVe (Common Crawl) effect sizes.
-GLOVE_PUBLISHED = {
-    "weat1": 1.50,
-    "weat2": 1.53,
-    "weat3": 1.41,
-    "weat4": 1.50,
-    "weat5": 1.28,
-    "weat6": 1.81,
-    "weat7": 1.06,
-    "weat8": 1.24,
-    "weat9": 1.38,
-    "weat10": 1.21,
-}
 _ROUND = 4
 
 

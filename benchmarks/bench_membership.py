@@ -27,18 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
 # Beside this script (a site-packages "benchmarks" package shadows the folder's name).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,23 +42,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centralised_adapter import load_interactions
 
 from attacks.base import AttackReport
+from attacks.membership_game import (
+    TEMPERATURE,
+    THREAT_CALIBRATED,
+    THREAT_THRESHOLD,
+    dp_trainer,
+    game_reports,
+    overfit_trainer,
+    play_game,
+)
 from attacks.membership_inference import (
-    RecordStatistics,
-    ShadowSet,
     attack_report,
     calibrated_loss_scores,
-    lira_leave_one_out,
     record_statistics,
     threshold_scores,
-    train_shadows,
 )
-from client_node.training import (
-    DPConfig,
-    InteractionSet,
-    TrainConfig,
-    noise_for_budget,
-    train_adapter,
-)
+from client_node.training import InteractionSet
 from embedding_core import Adapter
 from embedding_core.data.beir import BeirDataset
 from embedding_core.evaluation.retrieval import RetrievalVectors, score_retrieval
@@ -70,154 +65,7 @@ from embedding_core.evaluation.retrieval import RetrievalVectors, score_retrieva
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 DEFAULT_CACHE = Path("/work/fedembed-cache")
 DEFAULT_DEMO = Path("/work/demo-run2/out")
-TEMPERATURE = 0.05
-OVERFIT = TrainConfig(epochs=50, batch_size=64, learning_rate=3e-3, temperature=TEMPERATURE)
-DP_EPOCHS = 100
-DP_LR = 3e-3
-DP_CLIP = 1.0
-THREAT_THRESHOLD = (
-    "The attacker holds the released adapter and a candidate (query, document) record "
-    "and thresholds one per-record signal; the threshold is swept (ROC)."
-)
-THREAT_CALIBRATED = (
-    "As the threshold attack, calibrated by the record's loss under the public base "
-    "encoder (Watson et al. 2022)."
-)
-THREAT_LIRA = (
-    "The attacker knows the training recipe and the record pool, trains shadow adapters "
-    "on random halves of it and runs a per-record likelihood-ratio test (Carlini et al. 2022)."
-)
-
-logger = logging.getLogger("bench_membership")
-
-
-@dataclass(frozen=True)
-class Game:
-    """One recipe's K models on the pool, and the scores of every attack."""
-
-    target: str
-    shadows: ShadowSet
-    scores: dict[str, NDArray[np.float64]]
-    ndcg_model0: float
-    epsilon: float | None
-    noise_multiplier: float | None = None
-
-
-def _auc_bound(noise_multiplier: float | None) -> float | None:
-    """Largest AUC any attack can reach on the full-batch DP recipe.
-
-    At sample rate 1, ``DP_EPOCHS`` Gaussian steps of sensitivity 1 (clipping) and noise
-    ``sigma`` are exactly mu-GDP with ``mu = sqrt(steps) / sigma`` (Dong, Roth and Su,
-    "Gaussian Differential Privacy", JRSS-B 2022); the best test between ``N(0, 1)``
-    and ``N(mu, 1)`` has AUC ``Phi(mu / sqrt 2)``.
-    """
-    if noise_multiplier is None:
-        return None
-    mu = math.sqrt(DP_EPOCHS) / noise_multiplier
-    return float(ndtr(mu / math.sqrt(2.0)))
-
-
-def _trainer(dp: DPConfig | None, delta: float) -> Callable[[InteractionSet, int], Adapter]:
-    def train(data: InteractionSet, seed: int) -> Adapter:
-        torch.manual_seed(seed)
-        adapter = Adapter(data.dimension, side="query", seed=0)
-        if dp is None:
-            train_adapter(adapter, data, replace(OVERFIT, seed=seed))
-            return adapter
-        config = TrainConfig(
-            epochs=DP_EPOCHS, batch_size=len(data), learning_rate=DP_LR, temperature=TEMPERATURE
-        )
-        seeded = DPConfig(
-            noise_multiplier=dp.noise_multiplier,
-            max_grad_norm=dp.max_grad_norm,
-            delta=delta,
-            noise_seed=seed,
-        )
-        report = train_adapter(adapter, data, config, dp=seeded)
-        logger.info("dp: %d records, epsilon %.3f", len(data), report.epsilon or math.nan)
-        return adapter
-
-    return train
-
-
-def _play(
-    name: str,
-    pool: InteractionSet,
-    base: RecordStatistics,
-    train: Callable[[InteractionSet, int], Adapter],
-    *,
-    models: int,
-    seed: int,
-    vectors: RetrievalVectors,
-    test: BeirDataset,
-    epsilon: float | None,
-    noise_multiplier: float | None,
-) -> Game:
-    trained: list[Adapter] = []
-
-    def keep(data: InteractionSet, s: int) -> Adapter:
-        adapter = train(data, s)
-        if not trained:
-            trained.append(adapter)
-        return adapter
-
-    shadows = train_shadows(pool, keep, models=models, seed=seed, temperature=TEMPERATURE)
-    stats = shadows.statistics
-    scores: dict[str, NDArray[np.float64]] = {
-        f"{signal} threshold": np.stack([threshold_scores(s, signal) for s in stats])
-        for signal in ("loss", "similarity", "rank")
-    }
-    scores["calibrated loss"] = np.stack([calibrated_loss_scores(s, base) for s in stats])
-    scores["lira online"] = lira_leave_one_out(shadows.confidence, shadows.membership)
-    scores["lira offline"] = lira_leave_one_out(
-        shadows.confidence, shadows.membership, online=False
-    )
-    ndcg = float(score_retrieval(vectors, test, adapter=trained[0])["ndcg@10"])
-    return Game(name, shadows, scores, ndcg, epsilon, noise_multiplier)
-
-
-def _threat(variant: str) -> str:
-    if variant.startswith("lira"):
-        return THREAT_LIRA
-    return THREAT_CALIBRATED if variant.startswith("calibrated") else THREAT_THRESHOLD
-
-
-def _game_reports(game: Game, seconds: float) -> list[AttackReport]:
-    reports = []
-    membership = game.shadows.membership
-    for variant, scores in game.scores.items():
-        single = attack_report(
-            scores[0],
-            membership[0],
-            variant=variant,
-            target=game.target,
-            threat_model="",
-            seconds=0,
-        )
-        reports.append(
-            attack_report(
-                scores,
-                membership,
-                variant=variant,
-                target=game.target,
-                threat_model=_threat(variant),
-                seconds=seconds,
-                details={
-                    "models": int(membership.shape[0]),
-                    "shadows_per_target": int(membership.shape[0]) - 1
-                    if variant.startswith("lira")
-                    else 0,
-                    "evaluation": "leave-one-out over all models",
-                    "auc_single_target": single.metrics["auc"],
-                    "tpr@1%fpr_single_target": single.metrics["tpr@1%fpr"],
-                    "ndcg@10_model0": game.ndcg_model0,
-                    "epsilon": game.epsilon,
-                    "noise_multiplier": game.noise_multiplier,
-                    "auc_bound_gdp": _auc_bound(game.noise_multiplier),
-                },
-            )
-        )
-    return reports
+DEFAULT_DEMO_ADAPTER = Path("runs") / "dp-eps8" / "global_adapter"
 
 
 def _demo_pairs(
@@ -369,28 +217,26 @@ def main() -> None:
     ]
     for epsilon in plan:
         t0 = time.perf_counter()
-        dp: DPConfig | None = None
-        name = "overfit non-DP adapter"
-        if epsilon is not None:
-            # Full batch: Poisson rate 1, one step per epoch (as centralised_adapter).
-            sigma = noise_for_budget(
-                target_epsilon=epsilon, target_delta=args.delta, sample_rate=1.0, steps=DP_EPOCHS
-            )
-            dp = DPConfig(noise_multiplier=sigma, max_grad_norm=DP_CLIP, delta=args.delta)
+        if epsilon is None:
+            name, train, sigma = "overfit non-DP adapter", overfit_trainer(), None
+        else:
+            train, sigma = dp_trainer(target_epsilon=epsilon, target_delta=args.delta)
             name = f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
-        game = _play(
+        first: list[Adapter] = []
+        game = play_game(
             name,
             pool,
             base,
-            _trainer(dp, args.delta),
+            train,
             models=models,
             seed=args.seed,
-            vectors=vectors,
-            test=test,
             epsilon=epsilon,
-            noise_multiplier=None if dp is None else dp.noise_multiplier,
+            noise_multiplier=sigma,
+            keep_first=first,
         )
-        for report in _game_reports(game, time.perf_counter() - t0):
+        ndcg = float(score_retrieval(vectors, test, adapter=first[0])["ndcg@10"])
+        extra = {"ndcg@10_model0": ndcg}
+        for report in game_reports(game, time.perf_counter() - t0, extra=extra):
             reports.append(report)
             print(json.dumps(_line(report)), flush=True)
     if (args.demo / "runs" / "dp-eps8" / "global_adapter").is_dir():

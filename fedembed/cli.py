@@ -10,6 +10,7 @@ from typing import Annotated
 import click
 import typer
 
+from attacks.cli import audit
 from client_node.cli import node_app
 from coordinator.cli import coordinator_app
 from embedding_core.cli import data_app, eval_app, model_app
@@ -17,6 +18,7 @@ from embedding_core.errors import FedembedError
 from fedembed import __version__
 from fedembed.app_logging import configure_logging
 from fedembed.demo import demo
+from policies.cli import policy_app
 from secure_index.cli import index_app, partner_app
 
 __all__ = ["app", "main"]
@@ -29,27 +31,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_PLANNED = {
-    "audit": "inversion, membership-inference and bias audits; compliance report (attacks)",
-    "policy": "declarative privacy, access and audit policies (policies)",
-}
-
-
-def _placeholder(name: str, what: str) -> typer.Typer:
-    group = typer.Typer(help=f"Not yet available: {what}.", invoke_without_command=True)
-
-    @group.callback()
-    def _not_available() -> None:
-        typer.echo(
-            f"fedembed {name} is not yet available in fedembed {__version__} ({what}). "
-            "See README.md for what works today.",
-            err=True,
-        )
-        raise typer.Exit(code=2)
-
-    return group
-
-
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
@@ -57,8 +38,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(index_app, name="index")
 app.add_typer(partner_app, name="partner")
-for _name, _what in _PLANNED.items():
-    app.add_typer(_placeholder(_name, _what), name=_name)
+app.add_typer(policy_app, name="policy")
+app.command("audit")(audit)
 app.command("demo")(demo)
 
 

@@ -63,6 +63,51 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _audit_part(
+    out: Path,
+    released: Path,
+    model: Path | None,
+    data_dir: Path,
+    cache_dir: Path | None,
+    *,
+    quick: bool,
+) -> dict[str, Any]:
+    from attacks.audit import AuditConfig, AuditInputs, run_audit
+    from attacks.compliance_report import write_report
+    from policies import load_default_policy
+
+    keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
+    if not keyring.exists():
+        keyring = out / "index" / "dcpe_keyring.json"
+    typer.echo("\naudit: attacking the released model and the index protection")
+    inputs = AuditInputs(
+        policy=load_default_policy(),
+        model=model,
+        adapter=released if (released / "adapter.safetensors").exists() else None,
+        dcpe_keyring=keyring if keyring.exists() else None,
+        index=out / "index" / "service" if (out / "index" / "service").exists() else None,
+        data_dir=data_dir,
+        cache=cache_dir,
+    )
+    config = AuditConfig.quick() if quick else AuditConfig()
+    results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))
+    files = write_report(results, out / "audit")
+    typer.echo(f"{'policy check':<28}{'value':>10}{'limit':>10}  status")
+    for check in results["checks"]:
+        value = "-" if check["value"] is None else f"{check['value']:.3f}"
+        typer.echo(
+            f"{check['id']:<28}{value:>10}{check['comparison']:>3}{check['threshold']:>7.3g}  "
+            f"{check['status']}"
+        )
+    typer.echo(f"report: {files.html} (+ .json, .pdf; JSON SHA-256 {files.json_sha256[:16]}...)")
+    return {
+        "html": str(files.html),
+        "json_sha256": files.json_sha256,
+        "checks": {c["id"]: c["status"] for c in results["checks"]},
+        "evidence": results["evidence"],
+    }
+
+
 def _index_part(
     out: Path,
     scifact: Any,
@@ -116,6 +161,13 @@ def demo(
         bool,
         typer.Option(help="Serve the index: node uploads, partner queries (needs the federation)."),
     ] = True,
+    audit: Annotated[
+        bool,
+        typer.Option(help="Run the privacy and bias audit and write the compliance report."),
+    ] = True,
+    audit_quick: Annotated[
+        bool, typer.Option(help="Small audit samples (about 2 minutes instead of about 10).")
+    ] = False,
 ) -> None:
     """Run the main job: evaluation, then the federation and its comparison table."""
     started = time.perf_counter()
@@ -171,6 +223,10 @@ def demo(
         typer.echo(f"global adapter + manifest: {released}")
         if index:
             result["index"] = _index_part(out, scifact, encoder, vectors, released, model)
+        if audit:
+            result["audit"] = _audit_part(
+                out, released, model, resolve_data_dir(data_dir), cache_dir, quick=audit_quick
+            )
     result["seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     typer.echo(f"results written to {out / 'results.json'}")

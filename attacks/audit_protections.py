@@ -1,0 +1,180 @@
+"""The protections the audit attacks, each with the retrieval utility it leaves.
+
+A :class:`ProtectionCase` is what an attacker sees of a target embedding under one
+protection (``attacker_view``) plus SciFact test nDCG@10 with that protection applied as
+deployed: noise on documents and queries; DCPE on both with exact L2 search (what the
+index does); the query adapter on queries only. The *deployed* protection is the index's
+DCPE key when a keyring is given, otherwise encryption at rest only, which leaves the
+running index process holding raw vectors (so the raw case is the deployed one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attacks.audit_data import AuditData
+from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker
+from embedding_core.adapter import Adapter
+from embedding_core.evaluation.metrics import mean_metrics
+from embedding_core.evaluation.search import exact_top_k
+from secure_index.crypto.dcpe import DcpeKey
+from secure_index.crypto.dcpe_keys import DcpeKeyring
+
+if TYPE_CHECKING:
+    from attacks.audit import AuditConfig
+
+__all__ = ["DeployedProtection", "ProtectionCase", "protection_cases", "scifact_ndcg10"]
+
+logger = logging.getLogger(__name__)
+
+NDCG = "ndcg@10"
+DEPTH = 100
+DEFAULT_DCPE_BETA = 1.0
+View = Callable[[np.ndarray], NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class ProtectionCase:
+    """One protection: the attacker's view of a vector, its utility and its threat."""
+
+    label: str
+    attacker_view: View
+    ndcg10: float
+    threat: str
+    optimisation: bool = False
+    deployed: bool = False
+
+
+@dataclass(frozen=True)
+class DeployedProtection:
+    """The protection the consortium's index uses (DCPE key), if known."""
+
+    key: DcpeKey | None = None
+    keyring_path: Path | None = None
+
+    @classmethod
+    def from_keyring(cls, path: Path | None) -> DeployedProtection:
+        """The current key of a consortium DCPE keyring file (``None``: at rest only)."""
+        if path is None:
+            return cls()
+        return cls(key=DcpeKeyring.load(path).current(), keyring_path=path)
+
+    def describe(self, index: Path | None) -> dict[str, Any]:
+        """The report's index section (never the key material)."""
+        collections: list[dict[str, Any]]
+        if self.key is None:
+            collections = [{"name": "all collections", "protection": "at-rest", "beta": None}]
+        else:
+            collections = [
+                {
+                    "name": "DCPE collections (consortium keyring)",
+                    "protection": "dcpe",
+                    "beta": self.key.beta,
+                    "key_id": self.key.key_id,
+                }
+            ]
+        return {
+            "path": str(index) if index is not None else None,
+            "keyring": str(self.keyring_path) if self.keyring_path is not None else None,
+            "collections": collections,
+        }
+
+
+def scifact_ndcg10(
+    queries: np.ndarray, documents: np.ndarray, data: AuditData, *, l2: bool
+) -> float:
+    """SciFact test nDCG@10 ranking by inner product, or by L2 distance when ``l2``."""
+    q = np.asarray(queries, dtype=np.float64)
+    d = np.asarray(documents, dtype=np.float64)
+    if l2:  # rank by -||q - d||^2 = 2 q.d - ||d||^2 (+ a constant per query)
+        scores = 2.0 * (q @ d.T) - (d * d).sum(axis=1)[None, :]
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH]
+    else:
+        top, _ = exact_top_k(q.astype(np.float32), d.astype(np.float32), DEPTH)
+    ids = data.retrieval.query_ids
+    corpus = data.scifact_test.corpus_ids
+    rankings = {qid: [corpus[j] for j in row] for qid, row in zip(ids, top, strict=True)}
+    return float(mean_metrics(rankings, data.scifact_test.qrels)[NDCG])
+
+
+def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def protection_cases(
+    data: AuditData, adapter: Adapter | None, deployed: DeployedProtection, config: AuditConfig
+) -> list[ProtectionCase]:
+    """Raw, the noise sweep, DCPE (ciphertext-only and known-plaintext), the adapter."""
+    queries, docs = data.retrieval.queries, data.retrieval.documents
+    cases = [
+        ProtectionCase(
+            "raw",
+            _as_f32,
+            scifact_ndcg10(queries, docs, data, l2=False),
+            "no protection (or encryption at rest only, seen by the index process)",
+            optimisation=True,
+            deployed=deployed.key is None,
+        )
+    ]
+    for sigma in config.noise_sigmas:
+        noise = GaussianNoise(sigma, seed=config.seed + 1)
+        cases.append(
+            ProtectionCase(
+                noise.name,
+                noise.protect,
+                scifact_ndcg10(noise.protect(queries), noise.protect(docs), data, l2=False),
+                f"vectors carry renormalised Gaussian noise (sigma {sigma:g}); static attacker",
+            )
+        )
+    is_live = deployed.key is not None
+    dcpe = DcpeProtection(DEFAULT_DCPE_BETA, key=deployed.key)
+    dcpe_ndcg = scifact_ndcg10(dcpe.protect(queries), dcpe.protect(docs), data, l2=True)
+    origin = "the consortium's key" if is_live else "a fresh key (not deployed)"
+    cases.append(
+        ProtectionCase(
+            f"{dcpe.name} ciphertext-only",
+            dcpe.protect,
+            dcpe_ndcg,
+            f"holds DCPE ciphertexts under {origin} (e.g. a compromised index process)",
+            optimisation=is_live,
+            deployed=is_live,
+        )
+    )
+    rng = np.random.default_rng(config.seed + config.kpa_pairs)
+    known = rng.choice(len(data.public_vectors), size=config.kpa_pairs, replace=False)
+    plain = data.public_vectors[known]
+    attacker = LinearMapAttacker().fit(dcpe.protect(plain), plain)
+
+    def recover(vectors: np.ndarray) -> NDArray[np.float32]:
+        return attacker.recover(dcpe.protect(vectors))
+
+    cases.append(
+        ProtectionCase(
+            f"{dcpe.name} known-plaintext n={config.kpa_pairs}",
+            recover,
+            dcpe_ndcg,
+            f"holds DCPE ciphertexts under {origin} and {config.kpa_pairs} known "
+            "(plaintext, ciphertext) pairs; fits a linear map back",
+            optimisation=is_live,
+            deployed=is_live,
+        )
+    )
+    if adapter is not None:
+        label = f"dp adapter eps={adapter.metadata.get('target_epsilon', '?')}"
+        cases.append(
+            ProtectionCase(
+                f"{label} (query side)",
+                lambda v: _as_f32(adapter.transform(_as_f32(v))),
+                scifact_ndcg10(adapter.transform(queries), docs, data, l2=False),
+                "sees query vectors after the released adapter; static attacker",
+            )
+        )
+    logger.info("audit: %d protection cases", len(cases))
+    return cases
