@@ -11,8 +11,10 @@ import typer
 
 from attacks.audit import AuditConfig, AuditInputs, run_audit
 from attacks.compliance_report import write_report
+from embedding_core.adapter import Adapter
 from embedding_core.data.paths import resolve_data_dir
 from policies import load_default_policy, load_policy
+from secure_index.crypto.dcpe_keys import DcpeKeyring
 
 __all__ = ["audit"]
 
@@ -56,6 +58,10 @@ def audit(
 ) -> None:
     """Run the privacy and bias audit and write report.html, report.json and report.pdf."""
     loaded = load_policy(policy) if policy is not None else load_default_policy()
+    if adapter is not None:
+        Adapter.load(adapter)  # a missing or corrupt adapter fails before any attack runs
+    if dcpe_key_file is not None:
+        DcpeKeyring.load(dcpe_key_file)
     inputs = AuditInputs(
         policy=loaded,
         model=model,
