@@ -24,6 +24,7 @@ from attacks.bias_weat import (
 )
 from attacks.bow_inversion import BowConfig, BowInverter
 from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
+from attacks.index_evidence import IndexDirectoryError, IndexEvidence, index_evidence
 from attacks.membership_game import (
     MembershipGame,
     dp_trainer,
@@ -68,6 +69,8 @@ __all__ = [
     "BowInverter",
     "DcpeProtection",
     "GaussianNoise",
+    "IndexDirectoryError",
+    "IndexEvidence",
     "Inverter",
     "LinearMapAttacker",
     "MembershipGame",
@@ -99,6 +102,7 @@ __all__ = [
     "game_reports",
     "gdp_auc_bound",
     "holm_bonferroni",
+    "index_evidence",
     "inversion_report",
     "lira_leave_one_out",
     "lira_scores",

@@ -31,6 +31,7 @@ from attacks.audit_data import AuditData, load_audit_data
 from attacks.audit_protections import DeployedProtection, ProtectionCase, protection_cases
 from attacks.base import AttackReport
 from attacks.bias_audit import GLOVE_PUBLISHED, bias_audit, load_bias_tests
+from attacks.index_evidence import index_evidence
 from attacks.membership_game import (
     dp_trainer,
     game_reports,
@@ -382,6 +383,12 @@ def run_audit(
         ),
         EVIDENCE_RETRIEVAL_NDCG10_DROP: 100.0 * (raw["ndcg10"] - min(r["ndcg10"] for r in live)),
     }
+    index_section = deployed.describe(inputs.index)
+    if inputs.index is not None:
+        step("checking the index: encryption at rest, audit-log chain")
+        scanned = index_evidence(inputs.index)
+        evidence.update(scanned.to_evidence())
+        index_section.update(scanned.to_dict())
     policy = inputs.policy
     checks = evaluate_audit(policy.policy, evidence)
     step("writing figures")
@@ -403,7 +410,7 @@ def run_audit(
                 "rounds": meta.get("rounds"),
                 "aggregation": meta.get("aggregation"),
             },
-            "index": deployed.describe(inputs.index),
+            "index": index_section,
             "data": audit.data.sources,
         },
         "policy": policy.to_dict(),

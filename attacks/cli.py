@@ -11,6 +11,7 @@ import typer
 
 from attacks.audit import AuditConfig, AuditInputs, run_audit
 from attacks.compliance_report import write_report
+from attacks.index_evidence import index_evidence
 from embedding_core.adapter import Adapter
 from embedding_core.data.paths import resolve_data_dir
 from policies import load_default_policy, load_policy
@@ -62,6 +63,8 @@ def audit(
         Adapter.load(adapter)  # a missing or corrupt adapter fails before any attack runs
     if dcpe_key_file is not None:
         DcpeKeyring.load(dcpe_key_file)
+    if index is not None:
+        index_evidence(index)
     inputs = AuditInputs(
         policy=loaded,
         model=model,

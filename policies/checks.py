@@ -2,6 +2,9 @@
 
 The evidence keys are those of the ``evidence`` dict of the audit results contract; the
 check ids appear in the report's ``checks`` and in the regulation mapping.
+:data:`EVIDENCE_KEYS` / :data:`AUDIT_CHECK_IDS` are judged in every audit;
+:data:`INDEX_EVIDENCE_KEYS` / :data:`INDEX_CHECK_IDS` only when the audit was given an
+index data directory (``fedembed audit --index DIR``).
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 __all__ = [
+    "ALL_EVIDENCE_KEYS",
     "AUDIT_CHECK_IDS",
+    "AUDIT_LOG_INTACT",
     "CHECK_ATTRIBUTE",
+    "CHECK_AUDIT_LOG",
     "CHECK_BIAS",
     "CHECK_DELTA",
+    "CHECK_ENCRYPTION_AT_REST",
     "CHECK_EPSILON",
     "CHECK_INVERSION",
     "CHECK_INVERSION_STRENGTH",
@@ -23,15 +30,19 @@ __all__ = [
     "CHECK_UTILITY",
     "ENCRYPTED_PROTECTIONS",
     "EVIDENCE_ATTRIBUTE_ADVANTAGE",
+    "EVIDENCE_AUDIT_LOG_INTACT",
     "EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE",
     "EVIDENCE_DELTA_MAX_NODE",
     "EVIDENCE_EPSILON_MAX_NODE",
+    "EVIDENCE_INDEX_ENCRYPTED_FRACTION",
     "EVIDENCE_INVERSION_F1_PROTECTED",
     "EVIDENCE_INVERSION_F1_RAW",
     "EVIDENCE_KEYS",
     "EVIDENCE_MIA_AUC",
     "EVIDENCE_MIA_AUC_OVERFIT_CONTROL",
     "EVIDENCE_RETRIEVAL_NDCG10_DROP",
+    "INDEX_CHECK_IDS",
+    "INDEX_EVIDENCE_KEYS",
     "KNOWN_CHECK_IDS",
     "METRIC_PRIVACY_BUDGET_MAX_EPSILON",
     "STATUS_FAIL",
@@ -62,6 +73,16 @@ EVIDENCE_KEYS: Final[tuple[str, ...]] = (
     EVIDENCE_DELTA_MAX_NODE,
     EVIDENCE_RETRIEVAL_NDCG10_DROP,
 )
+# Only with an index data directory: fraction of its collection files that are encrypted
+# envelopes, and whether its hash-chained audit log verified (AUDIT_LOG_INTACT or 0.0).
+EVIDENCE_INDEX_ENCRYPTED_FRACTION: Final = "index_encrypted_fraction"
+EVIDENCE_AUDIT_LOG_INTACT: Final = "audit_log_intact"
+INDEX_EVIDENCE_KEYS: Final[tuple[str, ...]] = (
+    EVIDENCE_INDEX_ENCRYPTED_FRACTION,
+    EVIDENCE_AUDIT_LOG_INTACT,
+)
+ALL_EVIDENCE_KEYS: Final[tuple[str, ...]] = (*EVIDENCE_KEYS, *INDEX_EVIDENCE_KEYS)
+AUDIT_LOG_INTACT: Final = 1.0
 METRIC_PRIVACY_BUDGET_MAX_EPSILON: Final = "privacy_budget_max_epsilon"
 
 CHECK_INVERSION_STRENGTH: Final = "inversion_attack_strength"
@@ -85,7 +106,12 @@ AUDIT_CHECK_IDS: Final[tuple[str, ...]] = (
     CHECK_DELTA,
     CHECK_UTILITY,
 )
-KNOWN_CHECK_IDS: Final[frozenset[str]] = frozenset({*AUDIT_CHECK_IDS, CHECK_PRIVACY_BUDGET})
+CHECK_ENCRYPTION_AT_REST: Final = "encryption_at_rest"
+CHECK_AUDIT_LOG: Final = "audit_log_integrity"
+INDEX_CHECK_IDS: Final[tuple[str, ...]] = (CHECK_ENCRYPTION_AT_REST, CHECK_AUDIT_LOG)
+KNOWN_CHECK_IDS: Final[frozenset[str]] = frozenset(
+    {*AUDIT_CHECK_IDS, *INDEX_CHECK_IDS, CHECK_PRIVACY_BUDGET}
+)
 
 Status = Literal["pass", "fail", "not_evaluated"]
 Comparison = Literal["<=", ">="]

@@ -4,6 +4,11 @@ A check passes when its value is within the threshold; a value equal to the thre
 passes. The inversion and membership-inference checks need their controls: a result
 that would pass while its control (attack strength on raw embeddings, AUC on an
 overfitted model) did not pass is inconclusive and reported as ``not_evaluated``.
+
+The index checks (encryption at rest, audit-log integrity) are reported only when the
+evidence names their keys, i.e. when the audit was given an index data directory; the
+audit-log check applies only while the policy requires an audit log
+(``access.audit_log_required``).
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.checks import (
+    ALL_EVIDENCE_KEYS,
     AUDIT_CHECK_IDS,
+    AUDIT_LOG_INTACT,
     CHECK_ATTRIBUTE,
+    CHECK_AUDIT_LOG,
     CHECK_BIAS,
     CHECK_DELTA,
+    CHECK_ENCRYPTION_AT_REST,
     CHECK_EPSILON,
     CHECK_INVERSION,
     CHECK_INVERSION_STRENGTH,
@@ -28,15 +37,19 @@ from policies.checks import (
     CHECK_UTILITY,
     ENCRYPTED_PROTECTIONS,
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
+    EVIDENCE_AUDIT_LOG_INTACT,
     EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE,
     EVIDENCE_DELTA_MAX_NODE,
     EVIDENCE_EPSILON_MAX_NODE,
+    EVIDENCE_INDEX_ENCRYPTED_FRACTION,
     EVIDENCE_INVERSION_F1_PROTECTED,
     EVIDENCE_INVERSION_F1_RAW,
     EVIDENCE_KEYS,
     EVIDENCE_MIA_AUC,
     EVIDENCE_MIA_AUC_OVERFIT_CONTROL,
     EVIDENCE_RETRIEVAL_NDCG10_DROP,
+    INDEX_CHECK_IDS,
+    INDEX_EVIDENCE_KEYS,
     METRIC_PRIVACY_BUDGET_MAX_EPSILON,
     STATUS_FAIL,
     STATUS_NOT_EVALUATED,
@@ -65,6 +78,15 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _share(x: float) -> str:
+    """A percentage that never rounds a shortfall up to 100%."""
+    return _pct(math.floor(x * 1000) / 1000 if x < 1 else x)
+
+
+def _intact(x: float) -> str:
+    return "intact" if x >= AUDIT_LOG_INTACT else "broken"
+
+
 @dataclass(frozen=True)
 class _Spec:
     id: str
@@ -79,6 +101,8 @@ class _Spec:
     if_fail: str
     if_missing: str
     control: str | None = None  # id of the check that shows the attack works
+    applies: Callable[[Policy], bool] | None = None  # None: always; else when true
+    if_not_required: str = ""  # why it does not apply (when ``applies`` is false)
 
 
 _SPECS: tuple[_Spec, ...] = (
@@ -155,8 +179,40 @@ _SPECS: tuple[_Spec, ...] = (
           "the protection parameters", "retrieval quality was not compared"),
 )  # fmt: skip
 
-if tuple(spec.id for spec in _SPECS) != AUDIT_CHECK_IDS or {s.metric for s in _SPECS} != set(
-    EVIDENCE_KEYS
+# Judged only when the evidence names their key (the audit was given an index directory).
+_INDEX_SPECS: tuple[_Spec, ...] = (
+    _Spec(CHECK_ENCRYPTION_AT_REST, "Encryption at rest (index files)",
+          EVIDENCE_INDEX_ENCRYPTED_FRACTION, ">=",
+          lambda p: p.audit.min_index_encrypted_fraction, _share,
+          "{v} of the index's collection files are AES-256-GCM envelopes (authenticated "
+          "encryption)", "the policy requires at least {t}",
+          "whoever copies the index files gets only ciphertext, and any alteration of them "
+          "is detected when the index opens them",
+          "some index files are not encrypted, so whoever copies them may read or silently "
+          "alter what they hold; the report lists them under subject.index: remove them "
+          "and keep only what the index service wrote",
+          "no index data directory was audited (run the audit with --index DIR) or its "
+          "store holds no collection files"),
+    _Spec(CHECK_AUDIT_LOG, "Audit log integrity (hash chain)",
+          EVIDENCE_AUDIT_LOG_INTACT, ">=", lambda p: AUDIT_LOG_INTACT, _intact,
+          "the hash chain of the index's audit log is {v}",
+          "the policy requires an {t} log of every index request (access.audit_log_required)",
+          "no recorded index request was edited, removed or inserted since it was written",
+          "audit-log records were edited, removed or inserted, or the log was deleted, so "
+          "the record of index activity cannot be trusted; the report names the first bad "
+          "line: compare the log with a backup and with the head hash recorded earlier",
+          "no audit log was verified (no --index given, or the index data directory holds "
+          "no audit log, e.g. on a store-only host)",
+          applies=lambda p: p.access.audit_log_required,
+          if_not_required="the policy does not require an audit log "
+          "(access.audit_log_required = false)"),
+)  # fmt: skip
+
+if (
+    tuple(spec.id for spec in _SPECS) != AUDIT_CHECK_IDS
+    or {s.metric for s in _SPECS} != set(EVIDENCE_KEYS)
+    or tuple(spec.id for spec in _INDEX_SPECS) != INDEX_CHECK_IDS
+    or tuple(s.metric for s in _INDEX_SPECS) != INDEX_EVIDENCE_KEYS
 ):  # pragma: no cover - guards the two tables against drifting apart
     raise RuntimeError("policies: check specs and policies.checks constants disagree")
 
@@ -192,52 +248,71 @@ def evaluate_audit(policy: Policy, evidence: Mapping[str, float | None]) -> list
     Args:
         policy: The policy.
         evidence: The ``evidence`` dict of the audit results contract; a missing key or
-            ``None`` means that part of the audit was not run.
+            ``None`` means that part of the audit was not run. The index keys
+            (:data:`~policies.checks.INDEX_EVIDENCE_KEYS`) are the exception: a missing
+            key leaves its check out (no index was audited), ``None`` reports it as not
+            evaluated.
 
     Returns:
-        One check per evidence key, in a fixed order (controls before what they control).
+        One check per key of :data:`~policies.checks.EVIDENCE_KEYS`, in a fixed order
+        (controls before what they control), then one per index key present in
+        ``evidence``.
 
     Raises:
         PolicyError: An evidence key is unknown or a value is not a finite number.
     """
-    unknown = sorted(set(evidence) - set(EVIDENCE_KEYS))
+    unknown = sorted(set(evidence) - set(ALL_EVIDENCE_KEYS))
     if unknown:
         raise PolicyError(
             f"unknown audit evidence keys {unknown}",
-            expected=f"only the keys {', '.join(EVIDENCE_KEYS)}",
+            expected=f"only the keys {', '.join(ALL_EVIDENCE_KEYS)}",
             fix="rename the keys to those of the audit results contract",
         )
     checks: dict[str, PolicyCheck] = {}
-    for spec in _SPECS:
+    index_specs = tuple(spec for spec in _INDEX_SPECS if spec.metric in evidence)
+    for spec in (*_SPECS, *index_specs):
         raw = evidence.get(spec.metric)
         value = None if raw is None else _number(raw, f"evidence {spec.metric!r}")
-        threshold = spec.threshold(policy)
-        why = ""
-        if value is None:
-            status: Status = STATUS_NOT_EVALUATED
-        elif (value <= threshold) if spec.comparison == "<=" else (value >= threshold):
-            status = STATUS_PASS
-            control = checks.get(spec.control) if spec.control else None
-            if control is not None and control.status != STATUS_PASS:
-                status = STATUS_NOT_EVALUATED
-                outcome = "was not run" if control.value is None else "did not pass"
-                why = (
-                    f"the control check '{control.id}' {outcome}, so this low value does "
-                    "not show that the protection works"
-                )
-        else:
-            status = STATUS_FAIL
-        explanation = _explain(spec, value, threshold, status, why)
-        checks[spec.id] = PolicyCheck(
-            spec.id, spec.title, spec.metric, value, spec.comparison, threshold, status,
-            explanation,
-        )  # fmt: skip
+        checks[spec.id] = _judge(spec, policy, value, checks)
     result = list(checks.values())
     logger.info(
         "audit checks: %s",
         ", ".join(f"{c.id}={c.status}" for c in result),
     )
     return result
+
+
+def _judge(
+    spec: _Spec, policy: Policy, value: float | None, done: Mapping[str, PolicyCheck]
+) -> PolicyCheck:
+    """One check of ``value`` against ``spec``; ``done`` holds the controls judged before."""
+    threshold = spec.threshold(policy)
+    why = ""
+    if spec.applies is not None and not spec.applies(policy):
+        explanation = f"Not evaluated: {spec.if_not_required}."
+        return PolicyCheck(
+            spec.id, spec.title, spec.metric, value, spec.comparison, threshold,
+            STATUS_NOT_EVALUATED, explanation,
+        )  # fmt: skip
+    if value is None:
+        status: Status = STATUS_NOT_EVALUATED
+    elif (value <= threshold) if spec.comparison == "<=" else (value >= threshold):
+        status = STATUS_PASS
+        control = done.get(spec.control) if spec.control else None
+        if control is not None and control.status != STATUS_PASS:
+            status = STATUS_NOT_EVALUATED
+            outcome = "was not run" if control.value is None else "did not pass"
+            why = (
+                f"the control check '{control.id}' {outcome}, so this low value does "
+                "not show that the protection works"
+            )
+    else:
+        status = STATUS_FAIL
+    explanation = _explain(spec, value, threshold, status, why)
+    return PolicyCheck(
+        spec.id, spec.title, spec.metric, value, spec.comparison, threshold, status,
+        explanation,
+    )  # fmt: skip
 
 
 def check_partner_grant(

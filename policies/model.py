@@ -134,6 +134,14 @@ class AuditThresholds(BaseModel):
     max_ndcg10_drop: float = Field(
         ge=0, le=100, description="a number of nDCG@10 points between 0 and 100, e.g. 2.0"
     )
+    # Optional (default 1.0) so that policy files written before it still load.
+    min_index_encrypted_fraction: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=f"{_FRACTION}: share of index collection files that must be encrypted, "
+        "e.g. 1.0",
+    )
 
     @field_validator("min_attack_strength_f1")
     @classmethod
