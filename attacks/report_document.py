@@ -318,13 +318,26 @@ def _results(results: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
+BIAS_CONVENTION = (
+    "Effect sizes use the sample standard deviation (ddof=1), the convention of the SEAT "
+    "reference code; with the population standard deviation (ddof=0) they equal the peer "
+    "library WEFE's WEAT effect sizes on the same embeddings (checked in the test suite). "
+    "Permutation p-values are one-sided, exact when the partitions are few and Monte Carlo "
+    "otherwise, Holm-Bonferroni adjusted across the tests shown. GloVe references are "
+    "Caliskan et al. (Science 2017), Table 1."
+)
+
+
 def _bias(results: Mapping[str, Any]) -> list[Block]:
     bias = _mappings(results.get("bias"))
     if not bias:
         return [Paragraph("No bias audit was run.")]
     headers = ("Test", "Effect size", "Holm p", "GloVe reference", "Adapter effect size")
     keys = ("test", "effect_size", "holm_p", "glove_reference", "adapter_effect_size")
-    return [_records_table("WEAT/SEAT bias tests", headers, keys, bias)]
+    return [
+        Paragraph(BIAS_CONVENTION),
+        _records_table("WEAT/SEAT bias tests", headers, keys, bias),
+    ]
 
 
 def _privacy_budget(results: Mapping[str, Any]) -> list[Block]:
