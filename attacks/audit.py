@@ -440,6 +440,10 @@ def _limitations(config: AuditConfig, adapter: bool, deployed: DeployedProtectio
         "measures the recipe, not the federation's exact per-node schedule.",
         "The bag-of-words inverter (Song and Raghunathan 2020) is measured in the benchmarks "
         "(benchmarks/RESULTS.md), not here: it was weaker than the two attacks shown.",
+        "The keyed-rotation rows measure a protection that is not deployed: a secret random "
+        "rotation keeps every inner product (no retrieval loss) and leaves ciphertext-only "
+        "attackers at chance, but a known-plaintext attacker with about as many pairs as "
+        "dimensions undoes it exactly.",
         "Passing checks are evidence about these attacks on these data, not a proof that no "
         "other attack succeeds; the DP guarantee is the only worst-case statement.",
     ]

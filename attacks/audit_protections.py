@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.audit_data import AuditData
-from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker
+from attacks.protections import DcpeProtection, GaussianNoise, KeyedRotation, LinearMapAttacker
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
@@ -164,6 +164,30 @@ def protection_cases(
             "(plaintext, ciphertext) pairs; fits a linear map back",
             optimisation=is_live,
             deployed=is_live,
+        )
+    )
+    rotation = KeyedRotation(docs.shape[1])
+    rotated_ndcg = scifact_ndcg10(rotation.protect(queries), rotation.protect(docs), data, l2=False)
+    cases.append(
+        ProtectionCase(
+            "keyed rotation ciphertext-only (not deployed)",
+            rotation.protect,
+            rotated_ndcg,
+            "holds vectors under a secret random rotation (keeps every inner product)",
+            optimisation=True,
+        )
+    )
+    rotation_attacker = LinearMapAttacker().fit(rotation.protect(plain), plain)
+
+    def unrotate(vectors: np.ndarray) -> NDArray[np.float32]:
+        return rotation_attacker.recover(rotation.protect(vectors))
+
+    cases.append(
+        ProtectionCase(
+            f"keyed rotation known-plaintext n={config.kpa_pairs} (not deployed)",
+            unrotate,
+            rotated_ndcg,
+            f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
         )
     )
     if adapter is not None:

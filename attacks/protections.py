@@ -8,6 +8,8 @@
   claim).
 * :class:`DcpeProtection`: the index's Scale-And-Perturb encryption (Fuchsbauer, Ghosal,
   Hauke and O'Neill, SCN 2022; :mod:`secure_index.crypto.dcpe`) under one fresh key.
+* :class:`KeyedRotation`: a secret random orthogonal matrix (keeps every inner product;
+  measured, not shipped: known plaintexts undo it).
 * :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
   ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
   ciphertext back to plaintext, then feeds mapped ciphertexts to any inverter.
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +29,7 @@ __all__ = [
     "DEFAULT_RIDGE",
     "DcpeProtection",
     "GaussianNoise",
+    "KeyedRotation",
     "LinearMapAttacker",
     "RawEmbeddings",
 ]
@@ -35,6 +39,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RIDGE = 1e-3
 DCPE_TENANT = "attack-eval"
 _EPS = 1e-12
+_ROTATION_KEY_BYTES = 16
 
 
 class RawEmbeddings:
@@ -147,4 +152,42 @@ class LinearMapAttacker:
         x = np.asarray(protected, dtype=np.float64)
         estimate = x @ self._weights[:-1] + self._weights[-1]
         result: NDArray[np.float32] = estimate.astype(np.float32)
+        return result
+
+
+class KeyedRotation:
+    """Multiply every vector by a secret random orthogonal matrix (a keyed isometry).
+
+    Inner products and distances are kept exactly, so retrieval on rotated documents with
+    rotated queries is unchanged; an attacker without the key sees vectors in a space its
+    encoder does not produce. A measurement, not a shipped protection: any keyed *linear*
+    map is undone by a known-plaintext attacker with about ``d`` (plaintext, ciphertext)
+    pairs (:class:`LinearMapAttacker`), and unsupervised alignment of embedding spaces is
+    an active line of attack.
+
+    Args:
+        dimension: Vector width.
+        key: Secret bytes (>= 16) that seed the rotation; fresh random bytes if ``None``.
+    """
+
+    def __init__(self, dimension: int, *, key: bytes | None = None) -> None:
+        if dimension < 1:
+            raise ValueError(f"dimension must be >= 1, got {dimension}")
+        secret = key if key is not None else secrets.token_bytes(_ROTATION_KEY_BYTES)
+        if len(secret) < _ROTATION_KEY_BYTES:
+            raise ValueError(f"key must hold >= {_ROTATION_KEY_BYTES} bytes, got {len(secret)}")
+        rng = np.random.default_rng(int.from_bytes(secret, "big"))
+        q, r = np.linalg.qr(rng.standard_normal((dimension, dimension)))
+        self._matrix = q * np.sign(np.diag(r))[None, :]  # Haar-distributed (Mezzadri 2007)
+
+    @property
+    def name(self) -> str:
+        """Table label."""
+        return "keyed rotation"
+
+    def protect(self, vectors: np.ndarray) -> NDArray[np.float32]:
+        """The rotated float32 copies of ``vectors``."""
+        result: NDArray[np.float32] = (np.asarray(vectors, np.float64) @ self._matrix).astype(
+            np.float32
+        )
         return result

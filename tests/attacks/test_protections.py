@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
+from attacks.protections import (
+    DcpeProtection,
+    GaussianNoise,
+    KeyedRotation,
+    LinearMapAttacker,
+    RawEmbeddings,
+)
 from secure_index.crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb
 
 
@@ -113,3 +119,33 @@ def test_linear_map_refuses_misaligned_pairs_and_unfitted_use() -> None:
         LinearMapAttacker().fit(np.zeros((3, 4)), np.zeros((2, 4)))
     with pytest.raises(RuntimeError, match="fit"):
         LinearMapAttacker().recover(np.zeros((1, 4)))
+
+
+def test_keyed_rotation_keeps_inner_products_and_hides_the_space() -> None:
+    # Prepare
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((50, 16))
+    rotation = KeyedRotation(16, key=b"k" * 16)
+    # Execute
+    rotated = rotation.protect(vectors)
+    # Assert: the Gram matrix is kept, the vectors themselves are not.
+    np.testing.assert_allclose(rotated @ rotated.T, vectors @ vectors.T, rtol=1e-4, atol=1e-4)
+    assert np.abs(rotated - vectors).max() > 0.5
+    np.testing.assert_allclose(KeyedRotation(16, key=b"k" * 16).protect(vectors), rotated)
+
+
+def test_a_known_plaintext_attacker_undoes_a_keyed_rotation() -> None:
+    # Prepare: as many known pairs as dimensions suffice for a linear map.
+    rng = np.random.default_rng(1)
+    known, targets = rng.standard_normal((64, 16)), rng.standard_normal((10, 16))
+    rotation = KeyedRotation(16)
+    attacker = LinearMapAttacker().fit(rotation.protect(known), known)
+    # Execute
+    recovered = attacker.recover(rotation.protect(targets))
+    # Assert
+    np.testing.assert_allclose(recovered, targets, atol=1e-2)
+
+
+def test_keyed_rotation_rejects_a_short_key() -> None:
+    with pytest.raises(ValueError, match="key must hold"):
+        KeyedRotation(8, key=b"short")
