@@ -27,7 +27,7 @@ import numpy as np
 
 from attacks import audit_figures, nearest_neighbour_inversion, optimisation_inversion
 from attacks.attribute_inference import AttributeProbe, attribute_report
-from attacks.audit_data import AuditData, load_audit_data
+from attacks.audit_data import AuditData, load_audit_data, owning_nodes
 from attacks.audit_protections import DeployedProtection, ProtectionCase, protection_cases
 from attacks.base import AttackReport
 from attacks.bias_audit import GLOVE_PUBLISHED, bias_audit, load_bias_tests
@@ -119,6 +119,7 @@ class AuditInputs:
     index: Path | None = None
     data_dir: Path | None = None
     cache: Path | None = None
+    members: Path | None = None
 
 
 def _report_dict(report: AttackReport) -> dict[str, Any]:
@@ -138,6 +139,7 @@ class _Audit:
         cache = EmbeddingCache(inputs.cache) if inputs.cache is not None else None
         self.cache = cache
         progress("loading and embedding the audit data")
+        self.owners: dict[int, str] = {}
         self.data: AuditData = load_audit_data(
             inputs.data_dir,
             self.encoder,
@@ -147,6 +149,8 @@ class _Audit:
             public_per_source=config.public_per_source,
             seed=config.seed,
         )
+        if inputs.members is not None:
+            self.owners = owning_nodes(inputs.members, self.data.scifact_test.corpus_ids)
 
     def add(self, report: AttackReport) -> AttackReport:
         self.reports.append(report)
@@ -164,6 +168,7 @@ class _Audit:
             config=self.config.search,
         ).fit(vocab)
         intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
+        owner = self._owner_probe()
         rows = []
         targets = (
             ("banking77-test", data.bank_texts, data.bank_vectors),
@@ -222,11 +227,45 @@ class _Audit:
                     "ndcg10": case.ndcg10,
                     "inversion_f1": best,
                     "attribute_accuracy": attribute.metrics["accuracy"],
-                    EVIDENCE_ATTRIBUTE_ADVANTAGE: attribute.metrics["advantage"],
+                    "attribute_advantage": max(
+                        attribute.metrics["advantage"], self._owner_attack(case, owner)
+                    ),
                     "deployed": case.deployed,
                 }
             )
         return rows
+
+    def _owner_probe(self) -> tuple[AttributeProbe, list[int]] | None:
+        """A probe for the owning node, trained on a random half of the members' documents."""
+        if not self.owners:
+            return None
+        rows = list(self.owners)
+        order = np.random.default_rng(self.config.seed).permutation(len(rows))
+        train, test = order[: len(rows) // 2], order[len(rows) // 2 :]
+        vectors = self.data.retrieval.documents
+        probe = AttributeProbe().fit(
+            vectors[[rows[i] for i in train]], [self.owners[rows[i]] for i in train]
+        )
+        return probe, [rows[i] for i in test]
+
+    def _owner_attack(
+        self, case: ProtectionCase, owner: tuple[AttributeProbe, list[int]] | None
+    ) -> float:
+        if owner is None:
+            return float("-inf")
+        probe, test = owner
+        report = self.add(
+            attribute_report(
+                probe,
+                case.attacker_view(self.data.retrieval.documents[test]),
+                [self.owners[i] for i in test],
+                target=f"scifact-docs owning-node {case.label}",
+                threat_model="a probe trained on documents whose owner the attacker knows "
+                f"(a random half) predicts the owning member of the others; {case.threat}",
+                details={"protection": case.label},
+            )
+        )
+        return float(report.metrics["advantage"])
 
     # -- membership inference ---------------------------------------------------------------
     def membership(self, epsilon: float, delta: float) -> tuple[float | None, float | None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from embedding_core.data import BeirDataset, load_beir, load_stsb, resolve_datas
 from embedding_core.errors import DatasetNotFoundError
 from embedding_core.evaluation.retrieval import RetrievalVectors, embed_retrieval
 
-__all__ = ["AuditData", "load_audit_data"]
+__all__ = ["AuditData", "load_audit_data", "owning_nodes"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ Matrix = NDArray[np.float32]
 STSB_SPLITS = ("train", "dev", "test")
 BANKING = "banking77"
 BANKING_TEXT, BANKING_LABEL = "text", "category"
+DOCUMENTS_FILE = "documents.jsonl"
 
 
 def _sha256(path: Path) -> str:
@@ -77,6 +79,29 @@ class AuditData:
     retrieval: RetrievalVectors
     membership_pool: InteractionSet
     sources: list[dict[str, Any]]
+
+
+def owning_nodes(members: Path, corpus_ids: Sequence[str]) -> dict[int, str]:
+    """Corpus row -> owning node, from each ``members/<node>/documents.jsonl`` (ids only).
+
+    Raises:
+        DatasetNotFoundError: ``members`` holds no node folder with a documents file.
+    """
+    row = {doc_id: i for i, doc_id in enumerate(corpus_ids)}
+    owners: dict[int, str] = {}
+    for path in sorted(Path(members).glob(f"*/{DOCUMENTS_FILE}")):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                doc_id = str(json.loads(line)["id"]) if line.strip() else None
+                if doc_id in row:
+                    owners[row[doc_id]] = path.parent.name
+    if len(set(owners.values())) < 2:
+        raise DatasetNotFoundError(
+            f"{members} holds fewer than two member folders with {DOCUMENTS_FILE}",
+            expected=f"<members>/<node>/{DOCUMENTS_FILE} for each node (as the demo writes)",
+            fix="point --members at the folder that holds the node folders, e.g. out/demo/members",
+        )
+    return owners
 
 
 def _sample(count: int, limit: int | None, seed: int) -> NDArray[np.int64]:

@@ -40,6 +40,10 @@ def audit(
         Path | None,
         typer.Option("--dcpe-key-file", help="The consortium DCPE keyring the index uses."),
     ] = None,
+    members: Annotated[
+        Path | None,
+        typer.Option("--members", help="Member folders (<node>/documents.jsonl): owner probe."),
+    ] = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy TOML (default: consortium default).")
     ] = None,
@@ -73,6 +77,7 @@ def audit(
         index=index,
         data_dir=resolve_data_dir(data_dir),
         cache=cache_dir,
+        members=members,
     )
     config = AuditConfig.quick() if quick else AuditConfig()
     results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))

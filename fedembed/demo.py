@@ -88,6 +88,7 @@ def _audit_part(
         index=out / "index" / "service" if (out / "index" / "service").exists() else None,
         data_dir=data_dir,
         cache=cache_dir,
+        members=out / "members" if (out / "members").is_dir() else None,
     )
     config = AuditConfig.quick() if quick else AuditConfig()
     results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))

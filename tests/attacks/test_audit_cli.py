@@ -50,6 +50,17 @@ def _index(data: Path, keks_file: Path) -> Path:
     return data
 
 
+def _members(folder: Path, data: Path) -> Path:
+    """Two member folders owning alternate SciFact documents (ids only matter)."""
+    with open(data / "scifact" / "corpus.jsonl", encoding="utf-8") as handle:
+        ids = [json.loads(next(handle))["_id"] for _ in range(400)]
+    for node in range(2):
+        (folder / f"node-{node}").mkdir(parents=True)
+        lines = [json.dumps({"id": i, "text": "-"}) for i in ids[node::2]]
+        (folder / f"node-{node}" / "documents.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def _fedembed(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fedembed", "-q", *args],
@@ -84,6 +95,7 @@ def audited(
     )
     DcpeKeyring.create(work / "dcpe_keyring.json", tenant="consortium", beta=1.0)
     index = _index(work / "index", work / "kek.json")
+    members = _members(work / "members", shared_data_dir)
     # Execute
     result = _fedembed(
         "audit", "--quick", "--strict",
@@ -91,6 +103,7 @@ def audited(
         "--adapter", str(work / "adapter"),
         "--dcpe-key-file", str(work / "dcpe_keyring.json"),
         "--index", str(index),
+        "--members", str(members),
         "--data-dir", str(shared_data_dir),
         "--cache-dir", str(embedding_cache_dir),
     )  # fmt: skip
@@ -140,6 +153,8 @@ def test_report_covers_every_check_the_ledger_and_working_attacks(
         "membership_inference",
         "bias_audit",
     } <= attacks
+    owner = [r for r in report["attacks"] if r["target"].startswith("scifact-docs owning-node")]
+    assert len(owner) == len(report["utility"])  # one owner probe per protection
     assert {f["name"] for f in report["figures"]} >= {"privacy_utility", "membership_roc"}
     assert {r["framework"] for r in report["regulations"]} >= {"GDPR", "EU AI Act", "HIPAA"}
     # The index is encrypted at rest and its audit chain verifies (HIPAA 164.312(b), (c)).
