@@ -108,6 +108,16 @@ def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
     return np.asarray(vectors, dtype=np.float32)
 
 
+def _known_plaintext_view(protect: View, plain: np.ndarray) -> View:
+    """What an attacker holding ``protect(plain)`` for the known ``plain`` recovers."""
+    attacker = LinearMapAttacker().fit(protect(plain), plain)
+
+    def recover(vectors: np.ndarray) -> NDArray[np.float32]:
+        return attacker.recover(protect(vectors))
+
+    return recover
+
+
 def protection_cases(
     data: AuditData, adapter: Adapter | None, deployed: DeployedProtection, config: AuditConfig
 ) -> list[ProtectionCase]:
@@ -150,15 +160,10 @@ def protection_cases(
     rng = np.random.default_rng(config.seed + config.kpa_pairs)
     known = rng.choice(len(data.public_vectors), size=config.kpa_pairs, replace=False)
     plain = data.public_vectors[known]
-    attacker = LinearMapAttacker().fit(dcpe.protect(plain), plain)
-
-    def recover(vectors: np.ndarray) -> NDArray[np.float32]:
-        return attacker.recover(dcpe.protect(vectors))
-
     cases.append(
         ProtectionCase(
             f"{dcpe.name} known-plaintext n={config.kpa_pairs}",
-            recover,
+            _known_plaintext_view(dcpe.protect, plain),
             dcpe_ndcg,
             f"holds DCPE ciphertexts under {origin} and {config.kpa_pairs} known "
             "(plaintext, ciphertext) pairs; fits a linear map back",
@@ -177,15 +182,10 @@ def protection_cases(
             optimisation=True,
         )
     )
-    rotation_attacker = LinearMapAttacker().fit(rotation.protect(plain), plain)
-
-    def unrotate(vectors: np.ndarray) -> NDArray[np.float32]:
-        return rotation_attacker.recover(rotation.protect(vectors))
-
     cases.append(
         ProtectionCase(
             f"keyed rotation known-plaintext n={config.kpa_pairs} (not deployed)",
-            unrotate,
+            _known_plaintext_view(rotation.protect, plain),
             rotated_ndcg,
             f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
         )
