@@ -1,63 +1,156 @@
-"""Inversion, membership-inference, attribute and bias audits, and the compliance report."""
+"""Inversion, membership-inference, attribute and bias audits, and the compliance report.
 
-from attacks.attribute_inference import AttributeProbe, attribute_report
-from attacks.audit import AuditConfig, AuditInputs, run_audit
-from attacks.base import AttackReport, Protection
-from attacks.bias_audit import (
-    BiasTest,
-    TextSet,
-    audit_embeddings,
-    bias_audit,
-    load_bias_test,
-    load_bias_tests,
-    resolve_seat_dir,
-)
-from attacks.bias_weat import (
-    PermutationTest,
-    WeatResult,
-    association,
-    effect_size,
-    holm_bonferroni,
-    permutation_test,
-    weat,
-    weat_statistic,
-)
-from attacks.bow_inversion import BowConfig, BowInverter
-from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
-from attacks.index_evidence import IndexDirectoryError, IndexEvidence, index_evidence
-from attacks.membership_game import (
-    MembershipGame,
-    dp_trainer,
-    game_reports,
-    gdp_auc_bound,
-    overfit_trainer,
-    play_game,
-)
-from attacks.membership_inference import (
-    MembershipInferenceError,
-    RecordStatistics,
-    ShadowSet,
-    balanced_membership,
-    calibrated_loss_scores,
-    lira_leave_one_out,
-    lira_scores,
-    record_statistics,
-    threshold_scores,
-    train_shadows,
-)
-from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
-from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
-from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
-from attacks.roc import (
-    RocCurve,
-    RocError,
-    fpr_resolution,
-    membership_metrics,
-    roc_auc,
-    roc_curve,
-    tpr_at_fpr,
-)
-from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
+The names below load on first use (PEP 562): the attacks pull in torch, scikit-learn and
+transformers, and the ``fedembed`` CLI should not pay for them on every command.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from attacks.attribute_inference import AttributeProbe, attribute_report
+    from attacks.audit import AuditConfig, AuditInputs, run_audit
+    from attacks.base import AttackReport, Protection
+    from attacks.bias_audit import (
+        BiasTest,
+        TextSet,
+        audit_embeddings,
+        bias_audit,
+        load_bias_test,
+        load_bias_tests,
+        resolve_seat_dir,
+    )
+    from attacks.bias_weat import (
+        PermutationTest,
+        WeatResult,
+        association,
+        effect_size,
+        holm_bonferroni,
+        permutation_test,
+        weat,
+        weat_statistic,
+    )
+    from attacks.bow_inversion import BowConfig, BowInverter
+    from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
+    from attacks.index_evidence import IndexDirectoryError, IndexEvidence, index_evidence
+    from attacks.membership_game import (
+        MembershipGame,
+        dp_trainer,
+        game_reports,
+        gdp_auc_bound,
+        overfit_trainer,
+        play_game,
+    )
+    from attacks.membership_inference import (
+        MembershipInferenceError,
+        RecordStatistics,
+        ShadowSet,
+        balanced_membership,
+        calibrated_loss_scores,
+        lira_leave_one_out,
+        lira_scores,
+        record_statistics,
+        threshold_scores,
+        train_shadows,
+    )
+    from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
+    from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
+    from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
+    from attacks.roc import (
+        RocCurve,
+        RocError,
+        fpr_resolution,
+        membership_metrics,
+        roc_auc,
+        roc_curve,
+        tpr_at_fpr,
+    )
+    from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
+
+_SUBMODULE: dict[str, str] = {
+    "AttackReport": "base",
+    "AttributeProbe": "attribute_inference",
+    "AuditConfig": "audit",
+    "AuditInputs": "audit",
+    "BiasTest": "bias_audit",
+    "BowConfig": "bow_inversion",
+    "BowInverter": "bow_inversion",
+    "DcpeProtection": "protections",
+    "GaussianNoise": "protections",
+    "IndexDirectoryError": "index_evidence",
+    "IndexEvidence": "index_evidence",
+    "Inverter": "text_metrics",
+    "LinearMapAttacker": "protections",
+    "MembershipGame": "membership_game",
+    "MembershipInferenceError": "membership_inference",
+    "NearestNeighbourInverter": "nearest_neighbour_inversion",
+    "OptimisationInverter": "optimisation_inversion",
+    "PermutationTest": "bias_weat",
+    "Protection": "base",
+    "RawEmbeddings": "protections",
+    "RecordStatistics": "membership_inference",
+    "ReportError": "compliance_report",
+    "ReportFiles": "compliance_report",
+    "RocCurve": "roc",
+    "RocError": "roc",
+    "SearchConfig": "optimisation_inversion",
+    "ShadowSet": "membership_inference",
+    "TextScores": "text_metrics",
+    "TextSet": "bias_audit",
+    "WeatResult": "bias_weat",
+    "association": "bias_weat",
+    "attribute_report": "attribute_inference",
+    "audit_embeddings": "bias_audit",
+    "balanced_membership": "membership_inference",
+    "bias_audit": "bias_audit",
+    "calibrated_loss_scores": "membership_inference",
+    "dp_trainer": "membership_game",
+    "effect_size": "bias_weat",
+    "fpr_resolution": "roc",
+    "game_reports": "membership_game",
+    "gdp_auc_bound": "membership_game",
+    "holm_bonferroni": "bias_weat",
+    "index_evidence": "index_evidence",
+    "inversion_report": "text_metrics",
+    "lira_leave_one_out": "membership_inference",
+    "lira_scores": "membership_inference",
+    "load_bias_test": "bias_audit",
+    "load_bias_tests": "bias_audit",
+    "membership_metrics": "roc",
+    "overfit_trainer": "membership_game",
+    "permutation_test": "bias_weat",
+    "play_game": "membership_game",
+    "record_statistics": "membership_inference",
+    "render_html": "compliance_report",
+    "resolve_seat_dir": "bias_audit",
+    "roc_auc": "roc",
+    "roc_curve": "roc",
+    "run_audit": "audit",
+    "score_texts": "text_metrics",
+    "threshold_scores": "membership_inference",
+    "tokenizer_words": "optimisation_inversion",
+    "tpr_at_fpr": "roc",
+    "train_shadows": "membership_inference",
+    "weat": "bias_weat",
+    "weat_statistic": "bias_weat",
+    "write_report": "compliance_report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SUBMODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULE))
+
 
 __all__ = [
     "AttackReport",

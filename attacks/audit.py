@@ -82,6 +82,7 @@ class AuditConfig:
     bank_targets: int | None = 500
     claim_targets: int | None = 300
     public_per_source: int | None = None
+    corpus_documents: int | None = None
     optimisation_targets: int = 20
     search: SearchConfig = field(default_factory=lambda: SearchConfig(candidates=128, beam_width=1))
     noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
@@ -98,6 +99,7 @@ class AuditConfig:
             bank_targets=150,
             claim_targets=60,
             public_per_source=3000,
+            corpus_documents=1500,
             optimisation_targets=4,
             search=SearchConfig(candidates=48, beam_width=1, max_words=8, refine_sweeps=0),
             noise_sigmas=(0.05, 0.2),
@@ -147,6 +149,7 @@ class _Audit:
             bank_targets=config.bank_targets,
             claim_targets=config.claim_targets,
             public_per_source=config.public_per_source,
+            corpus_documents=config.corpus_documents,
             seed=config.seed,
         )
         if inputs.members is not None:
@@ -486,6 +489,12 @@ def _limitations(config: AuditConfig, adapter: bool, deployed: DeployedProtectio
         "Passing checks are evidence about these attacks on these data, not a proof that no "
         "other attack succeeds; the DP guarantee is the only worst-case statement.",
     ]
+    if config.corpus_documents is not None:
+        notes.append(
+            f"Retrieval utility was measured on a {config.corpus_documents}-document SciFact "
+            "corpus (every judged document plus a sample): its nDCG@10 is higher than on the "
+            "full corpus; compare protections with each other, not with published numbers."
+        )
     if not adapter:
         notes.append("No adapter was given: no fine-tuned model, privacy ledger or DP recipe.")
     if deployed.key is None:

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from embedding_core.data import BeirDataset, load_beir, load_stsb, resolve_datas
 from embedding_core.errors import DatasetNotFoundError
 from embedding_core.evaluation.retrieval import RetrievalVectors, embed_retrieval
 
-__all__ = ["AuditData", "load_audit_data", "owning_nodes"]
+__all__ = ["AuditData", "corpus_subset", "load_audit_data", "owning_nodes"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,19 @@ def _sample(count: int, limit: int | None, seed: int) -> NDArray[np.int64]:
     return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
 
 
+def corpus_subset(test: BeirDataset, train: BeirDataset, size: int, seed: int) -> BeirDataset:
+    """``test`` restricted to its judged documents, train's, and a sample of the rest."""
+    judged = {d for split in (test, train) for docs in split.qrels.values() for d in docs}
+    rest = [i for i, doc_id in enumerate(test.corpus_ids) if doc_id not in judged]
+    extra = {rest[i] for i in _sample(len(rest), max(size - len(judged), 0), seed + 4)}
+    keep = [i for i, d in enumerate(test.corpus_ids) if d in judged or i in extra]
+    return replace(
+        test,
+        corpus_ids=[test.corpus_ids[i] for i in keep],
+        corpus_texts=[test.corpus_texts[i] for i in keep],
+    )
+
+
 def _membership_pool(
     scifact: Path, test: BeirDataset, retrieval: RetrievalVectors, embed: Any
 ) -> tuple[InteractionSet, int]:
@@ -141,6 +154,7 @@ def load_audit_data(
     bank_targets: int | None,
     claim_targets: int | None,
     public_per_source: int | None = None,
+    corpus_documents: int | None = None,
     seed: int = 0,
 ) -> AuditData:
     """Load and embed every set the audit uses (through ``cache`` when given).
@@ -153,6 +167,10 @@ def load_audit_data(
         claim_targets: SciFact test claims attacked (likewise).
         public_per_source: Use a seeded sample of this many texts of each public source
             (STS-B, BANKING77 train); ``None`` = all (a smaller, weaker attacker).
+        corpus_documents: Measure retrieval utility on a SciFact corpus of this many
+            documents: every document judged relevant (test and train) plus a seeded
+            sample of the rest; ``None`` = the whole corpus (the published setting).
+            Smaller corpora score higher nDCG: for smoke runs, not for the record.
         seed: Seeds the samples.
     """
     started = time.perf_counter()
@@ -180,6 +198,8 @@ def load_audit_data(
     bank_texts = [bank_test[i] for i in pick]
     bank_labels = [test_labels[i] for i in pick]
     test = load_beir(scifact, split="test")
+    if corpus_documents is not None:
+        test = corpus_subset(test, load_beir(scifact, split="train"), corpus_documents, seed)
     claims = [test.queries[q] for q in test.qrels if q in test.queries]
     claim_texts = [claims[i] for i in _sample(len(claims), claim_targets, seed + 1)]
     v_stsb, v_train = embed(stsb), embed(bank_train)
@@ -209,7 +229,8 @@ def load_audit_data(
             "sha256": _sha256(scifact / "queries.jsonl"),
         },
         {
-            "name": "scifact corpus (retrieval utility)",
+            "name": "scifact corpus (retrieval utility)"
+            + ("" if corpus_documents is None else ", judged documents + sample"),
             "records": len(test.corpus_ids),
             "sha256": _sha256(scifact / "corpus.jsonl"),
         },

@@ -9,13 +9,7 @@ from typing import Annotated
 
 import typer
 
-from attacks.audit import AuditConfig, AuditInputs, run_audit
-from attacks.compliance_report import write_report
-from attacks.index_evidence import index_evidence
-from embedding_core.adapter import Adapter
 from embedding_core.data.paths import resolve_data_dir
-from policies import load_default_policy, load_policy
-from secure_index.crypto.dcpe_keys import DcpeKeyring
 
 __all__ = ["audit"]
 
@@ -62,6 +56,15 @@ def audit(
     ] = False,
 ) -> None:
     """Run the privacy and bias audit and write report.html, report.json and report.pdf."""
+    # Imported here: the attacks load torch and scikit-learn, which every other
+    # ``fedembed`` command would otherwise wait for at start-up.
+    from attacks.audit import AuditConfig, AuditInputs, run_audit
+    from attacks.compliance_report import write_report
+    from attacks.index_evidence import index_evidence
+    from embedding_core.adapter import Adapter
+    from policies import load_default_policy, load_policy
+    from secure_index.crypto.dcpe_keys import DcpeKeyring
+
     loaded = load_policy(policy) if policy is not None else load_default_policy()
     if adapter is not None:
         Adapter.load(adapter)  # a missing or corrupt adapter fails before any attack runs

@@ -2,18 +2,57 @@
 
 Every fedembed component (node, coordinator, index gateway, audits) embeds text through
 this package, so they all agree on the model, the normalisation and the metrics.
+
+The names below load on first use (PEP 562): the encoder and adapter import torch, which
+commands that never embed should not wait for.
 """
 
-from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
-from embedding_core.cache import EmbeddingCache, default_cache_dir
-from embedding_core.encoder import DEFAULT_MODEL_ID, Encoder, default_model_path
-from embedding_core.errors import (
-    AdapterError,
-    DataFormatError,
-    DatasetNotFoundError,
-    FedembedError,
-    ModelNotFoundError,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
+    from embedding_core.cache import EmbeddingCache, default_cache_dir
+    from embedding_core.encoder import DEFAULT_MODEL_ID, Encoder, default_model_path
+    from embedding_core.errors import (
+        AdapterError,
+        DataFormatError,
+        DatasetNotFoundError,
+        FedembedError,
+        ModelNotFoundError,
+    )
+
+_SUBMODULE: dict[str, str] = {
+    "Adapter": "adapter",
+    "AdapterError": "errors",
+    "AdapterKind": "adapter",
+    "AdapterSide": "adapter",
+    "DEFAULT_MODEL_ID": "encoder",
+    "DataFormatError": "errors",
+    "DatasetNotFoundError": "errors",
+    "EmbeddingCache": "cache",
+    "Encoder": "encoder",
+    "FedembedError": "errors",
+    "ModelNotFoundError": "errors",
+    "default_cache_dir": "cache",
+    "default_model_path": "encoder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SUBMODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULE))
+
 
 __all__ = [
     "DEFAULT_MODEL_ID",

@@ -161,6 +161,11 @@ def test_report_covers_every_check_the_ledger_and_working_attacks(
     assert checks["encryption_at_rest"]["status"] == "pass"
     assert checks["audit_log_integrity"]["status"] == "pass"
     assert report["subject"]["index"]["store"]["encrypted_fraction"] == 1.0
+    # The quick profile's smaller corpus is stated where a reader compares nDCG.
+    corpus = [s for s in report["subject"]["data"] if s["name"].startswith("scifact corpus")]
+    assert corpus[0]["records"] == 1500
+    assert "sample" in corpus[0]["name"]
+    assert any("1500-document SciFact corpus" in note for note in report["limitations"])
 
 
 def test_a_malformed_policy_is_a_clear_error_before_any_attack(tmp_path: Path) -> None:
