@@ -46,6 +46,10 @@ TAG_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 INITIAL_CAPACITY = 1024
 _FLOAT32 = np.dtype(np.float32)
 EXACT_FILTER_LIMIT = 4096  # filtered queries over at most this many documents are exact
+# hnswlib's knn_query with num_threads=-1 starts one std::thread per core for every call,
+# even for a single query (its "few rows" shortcut only applies to a positive count):
+# about 40 us per call here. Small batches run on the calling thread.
+PARALLEL_MIN_QUERIES = 16
 
 
 class Metric(enum.StrEnum):
@@ -113,6 +117,9 @@ class Hit(NamedTuple):
     doc_id: str
     owner: str
     score: float
+
+
+_make_hit = Hit._make  # tuple.__new__ on an iterable: no Python-level __new__ per hit
 
 
 def validate_doc_id(doc_id: object) -> str:
@@ -320,7 +327,10 @@ class HnswCollection:
                 count = len(self._table)
                 if count == 0:
                     return [[] for _ in range(len(queries))]
-                labels, distances = self._index.knn_query(queries, k=min(k, count))
+                threads = 1 if len(queries) < PARALLEL_MIN_QUERIES else -1
+                labels, distances = self._index.knn_query(
+                    queries, k=min(k, count), num_threads=threads
+                )
             else:
                 allowed = self._table.matching_labels(owner=owner, tags=tags)
                 if allowed.size == 0:
@@ -357,13 +367,16 @@ class HnswCollection:
     def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[Hit]:
         doc_ids, owners = self._table.label_maps()
         size = len(doc_ids)
-        sign, offset = (-1.0, 0.0) if self._l2 else (-1.0, 1.0)
-        hits = []
-        for label, distance in zip(labels.tolist(), distances.tolist(), strict=True):
-            doc_id = doc_ids[label] if label < size else None
-            if doc_id is not None:  # None: a tombstone hnswlib still returned
-                hits.append(Hit(doc_id, owners[label] or "", offset + sign * distance))
-        return hits
+        make = _make_hit
+        if self._l2:  # hnswlib: squared distance; score = -distance
+            pairs = zip(labels.tolist(), [-d for d in distances.tolist()], strict=True)
+        else:  # hnswlib: 1 - similarity
+            pairs = zip(labels.tolist(), [1.0 - d for d in distances.tolist()], strict=True)
+        return [
+            make((doc_id, owners[row] or "", score))
+            for row, score in pairs
+            if row < size and (doc_id := doc_ids[row]) is not None  # None: a tombstone
+        ]
 
     # -- serialisation ---------------------------------------------------------------------
 

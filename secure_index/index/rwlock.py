@@ -44,7 +44,8 @@ class ReaderWriterLock:
     """Many readers or one writer; a waiting writer blocks new readers."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # the condition's lock: the fast paths take it directly
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -61,16 +62,16 @@ class ReaderWriterLock:
 
     def acquire_read(self) -> None:
         """Take the shared side (prefer ``with lock.read()``)."""
-        with self._cond:
+        with self._mutex:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
 
     def release_read(self) -> None:
         """Give the shared side back."""
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writers_waiting:  # only writers wait on readers
                 self._cond.notify_all()
 
     def acquire_write(self) -> None:
