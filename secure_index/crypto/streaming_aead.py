@@ -309,7 +309,11 @@ class StreamingAead:
             run(0, count)
             return
         per = -(-count // workers)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stream-decrypt") as pool:
-            futures = [pool.submit(run, w * per, min(count, (w + 1) * per)) for w in range(workers)]
+        # the calling thread takes the first share: one thread fewer to start
+        with ThreadPoolExecutor(workers - 1, thread_name_prefix="stream-decrypt") as pool:
+            futures = [
+                pool.submit(run, w * per, min(count, (w + 1) * per)) for w in range(1, workers)
+            ]
+            run(0, min(count, per))
             for future in futures:
                 future.result()

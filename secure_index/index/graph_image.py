@@ -78,8 +78,19 @@ def graph_from_buffer(buffer: mmap.mmap | bytearray | memoryview) -> hnswlib.Ind
 def anonymous_buffer(size: int) -> mmap.mmap:
     """Private anonymous memory for a decrypted image (never backed by a file).
 
-    ``MAP_POPULATE`` (Linux) faults the pages in one kernel call: about a third faster
-    than first-touch faults for a 170 MB image here.
+    Asks for transparent huge pages (``MADV_HUGEPAGE``) and does not pre-fault: the
+    threads that decrypt into the buffer fault its 2 MiB pages in, in parallel and without
+    the GIL. Measured on a 170 MB image here: opening a 100k-vector collection took 1.33x
+    hnswlib's own load this way, 1.45x when the buffer was pre-faulted first
+    (``MADV_POPULATE_WRITE``, which holds the GIL) and 1.7-1.9x with 4 KiB pages
+    (``MAP_POPULATE``: the fallback where huge pages cannot be requested).
     """
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-    return mmap.mmap(-1, max(size, 1), flags=flags)
+    length = max(size, 1)
+    buffer = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        buffer.madvise(mmap.MADV_HUGEPAGE)
+    except (AttributeError, OSError):  # no transparent huge pages here
+        buffer.close()
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        buffer = mmap.mmap(-1, length, flags=flags)
+    return buffer

@@ -26,7 +26,6 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -434,15 +433,10 @@ class IndexStore:
         ctx = self._context(spec, count=count, generation=generation)
         table_path = directory / _name(KIND_TABLE, generation)
         graph_path = directory / _name(KIND_GRAPH, generation)
-        with (
-            open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="open") as pool,
-        ):
-            # the kernel populates the graph buffer while this thread reads the table
-            pending = pool.submit(anonymous_buffer, reader.plaintext_length)
+        with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
             with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as table_reader:
                 table = DocumentTable(bytes(table_reader.read()))
-            image = pending.result()
+            image = anonymous_buffer(reader.plaintext_length)
             view = memoryview(image)[: reader.plaintext_length]
             try:
                 reader.read_into(view)
