@@ -336,10 +336,7 @@ class HnswCollection:
                 if allowed.size == 0:
                     return [[] for _ in range(len(queries))]
                 labels, distances = self._filtered(queries, allowed, min(k, int(allowed.size)))
-            if len(labels) == 1:
-                return [self._hits(labels[0], distances[0])]
-            rows = zip(labels, distances, strict=True)
-            return [self._hits(row_labels, row_distances) for row_labels, row_distances in rows]
+            return self._hits(labels, distances)
         finally:
             lock.release_read()
 
@@ -364,18 +361,20 @@ class HnswCollection:
             queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         return 1.0 - queries @ stored.T  # type: ignore[no-any-return]
 
-    def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[Hit]:
+    def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[list[Hit]]:
+        """Hits per query row: one ``tolist`` per array, then plain list work."""
         doc_ids, owners = self._table.label_maps()
         size = len(doc_ids)
         make = _make_hit
-        if self._l2:  # hnswlib: squared distance; score = -distance
-            pairs = zip(labels.tolist(), [-d for d in distances.tolist()], strict=True)
-        else:  # hnswlib: 1 - similarity
-            pairs = zip(labels.tolist(), [1.0 - d for d in distances.tolist()], strict=True)
+        # hnswlib distances: l2 = squared distance (score -d), ip and cosine = 1 - similarity
+        scores = (-distances if self._l2 else 1.0 - distances).tolist()
         return [
-            make((doc_id, owners[row] or "", score))
-            for row, score in pairs
-            if row < size and (doc_id := doc_ids[row]) is not None  # None: a tombstone
+            [
+                make((doc_id, owners[row] or "", score))
+                for row, score in zip(row_labels, row_scores, strict=True)
+                if row < size and (doc_id := doc_ids[row]) is not None  # None: a tombstone
+            ]
+            for row_labels, row_scores in zip(labels.tolist(), scores, strict=True)
         ]
 
     # -- serialisation ---------------------------------------------------------------------
