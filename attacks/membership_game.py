@@ -127,13 +127,25 @@ def overfit_trainer(config: TrainConfig = OVERFIT) -> Trainer:
 
 
 def dp_trainer(
-    *, target_epsilon: float, target_delta: float, steps: int = DP_EPOCHS
+    *,
+    target_epsilon: float,
+    target_delta: float,
+    steps: int = DP_EPOCHS,
+    batch_size: int | None = None,
 ) -> tuple[Trainer, float]:
-    """The DP-SGD recipe at ``target_epsilon``: full batch, ``steps`` steps, clip 1.
+    """The DP-SGD recipe at ``target_epsilon``, clip 1.
+
+    ``batch_size=None`` is the federation's recipe: full batch (sample rate 1), ``steps``
+    steps. A ``batch_size`` trains ``steps`` epochs of Poisson-sampled batches of that
+    expected size instead (Opacus's DP data loader; sample rate ``batch_size / n``), so
+    the guarantee is amplified by subsampling and no exact GDP bound applies.
 
     Returns:
-        The trainer and its noise multiplier.
+        The trainer and its noise multiplier (for the pool size the trainer is called
+        with; a sampled recipe recalibrates per call from ``len(data)``).
     """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sigma = noise_for_budget(
         target_epsilon=target_epsilon, target_delta=target_delta, sample_rate=1.0, steps=steps
     )
@@ -141,11 +153,21 @@ def dp_trainer(
     def train(data: InteractionSet, seed: int) -> Adapter:
         torch.manual_seed(seed)
         adapter = Adapter(data.dimension, side="query", seed=0)
+        noise = sigma
+        batch = len(data) if batch_size is None else min(batch_size, len(data))
+        if batch_size is not None:
+            rate = 1 / math.ceil(len(data) / batch)  # as Opacus's DPDataLoader
+            noise = noise_for_budget(
+                target_epsilon=target_epsilon,
+                target_delta=target_delta,
+                sample_rate=rate,
+                steps=steps * round(1 / rate),
+            )
         config = TrainConfig(
-            epochs=steps, batch_size=len(data), learning_rate=DP_LR, temperature=TEMPERATURE
+            epochs=steps, batch_size=batch, learning_rate=DP_LR, temperature=TEMPERATURE
         )
         dp = DPConfig(
-            noise_multiplier=sigma, max_grad_norm=DP_CLIP, delta=target_delta, noise_seed=seed
+            noise_multiplier=noise, max_grad_norm=DP_CLIP, delta=target_delta, noise_seed=seed
         )
         report = train_adapter(adapter, data, config, dp=dp)
         logger.info("mia: dp shadow on %d records, epsilon %.3f", len(data), report.epsilon)

@@ -43,6 +43,7 @@ from centralised_adapter import load_interactions
 
 from attacks.base import AttackReport
 from attacks.membership_game import (
+    DP_EPOCHS,
     TEMPERATURE,
     THREAT_CALIBRATED,
     THREAT_THRESHOLD,
@@ -200,6 +201,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recipes", nargs="+", default=["overfit", "dp"])
+    parser.add_argument(
+        "--dp-batch",
+        type=int,
+        default=None,
+        help="DP recipe with Poisson-sampled batches of this size (default: full batch)",
+    )
+    parser.add_argument(
+        "--dp-epochs", type=int, default=DP_EPOCHS, help="DP steps (full batch) or epochs"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/membership_roc.png"))
     args = parser.parse_args()
     if args.shadows < 3:
@@ -220,8 +230,19 @@ def main() -> None:
         if epsilon is None:
             name, train, sigma = "overfit non-DP adapter", overfit_trainer(), None
         else:
-            train, sigma = dp_trainer(target_epsilon=epsilon, target_delta=args.delta)
+            train, sigma = dp_trainer(
+                target_epsilon=epsilon,
+                target_delta=args.delta,
+                steps=args.dp_epochs,
+                batch_size=args.dp_batch,
+            )
             name = f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
+            if args.dp_batch is not None:  # no exact GDP bound for sampled batches
+                name = (
+                    f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, Poisson batch "
+                    f"{args.dp_batch}, {args.dp_epochs} epochs)"
+                )
+                sigma = None
         first: list[Adapter] = []
         game = play_game(
             name,
@@ -232,6 +253,7 @@ def main() -> None:
             seed=args.seed,
             epsilon=epsilon,
             noise_multiplier=sigma,
+            steps=args.dp_epochs,
             keep_first=first,
         )
         ndcg = float(score_retrieval(vectors, test, adapter=first[0])["ndcg@10"])
