@@ -9,7 +9,8 @@ the identical graph with identical parameters. Prints one JSON object per measur
 
 - recall@10 against exact (brute-force) search, for both.
 - knn_query throughput in process, batch of all queries (both with hnswlib's default
-  threads) and a per-query loop (both on the calling thread); medians of --repeats interleaved runs; ratio fedembed / hnswlib.
+  threads) and a per-query loop (both on the calling thread); medians of --repeats
+  interleaved runs; ratio fedembed / hnswlib.
 - open time: IndexStore opening the encrypted generation (decrypt + load + table)
   vs ``hnswlib.Index.load_index`` of the plain file (both from the page cache);
   medians of --repeats interleaved runs; ratio.
