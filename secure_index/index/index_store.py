@@ -435,7 +435,7 @@ class IndexStore:
         graph_path = directory / _name(KIND_GRAPH, generation)
         with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
             with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as table_reader:
-                table = DocumentTable(bytes(table_reader.read()))
+                table = DocumentTable(table_reader.read())
             image = anonymous_buffer(reader.plaintext_length)
             view = memoryview(image)[: reader.plaintext_length]
             try:
