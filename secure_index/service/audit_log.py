@@ -44,11 +44,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +56,20 @@ from types import TracebackType
 from typing import Any
 
 from embedding_core.errors import DataFormatError
+from secure_index.service.audit_record import (
+    GENESIS_HASH,
+    HASH_FIELD,
+    MAX_DETAIL_TEXT,
+    MAX_DETAIL_VECTOR,
+    SHA256_HEX,
+    AuditRecord,
+    BadRecordError,
+    canonical_json,
+    check_detail_value,
+    parse_record,
+    record_hash,
+    record_line,
+)
 from secure_index.storage.atomic_file import atomic_write, storage_error
 
 __all__ = [
@@ -75,36 +87,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GENESIS_HASH = "0" * 64
 HEAD_SUFFIX = ".head"
 FILE_MODE = 0o600
-MAX_DETAIL_VECTOR = 8
-MAX_DETAIL_TEXT = 512
-HASH_FIELD = "hash"
-_STR_FIELDS = ("time", "actor", "role", "action", "collection", "decision", "prev_hash", HASH_FIELD)
-_FIELDS = frozenset(("seq", "detail", *_STR_FIELDS))
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _TAIL_CHUNK = 1 << 16
 _FIX_TAMPER = (
     "treat the log as tampered with: compare it with a backup and with the head hash "
     "you recorded (fedembed index verify-audit --expected-head HASH)"
 )
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One entry of the audit log (``hash`` covers every other field)."""
-
-    seq: int
-    time: str
-    actor: str
-    role: str
-    action: str
-    collection: str
-    decision: str
-    detail: dict[str, Any]
-    prev_hash: str
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -126,86 +115,6 @@ class AuditVerification:
     line: int | None
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, compact separators, UTF-8, no NaN: the bytes that are hashed."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def _line(fields: Mapping[str, Any]) -> bytes:
-    """The record as stored: sorted keys, compact, non-ASCII escaped, one newline.
-
-    Escaping keeps U+0085, U+2028 and U+2029 (line breaks to many tools) out of the
-    file; the hash is over the UTF-8 canonical form, which parsing restores.
-    """
-    return (
-        json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
-        + b"\n"
-    )
-
-
-def record_hash(fields: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of a record's fields other than ``hash``."""
-    body = {k: v for k, v in fields.items() if k != HASH_FIELD}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def _check_value(value: Any, where: str) -> None:
-    """Refuse what looks like a vector or a text, and what JSON cannot hold."""
-    if isinstance(value, str):
-        if len(value) > MAX_DETAIL_TEXT:
-            raise ValueError(
-                f"audit: {where} is a string of {len(value)} characters (at most "
-                f"{MAX_DETAIL_TEXT}); query or document text must never be logged"
-            )
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"audit: {where} has a non-string key {key!r}")
-            _check_value(key, f"{where} key")
-            _check_value(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        if len(value) > MAX_DETAIL_VECTOR and numeric and any(isinstance(v, float) for v in value):
-            raise ValueError(
-                f"audit: {where} is a list of {len(value)} numbers (at most "
-                f"{MAX_DETAIL_VECTOR}); vectors must never be logged"
-            )
-        for index, item in enumerate(value):
-            _check_value(item, f"{where}[{index}]")
-    elif value is not None and not isinstance(value, bool | int | float):
-        raise ValueError(f"audit: {where} has type {type(value).__name__}, which is not JSON")
-
-
-class _BadRecordError(Exception):
-    """A line or anchor that does not verify (internal; message says why)."""
-
-
-def _parse_record(raw: bytes) -> AuditRecord:
-    try:
-        fields = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _BadRecordError(f"not a JSON record ({exc})") from exc
-    if not isinstance(fields, dict):
-        raise _BadRecordError("not a JSON object")
-    if set(fields) != _FIELDS:
-        missing, extra = sorted(_FIELDS - set(fields)), sorted(set(fields) - _FIELDS)
-        raise _BadRecordError(f"wrong fields (missing {missing}, unexpected {extra})")
-    seq = fields["seq"]
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise _BadRecordError(f"seq {seq!r} is not a positive integer")
-    if not all(isinstance(fields[f], str) for f in _STR_FIELDS):
-        raise _BadRecordError("a field that must be a string is not")
-    if not isinstance(fields["detail"], dict):
-        raise _BadRecordError("detail is not a JSON object")
-    if not (_HEX64.fullmatch(fields["hash"]) and _HEX64.fullmatch(fields["prev_hash"])):
-        raise _BadRecordError("hash or prev_hash is not 64 lowercase hex digits")
-    if record_hash(fields) != fields[HASH_FIELD]:
-        raise _BadRecordError("the hash does not match the record's content: the record was edited")
-    return AuditRecord(**fields)
-
-
 def anchor_path(path: Path) -> Path:
     """The head anchor file of the log at ``path`` (``<path>.head``)."""
     return path.with_name(path.name + HEAD_SUFFIX)
@@ -221,11 +130,11 @@ def _read_anchor(path: Path) -> tuple[int, str] | None:
         anchor = json.loads(raw.decode("utf-8"))
         seq, head = anchor["seq"], anchor["hash"]
     except (UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-        raise _BadRecordError(f"the head anchor {anchor_path(path)} is malformed ({exc})") from exc
+        raise BadRecordError(f"the head anchor {anchor_path(path)} is malformed ({exc})") from exc
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise _BadRecordError(f"the head anchor {anchor_path(path)} has an invalid seq {seq!r}")
-    if not isinstance(head, str) or not _HEX64.fullmatch(head):
-        raise _BadRecordError(f"the head anchor {anchor_path(path)} has an invalid hash")
+        raise BadRecordError(f"the head anchor {anchor_path(path)} has an invalid seq {seq!r}")
+    if not isinstance(head, str) or not SHA256_HEX.fullmatch(head):
+        raise BadRecordError(f"the head anchor {anchor_path(path)} has an invalid hash")
     return seq, head
 
 
@@ -234,7 +143,7 @@ def _last_line(fd: int, size: int) -> bytes | None:
     if size == 0:
         return None
     if os.pread(fd, 1, size - 1) != b"\n":
-        raise _BadRecordError("the last line has no line end (a torn or truncated write)")
+        raise BadRecordError("the last line has no line end (a torn or truncated write)")
     start, chunks = size - 1, []
     while start > 0:
         begin = max(0, start - _TAIL_CHUNK)
@@ -315,8 +224,8 @@ class AuditLog:
         for name, value in head.items():
             if not isinstance(value, str):
                 raise ValueError(f"audit: {name} must be a string, got {type(value).__name__}")
-            _check_value(value, name)
-        _check_value(detail, "detail")
+            check_detail_value(value, name)
+        check_detail_value(detail, "detail")
         plain_detail: dict[str, Any] = json.loads(canonical_json(dict(detail)))
         with self._lock, self._locked_file():
             if os.fstat(self._fd).st_size != self._size:  # another process appended
@@ -329,7 +238,7 @@ class AuditLog:
                 "prev_hash": self._hash,
             }
             fields[HASH_FIELD] = record_hash(fields)
-            line = _line(fields)
+            line = record_line(fields)
             self._write_line(line)
             self._seq, self._hash = fields["seq"], fields[HASH_FIELD]
             self._write_anchor()
@@ -376,12 +285,12 @@ class AuditLog:
         size = os.fstat(self._fd).st_size
         try:
             raw = _last_line(self._fd, size)
-            tail = None if raw is None else _parse_record(raw)
-        except _BadRecordError as exc:
+            tail = None if raw is None else parse_record(raw)
+        except BadRecordError as exc:
             raise self._refuse(f"last line: {exc}") from exc
         try:
             anchor = _read_anchor(self.path) or (0, GENESIS_HASH)
-        except _BadRecordError as exc:
+        except BadRecordError as exc:
             raise self._refuse(str(exc)) from exc
         seq, head = (0, GENESIS_HASH) if tail is None else (tail.seq, tail.hash)
         if (seq, head) == anchor:
@@ -441,12 +350,12 @@ def verify_audit_log(path: Path, *, expected_head: str | None = None) -> AuditVe
     def bad(problem: str, line: int | None) -> AuditVerification:
         return AuditVerification(False, entries, last, problem, line)
 
-    if expected_head is not None and not _HEX64.fullmatch(expected_head):
+    if expected_head is not None and not SHA256_HEX.fullmatch(expected_head):
         return bad("the expected head is not a SHA-256 hash (64 lowercase hex digits)", None)
     found_expected = expected_head in (None, GENESIS_HASH)
     try:
         before = _read_anchor(path)
-    except _BadRecordError as exc:
+    except BadRecordError as exc:
         return bad(str(exc), None)
     try:
         handle = path.open("rb")
@@ -457,8 +366,8 @@ def verify_audit_log(path: Path, *, expected_head: str | None = None) -> AuditVe
             if not raw.endswith(b"\n"):
                 return bad("no line end: a torn or truncated write", number)
             try:
-                record = _parse_record(raw[:-1])
-            except _BadRecordError as exc:
+                record = parse_record(raw[:-1])
+            except BadRecordError as exc:
                 return bad(str(exc), number)
             if record.seq != number:
                 return bad(
@@ -478,7 +387,7 @@ def verify_audit_log(path: Path, *, expected_head: str | None = None) -> AuditVe
             found_expected = found_expected or record.hash == expected_head
     try:
         after = _read_anchor(path)
-    except _BadRecordError as exc:
+    except BadRecordError as exc:
         return bad(str(exc), None)
     if before is not None and before[0] > entries:
         return bad(
