@@ -41,8 +41,7 @@ from secure_index.crypto.sealed_file import SEAL_MAGIC
 from secure_index.errors import SecureIndexError
 from secure_index.index.index_store import COLLECTIONS_DIR, LOCK_FILE
 from secure_index.service.audit_log import anchor_path, verify_audit_log
-from secure_index.service.server import STORE_DIR
-from secure_index.service.settings import audit_path
+from secure_index.service.settings import STORE_DIR, audit_path
 from secure_index.storage.wal import WAL_MAGIC
 
 __all__ = [

@@ -8,12 +8,6 @@ from typing import Annotated
 
 import typer
 
-from client_node.accounting import PrivacyLedger
-from client_node.local_round import LEDGER_FILE
-from client_node.node_data import STATE_DIR, load_node_data
-from coordinator.local_deployment import start_supernode
-from coordinator.provisioning import load_node_kit
-
 __all__ = ["node_app"]
 
 node_app = typer.Typer(help="Member node: start the SuperNode, check data, show the ledger.")
@@ -30,6 +24,11 @@ def start_cmd(
     name: Annotated[str | None, typer.Option(help="Node name (default: kit's node id).")] = None,
 ) -> None:
     """Validate data and kit, then run an authenticated TLS SuperNode until interrupted."""
+    # Commands import their machinery (torch, Flower) when they run: `--help` stays fast.
+    from client_node.node_data import load_node_data
+    from coordinator.kit_loader import load_node_kit
+    from coordinator.local_deployment import start_supernode
+
     node_kit = load_node_kit(kit)
     data = load_node_data(data_dir)
     node_name = name or node_kit.node_id
@@ -54,6 +53,8 @@ def start_cmd(
 @node_app.command("check")
 def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
     """Validate the node's documents and interactions."""
+    from client_node.node_data import load_node_data
+
     data = load_node_data(data_dir)
     typer.echo(f"ok: {len(data.documents)} documents, {len(data.interactions)} interactions")
 
@@ -61,6 +62,10 @@ def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
 @node_app.command("ledger")
 def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
     """Show the node's privacy ledger (epsilon spent per run and round)."""
+    from client_node.accounting import PrivacyLedger
+    from client_node.local_round import LEDGER_FILE
+    from client_node.node_data import STATE_DIR
+
     path = data_dir / STATE_DIR / LEDGER_FILE
     if not path.is_file():
         typer.echo(json.dumps({"ledger": str(path), "spent_epsilon": 0.0, "entries": 0}))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from embedding_core.adapter import Adapter
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import (
     load_beir,
@@ -19,7 +18,9 @@ from embedding_core.data import (
 )
 from embedding_core.data.download import download_beir
 from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
-from embedding_core.evaluation import evaluate_retrieval, evaluate_sts
+
+if TYPE_CHECKING:  # torch and scipy load only when a command needs them
+    from embedding_core.adapter import Adapter
 
 __all__ = ["data_app", "eval_app", "model_app"]
 
@@ -62,6 +63,8 @@ def _emit(result: dict[str, float], *, as_json: bool, title: str) -> None:
 
 
 def _load_adapter(path: Path | None) -> Adapter | None:
+    from embedding_core.adapter import Adapter
+
     return Adapter.load(path) if path is not None else None
 
 
@@ -78,6 +81,8 @@ def eval_sts(
     pairs = load_stsb(
         resolve_dataset_dir(data_dir, "stsb", marker=f"stsb-{split}.jsonl"), split=split
     )
+    from embedding_core.evaluation import evaluate_sts
+
     encoder = Encoder.load(model)
     result = evaluate_sts(encoder, pairs, adapter=_load_adapter(adapter), batch_size=batch_size)
     _emit(result, as_json=as_json, title=f"STS-B {split} ({len(pairs)} pairs)")
@@ -99,6 +104,8 @@ def eval_beir(
     data = load_beir(
         resolve_dataset_dir(data_dir, dataset, marker="corpus.jsonl"), split=split, name=dataset
     )
+    from embedding_core.evaluation import evaluate_retrieval
+
     encoder = Encoder.load(model)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     result = evaluate_retrieval(

@@ -22,7 +22,6 @@ import typer
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir, load_stsb, resolve_data_dir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
-from embedding_core.evaluation import embed_retrieval, evaluate_sts, score_retrieval
 
 __all__ = ["PUBLISHED", "demo"]
 
@@ -118,6 +117,7 @@ def _index_part(
     model: Path | None,
 ) -> dict[str, Any]:
     from embedding_core.adapter import Adapter
+    from embedding_core.evaluation import score_retrieval
     from fedembed.index_demo import run_index_demo
 
     adapter = released if (released / "adapter.safetensors").exists() else None
@@ -171,6 +171,9 @@ def demo(
     ] = False,
 ) -> None:
     """Run the main job: evaluation, then the federation and its comparison table."""
+    # torch and scipy load here, not when any other command (or --help) starts
+    from embedding_core.evaluation import embed_retrieval, evaluate_sts, score_retrieval
+
     started = time.perf_counter()
     out = out.resolve()
     encoder = Encoder.load(model)

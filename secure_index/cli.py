@@ -21,8 +21,12 @@ from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protectio
 from secure_index.index.index_store import IndexStore
 from secure_index.service.audit_log import AuditLog, verify_audit_log
 from secure_index.service.credentials import CredentialStore, Role
-from secure_index.service.server import STORE_DIR, serve
-from secure_index.service.settings import ServiceSettings, audit_path, credentials_path
+from secure_index.service.settings import (
+    STORE_DIR,
+    ServiceSettings,
+    audit_path,
+    credentials_path,
+)
 
 __all__ = ["index_app", "partner_app"]
 
@@ -92,6 +96,8 @@ def serve_cmd(
             expected="FEDEMBED_INDEX_ADMIN_TOKEN set (and the store token for split roles)",
             fix="export the missing variables (see README: secure index) and retry",
         ) from None
+    from secure_index.service.server import serve  # the gateway loads torch: only here
+
     serve(settings)
 
 

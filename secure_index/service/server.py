@@ -21,15 +21,13 @@ from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import CredentialStore
 from secure_index.service.gateway_app import GatewayLimits, create_gateway_app
 from secure_index.service.query_embedder import QueryEmbedder
-from secure_index.service.settings import Role, ServiceSettings
+from secure_index.service.settings import STORE_DIR, Role, ServiceSettings
 from secure_index.service.store_app import create_store_app
 from secure_index.service.store_backend import RemoteStore, StoreBackend
 
 __all__ = ["ServiceBundle", "build_service", "serve"]
 
 logger = logging.getLogger(__name__)
-
-STORE_DIR = "store"
 
 
 @dataclass

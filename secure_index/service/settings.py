@@ -13,9 +13,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Role", "ServiceSettings", "audit_path", "credentials_path"]
+__all__ = ["STORE_DIR", "Role", "ServiceSettings", "audit_path", "credentials_path"]
 
 MIB = 1 << 20
+STORE_DIR = "store"  # the index store's folder inside a service data dir
 
 
 class Role(enum.StrEnum):

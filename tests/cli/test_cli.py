@@ -197,3 +197,19 @@ def test_model_info_reports_dimension() -> None:
     assert result.returncode == 0, result.stderr
     info = last_json(result.stdout)
     assert info["dimension"] == 384
+
+
+def test_starting_the_cli_loads_no_machine_learning_stack() -> None:
+    # Prepare: what `fedembed --help` and every command's start-up import.
+    code = (
+        "import sys, fedembed.cli; "
+        "print(sorted(m for m in ('torch', 'scipy', 'sklearn', 'opacus', 'flwr') "
+        "if m in sys.modules))"
+    )
+    # Execute
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=False
+    )
+    # Assert: commands import torch and friends when they run, not when the CLI starts.
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import numpy as np
 from secure_index.crypto import EnvKeks
 from secure_index.index.index_store import IndexStore
 from secure_index.service.local_service import start_index_service
-from secure_index.service.server import STORE_DIR
+from secure_index.service.settings import STORE_DIR
 
 DIM = 16
 COLLECTION = "crash"

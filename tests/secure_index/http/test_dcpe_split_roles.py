@@ -15,7 +15,7 @@ from secure_index.crypto.dcpe import ScaleAndPerturb
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.index.index_store import IndexStore
 from secure_index.service.local_service import start_index_service
-from secure_index.service.server import STORE_DIR
+from secure_index.service.settings import STORE_DIR
 
 DIM = 16
 
