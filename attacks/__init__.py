@@ -6,8 +6,9 @@ transformers, and the ``fedembed`` CLI should not pay for them on every command.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from attacks.attribute_inference import AttributeProbe, attribute_report
@@ -17,10 +18,10 @@ if TYPE_CHECKING:
         BiasTest,
         TextSet,
         audit_embeddings,
-        bias_audit,
         load_bias_test,
         load_bias_tests,
         resolve_seat_dir,
+        run_bias_audit,
     )
     from attacks.bias_weat import (
         PermutationTest,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     )
     from attacks.bow_inversion import BowConfig, BowInverter
     from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
-    from attacks.index_evidence import IndexDirectoryError, IndexEvidence, index_evidence
+    from attacks.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
     from attacks.membership_game import (
         MembershipGame,
         dp_trainer,
@@ -104,7 +105,7 @@ _SUBMODULE: dict[str, str] = {
     "attribute_report": "attribute_inference",
     "audit_embeddings": "bias_audit",
     "balanced_membership": "membership_inference",
-    "bias_audit": "bias_audit",
+    "run_bias_audit": "bias_audit",
     "calibrated_loss_scores": "membership_inference",
     "dp_trainer": "membership_game",
     "effect_size": "bias_weat",
@@ -112,7 +113,7 @@ _SUBMODULE: dict[str, str] = {
     "game_reports": "membership_game",
     "gdp_auc_bound": "membership_game",
     "holm_bonferroni": "bias_weat",
-    "index_evidence": "index_evidence",
+    "gather_index_evidence": "index_evidence",
     "inversion_report": "text_metrics",
     "lira_leave_one_out": "membership_inference",
     "lira_scores": "membership_inference",
@@ -139,18 +140,7 @@ _SUBMODULE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBMODULE))
-
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
     "AttackReport",
@@ -187,15 +177,14 @@ __all__ = [
     "attribute_report",
     "audit_embeddings",
     "balanced_membership",
-    "bias_audit",
     "calibrated_loss_scores",
     "dp_trainer",
     "effect_size",
     "fpr_resolution",
     "game_reports",
+    "gather_index_evidence",
     "gdp_auc_bound",
     "holm_bonferroni",
-    "index_evidence",
     "inversion_report",
     "lira_leave_one_out",
     "lira_scores",
@@ -211,6 +200,7 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "run_audit",
+    "run_bias_audit",
     "score_texts",
     "threshold_scores",
     "tokenizer_words",

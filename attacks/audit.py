@@ -30,8 +30,8 @@ from attacks.attribute_inference import AttributeProbe, attribute_report
 from attacks.audit_data import AuditData, load_audit_data, owning_nodes
 from attacks.audit_protections import DeployedProtection, ProtectionCase, protection_cases
 from attacks.base import AttackReport
-from attacks.bias_audit import GLOVE_PUBLISHED, bias_audit, load_bias_tests
-from attacks.index_evidence import index_evidence
+from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
+from attacks.index_evidence import gather_index_evidence
 from attacks.membership_game import (
     dp_trainer,
     game_reports,
@@ -316,10 +316,10 @@ class _Audit:
             "seed": self.config.seed,
             "alpha": HOLM_ALPHA,
         }
-        base = self.add(bias_audit(tests, self.encoder, **kwargs))  # type: ignore[arg-type]
+        base = self.add(run_bias_audit(tests, self.encoder, **kwargs))  # type: ignore[arg-type]
         tuned = None
         if self.adapter is not None:
-            tuned = self.add(bias_audit(tests, self.encoder, adapter=self.adapter, **kwargs))  # type: ignore[arg-type]
+            tuned = self.add(run_bias_audit(tests, self.encoder, adapter=self.adapter, **kwargs))  # type: ignore[arg-type]
         tuned_rows = {r["test"]: r for r in (tuned.details["tests"] if tuned else [])}
         rows, significant = [], []
         for row in base.details["tests"]:
@@ -428,7 +428,7 @@ def run_audit(
     index_section = deployed.describe(inputs.index)
     if inputs.index is not None:
         step("checking the index: encryption at rest, audit-log chain")
-        scanned = index_evidence(inputs.index)
+        scanned = gather_index_evidence(inputs.index)
         evidence.update(scanned.to_evidence())
         index_section.update(scanned.to_dict())
     policy = inputs.policy

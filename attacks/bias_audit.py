@@ -51,10 +51,10 @@ __all__ = [
     "TextSet",
     "VectorTransform",
     "audit_embeddings",
-    "bias_audit",
     "load_bias_test",
     "load_bias_tests",
     "resolve_seat_dir",
+    "run_bias_audit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ def audit_embeddings(
     )
 
 
-def bias_audit(
+def run_bias_audit(
     tests: Sequence[BiasTest],
     encoder: Encoder,
     *,

@@ -60,7 +60,7 @@ def audit(
     # ``fedembed`` command would otherwise wait for at start-up.
     from attacks.audit import AuditConfig, AuditInputs, run_audit
     from attacks.compliance_report import write_report
-    from attacks.index_evidence import index_evidence
+    from attacks.index_evidence import gather_index_evidence
     from embedding_core.adapter import Adapter
     from policies import load_default_policy, load_policy
     from secure_index.crypto.dcpe_keys import DcpeKeyring
@@ -71,7 +71,7 @@ def audit(
     if dcpe_key_file is not None:
         DcpeKeyring.load(dcpe_key_file)
     if index is not None:
-        index_evidence(index)
+        gather_index_evidence(index)
     inputs = AuditInputs(
         policy=loaded,
         model=model,

@@ -49,7 +49,7 @@ __all__ = [
     "MAX_LISTED_FILES",
     "IndexDirectoryError",
     "IndexEvidence",
-    "index_evidence",
+    "gather_index_evidence",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def _scan(directory: Path, root: Path, tally: _Tally, unencrypted: list[str]) ->
             unencrypted.append(path.relative_to(root).as_posix())
 
 
-def index_evidence(index_dir: Path, *, expected_head: str | None = None) -> IndexEvidence:
+def gather_index_evidence(index_dir: Path, *, expected_head: str | None = None) -> IndexEvidence:
     """Scan an index data directory for unencrypted files and verify its audit log.
 
     Args:

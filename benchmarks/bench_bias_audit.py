@@ -22,7 +22,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from attacks.bias_audit import GLOVE_PUBLISHED, bias_audit, load_bias_tests
+from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
 from attacks.bias_weat import DEFAULT_EXACT_LIMIT, DEFAULT_MC_SAMPLES
 from embedding_core.adapter import Adapter
 from embedding_core.cache import EmbeddingCache
@@ -65,8 +65,8 @@ def main() -> None:
         "exact_limit": args.exact_limit,
         "seed": args.seed,
     }
-    base = bias_audit(tests, encoder, cache=cache, target="all-MiniLM-L6-v2", **options)
-    tuned = bias_audit(
+    base = run_bias_audit(tests, encoder, cache=cache, target="all-MiniLM-L6-v2", **options)
+    tuned = run_bias_audit(
         tests,
         encoder,
         adapter=adapter,

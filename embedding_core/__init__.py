@@ -9,8 +9,9 @@ commands that never embed should not wait for.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
@@ -41,18 +42,7 @@ _SUBMODULE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBMODULE))
-
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
     "DEFAULT_MODEL_ID",

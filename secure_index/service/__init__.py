@@ -6,8 +6,9 @@ which the store process and most CLI commands never need.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from secure_index.service.audit_log import (
@@ -26,37 +27,26 @@ if TYPE_CHECKING:
     from secure_index.service.store_backend import RemoteStore, StoreBackend
 
 _SUBMODULE: dict[str, str] = {
-    "AuditLog": "service.audit_log",
-    "AuditRecord": "service.audit_log",
-    "AuditVerification": "service.audit_log",
-    "Credential": "service.credentials",
-    "CredentialStore": "service.credentials",
-    "GENESIS_HASH": "service.audit_log",
-    "RateLimiter": "service.rate_limit",
-    "RemoteStore": "service.store_backend",
-    "Role": "service.credentials",
-    "ServiceSettings": "service.settings",
-    "StoreBackend": "service.store_backend",
-    "build_service": "service.server",
-    "create_gateway_app": "service.gateway_app",
-    "create_store_app": "service.store_app",
-    "serve": "service.server",
-    "verify_audit_log": "service.audit_log",
+    "AuditLog": "audit_log",
+    "AuditRecord": "audit_log",
+    "AuditVerification": "audit_log",
+    "Credential": "credentials",
+    "CredentialStore": "credentials",
+    "GENESIS_HASH": "audit_log",
+    "RateLimiter": "rate_limit",
+    "RemoteStore": "store_backend",
+    "Role": "credentials",
+    "ServiceSettings": "settings",
+    "StoreBackend": "store_backend",
+    "build_service": "server",
+    "create_gateway_app": "gateway_app",
+    "create_store_app": "store_app",
+    "serve": "server",
+    "verify_audit_log": "audit_log",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBMODULE))
-
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
     "GENESIS_HASH",

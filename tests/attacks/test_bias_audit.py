@@ -20,10 +20,10 @@ from attacks.bias_audit import (
     BiasTest,
     Embed,
     audit_embeddings,
-    bias_audit,
     load_bias_test,
     load_bias_tests,
     resolve_seat_dir,
+    run_bias_audit,
 )
 from attacks.bias_weat import association, effect_size, holm_bonferroni, weat_statistic
 from embedding_core.adapter import Adapter
@@ -254,9 +254,9 @@ def test_identity_adapter_keeps_and_trained_adapter_changes_effect_sizes(
         )
 
     # Execute
-    base = bias_audit(tests, encoder, cache=cache)
-    same = bias_audit(tests, encoder, cache=cache, adapter=identity)
-    moved = bias_audit(tests, encoder, cache=cache, adapter=perturbed)
+    base = run_bias_audit(tests, encoder, cache=cache)
+    same = run_bias_audit(tests, encoder, cache=cache, adapter=identity)
+    moved = run_bias_audit(tests, encoder, cache=cache, adapter=perturbed)
 
     # Assert
     def effects(report_rows: list[dict[str, Any]]) -> list[float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attacks.index_evidence import IndexDirectoryError, index_evidence
+from attacks.index_evidence import IndexDirectoryError, gather_index_evidence
 from embedding_core.errors import FedembedError
 from policies import (
     CHECK_AUDIT_LOG,
@@ -55,7 +55,7 @@ def _collection(index_dir: Path) -> Path:
 
 def test_index_written_by_the_store_is_encrypted_and_its_log_intact(index_dir: Path) -> None:
     # Execute
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
     # Assert
     assert evidence.files_scanned >= 4  # manifest, graph, table and a WAL file
     assert evidence.files_encrypted == evidence.files_scanned
@@ -76,7 +76,7 @@ def test_index_written_by_the_store_is_encrypted_and_its_log_intact(index_dir: P
 
 def test_report_section_is_json_with_counts_and_the_log_verdict(index_dir: Path) -> None:
     # Execute
-    section = json.loads(json.dumps(index_evidence(index_dir).to_dict()))
+    section = json.loads(json.dumps(gather_index_evidence(index_dir).to_dict()))
     # Assert
     assert section["path"] == str(index_dir)
     assert section["store"]["encrypted_fraction"] == 1.0
@@ -90,11 +90,11 @@ def test_plaintext_file_lowers_the_fraction_and_is_named_without_its_content(
     index_dir: Path,
 ) -> None:
     # Prepare: a stray plaintext export next to the sealed files, one more in a sub-folder
-    clean = index_evidence(index_dir)
+    clean = gather_index_evidence(index_dir)
     (_collection(index_dir) / "export.jsonl").write_text(SECRET, encoding="utf-8")
     (_collection(index_dir) / "wal" / "dump.npy").write_bytes(b"\x93NUMPY" + b"\0" * 64)
     # Execute
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
     # Assert
     assert evidence.files_scanned == clean.files_scanned + 2
     assert evidence.files_encrypted == clean.files_encrypted
@@ -123,7 +123,7 @@ def test_empty_and_lock_files_are_skipped_and_symlinks_never_count_as_encrypted(
     (_collection(index_dir) / ".lock").touch()
     (_collection(index_dir) / "alias.sealed").symlink_to(sealed)
     # Execute
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
     # Assert
     assert evidence.files_skipped == 2
     assert evidence.unencrypted_files == ("store/collections/docs/alias.sealed",)
@@ -137,7 +137,7 @@ def test_an_edited_audit_log_line_breaks_the_chain(index_dir: Path) -> None:
     lines[0] = lines[0].replace('"decision":"allow"', '"decision":"deny"')
     log.write_text("".join(lines), encoding="utf-8")
     # Execute
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
     # Assert
     assert evidence.audit_log_intact is False
     assert evidence.audit_log_problem is not None
@@ -155,14 +155,14 @@ def test_an_edited_audit_log_line_breaks_the_chain(index_dir: Path) -> None:
 def test_a_deleted_log_whose_anchor_remains_is_not_intact(index_dir: Path) -> None:
     audit_path(index_dir).unlink()
 
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
 
     assert evidence.audit_log_intact is False
     assert evidence.to_dict()["audit_log"]["present"] is True
 
 
 def test_a_recorded_head_missing_from_the_log_is_not_intact(index_dir: Path) -> None:
-    evidence = index_evidence(index_dir, expected_head="ab" * 32)
+    evidence = gather_index_evidence(index_dir, expected_head="ab" * 32)
 
     assert evidence.audit_log_intact is False
     assert evidence.audit_log_problem is not None
@@ -177,7 +177,7 @@ def test_no_audit_log_and_no_collection_file_are_not_evaluated(index_dir: Path) 
     for path in sorted(_collection(index_dir).rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     # Execute
-    evidence = index_evidence(index_dir)
+    evidence = gather_index_evidence(index_dir)
     # Assert
     assert (evidence.files_scanned, evidence.audit_log_intact) == (0, None)
     assert evidence.to_evidence() == {
@@ -192,7 +192,7 @@ def test_no_audit_log_and_no_collection_file_are_not_evaluated(index_dir: Path) 
 
 def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IndexDirectoryError) as info:
-        index_evidence(tmp_path / "nowhere")
+        gather_index_evidence(tmp_path / "nowhere")
 
     assert isinstance(info.value, FedembedError)
     assert str(tmp_path / "nowhere") in info.value.problem
@@ -203,7 +203,7 @@ def test_a_directory_without_a_store_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "audit").mkdir()
 
     with pytest.raises(IndexDirectoryError) as info:
-        index_evidence(tmp_path)
+        gather_index_evidence(tmp_path)
 
     assert "store/" in info.value.problem
     assert info.value.expected
