@@ -132,7 +132,7 @@ def dp_trainer(
     target_delta: float,
     steps: int = DP_EPOCHS,
     batch_size: int | None = None,
-) -> tuple[Trainer, float]:
+) -> tuple[Trainer, float | None]:
     """The DP-SGD recipe at ``target_epsilon``, clip 1.
 
     ``batch_size=None`` is the federation's recipe: full batch (sample rate 1), ``steps``
@@ -141,8 +141,9 @@ def dp_trainer(
     the guarantee is amplified by subsampling and no exact GDP bound applies.
 
     Returns:
-        The trainer and its noise multiplier (for the pool size the trainer is called
-        with; a sampled recipe recalibrates per call from ``len(data)``).
+        The trainer and the full-batch noise multiplier (what :func:`gdp_auc_bound`
+        needs), or ``None`` for a sampled recipe: its noise depends on the pool size each
+        call trains on, and no exact GDP bound applies.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -173,7 +174,7 @@ def dp_trainer(
         logger.info("mia: dp shadow on %d records, epsilon %.3f", len(data), report.epsilon)
         return adapter
 
-    return train, sigma
+    return train, (sigma if batch_size is None else None)
 
 
 def play_game(

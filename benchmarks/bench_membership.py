@@ -236,13 +236,12 @@ def main() -> None:
                 steps=args.dp_epochs,
                 batch_size=args.dp_batch,
             )
-            name = f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
-            if args.dp_batch is not None:  # no exact GDP bound for sampled batches
-                name = (
-                    f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, Poisson batch "
-                    f"{args.dp_batch}, {args.dp_epochs} epochs)"
-                )
-                sigma = None
+            name = (
+                f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
+                if sigma is not None  # sampled batches: no single sigma, no exact GDP bound
+                else f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, Poisson batch "
+                f"{args.dp_batch}, {args.dp_epochs} epochs)"
+            )
         first: list[Adapter] = []
         game = play_game(
             name,
