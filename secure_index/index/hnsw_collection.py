@@ -16,9 +16,9 @@ import logging
 import math
 import mmap
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import cast
 
 import hnswlib
 import numpy as np
@@ -111,15 +111,43 @@ class CollectionSpec:
                 )
 
 
-class Hit(NamedTuple):
-    """One search result: never a vector, never text (a tuple: cheap on the query path)."""
+class Hit(tuple[str, str, float]):
+    """One search result ``(doc_id, owner, score)``: never a vector, never text.
 
-    doc_id: str
-    owner: str
-    score: float
+    A plain tuple subclass built from one iterable by the C tuple constructor, so the
+    query path creates hits without a Python call each (a ``NamedTuple``'s ``__new__``
+    is Python code: about a third of the per-hit cost). Use :meth:`of` to build one
+    from fields.
+    """
 
+    __slots__ = ()
 
-_make_hit = Hit._make  # tuple.__new__ on an iterable: no Python-level __new__ per hit
+    @classmethod
+    def of(cls, doc_id: str, owner: str, score: float) -> Hit:
+        """A hit from its fields."""
+        return cls((doc_id, owner, score))
+
+    @property
+    def doc_id(self) -> str:
+        """The document's opaque id."""
+        return self[0]
+
+    @property
+    def owner(self) -> str:
+        """The node that owns the document."""
+        return self[1]
+
+    @property
+    def score(self) -> float:
+        """Similarity (inner product, cosine) or negative squared distance (l2)."""
+        return self[2]
+
+    def as_dict(self) -> dict[str, str | float]:
+        """The wire form ``{"doc_id", "owner", "score"}``."""
+        return {"doc_id": self[0], "owner": self[1], "score": self[2]}
+
+    def __repr__(self) -> str:
+        return f"Hit(doc_id={self[0]!r}, owner={self[1]!r}, score={self[2]!r})"
 
 
 def validate_doc_id(doc_id: object) -> str:
@@ -317,6 +345,19 @@ class HnswCollection:
         tags: Sequence[str] = (),
     ) -> list[list[Hit]]:
         """The ``k`` nearest documents of each query vector, best first."""
+        if (
+            type(vectors) is np.ndarray
+            and vectors.dtype is _FLOAT32
+            and vectors.shape == self._single_shape
+            and type(k) is int
+            and k >= 1
+            and owner is None
+            and not tags
+            and not self._cosine
+        ):
+            hits = self._single(vectors, k)
+            if hits is not None:
+                return hits
         if not isinstance(k, int) or k < 1:
             raise RequestError(f"k={k!r}", expected="k >= 1", fix="ask for at least one result")
         queries = self.check_vectors(vectors)
@@ -337,6 +378,30 @@ class HnswCollection:
                     return [[] for _ in range(len(queries))]
                 labels, distances = self._filtered(queries, allowed, min(k, int(allowed.size)))
             return self._hits(labels, distances)
+        finally:
+            lock.release_read()
+
+    def _single(self, vector: np.ndarray, k: int) -> list[list[Hit]] | None:
+        """The hot path of one unfiltered query (no numpy work besides hnswlib's call).
+
+        The search runs on the graph's own scoring; a NaN or infinite component makes
+        every distance non-finite, so finiteness is checked on the returned distances.
+        ``None`` sends the query to the general path (which validates and explains).
+        """
+        lock = self._lock
+        lock.acquire_read()
+        try:
+            count = len(self._table)
+            if count == 0:
+                return None
+            try:
+                labels, distances = self._index.knn_query(vector, k=min(k, count), num_threads=1)
+            except RuntimeError:  # hnswlib found fewer than k: let the general path decide
+                return None
+            row_distances = distances.tolist()[0]
+            if not math.isfinite(row_distances[0]):
+                return None
+            return [self._hit_row(labels.tolist()[0], row_distances)]
         finally:
             lock.release_read()
 
@@ -363,18 +428,33 @@ class HnswCollection:
 
     def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[list[Hit]]:
         """Hits per query row: one ``tolist`` per array, then plain list work."""
-        doc_ids, owners = self._table.label_maps()
-        size = len(doc_ids)
-        make = _make_hit
-        # hnswlib distances: l2 = squared distance (score -d), ip and cosine = 1 - similarity
-        scores = (-distances if self._l2 else 1.0 - distances).tolist()
+        hit_row = self._hit_row
         return [
-            [
-                make((doc_id, owners[row] or "", score))
-                for row, score in zip(row_labels, row_scores, strict=True)
-                if row < size and (doc_id := doc_ids[row]) is not None  # None: a tombstone
-            ]
-            for row_labels, row_scores in zip(labels.tolist(), scores, strict=True)
+            hit_row(row_labels, row_distances)
+            for row_labels, row_distances in zip(labels.tolist(), distances.tolist(), strict=True)
+        ]
+
+    def _hit_row(self, labels: list[int], distances: list[float]) -> list[Hit]:
+        """One query's hits from hnswlib's labels and distances (call under the read lock).
+
+        Built with ``map`` over C callables (no Python frame per hit); a tombstone (id
+        ``None``) or a label past the table takes the filtering loop instead.
+        """
+        doc_ids, owners = self._table.label_maps()
+        # hnswlib distances: l2 = squared distance (score -d), ip and cosine = 1 - similarity
+        scores = map((0.0 if self._l2 else 1.0).__sub__, distances)
+        try:
+            ids = list(map(doc_ids.__getitem__, labels))
+        except IndexError:
+            ids = [None]
+        if None not in ids:
+            rows = zip(ids, map(owners.__getitem__, labels), scores, strict=True)
+            return list(map(Hit, cast("Iterator[tuple[str, str, float]]", rows)))
+        size = len(doc_ids)
+        return [
+            Hit((doc_id, owners[row] or "", score))
+            for row, score in zip(labels, scores, strict=True)
+            if row < size and (doc_id := doc_ids[row]) is not None
         ]
 
     # -- serialisation ---------------------------------------------------------------------

@@ -102,7 +102,7 @@ def create_store_app(store: IndexStore, *, token: str, max_body_bytes: int) -> F
     @app.post(StorePaths.QUERY, dependencies=guard)
     def query(name: str, body: StoreQuery) -> dict[str, Any]:
         rows = store.knn_query(name, body.vectors, body.k, owner=body.owner, tags=body.tags)
-        return {"results": [[hit._asdict() for hit in row] for row in rows]}
+        return {"results": [[hit.as_dict() for hit in row] for row in rows]}
 
     @app.post(StorePaths.SNAPSHOT, dependencies=guard)
     def snapshot(name: str) -> dict[str, Any]:

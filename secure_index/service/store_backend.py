@@ -229,7 +229,7 @@ class RemoteStore:
             "tags": list(tags),
         }
         rows = self._call("POST", StorePaths.QUERY.format(name=name), body)["results"]
-        return [[Hit(**hit) for hit in row] for row in rows]
+        return [[Hit.of(**hit) for hit in row] for row in rows]
 
     def snapshot(self, name: str) -> int:
         """Fold the store's log into a new generation."""

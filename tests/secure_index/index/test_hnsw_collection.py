@@ -153,6 +153,59 @@ def test_bad_tags_and_k_are_refused() -> None:
         coll.knn_query(_unit(1), k=0)
 
 
+@pytest.mark.parametrize("metric", [Metric.INNER_PRODUCT, Metric.L2])
+def test_single_query_path_matches_the_batch_path(metric: Metric) -> None:
+    # Prepare: one 1-D float32 query takes the lean single-query path, a batch does not
+    coll = _collection(metric)
+    x = _unit(300)
+    coll.add_items([f"d{i}" for i in range(300)], x, owner="node-0")
+    coll.delete(["d0", "d7"])
+    queries = _unit(20, seed=1)
+    # Execute
+    batch = coll.knn_query(queries, k=5)
+    single = [coll.knn_query(q, k=5)[0] for q in queries]
+    # Assert: same documents, owners and scores, best first
+    assert single == batch
+    assert all(h.doc_id not in {"d0", "d7"} for row in single for h in row)
+    assert all(row[0].score >= row[-1].score for row in single)
+    expected = (
+        queries @ x.T
+        if metric is Metric.INNER_PRODUCT
+        else -((queries[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    )
+    for q, row in enumerate(single):
+        for hit in row:
+            assert hit.score == pytest.approx(expected[q, int(hit.doc_id[1:])], abs=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("metric", list(Metric))
+def test_non_finite_single_queries_are_refused(metric: Metric, bad: float) -> None:
+    coll = _collection(metric)
+    coll.add_items([f"d{i}" for i in range(50)], _unit(50), owner="n")
+    query = _unit(1)[0]
+    query[3] = bad
+    with pytest.raises(RequestError, match="NaN or infinity"):
+        coll.knn_query(query, k=3)
+
+
+def test_hits_skip_tombstones_and_unknown_labels() -> None:
+    # Prepare: labels as hnswlib could hand them over mid-delete, plus one past the table
+    coll = _collection(Metric.INNER_PRODUCT)
+    coll.add_items(["a", "b", "c"], _unit(3), owner="n")
+    coll.delete(["b"])
+    # Execute
+    hits = coll._hit_row([0, 1, 2, 99], [0.25, 0.5, 0.75, 1.0])
+    # Assert
+    assert [(h.doc_id, h.owner) for h in hits] == [("a", "n"), ("c", "n")]
+    assert [h.score for h in hits] == [0.75, 0.25]
+    assert hits[0].as_dict() == {"doc_id": "a", "owner": "n", "score": 0.75}
+
+
+def test_single_query_on_an_empty_collection_finds_nothing() -> None:
+    assert _collection(Metric.INNER_PRODUCT).knn_query(_unit(1)[0], k=3) == [[]]
+
+
 def test_spec_validation() -> None:
     with pytest.raises(RequestError, match="collection name"):
         CollectionSpec("bad name", 4)
