@@ -40,7 +40,13 @@ from attacks.membership_game import (
 )
 from attacks.membership_inference import record_statistics
 from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
-from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
+from attacks.optimisation_inversion import (
+    FREQUENT_MIN_ZIPF,
+    OptimisationInverter,
+    SearchConfig,
+    frequent_words,
+    tokenizer_words,
+)
 from attacks.text_metrics import inversion_report
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter
@@ -85,6 +91,7 @@ class AuditConfig:
     corpus_documents: int | None = None
     optimisation_targets: int = 20
     search: SearchConfig = field(default_factory=lambda: SearchConfig(candidates=128, beam_width=1))
+    vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only
     noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
     kpa_pairs: int = 1000
     mia_models: int = 8
@@ -102,6 +109,7 @@ class AuditConfig:
             corpus_documents=1500,
             optimisation_targets=4,
             search=SearchConfig(candidates=48, beam_width=1, max_words=8, refine_sweeps=0),
+            vocabulary_min_zipf=None,
             noise_sigmas=(0.05, 0.2),
             kpa_pairs=500,
             mia_models=4,
@@ -166,10 +174,22 @@ class _Audit:
         nn = NearestNeighbourInverter().fit(data.public_texts, data.public_vectors)
         self.progress("optimisation attack: embedding the vocabulary")
         vocab = tokenizer_words(self.encoder.model.tokenizer.get_vocab().keys())
+        if self.config.vocabulary_min_zipf is not None:
+            vocab = sorted({*vocab, *frequent_words(min_zipf=self.config.vocabulary_min_zipf)})
+        batch = self.config.search.batch_size
+        vocab_vectors = (
+            self.cache.get_or_encode(self.encoder, vocab, batch_size=batch, show_progress=False)
+            if self.cache is not None
+            else None
+        )
         opt = OptimisationInverter(
-            lambda texts: self.encoder.encode(texts, batch_size=self.config.search.batch_size),
-            config=self.config.search,
-        ).fit(vocab)
+            lambda texts: self.encoder.encode(texts, batch_size=batch), config=self.config.search
+        ).fit(vocab, vectors=vocab_vectors)
+        words_note = (
+            ""
+            if self.config.vocabulary_min_zipf is None
+            else f" plus the public wordfreq list (Zipf >= {self.config.vocabulary_min_zipf})"
+        )
         intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
         owner = self._owner_probe()
         rows = []
@@ -203,12 +223,13 @@ class _Audit:
                             texts[:n_opt],
                             seen[:n_opt],
                             target=label,
-                            threat_model=f"knows the encoder and its vocabulary, queries it as an "
-                            f"oracle (no training data); {case.threat}",
+                            threat_model=f"knows the encoder and its tokenizer{words_note}, "
+                            f"queries the encoder as an oracle (no training data); {case.threat}",
                             details={
                                 "protection": case.label,
                                 "search": asdict(self.config.search),
                                 "vocabulary": opt.vocabulary_size,
+                                "vocabulary_min_zipf": self.config.vocabulary_min_zipf,
                             },
                         )
                     )

@@ -8,9 +8,10 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
 (Almost) As Much As Text" (EMNLP 2023), without a trained generator:
 
 1. *Shortlist.* Every word of the attacker's vocabulary (the encoder tokenizer's whole
-   words, which the attacker knows with the encoder, plus words of public text) is
-   embedded once on its own; per target, the ``candidates`` words whose own embedding is
-   closest to the target are kept.
+   words, which the attacker knows with the encoder, plus words of public text and,
+   optionally, the public word-frequency list of :func:`frequent_words`) is embedded once
+   on its own; per target, the ``candidates`` words whose own embedding is closest to the
+   target are kept.
 2. *Beam search.* Starting from the empty text, each step appends one shortlisted word to
    each of the ``beam_width`` best sequences, embeds all extensions with the oracle in one
    batch and keeps the best; the search stops when no extension improves the similarity or
@@ -40,6 +41,7 @@ __all__ = [
     "OptimisationInverter",
     "Oracle",
     "SearchConfig",
+    "frequent_words",
     "tokenizer_words",
 ]
 
@@ -54,6 +56,8 @@ _WORD = re.compile(r"^(?:[a-z]+|\d+)$")
 _WORD_IN_TEXT = re.compile(r"[a-z]+|\d+")
 _SPECIAL = re.compile(r"^\[.*\]$")
 _MIN_IMPROVEMENT = 1e-5
+WORDFREQ_LIST = "large"
+FREQUENT_MIN_ZIPF = 2.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,26 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.refine_sweeps must be >= 0, got {self.refine_sweeps}")
 
 
+def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en") -> list[str]:
+    """Public words at least as frequent as ``min_zipf`` in the ``wordfreq`` lists.
+
+    ``wordfreq`` (Speer, 2022; data from Wikipedia, subtitles, news, books, web text and
+    social media) gives a word's Zipf frequency, log10 of its uses per billion words.
+    Its "large" English list has about 290,000 letter words and numbers; ``min_zipf``
+    2.0 keeps about 90,000 of them, enough for most scientific vocabulary
+    ("hematopoietic" 2.5, "biomaterials" 2.4) without the rare forms that only add
+    false matches. A whole word the encoder's tokenizer splits into pieces can only be
+    produced by the search if it is in the vocabulary. Sorted, lowercased.
+    """
+    from wordfreq import iter_wordlist, zipf_frequency  # an optional, data-heavy import
+
+    return sorted(
+        word
+        for word in iter_wordlist(language, wordlist=WORDFREQ_LIST)
+        if _WORD.match(word) and zipf_frequency(word, language, wordlist=WORDFREQ_LIST) >= min_zipf
+    )
+
+
 def tokenizer_words(vocab: Iterable[str], public_texts: Iterable[str] = ()) -> list[str]:
     """The attacker's vocabulary: whole words of a WordPiece vocabulary plus public words.
 
@@ -105,21 +129,35 @@ class OptimisationInverter:
         self._word_vectors: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self.oracle_calls = 0
 
-    def fit(self, vocabulary: Sequence[str]) -> OptimisationInverter:
+    def fit(
+        self, vocabulary: Sequence[str], *, vectors: np.ndarray | None = None
+    ) -> OptimisationInverter:
         """Embed every vocabulary word once through the oracle (the shortlist index).
 
         Args:
-            vocabulary: The attacker's candidate words (see :func:`tokenizer_words`).
+            vocabulary: The attacker's candidate words (see :func:`tokenizer_words` and
+                :func:`frequent_words`), distinct and non-blank.
+            vectors: The words' embeddings through the same oracle when already known
+                (e.g. from an embedding cache), one row per word; ``None`` embeds them.
 
         Returns:
             ``self``.
         """
-        words = list(dict.fromkeys(word for word in vocabulary if word.strip()))
+        words = list(vocabulary)
         if not words:
             raise ValueError("OptimisationInverter.fit needs a non-empty vocabulary")
+        if len(set(words)) != len(words) or not all(word.strip() for word in words):
+            raise ValueError("OptimisationInverter.fit needs distinct, non-blank words")
         started = time.perf_counter()
+        if vectors is not None and np.shape(vectors)[0] != len(words):
+            raise ValueError(
+                f"OptimisationInverter.fit got {np.shape(vectors)[0]} vectors for "
+                f"{len(words)} words: pass one embedding per word"
+            )
         self._words = words
-        self._word_vectors = self._embed(words)
+        self._word_vectors = (
+            self._embed(words) if vectors is None else unit_rows(np.asarray(vectors, np.float32))
+        )
         logger.info(
             "optimisation: embedded %d vocabulary words in %.1f s",
             len(words),

@@ -1,13 +1,16 @@
-"""Does a bigger search budget help the optimisation inversion attack on SciFact claims?
+"""Does a bigger search budget or a bigger vocabulary help optimisation inversion on SciFact?
 
 Runs :class:`attacks.optimisation_inversion.OptimisationInverter` with each search
-configuration on the first ``--targets`` SciFact test claims (the encoder as a black-box
-oracle, the tokenizer's whole words as vocabulary) and prints one JSON line per
-configuration: content-word F1 and seconds per target.
+configuration and each vocabulary on ``--targets`` SciFact test claims from ``--start``
+(the encoder as a black-box oracle; vocabulary = the tokenizer's whole words, plus the
+public wordfreq words of Zipf frequency >= each ``--min-zipf``) and prints one JSON line
+per (configuration, vocabulary): content-word precision, recall, F1 and seconds per target.
 
     .venv/bin/python benchmarks/bench_inversion_budget.py --targets 12 \\
         --configs '[{"candidates":128,"beam_width":1,"max_words":14,"refine_sweeps":1},
                     {"candidates":384,"beam_width":3,"max_words":20,"refine_sweeps":2}]'
+    .venv/bin/python benchmarks/bench_inversion_budget.py --targets 42 --min-zipf none 2 \
+        --configs '[{"candidates":128,"beam_width":1,"max_words":14,"refine_sweeps":1}]'
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
+from attacks.optimisation_inversion import (
+    OptimisationInverter,
+    SearchConfig,
+    frequent_words,
+    tokenizer_words,
+)
 from attacks.text_metrics import score_texts
 from embedding_core import Encoder
 from embedding_core.data.beir import load_beir
@@ -35,24 +43,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument("--targets", type=int, default=12)
+    parser.add_argument("--start", type=int, default=0, help="first claim (test-qrels order)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="JSON list of SearchConfig")
+    parser.add_argument(
+        "--min-zipf", nargs="+", default=["none"], help="'none' = tokenizer words only"
+    )
     args = parser.parse_args()
     encoder = Encoder.load()
     test = load_beir(args.data, split="test")
-    claims = [test.queries[q] for q in test.qrels if q in test.queries][: args.targets]
-    vocabulary = tokenizer_words(encoder.model.tokenizer.get_vocab().keys())
+    claims = [test.queries[q] for q in test.qrels if q in test.queries]
+    claims = claims[args.start : args.start + args.targets]
+    base = tokenizer_words(encoder.model.tokenizer.get_vocab().keys())
+    vocabularies: dict[str, list[str]] = {}
+    for raw_zipf in args.min_zipf:
+        zipf = None if raw_zipf == "none" else float(raw_zipf)
+        extra = [] if zipf is None else frequent_words(min_zipf=zipf)
+        vocabularies[raw_zipf] = sorted({*base, *extra})
+    every = sorted({w for words in vocabularies.values() for w in words})
+    started = time.perf_counter()
+    vectors = encoder.encode(every, batch_size=1024)
+    embed_s = time.perf_counter() - started
+    row_of = {w: i for i, w in enumerate(every)}
     targets = encoder.encode(claims)
     for raw in json.loads(args.configs):
-        config = SearchConfig(**raw)
-        inverter = OptimisationInverter(
-            lambda texts: encoder.encode(list(texts), batch_size=1024),
-            config=config,
-        ).fit(vocabulary)
-        started = time.perf_counter()
-        scores = score_texts(claims, inverter.invert(targets))
-        seconds = (time.perf_counter() - started) / len(claims)
-        print(json.dumps({"config": raw, "targets": len(claims), "f1": round(scores.f1, 3),
-                          "seconds_per_target": round(seconds, 1)}), flush=True)  # fmt: skip
+        for raw_zipf, words in vocabularies.items():
+            inverter = OptimisationInverter(
+                lambda texts: encoder.encode(list(texts), batch_size=1024),
+                config=SearchConfig(**raw),
+            ).fit(words, vectors=vectors[[row_of[w] for w in words]])
+            started = time.perf_counter()
+            scores = score_texts(claims, inverter.invert(targets))
+            seconds = (time.perf_counter() - started) / len(claims)
+            print(json.dumps({"config": raw, "min_zipf": raw_zipf, "vocabulary": len(words),
+                              "targets": len(claims), "start": args.start,
+                              "precision": round(scores.precision, 3),
+                              "recall": round(scores.recall, 3), "f1": round(scores.f1, 3),
+                              "seconds_per_target": round(seconds, 1),
+                              "vocabulary_embed_s": round(embed_s)}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

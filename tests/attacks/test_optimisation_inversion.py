@@ -12,6 +12,7 @@ import pytest
 from attacks.optimisation_inversion import (
     OptimisationInverter,
     SearchConfig,
+    frequent_words,
     tokenizer_words,
 )
 from attacks.text_metrics import score_texts
@@ -75,7 +76,45 @@ def test_search_config_rejects_out_of_range_budgets(field: str) -> None:
 
 def test_fit_refuses_an_empty_vocabulary() -> None:
     with pytest.raises(ValueError, match="non-empty vocabulary"):
-        OptimisationInverter(_bag_oracle).fit(["", " "])
+        OptimisationInverter(_bag_oracle).fit([])
+    with pytest.raises(ValueError, match="distinct, non-blank"):
+        OptimisationInverter(_bag_oracle).fit(["wab", " "])
+    with pytest.raises(ValueError, match="distinct, non-blank"):
+        OptimisationInverter(_bag_oracle).fit(["wab", "wab"])
+
+
+def test_fit_takes_known_vectors_instead_of_calling_the_oracle() -> None:
+    # Prepare
+    calls: list[int] = []
+
+    def counting(texts: list[str] | tuple[str, ...]) -> np.ndarray:
+        calls.append(len(texts))
+        return _bag_oracle(texts)
+
+    vectors = _bag_oracle(WORDS)
+    # Execute
+    inverter = OptimisationInverter(counting, config=SearchConfig(candidates=20)).fit(
+        WORDS, vectors=vectors
+    )
+    # Assert: no oracle call for the vocabulary, same shortlist as embedding it
+    assert calls == []
+    fresh = OptimisationInverter(_bag_oracle, config=SearchConfig(candidates=20)).fit(WORDS)
+    target = _bag_oracle(["wab wac"])[0]
+    target = target / np.linalg.norm(target)
+    assert inverter.shortlist(target) == fresh.shortlist(target)
+    with pytest.raises(ValueError, match="one embedding per word"):
+        OptimisationInverter(counting).fit(WORDS, vectors=vectors[:5])
+
+
+def test_frequent_words_keep_scientific_terms_and_drop_rare_forms() -> None:
+    # Execute
+    words = set(frequent_words(min_zipf=2.0))
+    # Assert: the public list has words the tokenizer splits, and a threshold
+    assert {"hematopoietic", "biomaterials", "chromosomes", "refund"} <= words
+    assert "marrowskying" not in words
+    assert "Refund" not in words
+    assert 50_000 < len(words) < 150_000
+    assert len(frequent_words(min_zipf=3.0)) < len(words)
 
 
 def test_invert_before_fit_is_a_clear_error() -> None:
