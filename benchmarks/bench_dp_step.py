@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from client_node.training import GRAD_SAMPLE_MODES, CorpusSoftmaxLoss
-from client_node.training.local_training import _batch_as_is, _Records
+from client_node.training.dp_sgd import _batch_as_is, _Records
 from embedding_core.adapter import Adapter
 
 DOCS = 5183

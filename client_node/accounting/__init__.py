@@ -6,17 +6,18 @@
 - ``accountant``: ``RDPAccountant``, composition of heterogeneous DP-SGD steps.
 - ``ledger``: ``PrivacyLedger``, the node's persisted record of every charge, with a
   budget that is enforced before a charge is recorded.
+- ``ledger_file``: the ledger's file format (``LedgerEntry``), validation and atomic
+  writes.
+- ``ledger_errors``: ``LedgerError`` (corrupt or mismatched file) and
+  ``BudgetExceededError`` (a refused charge).
 """
 
 from __future__ import annotations
 
 from client_node.accounting.accountant import RDPAccountant
-from client_node.accounting.ledger import (
-    BudgetExceededError,
-    LedgerEntry,
-    LedgerError,
-    PrivacyLedger,
-)
+from client_node.accounting.ledger import PrivacyLedger
+from client_node.accounting.ledger_errors import BudgetExceededError, LedgerError
+from client_node.accounting.ledger_file import LedgerEntry
 from client_node.accounting.rdp import (
     CONVERSIONS,
     DEFAULT_ORDERS,

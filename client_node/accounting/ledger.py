@@ -9,23 +9,33 @@ sample rate, steps), never data or vectors.
 A lost or silently reset ledger would reset the node's privacy spending, so a missing
 entry is never papered over: a corrupt file is an error naming the file and the fix, and
 a ledger is only created where no file exists.
+
+This module holds the bookkeeping (``PrivacyLedger``); the file format is
+:mod:`client_node.accounting.ledger_file` and the errors are
+:mod:`client_node.accounting.ledger_errors`, whose public names it re-exports.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import math
 import os
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import Any
 
 from client_node.accounting.accountant import RDPAccountant
+from client_node.accounting.ledger_errors import DEFAULT_UNIT, BudgetExceededError, LedgerError
+from client_node.accounting.ledger_file import (
+    ACCOUNTANT,
+    CONVERSION,
+    LedgerEntry,
+    atomic_write_json,
+    check_identity,
+    is_finite_number,
+    ledger_document,
+    read_ledger,
+    utc_timestamp,
+)
 from client_node.accounting.rdp import PrivacyParameterError
-from embedding_core.errors import FedembedError
 
 __all__ = [
     "BudgetExceededError",
@@ -35,108 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_SCHEMA: Final = "fedembed.privacy_ledger"
-_VERSION: Final = 1
-_ACCOUNTANT: Final = "rdp"
-_CONVERSION: Final = "balle2020"
-DEFAULT_UNIT: Final = "interaction record"
-
-
-class LedgerEntry(TypedDict):
-    """One recorded charge (mechanism parameters only)."""
-
-    run_id: str
-    round: int
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    epsilon_after: float
-    timestamp: str
-
-
-class LedgerError(FedembedError):
-    """The ledger file is corrupt, or does not match this node's settings."""
-
-
-class BudgetExceededError(FedembedError):
-    """A charge would take the node's privacy spending past its budget.
-
-    Attributes:
-        node_id: The node whose budget it is.
-        spent_epsilon: Epsilon spent before the refused charge.
-        requested_epsilon: Epsilon the node would reach with the charge.
-        max_epsilon: The node's budget.
-        delta: The delta all these epsilons are stated at.
-    """
-
-    def __init__(
-        self,
-        *,
-        node_id: str,
-        spent_epsilon: float,
-        requested_epsilon: float,
-        max_epsilon: float,
-        delta: float,
-        unit: str = DEFAULT_UNIT,
-    ) -> None:
-        self.node_id = node_id
-        self.spent_epsilon = spent_epsilon
-        self.requested_epsilon = requested_epsilon
-        self.max_epsilon = max_epsilon
-        self.delta = delta
-        self.unit = unit
-        super().__init__(
-            f"privacy budget exceeded on node {node_id!r}: it has spent epsilon "
-            f"{spent_epsilon:.4f} and this round would reach epsilon {requested_epsilon:.4f}, "
-            f"over its budget of {max_epsilon:.4f} (delta={delta:g}, unit: one {unit}, "
-            "RDP accountant); nothing was charged",
-            expected=f"a round whose charge keeps epsilon at or below {max_epsilon:.4f}",
-            fix="raise the privacy budget (max_epsilon) in the node config if the "
-            "consortium agrees, or stop training on this node (a larger noise multiplier, "
-            "fewer steps or a smaller sample rate spend less per round)",
-        )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable (POSIX); a no-op where unsupported."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_json(path: Path, document: dict[str, Any]) -> None:
-    """Writes ``document`` so that ``path`` is always either the old or the new file."""
-    data = (json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class PrivacyLedger:
@@ -202,13 +110,13 @@ class PrivacyLedger:
                 f"node_id must be a non-empty string, got {node_id!r}",
                 expected="the node's id from its node config",
             )
-        if not _is_number(max_epsilon) or max_epsilon <= 0:
+        if not is_finite_number(max_epsilon) or max_epsilon <= 0:
             raise PrivacyParameterError(
                 f"max_epsilon must be a finite number > 0, got {max_epsilon!r}",
                 expected="the node's privacy budget epsilon, e.g. 8.0",
                 fix="set max_epsilon in the node config",
             )
-        if not _is_number(delta) or not 0.0 < delta < 1.0:
+        if not is_finite_number(delta) or not 0.0 < delta < 1.0:
             raise PrivacyParameterError(
                 f"delta must lie strictly between 0 and 1, got {delta!r}",
                 expected="0 < delta < 1, usually well below 1 / number of records (e.g. 1e-5)",
@@ -230,7 +138,7 @@ class PrivacyLedger:
                 delta=dlt,
                 unit=unit,
                 entries=[],
-                created=_now(),
+                created=utc_timestamp(),
             )
             ledger._save()
             logger.info(
@@ -243,8 +151,8 @@ class PrivacyLedger:
             )
             return ledger
 
-        document = cls._read(ledger_path)
-        cls._check_identity(ledger_path, document, node_id=node_id, delta=dlt, unit=unit)
+        document = read_ledger(ledger_path)
+        check_identity(ledger_path, document, node_id=node_id, delta=dlt, unit=unit)
         ledger = cls(
             ledger_path,
             node_id=node_id,
@@ -307,7 +215,7 @@ class PrivacyLedger:
 
     def spent_epsilon(self) -> float:
         """Epsilon of all charges ever recorded, composed (0.0 for an empty ledger)."""
-        return self._accountant.get_epsilon(self._delta, conversion=_CONVERSION)
+        return self._accountant.get_epsilon(self._delta, conversion=CONVERSION)
 
     def remaining(self) -> float:
         """Budget left: ``max_epsilon - spent_epsilon``, never below 0."""
@@ -321,7 +229,7 @@ class PrivacyLedger:
         """
         hypothetical = self._accountant.copy()
         hypothetical.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
-        return hypothetical.get_epsilon(self._delta, conversion=_CONVERSION)
+        return hypothetical.get_epsilon(self._delta, conversion=CONVERSION)
 
     def summary(self) -> dict[str, Any]:
         """What the ledger covers, for manifests and reports (JSON-ready)."""
@@ -332,8 +240,8 @@ class PrivacyLedger:
             "path": str(self._path),
             "unit": self._unit,
             "delta": self._delta,
-            "accountant": _ACCOUNTANT,
-            "conversion": _CONVERSION,
+            "accountant": ACCOUNTANT,
+            "conversion": CONVERSION,
             "spent_epsilon": spent,
             "max_epsilon": self._max_epsilon,
             "remaining_epsilon": max(0.0, self._max_epsilon - spent),
@@ -439,7 +347,7 @@ class PrivacyLedger:
             sample_rate=float(sample_rate),
             steps=int(steps),
             epsilon_after=after,
-            timestamp=_now(),
+            timestamp=utc_timestamp(),
         )
         accountant = self._accountant.copy()
         accountant.step(
@@ -467,23 +375,17 @@ class PrivacyLedger:
 
     # ------------------------------------------------------------------ persistence
 
-    def _document(self, entries: list[LedgerEntry]) -> dict[str, Any]:
-        return {
-            "schema": _SCHEMA,
-            "version": _VERSION,
-            "node_id": self._node_id,
-            "unit": self._unit,
-            "delta": self._delta,
-            "accountant": _ACCOUNTANT,
-            "conversion": _CONVERSION,
-            "max_epsilon": self._max_epsilon,
-            "created": self._created,
-            "entries": [dict(entry) for entry in entries],
-        }
-
     def _save(self, entries: list[LedgerEntry] | None = None) -> None:
-        _atomic_write_json(
-            self._path, self._document(self._entries if entries is None else entries)
+        atomic_write_json(
+            self._path,
+            ledger_document(
+                node_id=self._node_id,
+                unit=self._unit,
+                delta=self._delta,
+                max_epsilon=self._max_epsilon,
+                created=self._created,
+                entries=self._entries if entries is None else entries,
+            ),
         )
 
     def _reload(self) -> None:
@@ -494,8 +396,8 @@ class PrivacyLedger:
                 fix="restore the file from a backup; do not recreate it empty, that would "
                 "reset the node's recorded privacy spending",
             )
-        document = self._read(self._path)
-        self._check_identity(
+        document = read_ledger(self._path)
+        check_identity(
             self._path, document, node_id=self._node_id, delta=self._delta, unit=self._unit
         )
         entries: list[LedgerEntry] = document["entries"]
@@ -520,116 +422,3 @@ class PrivacyLedger:
                 steps=entry["steps"],
             )
         return accountant
-
-    @staticmethod
-    def _corrupt(path: Path, problem: str) -> LedgerError:
-        return LedgerError(
-            f"privacy ledger {path} is corrupt: {problem}",
-            expected=f'a JSON ledger written by fedembed (schema "{_SCHEMA}", version {_VERSION})',
-            fix="restore the file from a backup or repair it by hand; do not delete it, "
-            "a new empty ledger would reset the node's recorded privacy spending",
-        )
-
-    @classmethod
-    def _read(cls, path: Path) -> dict[str, Any]:
-        """Reads and validates a ledger file."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LedgerError(
-                f"privacy ledger {path} cannot be read: {exc}",
-                expected="a readable UTF-8 JSON file",
-                fix="check the file's permissions, or restore it from a backup",
-            ) from exc
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise cls._corrupt(path, f"invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-        if not isinstance(document, dict):
-            raise cls._corrupt(path, "the top level is not a JSON object")
-        if document.get("schema") != _SCHEMA:
-            raise cls._corrupt(path, f"schema is {document.get('schema')!r}")
-        if document.get("version") != _VERSION:
-            raise cls._corrupt(
-                path, f"version {document.get('version')!r} is not supported (want {_VERSION})"
-            )
-        if document.get("accountant") != _ACCOUNTANT or document.get("conversion") != _CONVERSION:
-            raise cls._corrupt(
-                path,
-                f"accountant {document.get('accountant')!r} / conversion "
-                f"{document.get('conversion')!r} is not {_ACCOUNTANT!r} / {_CONVERSION!r}",
-            )
-        for key, kind in (("node_id", str), ("unit", str), ("created", str)):
-            if not isinstance(document.get(key), kind):
-                raise cls._corrupt(path, f"field {key!r} is missing or not a string")
-        for key in ("delta", "max_epsilon"):
-            if not _is_number(document.get(key)):
-                raise cls._corrupt(path, f"field {key!r} is missing or not a number")
-        entries = document.get("entries")
-        if not isinstance(entries, list):
-            raise cls._corrupt(path, "field 'entries' is missing or not a list")
-        document["entries"] = [
-            cls._parse_entry(path, index, raw) for index, raw in enumerate(entries)
-        ]
-        return document
-
-    @classmethod
-    def _parse_entry(cls, path: Path, index: int, raw: object) -> LedgerEntry:
-        where = f"entry {index}"
-        if not isinstance(raw, dict):
-            raise cls._corrupt(path, f"{where} is not a JSON object")
-        missing = [key for key in LedgerEntry.__annotations__ if key not in raw]
-        if missing:
-            raise cls._corrupt(path, f"{where} lacks {', '.join(missing)}")
-        run_id, rnd, steps = raw["run_id"], raw["round"], raw["steps"]
-        sigma, rate = raw["noise_multiplier"], raw["sample_rate"]
-        eps_after, stamp = raw["epsilon_after"], raw["timestamp"]
-        if not isinstance(run_id, str) or not isinstance(stamp, str):
-            raise cls._corrupt(path, f"{where}: run_id and timestamp must be strings")
-        for name, value in (("round", rnd), ("steps", steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise cls._corrupt(path, f"{where}: {name} must be an integer >= 0, got {value!r}")
-        if not _is_number(sigma) or sigma <= 0:
-            raise cls._corrupt(path, f"{where}: noise_multiplier must be > 0, got {sigma!r}")
-        if not _is_number(rate) or not 0 < rate <= 1:
-            raise cls._corrupt(path, f"{where}: sample_rate must be in (0, 1], got {rate!r}")
-        if not _is_number(eps_after) or eps_after < 0:
-            raise cls._corrupt(path, f"{where}: epsilon_after must be >= 0, got {eps_after!r}")
-        return LedgerEntry(
-            run_id=run_id,
-            round=rnd,
-            noise_multiplier=float(sigma),
-            sample_rate=float(rate),
-            steps=steps,
-            epsilon_after=float(eps_after),
-            timestamp=stamp,
-        )
-
-    @staticmethod
-    def _check_identity(
-        path: Path, document: dict[str, Any], *, node_id: str, delta: float, unit: str
-    ) -> None:
-        if document["node_id"] != node_id:
-            raise LedgerError(
-                f"privacy ledger {path} belongs to node {document['node_id']!r}, "
-                f"not to node {node_id!r}",
-                expected=f"the ledger file of node {node_id!r}",
-                fix="point the node config's ledger path at this node's own ledger file",
-            )
-        if document["delta"] != delta:
-            raise LedgerError(
-                f"privacy ledger {path} of node {node_id!r} states epsilons at delta="
-                f"{document['delta']!r}, but the node config asks for delta={delta!r}; "
-                "epsilons at different deltas cannot be composed",
-                expected=f"delta={document['delta']!r}, as recorded in the ledger",
-                fix=f"set delta back to {document['delta']!r} in the node config, or start a "
-                "new ledger file only if the consortium agrees to a separate budget",
-            )
-        if document["unit"] != unit:
-            raise LedgerError(
-                f"privacy ledger {path} of node {node_id!r} counts privacy per "
-                f"{document['unit']!r}, but the node config asks for {unit!r}; epsilons of "
-                "different privacy units cannot be composed",
-                expected=f"unit {document['unit']!r}, as recorded in the ledger",
-                fix=f"set the privacy unit back to {document['unit']!r} in the node config",
-            )

@@ -1,5 +1,6 @@
 """Local training of the query-side adapter on a node's private interactions (DP-SGD)."""
 
+from client_node.training.dp_sgd import epsilon_for, noise_for_budget
 from client_node.training.interactions import (
     CorpusSoftmaxLoss,
     InteractionSet,
@@ -11,14 +12,12 @@ from client_node.training.iterate_averaging import (
     AveragingConfig,
     IterateAverager,
 )
-from client_node.training.local_training import (
+from client_node.training.local_training import train_adapter
+from client_node.training.train_config import (
     GRAD_SAMPLE_MODES,
     DPConfig,
     TrainConfig,
     TrainReport,
-    epsilon_for,
-    noise_for_budget,
-    train_adapter,
 )
 
 __all__ = [

@@ -11,19 +11,24 @@ query the read side. Deleted labels become tombstones that later inserts reuse
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import mmap
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import hnswlib
 import numpy as np
 
 from secure_index.errors import RequestError
+from secure_index.index.collection_spec import (
+    CollectionSpec,
+    Hit,
+    Metric,
+    Protection,
+    validate_doc_id,
+)
 from secure_index.index.document_table import DocumentRow, DocumentTable
 from secure_index.index.graph_image import graph_chunks, graph_from_buffer
 from secure_index.index.rwlock import ReaderWriterLock
@@ -39,8 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_TAGS = 32
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 INITIAL_CAPACITY = 1024
@@ -50,115 +53,6 @@ EXACT_FILTER_LIMIT = 4096  # filtered queries over at most this many documents a
 # even for a single query (its "few rows" shortcut only applies to a positive count):
 # about 40 us per call here. Small batches run on the calling thread.
 PARALLEL_MIN_QUERIES = 16
-
-
-class Metric(enum.StrEnum):
-    """Distance of a collection (hnswlib space names)."""
-
-    COSINE = "cosine"
-    INNER_PRODUCT = "ip"
-    L2 = "l2"
-
-
-class Protection(enum.StrEnum):
-    """How vectors are protected beyond encryption at rest."""
-
-    AT_REST = "at-rest"  # plaintext vectors in memory, AES-256-GCM on disk
-    DCPE = "dcpe"  # vectors arrive DCPE-encrypted; the store never sees plaintexts
-
-
-@dataclass(frozen=True)
-class CollectionSpec:
-    """Fixed parameters of a collection, validated on construction."""
-
-    name: str
-    dimension: int
-    metric: Metric = Metric.COSINE
-    protection: Protection = Protection.AT_REST
-    m: int = 16
-    ef_construction: int = 200
-    ef_search: int = 100
-
-    def __post_init__(self) -> None:
-        if not COLLECTION_PATTERN.match(self.name):
-            raise RequestError(
-                f"collection name {self.name!r} is not allowed",
-                expected="1-64 characters from A-Z a-z 0-9 _ . -",
-                fix="choose a name such as 'scifact' or 'claims-2026'",
-            )
-        if not 1 <= self.dimension <= 65536:
-            raise RequestError(
-                f"dimension {self.dimension} is out of range",
-                expected="an integer between 1 and 65536 (all-MiniLM-L6-v2: 384)",
-                fix="pass the embedding dimension of your model",
-            )
-        if self.protection is Protection.DCPE and self.metric is not Metric.L2:
-            raise RequestError(
-                f"a DCPE collection must use metric l2, not {self.metric}",
-                expected="metric l2 (scale-and-perturb preserves Euclidean comparisons)",
-                fix="create the collection with --metric l2",
-            )
-        for name, value, low in (
-            ("m", self.m, 2),
-            ("ef_construction", self.ef_construction, 1),
-            ("ef_search", self.ef_search, 1),
-        ):
-            if not low <= value <= 4096:
-                raise RequestError(
-                    f"{name}={value} is out of range",
-                    expected=f"an integer between {low} and 4096",
-                    fix="keep the defaults (m=16, ef_construction=200, ef_search=100)",
-                )
-
-
-class Hit(tuple[str, str, float]):
-    """One search result ``(doc_id, owner, score)``: never a vector, never text.
-
-    A plain tuple subclass built from one iterable by the C tuple constructor, so the
-    query path creates hits without a Python call each (a ``NamedTuple``'s ``__new__``
-    is Python code: about a third of the per-hit cost). Use :meth:`of` to build one
-    from fields.
-    """
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, doc_id: str, owner: str, score: float) -> Hit:
-        """A hit from its fields."""
-        return cls((doc_id, owner, score))
-
-    @property
-    def doc_id(self) -> str:
-        """The document's opaque id."""
-        return self[0]
-
-    @property
-    def owner(self) -> str:
-        """The node that owns the document."""
-        return self[1]
-
-    @property
-    def score(self) -> float:
-        """Similarity (inner product, cosine) or negative squared distance (l2)."""
-        return self[2]
-
-    def as_dict(self) -> dict[str, str | float]:
-        """The wire form ``{"doc_id", "owner", "score"}``."""
-        return {"doc_id": self[0], "owner": self[1], "score": self[2]}
-
-    def __repr__(self) -> str:
-        return f"Hit(doc_id={self[0]!r}, owner={self[1]!r}, score={self[2]!r})"
-
-
-def validate_doc_id(doc_id: object) -> str:
-    """Check an opaque document id; raise :class:`RequestError` if malformed."""
-    if not isinstance(doc_id, str) or not DOC_ID_PATTERN.match(doc_id):
-        raise RequestError(
-            f"document id {str(doc_id)[:40]!r} is not allowed",
-            expected="1-128 characters from A-Z a-z 0-9 _ . : @ / -",
-            fix="use opaque ids (e.g. a hash or the node's own id), never document text",
-        )
-    return doc_id
 
 
 class HnswCollection:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from secure_index.index.hnsw_collection import COLLECTION_PATTERN, DOC_ID_PATTERN, TAG_PATTERN
+from secure_index.index.collection_spec import COLLECTION_PATTERN, DOC_ID_PATTERN
+from secure_index.index.hnsw_collection import TAG_PATTERN
 
 __all__ = [
     "CollectionCreate",

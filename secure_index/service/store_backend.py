@@ -23,7 +23,7 @@ from secure_index.errors import (
     RequestError,
     StorageError,
 )
-from secure_index.index.hnsw_collection import CollectionSpec, Hit, Metric, Protection
+from secure_index.index.collection_spec import CollectionSpec, Hit, Metric, Protection
 from secure_index.index.index_store import CollectionStats, UpsertResult
 
 __all__ = ["RemoteStore", "StoreBackend", "StorePaths"]
