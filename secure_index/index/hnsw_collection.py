@@ -100,15 +100,6 @@ class HnswCollection:
 
     def check_vectors(self, vectors: object, *, count: int | None = None) -> np.ndarray:
         """Return ``vectors`` as a C-contiguous float32 (n, d) array or raise RequestError."""
-        if (
-            type(vectors) is np.ndarray
-            and vectors.dtype is _FLOAT32
-            and vectors.shape == self._single_shape
-            and count is None
-            and not self._cosine
-            and math.isfinite(float(vectors @ vectors))  # else: the exact checks below
-        ):
-            return vectors.reshape(1, -1)  # the hot path of single-vector queries
         try:
             array = np.asarray(vectors, dtype=np.float32)
         except (TypeError, ValueError) as exc:
