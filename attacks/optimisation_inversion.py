@@ -97,7 +97,7 @@ def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en")
     false matches. A whole word the encoder's tokenizer splits into pieces can only be
     produced by the search if it is in the vocabulary. Sorted, lowercased.
     """
-    from wordfreq import iter_wordlist, zipf_frequency  # an optional, data-heavy import
+    from wordfreq import iter_wordlist, zipf_frequency  # deferred: only full audits use it
 
     return sorted(
         word
