@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from attacks.bow_inversion import BowConfig, BowInverter
     from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
+    from attacks.distribution_alignment import AlignmentFit, DistributionAlignmentAttacker
     from attacks.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
     from attacks.membership_game import (
         MembershipGame,
@@ -84,6 +85,8 @@ _SUBMODULE: dict[str, str] = {
     "IndexEvidence": "index_evidence",
     "Inverter": "text_metrics",
     "LinearMapAttacker": "protections",
+    "AlignmentFit": "distribution_alignment",
+    "DistributionAlignmentAttacker": "distribution_alignment",
     "MembershipGame": "membership_game",
     "MembershipInferenceError": "membership_inference",
     "NearestNeighbourInverter": "nearest_neighbour_inversion",
@@ -143,6 +146,7 @@ _SUBMODULE: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
+    "AlignmentFit",
     "AttackReport",
     "AttributeProbe",
     "AuditConfig",
@@ -151,6 +155,7 @@ __all__ = [
     "BowConfig",
     "BowInverter",
     "DcpeProtection",
+    "DistributionAlignmentAttacker",
     "GaussianNoise",
     "IndexDirectoryError",
     "IndexEvidence",

@@ -39,6 +39,7 @@ STSB_SPLITS = ("train", "dev", "test")
 BANKING = "banking77"
 BANKING_TEXT, BANKING_LABEL = "text", "category"
 DOCUMENTS_FILE = "documents.jsonl"
+STSB_SOURCE, BANKING_TRAIN_SOURCE = "stsb", "banking77 train"
 
 
 def _sha256(path: Path) -> str:
@@ -79,6 +80,15 @@ class AuditData:
     retrieval: RetrievalVectors
     membership_pool: InteractionSet
     sources: list[dict[str, Any]]
+
+    @property
+    def public_sources(self) -> dict[str, Matrix]:
+        """The attacker's public embeddings by source (STS-B, BANKING77 train)."""
+        stsb = len(self.public_vectors) - len(self.intent_train_vectors)
+        return {
+            STSB_SOURCE: self.public_vectors[:stsb],
+            BANKING_TRAIN_SOURCE: self.intent_train_vectors,
+        }
 
 
 def owning_nodes(members: Path, corpus_ids: Sequence[str]) -> dict[int, str]:

@@ -9,7 +9,9 @@
 * :class:`DcpeProtection`: the index's Scale-And-Perturb encryption (Fuchsbauer, Ghosal,
   Hauke and O'Neill, SCN 2022; :mod:`secure_index.crypto.dcpe`) under one fresh key.
 * :class:`KeyedRotation`: a secret random orthogonal matrix (keeps every inner product;
-  measured, not shipped: known plaintexts undo it).
+  measured, not shipped: known plaintexts undo it, and so does aligning the rotated
+  vectors with in-domain public embeddings,
+  :class:`~attacks.distribution_alignment.DistributionAlignmentAttacker`).
 * :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
   ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
   ciphertext back to plaintext, then feeds mapped ciphertexts to any inverter.
@@ -162,8 +164,9 @@ class KeyedRotation:
     rotated queries is unchanged; an attacker without the key sees vectors in a space its
     encoder does not produce. A measurement, not a shipped protection: any keyed *linear*
     map is undone by a known-plaintext attacker with about ``d`` (plaintext, ciphertext)
-    pairs (:class:`LinearMapAttacker`), and unsupervised alignment of embedding spaces is
-    an active line of attack.
+    pairs (:class:`LinearMapAttacker`), and without any pair by aligning the rotated cloud
+    with in-domain public embeddings
+    (:class:`~attacks.distribution_alignment.DistributionAlignmentAttacker`).
 
     Args:
         dimension: Vector width.
