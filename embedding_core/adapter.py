@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +31,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from embedding_core.atomic_file import atomic_write_bytes
 from embedding_core.errors import AdapterError
 
 __all__ = [
@@ -74,19 +73,6 @@ class AdapterSide(StrEnum):
 
 def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Adapter(nn.Module):
@@ -234,7 +220,7 @@ class Adapter(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {name: t.detach().contiguous().cpu() for name, t in self.state_dict().items()}
         weights = save(tensors)
-        _atomic_write(folder / WEIGHTS_FILE, weights)
+        atomic_write_bytes(folder / WEIGHTS_FILE, weights)
         manifest = {
             "format": ADAPTER_FORMAT,
             "format_version": ADAPTER_FORMAT_VERSION,
@@ -247,7 +233,7 @@ class Adapter(nn.Module):
             "metadata": metadata or {},
         }
         manifest_path = folder / MANIFEST_FILE
-        _atomic_write(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
         logger.info(
             "save: adapter=%s kind=%s params=%d", folder, self.kind.value, manifest["parameters"]
         )

@@ -3,8 +3,9 @@
 A ledger file is a small JSON document (schema ``fedembed.privacy_ledger``, version 1)
 holding the node's identity (node id, delta, privacy unit), its budget and one
 ``LedgerEntry`` per charge: mechanism parameters only (noise multiplier, sample rate,
-steps), never data or vectors. It is written atomically (temporary file, fsync, rename,
-fsync of the directory), so it is always either the old or the new file.
+steps), never data or vectors. It is written atomically (:mod:`embedding_core.atomic_file`:
+temporary file, fsync, rename, fsync of the directory), so it is always either the old
+or the new file.
 
 Reading validates every field; anything unexpected is a ``LedgerError`` naming the file
 and the fix, never a silent reset of the node's privacy spending. The bookkeeping that
@@ -13,16 +14,14 @@ uses this format is :mod:`client_node.accounting.ledger`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypedDict
 
 from client_node.accounting.ledger_errors import LedgerError
+from embedding_core.atomic_file import atomic_write_json
 
 __all__ = [
     "ACCOUNTANT",
@@ -64,42 +63,6 @@ def utc_timestamp() -> str:
 def is_finite_number(value: object) -> bool:
     """Whether ``value`` is a finite int or float (``bool`` is not a number here)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# ------------------------------------------------------------------------- writing
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable (POSIX); a no-op where unsupported."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_json(path: Path, document: dict[str, Any]) -> None:
-    """Writes ``document`` so that ``path`` is always either the old or the new file."""
-    data = (json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
 
 
 def ledger_document(
