@@ -13,64 +13,49 @@ generation, so a swapped or rolled-back file is refused. An upsert is acknowledg
 after its log record is fsync'ed; a snapshot folds the log into a new generation (keeping
 the previous one) and then discards the folded log files. A crash at any point recovers
 to the last snapshot plus the log. Plaintext images exist only in anonymous memory.
+
+The file names and contexts are in :mod:`secure_index.index.store_layout`, the sealed
+files of a generation in :mod:`secure_index.index.snapshot_files` and recovery on open in
+:mod:`secure_index.index.durable_collection`; this module holds the store itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from secure_index.crypto import (
-    KekProvider,
-    SealedContext,
-    open_sealed,
-    rewrap_sealed,
-    write_sealed,
-)
+from secure_index.crypto import KekProvider, rewrap_sealed
 from secure_index.errors import (
-    CollectionError,
     CollectionExistsError,
     CollectionNotFoundError,
     OwnershipError,
     StorageError,
 )
-from secure_index.index.document_table import DocumentRow, DocumentTable
-from secure_index.index.graph_image import anonymous_buffer
-from secure_index.index.hnsw_collection import (
-    CollectionSpec,
-    Hit,
-    HnswCollection,
-    Metric,
-    Protection,
-    validate_doc_id,
+from secure_index.index.collection_spec import CollectionSpec, Hit, validate_doc_id
+from secure_index.index.document_table import DocumentRow
+from secure_index.index.durable_collection import DurableCollection, recover_collection
+from secure_index.index.hnsw_collection import HnswCollection
+from secure_index.index.snapshot_files import prune_generations, write_generation
+from secure_index.index.store_layout import (
+    COLLECTIONS_DIR,
+    GENERATION_FILE,
+    KEEP_GENERATIONS,
+    LOCK_FILE,
+    WAL_DIR,
+    wal_context,
 )
 from secure_index.index.wal_records import Operation, WalRecord
 from secure_index.storage import WriteAheadLog, storage_error
 
-__all__ = ["CollectionStats", "IndexStore", "UpsertResult"]
+__all__ = ["COLLECTIONS_DIR", "LOCK_FILE", "CollectionStats", "IndexStore", "UpsertResult"]
 
 logger = logging.getLogger(__name__)
-
-COLLECTIONS_DIR = "collections"
-WAL_DIR = "wal"
-LOCK_FILE = ".lock"
-KIND_MANIFEST, KIND_GRAPH, KIND_TABLE, KIND_WAL = "manifest", "graph", "table", "wal"
-_GENERATION_FILE = re.compile(r"^(manifest|graph|table)-(\d{12})\.sealed$")
-KEEP_GENERATIONS = 2
-
-
-def _name(kind: str, generation: int) -> str:
-    return f"{kind}-{generation:012d}.sealed"
 
 
 @dataclass(frozen=True)
@@ -94,26 +79,6 @@ class CollectionStats:
     generation: int
     last_seq: int
     folded_seq: int
-
-
-class _Durable:
-    """One collection with its log, generation and commit lock."""
-
-    def __init__(
-        self,
-        directory: Path,
-        collection: HnswCollection,
-        wal: WriteAheadLog,
-        generation: int,
-        folded_seq: int,
-    ) -> None:
-        self.directory = directory
-        self.collection = collection
-        self.wal = wal
-        self.generation = generation
-        self.folded_seq = folded_seq
-        self.commit = threading.Lock()  # orders log appends with in-memory applies
-        self.snapshot_lock = threading.Lock()
 
 
 class IndexStore:
@@ -143,7 +108,7 @@ class IndexStore:
         self.tenant = tenant
         self._snapshot_records = snapshot_records
         self._snapshot_interval_s = snapshot_interval_s
-        self._collections: dict[str, _Durable] = {}
+        self._collections: dict[str, DurableCollection] = {}
         self._registry = threading.Lock()
         self._closed = threading.Event()
         self.last_snapshot_error: str | None = None
@@ -164,7 +129,9 @@ class IndexStore:
         try:
             for directory in sorted((self.root / COLLECTIONS_DIR).iterdir()):
                 if directory.is_dir():
-                    self._collections[directory.name] = self._load(directory)
+                    self._collections[directory.name] = recover_collection(
+                        directory, tenant=self.tenant, keks=self._keks
+                    )
         except BaseException:
             for durable in self._collections.values():
                 durable.wal.close()
@@ -193,9 +160,11 @@ class IndexStore:
             except OSError as exc:
                 raise storage_error(exc, path=directory, operation="create a collection") from exc
             wal = WriteAheadLog.open(
-                directory / WAL_DIR, context=self._wal_context(spec), keks=self._keks
+                directory / WAL_DIR, context=wal_context(self.tenant, spec), keks=self._keks
             )
-            durable = _Durable(directory, HnswCollection(spec), wal, generation=0, folded_seq=0)
+            durable = DurableCollection(
+                directory, HnswCollection(spec), wal, generation=0, folded_seq=0
+            )
             self._collections[spec.name] = durable
         self._snapshot(durable)
         logger.info(
@@ -230,7 +199,7 @@ class IndexStore:
             folded_seq=durable.folded_seq,
         )
 
-    def _get(self, name: str) -> _Durable:
+    def _get(self, name: str) -> DurableCollection:
         try:
             return self._collections[name]
         except KeyError:
@@ -309,7 +278,7 @@ class IndexStore:
         """Fold the log of ``name`` into a new generation now; returns the generation."""
         return self._snapshot(self._get(name))
 
-    def _snapshot(self, durable: _Durable) -> int:
+    def _snapshot(self, durable: DurableCollection) -> int:
         with durable.snapshot_lock:
             coll = durable.collection
             spec = coll.spec
@@ -320,33 +289,16 @@ class IndexStore:
             generation = durable.generation + 1
             started = time.perf_counter()
             try:
-                ctx = self._context(spec, count=count, generation=generation)
-                size = write_sealed(
-                    durable.directory / _name(KIND_GRAPH, generation),
-                    chunks,
-                    context=ctx(KIND_GRAPH),
-                    keks=self._keks,
-                )
-                size += write_sealed(
-                    durable.directory / _name(KIND_TABLE, generation),
-                    table,
-                    context=ctx(KIND_TABLE),
-                    keks=self._keks,
-                )
-                manifest = {
-                    "spec": {
-                        k: str(v) if isinstance(v, (Metric, Protection)) else v
-                        for k, v in asdict(spec).items()
-                    },
-                    "documents": count,
-                    "capacity": capacity,
-                    "folded_seq": last_seq,
-                    "generation": generation,
-                }
-                write_sealed(
-                    durable.directory / _name(KIND_MANIFEST, generation),
-                    json.dumps(manifest, sort_keys=True).encode(),
-                    context=self._manifest_context(spec.name, generation),
+                size = write_generation(
+                    durable.directory,
+                    spec,
+                    generation,
+                    chunks=chunks,
+                    table=table,
+                    count=count,
+                    capacity=capacity,
+                    folded_seq=last_seq,
+                    tenant=self.tenant,
                     keks=self._keks,
                 )
             except StorageError as exc:
@@ -359,7 +311,7 @@ class IndexStore:
                 chunks.clear()
             durable.generation, durable.folded_seq = generation, last_seq
             self.last_snapshot_error = None
-            self._prune(durable.directory, keep_from=generation - KEEP_GENERATIONS + 1)
+            prune_generations(durable.directory, keep_from=generation - KEEP_GENERATIONS + 1)
             removed = durable.wal.discard_through(last_seq)
             logger.info(
                 "snapshot: %s generation %d, %d documents, %.1f MiB, %.2f s, %d log file(s) folded",
@@ -371,15 +323,6 @@ class IndexStore:
                 removed,
             )
             return generation
-
-    def _prune(self, directory: Path, *, keep_from: int) -> None:
-        for path in directory.iterdir():
-            match = _GENERATION_FILE.match(path.name)
-            if match and int(match.group(2)) < keep_from:
-                try:
-                    path.unlink()
-                except OSError as exc:
-                    logger.warning("snapshot: could not remove old %s: %s", path.name, exc.strerror)
 
     def _snapshotter(self) -> None:
         last_fold: dict[str, float] = {}
@@ -398,83 +341,6 @@ class IndexStore:
                     except Exception:  # the snapshotter must outlive one bad fold
                         logger.exception("snapshot: %s failed unexpectedly", name)
 
-    # -- loading ---------------------------------------------------------------------------
-
-    def _load(self, directory: Path) -> _Durable:
-        name = directory.name
-        generations = sorted(
-            {
-                int(m.group(2))
-                for p in directory.iterdir()
-                if (m := _GENERATION_FILE.match(p.name)) and m.group(1) == KIND_MANIFEST
-            }
-        )
-        if not generations:
-            raise CollectionError(
-                f"{directory} has no manifest",
-                expected="manifest-<generation>.sealed written by the index",
-                fix="restore the collection folder from a backup, or remove it to drop it",
-            )
-        generation = generations[-1]
-        started = time.perf_counter()
-        manifest_path = directory / _name(KIND_MANIFEST, generation)
-        with open_sealed(
-            manifest_path,
-            expected=self._manifest_context(name, generation),
-            keks=self._keks,
-            check_element_count=False,
-        ) as reader:
-            manifest = json.loads(reader.read())
-        raw = manifest["spec"]
-        spec = CollectionSpec(
-            **{**raw, "metric": Metric(raw["metric"]), "protection": Protection(raw["protection"])}
-        )
-        count = int(manifest["documents"])
-        ctx = self._context(spec, count=count, generation=generation)
-        table_path = directory / _name(KIND_TABLE, generation)
-        graph_path = directory / _name(KIND_GRAPH, generation)
-        with open_sealed(graph_path, expected=ctx(KIND_GRAPH), keks=self._keks) as reader:
-            with open_sealed(table_path, expected=ctx(KIND_TABLE), keks=self._keks) as table_reader:
-                table = DocumentTable(table_reader.read())
-            image = anonymous_buffer(reader.plaintext_length)
-            view = memoryview(image)[: reader.plaintext_length]
-            try:
-                reader.read_into(view)
-                view.release()
-                collection = HnswCollection.from_image(
-                    spec, image, table, capacity=int(manifest["capacity"])
-                )
-            finally:
-                view.release()
-                with contextlib.suppress(BufferError):  # a failed read's traceback holds views
-                    image.close()
-        folded = int(manifest["folded_seq"])
-        wal = WriteAheadLog.open(
-            directory / WAL_DIR,
-            context=self._wal_context(spec),
-            keks=self._keks,
-            min_next_seq=folded + 1,
-        )
-        replayed = 0
-        for _seq, data in wal.replay(after_seq=folded):
-            record = WalRecord.decode(data)
-            if record.op is Operation.UPSERT:
-                collection.add_items(
-                    record.doc_ids, record.vectors, owner=record.owner, tags=record.tags
-                )
-            else:
-                collection.delete(record.doc_ids)
-            replayed += 1
-        logger.info(
-            "open: %s generation %d, %d documents, %d log record(s) replayed, %.2f s",
-            name,
-            generation,
-            len(collection),
-            replayed,
-            time.perf_counter() - started,
-        )
-        return _Durable(directory, collection, wal, generation=generation, folded_seq=folded)
-
     # -- keys ------------------------------------------------------------------------------
 
     def rewrap(self) -> int:
@@ -487,40 +353,12 @@ class IndexStore:
         for durable in list(self._collections.values()):
             self._snapshot(durable)
             for path in sorted(durable.directory.iterdir()):
-                if _GENERATION_FILE.match(path.name):
+                if GENERATION_FILE.match(path.name):
                     changed += int(rewrap_sealed(path, keks=self._keks))
         logger.info("keys: re-wrapped %d file(s) under %s", changed, self._keks.primary_id)
         return changed
 
-    # -- contexts --------------------------------------------------------------------------
-
-    def _context(self, spec: CollectionSpec, *, count: int, generation: int) -> Any:
-        def make(kind: str) -> SealedContext:
-            return SealedContext(
-                tenant=self.tenant,
-                collection=spec.name,
-                kind=kind,
-                dimension=spec.dimension,
-                metric=str(spec.metric),
-                element_count=count,
-                generation=generation,
-            )
-
-        return make
-
-    def _manifest_context(self, name: str, generation: int) -> SealedContext:
-        return SealedContext(
-            tenant=self.tenant, collection=name, kind=KIND_MANIFEST, generation=generation
-        )
-
-    def _wal_context(self, spec: CollectionSpec) -> SealedContext:
-        return SealedContext(
-            tenant=self.tenant,
-            collection=spec.name,
-            kind=KIND_WAL,
-            dimension=spec.dimension,
-            metric=str(spec.metric),
-        )
+    # -- closing ---------------------------------------------------------------------------
 
     def close(self, *, snapshot: bool = True) -> None:
         """Stop the snapshotter, fold pending logs (if asked) and release the directory."""

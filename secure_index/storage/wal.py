@@ -23,72 +23,44 @@ tail) is dropped with a warning and the file truncated when the log is opened. A
 whose length check fails elsewhere, a record that does not authenticate, a missing file in
 the middle or a header that does not match is damage: ``IntegrityError(path)``. A failed
 append is truncated away (never acknowledged, never replayed as a half record).
+
+The file format (headers, frames, torn-tail scans, record reads) is in
+:mod:`secure_index.storage.wal_file`; its constants are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import re
-import secrets
 import threading
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from secure_index.crypto.aead import AEAD_KEY_SIZE, AEAD_OVERHEAD, AesGcmAead, DecryptionError
-from secure_index.crypto.envelope_header import (
-    MAX_HEADER_SIZE,
-    ByteReader,
-    HeaderFormatError,
-    authenticated_data,
-    pack_envelope,
-    unpack_envelope,
-)
 from secure_index.crypto.key_encryption_keys import KekProvider
 from secure_index.crypto.sealed_file import SealedContext
-from secure_index.errors import IntegrityError, KeyManagementError, StorageError
-from secure_index.storage.atomic_file import atomic_write, fsync_directory, storage_error
+from secure_index.errors import IntegrityError, StorageError
+from secure_index.storage.atomic_file import fsync_directory, storage_error
+from secure_index.storage.wal_file import (
+    FILE_NAME,
+    MAX_RECORD_SIZE,
+    O_CLOEXEC,
+    TEMP_NAME,
+    WAL_MAGIC,
+    WAL_VERSION,
+    LogFile,
+    count_frames,
+    create_log_file,
+    encode_frame,
+    load_log_file,
+    pwrite_all,
+    read_records,
+)
 
 __all__ = ["MAX_RECORD_SIZE", "WAL_MAGIC", "WAL_VERSION", "WriteAheadLog"]
 
 logger = logging.getLogger(__name__)
-
-WAL_MAGIC = b"FEDWAL"
-WAL_VERSION = 1
-MAX_RECORD_SIZE = 256 << 20
-_SEQ_BYTES, _LEN_BYTES, _CRC_BYTES, _CTX_LEN_BYTES = 8, 4, 4, 4
-FRAME_HEADER_SIZE = _LEN_BYTES + _CRC_BYTES
-_FILE_NAME = re.compile(r"^wal-(\d{20})\.log$")
-_TEMP_NAME = re.compile(r"^\.wal-\d{20}\.log\.[0-9a-f]+\.tmp$")
-_ZERO_CHECK_CHUNK = 1 << 20
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def _file_name(first_seq: int) -> str:
-    return f"wal-{first_seq:020d}.log"
-
-
-def _frame_crc(length: bytes, seq: int) -> int:
-    return zlib.crc32(length + seq.to_bytes(_SEQ_BYTES, "big"))
-
-
-@dataclass
-class _LogFile:
-    path: Path
-    first_seq: int
-    header_size: int
-    aead: AesGcmAead
-    digest: bytes
-    records: int = 0
-    size: int = 0  # committed bytes (header and complete, fsync'ed frames)
-    fd: int = -1  # write descriptor, only for the current file
-
-    def record_ad(self, seq: int) -> bytes:
-        return self.digest + seq.to_bytes(_SEQ_BYTES, "big")
 
 
 @dataclass
@@ -107,8 +79,8 @@ class WriteAheadLog:
         self._context = context
         self._context_json = context.associated_data()
         self._keks = keks
-        self._closed_files: list[_LogFile] = []
-        self._current: _LogFile | None = None
+        self._closed_files: list[LogFile] = []
+        self._current: LogFile | None = None
         self._last_seq = 0
         self._cond = threading.Condition()
         self._pending: list[_Batch] = []
@@ -149,15 +121,17 @@ class WriteAheadLog:
         except OSError as exc:
             raise storage_error(exc, path=directory, operation="open the log directory") from exc
         for name in names:
-            if _TEMP_NAME.match(name):  # an interrupted file creation: header bytes only
+            if TEMP_NAME.match(name):  # an interrupted file creation: header bytes only
                 with contextlib.suppress(OSError):
                     (directory / name).unlink()
         files = [
-            log._load(directory / n, int(m.group(1))) for n in names if (m := _FILE_NAME.match(n))
+            load_log_file(directory / n, int(m.group(1)), context_json=log._context_json, keks=keks)
+            for n in names
+            if (m := FILE_NAME.match(n))
         ]
         for i, file in enumerate(files):
             last = i == len(files) - 1
-            log._count(file, last=last)
+            count_frames(file, last=last)
             if i and file.first_seq != files[i - 1].first_seq + files[i - 1].records:
                 raise IntegrityError(file.path)
         if files:
@@ -165,7 +139,7 @@ class WriteAheadLog:
             current = files[-1]
             log._last_seq = current.first_seq + current.records - 1
             try:
-                current.fd = os.open(current.path, os.O_WRONLY | _O_CLOEXEC)
+                current.fd = os.open(current.path, os.O_WRONLY | O_CLOEXEC)
             except OSError as exc:
                 raise storage_error(exc, path=current.path, operation="open the log") from exc
             log._current = current
@@ -178,79 +152,6 @@ class WriteAheadLog:
             "wal: opened %s, %d file(s), last seq %d", directory, len(files) or 1, log._last_seq
         )
         return log
-
-    def _load(self, path: Path, first_seq: int) -> _LogFile:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(MAX_HEADER_SIZE)
-            envelope = unpack_envelope(head, WAL_MAGIC)
-            reader = ByteReader(envelope.fields)
-            seq = reader.uint(_SEQ_BYTES)
-            stored = reader.take(reader.uint(_CTX_LEN_BYTES))
-            if envelope.version != WAL_VERSION or reader.remaining() or seq != first_seq:
-                raise HeaderFormatError
-            if stored != self._context_json or first_seq < 1:
-                raise HeaderFormatError
-            ad = envelope.authenticated
-            key = self._keks.unwrap(envelope.wrapped, associated_data=ad)
-            if len(key) != AEAD_KEY_SIZE:
-                raise DecryptionError
-        except (HeaderFormatError, DecryptionError, ValueError):
-            raise IntegrityError(path) from None
-        except KeyManagementError as exc:
-            raise KeyManagementError(
-                f"{path}: {exc.problem}", expected=exc.expected, fix=exc.fix
-            ) from None
-        except OSError as exc:
-            raise storage_error(exc, path=path, operation="read") from exc
-        digest = hashlib.sha256(ad).digest()
-        return _LogFile(
-            path, first_seq, envelope.length, AesGcmAead(key), digest, 0, envelope.length
-        )
-
-    def _count(self, file: _LogFile, *, last: bool) -> None:
-        """Count the complete frames of ``file``; truncate a torn tail of the last file."""
-        try:
-            with open(file.path, "rb") as f:
-                end = os.fstat(f.fileno()).st_size
-                frames, torn_at = _scan(f.fileno(), file, end, last=last)
-            if torn_at is not None:
-                logger.warning(
-                    "wal: dropped a torn tail of %d byte(s) after seq %d in %s",
-                    end - torn_at,
-                    file.first_seq + len(frames) - 1,
-                    file.path.name,
-                )
-                fd = os.open(file.path, os.O_WRONLY | _O_CLOEXEC)
-                try:
-                    os.ftruncate(fd, torn_at)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                end = torn_at
-        except OSError as exc:
-            raise storage_error(exc, path=file.path, operation="repair the log") from exc
-        file.records, file.size = len(frames), end
-
-    def _create(self, first_seq: int) -> _LogFile:
-        fields = (
-            first_seq.to_bytes(_SEQ_BYTES, "big")
-            + len(self._context_json).to_bytes(_CTX_LEN_BYTES, "big")
-            + self._context_json
-        )
-        ad = authenticated_data(WAL_MAGIC, WAL_VERSION, fields)
-        key = secrets.token_bytes(AEAD_KEY_SIZE)
-        header = pack_envelope(
-            WAL_MAGIC, WAL_VERSION, self._keks.wrap(key, associated_data=ad), fields
-        )
-        path = self.directory / _file_name(first_seq)
-        atomic_write(path, [header])
-        try:
-            fd = os.open(path, os.O_WRONLY | _O_CLOEXEC)
-        except OSError as exc:
-            raise storage_error(exc, path=path, operation="open the log") from exc
-        digest = hashlib.sha256(ad).digest()
-        return _LogFile(path, first_seq, len(header), AesGcmAead(key), digest, 0, len(header), fd)
 
     # -- appending -------------------------------------------------------------------------
 
@@ -320,7 +221,7 @@ class WriteAheadLog:
             batch.error, batch.done = failure, True
         self._cond.notify_all()
 
-    def _write(self, file: _LogFile, start: int, group: list[_Batch]) -> int:
+    def _write(self, file: LogFile, start: int, group: list[_Batch]) -> int:
         """Encrypt, write and sync ``group`` after seq ``start``; returns the bytes written.
 
         Called by the leader without the lock. On failure the file is truncated back to
@@ -331,13 +232,11 @@ class WriteAheadLog:
         for batch in group:
             for record in batch.records:
                 seq += 1
-                sealed = file.aead.encrypt(record, file.record_ad(seq))
-                length = len(sealed).to_bytes(_LEN_BYTES, "big")
-                parts += [length, _frame_crc(length, seq).to_bytes(_CRC_BYTES, "big"), sealed]
+                parts += encode_frame(file, seq, record)
             batch.last_seq = seq
         data = b"".join(parts)
         try:
-            _pwrite_all(file.fd, data, file.size)
+            pwrite_all(file.fd, data, file.size)
             os.fdatasync(file.fd)
         except OSError as exc:
             error = storage_error(exc, path=file.path, operation="append to")
@@ -413,7 +312,7 @@ class WriteAheadLog:
         for file, size, records in extents:
             if file.first_seq + records - 1 <= after_seq:
                 continue
-            yield from _read_records(file, size, records, after_seq)
+            yield from read_records(file, size, records, after_seq)
 
     def close(self) -> None:
         """Wait for an in-flight commit and close the log (idempotent)."""
@@ -434,85 +333,12 @@ class WriteAheadLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _require_open(self) -> _LogFile:
+    def _create(self, first_seq: int) -> LogFile:
+        return create_log_file(
+            self.directory, first_seq, context_json=self._context_json, keks=self._keks
+        )
+
+    def _require_open(self) -> LogFile:
         if self._closed or self._current is None:
             raise ValueError(f"the write-ahead log {self.directory} is closed")
         return self._current
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
-
-
-def _scan(
-    fd: int, file: _LogFile, end: int, *, last: bool
-) -> tuple[list[tuple[int, int]], int | None]:
-    """Frames ``(offset, length)`` of ``file`` up to ``end`` and where a torn tail starts.
-
-    A torn tail is a frame cut short by ``end``, or a zero-filled rest of the file.
-
-    Raises:
-        IntegrityError: On damage, or on a torn tail of a file that is not the last.
-    """
-    frames: list[tuple[int, int]] = []
-    pos, seq = file.header_size, file.first_seq
-    while pos < end:
-        head = os.pread(fd, FRAME_HEADER_SIZE, pos)
-        if len(head) == FRAME_HEADER_SIZE and pos + FRAME_HEADER_SIZE <= end:
-            length = int.from_bytes(head[:_LEN_BYTES], "big")
-            crc = int.from_bytes(head[_LEN_BYTES:], "big")
-            if crc == _frame_crc(head[:_LEN_BYTES], seq) and (
-                AEAD_OVERHEAD <= length <= MAX_RECORD_SIZE + AEAD_OVERHEAD
-            ):
-                if pos + FRAME_HEADER_SIZE + length > end:
-                    break  # the frame is cut short: torn
-                frames.append((pos + FRAME_HEADER_SIZE, length))
-                pos += FRAME_HEADER_SIZE + length
-                seq += 1
-                continue
-            if not _all_zero(fd, pos, end):
-                raise IntegrityError(file.path)
-        break  # a cut frame header or a zero-filled tail: torn
-    else:
-        return frames, None
-    if not last:
-        raise IntegrityError(file.path)
-    return frames, pos
-
-
-def _all_zero(fd: int, start: int, end: int) -> bool:
-    for offset in range(start, end, _ZERO_CHECK_CHUNK):
-        if os.pread(fd, min(_ZERO_CHECK_CHUNK, end - offset), offset).count(0) != min(
-            _ZERO_CHECK_CHUNK, end - offset
-        ):
-            return False
-    return True
-
-
-def _read_records(
-    file: _LogFile, size: int, records: int, after_seq: int
-) -> Iterator[tuple[int, bytes]]:
-    try:
-        fd = os.open(file.path, os.O_RDONLY | _O_CLOEXEC)
-    except FileNotFoundError:
-        raise IntegrityError(file.path) from None
-    except OSError as exc:
-        raise storage_error(exc, path=file.path, operation="read") from exc
-    try:
-        frames, torn_at = _scan(fd, file, size, last=False)
-        if torn_at is not None or len(frames) != records:
-            raise IntegrityError(file.path)
-        for index, (offset, length) in enumerate(frames):
-            seq = file.first_seq + index
-            if seq <= after_seq:
-                continue
-            sealed = os.pread(fd, length, offset)
-            try:
-                yield seq, file.aead.decrypt(sealed, file.record_ad(seq))
-            except DecryptionError:
-                raise IntegrityError(file.path) from None
-    finally:
-        os.close(fd)
