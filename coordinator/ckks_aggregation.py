@@ -18,21 +18,36 @@ Limits: a ciphertext made under another consortium's key pair with the same para
 is indistinguishable from a valid one to a holder of the public context only; it adds
 without error and decrypts to noise. Bind updates to the consortium at the transport
 layer (node authentication) and compare :func:`context_fingerprint` values.
+
+The parameters live in :mod:`coordinator.ckks_parameters` and the key pairs (contexts)
+in :mod:`coordinator.ckks_context`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tenseal as ts
 from numpy.typing import NDArray
 
-from embedding_core.errors import FedembedError
+from coordinator.ckks_context import (
+    TENSEAL_ERRORS,
+    context_fingerprint,
+    context_slots,
+    is_private_context,
+    load_context,
+    make_contexts,
+    slot_count,
+)
+from coordinator.ckks_parameters import (
+    MAX_COEFF_MODULUS_BITS,
+    CkksError,
+    CkksParameters,
+    num_chunks,
+)
 
 __all__ = [
     "MAX_COEFF_MODULUS_BITS",
@@ -47,225 +62,6 @@ __all__ = [
     "slot_count",
     "sum_encrypted",
 ]
-
-#: Largest total coefficient-modulus size (bits) per polynomial degree that keeps
-#: 128-bit security (SEAL's ``CoeffModulus::MaxBitCount``, HomomorphicEncryption.org).
-MAX_COEFF_MODULUS_BITS: Mapping[int, int] = {
-    1024: 27,
-    2048: 54,
-    4096: 109,
-    8192: 218,
-    16384: 438,
-    32768: 881,
-}
-
-_TENSEAL_ERRORS = (ValueError, RuntimeError, TypeError, OverflowError, MemoryError)
-
-
-class CkksError(FedembedError):
-    """CKKS parameters, a context or a ciphertext is invalid or does not fit."""
-
-
-def _default_coeff_mod_bit_sizes() -> tuple[int, ...]:
-    return (60, 40, 40, 60)
-
-
-@dataclass(frozen=True)
-class CkksParameters:
-    """CKKS encryption parameters of a consortium.
-
-    The defaults (degree 8192, moduli 60+40+40+60 bits, scale 2^40) give 128-bit
-    security, 4,096 slots per ciphertext and about 1e-7 absolute precision on sums; no
-    multiplication depth is needed for secure aggregation.
-
-    Args:
-        poly_modulus_degree: Ring dimension N, a power of two in 1024..32768. Each
-            ciphertext holds N/2 values.
-        coeff_mod_bit_sizes: Bit sizes of the coefficient-modulus primes (20..60 each,
-            at least two); their sum must stay within the 128-bit-security bound for N.
-        global_scale_bits: log2 of the encoding scale (20..60); precision of each value.
-    """
-
-    poly_modulus_degree: int = 8192
-    coeff_mod_bit_sizes: tuple[int, ...] = field(default_factory=_default_coeff_mod_bit_sizes)
-    global_scale_bits: int = 40
-
-    def __post_init__(self) -> None:
-        fix = "use the defaults CkksParameters() unless you know CKKS parameter selection"
-        degree = self.poly_modulus_degree
-        if isinstance(degree, bool) or not isinstance(degree, int):
-            raise CkksError(f"poly_modulus_degree is {degree!r}", expected="an integer", fix=fix)
-        if degree not in MAX_COEFF_MODULUS_BITS:
-            raise CkksError(
-                f"poly_modulus_degree {degree} is not supported",
-                expected=f"one of {', '.join(map(str, MAX_COEFF_MODULUS_BITS))}",
-                fix=fix,
-            )
-        try:
-            sizes = tuple(self.coeff_mod_bit_sizes)
-        except TypeError:
-            raise CkksError(
-                f"coeff_mod_bit_sizes is {self.coeff_mod_bit_sizes!r}",
-                expected="a sequence of integers such as (60, 40, 40, 60)",
-                fix=fix,
-            ) from None
-        object.__setattr__(self, "coeff_mod_bit_sizes", sizes)
-        if len(sizes) < 2 or any(
-            isinstance(s, bool) or not isinstance(s, int) or not 20 <= s <= 60 for s in sizes
-        ):
-            raise CkksError(
-                f"coeff_mod_bit_sizes {sizes!r} is invalid",
-                expected="at least two integers, each between 20 and 60",
-                fix=fix,
-            )
-        limit = MAX_COEFF_MODULUS_BITS[degree]
-        if sum(sizes) > limit:
-            raise CkksError(
-                f"coeff_mod_bit_sizes sum to {sum(sizes)} bits, above the 128-bit-security "
-                f"limit of {limit} bits for poly_modulus_degree {degree}",
-                expected=f"a total of at most {limit} bits",
-                fix="use fewer or smaller primes, or a larger poly_modulus_degree",
-            )
-        scale = self.global_scale_bits
-        if isinstance(scale, bool) or not isinstance(scale, int) or not 20 <= scale <= 60:
-            raise CkksError(
-                f"global_scale_bits is {scale!r}", expected="an integer between 20 and 60", fix=fix
-            )
-        headroom = sum(sizes[:-1]) - scale
-        if headroom < 20:
-            raise CkksError(
-                f"global_scale_bits {scale} leaves only {headroom} bits for the integer part "
-                "of the values",
-                expected="sum(coeff_mod_bit_sizes[:-1]) - global_scale_bits >= 20",
-                fix="lower global_scale_bits or add a prime",
-            )
-
-    @property
-    def slot_count(self) -> int:
-        """Values per ciphertext (``poly_modulus_degree // 2``)."""
-        return self.poly_modulus_degree // 2
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for kit manifests)."""
-        return {
-            "poly_modulus_degree": self.poly_modulus_degree,
-            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
-            "global_scale_bits": self.global_scale_bits,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CkksParameters:
-        """Inverse of :meth:`as_dict`; raises :class:`CkksError` on a malformed mapping."""
-        try:
-            return cls(
-                poly_modulus_degree=data["poly_modulus_degree"],
-                coeff_mod_bit_sizes=tuple(data["coeff_mod_bit_sizes"]),
-                global_scale_bits=data["global_scale_bits"],
-            )
-        except (KeyError, TypeError) as err:
-            raise CkksError(
-                f"CKKS parameters {dict(data)!r} are malformed ({err})",
-                expected="keys poly_modulus_degree, coeff_mod_bit_sizes, global_scale_bits",
-                fix="regenerate the kit with `provision`",
-            ) from None
-
-
-def make_contexts(params: CkksParameters | None = None) -> tuple[bytes, bytes]:
-    """Create a fresh CKKS key pair.
-
-    Returns:
-        ``(secret_context, public_context)`` as bytes. The secret context holds the
-        secret key (for member nodes only); the public context holds the public key
-        alone (no secret, relinearization or Galois keys): enough to encrypt and add.
-    """
-    params = params or CkksParameters()
-    try:
-        ctx = ts.context(
-            ts.SCHEME_TYPE.CKKS,
-            poly_modulus_degree=params.poly_modulus_degree,
-            coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
-        )
-    except _TENSEAL_ERRORS as err:  # pragma: no cover - parameters are validated above
-        raise CkksError(
-            f"TenSEAL rejected the CKKS parameters {params.as_dict()} ({err})",
-            fix="use the defaults CkksParameters()",
-        ) from None
-    ctx.global_scale = float(2**params.global_scale_bits)
-    secret = ctx.serialize(
-        save_public_key=True, save_secret_key=True, save_galois_keys=False, save_relin_keys=False
-    )
-    public = ctx.serialize(
-        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
-    )
-    return bytes(secret), bytes(public)
-
-
-def _load_context(data: bytes, *, what: str, need_secret: bool) -> Any:
-    if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
-        raise CkksError(
-            f"the {what} is empty or not bytes ({type(data).__name__})",
-            expected="the bytes of a serialized TenSEAL CKKS context",
-            fix="pass the content of the kit's .ctx file",
-        )
-    try:
-        ctx = ts.context_from(bytes(data))
-        scheme = ctx.seal_context().data.key_context_data().parms().scheme()
-    except _TENSEAL_ERRORS as err:
-        raise CkksError(
-            f"the {what} cannot be parsed ({err})",
-            expected="the bytes of a serialized TenSEAL CKKS context",
-            fix="pass the content of the kit's .ctx file; re-provision if it is corrupt",
-        ) from None
-    if getattr(scheme, "name", None) != "CKKS":
-        raise CkksError(
-            f"the {what} is a {getattr(scheme, 'name', scheme)} context, not a CKKS one",
-            expected="a CKKS context",
-            fix="pass the consortium's CKKS context",
-        )
-    if need_secret and not ctx.is_private():
-        raise CkksError(
-            f"the {what} holds no secret key, so it cannot decrypt",
-            expected="the secret context of a member node (ckks_secret.ctx)",
-            fix="decrypt on a member node with its node kit; the coordinator cannot decrypt",
-        )
-    return ctx
-
-
-def is_private_context(context: bytes) -> bool:
-    """Whether a serialized CKKS context holds the secret key (can decrypt).
-
-    Raises:
-        CkksError: The bytes are not a CKKS context.
-    """
-    return bool(_load_context(context, what="context", need_secret=False).is_private())
-
-
-def slot_count(context: bytes) -> int:
-    """Values per ciphertext for a serialized context (``poly_modulus_degree // 2``)."""
-    ctx = _load_context(context, what="context", need_secret=False)
-    return _slots(ctx)
-
-
-def _slots(ctx: Any) -> int:
-    return int(ctx.seal_context().data.key_context_data().parms().poly_modulus_degree()) // 2
-
-
-def num_chunks(length: int, params: CkksParameters | None = None) -> int:
-    """Number of ciphertexts a vector of ``length`` values becomes."""
-    return math.ceil(length / (params or CkksParameters()).slot_count)
-
-
-def context_fingerprint(context: bytes) -> str:
-    """SHA-256 of the *public* part of a context, equal for the secret and public forms.
-
-    Nodes and coordinator compare it to check that they use the same key pair.
-    """
-    ctx = _load_context(context, what="context", need_secret=False)
-    public = ctx.serialize(
-        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
-    )
-    # The serialization (parameters + public key) is deterministic for a given key pair.
-    return hashlib.sha256(bytes(public)).hexdigest()
 
 
 def encrypt_vector(
@@ -310,13 +106,13 @@ def encrypt_vector(
             expected="finite values",
             fix="check the local training step (clip the update) before encrypting",
         )
-    ctx = _load_context(secret_context, what="context", need_secret=False)
-    slots = _slots(ctx)
+    ctx = load_context(secret_context, what="context", need_secret=False)
+    slots = context_slots(ctx)
     chunks: list[bytes] = []
     for start in range(0, flat.size, slots):
         try:
             vector = ts.ckks_vector(ctx, flat[start : start + slots].tolist())
-        except _TENSEAL_ERRORS as err:
+        except TENSEAL_ERRORS as err:
             raise CkksError(
                 f"encrypting values {start}..{min(start + slots, flat.size) - 1} failed ({err})",
                 expected="values small enough for the CKKS scale",
@@ -336,7 +132,7 @@ def _load_chunk(ctx: Any, data: object, *, where: str, expected_size: int | None
     try:
         vector = ts.ckks_vector_from(ctx, bytes(data))
         size = int(vector.size())
-    except _TENSEAL_ERRORS as err:
+    except TENSEAL_ERRORS as err:
         raise CkksError(
             f"{where} is not a valid ciphertext for this context ({err})",
             expected="a serialized CKKS ciphertext made under the consortium's key pair",
@@ -376,8 +172,8 @@ def sum_encrypted(updates: Sequence[Sequence[bytes]], public_context: bytes) -> 
             expected="the same non-zero number of chunks in every update",
             fix="all nodes must encrypt the same model size with the same CKKS parameters",
         )
-    ctx = _load_context(public_context, what="public context", need_secret=False)
-    slots = _slots(ctx)
+    ctx = load_context(public_context, what="public context", need_secret=False)
+    slots = context_slots(ctx)
     last = counts[0] - 1
     result: list[bytes] = []
     for index in range(counts[0]):
@@ -392,7 +188,7 @@ def sum_encrypted(updates: Sequence[Sequence[bytes]], public_context: bytes) -> 
                 continue
             try:
                 acc.add_(vector)
-            except _TENSEAL_ERRORS as err:
+            except TENSEAL_ERRORS as err:
                 raise CkksError(
                     f"{where} cannot be added to the others ({err})",
                     expected="ciphertexts with the same parameters and scale",
@@ -420,8 +216,8 @@ def decrypt_vector(
         raise CkksError(
             f"length is {length!r}", expected="a positive integer", fix="pass the model size"
         )
-    ctx = _load_context(secret_context, what="context", need_secret=True)
-    slots = _slots(ctx)
+    ctx = load_context(secret_context, what="context", need_secret=True)
+    slots = context_slots(ctx)
     sizes = _chunk_sizes(int(length), slots)
     if len(chunks) != len(sizes):
         raise CkksError(
@@ -435,7 +231,7 @@ def decrypt_vector(
         vector = _load_chunk(ctx, data, where=f"chunk {index}", expected_size=size)
         try:
             out[start : start + size] = vector.decrypt()
-        except _TENSEAL_ERRORS as err:
+        except TENSEAL_ERRORS as err:
             raise CkksError(
                 f"chunk {index} cannot be decrypted ({err})",
                 expected="a ciphertext made under this context's key pair",
