@@ -3,6 +3,9 @@
 - ``rdp``: pure RDP analysis of the Poisson-subsampled Gaussian mechanism (Mironov,
   Talwar and Zhang 2019) and RDP-to-(epsilon, delta) conversion (Balle et al. 2020, or
   Mironov 2017).
+- ``privacy_params``: the privacy-parameter checks and ``PrivacyParameterError``.
+- ``noise_calibration``: ``noise_multiplier_for``, the smallest noise multiplier that
+  meets a target epsilon.
 - ``accountant``: ``RDPAccountant``, composition of heterogeneous DP-SGD steps.
 - ``ledger``: ``PrivacyLedger``, the node's persisted record of every charge, with a
   budget that is enforced before a charge is recorded.
@@ -18,15 +21,9 @@ from client_node.accounting.accountant import RDPAccountant
 from client_node.accounting.ledger import PrivacyLedger
 from client_node.accounting.ledger_errors import BudgetExceededError, LedgerError
 from client_node.accounting.ledger_file import LedgerEntry
-from client_node.accounting.rdp import (
-    CONVERSIONS,
-    DEFAULT_ORDERS,
-    PrivacyParameterError,
-    compute_rdp,
-    epsilon_for,
-    noise_multiplier_for,
-    rdp_to_epsilon,
-)
+from client_node.accounting.noise_calibration import noise_multiplier_for
+from client_node.accounting.privacy_params import CONVERSIONS, PrivacyParameterError
+from client_node.accounting.rdp import DEFAULT_ORDERS, compute_rdp, epsilon_for, rdp_to_epsilon
 
 __all__ = [
     "CONVERSIONS",

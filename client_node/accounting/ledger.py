@@ -35,7 +35,7 @@ from client_node.accounting.ledger_file import (
     read_ledger,
     utc_timestamp,
 )
-from client_node.accounting.rdp import PrivacyParameterError
+from client_node.accounting.privacy_params import PrivacyParameterError
 
 __all__ = [
     "BudgetExceededError",

@@ -20,7 +20,9 @@ The neighbouring relation is add/remove one record (the privacy unit of the call
 one interaction record on a member node).
 
 All privacy numerics are keyword-only so a noise multiplier is never passed where a
-sampling rate was meant.
+sampling rate was meant. The parameter checks and ``PrivacyParameterError`` are in
+:mod:`client_node.accounting.privacy_params` (re-exported here); choosing a noise
+multiplier for a target epsilon is :mod:`client_node.accounting.noise_calibration`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from embedding_core.errors import FedembedError
+from client_node.accounting.privacy_params import CONVERSIONS as CONVERSIONS
+from client_node.accounting.privacy_params import (
+    PrivacyParameterError,
+    check_conversion,
+    check_delta,
+    check_noise_multiplier,
+    check_orders,
+    check_sample_rate,
+    check_steps,
+)
 
 __all__ = [
     "CONVERSIONS",
@@ -41,7 +52,6 @@ __all__ = [
     "PrivacyParameterError",
     "compute_rdp",
     "epsilon_for",
-    "noise_multiplier_for",
     "rdp_to_epsilon",
 ]
 
@@ -58,9 +68,6 @@ The same grid as Opacus's ``RDPAccountant.DEFAULT_ALPHAS`` plus three large orde
 matter for very small epsilons (as in Google's dp-accounting).
 """
 
-CONVERSIONS: Final[tuple[str, ...]] = ("balle2020", "classic")
-"""Names accepted by ``conversion``: ``"balle2020"`` (default) and ``"classic"``."""
-
 # Series for fractional orders are summed chunk by chunk until a whole chunk is this many
 # nats below the running sum (e^-40 ~ 4e-18 relative), with at most _MAX_TERMS terms.
 _SERIES_TOLERANCE_NATS = 40.0
@@ -68,89 +75,6 @@ _FIRST_CHUNK = 256
 _MAX_TERMS = 1 << 24
 # Opacus and dp-accounting stop trusting the Balle et al. bound as alpha -> 1.
 _MIN_ORDER_BALLE = 1.01
-_MAX_NOISE_MULTIPLIER = 1.0e4
-
-
-class PrivacyParameterError(FedembedError, ValueError):
-    """A privacy parameter is out of range, or a privacy target cannot be reached.
-
-    It is a ``ValueError`` too, so numeric callers can catch it as such.
-    """
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_sample_rate(sample_rate: float) -> float:
-    if not isinstance(sample_rate, int | float) or isinstance(sample_rate, bool):
-        raise PrivacyParameterError(
-            f"sample_rate must be a number, got {sample_rate!r}",
-            expected="a sampling probability in (0, 1], e.g. batch_size / dataset_size",
-        )
-    rate = float(sample_rate)
-    if not (0.0 < rate <= 1.0):
-        raise PrivacyParameterError(
-            f"sample_rate must lie in (0, 1], got {sample_rate!r}",
-            expected="a sampling probability in (0, 1], e.g. batch_size / dataset_size",
-            fix="use the expected batch size divided by the number of records",
-        )
-    return rate
-
-
-def _check_noise_multiplier(noise_multiplier: float) -> float:
-    if not isinstance(noise_multiplier, int | float) or isinstance(noise_multiplier, bool):
-        raise PrivacyParameterError(
-            f"noise_multiplier must be a number, got {noise_multiplier!r}",
-            expected="a finite number > 0 (noise std / clipping norm)",
-        )
-    sigma = float(noise_multiplier)
-    if not (math.isfinite(sigma) and sigma > 0.0):
-        raise PrivacyParameterError(
-            f"noise_multiplier must be a finite number > 0, got {noise_multiplier!r}",
-            expected="a finite number > 0 (noise std / clipping norm); 0 means no privacy at all",
-        )
-    return sigma
-
-
-def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
-        raise PrivacyParameterError(
-            f"steps must be an integer >= 0, got {steps!r}",
-            expected="the number of noisy gradient steps as an integer >= 0",
-        )
-    return int(steps)
-
-
-def _check_delta(delta: float) -> float:
-    if (
-        isinstance(delta, bool)
-        or not isinstance(delta, int | float)
-        or not (0.0 < float(delta) < 1.0)
-    ):
-        raise PrivacyParameterError(
-            f"delta must lie strictly between 0 and 1, got {delta!r}",
-            expected="0 < delta < 1, usually well below 1 / number of records (e.g. 1e-5)",
-        )
-    return float(delta)
-
-
-def _check_orders(orders: Sequence[float]) -> NDArray[np.float64]:
-    array = np.asarray(orders, dtype=np.float64).reshape(-1)
-    if array.size == 0 or not np.all(np.isfinite(array)) or not np.all(array > 1.0):
-        raise PrivacyParameterError(
-            f"orders must be a non-empty sequence of finite numbers > 1, got {orders!r}",
-            expected="Rényi orders alpha > 1, e.g. DEFAULT_ORDERS",
-        )
-    return array
-
-
-def _check_conversion(conversion: str) -> str:
-    if conversion not in CONVERSIONS:
-        raise PrivacyParameterError(
-            f"unknown RDP-to-DP conversion {conversion!r}",
-            expected=f"one of {', '.join(CONVERSIONS)}",
-        )
-    return conversion
 
 
 # ------------------------------------------------------------------- RDP of one step
@@ -286,10 +210,10 @@ def compute_rdp(
     Raises:
         PrivacyParameterError: A parameter is out of range (also a ``ValueError``).
     """
-    q = _check_sample_rate(sample_rate)
-    sigma = _check_noise_multiplier(noise_multiplier)
-    n_steps = _check_steps(steps)
-    alphas = _check_orders(orders)
+    q = check_sample_rate(sample_rate)
+    sigma = check_noise_multiplier(noise_multiplier)
+    n_steps = check_steps(steps)
+    alphas = check_orders(orders)
     per_step = np.array([_rdp_one_step(q, sigma, float(a)) for a in alphas], dtype=np.float64)
     return per_step * float(n_steps)
 
@@ -332,7 +256,7 @@ def rdp_to_epsilon(
     Raises:
         PrivacyParameterError: Bad delta, orders, lengths or conversion name.
     """
-    alphas = _check_orders(orders)
+    alphas = check_orders(orders)
     values = np.asarray(rdp, dtype=np.float64).reshape(-1)
     if values.shape != alphas.shape:
         raise PrivacyParameterError(
@@ -344,8 +268,8 @@ def rdp_to_epsilon(
             "rdp holds NaN or negative values",
             expected="RDP values >= 0 (inf allowed)",
         )
-    log_delta = math.log(_check_delta(delta))
-    _check_conversion(conversion)
+    log_delta = math.log(check_delta(delta))
+    check_conversion(conversion)
 
     with np.errstate(over="ignore", invalid="ignore"):
         if conversion == "balle2020":
@@ -385,99 +309,10 @@ def epsilon_for(
     Returns:
         The epsilon (0.0 for zero steps).
     """
-    _check_delta(delta)
-    _check_conversion(conversion)
+    check_delta(delta)
+    check_conversion(conversion)
     rdp = compute_rdp(
         sample_rate=sample_rate, noise_multiplier=noise_multiplier, steps=steps, orders=orders
     )
     epsilon, _ = rdp_to_epsilon(orders=orders, rdp=rdp, delta=delta, conversion=conversion)
     return epsilon
-
-
-def noise_multiplier_for(
-    *,
-    target_epsilon: float,
-    target_delta: float,
-    sample_rate: float,
-    steps: int,
-    tolerance: float = 0.01,
-    conversion: str = "balle2020",
-    orders: Sequence[float] = DEFAULT_ORDERS,
-) -> float:
-    """Smallest noise multiplier (within the tolerance) that keeps epsilon <= target.
-
-    Bisection on the noise multiplier, like Opacus's ``get_noise_multiplier``: the
-    returned value ``sigma`` satisfies ``target_epsilon - tolerance <= epsilon_for(sigma)
-    <= target_epsilon``.
-
-    Args:
-        target_epsilon: Epsilon not to exceed, > 0.
-        target_delta: Delta, 0 < delta < 1.
-        sample_rate: Probability that a record is in a batch, in (0, 1].
-        steps: Number of noisy steps, >= 1.
-        tolerance: Allowed slack below the target epsilon, > 0.
-        conversion: ``"balle2020"`` (default) or ``"classic"``.
-        orders: Rényi orders to optimise over.
-
-    Returns:
-        The noise multiplier.
-
-    Raises:
-        PrivacyParameterError: A parameter is out of range, or the target cannot be
-            reached with any noise multiplier up to 1e4 (also a ``ValueError``).
-    """
-    if (
-        isinstance(target_epsilon, bool)
-        or not isinstance(target_epsilon, int | float)
-        or not (math.isfinite(target_epsilon) and target_epsilon > 0)
-    ):
-        raise PrivacyParameterError(
-            f"target_epsilon must be a finite number > 0, got {target_epsilon!r}",
-            expected="the privacy budget epsilon, e.g. 1.0 to 10.0",
-        )
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance > 0:
-        raise PrivacyParameterError(
-            f"tolerance must be a number > 0, got {tolerance!r}",
-            expected="an epsilon tolerance such as 0.01",
-        )
-    _check_delta(target_delta)
-    _check_sample_rate(sample_rate)
-    if _check_steps(steps) < 1:
-        raise PrivacyParameterError(
-            "steps must be at least 1 to choose a noise multiplier",
-            expected="the number of noisy steps the training will run, >= 1",
-        )
-    _check_conversion(conversion)
-
-    def eps(sigma: float) -> float:
-        return epsilon_for(
-            sample_rate=sample_rate,
-            noise_multiplier=sigma,
-            steps=steps,
-            delta=target_delta,
-            conversion=conversion,
-            orders=orders,
-        )
-
-    low, high = 0.0, 1.0
-    eps_high = eps(high)
-    while eps_high > target_epsilon:
-        if high >= _MAX_NOISE_MULTIPLIER:
-            raise PrivacyParameterError(
-                f"target epsilon {target_epsilon} at delta {target_delta} cannot be reached: "
-                f"even noise_multiplier={high:g} gives epsilon {eps_high:.4g} over {steps} "
-                f"steps at sample_rate {sample_rate}",
-                expected="a target epsilon reachable with a finite noise multiplier",
-                fix="raise target_epsilon or target_delta, or train fewer steps or with a "
-                "smaller sample_rate",
-            )
-        low, high = high, min(2.0 * high, _MAX_NOISE_MULTIPLIER)
-        eps_high = eps(high)
-    while target_epsilon - eps_high > tolerance and high - low > 1e-9 * high:
-        middle = 0.5 * (low + high)
-        eps_middle = eps(middle)
-        if eps_middle <= target_epsilon:
-            high, eps_high = middle, eps_middle
-        else:
-            low = middle
-    return high

@@ -10,12 +10,12 @@ from opacus.accountants.analysis import rdp as opacus_rdp
 from opacus.accountants.utils import get_noise_multiplier as opacus_noise_multiplier
 from scipy import integrate, stats
 
+from client_node.accounting.noise_calibration import noise_multiplier_for
 from client_node.accounting.rdp import (
     DEFAULT_ORDERS,
     PrivacyParameterError,
     compute_rdp,
     epsilon_for,
-    noise_multiplier_for,
     rdp_to_epsilon,
 )
 from embedding_core.errors import FedembedError

@@ -1,0 +1,193 @@
+"""The query gateway's data routes: health, collection info, partner queries, node uploads.
+
+Partners call ``POST /v1/collections/{c}/query`` with a scoped API key and get document
+ids, owning nodes and scores, never vectors or text. Nodes call ``PUT
+/v1/collections/{c}/documents`` with their own key (idempotent batch upserts of
+protected vectors) and ``POST /v1/collections/{c}/documents/delete`` to delete their own
+documents. Every decision is appended to the hash-chained audit log.
+"""
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, FastAPI
+
+from secure_index.index.hnsw_collection import Protection
+from secure_index.service.audit_log import AuditLog
+from secure_index.service.credentials import Credential, Role
+from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
+from secure_index.service.gateway_responses import ERROR_RESPONSES, collection_info
+from secure_index.service.http_errors import ApiError
+from secure_index.service.query_embedder import QueryEmbedder
+from secure_index.service.schemas import (
+    CollectionInfo,
+    DeleteRequest,
+    DeleteResult,
+    HitOut,
+    QueryRequest,
+    QueryResult,
+    UploadRequest,
+    UploadResult,
+)
+from secure_index.service.store_backend import StoreBackend
+
+__all__ = ["install_data_routes"]
+
+
+def install_data_routes(
+    app: FastAPI,
+    *,
+    backend: StoreBackend,
+    embedder: QueryEmbedder,
+    audit: AuditLog,
+    access: GatewayAccess,
+    limits: GatewayLimits,
+) -> None:
+    """Adds the health, collection, query, upload and delete routes to ``app``."""
+    caller, authorise, deny = access.caller, access.authorise, access.deny
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @app.get("/v1/collections", responses=ERROR_RESPONSES)
+    def my_collections(cred: Annotated[Credential, Depends(caller)]) -> list[CollectionInfo]:
+        """The collections your key may use."""
+        return [collection_info(backend, n) for n in backend.names() if cred.allows(n)]
+
+    @app.get("/v1/collections/{collection}", responses=ERROR_RESPONSES)
+    def describe(collection: str, cred: Annotated[Credential, Depends(caller)]) -> CollectionInfo:
+        """A collection's dimension, metric, protection and size."""
+        if not cred.allows(collection):
+            raise ApiError(
+                403,
+                f"your key is not scoped to collection {collection!r}",
+                expected=f"one of {sorted(cred.scopes)}",
+                fix="ask the operator",
+            )
+        return collection_info(backend, collection)
+
+    @app.post("/v1/collections/{collection}/query", responses=ERROR_RESPONSES)
+    def query(
+        collection: str, body: QueryRequest, cred: Annotated[Credential, Depends(caller)]
+    ) -> QueryResult:
+        """Search a collection by text or vector: ids, owners and scores."""
+        authorise(cred, Role.PARTNER, Action.QUERY, collection)
+        if (body.text is None) == (body.vector is None):
+            raise ApiError(
+                422,
+                "send exactly one of 'text' and 'vector'",
+                expected='{"text": "..."} or {"vector": [...]}',
+                fix="drop one field",
+            )
+        if body.k > min(cred.top_k_cap, limits.max_k):
+            cap = min(cred.top_k_cap, limits.max_k)
+            deny(
+                cred,
+                Action.QUERY,
+                collection,
+                Decision.DENY_TOP_K,
+                ApiError(
+                    403,
+                    f"k={body.k} exceeds your key's cap of {cap}",
+                    expected=f"k <= {cap}",
+                    fix=f"ask for at most {cap} results",
+                ),
+            )
+        spec = backend.spec(collection)
+        raw = (
+            embedder.embed_text(body.text)
+            if body.text is not None
+            else np.asarray([body.vector], dtype=np.float32)
+        )
+        if raw.shape[-1] != spec.dimension:
+            raise ApiError(
+                422,
+                f"the query vector has {raw.shape[-1]} dimensions",
+                expected=f"{spec.dimension} dimensions for {collection!r}",
+                fix="embed with the collection's model",
+            )
+        vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
+        hits = backend.knn_query(
+            collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
+        )[0]
+        audit.append(
+            actor=cred.key_id,
+            role=str(cred.role),
+            action=Action.QUERY,
+            collection=collection,
+            decision=Decision.ALLOW,
+            detail={
+                "name": cred.name,
+                "k": body.k,
+                "kind": "text" if body.text else "vector",
+                "results": [h.doc_id for h in hits],
+            },
+        )
+        return QueryResult(
+            collection=collection,
+            k=body.k,
+            results=[HitOut(doc_id=h.doc_id, owner=h.owner, score=h.score) for h in hits],
+        )
+
+    @app.put("/v1/collections/{collection}/documents", responses=ERROR_RESPONSES)
+    def upload(
+        collection: str, body: UploadRequest, cred: Annotated[Credential, Depends(caller)]
+    ) -> UploadResult:
+        """Idempotent batch upsert of the calling node's document vectors (durable)."""
+        authorise(cred, Role.NODE, Action.UPLOAD, collection)
+        if len(body.items) > limits.max_batch:
+            deny(
+                cred,
+                Action.UPLOAD,
+                collection,
+                Decision.DENY_BATCH,
+                ApiError(
+                    413,
+                    f"{len(body.items)} items in one batch",
+                    expected=f"at most {limits.max_batch}",
+                    fix="split the upload into smaller batches",
+                ),
+            )
+        result = backend.upsert(
+            collection,
+            [i.id for i in body.items],
+            [i.vector for i in body.items],
+            owner=cred.name,
+            tags=[i.tags for i in body.items],
+        )
+        audit.append(
+            actor=cred.key_id,
+            role=str(cred.role),
+            action=Action.UPLOAD,
+            collection=collection,
+            decision=Decision.ALLOW,
+            detail={
+                "name": cred.name,
+                "items": len(body.items),
+                "inserted": result.inserted,
+                "updated": result.updated,
+                "seq": result.seq,
+            },
+        )
+        return UploadResult(
+            collection=collection, inserted=result.inserted, updated=result.updated, seq=result.seq
+        )
+
+    @app.post("/v1/collections/{collection}/documents/delete", responses=ERROR_RESPONSES)
+    def delete(
+        collection: str, body: DeleteRequest, cred: Annotated[Credential, Depends(caller)]
+    ) -> DeleteResult:
+        """Delete the calling node's own documents (durable)."""
+        authorise(cred, Role.NODE, Action.DELETE, collection)
+        deleted = backend.delete(collection, body.ids, owner=cred.name)
+        audit.append(
+            actor=cred.key_id,
+            role=str(cred.role),
+            action=Action.DELETE,
+            collection=collection,
+            decision=Decision.ALLOW,
+            detail={"name": cred.name, "requested": len(body.ids), "deleted": deleted},
+        )
+        return DeleteResult(collection=collection, deleted=deleted)
