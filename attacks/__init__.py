@@ -12,7 +12,8 @@ from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from attacks.attribute_inference import AttributeProbe, attribute_report
-    from attacks.audit import AuditConfig, AuditInputs, run_audit
+    from attacks.audit import run_audit
+    from attacks.audit_config import AuditConfig, AuditInputs
     from attacks.base import AttackReport, Protection
     from attacks.bias_audit import (
         BiasTest,
@@ -74,8 +75,8 @@ if TYPE_CHECKING:
 _SUBMODULE: dict[str, str] = {
     "AttackReport": "base",
     "AttributeProbe": "attribute_inference",
-    "AuditConfig": "audit",
-    "AuditInputs": "audit",
+    "AuditConfig": "audit_config",
+    "AuditInputs": "audit_config",
     "BiasTest": "bias_audit",
     "BowConfig": "bow_inversion",
     "BowInverter": "bow_inversion",

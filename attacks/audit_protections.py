@@ -29,7 +29,7 @@ from secure_index.crypto.dcpe import DcpeKey
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 
 if TYPE_CHECKING:
-    from attacks.audit import AuditConfig
+    from attacks.audit_config import AuditConfig
 
 __all__ = ["DeployedProtection", "ProtectionCase", "protection_cases", "scifact_ndcg10"]
 

@@ -1,0 +1,71 @@
+"""What the audit attacks and how hard: its inputs, its budgets and their profiles.
+
+:class:`AuditInputs` names the audited model, adapter, index keyring, data and policy;
+:class:`AuditConfig` sets the sample sizes and search budgets (``AuditConfig.quick()``
+is the small profile for tests and smoke runs). ``DEFAULT_EPSILON`` and
+``DEFAULT_DELTA`` stand in for the adapter's DP target when no adapter records one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attacks.optimisation_inversion import FREQUENT_MIN_ZIPF, SearchConfig
+from policies import LoadedPolicy
+
+__all__ = ["DEFAULT_DELTA", "DEFAULT_EPSILON", "AuditConfig", "AuditInputs"]
+
+DEFAULT_EPSILON = 8.0
+DEFAULT_DELTA = 1e-5
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """How much the audit attacks (sample sizes and search budgets)."""
+
+    bank_targets: int | None = 500
+    claim_targets: int | None = 300
+    public_per_source: int | None = None
+    corpus_documents: int | None = None
+    optimisation_targets: int = 20
+    search: SearchConfig = field(default_factory=lambda: SearchConfig(candidates=128, beam_width=1))
+    vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only
+    noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+    kpa_pairs: int = 1000
+    mia_models: int = 8
+    bias_tests: tuple[str, ...] | None = None
+    bias_mc_samples: int = 100_000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> AuditConfig:
+        """A small audit (about a minute after caching): for tests and smoke runs."""
+        return cls(
+            bank_targets=150,
+            claim_targets=60,
+            public_per_source=3000,
+            corpus_documents=1500,
+            optimisation_targets=4,
+            search=SearchConfig(candidates=48, beam_width=1, max_words=8, refine_sweeps=0),
+            vocabulary_min_zipf=None,
+            noise_sigmas=(0.05, 0.2),
+            kpa_pairs=500,
+            mia_models=4,
+            bias_tests=("weat1", "weat2", "weat7"),
+            bias_mc_samples=2_000,
+        )
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """What is audited and against which policy."""
+
+    policy: LoadedPolicy
+    model: Path | None = None
+    adapter: Path | None = None
+    dcpe_keyring: Path | None = None
+    index: Path | None = None
+    data_dir: Path | None = None
+    cache: Path | None = None
+    members: Path | None = None
