@@ -29,7 +29,7 @@ an attacker with in-domain public data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,8 @@ class DistributionAlignmentAttacker:
         max_points: At most this many ciphertexts and public vectors (a seeded sample of
             each) enter the fit; the recovered map then applies to every ciphertext.
         seed: Seeds the samples.
+        starts: The first maps to try: ``None`` matches every principal axis in order,
+            ``k`` pairs neighbours within the top ``k`` axes.
     """
 
     def __init__(
@@ -117,17 +119,23 @@ class DistributionAlignmentAttacker:
         neighbours: int = DEFAULT_NEIGHBOURS,
         max_points: int = DEFAULT_MAX_POINTS,
         seed: int = 0,
+        starts: Sequence[int | None] = DEFAULT_STARTS,
     ) -> None:
         if iterations < 0 or neighbours < 1 or max_points < MIN_POINTS:
             raise ValueError(
                 f"need iterations >= 0, neighbours >= 1 and max_points >= {MIN_POINTS}, got "
                 f"{iterations}, {neighbours}, {max_points}"
             )
+        if not starts or any(top is not None and top < 1 for top in starts):
+            raise ValueError(
+                f"starts must be a non-empty list of None or axis counts >= 1, got {starts!r}; "
+                f"the default is {DEFAULT_STARTS!r}"
+            )
         self.iterations = iterations
         self.neighbours = neighbours
         self.max_points = max_points
         self.seed = seed
-        self.starts: tuple[int | None, ...] = DEFAULT_STARTS
+        self.starts: tuple[int | None, ...] = tuple(starts)
         self._map: Matrix | None = None
         self.fits: list[AlignmentFit] = []
 

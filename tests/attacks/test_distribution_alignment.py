@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attacks import audit_protections
 from attacks.distribution_alignment import UNION, DistributionAlignmentAttacker
 from attacks.protections import KeyedRotation
 
@@ -92,3 +93,44 @@ def test_alignment_refuses_bad_input_and_unfitted_use() -> None:
         attacker.fit(np.full((4, DIM), np.nan), {"p": _mixture(10, 0)})
     with pytest.raises(ValueError, match="iterations"):
         DistributionAlignmentAttacker(neighbours=0)
+    with pytest.raises(ValueError, match="starts"):
+        DistributionAlignmentAttacker(starts=())
+    with pytest.raises(ValueError, match="starts"):
+        DistributionAlignmentAttacker(starts=(None, 0))
+
+
+def test_alignment_from_a_single_start_still_recovers_in_domain_data() -> None:
+    # Prepare
+    public, private = _mixture(2000, seed=1), _mixture(800, seed=2)
+    ciphertexts = KeyedRotation(DIM, key=b"s" * 16).protect(private)
+    # Execute
+    attacker = DistributionAlignmentAttacker(starts=[8]).fit(ciphertexts, {"public": public})
+    # Assert
+    assert attacker.starts == (8,)
+    assert _mean_cosine(attacker.recover(ciphertexts), private) > 0.9
+
+
+def test_audit_alignment_view_fits_once_per_batch_and_recovers_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: count fits (the real attacker runs; the wrapper only counts).
+    fits: list[int] = []
+    real_fit = DistributionAlignmentAttacker.fit
+
+    def counting_fit(self, ciphertexts, public):  # type: ignore[no-untyped-def]
+        fits.append(len(ciphertexts))
+        return real_fit(self, ciphertexts, public)
+
+    monkeypatch.setattr(DistributionAlignmentAttacker, "fit", counting_fit)
+    rotation = KeyedRotation(DIM, key=b"v" * 16)
+    view = audit_protections._alignment_view(
+        rotation.protect, {"public": _mixture(2000, seed=1)}, seed=0
+    )
+    batch, other = _mixture(800, seed=2), _mixture(700, seed=3)
+    # Execute
+    first, again = view(batch), view(batch)
+    view(other)
+    # Assert
+    assert fits == [800, 700]
+    np.testing.assert_array_equal(first, again)
+    assert _mean_cosine(first, batch) > 0.95
