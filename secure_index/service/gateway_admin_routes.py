@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.service.audit_log import AuditLog
-from secure_index.service.credentials import CredentialStore, Role
+from secure_index.service.credentials import ALL_COLLECTIONS, CredentialStore, Role
 from secure_index.service.gateway_access import ADMIN_ACTOR, Action, Decision, GatewayAccess
 from secure_index.service.gateway_responses import (
     ERROR_RESPONSES,
@@ -44,6 +44,17 @@ def install_admin_routes(
     """Adds the ``/v1/admin`` routes to ``app``, all behind the admin token."""
     guard = [Depends(access.admin)]
 
+    def record(action: str, collection: str, detail: dict[str, object]) -> None:
+        """One audit entry for an allowed admin action."""
+        audit.append(
+            actor=ADMIN_ACTOR,
+            role=ADMIN_ACTOR,
+            action=action,
+            collection=collection,
+            decision=Decision.ALLOW,
+            detail=detail,
+        )
+
     @app.post(
         "/v1/admin/collections", dependencies=guard, status_code=201, responses=ERROR_RESPONSES
     )
@@ -56,13 +67,10 @@ def install_admin_routes(
             protection=Protection(body.protection),
         )
         stats = backend.create_collection(spec)
-        audit.append(
-            actor=ADMIN_ACTOR,
-            role="admin",
-            action=Action.CREATE_COLLECTION,
-            collection=body.name,
-            decision=Decision.ALLOW,
-            detail={
+        record(
+            Action.CREATE_COLLECTION,
+            body.name,
+            {
                 "dimension": body.dimension,
                 "metric": body.metric,
                 "protection": body.protection,
@@ -81,14 +89,7 @@ def install_admin_routes(
     def snapshot(collection: str) -> dict[str, int]:
         """Fold the collection's log into a new encrypted generation now."""
         generation = backend.snapshot(collection)
-        audit.append(
-            actor=ADMIN_ACTOR,
-            role="admin",
-            action=Action.SNAPSHOT,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={"generation": generation},
-        )
+        record(Action.SNAPSHOT, collection, {"generation": generation})
         return {"generation": generation}
 
     @app.post(
@@ -104,13 +105,10 @@ def install_admin_routes(
             rate_per_minute=body.rate_per_minute,
             burst=body.burst,
         )
-        audit.append(
-            actor=ADMIN_ACTOR,
-            role="admin",
-            action=Action.CREATE_KEY,
-            collection="*",
-            decision=Decision.ALLOW,
-            detail={"key_id": cred.key_id, "name": cred.name, "role": str(cred.role)},
+        record(
+            Action.CREATE_KEY,
+            ALL_COLLECTIONS,
+            {"key_id": cred.key_id, "name": cred.name, "role": str(cred.role)},
         )
         return credential_info(cred, token)
 
@@ -131,12 +129,5 @@ def install_admin_routes(
             )
         cred = credentials.revoke(key_id)
         rate.forget(key_id)
-        audit.append(
-            actor=ADMIN_ACTOR,
-            role="admin",
-            action=Action.REVOKE_KEY,
-            collection="*",
-            decision=Decision.ALLOW,
-            detail={"key_id": key_id},
-        )
+        record(Action.REVOKE_KEY, ALL_COLLECTIONS, {"key_id": key_id})
         return credential_info(cred)
