@@ -13,6 +13,10 @@ COPY secure_index secure_index
 COPY attacks attacks
 COPY policies policies
 COPY fedembed fedembed
-RUN pip install . && useradd --system --uid 10001 fedembed
+# gcc builds the index's small C extension (secure_index/index/_hit_rows.c), then goes.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 fedembed
 USER fedembed
 ENTRYPOINT ["fedembed"]

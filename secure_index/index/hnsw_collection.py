@@ -12,16 +12,16 @@ query the read side. Deleted labels become tombstones that later inserts reuse
 from __future__ import annotations
 
 import logging
-import math
 import mmap
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import cast
 
 import hnswlib
 import numpy as np
 
 from secure_index.errors import RequestError
+from secure_index.index._hit_rows import hit_rows
 from secure_index.index.collection_spec import (
     CollectionSpec,
     Hit,
@@ -85,7 +85,7 @@ class HnswCollection:
         self._index = index
         self._single_shape = (spec.dimension,)
         self._cosine = spec.metric is Metric.COSINE
-        self._l2 = spec.metric is Metric.L2
+        self._score_offset = 0.0 if spec.metric is Metric.L2 else 1.0  # score = offset - d
         self._table = table if table is not None else DocumentTable()
 
     @property
@@ -270,8 +270,9 @@ class HnswCollection:
         """The hot path of one unfiltered query (no numpy work besides hnswlib's call).
 
         The search runs on the graph's own scoring; a NaN or infinite component makes
-        every distance non-finite, so finiteness is checked on the returned distances.
-        ``None`` sends the query to the general path (which validates and explains).
+        every distance non-finite, so finiteness is checked on the returned distances
+        (by :func:`hit_rows`). ``None`` sends the query to the general path (which
+        validates and explains).
         """
         lock = self._lock
         lock.acquire_read()
@@ -283,10 +284,8 @@ class HnswCollection:
                 labels, distances = self._index.knn_query(vector, k=min(k, count), num_threads=1)
             except RuntimeError:  # hnswlib found fewer than k: let the general path decide
                 return None
-            row_distances = distances.tolist()[0]
-            if not math.isfinite(row_distances[0]):
-                return None
-            return [self._hit_row(labels.tolist()[0], row_distances)]
+            doc_ids, owners = self._table.label_maps()
+            return hit_rows(labels, distances, doc_ids, owners, Hit, self._score_offset, True)
         finally:
             lock.release_read()
 
@@ -312,35 +311,23 @@ class HnswCollection:
         return 1.0 - queries @ stored.T  # type: ignore[no-any-return]
 
     def _hits(self, labels: np.ndarray, distances: np.ndarray) -> list[list[Hit]]:
-        """Hits per query row: one ``tolist`` per array, then plain list work."""
-        hit_row = self._hit_row
-        return [
-            hit_row(row_labels, row_distances)
-            for row_labels, row_distances in zip(labels.tolist(), distances.tolist(), strict=True)
-        ]
+        """Hits per query row (call under the read lock), built by :func:`hit_rows`.
 
-    def _hit_row(self, labels: list[int], distances: list[float]) -> list[Hit]:
-        """One query's hits from hnswlib's labels and distances (call under the read lock).
-
-        Built with ``map`` over C callables (no Python frame per hit); a tombstone (id
-        ``None``) or a label past the table takes the filtering loop instead.
+        A label past the table or naming a tombstone is skipped; scores are
+        ``1 - distance`` for inner product and cosine (hnswlib's distance is one minus the
+        similarity) and ``-distance`` for l2 (hnswlib's squared distance).
         """
         doc_ids, owners = self._table.label_maps()
-        # hnswlib distances: l2 = squared distance (score -d), ip and cosine = 1 - similarity
-        scores = map((0.0 if self._l2 else 1.0).__sub__, distances)
-        try:
-            ids = list(map(doc_ids.__getitem__, labels))
-        except IndexError:
-            ids = [None]
-        if None not in ids:
-            rows = zip(ids, map(owners.__getitem__, labels), scores, strict=True)
-            return list(map(Hit, cast("Iterator[tuple[str, str, float]]", rows)))
-        size = len(doc_ids)
-        return [
-            Hit((doc_id, owners[row] or "", score))
-            for row, score in zip(labels, scores, strict=True)
-            if row < size and (doc_id := doc_ids[row]) is not None
-        ]
+        rows = hit_rows(
+            np.ascontiguousarray(labels, dtype=np.uint64),
+            np.ascontiguousarray(distances, dtype=np.float32),
+            doc_ids,
+            owners,
+            Hit,
+            self._score_offset,
+            False,
+        )
+        return cast("list[list[Hit]]", rows)
 
     # -- serialisation ---------------------------------------------------------------------
 

@@ -195,7 +195,8 @@ def test_hits_skip_tombstones_and_unknown_labels() -> None:
     coll.add_items(["a", "b", "c"], _unit(3), owner="n")
     coll.delete(["b"])
     # Execute
-    hits = coll._hit_row([0, 1, 2, 99], [0.25, 0.5, 0.75, 1.0])
+    labels = np.array([[0, 1, 2, 99]], dtype=np.uint64)
+    hits = coll._hits(labels, np.array([[0.25, 0.5, 0.75, 1.0]], dtype=np.float32))[0]
     # Assert
     assert [(h.doc_id, h.owner) for h in hits] == [("a", "n"), ("c", "n")]
     assert [h.score for h in hits] == [0.75, 0.25]
