@@ -117,25 +117,12 @@ def run_local_round(
     """
     started = time.perf_counter()
     data = load_node_data(node_dir)
-    queries, positive, docs = data.vectors(_encoder(model_path))
-    records = InteractionSet(query_vectors=queries, positive_index=positive, doc_vectors=docs)
-    adapter = _adapter_for(settings, global_state)
-    config = TrainConfig(
-        epochs=settings.local_epochs,
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        temperature=settings.temperature,
-        seed=settings.server_round,
-    )
-    metrics: dict[str, Any] = {
-        MetricKey.NUM_EXAMPLES.value: float(len(records)),
-        MetricKey.UNIT_WEIGHT.value: 1.0,
-    }
+    record_count = len(data.interactions)
     dp: DPConfig | None = None
     ledger: PrivacyLedger | None = None
     if settings.dp_enabled:
         # As Opacus's Poisson loader: ceil(n / B) steps per epoch at rate 1 / ceil(n / B).
-        batches = math.ceil(len(records) / settings.batch_size)
+        batches = math.ceil(record_count / settings.batch_size)
         sample_rate = 1.0 / batches
         steps_per_round = settings.local_epochs * batches
         noise = noise_multiplier_for(
@@ -150,13 +137,28 @@ def run_local_round(
             max_epsilon=max_epsilon if max_epsilon is not None else settings.target_epsilon,
             delta=settings.target_delta,
         )
-        # Refuse before training: BudgetExceededError names the node and the numbers.
+        # Refuse before the model is even loaded: BudgetExceededError names the node and
+        # the numbers.
         ledger.check(noise_multiplier=noise, sample_rate=sample_rate, steps=steps_per_round)
         dp = DPConfig(
             noise_multiplier=noise,
             max_grad_norm=settings.max_grad_norm,
             delta=settings.target_delta,
         )
+    queries, positive, docs = data.vectors(_encoder(model_path))
+    records = InteractionSet(query_vectors=queries, positive_index=positive, doc_vectors=docs)
+    adapter = _adapter_for(settings, global_state)
+    config = TrainConfig(
+        epochs=settings.local_epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        temperature=settings.temperature,
+        seed=settings.server_round,
+    )
+    metrics: dict[str, Any] = {
+        MetricKey.NUM_EXAMPLES.value: float(len(records)),
+        MetricKey.UNIT_WEIGHT.value: 1.0,
+    }
     report = train_adapter(adapter, records, config, dp=dp)
     if ledger is not None and dp is not None:
         spent = ledger.charge(

@@ -52,7 +52,8 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
         assert ledger["node_id"] == name
 
     # Same nodes, budget already spent: every node refuses and the coordinator says who and why.
-    again = _run(consortium, tmp_path / "run2", **{"run-tag": "second"})
+    # One round is enough: a node refuses before it loads the model or trains.
+    again = _run(consortium, tmp_path / "run2", **{"run-tag": "second", "num-server-rounds": 1})
 
     refusals = again["refusals"]
     assert isinstance(refusals, list)

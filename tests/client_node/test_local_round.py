@@ -1,0 +1,69 @@
+"""One node's round: the budget is checked before the model is loaded or anything trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from client_node.accounting import BudgetExceededError
+from client_node.local_round import LEDGER_FILE, RoundSettings, run_local_round
+from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.errors import FedembedError
+
+DIM = 384
+
+
+def _node(folder: Path) -> Path:
+    """A member folder: three documents and two private interactions."""
+    folder.mkdir()
+    docs = [{"id": f"d{i}", "text": f"document {i}"} for i in range(3)]
+    records = [{"query_id": f"q{i}", "query": f"question {i}", "doc_id": f"d{i}"} for i in range(2)]
+    (folder / "documents.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "interactions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def _global_state() -> dict[str, torch.Tensor]:
+    return Adapter(DIM, side=AdapterSide.QUERY, seed=0).state_dict()
+
+
+def test_an_exhausted_budget_refuses_before_the_model_is_loaded(tmp_path: Path) -> None:
+    # Prepare: a node allowed epsilon 0.5 in all; the round is calibrated to epsilon 8.
+    node = _node(tmp_path / "node")
+    settings = RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0)
+    # Execute: the model path does not exist, so loading the model first would fail otherwise.
+    with pytest.raises(BudgetExceededError, match="node-x") as info:
+        run_local_round(
+            node_dir=node,
+            node_name="node-x",
+            global_state=_global_state(),
+            settings=settings,
+            max_epsilon=0.5,
+            model_path=str(tmp_path / "no-such-model"),
+        )
+    # Assert: refused with the numbers, and nothing was charged.
+    assert "0.5" in str(info.value)
+    ledger = (
+        json.loads((node / "state" / LEDGER_FILE).read_text())
+        if (node / "state" / LEDGER_FILE).exists()
+        else {}
+    )
+    assert not ledger.get("entries")
+
+
+def test_within_budget_the_round_goes_on_to_load_the_model(tmp_path: Path) -> None:
+    # The same round with room in the budget reaches the model (and fails there, as it must).
+    node = _node(tmp_path / "node")
+    settings = RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0)
+    with pytest.raises((FedembedError, OSError, ValueError)):
+        run_local_round(
+            node_dir=node,
+            node_name="node-x",
+            global_state=_global_state(),
+            settings=settings,
+            max_epsilon=8.0,
+            model_path=str(tmp_path / "no-such-model"),
+        )
