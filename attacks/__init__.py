@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         tpr_at_fpr,
     )
     from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
+    from attacks.word_relevance_map import WordRelevanceMap
 
 _SUBMODULE: dict[str, str] = {
     "AttackReport": "base",
@@ -136,6 +137,7 @@ _SUBMODULE: dict[str, str] = {
     "score_texts": "text_metrics",
     "threshold_scores": "membership_inference",
     "tokenizer_words": "optimisation_inversion",
+    "WordRelevanceMap": "word_relevance_map",
     "tpr_at_fpr": "roc",
     "train_shadows": "membership_inference",
     "weat": "bias_weat",
@@ -179,6 +181,7 @@ __all__ = [
     "TextScores",
     "TextSet",
     "WeatResult",
+    "WordRelevanceMap",
     "association",
     "attribute_report",
     "audit_embeddings",

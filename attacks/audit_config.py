@@ -29,8 +29,11 @@ class AuditConfig:
     public_per_source: int | None = None
     corpus_documents: int | None = None
     optimisation_targets: int = 20
-    search: SearchConfig = field(default_factory=lambda: SearchConfig(candidates=128, beam_width=1))
+    search: SearchConfig = field(
+        default_factory=lambda: SearchConfig(candidates=128, beam_width=1, min_word_gain=0.01)
+    )
     vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only
+    word_map: bool = True  # shortlist by a word relevance learned on public sentences
     noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
     kpa_pairs: int = 1000
     mia_models: int = 8

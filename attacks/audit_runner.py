@@ -39,6 +39,7 @@ from attacks.optimisation_inversion import (
     tokenizer_words,
 )
 from attacks.text_metrics import inversion_report
+from attacks.word_relevance_map import WordRelevanceMap
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter
 
@@ -104,11 +105,17 @@ class AuditRunner:
         opt = OptimisationInverter(
             lambda texts: self.encoder.encode(texts, batch_size=batch), config=self.config.search
         ).fit(vocab, vectors=vocab_vectors)
+        if self.config.word_map:
+            self.progress("optimisation attack: learning word relevance on public sentences")
+            word_map = WordRelevanceMap(seed=self.config.seed).fit(
+                data.public_texts, data.public_vectors, vocab, opt.word_vectors
+            )
+            opt = opt.with_word_map(word_map)
         words_note = (
             ""
             if self.config.vocabulary_min_zipf is None
             else f" plus the public wordfreq list (Zipf >= {self.config.vocabulary_min_zipf})"
-        )
+        ) + (", a word-relevance map learned on public sentences" if self.config.word_map else "")
         intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
         owner = self._owner_probe()
         rows = []
@@ -149,6 +156,7 @@ class AuditRunner:
                                 "search": asdict(self.config.search),
                                 "vocabulary": opt.vocabulary_size,
                                 "vocabulary_min_zipf": self.config.vocabulary_min_zipf,
+                                "word_map": self.config.word_map,
                             },
                         )
                     )

@@ -18,6 +18,11 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    at ``max_words``.
 3. *Refinement.* Coordinate ascent over positions: replace a word by any shortlisted word,
    or delete it, whenever that raises the similarity, for ``refine_sweeps`` sweeps.
+4. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
+   are dropped (the search's filler words that match a piece of the target).
+
+With a :class:`attacks.word_relevance_map.WordRelevanceMap` the shortlist ranks words by
+a relevance learned on public sentences instead of the plain cosine.
 
 Cost per target is about ``max_words x beam_width x candidates`` oracle calls plus
 ``refine_sweeps x length x candidates``; every call is a short text, batched.
@@ -35,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.bow_inversion import unit_rows
+from attacks.word_relevance_map import WordRelevanceMap
 
 __all__ = [
     "ATTACK_NAME",
@@ -70,6 +76,8 @@ class SearchConfig:
         max_words: Longest text searched.
         refine_sweeps: Coordinate-ascent sweeps after the beam search (0 = none).
         batch_size: Texts per oracle call.
+        min_word_gain: Drop a found word whose removal costs less cosine than this
+            (0 = keep every word).
     """
 
     candidates: int = 192
@@ -77,6 +85,7 @@ class SearchConfig:
     max_words: int = 14
     refine_sweeps: int = 1
     batch_size: int = 1024
+    min_word_gain: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("candidates", "beam_width", "max_words", "batch_size"):
@@ -84,6 +93,10 @@ class SearchConfig:
                 raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.refine_sweeps < 0:
             raise ValueError(f"SearchConfig.refine_sweeps must be >= 0, got {self.refine_sweeps}")
+        if not 0.0 <= self.min_word_gain < 1.0:
+            raise ValueError(
+                f"SearchConfig.min_word_gain must be in [0, 1), got {self.min_word_gain}"
+            )
 
 
 def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en") -> list[str]:
@@ -122,9 +135,16 @@ def tokenizer_words(vocab: Iterable[str], public_texts: Iterable[str] = ()) -> l
 class OptimisationInverter:
     """Recover text from embeddings by beam search with the encoder as oracle."""
 
-    def __init__(self, oracle: Oracle, *, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self,
+        oracle: Oracle,
+        *,
+        config: SearchConfig | None = None,
+        word_map: WordRelevanceMap | None = None,
+    ) -> None:
         self._oracle = oracle
         self.config = config or SearchConfig()
+        self._word_map = word_map
         self._words: list[str] = []
         self._word_vectors: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self.oracle_calls = 0
@@ -166,6 +186,17 @@ class OptimisationInverter:
         return self
 
     @property
+    def word_vectors(self) -> NDArray[np.float32]:
+        """The vocabulary's unit embeddings, one row per word (after :meth:`fit`)."""
+        return self._word_vectors
+
+    def with_word_map(self, word_map: WordRelevanceMap) -> OptimisationInverter:
+        """The same fitted inverter, shortlisting by ``word_map`` (no re-embedding)."""
+        other = OptimisationInverter(self._oracle, config=self.config, word_map=word_map)
+        other._words, other._word_vectors = self._words, self._word_vectors
+        return other
+
+    @property
     def vocabulary_size(self) -> int:
         """Number of words the search may use."""
         return len(self._words)
@@ -180,10 +211,15 @@ class OptimisationInverter:
         return np.concatenate(parts, axis=0)
 
     def shortlist(self, target: np.ndarray) -> list[str]:
-        """The ``candidates`` vocabulary words closest to ``target`` on their own."""
+        """The ``candidates`` vocabulary words most relevant to ``target``.
+
+        Relevance is the cosine of each word's own embedding to ``target``, or the learned
+        relevance of the ``word_map`` when one was given.
+        """
         if not self._words:
             raise RuntimeError("OptimisationInverter.fit must run before inversion")
-        scores = self._word_vectors @ target
+        query = target if self._word_map is None else self._word_map.query(target)
+        scores = self._word_vectors @ query
         count = min(self.config.candidates, len(self._words))
         top = np.argpartition(-scores, count - 1)[:count]
         return [self._words[i] for i in top[np.argsort(-scores[top])]]
@@ -233,12 +269,29 @@ class OptimisationInverter:
                 break
         return seq, score
 
+    def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
+        """Drop the words each worth less than ``min_word_gain`` of cosine (one oracle batch)."""
+        if self.config.min_word_gain <= 0 or len(seq) < 2:
+            return seq, score
+        without = self._score([" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target)
+        kept = [
+            w
+            for w, rest in zip(seq, without, strict=True)
+            if score - rest >= self.config.min_word_gain
+        ]
+        if not kept:
+            kept = [seq[int(np.argmin(without))]]  # the single most useful word
+        if kept == seq:
+            return seq, score
+        return kept, float(self._score([" ".join(kept)], target)[0])
+
     def invert_one(self, target: np.ndarray) -> tuple[str, float]:
         """The best text found for one target embedding and its cosine similarity."""
         unit = unit_rows(np.asarray(target, dtype=np.float32)[None, :])[0]
         words = self.shortlist(unit)
         seq, score = self._beam_search(unit, words)
         seq, score = self._refine(seq, score, unit, words)
+        seq, score = self._prune(seq, score, unit)
         return " ".join(seq), score
 
     def invert(

@@ -4,6 +4,7 @@ recovery through all-MiniLM-L6-v2, and nothing recovered from noise."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,29 @@ def test_recovers_content_words_of_held_out_banking_queries(shared_data_dir: Pat
     scores = score_texts(texts, inverter.invert(encoder.encode(texts)))
     # Assert: measured 0.58 on 10 queries with 128 candidates; a broken search is ~0.
     assert scores.f1 > 0.3
+
+
+def test_pruning_drops_words_worth_less_than_the_threshold() -> None:
+    # Prepare: a target of three words at full weight and one at half weight.
+    table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
+    index = {w: i for i, w in enumerate(WORDS)}
+    strong, faint = ["waa", "wab", "wac"], "wad"
+    target = table[[index[w] for w in strong]].sum(axis=0) + 0.5 * table[index[faint]]
+    config = SearchConfig(candidates=30, beam_width=1, max_words=8)
+    # Execute: the same search without and with pruning at 0.05 of cosine per word
+    # (removing the faint word costs about 0.016 here, a full word 0.10-0.18).
+    kept, _ = OptimisationInverter(_bag_oracle, config=config).fit(WORDS).invert_one(target)
+    pruned, score = (
+        OptimisationInverter(_bag_oracle, config=replace(config, min_word_gain=0.05))
+        .fit(WORDS)
+        .invert_one(target)
+    )
+    # Assert: the faint word is found, then pruned; the strong words stay.
+    assert faint in kept.split()
+    assert sorted(pruned.split()) == sorted(strong)
+    assert 0.9 < score < 0.99
+
+
+def test_search_config_refuses_a_bad_pruning_threshold() -> None:
+    with pytest.raises(ValueError, match="min_word_gain"):
+        SearchConfig(min_word_gain=-0.1)
