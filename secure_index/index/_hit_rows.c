@@ -26,15 +26,19 @@
 
 static PyObject *empty_owner; /* "" for a live row without an owner */
 
+static const char *
+without_byte_order(const char *format)
+{
+    return (format[0] == '<' || format[0] == '=' || format[0] == '@') ? format + 1 : format;
+}
+
 static int
 is_int64_format(const char *format)
 {
     if (format == NULL) {
         return 0;
     }
-    if (format[0] == '<' || format[0] == '=' || format[0] == '@') {
-        format++;
-    }
+    format = without_byte_order(format);
     return strcmp(format, "L") == 0 || strcmp(format, "Q") == 0 ||
            strcmp(format, "l") == 0 || strcmp(format, "q") == 0;
 }
@@ -42,13 +46,7 @@ is_int64_format(const char *format)
 static int
 is_float32_format(const char *format)
 {
-    if (format == NULL) {
-        return 0;
-    }
-    if (format[0] == '<' || format[0] == '=' || format[0] == '@') {
-        format++;
-    }
-    return strcmp(format, "f") == 0;
+    return format != NULL && strcmp(without_byte_order(format), "f") == 0;
 }
 
 static PyObject *

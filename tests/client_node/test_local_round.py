@@ -30,20 +30,24 @@ def _global_state() -> dict[str, torch.Tensor]:
     return Adapter(DIM, side=AdapterSide.QUERY, seed=0).state_dict()
 
 
+def _round(node: Path, *, max_epsilon: float) -> None:
+    """One DP round calibrated to epsilon 8, with a model path that does not exist."""
+    run_local_round(
+        node_dir=node,
+        node_name="node-x",
+        global_state=_global_state(),
+        settings=RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0),
+        max_epsilon=max_epsilon,
+        model_path=str(node.parent / "no-such-model"),
+    )
+
+
 def test_an_exhausted_budget_refuses_before_the_model_is_loaded(tmp_path: Path) -> None:
     # Prepare: a node allowed epsilon 0.5 in all; the round is calibrated to epsilon 8.
     node = _node(tmp_path / "node")
-    settings = RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0)
     # Execute: the model path does not exist, so loading the model first would fail otherwise.
     with pytest.raises(BudgetExceededError, match="node-x") as info:
-        run_local_round(
-            node_dir=node,
-            node_name="node-x",
-            global_state=_global_state(),
-            settings=settings,
-            max_epsilon=0.5,
-            model_path=str(tmp_path / "no-such-model"),
-        )
+        _round(node, max_epsilon=0.5)
     # Assert: refused with the numbers, and nothing was charged.
     assert "0.5" in str(info.value)
     ledger = (
@@ -57,13 +61,5 @@ def test_an_exhausted_budget_refuses_before_the_model_is_loaded(tmp_path: Path) 
 def test_within_budget_the_round_goes_on_to_load_the_model(tmp_path: Path) -> None:
     # The same round with room in the budget reaches the model (and fails there, as it must).
     node = _node(tmp_path / "node")
-    settings = RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0)
     with pytest.raises((FedembedError, OSError, ValueError)):
-        run_local_round(
-            node_dir=node,
-            node_name="node-x",
-            global_state=_global_state(),
-            settings=settings,
-            max_epsilon=8.0,
-            model_path=str(tmp_path / "no-such-model"),
-        )
+        _round(node, max_epsilon=8.0)
