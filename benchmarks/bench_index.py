@@ -13,7 +13,8 @@ the identical graph with identical parameters. Prints one JSON object per measur
   interleaved runs; ratio fedembed / hnswlib.
 - open time: IndexStore opening the encrypted generation (decrypt + load + table)
   vs ``hnswlib.Index.load_index`` of the plain file (both from the page cache);
-  medians of --repeats interleaved runs; ratio.
+  medians of --repeats interleaved runs; ratio. With --cold (root), also both with the
+  page cache dropped before each open, in a separate loop before the warm one.
 """
 
 from __future__ import annotations
@@ -185,43 +186,55 @@ def run(
             "qps_single_ratio": round(med(loop_ours) / med(loop_raw), 3),
         }
     )
-    # open time, interleaved (both read from the page cache after a warm-up)
+    # open time. Cold opens (page cache dropped before each, root only) run in their own
+    # loop first: a drop_caches inside the warm loop would leave one side cold.
     graph = sorted(root.rglob("graph-*.sealed"))[-1]
     context = read_sealed_header(graph).context
     opens_ours, opens_graph, opens_raw = [], [], []
     cold_ours, cold_raw = [], []
-    for i in range(repeats + 1):
-        if cold and i:  # after a reboot: nothing in the page cache (root only)
-            drop_caches()
-            t = time.perf_counter()
-            IndexStore(root, keks=keks, tenant="bench", background=False).close(snapshot=False)
-            cold_ours.append(time.perf_counter() - t)
-            drop_caches()
-            t = time.perf_counter()
-            hnswlib.Index(space="ip", dim=docs.shape[1]).load_index(
-                str(plain), max_elements=len(docs)
-            )
-            cold_raw.append(time.perf_counter() - t)
+
+    def open_ours() -> float:
         t = time.perf_counter()
         reopened = IndexStore(root, keks=keks, tenant="bench", background=False)
         elapsed = time.perf_counter() - t
         reopened.close(snapshot=False)
+        return elapsed
+
+    def open_graph() -> float:
         t = time.perf_counter()
         with open_sealed(graph, expected=context, keks=keks) as reader:
             image = anonymous_buffer(reader.plaintext_length)
             reader.read_into(memoryview(image))
             g = graph_from_buffer(image)
-        elapsed_graph = time.perf_counter() - t
+        elapsed = time.perf_counter() - t
         del g
+        image.close()
+        return elapsed
+
+    def open_raw() -> float:
         t = time.perf_counter()
         r = hnswlib.Index(space="ip", dim=docs.shape[1])
         r.load_index(str(plain), max_elements=len(docs))
-        elapsed_raw = time.perf_counter() - t
+        elapsed = time.perf_counter() - t
         del r
-        if i:  # the first round warms the page cache
-            opens_graph.append(elapsed_graph)
-            opens_ours.append(elapsed)
-            opens_raw.append(elapsed_raw)
+        return elapsed
+
+    for i in range(repeats if cold else 0):  # after a reboot: nothing in the page cache
+        for job, samples in (
+            ((open_ours, cold_ours), (open_raw, cold_raw))
+            if i % 2 == 0
+            else ((open_raw, cold_raw), (open_ours, cold_ours))
+        ):
+            drop_caches()
+            samples.append(job())
+    # warm: both read from the page cache; the first round only warms it; the order of
+    # the sides alternates per repeat (ABBA)
+    for i in range(repeats + 1):
+        jobs = [(open_ours, opens_ours), (open_graph, opens_graph), (open_raw, opens_raw)]
+        for job, samples in jobs if i % 2 == 0 else jobs[::-1]:
+            elapsed = job()
+            if i:
+                samples.append(elapsed)
     result.update(
         {
             "open_s_fedembed": round(med(opens_ours), 4),
