@@ -30,7 +30,9 @@ class AuditConfig:
     corpus_documents: int | None = None
     optimisation_targets: int = 20
     search: SearchConfig = field(
-        default_factory=lambda: SearchConfig(candidates=128, beam_width=1, min_word_gain=0.01)
+        default_factory=lambda: SearchConfig(
+            candidates=128, beam_width=1, min_word_gain=0.01, residual_rounds=1
+        )
     )
     vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only
     word_map: bool = True  # shortlist by a word relevance learned on public sentences

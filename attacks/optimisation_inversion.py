@@ -18,14 +18,21 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    at ``max_words``.
 3. *Refinement.* Coordinate ascent over positions: replace a word by any shortlisted word,
    or delete it, whenever that raises the similarity, for ``refine_sweeps`` sweeps.
-4. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
+4. *Residual rounds.* The part of the target that the text found so far does not
+   explain, ``target - (target . e) e`` for the found text's embedding ``e``, ranks
+   ``residual_candidates`` further words, which the search then appends greedily and
+   swaps in, as matching pursuit picks its next atom by the residual (Mallat and
+   Zhang, "Matching Pursuits with Time-Frequency Dictionaries", IEEE TSP 1993). Rare
+   words that the whole target ranks too low come up once the common ones are found.
+5. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
    are dropped (the search's filler words that match a piece of the target).
 
 With a :class:`attacks.word_relevance_map.WordRelevanceMap` the shortlist ranks words by
 a relevance learned on public sentences instead of the plain cosine.
 
 Cost per target is about ``max_words x beam_width x candidates`` oracle calls plus
-``refine_sweeps x length x candidates``; every call is a short text, batched.
+``refine_sweeps x length x candidates``, plus ``(appended + length) x
+residual_candidates`` per residual round; every call is a short text, batched.
 """
 
 from __future__ import annotations
@@ -78,6 +85,10 @@ class SearchConfig:
         batch_size: Texts per oracle call.
         min_word_gain: Drop a found word whose removal costs less cosine than this
             (0 = keep every word).
+        residual_rounds: Rounds that shortlist words by the unexplained part of the
+            target and try them (0 = none).
+        residual_candidates: Words shortlisted per residual round.
+        residual_words: Most words a residual round appends (also past ``max_words``).
     """
 
     candidates: int = 192
@@ -86,13 +97,17 @@ class SearchConfig:
     refine_sweeps: int = 1
     batch_size: int = 1024
     min_word_gain: float = 0.0
+    residual_rounds: int = 0
+    residual_candidates: int = 64
+    residual_words: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("candidates", "beam_width", "max_words", "batch_size"):
+        for name in ("candidates", "beam_width", "max_words", "batch_size", "residual_candidates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.refine_sweeps < 0:
-            raise ValueError(f"SearchConfig.refine_sweeps must be >= 0, got {self.refine_sweeps}")
+        for name in ("refine_sweeps", "residual_rounds", "residual_words"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"SearchConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.min_word_gain < 1.0:
             raise ValueError(
                 f"SearchConfig.min_word_gain must be in [0, 1), got {self.min_word_gain}"
@@ -216,13 +231,19 @@ class OptimisationInverter:
         Relevance is the cosine of each word's own embedding to ``target``, or the learned
         relevance of the ``word_map`` when one was given.
         """
+        return self._ranked(target, self.config.candidates, exclude=())
+
+    def _ranked(self, target: np.ndarray, count: int, *, exclude: Iterable[str]) -> list[str]:
+        """The ``count`` most relevant words to ``target`` outside ``exclude``, best first."""
         if not self._words:
             raise RuntimeError("OptimisationInverter.fit must run before inversion")
         query = target if self._word_map is None else self._word_map.query(target)
         scores = self._word_vectors @ query
-        count = min(self.config.candidates, len(self._words))
-        top = np.argpartition(-scores, count - 1)[:count]
-        return [self._words[i] for i in top[np.argsort(-scores[top])]]
+        skip = set(exclude)
+        wanted = min(count + len(skip), len(self._words))
+        top = np.argpartition(-scores, wanted - 1)[:wanted]
+        ranked = (self._words[i] for i in top[np.argsort(-scores[top])])
+        return [w for w in ranked if w not in skip][:count]
 
     def _score(self, texts: list[str], target: np.ndarray) -> NDArray[np.float32]:
         scores: NDArray[np.float32] = self._embed(texts) @ target
@@ -269,6 +290,43 @@ class OptimisationInverter:
                 break
         return seq, score
 
+    def _extend(
+        self, seq: list[str], score: float, target: np.ndarray, words: list[str]
+    ) -> tuple[list[str], float]:
+        """Append the best of ``words`` while that raises the similarity (greedy)."""
+        limit = len(seq) + self.config.residual_words
+        while len(seq) < limit:
+            extensions = [[*seq, w] for w in words if w not in seq]
+            if not extensions:
+                break
+            scores = self._score([" ".join(e) for e in extensions], target)
+            best = int(np.argmax(scores))
+            if scores[best] <= score + _MIN_IMPROVEMENT:
+                break
+            seq, score = extensions[best], float(scores[best])
+        return seq, score
+
+    def _residual_rounds(
+        self, seq: list[str], score: float, target: np.ndarray, words: list[str]
+    ) -> tuple[list[str], float]:
+        """Shortlist by what ``seq`` leaves unexplained, then append and swap those words."""
+        tried = list(words)
+        for _ in range(self.config.residual_rounds):
+            if not seq:
+                break
+            found = self._embed([" ".join(seq)])[0]
+            residual = target - float(target @ found) * found
+            norm = float(np.linalg.norm(residual))
+            if norm < _MIN_IMPROVEMENT:
+                break
+            fresh = self._ranked(residual / norm, self.config.residual_candidates, exclude=tried)
+            if not fresh:
+                break
+            tried += fresh
+            seq, score = self._extend(seq, score, target, fresh)
+            seq, score = self._refine(seq, score, target, fresh)
+        return seq, score
+
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
         """Drop the words each worth less than ``min_word_gain`` of cosine (one oracle batch)."""
         if self.config.min_word_gain <= 0 or len(seq) < 2:
@@ -291,6 +349,7 @@ class OptimisationInverter:
         words = self.shortlist(unit)
         seq, score = self._beam_search(unit, words)
         seq, score = self._refine(seq, score, unit, words)
+        seq, score = self._residual_rounds(seq, score, unit, words)
         seq, score = self._prune(seq, score, unit)
         return " ".join(seq), score
 

@@ -14,7 +14,8 @@ per (configuration, vocabulary): content-word precision, recall, F1 and seconds 
 
 ``--word-map`` adds, for each configuration, a run whose shortlist ranks words by a
 :class:`attacks.word_relevance_map.WordRelevanceMap` learned on the attacker's public
-sentences (STS-B and BANKING77 train, as in the audit).
+sentences (STS-B and BANKING77 train, as in the audit); ``--map-only`` skips the run
+with the plain cosine shortlist.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument("--word-map", action="store_true", help="also run with a word map")
+    parser.add_argument(
+        "--map-only", action="store_true", help="with --word-map, skip the cosine shortlist run"
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache")
     parser.add_argument("--targets", type=int, default=12)
     parser.add_argument("--start", type=int, default=0, help="first claim (test-qrels order)")
@@ -105,7 +109,7 @@ def main() -> None:
                 lambda texts: encoder.encode(list(texts), batch_size=1024),
                 config=SearchConfig(**raw),
             ).fit(words, vectors=vectors[[row_of[w] for w in words]])
-            runs = [("none", fitted)]
+            runs = [] if args.map_only and public_vectors is not None else [("none", fitted)]
             if public_vectors is not None:
                 word_map = WordRelevanceMap().fit(
                     public, public_vectors, words, fitted.word_vectors

@@ -67,7 +67,17 @@ def test_tokenizer_words_keeps_whole_words_and_adds_public_words() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["candidates", "beam_width", "max_words", "batch_size", "refine_sweeps"]
+    "field",
+    [
+        "candidates",
+        "beam_width",
+        "max_words",
+        "batch_size",
+        "refine_sweeps",
+        "residual_rounds",
+        "residual_candidates",
+        "residual_words",
+    ],
 )
 def test_search_config_rejects_out_of_range_budgets(field: str) -> None:
     # Execute / Assert
@@ -163,3 +173,37 @@ def test_pruning_drops_words_worth_less_than_the_threshold() -> None:
 def test_search_config_refuses_a_bad_pruning_threshold() -> None:
     with pytest.raises(ValueError, match="min_word_gain"):
         SearchConfig(min_word_gain=-0.1)
+
+
+def test_residual_rounds_find_words_the_first_shortlist_missed() -> None:
+    # Prepare: eight-word targets, but a first shortlist of only four words, so the
+    # plain search can recover at most half of each target.
+    rng = np.random.default_rng(6)
+    targets = [" ".join(rng.choice(WORDS, size=8, replace=False)) for _ in range(6)]
+    config = SearchConfig(candidates=4, beam_width=1, max_words=10, refine_sweeps=1)
+    plain = OptimisationInverter(_bag_oracle, config=config).fit(WORDS)
+    residual = OptimisationInverter(
+        _bag_oracle,
+        config=replace(config, residual_rounds=3, residual_candidates=4, residual_words=4),
+    ).fit(WORDS)
+    # Execute
+    before = score_texts(targets, plain.invert(_bag_oracle(targets)))
+    after = score_texts(targets, residual.invert(_bag_oracle(targets)))
+    # Assert: what the found words leave unexplained ranks the missing words first.
+    assert before.recall <= 0.5
+    assert after.recall >= 0.9
+    assert after.precision >= 0.9
+
+
+def test_residual_rounds_stop_when_the_target_is_explained() -> None:
+    # Prepare: a target the first shortlist already covers exactly.
+    target_words = ["waa", "wab", "wac"]
+    config = SearchConfig(candidates=12, beam_width=1, max_words=6)
+    inverter = OptimisationInverter(
+        _bag_oracle, config=replace(config, residual_rounds=2, residual_candidates=5)
+    ).fit(WORDS)
+    # Execute
+    text, score = inverter.invert_one(_bag_oracle([" ".join(target_words)])[0])
+    # Assert: nothing is appended once the residual is (numerically) zero.
+    assert sorted(text.split()) == target_words
+    assert score > 0.999
