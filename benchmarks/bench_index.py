@@ -190,8 +190,11 @@ def run(
     # loop first: a drop_caches inside the warm loop would leave one side cold.
     graph = sorted(root.rglob("graph-*.sealed"))[-1]
     context = read_sealed_header(graph).context
-    opens_ours, opens_graph, opens_raw = [], [], []
-    cold_ours, cold_raw = [], []
+    opens_ours: list[float] = []
+    opens_graph: list[float] = []
+    opens_raw: list[float] = []
+    cold_ours: list[float] = []
+    cold_raw: list[float] = []
 
     def open_ours() -> float:
         t = time.perf_counter()
@@ -220,21 +223,21 @@ def run(
         return elapsed
 
     for i in range(repeats if cold else 0):  # after a reboot: nothing in the page cache
-        for job, samples in (
+        for opener, times in (
             ((open_ours, cold_ours), (open_raw, cold_raw))
             if i % 2 == 0
             else ((open_raw, cold_raw), (open_ours, cold_ours))
         ):
             drop_caches()
-            samples.append(job())
+            times.append(opener())
     # warm: both read from the page cache; the first round only warms it; the order of
     # the sides alternates per repeat (ABBA)
     for i in range(repeats + 1):
-        jobs = [(open_ours, opens_ours), (open_graph, opens_graph), (open_raw, opens_raw)]
-        for job, samples in jobs if i % 2 == 0 else jobs[::-1]:
-            elapsed = job()
+        openers = [(open_ours, opens_ours), (open_graph, opens_graph), (open_raw, opens_raw)]
+        for opener, times in openers if i % 2 == 0 else openers[::-1]:
+            elapsed = opener()
             if i:
-                samples.append(elapsed)
+                times.append(elapsed)
     result.update(
         {
             "open_s_fedembed": round(med(opens_ours), 4),
