@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
     from attacks.distribution_alignment import AlignmentFit, DistributionAlignmentAttacker
     from attacks.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
+    from attacks.inversion_vocabulary import WordForms, frequent_words, tokenizer_words
     from attacks.membership_game import (
         MembershipGame,
         dp_trainer,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
         train_shadows,
     )
     from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
-    from attacks.optimisation_inversion import OptimisationInverter, SearchConfig, tokenizer_words
+    from attacks.optimisation_inversion import OptimisationInverter, SearchConfig
     from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
     from attacks.roc import (
         RocCurve,
@@ -136,7 +137,9 @@ _SUBMODULE: dict[str, str] = {
     "run_audit": "audit",
     "score_texts": "text_metrics",
     "threshold_scores": "membership_inference",
-    "tokenizer_words": "optimisation_inversion",
+    "tokenizer_words": "inversion_vocabulary",
+    "frequent_words": "inversion_vocabulary",
+    "WordForms": "inversion_vocabulary",
     "WordRelevanceMap": "word_relevance_map",
     "tpr_at_fpr": "roc",
     "train_shadows": "membership_inference",
@@ -181,6 +184,7 @@ __all__ = [
     "TextScores",
     "TextSet",
     "WeatResult",
+    "WordForms",
     "WordRelevanceMap",
     "association",
     "attribute_report",
@@ -190,6 +194,7 @@ __all__ = [
     "dp_trainer",
     "effect_size",
     "fpr_resolution",
+    "frequent_words",
     "game_reports",
     "gather_index_evidence",
     "gdp_auc_bound",

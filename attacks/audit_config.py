@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attacks.optimisation_inversion import FREQUENT_MIN_ZIPF, SearchConfig
+from attacks.inversion_vocabulary import FREQUENT_MIN_ZIPF
+from attacks.optimisation_inversion import SearchConfig
 from policies import LoadedPolicy
 
 __all__ = ["DEFAULT_DELTA", "DEFAULT_EPSILON", "AuditConfig", "AuditInputs"]
@@ -31,7 +32,11 @@ class AuditConfig:
     optimisation_targets: int = 20
     search: SearchConfig = field(
         default_factory=lambda: SearchConfig(
-            candidates=128, beam_width=1, min_word_gain=0.01, residual_rounds=1
+            candidates=128,
+            beam_width=1,
+            min_word_gain=0.01,
+            residual_rounds=1,
+            word_forms=True,
         )
     )
     vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only

@@ -24,7 +24,11 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    swaps in, as matching pursuit picks its next atom by the residual (Mallat and
    Zhang, "Matching Pursuits with Time-Frequency Dictionaries", IEEE TSP 1993). Rare
    words that the whole target ranks too low come up once the common ones are found.
-5. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
+5. *Word forms.* Each found word is swapped for the form of it (same stem, e.g.
+   "transplants" / "transplantation") that raises the similarity most, if any does
+   (:class:`attacks.inversion_vocabulary.WordForms`). The shortlists hold one form of a
+   word more often than the text's own.
+6. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
    are dropped (the search's filler words that match a piece of the target).
 
 With a :class:`attacks.word_relevance_map.WordRelevanceMap` the shortlist ranks words by
@@ -32,13 +36,13 @@ a relevance learned on public sentences instead of the plain cosine.
 
 Cost per target is about ``max_words x beam_width x candidates`` oracle calls plus
 ``refine_sweeps x length x candidates``, plus ``(appended + length) x
-residual_candidates`` per residual round; every call is a short text, batched.
+residual_candidates`` per residual round, plus the found words' other forms; every
+call is a short text, batched.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,10 +51,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.bow_inversion import unit_rows
+from attacks.inversion_vocabulary import (
+    FREQUENT_MIN_ZIPF,
+    WordForms,
+    frequent_words,
+    tokenizer_words,
+)
 from attacks.word_relevance_map import WordRelevanceMap
 
 __all__ = [
     "ATTACK_NAME",
+    "FREQUENT_MIN_ZIPF",
     "OptimisationInverter",
     "Oracle",
     "SearchConfig",
@@ -65,12 +76,7 @@ ATTACK_NAME = "optimisation_inversion"
 Oracle = Callable[[Sequence[str]], np.ndarray]
 """Black-box access to the embedding function: texts in, ``(n, d)`` embeddings out."""
 
-_WORD = re.compile(r"^(?:[a-z]+|\d+)$")
-_WORD_IN_TEXT = re.compile(r"[a-z]+|\d+")
-_SPECIAL = re.compile(r"^\[.*\]$")
 _MIN_IMPROVEMENT = 1e-5
-WORDFREQ_LIST = "large"
-FREQUENT_MIN_ZIPF = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class SearchConfig:
             target and try them (0 = none).
         residual_candidates: Words shortlisted per residual round.
         residual_words: Most words a residual round appends (also past ``max_words``).
+        word_forms: Try each found word's other forms (same stem) before pruning.
     """
 
     candidates: int = 192
@@ -100,6 +107,7 @@ class SearchConfig:
     residual_rounds: int = 0
     residual_candidates: int = 64
     residual_words: int = 4
+    word_forms: bool = False
 
     def __post_init__(self) -> None:
         for name in ("candidates", "beam_width", "max_words", "batch_size", "residual_candidates"):
@@ -112,39 +120,6 @@ class SearchConfig:
             raise ValueError(
                 f"SearchConfig.min_word_gain must be in [0, 1), got {self.min_word_gain}"
             )
-
-
-def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en") -> list[str]:
-    """Public words at least as frequent as ``min_zipf`` in the ``wordfreq`` lists.
-
-    ``wordfreq`` (Speer, 2022; data from Wikipedia, subtitles, news, books, web text and
-    social media) gives a word's Zipf frequency, log10 of its uses per billion words.
-    Its "large" English list has about 290,000 letter words and numbers; ``min_zipf``
-    2.0 keeps about 90,000 of them, enough for most scientific vocabulary
-    ("hematopoietic" 2.5, "biomaterials" 2.4) without the rare forms that only add
-    false matches. A whole word the encoder's tokenizer splits into pieces can only be
-    produced by the search if it is in the vocabulary. Sorted, lowercased.
-    """
-    from wordfreq import iter_wordlist, zipf_frequency  # deferred: only full audits use it
-
-    return sorted(
-        word
-        for word in iter_wordlist(language, wordlist=WORDFREQ_LIST)
-        if _WORD.match(word) and zipf_frequency(word, language, wordlist=WORDFREQ_LIST) >= min_zipf
-    )
-
-
-def tokenizer_words(vocab: Iterable[str], public_texts: Iterable[str] = ()) -> list[str]:
-    """The attacker's vocabulary: whole words of a WordPiece vocabulary plus public words.
-
-    Sub-word pieces (``##ing``), special tokens (``[CLS]``, ``[unused0]``) and tokens with
-    punctuation are dropped; words of ``public_texts`` (lowercased letter runs and numbers)
-    are added. Sorted, no duplicates.
-    """
-    words = {token for token in vocab if _WORD.match(token) and not _SPECIAL.match(token)}
-    for text in public_texts:
-        words.update(_WORD_IN_TEXT.findall(text.lower()))
-    return sorted(words)
 
 
 class OptimisationInverter:
@@ -162,6 +137,7 @@ class OptimisationInverter:
         self._word_map = word_map
         self._words: list[str] = []
         self._word_vectors: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._forms: WordForms | None = None
         self.oracle_calls = 0
 
     def fit(
@@ -193,6 +169,7 @@ class OptimisationInverter:
         self._word_vectors = (
             self._embed(words) if vectors is None else unit_rows(np.asarray(vectors, np.float32))
         )
+        self._forms = WordForms(words) if self.config.word_forms else None
         logger.info(
             "optimisation: embedded %d vocabulary words in %.1f s",
             len(words),
@@ -209,6 +186,7 @@ class OptimisationInverter:
         """The same fitted inverter, shortlisting by ``word_map`` (no re-embedding)."""
         other = OptimisationInverter(self._oracle, config=self.config, word_map=word_map)
         other._words, other._word_vectors = self._words, self._word_vectors
+        other._forms = self._forms
         return other
 
     @property
@@ -327,6 +305,23 @@ class OptimisationInverter:
             seq, score = self._refine(seq, score, target, fresh)
         return seq, score
 
+    def _swap_forms(
+        self, seq: list[str], score: float, target: np.ndarray
+    ) -> tuple[list[str], float]:
+        """Swap each word for its other form (same stem) that raises the similarity most."""
+        if self._forms is None:
+            return seq, score
+        for position, word in enumerate(list(seq)):
+            forms = [w for w in self._forms.variants(word) if w not in seq]
+            if not forms:
+                continue
+            variants = [[*seq[:position], w, *seq[position + 1 :]] for w in forms]
+            scores = self._score([" ".join(v) for v in variants], target)
+            best = int(np.argmax(scores))
+            if scores[best] > score + _MIN_IMPROVEMENT:
+                seq, score = variants[best], float(scores[best])
+        return seq, score
+
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
         """Drop the words each worth less than ``min_word_gain`` of cosine (one oracle batch)."""
         if self.config.min_word_gain <= 0 or len(seq) < 2:
@@ -350,6 +345,7 @@ class OptimisationInverter:
         seq, score = self._beam_search(unit, words)
         seq, score = self._refine(seq, score, unit, words)
         seq, score = self._residual_rounds(seq, score, unit, words)
+        seq, score = self._swap_forms(seq, score, unit)
         seq, score = self._prune(seq, score, unit)
         return " ".join(seq), score
 

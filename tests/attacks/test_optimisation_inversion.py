@@ -207,3 +207,30 @@ def test_residual_rounds_stop_when_the_target_is_explained() -> None:
     # Assert: nothing is appended once the residual is (numerically) zero.
     assert sorted(text.split()) == target_words
     assert score > 0.999
+
+
+def test_word_forms_swap_a_found_word_for_the_form_the_target_holds() -> None:
+    # Prepare: the target holds "cells"; "cell" is "cells" plus a piece of the other two
+    # words, so it alone looks closer to the target and the greedy search takes it first.
+    vocabulary = [*WORDS, "cell", "cells"]
+    table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
+    rows = dict(zip(WORDS, table, strict=True))
+    rows["cells"] = np.random.default_rng(7).standard_normal(DIMENSION)
+    rows["cell"] = rows["cells"] + 0.3 * (rows["waa"] + rows["wab"])
+
+    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
+        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
+
+    target = oracle(["cells waa wab"])[0]
+    config = SearchConfig(candidates=6, beam_width=1, max_words=3, refine_sweeps=0)
+    # Execute
+    plain, _ = OptimisationInverter(oracle, config=config).fit(vocabulary).invert_one(target)
+    swapped, score = (
+        OptimisationInverter(oracle, config=replace(config, word_forms=True))
+        .fit(vocabulary)
+        .invert_one(target)
+    )
+    # Assert: without the sweep the wrong form stays; with it the text is exact.
+    assert "cell" in plain.split()
+    assert sorted(swapped.split()) == ["cells", "waa", "wab"]
+    assert score > 0.999
