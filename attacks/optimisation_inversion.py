@@ -26,8 +26,8 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    words that the whole target ranks too low come up once the common ones are found.
 5. *Word forms.* Each found word is swapped for the form of it (same stem, e.g.
    "transplants" / "transplantation") that raises the similarity most, if any does
-   (:class:`attacks.inversion_vocabulary.WordForms`). The shortlists hold one form of a
-   word more often than the text's own.
+   (:class:`attacks.inversion_vocabulary.WordForms`). The shortlists often hold another
+   form of a word than the one the text used.
 6. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
    are dropped (the search's filler words that match a piece of the target).
 
