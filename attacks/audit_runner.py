@@ -25,6 +25,7 @@ from attacks.audit_data import AuditData, load_audit_data, owning_nodes
 from attacks.audit_protections import ProtectionCase
 from attacks.base import AttackReport
 from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
+from attacks.inversion_vocabulary import frequent_words, tokenizer_words
 from attacks.membership_game import (
     dp_trainer,
     game_reports,
@@ -33,11 +34,7 @@ from attacks.membership_game import (
 )
 from attacks.membership_inference import record_statistics
 from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
-from attacks.optimisation_inversion import (
-    OptimisationInverter,
-    frequent_words,
-    tokenizer_words,
-)
+from attacks.optimisation_inversion import OptimisationInverter
 from attacks.text_metrics import inversion_report
 from attacks.word_relevance_map import WordRelevanceMap
 from embedding_core import EmbeddingCache, Encoder

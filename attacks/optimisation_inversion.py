@@ -9,7 +9,8 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
 
 1. *Shortlist.* Every word of the attacker's vocabulary (the encoder tokenizer's whole
    words, which the attacker knows with the encoder, plus words of public text and,
-   optionally, the public word-frequency list of :func:`frequent_words`) is embedded once
+   optionally, the public word-frequency list of
+   :func:`attacks.inversion_vocabulary.frequent_words`) is embedded once
    on its own; per target, the ``candidates`` words whose own embedding is closest to the
    target are kept.
 2. *Beam search.* Starting from the empty text, each step appends one shortlisted word to
@@ -51,22 +52,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.bow_inversion import unit_rows
-from attacks.inversion_vocabulary import (
-    FREQUENT_MIN_ZIPF,
-    WordForms,
-    frequent_words,
-    tokenizer_words,
-)
+from attacks.inversion_vocabulary import WordForms
 from attacks.word_relevance_map import WordRelevanceMap
 
 __all__ = [
     "ATTACK_NAME",
-    "FREQUENT_MIN_ZIPF",
     "OptimisationInverter",
     "Oracle",
     "SearchConfig",
-    "frequent_words",
-    "tokenizer_words",
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,8 +139,8 @@ class OptimisationInverter:
         """Embed every vocabulary word once through the oracle (the shortlist index).
 
         Args:
-            vocabulary: The attacker's candidate words (see :func:`tokenizer_words` and
-                :func:`frequent_words`), distinct and non-blank.
+            vocabulary: The attacker's candidate words (see
+                :mod:`attacks.inversion_vocabulary`), distinct and non-blank.
             vectors: The words' embeddings through the same oracle when already known
                 (e.g. from an embedding cache), one row per word; ``None`` embeds them.
 
@@ -227,6 +220,16 @@ class OptimisationInverter:
         scores: NDArray[np.float32] = self._embed(texts) @ target
         return scores
 
+    def _best_gain(
+        self, variants: list[list[str]], score: float, target: np.ndarray
+    ) -> tuple[int, float] | None:
+        """Index and similarity of the variant that raises ``score`` most; ``None`` if none."""
+        scores = self._score([" ".join(v) for v in variants], target)
+        best = int(np.argmax(scores))
+        if scores[best] > score + _MIN_IMPROVEMENT:
+            return best, float(scores[best])
+        return None
+
     def _beam_search(self, target: np.ndarray, words: list[str]) -> tuple[list[str], float]:
         beams: list[tuple[list[str], float]] = [([], -1.0)]
         best_seq: list[str] = []
@@ -257,10 +260,10 @@ class OptimisationInverter:
                 ]
                 if not variants:
                     break
-                scores = self._score([" ".join(v) for v in variants], target)
-                best = int(np.argmax(scores))
-                if scores[best] > score + _MIN_IMPROVEMENT:
-                    seq, score, improved = variants[best], float(scores[best]), True
+                gain = self._best_gain(variants, score, target)
+                if gain is not None:
+                    (best, score), improved = gain, True
+                    seq = variants[best]
                     if deletion and best == 0:
                         continue  # a deletion: the same position now holds the next word
                 position += 1
@@ -277,11 +280,10 @@ class OptimisationInverter:
             extensions = [[*seq, w] for w in words if w not in seq]
             if not extensions:
                 break
-            scores = self._score([" ".join(e) for e in extensions], target)
-            best = int(np.argmax(scores))
-            if scores[best] <= score + _MIN_IMPROVEMENT:
+            gain = self._best_gain(extensions, score, target)
+            if gain is None:
                 break
-            seq, score = extensions[best], float(scores[best])
+            seq, score = extensions[gain[0]], gain[1]
         return seq, score
 
     def _residual_rounds(
@@ -316,10 +318,9 @@ class OptimisationInverter:
             if not forms:
                 continue
             variants = [[*seq[:position], w, *seq[position + 1 :]] for w in forms]
-            scores = self._score([" ".join(v) for v in variants], target)
-            best = int(np.argmax(scores))
-            if scores[best] > score + _MIN_IMPROVEMENT:
-                seq, score = variants[best], float(scores[best])
+            gain = self._best_gain(variants, score, target)
+            if gain is not None:
+                seq, score = variants[gain[0]], gain[1]
         return seq, score
 
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:

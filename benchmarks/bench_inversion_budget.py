@@ -29,12 +29,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from attacks.optimisation_inversion import (
-    OptimisationInverter,
-    SearchConfig,
-    frequent_words,
-    tokenizer_words,
-)
+from attacks.inversion_vocabulary import frequent_words, tokenizer_words
+from attacks.optimisation_inversion import OptimisationInverter, SearchConfig
 from attacks.text_metrics import score_texts
 from attacks.word_relevance_map import WordRelevanceMap
 from embedding_core import Encoder

@@ -1,8 +1,9 @@
-"""The inversion attacker's alphabet: word forms grouped by Snowball (Porter2) stem."""
+"""The inversion attacker's alphabet: tokenizer and public words, and word forms grouped
+by Snowball (Porter2) stem."""
 
 from __future__ import annotations
 
-from attacks.inversion_vocabulary import WordForms
+from attacks.inversion_vocabulary import WordForms, frequent_words, tokenizer_words
 
 
 def test_word_forms_group_inflections_and_derivations_by_stem() -> None:
@@ -21,3 +22,23 @@ def test_word_forms_of_a_word_outside_the_vocabulary_are_empty() -> None:
     forms = WordForms(["cell", "cells"])
     assert forms.variants("cellular") == []
     assert forms.variants("") == []
+
+
+def test_tokenizer_words_keeps_whole_words_and_adds_public_words() -> None:
+    # Prepare
+    vocab = ["[CLS]", "[unused3]", "##ing", "card", "top", "it's", "42", "Ünï"]
+    # Execute
+    words = tokenizer_words(vocab, ["Refund my ATM fee"])
+    # Assert
+    assert words == sorted({"card", "top", "42", "refund", "my", "atm", "fee"})
+
+
+def test_frequent_words_keep_scientific_terms_and_drop_rare_forms() -> None:
+    # Execute
+    words = set(frequent_words(min_zipf=2.0))
+    # Assert: the public list has words the tokenizer splits, and a threshold
+    assert {"hematopoietic", "biomaterials", "chromosomes", "refund"} <= words
+    assert "marrowskying" not in words
+    assert "Refund" not in words
+    assert 50_000 < len(words) < 150_000
+    assert len(frequent_words(min_zipf=3.0)) < len(words)
