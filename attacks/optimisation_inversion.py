@@ -29,16 +29,24 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    "transplants" / "transplantation") that raises the similarity most, if any does
    (:class:`attacks.inversion_vocabulary.WordForms`). The shortlists often hold another
    form of a word than the one the text used.
-6. *Pruning.* Words whose removal lowers the similarity by less than ``min_word_gain``
-   are dropped (the search's filler words that match a piece of the target).
+6. *Pruning.* While some word's removal lowers the similarity by less than
+   ``min_word_gain``, the least useful one is dropped (the search's filler words that
+   match a piece of the target), one at a time so that one of two near-duplicates stays.
+7. *Restarts.* Iterated local search (Lourenco, Martin and Stuetzle, "Iterated Local
+   Search", Handbook of Metaheuristics 2003): drop the ``restart_words`` least useful
+   words, regrow and refine from the shortlist plus the ``restart_candidates`` most
+   relevant words, and keep the new text if its similarity is higher. Greedy search
+   takes words that match pieces of several target words ("anticompetitive" for
+   "anti"); once they are dropped, the words they stood for can come in.
 
 With a :class:`attacks.word_relevance_map.WordRelevanceMap` the shortlist ranks words by
 a relevance learned on public sentences instead of the plain cosine.
 
 Cost per target is about ``max_words x beam_width x candidates`` oracle calls plus
 ``refine_sweeps x length x candidates``, plus ``(appended + length) x
-residual_candidates`` per residual round, plus the found words' other forms; every
-call is a short text, batched.
+residual_candidates`` per residual round, plus the found words' other forms, plus about
+``length x (candidates + restart_candidates)`` per restart; every call is a short
+text, batched.
 """
 
 from __future__ import annotations
@@ -89,6 +97,9 @@ class SearchConfig:
         residual_candidates: Words shortlisted per residual round.
         residual_words: Most words a residual round appends (also past ``max_words``).
         word_forms: Try each found word's other forms (same stem) before pruning.
+        restarts: Drop-and-regrow rounds after pruning (0 = none).
+        restart_words: Least useful words each restart drops (and may regrow, plus one).
+        restart_candidates: Most relevant words added to the shortlist for regrowing.
     """
 
     candidates: int = 192
@@ -101,12 +112,23 @@ class SearchConfig:
     residual_candidates: int = 64
     residual_words: int = 4
     word_forms: bool = False
+    restarts: int = 0
+    restart_words: int = 3
+    restart_candidates: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("candidates", "beam_width", "max_words", "batch_size", "residual_candidates"):
+        for name in (
+            "candidates",
+            "beam_width",
+            "max_words",
+            "batch_size",
+            "residual_candidates",
+            "restart_words",
+            "restart_candidates",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("refine_sweeps", "residual_rounds", "residual_words"):
+        for name in ("refine_sweeps", "residual_rounds", "residual_words", "restarts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SearchConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.min_word_gain < 1.0:
@@ -272,10 +294,10 @@ class OptimisationInverter:
         return seq, score
 
     def _extend(
-        self, seq: list[str], score: float, target: np.ndarray, words: list[str]
+        self, seq: list[str], score: float, target: np.ndarray, words: list[str], *, count: int
     ) -> tuple[list[str], float]:
-        """Append the best of ``words`` while that raises the similarity (greedy)."""
-        limit = len(seq) + self.config.residual_words
+        """Append the best of ``words``, up to ``count``, while that raises the similarity."""
+        limit = len(seq) + count
         while len(seq) < limit:
             extensions = [[*seq, w] for w in words if w not in seq]
             if not extensions:
@@ -303,7 +325,7 @@ class OptimisationInverter:
             if not fresh:
                 break
             tried += fresh
-            seq, score = self._extend(seq, score, target, fresh)
+            seq, score = self._extend(seq, score, target, fresh, count=self.config.residual_words)
             seq, score = self._refine(seq, score, target, fresh)
         return seq, score
 
@@ -324,20 +346,48 @@ class OptimisationInverter:
         return seq, score
 
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
-        """Drop the words each worth less than ``min_word_gain`` of cosine (one oracle batch)."""
-        if self.config.min_word_gain <= 0 or len(seq) < 2:
+        """Drop the least useful word while it is worth less than ``min_word_gain`` of cosine.
+
+        One word at a time: two near-duplicates ("bat", "bats") each cost little to remove
+        while the other stays, so dropping every cheap word at once would lose both.
+        """
+        while self.config.min_word_gain > 0 and len(seq) > 1:
+            without = self._score(
+                [" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target
+            )
+            cheapest = int(np.argmax(without))
+            if score - float(without[cheapest]) >= self.config.min_word_gain:
+                break
+            seq, score = seq[:cheapest] + seq[cheapest + 1 :], float(without[cheapest])
+        return seq, score
+
+    def _restart(
+        self, seq: list[str], score: float, target: np.ndarray, words: list[str]
+    ) -> tuple[list[str], float]:
+        """Drop the least useful words, regrow from a wider alphabet; keep it if better."""
+        count = self.config.restart_words
+        if self.config.restarts == 0:
             return seq, score
-        without = self._score([" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target)
-        kept = [
-            w
-            for w, rest in zip(seq, without, strict=True)
-            if score - rest >= self.config.min_word_gain
-        ]
-        if not kept:
-            kept = [seq[int(np.argmin(without))]]  # the single most useful word
-        if kept == seq:
-            return seq, score
-        return kept, float(self._score([" ".join(kept)], target)[0])
+        wider = self._ranked(target, self.config.restart_candidates, exclude=())
+        alphabet = list(dict.fromkeys([*words, *wider]))
+        for _ in range(self.config.restarts):
+            if len(seq) <= count:
+                break
+            without = self._score(
+                [" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target
+            )
+            dropped = {int(i) for i in np.argsort(-without)[:count]}
+            kept = [w for i, w in enumerate(seq) if i not in dropped]
+            regrow = [w for w in alphabet if w not in {seq[i] for i in dropped}]
+            trial, trial_score = kept, float(self._score([" ".join(kept)], target)[0])
+            trial, trial_score = self._extend(trial, trial_score, target, regrow, count=count + 1)
+            trial, trial_score = self._refine(trial, trial_score, target, regrow)
+            trial, trial_score = self._swap_forms(trial, trial_score, target)
+            trial, trial_score = self._prune(trial, trial_score, target)
+            if trial_score <= score + _MIN_IMPROVEMENT:
+                break
+            seq, score = trial, trial_score
+        return seq, score
 
     def invert_one(self, target: np.ndarray) -> tuple[str, float]:
         """The best text found for one target embedding and its cosine similarity."""
@@ -348,6 +398,7 @@ class OptimisationInverter:
         seq, score = self._residual_rounds(seq, score, unit, words)
         seq, score = self._swap_forms(seq, score, unit)
         seq, score = self._prune(seq, score, unit)
+        seq, score = self._restart(seq, score, unit, words)
         return " ".join(seq), score
 
     def invert(

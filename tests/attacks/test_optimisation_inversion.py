@@ -26,6 +26,12 @@ def _bag_oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
     return np.asarray(rows)
 
 
+def _word_rows() -> dict[str, np.ndarray]:
+    """Each of ``WORDS`` with its row of the bag-of-words oracle's table."""
+    table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
+    return dict(zip(WORDS, table, strict=True))
+
+
 def test_search_recovers_the_exact_word_set_through_a_bag_of_words_oracle() -> None:
     # Prepare: five-word targets of a 120-word vocabulary; the oracle is invertible.
     rng = np.random.default_rng(3)
@@ -64,6 +70,9 @@ def test_search_finds_nothing_shared_when_the_target_is_noise() -> None:
         "residual_rounds",
         "residual_candidates",
         "residual_words",
+        "restarts",
+        "restart_words",
+        "restart_candidates",
     ],
 )
 def test_search_config_rejects_out_of_range_budgets(field: str) -> None:
@@ -146,6 +155,33 @@ def test_pruning_drops_words_worth_less_than_the_threshold() -> None:
     assert 0.9 < score < 0.99
 
 
+def test_pruning_keeps_one_of_two_near_duplicate_words() -> None:
+    # Prepare: the target holds "bat" and "bats", two near-identical words. With both
+    # found, removing either costs about 0.023 of cosine; removing both costs 0.084.
+    rows = _word_rows()
+    shared = 0.25 * np.random.default_rng(5).standard_normal(DIMENSION)
+    apart = 0.05 * np.random.default_rng(6).standard_normal(DIMENSION)
+    rows["bat"], rows["bats"] = shared + apart, shared - apart
+
+    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
+        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
+
+    target = oracle(["waa wab bat bats"])[0]
+    config = SearchConfig(candidates=len(rows), beam_width=1, max_words=6, refine_sweeps=0)
+    # Execute: the search finds all four words; pruning at 0.04 per word.
+    found, _ = OptimisationInverter(oracle, config=config).fit(list(rows)).invert_one(target)
+    pruned, score = (
+        OptimisationInverter(oracle, config=replace(config, min_word_gain=0.04))
+        .fit(list(rows))
+        .invert_one(target)
+    )
+    # Assert: one near-duplicate is dropped and the other stays.
+    assert sorted(found.split()) == ["bat", "bats", "waa", "wab"]
+    assert len(pruned.split()) == 3
+    assert {"waa", "wab"} < set(pruned.split())
+    assert 0.97 < score < 0.99
+
+
 def test_search_config_refuses_a_bad_pruning_threshold() -> None:
     with pytest.raises(ValueError, match="min_word_gain"):
         SearchConfig(min_word_gain=-0.1)
@@ -183,6 +219,42 @@ def test_residual_rounds_stop_when_the_target_is_explained() -> None:
     # Assert: nothing is appended once the residual is (numerically) zero.
     assert sorted(text.split()) == target_words
     assert score > 0.999
+
+
+def test_restarts_regrow_from_a_wider_alphabet_and_keep_only_gains() -> None:
+    # Prepare: an eight-word target; the vocabulary adds 60 "blend" words (two words
+    # plus noise) that match pieces of targets. The first shortlist of 20 words holds
+    # six of the eight target words.
+    rows = _word_rows()
+    rng = np.random.default_rng(11)
+    for j in range(60):
+        first, second = rng.choice(WORDS, size=2, replace=False)
+        rows[f"blend{j}"] = rows[first] + rows[second] + 0.7 * rng.standard_normal(DIMENSION)
+
+    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
+        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
+
+    target_words = ["wep", "wag", "wcy", "wco", "wax", "wbf", "wbk", "wcl"]
+    target = oracle([" ".join(target_words)])[0]
+    config = SearchConfig(
+        candidates=20, beam_width=1, max_words=10, refine_sweeps=1, min_word_gain=0.01
+    )
+    # Execute: the same search without and with three restarts of two words each.
+    plain, plain_score = (
+        OptimisationInverter(oracle, config=config).fit(list(rows)).invert_one(target)
+    )
+    restarted, score = (
+        OptimisationInverter(
+            oracle, config=replace(config, restarts=3, restart_words=2, restart_candidates=40)
+        )
+        .fit(list(rows))
+        .invert_one(target)
+    )
+    # Assert: the restarts find more of the target's words, no wrong ones, a higher cosine.
+    assert len(set(plain.split()) & set(target_words)) == 6
+    assert len(set(restarted.split()) & set(target_words)) == 7
+    assert set(restarted.split()) <= set(target_words)
+    assert score > plain_score + 0.05
 
 
 def test_word_forms_swap_a_found_word_for_the_form_the_target_holds() -> None:
