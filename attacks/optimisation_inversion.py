@@ -345,6 +345,10 @@ class OptimisationInverter:
                 seq, score = variants[gain[0]], gain[1]
         return seq, score
 
+    def _without_each(self, seq: list[str], target: np.ndarray) -> NDArray[np.float32]:
+        """The similarity of ``seq`` with each of its words left out, one oracle batch."""
+        return self._score([" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target)
+
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
         """Drop the least useful word while it is worth less than ``min_word_gain`` of cosine.
 
@@ -352,9 +356,7 @@ class OptimisationInverter:
         while the other stays, so dropping every cheap word at once would lose both.
         """
         while self.config.min_word_gain > 0 and len(seq) > 1:
-            without = self._score(
-                [" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target
-            )
+            without = self._without_each(seq, target)
             cheapest = int(np.argmax(without))
             if score - float(without[cheapest]) >= self.config.min_word_gain:
                 break
@@ -365,17 +367,15 @@ class OptimisationInverter:
         self, seq: list[str], score: float, target: np.ndarray, words: list[str]
     ) -> tuple[list[str], float]:
         """Drop the least useful words, regrow from a wider alphabet; keep it if better."""
-        count = self.config.restart_words
         if self.config.restarts == 0:
             return seq, score
+        count = self.config.restart_words
         wider = self._ranked(target, self.config.restart_candidates, exclude=())
         alphabet = list(dict.fromkeys([*words, *wider]))
         for _ in range(self.config.restarts):
             if len(seq) <= count:
                 break
-            without = self._score(
-                [" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target
-            )
+            without = self._without_each(seq, target)
             dropped = {int(i) for i in np.argsort(-without)[:count]}
             kept = [w for i, w in enumerate(seq) if i not in dropped]
             regrow = [w for w in alphabet if w not in {seq[i] for i in dropped}]
