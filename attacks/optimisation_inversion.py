@@ -376,9 +376,9 @@ class OptimisationInverter:
             if len(seq) <= count:
                 break
             without = self._without_each(seq, target)
-            dropped = {int(i) for i in np.argsort(-without)[:count]}
-            kept = [w for i, w in enumerate(seq) if i not in dropped]
-            regrow = [w for w in alphabet if w not in {seq[i] for i in dropped}]
+            dropped = {seq[int(i)] for i in np.argsort(-without)[:count]}
+            kept = [w for w in seq if w not in dropped]
+            regrow = [w for w in alphabet if w not in dropped]
             trial, trial_score = kept, float(self._score([" ".join(kept)], target)[0])
             trial, trial_score = self._extend(trial, trial_score, target, regrow, count=count + 1)
             trial, trial_score = self._refine(trial, trial_score, target, regrow)

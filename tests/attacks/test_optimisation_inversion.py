@@ -4,6 +4,7 @@ recovery through all-MiniLM-L6-v2, and nothing recovered from noise."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from attacks.inversion_vocabulary import tokenizer_words
-from attacks.optimisation_inversion import OptimisationInverter, SearchConfig
+from attacks.optimisation_inversion import OptimisationInverter, Oracle, SearchConfig
 from attacks.text_metrics import score_texts
 from embedding_core import Encoder
 
@@ -19,17 +20,22 @@ WORDS = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(120)]
 DIMENSION = 64
 
 
-def _bag_oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
-    table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
-    index = {w: i for i, w in enumerate(WORDS)}
-    rows = [table[[index[w] for w in t.split()]].sum(axis=0) for t in texts]
-    return np.asarray(rows)
-
-
 def _word_rows() -> dict[str, np.ndarray]:
     """Each of ``WORDS`` with its row of the bag-of-words oracle's table."""
     table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
     return dict(zip(WORDS, table, strict=True))
+
+
+def _sum_oracle(rows: dict[str, np.ndarray]) -> Oracle:
+    """An oracle that embeds a text as the sum of its words' rows (a bag of words)."""
+
+    def oracle(texts: Sequence[str]) -> np.ndarray:
+        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
+
+    return oracle
+
+
+_bag_oracle = _sum_oracle(_word_rows())
 
 
 def test_search_recovers_the_exact_word_set_through_a_bag_of_words_oracle() -> None:
@@ -162,10 +168,7 @@ def test_pruning_keeps_one_of_two_near_duplicate_words() -> None:
     shared = 0.25 * np.random.default_rng(5).standard_normal(DIMENSION)
     apart = 0.05 * np.random.default_rng(6).standard_normal(DIMENSION)
     rows["bat"], rows["bats"] = shared + apart, shared - apart
-
-    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
-        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
-
+    oracle = _sum_oracle(rows)
     target = oracle(["waa wab bat bats"])[0]
     config = SearchConfig(candidates=len(rows), beam_width=1, max_words=6, refine_sweeps=0)
     # Execute: the search finds all four words; pruning at 0.04 per word.
@@ -230,10 +233,7 @@ def test_restarts_regrow_from_a_wider_alphabet_and_keep_only_gains() -> None:
     for j in range(60):
         first, second = rng.choice(WORDS, size=2, replace=False)
         rows[f"blend{j}"] = rows[first] + rows[second] + 0.7 * rng.standard_normal(DIMENSION)
-
-    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
-        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
-
+    oracle = _sum_oracle(rows)
     target_words = ["wep", "wag", "wcy", "wco", "wax", "wbf", "wbk", "wcl"]
     target = oracle([" ".join(target_words)])[0]
     config = SearchConfig(
@@ -261,14 +261,10 @@ def test_word_forms_swap_a_found_word_for_the_form_the_target_holds() -> None:
     # Prepare: the target holds "cells"; "cell" is "cells" plus a piece of the other two
     # words, so it alone looks closer to the target and the greedy search takes it first.
     vocabulary = [*WORDS, "cell", "cells"]
-    table = np.random.default_rng(99).standard_normal((len(WORDS), DIMENSION))
-    rows = dict(zip(WORDS, table, strict=True))
+    rows = _word_rows()
     rows["cells"] = np.random.default_rng(7).standard_normal(DIMENSION)
     rows["cell"] = rows["cells"] + 0.3 * (rows["waa"] + rows["wab"])
-
-    def oracle(texts: list[str] | tuple[str, ...]) -> np.ndarray:
-        return np.asarray([sum(rows[w] for w in t.split()) for t in texts])
-
+    oracle = _sum_oracle(rows)
     target = oracle(["cells waa wab"])[0]
     config = SearchConfig(candidates=6, beam_width=1, max_words=3, refine_sweeps=0)
     # Execute
