@@ -10,7 +10,10 @@ Spec keys: ``name``, ``epochs``, ``batch``, ``lr`` (required); ``rounds`` (5), `
 coordinator-side post-processings of the aggregated states (no extra privacy cost):
 ``server_momentum`` (FedAvgM, Hsu et al. 2019, arXiv:1909.06335; 0 = plain FedAvg) and
 ``server_tail`` (score the mean of the global states of the last k rounds, Polyak
-averaging across rounds; 0 = the last state). ``--repeats`` runs each spec again with
+averaging across rounds; 0 = the last state); ``shares`` (distributed DP: each node takes
+one noisy full-batch step with 1/sqrt(shares) of the noise, see
+``client_node/training/distributed_dp.py``; 0 = off) and ``server_lr`` (Adam on the
+coordinator, ``coordinator/server_adam.py``; 0 = off). ``--repeats`` runs each spec again with
 fresh DP noise (one JSON line per run).
 
     .venv/bin/python benchmarks/federated_recipe_sweep.py --members out/demo/members \\
@@ -31,14 +34,32 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import torch
+from flwr.serverapp.strategy import FedAvg
 
 from client_node.local_round import RoundSettings, run_local_round
+from coordinator.server_adam import ServerAdam
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, embed_retrieval, score_retrieval
+
+
+def flat(state: dict[str, torch.Tensor]) -> np.ndarray:
+    """The state's tensors (in key order) as one float64 vector."""
+    return np.concatenate([v.detach().double().numpy().ravel() for v in state.values()])
+
+
+def unflat(vector: np.ndarray, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Split ``vector`` into float32 tensors shaped like ``like``."""
+    out, offset = {}, 0
+    for key, ref in like.items():
+        out[key] = torch.from_numpy(vector[offset : offset + ref.numel()].copy()).float()
+        out[key] = out[key].reshape(ref.shape)
+        offset += ref.numel()
+    return out
 
 
 def trial(
@@ -61,7 +82,10 @@ def trial(
     beta, server_tail = float(spec.get("server_momentum", 0.0)), int(spec.get("server_tail", 0))
     velocity: dict[str, torch.Tensor] = {}
     polyak: list[dict[str, torch.Tensor]] = []
+    server_lr = float(spec.get("server_lr", 0.0))
+    server_adam = ServerAdam(FedAvg(), learning_rate=server_lr) if server_lr > 0 else None
     for r in range(1, rounds + 1):
+        fedavg_start = state
         settings = RoundSettings(
             server_round=r,
             total_rounds=rounds,
@@ -75,6 +99,7 @@ def trial(
             dp_enabled=dp,
             target_epsilon=eps,
             max_grad_norm=float(spec.get("C", 1.0)),
+            noise_shares=int(spec.get("shares", 0)),
         )
         results = [
             run_local_round(
@@ -93,6 +118,9 @@ def trial(
             for k, v in state.items()
         }
         state = {k: state[k] + velocity[k] for k in state}
+        if server_adam is not None:
+            step = server_adam.step(flat(fedavg_start) - flat(state))
+            state = unflat(flat(fedavg_start) + step, state)
         # Coordinator-side Polyak averaging of the global states (output only).
         if r > rounds - server_tail:
             polyak.append(state)

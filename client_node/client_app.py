@@ -52,6 +52,7 @@ def settings_from_config(config: Mapping[str, object]) -> RoundSettings:
         target_delta=as_float(get(ConfigKey.TARGET_DELTA, defaults.target_delta)),
         max_grad_norm=as_float(get(ConfigKey.MAX_GRAD_NORM, defaults.max_grad_norm)),
         update_clip_norm=as_float(get(ConfigKey.UPDATE_CLIP_NORM, defaults.update_clip_norm)),
+        noise_shares=as_int(get(ConfigKey.NOISE_SHARES, defaults.noise_shares)),
     )
 
 

@@ -24,6 +24,8 @@ from client_node.training import (
     DPConfig,
     InteractionSet,
     TrainConfig,
+    distributed_step_config,
+    noise_share_multiplier,
     train_adapter,
 )
 from coordinator.wire import MetricKey
@@ -56,10 +58,17 @@ class RoundSettings:
     target_delta: float = 1e-5
     max_grad_norm: float = 1.0
     update_clip_norm: float = 0.0  # 0 = no node-level clipping
+    noise_shares: int = 0  # 0 = local DP-SGD; t >= 1 = distributed DP, one noisy step
 
     def __post_init__(self) -> None:
         if not 1 <= self.server_round <= self.total_rounds:
             raise FedembedError(f"server_round {self.server_round} outside 1..{self.total_rounds}")
+        if self.noise_shares < 0 or (self.noise_shares and not self.dp_enabled):
+            raise FedembedError(
+                f"noise-shares={self.noise_shares} is invalid",
+                expected="0, or >= 1 with dp-enabled=true",
+                fix="set dp-noise-shares in the run config",
+            )
         if self.dp_enabled and not (self.target_epsilon > 0 and 0 < self.target_delta < 1):
             raise FedembedError(
                 "DP round needs target_epsilon > 0 and 0 < target_delta < 1",
@@ -120,17 +129,29 @@ def run_local_round(
     record_count = len(data.interactions)
     dp: DPConfig | None = None
     ledger: PrivacyLedger | None = None
+    config = TrainConfig(
+        epochs=settings.local_epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        temperature=settings.temperature,
+        seed=settings.server_round,
+    )
+    if settings.noise_shares:
+        config = distributed_step_config(config, record_count)
     if settings.dp_enabled:
         # As Opacus's Poisson loader: ceil(n / B) steps per epoch at rate 1 / ceil(n / B).
-        batches = math.ceil(record_count / settings.batch_size)
+        batches = math.ceil(record_count / config.batch_size)
         sample_rate = 1.0 / batches
-        steps_per_round = settings.local_epochs * batches
+        steps_per_round = config.epochs * batches
         noise = noise_multiplier_for(
             target_epsilon=settings.target_epsilon,
             target_delta=settings.target_delta,
             sample_rate=sample_rate,
             steps=steps_per_round * settings.total_rounds,
         )
+        # Distributed DP: the secure sum of t shares holds the whole noise ``noise``;
+        # the ledger charges that aggregate's guarantee (see noise_share_multiplier).
+        own_noise = noise_share_multiplier(noise, settings.noise_shares)
         ledger = PrivacyLedger.open(
             data.state_dir / LEDGER_FILE,
             node_id=node_name,
@@ -141,20 +162,13 @@ def run_local_round(
         # the numbers.
         ledger.check(noise_multiplier=noise, sample_rate=sample_rate, steps=steps_per_round)
         dp = DPConfig(
-            noise_multiplier=noise,
+            noise_multiplier=own_noise,
             max_grad_norm=settings.max_grad_norm,
             delta=settings.target_delta,
         )
     queries, positive, docs = data.vectors(_encoder(model_path))
     records = InteractionSet(query_vectors=queries, positive_index=positive, doc_vectors=docs)
     adapter = _adapter_for(settings, global_state)
-    config = TrainConfig(
-        epochs=settings.local_epochs,
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        temperature=settings.temperature,
-        seed=settings.server_round,
-    )
     metrics: dict[str, Any] = {
         MetricKey.NUM_EXAMPLES.value: float(len(records)),
         MetricKey.UNIT_WEIGHT.value: 1.0,
@@ -162,14 +176,15 @@ def run_local_round(
     report = train_adapter(adapter, records, config, dp=dp)
     if ledger is not None and dp is not None:
         spent = ledger.charge(
-            noise_multiplier=dp.noise_multiplier,
+            noise_multiplier=noise,
             sample_rate=report.sample_rate,
             steps=report.steps,
             run_id=settings.run_tag,
             round=settings.server_round,
         )
         metrics[MetricKey.EPSILON.value] = spent
-        metrics[MetricKey.NOISE_MULTIPLIER.value] = dp.noise_multiplier
+        metrics[MetricKey.NOISE_MULTIPLIER.value] = noise
+        metrics[MetricKey.NOISE_SHARE.value] = dp.noise_multiplier
     new_state, norm = clip_update(adapter.state_dict(), global_state, settings.update_clip_norm)
     metrics[MetricKey.UPDATE_NORM.value] = norm
     metrics[MetricKey.TRAIN_LOSS.value] = float(report.losses[-1]) if report.losses else 0.0

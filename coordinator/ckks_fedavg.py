@@ -49,6 +49,8 @@ class CkksFedAvg(StrategyWrapper):
         noise_std: Standard deviation of Gaussian noise added to the mean update
             (node-level DP: ``noise_multiplier * clip_norm / nodes``); 0 for none.
         timeout: Seconds to wait for the decrypting node.
+        min_replies: Fewest valid updates a round may aggregate (distributed DP: the
+            number of noise shares the sum must hold); fewer leave the model unchanged.
     """
 
     def __init__(
@@ -59,12 +61,14 @@ class CkksFedAvg(StrategyWrapper):
         noise_std: float = 0.0,
         timeout: float = 600.0,
         seed: int | None = None,
+        min_replies: int = 0,
     ) -> None:
         super().__init__(strategy)
         self.fedavg = strategy
         self.public_context = public_context
         self.noise_std = noise_std
         self.timeout = timeout
+        self.min_replies = min_replies
         self._rng = np.random.default_rng(seed)
         self._grid: Grid | None = None
         self._reference: ArrayRecord | None = None
@@ -127,6 +131,16 @@ class CkksFedAvg(StrategyWrapper):
             valid.append(reply)
         if not valid:
             logger.warning("aggregate: round=%d no valid update; model unchanged", server_round)
+            return None, None
+        if len(valid) < self.min_replies:
+            # Distributed DP: a sum of fewer noise shares than promised is never decrypted.
+            logger.warning(
+                "aggregate: round=%d only %d of the %d noise shares arrived; sum not "
+                "decrypted, model unchanged",
+                server_round,
+                len(valid),
+                self.min_replies,
+            )
             return None, None
         started = time.perf_counter()
         summed = sum_encrypted(

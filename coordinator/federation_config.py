@@ -7,6 +7,7 @@ the rest of the coordinator only sees a typed ``FederationConfig``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -47,6 +48,8 @@ class FederationConfig:
     max_grad_norm: float = 1.0
     update_clip_norm: float = 0.0
     node_noise_multiplier: float = 0.0
+    dp_noise_shares: int = 0
+    server_learning_rate: float = 0.0
     min_nodes: int = 2
     fraction_train: float = 1.0
     eval_dataset: str = "scifact"
@@ -121,6 +124,29 @@ class FederationConfig:
             raise bad("min-nodes", self.min_nodes, ">= 2 with secaggplus")
         if self.node_noise_multiplier > 0 and self.update_clip_norm <= 0:
             raise bad("update-clip-norm", self.update_clip_norm, "> 0 when node-level DP is on")
+        self._validate_distributed_dp(bad)
+
+    def _validate_distributed_dp(self, bad: Callable[[str, object, str], FedembedError]) -> None:
+        shares, key = self.dp_noise_shares, "dp-noise-shares"
+        if not self.server_learning_rate >= 0:
+            raise bad("server-learning-rate", self.server_learning_rate, ">= 0 (0 = FedAvg)")
+        if self.server_learning_rate > 0 and self.aggregation == AggregationMode.SECAGGPLUS:
+            raise bad("server-learning-rate", self.server_learning_rate, "0 with secaggplus")
+        if shares == 0:
+            return
+        if shares < 0 or not self.dp_enabled:
+            raise bad(key, shares, "0, or >= 1 with dp-enabled=true")
+        if shares > 1 and self.aggregation != AggregationMode.CKKS:
+            raise FedembedError(
+                f"run config {key}={shares} needs CKKS secure aggregation: each node adds "
+                f"only 1/sqrt({shares}) of the noise, so its update alone must stay hidden",
+                expected="aggregation='ckks' (or dp-noise-shares=0 or 1)",
+                fix="set aggregation='ckks' and a coordinator-kit",
+            )
+        if self.min_nodes < shares:
+            raise bad("min-nodes", self.min_nodes, f">= dp-noise-shares ({shares})")
+        if self.node_noise_multiplier > 0:
+            raise bad("node-noise-multiplier", self.node_noise_multiplier, "0 with dp-noise-shares")
 
     def train_config(self) -> dict[str, Any]:
         """The ConfigRecord content sent to nodes each round."""
@@ -138,5 +164,6 @@ class FederationConfig:
             ConfigKey.TARGET_DELTA.value: self.target_delta,
             ConfigKey.MAX_GRAD_NORM.value: self.max_grad_norm,
             ConfigKey.UPDATE_CLIP_NORM.value: self.update_clip_norm,
+            ConfigKey.NOISE_SHARES.value: self.dp_noise_shares,
             ConfigKey.AGGREGATION.value: self.aggregation,
         }

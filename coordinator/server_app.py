@@ -6,6 +6,7 @@ Strategy stack (privacy added by wrapping, never by forking FedAvg)::
       [DifferentialPrivacyClientSideFixedClipping(   # node-level DP (plaintext mode)
         UpdateValidation(FedAvg))]                    # reject NaN/shape/dtype/norm
       | CkksFedAvg(FedAvg))                  # CKKS: sum ciphertexts, node decrypts sum
+    optionally inside ServerAdam(...)        # Adam on the aggregate (distributed DP)
 
 The global adapter is evaluated centrally each round and published with a manifest.
 """
@@ -30,6 +31,7 @@ from coordinator.central_evaluation import CentralEvaluator, adapter_from_arrays
 from coordinator.ckks_fedavg import CkksFedAvg
 from coordinator.federation_config import FederationConfig
 from coordinator.federation_ledger import FederationLedger
+from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
 from coordinator.wire import AggregationMode, MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
@@ -70,7 +72,7 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
     inner: Strategy
     if config.aggregation == AggregationMode.CKKS:
         public = (Path(config.coordinator_kit) / CKKS_PUBLIC_FILE).read_bytes()
-        inner = CkksFedAvg(fedavg, public_context=public)
+        inner = CkksFedAvg(fedavg, public_context=public, min_replies=config.dp_noise_shares)
     else:
         warnings.warn(
             "INSECURE: plaintext aggregation; the coordinator sees every node's update. "
@@ -86,6 +88,8 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
                 clipping_norm=config.update_clip_norm,
                 num_sampled_clients=config.min_nodes,
             )
+    if config.server_learning_rate > 0:
+        inner = ServerAdam(inner, learning_rate=config.server_learning_rate)
     return FederationLedger(
         inner,
         path=out_dir / LEDGER_FILE,
@@ -145,6 +149,10 @@ def publish(
         "dp_enabled": config.dp_enabled,
         "target_epsilon": config.target_epsilon,
         "target_delta": config.target_delta,
+        # > 1: distributed DP, each node added 1/sqrt(shares) of the noise and the epsilons
+        # hold for the secure sum (client_node/training/distributed_dp.py states the terms).
+        "dp_noise_shares": config.dp_noise_shares,
+        "server_learning_rate": config.server_learning_rate,
         "nodes": sorted({n for r in ledger.rounds for n in r["nodes"]}),
         "per_node_epsilon": ledger.per_node_epsilon(),
         "node_level_epsilon": ledger.node_level_epsilon,

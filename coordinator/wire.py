@@ -55,6 +55,7 @@ class ConfigKey(StrEnum):
     TARGET_DELTA = "target-delta"
     MAX_GRAD_NORM = "max-grad-norm"
     UPDATE_CLIP_NORM = "update-clip-norm"
+    NOISE_SHARES = "noise-shares"
     AGGREGATION = "aggregation"
     CKKS_LENGTH = "ckks-length"
 
@@ -66,6 +67,7 @@ class MetricKey(StrEnum):
     EPSILON = "epsilon"
     EPSILON_ROUND = "epsilon-round"
     NOISE_MULTIPLIER = "noise-multiplier"
+    NOISE_SHARE = "noise-share"
     TRAIN_LOSS = "train-loss"
     UPDATE_NORM = "update-norm"
     SECONDS = "seconds"

@@ -1,5 +1,6 @@
 """Local training of the query-side adapter on a node's private interactions (DP-SGD)."""
 
+from client_node.training.distributed_dp import distributed_step_config, noise_share_multiplier
 from client_node.training.dp_sgd import epsilon_for, noise_for_budget
 from client_node.training.interactions import (
     CorpusSoftmaxLoss,
@@ -32,7 +33,9 @@ __all__ = [
     "TrainReport",
     "TrainingError",
     "corpus_softmax_loss",
+    "distributed_step_config",
     "epsilon_for",
     "noise_for_budget",
+    "noise_share_multiplier",
     "train_adapter",
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from client_node.accounting import BudgetExceededError
+from client_node.accounting import BudgetExceededError, epsilon_for, noise_multiplier_for
 from client_node.local_round import LEDGER_FILE, RoundSettings, run_local_round
+from coordinator.wire import MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.errors import FedembedError
 
@@ -63,3 +64,32 @@ def test_within_budget_the_round_goes_on_to_load_the_model(tmp_path: Path) -> No
     node = _node(tmp_path / "node")
     with pytest.raises((FedembedError, OSError, ValueError)):
         _round(node, max_epsilon=8.0)
+
+
+def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
+    tmp_path: Path,
+) -> None:
+    # Prepare: three noise shares, two rounds at epsilon 8 in all.
+    node = _node(tmp_path / "node")
+    settings = RoundSettings(
+        server_round=1, total_rounds=2, run_tag="r", target_epsilon=8.0, noise_shares=3
+    )
+    # Execute
+    result = run_local_round(
+        node_dir=node, node_name="node-x", global_state=_global_state(), settings=settings
+    )
+    # Assert: the ledger is charged at the noise of the sum of three shares (one full-batch
+    # step per round), while this node adds 1/sqrt(3) of it.
+    aggregate = noise_multiplier_for(
+        target_epsilon=8.0, target_delta=1e-5, sample_rate=1.0, steps=2
+    )
+    assert result.metrics[MetricKey.NOISE_MULTIPLIER.value] == pytest.approx(aggregate)
+    assert result.metrics[MetricKey.NOISE_SHARE.value] == pytest.approx(aggregate / 3**0.5)
+    expected = epsilon_for(noise_multiplier=aggregate, sample_rate=1.0, steps=1, delta=1e-5)
+    assert result.metrics[MetricKey.EPSILON.value] == pytest.approx(expected, rel=1e-6)
+    assert 0 < result.metrics[MetricKey.EPSILON.value] < 8.0
+
+
+def test_noise_shares_need_dp() -> None:
+    with pytest.raises(FedembedError, match="noise-shares"):
+        RoundSettings(server_round=1, total_rounds=1, run_tag="r", dp_enabled=False, noise_shares=3)

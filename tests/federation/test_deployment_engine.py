@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from client_node.accounting import noise_multiplier_for
 from embedding_core.adapter import Adapter
 from tests.federation.conftest import NODES, SUBSET_NAME, Consortium
 
@@ -104,3 +105,52 @@ def test_node_killed_mid_round_round_completes_and_node_rejoins(
     assert sum("error" not in r for r in first["nodes"].values()) == 2
     assert any(sum("error" not in r for r in later["nodes"].values()) == 3 for later in rounds[1:])
     assert summary["rounds"] == 3
+
+
+def test_distributed_dp_over_ckks_charges_the_secure_sum(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    # Prepare: fresh ledgers; three noise shares, so all three nodes must reply.
+    for folder in consortium.node_dirs.values():
+        (folder / "state" / "privacy_ledger.json").unlink(missing_ok=True)
+    for name in NODES:
+        consortium.start_node(name, max_epsilon=8.0)
+
+    # Execute: one noisy full-batch gradient step per node and round, Adam on the coordinator.
+    summary = _run(
+        consortium,
+        tmp_path / "distributed",
+        **{
+            "num-server-rounds": 2,
+            "dp-noise-shares": 3,
+            "server-learning-rate": 0.003,
+            "local-epochs": 1,
+            "batch-size": 4096,
+            "learning-rate": 1.0,
+            "update-clip-norm": 0.0,
+        },
+    )
+
+    # Assert: every node charged its ledger at the noise of the sum, one step per round.
+    aggregate = noise_multiplier_for(
+        target_epsilon=8.0, target_delta=1e-5, sample_rate=1.0, steps=2
+    )
+    per_node = summary["per_node_epsilon"]
+    assert isinstance(per_node, dict)
+    assert len(per_node) == 3
+    assert all(0 < eps <= 8.0 + 1e-6 for eps in per_node.values())
+    assert summary["dp_noise_shares"] == 3
+    for name in NODES:
+        ledger = json.loads(
+            (consortium.node_dirs[name] / "state" / "privacy_ledger.json").read_text()
+        )
+        assert [(e["round"], e["steps"], e["sample_rate"]) for e in ledger["entries"]] == [
+            (1, 1, 1.0),
+            (2, 1, 1.0),
+        ]
+        assert all(e["noise_multiplier"] == pytest.approx(aggregate) for e in ledger["entries"])
+    # Adam's first steps move every weight: the released adapter is not the initial one.
+    adapter = Adapter.load(tmp_path / "distributed" / "global_adapter")
+    assert adapter.linear is not None
+    assert float(adapter.linear.weight.detach().abs().min()) > 0
+    assert set(summary["ndcg@10_per_round"]) == {"0", "1", "2"}  # type: ignore[arg-type]
