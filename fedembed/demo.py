@@ -216,11 +216,11 @@ def demo(
             recipe=Recipe(rounds=rounds),
         )
         result["federation"] = fed["rows"]
-        typer.echo(f"\n{'setting':<40}{'nDCG@10':>9}  epsilon per node (delta=1e-5, record level)")
+        typer.echo(f"\n{'setting':<46}{'nDCG@10':>9}  epsilon per node (delta=1e-5, record level)")
         for row in fed["rows"]:
             eps = row.get("epsilon_per_node")
             eps_s = ", ".join(f"{n}={e:.2f}" for n, e in eps.items()) if eps else "-"
-            typer.echo(f"{row['setting']:<40}{100 * row['ndcg@10']:>9.2f}  {eps_s}")
+            typer.echo(f"{row['setting']:<46}{100 * row['ndcg@10']:>9.2f}  {eps_s}")
         _plot(fed["rows"], out / "ndcg_per_round.png")
         typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
         released = out / "runs" / "dp-eps8" / "global_adapter"
