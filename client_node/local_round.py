@@ -69,6 +69,13 @@ class RoundSettings:
                 expected="0, or >= 1 with dp-enabled=true",
                 fix="set dp-noise-shares in the run config",
             )
+        if self.noise_shares > 1 and self.update_clip_norm > 0:
+            raise FedembedError(
+                "update-clip-norm > 0 with noise shares would scale this node's noisy step "
+                "by its own norm, and the secure sum would no longer carry the whole noise",
+                expected="update-clip-norm = 0 with dp-noise-shares > 1",
+                fix="set update-clip-norm = 0 in the run config",
+            )
         if self.dp_enabled and not (self.target_epsilon > 0 and 0 < self.target_delta < 1):
             raise FedembedError(
                 "DP round needs target_epsilon > 0 and 0 < target_delta < 1",

@@ -147,6 +147,10 @@ class FederationConfig:
             raise bad("min-nodes", self.min_nodes, f">= dp-noise-shares ({shares})")
         if self.node_noise_multiplier > 0:
             raise bad("node-noise-multiplier", self.node_noise_multiplier, "0 with dp-noise-shares")
+        if shares > 1 and self.update_clip_norm > 0:
+            # Scaling one node's noisy step by its own norm is not linear: the sum would no
+            # longer be the consortium's clipped gradient plus the whole noise.
+            raise bad("update-clip-norm", self.update_clip_norm, "0 with dp-noise-shares > 1")
 
     def train_config(self) -> dict[str, Any]:
         """The ConfigRecord content sent to nodes each round."""

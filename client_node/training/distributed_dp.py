@@ -15,7 +15,8 @@ exactly one full-batch DP-SGD step per round (plain SGD, learning rate 1): its u
 ``-(sum of clipped gradients + noise share) / n``, and FedAvg weighted by ``n`` gives
 ``-(noisy consortium sum) / N``. The coordinator's optimiser (:mod:`coordinator.server_adam`)
 post-processes that sum. Several local steps would make a node's update a non-linear
-function of its own small noise, and the argument would not hold.
+function of its own small noise, and the argument would not hold; so would scaling the
+step by its own norm, which is why ``update-clip-norm`` must be 0 with shares.
 
 Assumptions, stated wherever the epsilon is reported: secure aggregation (the coordinator
 and the other nodes never see one node's update), at least ``t`` honest nodes adding their

@@ -90,6 +90,10 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
     assert 0 < result.metrics[MetricKey.EPSILON.value] < 8.0
 
 
-def test_noise_shares_need_dp() -> None:
+def test_noise_shares_need_dp_and_no_update_clipping() -> None:
     with pytest.raises(FedembedError, match="noise-shares"):
         RoundSettings(server_round=1, total_rounds=1, run_tag="r", dp_enabled=False, noise_shares=3)
+    with pytest.raises(FedembedError, match="update-clip-norm"):
+        RoundSettings(
+            server_round=1, total_rounds=1, run_tag="r", noise_shares=3, update_clip_norm=1.0
+        )

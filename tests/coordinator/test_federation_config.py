@@ -32,6 +32,7 @@ def test_distributed_dp_with_ckks_is_accepted_and_sent_to_nodes() -> None:
         ({"dp-noise-shares": -1}, "dp-noise-shares"),
         ({"node-noise-multiplier": 1.0, "update-clip-norm": 1.0}, "node-noise-multiplier"),
         ({"server-learning-rate": -0.1}, "server-learning-rate"),
+        ({"update-clip-norm": 1.0}, "update-clip-norm"),
     ],
 )
 def test_unsafe_or_inconsistent_settings_are_refused(
