@@ -71,7 +71,6 @@ class CkksFedAvg(StrategyWrapper):
         self.min_replies = min_replies
         self._rng = np.random.default_rng(seed)
         self._grid: Grid | None = None
-        self._reference: ArrayRecord | None = None
         self.seconds_sum: list[float] = []
 
     def summary(self) -> None:
@@ -83,9 +82,9 @@ class CkksFedAvg(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Ask nodes for encrypted updates."""
-        self._grid, self._reference = grid, arrays
+        self._grid = grid
         config[ConfigKey.AGGREGATION.value] = AggregationMode.CKKS.value
-        return self.strategy.configure_train(server_round, arrays, config, grid)
+        return super().configure_train(server_round, arrays, config, grid)
 
     def _decrypt_sum(self, node_id: int, chunks: list[bytes], length: int) -> np.ndarray:
         assert self._grid is not None

@@ -91,7 +91,7 @@ class FederationLedger(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Delegate and remember how many nodes were sampled."""
-        messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
+        messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sampled = len(messages)
         if self.total_nodes <= 0:
             self.total_nodes = len(list(grid.get_node_ids()))

@@ -17,8 +17,7 @@ import logging
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
 
 from client_node.ckks_mod import flatten, unflatten
@@ -58,7 +57,6 @@ class ServerAdam(StrategyWrapper):
         if not tau > 0:
             raise ValueError(f"ServerAdam: tau must be > 0, got {tau}")
         self.learning_rate, self.beta_1, self.beta_2, self.tau = learning_rate, beta_1, beta_2, tau
-        self._reference: ArrayRecord | None = None
         self._first: np.ndarray | None = None
         self._second: np.ndarray | None = None
         self.steps = 0
@@ -72,13 +70,6 @@ class ServerAdam(StrategyWrapper):
             self.beta_2,
         )
         self.strategy.summary()
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Remember the global arrays the round starts from."""
-        self._reference = arrays
-        return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -12,10 +12,15 @@ __all__ = ["StrategyWrapper"]
 
 
 class StrategyWrapper(Strategy):
-    """Delegates every stage to ``strategy``; subclasses override the stages they change."""
+    """Delegates every stage to ``strategy``; subclasses override the stages they change.
+
+    ``_reference`` is the global model the current round started from (set by
+    ``configure_train``), which wrappers compare updates with or step from.
+    """
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
+        self._reference: ArrayRecord | None = None
 
     def summary(self) -> None:
         """Log the wrapped strategy's configuration."""
@@ -24,7 +29,8 @@ class StrategyWrapper(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Delegate."""
+        """Remember the round's global model, then delegate."""
+        self._reference = arrays
         return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(

@@ -14,8 +14,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
 
 from coordinator.strategy_wrapper import StrategyWrapper
@@ -62,20 +61,12 @@ class UpdateValidation(StrategyWrapper):
             raise ValueError(f"clip_norm must be >= 0, got {clip_norm}")
         super().__init__(strategy)
         self.clip_norm = clip_norm
-        self._reference: ArrayRecord | None = None
         self.rejected: list[tuple[int, int, str]] = []  # (round, node id, reason)
 
     def summary(self) -> None:
         """Log the configuration."""
         logger.info("strategy: update validation, clip_norm=%s", self.clip_norm)
         self.strategy.summary()
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Remember the global model of this round, then delegate."""
-        self._reference = arrays
-        return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from client_node.ckks_mod import CHUNKS, LENGTH
 from coordinator.ckks_aggregation import encrypt_vector, make_contexts
 from coordinator.ckks_fedavg import CkksFedAvg
 from coordinator.wire import ContentKey, MetricKey
+from tests.coordinator.replies import train_reply
 
 REFERENCE = ArrayRecord({"w": Array(np.zeros(4, dtype=np.float32))})
 
@@ -21,18 +22,7 @@ def _reply(chunks: list[bytes], node: int) -> Message:
             ContentKey.METRICS.value: MetricRecord({MetricKey.NUM_EXAMPLES.value: 10.0}),
         }
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="x",
-        group_id="1",
-        created_at=0.0,
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
+    return train_reply(content, node)
 
 
 def test_fewer_replies_than_noise_shares_leave_the_model_unchanged() -> None:

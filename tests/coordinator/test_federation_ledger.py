@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.federation_ledger import FederationLedger
+from tests.coordinator.replies import train_reply
 
 
 def _reply(node: int, value: float) -> Message:
@@ -17,18 +18,7 @@ def _reply(node: int, value: float) -> Message:
             "metrics": MetricRecord({"num-examples": 1, "unit-weight": 1.0, "epsilon": 2.5}),
         }
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="x",
-        group_id="1",
-        created_at=0.0,
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
+    return train_reply(content, node)
 
 
 def _ledger(tmp_path: Path, noise: float) -> FederationLedger:

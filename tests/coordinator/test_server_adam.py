@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.server_adam import ServerAdam
+from tests.coordinator.replies import train_reply
 
 LR = 0.003
 
@@ -17,18 +18,7 @@ def _reply(w: np.ndarray, node: int) -> Message:
     content = RecordDict(
         {"arrays": ArrayRecord({"w": Array(w)}), "metrics": MetricRecord({"num-examples": 10})}
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="x",
-        group_id="1",
-        created_at=0.0,
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
+    return train_reply(content, node)
 
 
 def test_steps_match_torch_adam_on_the_same_gradients() -> None:

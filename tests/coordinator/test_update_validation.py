@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.update_validation import UpdateValidation, check_update
+from tests.coordinator.replies import train_reply
 
 REFERENCE = ArrayRecord(
     {"w": Array(np.zeros((4, 4), dtype=np.float32)), "b": Array(np.zeros(4, dtype=np.float32))}
@@ -20,18 +21,7 @@ def _record(w: np.ndarray, b: np.ndarray | None = None) -> ArrayRecord:
 
 def _reply(arrays: ArrayRecord, node: int) -> Message:
     content = RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 10})})
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"m{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id="x",
-        group_id="1",
-        created_at=0.0,
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
+    return train_reply(content, node)
 
 
 def test_good_update_passes() -> None:
