@@ -22,8 +22,8 @@ Assumptions, stated wherever the epsilon is reported: secure aggregation (the co
 and the other nodes never see one node's update), at least ``t`` honest nodes adding their
 share in every aggregated round (the coordinator refuses to aggregate fewer), and no
 collusion between the coordinator and members (DESIGN.md's threat model). A node's own
-update alone carries noise multiplier ``sigma / sqrt(t)``; its epsilon against someone who
-saw it is reported beside the aggregate's.
+update alone carries noise multiplier ``sigma / sqrt(t)``, which the node reports (metric
+``noise-share``) beside the sum's (``noise-multiplier``).
 """
 
 from __future__ import annotations
