@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from client_node.accounting import noise_multiplier_for
+from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR, load_node_data
 from client_node.training import DPConfig, InteractionSet, TrainConfig, train_adapter
 from coordinator.loopback_consortium import LoopbackConsortium
@@ -134,9 +135,9 @@ def run_distributed_row(
         max_epsilon=epsilon,
     )
     ledgers = {
-        node_id: json.loads((folder / STATE_DIR / "privacy_ledger.json").read_text())
+        node_id: json.loads((folder / STATE_DIR / LEDGER_FILE).read_text())
         for node_id, folder in node_dirs.items()
-        if (folder / STATE_DIR / "privacy_ledger.json").exists()
+        if (folder / STATE_DIR / LEDGER_FILE).exists()
     }
     return {
         "setting": f"federated, distributed DP eps={epsilon:g} ({recipe.noise_shares} shares)",

@@ -6,9 +6,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from client_node.local_round import LEDGER_FILE
+from client_node.node_data import STATE_DIR
 from coordinator.local_deployment import ManagedProcess
 from coordinator.loopback_consortium import LoopbackConsortium
 from coordinator.provisioning import provision
@@ -76,6 +79,20 @@ class Consortium:
         return self.loopback.start_node(
             name, data_dir=self.node_dirs[name], max_epsilon=max_epsilon
         )
+
+    def start_fresh_nodes(self, *, max_epsilon: float = 8.0) -> None:
+        """Start every node with an empty privacy ledger (the member folders are shared)."""
+        for name in NODES:
+            self.ledger_path(name).unlink(missing_ok=True)
+            self.start_node(name, max_epsilon=max_epsilon)
+
+    def ledger_path(self, name: str) -> Path:
+        return self.node_dirs[name] / STATE_DIR / LEDGER_FILE
+
+    def ledger(self, name: str) -> dict[str, Any]:
+        """A node's persisted privacy ledger."""
+        loaded: dict[str, Any] = json.loads(self.ledger_path(name).read_text())
+        return loaded
 
 
 @pytest.fixture(scope="session")

@@ -29,10 +29,7 @@ def _run(c: Consortium, out: Path, **overrides: object) -> dict[str, object]:
 
 
 def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path: Path) -> None:
-    for folder in consortium.node_dirs.values():
-        (folder / "state" / "privacy_ledger.json").unlink(missing_ok=True)
-    for name in NODES:
-        consortium.start_node(name, max_epsilon=8.0)
+    consortium.start_fresh_nodes(max_epsilon=8.0)
 
     summary = _run(consortium, tmp_path / "run1")
 
@@ -47,9 +44,7 @@ def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path
     adapter = Adapter.load(tmp_path / "run1" / "global_adapter")
     assert adapter.metadata["aggregation"] == "ckks"
     for name in NODES:
-        ledger = json.loads(
-            (consortium.node_dirs[name] / "state" / "privacy_ledger.json").read_text()
-        )
+        ledger = consortium.ledger(name)
         assert ledger["node_id"] == name
 
     # Same nodes, budget already spent: every node refuses and the coordinator says who and why.
@@ -71,10 +66,7 @@ def test_node_killed_mid_round_round_completes_and_node_rejoins(
     import threading
     import time
 
-    for folder in consortium.node_dirs.values():
-        (folder / "state" / "privacy_ledger.json").unlink(missing_ok=True)
-    for name in NODES:
-        consortium.start_node(name)
+    consortium.start_fresh_nodes()
     out = tmp_path / "faulty"
     outcome: dict[str, dict[str, object]] = {}
     runner = threading.Thread(
@@ -111,10 +103,7 @@ def test_distributed_dp_over_ckks_charges_the_secure_sum(
     consortium: Consortium, tmp_path: Path
 ) -> None:
     # Prepare: fresh ledgers; three noise shares, so all three nodes must reply.
-    for folder in consortium.node_dirs.values():
-        (folder / "state" / "privacy_ledger.json").unlink(missing_ok=True)
-    for name in NODES:
-        consortium.start_node(name, max_epsilon=8.0)
+    consortium.start_fresh_nodes(max_epsilon=8.0)
 
     # Execute: one noisy full-batch gradient step per node and round, Adam on the coordinator.
     summary = _run(
@@ -141,9 +130,7 @@ def test_distributed_dp_over_ckks_charges_the_secure_sum(
     assert all(0 < eps <= 8.0 + 1e-6 for eps in per_node.values())
     assert summary["dp_noise_shares"] == 3
     for name in NODES:
-        ledger = json.loads(
-            (consortium.node_dirs[name] / "state" / "privacy_ledger.json").read_text()
-        )
+        ledger = consortium.ledger(name)
         assert [(e["round"], e["steps"], e["sample_rate"]) for e in ledger["entries"]] == [
             (1, 1, 1.0),
             (2, 1, 1.0),

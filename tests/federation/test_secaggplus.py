@@ -30,7 +30,8 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import client_node.secaggplus_client as secaggplus_client
 from client_node.client_app import make_client_app
-from client_node.local_round import LocalResult, RoundSettings
+from client_node.local_round import LEDGER_FILE, LocalResult, RoundSettings
+from client_node.node_data import STATE_DIR
 from coordinator.federation_config import FederationConfig
 from coordinator.secaggplus_app import (
     SECAGGPLUS,
@@ -303,7 +304,7 @@ def test_secaggplus_on_simulation_engine_with_dp(
     members = tmp_path / "members"
     for name, folder in node_dirs.items():  # own copies: fresh privacy ledgers
         shutil.copytree(folder, members / name)
-        (members / name / "state" / "privacy_ledger.json").unlink(missing_ok=True)
+        (members / name / STATE_DIR / LEDGER_FILE).unlink(missing_ok=True)
     config = FederationConfig(
         num_server_rounds=2,
         aggregation=SECAGGPLUS,
@@ -333,7 +334,7 @@ def test_secaggplus_on_simulation_engine_with_dp(
     assert len(per_node) == 3
     assert all(0 < eps <= 8.0 for eps in per_node.values())
     for name in node_dirs:
-        ledger = json.loads((members / name / "state" / "privacy_ledger.json").read_text())
+        ledger = json.loads((members / name / STATE_DIR / LEDGER_FILE).read_text())
         entries = ledger["entries"]
         assert [e["round"] for e in entries] == [1, 2]
         assert {e["run_id"] for e in entries} == {"secaggplus-test"}
