@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
 from attacks.base import AttackReport
 from attacks.membership_inference import (
@@ -37,6 +36,7 @@ from attacks.membership_inference import (
     threshold_scores,
     train_shadows,
 )
+from client_node.accounting.gdp import auc_bound, steps_mu
 from client_node.training import (
     DPConfig,
     InteractionSet,
@@ -110,8 +110,7 @@ def gdp_auc_bound(noise_multiplier: float | None, *, steps: int = DP_EPOCHS) -> 
     """
     if noise_multiplier is None:
         return None
-    mu = math.sqrt(steps) / noise_multiplier
-    return float(ndtr(mu / math.sqrt(2.0)))
+    return auc_bound(mu=steps_mu(noise_multiplier=noise_multiplier, steps=steps))
 
 
 def overfit_trainer(config: TrainConfig = OVERFIT) -> Trainer:

@@ -6,7 +6,10 @@
 - ``privacy_params``: the privacy-parameter checks and ``PrivacyParameterError``.
 - ``noise_calibration``: ``noise_multiplier_for``, the smallest noise multiplier that
   meets a target epsilon.
+- ``gdp``: exact Gaussian-DP analysis of full-batch DP-SGD (Dong, Roth and Su 2022).
 - ``accountant``: ``RDPAccountant``, composition of heterogeneous DP-SGD steps.
+- ``dpsgd_accountant``: ``DPSGDAccountant``, the ledger's accountant: exact GDP while
+  every step is full-batch, RDP otherwise.
 - ``ledger``: ``PrivacyLedger``, the node's persisted record of every charge, with a
   budget that is enforced before a charge is recorded.
 - ``ledger_file``: the ledger's file format (``LedgerEntry``), validation and atomic
@@ -18,6 +21,8 @@
 from __future__ import annotations
 
 from client_node.accounting.accountant import RDPAccountant
+from client_node.accounting.dpsgd_accountant import DPSGDAccountant
+from client_node.accounting.gdp import auc_bound, epsilon_for_mu, mu_for, steps_mu
 from client_node.accounting.ledger import PrivacyLedger
 from client_node.accounting.ledger_errors import BudgetExceededError, LedgerError
 from client_node.accounting.ledger_file import LedgerEntry
@@ -29,13 +34,18 @@ __all__ = [
     "CONVERSIONS",
     "DEFAULT_ORDERS",
     "BudgetExceededError",
+    "DPSGDAccountant",
     "LedgerEntry",
     "LedgerError",
     "PrivacyLedger",
     "PrivacyParameterError",
     "RDPAccountant",
+    "auc_bound",
     "compute_rdp",
     "epsilon_for",
+    "epsilon_for_mu",
+    "mu_for",
     "noise_multiplier_for",
     "rdp_to_epsilon",
+    "steps_mu",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -124,9 +124,9 @@ class RDPAccountant:
         epsilon, _ = self.get_privacy_spent(delta, conversion=conversion)
         return epsilon
 
-    def copy(self) -> RDPAccountant:
-        """An independent accountant with the same orders and history."""
-        other = RDPAccountant.__new__(RDPAccountant)
+    def copy(self) -> Self:
+        """An independent accountant of the same class, orders and history."""
+        other = type(self).__new__(type(self))
         other._orders = self._orders
         other._history = list(self._history)
         return other
@@ -140,7 +140,7 @@ class RDPAccountant:
         }
 
     @classmethod
-    def from_dict(cls, state: Mapping[str, Any]) -> RDPAccountant:
+    def from_dict(cls, state: Mapping[str, Any]) -> Self:
         """Rebuilds an accountant from ``to_dict`` output.
 
         Raises:

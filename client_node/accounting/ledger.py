@@ -1,7 +1,8 @@
 """The member node's privacy ledger: every DP-SGD charge ever made, persisted on disk.
 
 The ledger is the node's memory of how much privacy its records have spent. It composes
-all charges ever recorded (across runs and rounds) with the RDP accountant and refuses a
+all charges ever recorded (across runs and rounds) with the node's DP-SGD accountant
+(exact Gaussian DP while every charge is full-batch, RDP otherwise) and refuses a
 charge that would take the total past the node's budget *before* recording it. It is a
 small JSON file written atomically; it holds mechanism parameters only (noise multiplier,
 sample rate, steps), never data or vectors.
@@ -22,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from client_node.accounting.accountant import RDPAccountant
+from client_node.accounting.dpsgd_accountant import DPSGDAccountant
 from client_node.accounting.ledger_errors import DEFAULT_UNIT, BudgetExceededError, LedgerError
 from client_node.accounting.ledger_file import (
     ACCOUNTANT,
@@ -50,9 +51,10 @@ logger = logging.getLogger(__name__)
 class PrivacyLedger:
     """Persisted record of a node's DP-SGD privacy spending, with a budget.
 
-    Use ``PrivacyLedger.open`` to create or load one. The epsilon of the ledger is the
-    RDP composition of all entries ever charged (Balle et al. 2020 conversion) at the
-    ledger's fixed delta, for the ledger's privacy unit.
+    Use ``PrivacyLedger.open`` to create or load one. The epsilon of the ledger composes
+    all entries ever charged at the ledger's fixed delta, for the ledger's privacy unit:
+    exactly (Gaussian DP, Dong, Roth and Su 2022) while every entry has sample rate 1,
+    else with RDP (Balle et al. 2020 conversion).
     """
 
     def __init__(
@@ -235,6 +237,11 @@ class PrivacyLedger:
         """What the ledger covers, for manifests and reports (JSON-ready)."""
         runs = sorted({entry["run_id"] for entry in self._entries})
         spent = self.spent_epsilon()
+        composition = (
+            "exact Gaussian-DP composition (every charge full-batch)"
+            if self._accountant.is_full_batch()
+            else "RDP composition"
+        )
         return {
             "node_id": self._node_id,
             "path": str(self._path),
@@ -248,7 +255,7 @@ class PrivacyLedger:
             "entries": len(self._entries),
             "runs": runs,
             "composition": (
-                f"RDP composition of all {len(self._entries)} charges recorded on node "
+                f"{composition} of all {len(self._entries)} charges recorded on node "
                 f"{self._node_id!r} across {len(runs)} run(s), Poisson-subsampled Gaussian "
                 f"(DP-SGD), add/remove one {self._unit}"
             ),
@@ -413,8 +420,8 @@ class PrivacyLedger:
             self._accountant = self._accountant_of(entries)
 
     @staticmethod
-    def _accountant_of(entries: list[LedgerEntry]) -> RDPAccountant:
-        accountant = RDPAccountant()
+    def _accountant_of(entries: list[LedgerEntry]) -> DPSGDAccountant:
+        accountant = DPSGDAccountant()
         for entry in entries:
             accountant.step(
                 noise_multiplier=entry["noise_multiplier"],

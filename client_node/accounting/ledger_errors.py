@@ -59,8 +59,8 @@ class BudgetExceededError(FedembedError):
         super().__init__(
             f"privacy budget exceeded on node {node_id!r}: it has spent epsilon "
             f"{spent_epsilon:.4f} and this round would reach epsilon {requested_epsilon:.4f}, "
-            f"over its budget of {max_epsilon:.4f} (delta={delta:g}, unit: one {unit}, "
-            "RDP accountant); nothing was charged",
+            f"over its budget of {max_epsilon:.4f} (delta={delta:g}, unit: one {unit}); "
+            "nothing was charged",
             expected=f"a round whose charge keeps epsilon at or below {max_epsilon:.4f}",
             fix="raise the privacy budget (max_epsilon) in the node config if the "
             "consortium agrees, or stop training on this node (a larger noise multiplier, "

@@ -26,6 +26,7 @@ from embedding_core.atomic_file import atomic_write_json
 __all__ = [
     "ACCOUNTANT",
     "CONVERSION",
+    "LEGACY_ACCOUNTANTS",
     "SCHEMA",
     "VERSION",
     "LedgerEntry",
@@ -39,7 +40,10 @@ __all__ = [
 
 SCHEMA: Final = "fedembed.privacy_ledger"
 VERSION: Final = 1
-ACCOUNTANT: Final = "rdp"
+ACCOUNTANT: Final = "gdp-full-batch+rdp"
+"""Exact Gaussian DP while every charge is full-batch, RDP composition otherwise."""
+LEGACY_ACCOUNTANTS: Final = frozenset({"rdp"})
+"""Labels of older ledgers: the same entries, read with the current accountant."""
 CONVERSION: Final = "balle2020"
 
 
@@ -130,7 +134,10 @@ def read_ledger(path: Path) -> dict[str, Any]:
         raise _corrupt(
             path, f"version {document.get('version')!r} is not supported (want {VERSION})"
         )
-    if document.get("accountant") != ACCOUNTANT or document.get("conversion") != CONVERSION:
+    accountant = document.get("accountant")
+    if (accountant != ACCOUNTANT and accountant not in LEGACY_ACCOUNTANTS) or document.get(
+        "conversion"
+    ) != CONVERSION:
         raise _corrupt(
             path,
             f"accountant {document.get('accountant')!r} / conversion "

@@ -1,11 +1,14 @@
 """Noise calibration: the smallest noise multiplier that meets a privacy target.
 
 ``noise_multiplier_for`` bisects on the noise multiplier of DP-SGD (Poisson-subsampled
-Gaussian mechanism), like Opacus's ``get_noise_multiplier``, with the epsilon of
-:func:`client_node.accounting.rdp.epsilon_for`: the RDP of Mironov, Talwar and Zhang
+Gaussian mechanism), like Opacus's ``get_noise_multiplier``, with the epsilon the node's
+ledger will charge (:class:`client_node.accounting.dpsgd_accountant.DPSGDAccountant`):
+at sample rate 1 the exact Gaussian-DP curve (Dong, Roth and Su 2022,
+:mod:`client_node.accounting.gdp`); below it the RDP of Mironov, Talwar and Zhang
 (2019), "Rényi Differential Privacy of the Sampled Gaussian Mechanism", arXiv:1908.10530,
 converted to (epsilon, delta)-DP with Balle et al. (2020), arXiv:1905.09982, Theorem 21
-(default) or Mironov (2017), arXiv:1702.07476, Proposition 3.
+(default) or Mironov (2017), arXiv:1702.07476, Proposition 3. ``exact_full_batch=False``
+uses RDP at every rate (what Opacus does).
 
 All privacy numerics are keyword-only so a noise multiplier is never passed where a
 sampling rate was meant.
@@ -16,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from client_node.accounting.dpsgd_accountant import FULL_BATCH_RATE
+from client_node.accounting.gdp import epsilon_for_mu, steps_mu
 from client_node.accounting.privacy_params import (
     PrivacyParameterError,
     check_conversion,
@@ -39,6 +44,7 @@ def noise_multiplier_for(
     tolerance: float = 0.01,
     conversion: str = "balle2020",
     orders: Sequence[float] = DEFAULT_ORDERS,
+    exact_full_batch: bool = True,
 ) -> float:
     """Smallest noise multiplier (within the tolerance) that keeps epsilon <= target.
 
@@ -54,6 +60,8 @@ def noise_multiplier_for(
         tolerance: Allowed slack below the target epsilon, > 0.
         conversion: ``"balle2020"`` (default) or ``"classic"``.
         orders: Rényi orders to optimise over.
+        exact_full_batch: At sample rate 1, calibrate on the exact GDP curve (the
+            ledger's accounting) rather than on RDP's upper bound.
 
     Returns:
         The noise multiplier.
@@ -86,6 +94,10 @@ def noise_multiplier_for(
     check_conversion(conversion)
 
     def eps(sigma: float) -> float:
+        if exact_full_batch and sample_rate == FULL_BATCH_RATE:
+            return epsilon_for_mu(
+                mu=steps_mu(noise_multiplier=sigma, steps=steps), delta=target_delta
+            )
         return epsilon_for(
             sample_rate=sample_rate,
             noise_multiplier=sigma,

@@ -4,10 +4,11 @@ With a :class:`~client_node.training.train_config.DPConfig`, training is DP-SGD 
 Opacus: Poisson sampling of records, per-record gradient clipping to ``max_grad_norm``
 and Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` on the
 summed gradient. The privacy unit is one interaction record (see
-:mod:`client_node.training.interactions`); the reported epsilon is Opacus's RDP
-accountant for the steps taken, at ``dp.delta``, for this one call (the caller composes
-it across federated rounds). :func:`noise_for_budget` calibrates the noise multiplier
-to a budget and :func:`epsilon_for` evaluates the same accountant.
+:mod:`client_node.training.interactions`); the reported epsilon is the node ledger's
+accountant (exact Gaussian DP at sample rate 1, RDP below it) for the steps taken, at
+``dp.delta``, for this one call (the caller composes it across federated rounds).
+:func:`noise_for_budget` calibrates the noise multiplier to a budget and
+:func:`epsilon_for` evaluates the same accountant.
 
 Per-sample gradient norms come from Opacus's ghost clipping by default
 (``grad_sample_mode="ghost"``): for a linear layer applied to one vector per record the
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from client_node.accounting.ledger_file import ACCOUNTANT as LEDGER_ACCOUNTANT
 from client_node.training.interactions import CorpusSoftmaxLoss, TrainingError
 from client_node.training.iterate_averaging import IterateAverager
 from client_node.training.train_config import (
@@ -46,7 +48,9 @@ __all__ = [
     "noise_for_budget",
 ]
 
-ACCOUNTANT = "rdp"
+ACCOUNTANT = LEDGER_ACCOUNTANT
+"""How reported epsilons are computed: the node ledger's accountant."""
+_OPACUS_ACCOUNTANT = "rdp"  # Opacus's own accountant only counts the steps taken here
 
 
 def noise_for_budget(
@@ -54,10 +58,11 @@ def noise_for_budget(
 ) -> float:
     """Noise multiplier so that ``steps`` DP-SGD steps spend ``target_epsilon``.
 
-    Wraps ``opacus.accountants.utils.get_noise_multiplier`` with the RDP accountant
-    (the one :func:`train_adapter` reports with).
+    Calibrated with the node's accountant (``client_node.accounting``): the exact
+    Gaussian-DP curve at sample rate 1, RDP below it, so the noise matches what a
+    node's ledger charges.
     """
-    from opacus.accountants.utils import get_noise_multiplier
+    from client_node.accounting import PrivacyParameterError, noise_multiplier_for
 
     _check_finite_positive("target_epsilon", target_epsilon)
     if not 0 < target_delta < 1:
@@ -66,37 +71,31 @@ def noise_for_budget(
         raise TrainingError(f"sample_rate must be in (0, 1], got {sample_rate}")
     _check_positive_int("steps", steps)
     try:
-        with warnings.catch_warnings():
-            # The bisection probes large noise levels whose best RDP order is the
-            # largest one tried; Opacus warns about each, though the bound is valid.
-            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            sigma = get_noise_multiplier(
-                target_epsilon=target_epsilon,
-                target_delta=target_delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=ACCOUNTANT,
-            )
-    except ValueError as exc:
+        return noise_multiplier_for(
+            target_epsilon=target_epsilon,
+            target_delta=target_delta,
+            sample_rate=sample_rate,
+            steps=steps,
+        )
+    except PrivacyParameterError as exc:
         raise TrainingError(
             f"no noise multiplier reaches epsilon={target_epsilon} at delta={target_delta} "
             f"over {steps} steps at sample rate {sample_rate}: {exc}",
             fix="raise the budget, or lower the steps or the sample rate",
         ) from exc
-    return float(sigma)
 
 
 def epsilon_for(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    """Epsilon of ``steps`` sampled-Gaussian steps (Opacus RDP accountant)."""
-    from opacus.accountants import RDPAccountant
+    """Epsilon of ``steps`` DP-SGD steps with the node's accountant (exact at rate 1)."""
+    from client_node.accounting.dpsgd_accountant import DPSGDAccountant
 
     if steps == 0:
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    accountant = RDPAccountant()
-    accountant.history = [(noise_multiplier, sample_rate, steps)]
-    return float(accountant.get_epsilon(delta=delta))
+    accountant = DPSGDAccountant()
+    accountant.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
+    return accountant.get_epsilon(delta)
 
 
 class _Records(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -163,7 +162,7 @@ def _train_dp(
     with warnings.catch_warnings():
         # "Secure RNG turned off": the generators above are seeded from OS entropy.
         warnings.filterwarnings("ignore", message=".*Secure RNG.*")
-        engine = PrivacyEngine(accountant=ACCOUNTANT)
+        engine = PrivacyEngine(accountant=_OPACUS_ACCOUNTANT)
         made = engine.make_private(
             module=adapter,
             optimizer=optimizer,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from client_node.accounting import BudgetExceededError, epsilon_for, noise_multiplier_for
+from client_node.accounting import BudgetExceededError, noise_multiplier_for
+from client_node.accounting.gdp import epsilon_for_mu, steps_mu
 from client_node.local_round import LEDGER_FILE, RoundSettings, run_local_round
 from coordinator.wire import MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
@@ -85,7 +86,8 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
     )
     assert result.metrics[MetricKey.NOISE_MULTIPLIER.value] == pytest.approx(aggregate)
     assert result.metrics[MetricKey.NOISE_SHARE.value] == pytest.approx(aggregate / 3**0.5)
-    expected = epsilon_for(noise_multiplier=aggregate, sample_rate=1.0, steps=1, delta=1e-5)
+    # One full-batch step: the ledger reads the exact Gaussian-DP curve.
+    expected = epsilon_for_mu(mu=steps_mu(noise_multiplier=aggregate, steps=1), delta=1e-5)
     assert result.metrics[MetricKey.EPSILON.value] == pytest.approx(expected, rel=1e-6)
     assert 0 < result.metrics[MetricKey.EPSILON.value] < 8.0
 

@@ -13,6 +13,8 @@ from client_node.accounting import (
     RDPAccountant,
     epsilon_for,
 )
+from client_node.accounting.gdp import epsilon_for_mu, steps_mu
+from client_node.accounting.ledger_file import ACCOUNTANT
 from embedding_core.errors import FedembedError
 
 NODE = "hospital-a"
@@ -246,7 +248,8 @@ def test_summary_states_unit_delta_accountant_and_composition(tmp_path: Path) ->
 
     assert summary["unit"] == "interaction record"
     assert summary["delta"] == DELTA
-    assert summary["accountant"] == "rdp"
+    assert summary["accountant"] == ACCOUNTANT
+    assert summary["composition"].startswith("RDP composition")  # ROUND is subsampled
     assert summary["conversion"] == "balle2020"
     assert summary["max_epsilon"] == 8.0
     assert summary["entries"] == 2
@@ -294,3 +297,43 @@ def test_bad_charge_parameters_are_refused_without_writing(tmp_path: Path) -> No
         ledger.charge(**ROUND, run_id="r", round=-1)
 
     assert path.read_bytes() == before
+
+
+def test_full_batch_charges_compose_exactly_across_rounds(tmp_path: Path) -> None:
+    # Prepare: the distributed-DP recipe, one full-batch step per round.
+    ledger = _open(tmp_path / "ledger.json")
+
+    # Execute: 100 rounds at the noise the exact curve calibrates for epsilon 8 (6.0023).
+    for server_round in range(1, 101):
+        spent = ledger.charge(
+            noise_multiplier=6.01, sample_rate=1.0, steps=1, run_id="run", round=server_round
+        )
+
+    # Assert: the charge is the exact GDP epsilon of 100 steps, just under the budget.
+    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=6.01, steps=100), delta=DELTA)
+    assert spent == pytest.approx(exact, rel=1e-9)
+    assert 7.9 < spent <= 8.0
+    assert ledger.summary()["composition"].startswith("exact Gaussian-DP composition")
+    with pytest.raises(BudgetExceededError):
+        ledger.check(noise_multiplier=6.01, sample_rate=1.0, steps=1)
+
+
+def test_ledger_written_with_the_rdp_label_still_opens(tmp_path: Path) -> None:
+    # Prepare: a ledger file from before exact full-batch accounting.
+    path = tmp_path / "ledger.json"
+    ledger = _open(path)
+    ledger.charge(noise_multiplier=7.0, sample_rate=1.0, steps=50, run_id="old", round=1)
+    document = json.loads(path.read_text())
+    document["accountant"] = "rdp"
+    path.write_text(json.dumps(document))
+
+    # Execute
+    reopened = _open(path)
+    reopened.charge(noise_multiplier=7.0, sample_rate=1.0, steps=50, run_id="new", round=1)
+
+    # Assert: both charges are composed; the file now carries the current label.
+    assert len(reopened.entries) == 2
+    assert reopened.spent_epsilon() == pytest.approx(
+        epsilon_for_mu(mu=steps_mu(noise_multiplier=7.0, steps=100), delta=DELTA)
+    )
+    assert json.loads(path.read_text())["accountant"] == ACCOUNTANT

@@ -10,6 +10,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
+from client_node.accounting.ledger_file import ACCOUNTANT
 from client_node.training import (
     CorpusSoftmaxLoss,
     DPConfig,
@@ -293,7 +294,7 @@ def test_dp_epsilon_matches_opacus_rdp_accountant() -> None:
     assert report.epsilon is not None
     assert 7.8 < report.epsilon <= 8.0
     assert report.delta == 1e-5
-    assert report.accountant == "rdp"
+    assert report.accountant == ACCOUNTANT
 
 
 def test_dp_training_leaves_a_plain_adapter() -> None:
