@@ -2,9 +2,11 @@
 
 Per round it records what each node reported (its own sample-level epsilon from its
 ledger, or its refusal and reason) and, when node-level DP is on, composes the
-node-level Gaussian mechanism with RDP accounting at sampling rate
-``nodes per round / nodes`` (McMahan et al., ICLR 2018, "Learning Differentially
-Private Recurrent Language Models"). Persisted as JSON next to the run's outputs.
+node-level Gaussian mechanism at sampling rate ``nodes per round / nodes`` (McMahan
+et al., ICLR 2018, "Learning Differentially Private Recurrent Language Models") with
+:class:`~client_node.accounting.DPSGDAccountant`: RDP while nodes are sampled, exact
+Gaussian DP when every node takes part in every round. Persisted as JSON next to the
+run's outputs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from client_node.accounting import RDPAccountant
+from client_node.accounting import DPSGDAccountant
 from coordinator.strategy_wrapper import StrategyWrapper
 from coordinator.wire import ContentKey, MetricKey, as_float
 
@@ -53,7 +55,7 @@ class FederationLedger(StrategyWrapper):
         self.node_noise_multiplier = node_noise_multiplier
         self.total_nodes = total_nodes
         self.delta = delta
-        self.accountant = RDPAccountant()
+        self.accountant = DPSGDAccountant()
         self.rounds: list[dict[str, Any]] = []
         self._sampled = 0
 

@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from client_node.accounting import epsilon_for, epsilon_for_mu, steps_mu
 from coordinator.federation_ledger import FederationLedger
 from tests.coordinator.replies import train_reply
 
@@ -41,6 +43,24 @@ def test_records_per_node_epsilon_and_node_level_accounting(tmp_path: Path) -> N
     assert ledger.node_level_epsilon > 0
     saved = json.loads((tmp_path / "ledger.json").read_text())
     assert saved["rounds"][0]["released"] is True
+
+
+def test_node_level_epsilon_is_exact_when_every_node_takes_part(tmp_path: Path) -> None:
+    # Prepare: 3 of 3 nodes per round, so the node-level mechanism is not subsampled.
+    inner = FedAvg(min_train_nodes=1, min_available_nodes=1, weighted_by_key="unit-weight")
+    ledger = FederationLedger(
+        inner, path=tmp_path / "ledger.json", node_noise_multiplier=2.0, total_nodes=3
+    )
+    ledger._sampled = 3
+
+    # Execute: two rounds.
+    for server_round in (1, 2):
+        ledger.aggregate_train(server_round, [_reply(1, 0.1), _reply(2, 0.2), _reply(3, 0.3)])
+
+    # Assert: two Gaussian steps at noise 2 are sqrt(2) / 2-GDP; RDP would say more.
+    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=2.0, steps=2), delta=1e-5)
+    assert ledger.node_level_epsilon == pytest.approx(exact, rel=1e-9)
+    assert exact < epsilon_for(noise_multiplier=2.0, sample_rate=1.0, steps=2, delta=1e-5)
 
 
 def test_node_level_dp_withholds_release_when_a_sampled_node_is_missing(tmp_path: Path) -> None:
