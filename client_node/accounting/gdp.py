@@ -36,6 +36,7 @@ from client_node.accounting.privacy_params import (
     check_delta,
     check_noise_multiplier,
     check_steps,
+    check_target_epsilon,
 )
 
 __all__ = ["auc_bound", "compose_mu", "delta_for", "epsilon_for_mu", "mu_for", "steps_mu"]
@@ -112,15 +113,7 @@ def epsilon_for_mu(*, mu: float, delta: float) -> float:
 
 def mu_for(*, epsilon: float, delta: float) -> float:
     """The largest ``mu`` whose mechanism is (epsilon, delta)-DP (calibration)."""
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, int | float)
-        or not (math.isfinite(epsilon) and epsilon > 0)
-    ):
-        raise PrivacyParameterError(
-            f"epsilon must be a finite number > 0, got {epsilon!r}",
-            expected="the privacy budget epsilon, e.g. 1.0 to 10.0",
-        )
+    epsilon = check_target_epsilon(epsilon, name="epsilon")
     delta = check_delta(delta)
     high = 1.0
     while delta_for(mu=high, epsilon=epsilon) < delta:

@@ -16,7 +16,6 @@ sampling rate was meant.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from client_node.accounting.dpsgd_accountant import FULL_BATCH_RATE
@@ -27,6 +26,7 @@ from client_node.accounting.privacy_params import (
     check_delta,
     check_sample_rate,
     check_steps,
+    check_target_epsilon,
 )
 from client_node.accounting.rdp import DEFAULT_ORDERS, epsilon_for
 
@@ -70,15 +70,7 @@ def noise_multiplier_for(
         PrivacyParameterError: A parameter is out of range, or the target cannot be
             reached with any noise multiplier up to 1e4 (also a ``ValueError``).
     """
-    if (
-        isinstance(target_epsilon, bool)
-        or not isinstance(target_epsilon, int | float)
-        or not (math.isfinite(target_epsilon) and target_epsilon > 0)
-    ):
-        raise PrivacyParameterError(
-            f"target_epsilon must be a finite number > 0, got {target_epsilon!r}",
-            expected="the privacy budget epsilon, e.g. 1.0 to 10.0",
-        )
+    check_target_epsilon(target_epsilon)
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance > 0:
         raise PrivacyParameterError(
             f"tolerance must be a number > 0, got {tolerance!r}",

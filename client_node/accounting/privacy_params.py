@@ -31,6 +31,7 @@ __all__ = [
     "check_orders",
     "check_sample_rate",
     "check_steps",
+    "check_target_epsilon",
 ]
 
 CONVERSIONS: Final[tuple[str, ...]] = ("balle2020", "classic")
@@ -99,6 +100,20 @@ def check_delta(delta: float) -> float:
             expected="0 < delta < 1, usually well below 1 / number of records (e.g. 1e-5)",
         )
     return float(delta)
+
+
+def check_target_epsilon(epsilon: float, *, name: str = "target_epsilon") -> float:
+    """A privacy budget epsilon as a finite float > 0."""
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, int | float)
+        or not (math.isfinite(epsilon) and epsilon > 0)
+    ):
+        raise PrivacyParameterError(
+            f"{name} must be a finite number > 0, got {epsilon!r}",
+            expected="the privacy budget epsilon, e.g. 1.0 to 10.0",
+        )
+    return float(epsilon)
 
 
 def check_orders(orders: Sequence[float]) -> NDArray[np.float64]:
