@@ -5,7 +5,7 @@ and distributed DP's one step per round). For such a history the privacy curve i
 exactly: ``T`` steps at noise multipliers ``sigma_i`` are ``mu``-GDP with
 ``mu = sqrt(sum_i 1 / sigma_i^2)`` (:mod:`client_node.accounting.gdp`), and the
 (epsilon, delta) read off that curve is the smallest one that holds. RDP's conversion
-overstates it by about 7% at 100 steps and epsilon 8 (7.99 instead of 7.44).
+overstates it by about 7% at 100 steps and epsilon 8 (7.99 instead of 7.43).
 
 As soon as one charge used Poisson subsampling (rate < 1) the whole history is composed
 with RDP instead (the base class), which is a valid upper bound for any mix. The state
