@@ -155,7 +155,7 @@ def _copy_members(members: dict[str, Path], target: Path) -> dict[str, Path]:
         dest = target / node_id
         if dest.exists():
             shutil.rmtree(dest)
-        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("privacy_ledger.json", "*.log"))
+        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(LEDGER_FILE, "*.log"))
         out[node_id] = dest
     return out
 
