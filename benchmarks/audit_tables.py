@@ -35,7 +35,9 @@ def inversion_table(report: dict[str, Any]) -> list[str]:
             targets = int(row["metrics"].get("texts", 0))
             cells[protection][key] = f"{_f(row['metrics']['f1'])} (n={targets})"
         elif row["attack"] == "attribute_inference":
-            cells[protection]["intent"] = _f(row["metrics"]["accuracy"])
+            # target: "<set> <attribute> <protection>", e.g. "scifact-docs owning-node raw"
+            attribute = row["target"].split(" ")[1]
+            cells[protection][attribute] = _f(row["metrics"]["accuracy"])
     utility = {u["protection"]: u for u in report["utility"]}
     columns = [
         "optimisation banking77-test",
@@ -43,6 +45,7 @@ def inversion_table(report: dict[str, Any]) -> list[str]:
         "optimisation scifact-claims",
         "nearest scifact-claims",
         "intent",
+        "owning-node",
     ]
     lines = [
         "| protection | " + " | ".join(columns) + " | SciFact nDCG@10 | deployed |",
