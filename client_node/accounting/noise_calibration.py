@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from client_node.accounting.dpsgd_accountant import FULL_BATCH_RATE
-from client_node.accounting.gdp import epsilon_for_mu, steps_mu
+from client_node.accounting.dpsgd_accountant import DPSGDAccountant
 from client_node.accounting.privacy_params import (
     PrivacyParameterError,
     check_conversion,
@@ -86,10 +85,10 @@ def noise_multiplier_for(
     check_conversion(conversion)
 
     def eps(sigma: float) -> float:
-        if exact_full_batch and sample_rate == FULL_BATCH_RATE:
-            return epsilon_for_mu(
-                mu=steps_mu(noise_multiplier=sigma, steps=steps), delta=target_delta
-            )
+        if exact_full_batch:  # what the ledger will charge: exact at rate 1, else RDP
+            accountant = DPSGDAccountant(orders=orders)
+            accountant.step(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
+            return accountant.get_epsilon(target_delta, conversion=conversion)
         return epsilon_for(
             sample_rate=sample_rate,
             noise_multiplier=sigma,
