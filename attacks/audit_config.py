@@ -79,3 +79,4 @@ class AuditInputs:
     data_dir: Path | None = None
     cache: Path | None = None
     members: Path | None = None
+    wordnet: Path | None = None  # WordNet folder: its glosses join the word map's public text

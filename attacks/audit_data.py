@@ -6,7 +6,9 @@ their intent, the sensitive attribute) and SciFact *test* claims. SciFact train 
 not public data here: a third of the test claims have a negated twin among them, which
 would turn nearest-neighbour lookup into near-copying. SciFact's test split and corpus
 measure retrieval utility; its train (query, document) pairs are the membership pool.
-Every file read is hashed, so the report names the exact data it covered.
+WordNet's glosses (public dictionary sentences, :mod:`attacks.wordnet_glosses`), when
+asked for, teach the inversion attacker's word map the vocabulary the other public
+sources lack. Every file read is hashed, so the report names the exact data it covered.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from attacks.wordnet_glosses import DATA_FILES as WORDNET_FILES
+from attacks.wordnet_glosses import wordnet_glosses
 from client_node.training import InteractionSet
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data import BeirDataset, load_beir, load_stsb, resolve_dataset_dir
@@ -42,11 +46,13 @@ DOCUMENTS_FILE = "documents.jsonl"
 STSB_SOURCE, BANKING_TRAIN_SOURCE = "stsb", "banking77 train"
 
 
-def _sha256(path: Path) -> str:
+def _sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, concatenated in the order given."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -80,6 +86,8 @@ class AuditData:
     retrieval: RetrievalVectors
     membership_pool: InteractionSet
     sources: list[dict[str, Any]]
+    gloss_texts: list[str] = field(default_factory=list)
+    gloss_vectors: Matrix = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     @property
     def public_sources(self) -> dict[str, Matrix]:
@@ -165,6 +173,7 @@ def load_audit_data(
     claim_targets: int | None,
     public_per_source: int | None = None,
     corpus_documents: int | None = None,
+    wordnet: Path | None = None,
     seed: int = 0,
 ) -> AuditData:
     """Load and embed every set the audit uses (through ``cache`` when given).
@@ -181,6 +190,9 @@ def load_audit_data(
             documents: every document judged relevant (test and train) plus a seeded
             sample of the rest; ``None`` = the whole corpus (the published setting).
             Smaller corpora score higher nDCG: for smoke runs, not for the record.
+        wordnet: A WordNet database folder whose glosses join the attacker's public
+            text for its word map (:func:`attacks.wordnet_glosses.find_wordnet_dir`);
+            ``None`` = none. About 160,000 short texts: several minutes to embed once.
         seed: Seeds the samples.
     """
     started = time.perf_counter()
@@ -250,6 +262,15 @@ def load_audit_data(
             "sha256": _sha256(scifact / "qrels" / "train.tsv"),
         },
     ]
+    glosses = wordnet_glosses(wordnet) if wordnet is not None else []
+    if wordnet is not None:
+        sources.append(
+            {
+                "name": "wordnet 3.0 glosses (public auxiliary, word map)",
+                "records": len(glosses),
+                "sha256": _sha256(*(Path(wordnet) / name for name in WORDNET_FILES)),
+            }
+        )
     data = AuditData(
         public_texts=stsb + bank_train,
         public_vectors=np.vstack([v_stsb, v_train]),
@@ -264,6 +285,8 @@ def load_audit_data(
         retrieval=retrieval,
         membership_pool=pool,
         sources=sources,
+        gloss_texts=glosses,
+        gloss_vectors=embed(glosses) if glosses else np.zeros((0, 0), np.float32),
     )
     logger.info(
         "audit: loaded data (%d public texts, %d + %d targets, %d pool records) in %.1f s",

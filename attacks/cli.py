@@ -38,6 +38,14 @@ def audit(
         Path | None,
         typer.Option("--members", help="Member folders (<node>/documents.jsonl): owner probe."),
     ] = None,
+    wordnet: Annotated[
+        Path | None,
+        typer.Option(
+            "--wordnet",
+            help="WordNet database folder (Debian wordnet-base: /usr/share/wordnet): the "
+            "inversion attacker's word map also learns from its 160,000 public glosses.",
+        ),
+    ] = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy TOML (default: consortium default).")
     ] = None,
@@ -61,6 +69,7 @@ def audit(
     from attacks.audit import AuditConfig, AuditInputs, run_audit
     from attacks.compliance_report import write_report
     from attacks.index_evidence import gather_index_evidence
+    from attacks.wordnet_glosses import check_wordnet_dir
     from embedding_core.adapter import Adapter
     from policies import load_default_policy, load_policy
     from secure_index.crypto.dcpe_keys import DcpeKeyring
@@ -72,6 +81,8 @@ def audit(
         DcpeKeyring.load(dcpe_key_file)
     if index is not None:
         gather_index_evidence(index)
+    if wordnet is not None:
+        check_wordnet_dir(wordnet)  # a folder without WordNet's files fails before any attack
     inputs = AuditInputs(
         policy=loaded,
         model=model,
@@ -81,6 +92,7 @@ def audit(
         data_dir=resolve_data_dir(data_dir),
         cache=cache_dir,
         members=members,
+        wordnet=wordnet,
     )
     config = AuditConfig.quick() if quick else AuditConfig()
     results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))

@@ -15,7 +15,9 @@ per (configuration, vocabulary): content-word precision, recall, F1 and seconds 
 ``--word-map`` adds, for each configuration, a run whose shortlist ranks words by a
 :class:`attacks.word_relevance_map.WordRelevanceMap` learned on the attacker's public
 sentences (STS-B and BANKING77 train, as in the audit); ``--map-only`` skips the run
-with the plain cosine shortlist.
+with the plain cosine shortlist. ``--wordnet DIR`` adds WordNet's glosses to the map's
+public sentences (Debian wordnet-base: ``/usr/share/wordnet``), fitted for
+``--map-epochs`` passes (the audit's: 1 with glosses, 3 without).
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from attacks.inversion_vocabulary import frequent_words, tokenizer_words
 from attacks.optimisation_inversion import OptimisationInverter, SearchConfig
 from attacks.text_metrics import score_texts
 from attacks.word_relevance_map import WordRelevanceMap
+from attacks.wordnet_glosses import wordnet_glosses
 from embedding_core import Encoder
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_stsb
@@ -65,6 +70,8 @@ def main() -> None:
         "--map-only", action="store_true", help="with --word-map, skip the cosine shortlist run"
     )
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache")
+    parser.add_argument("--wordnet", type=Path, default=None, help="WordNet folder (word map)")
+    parser.add_argument("--map-epochs", type=int, default=None, help="word map passes")
     parser.add_argument("--targets", type=int, default=12)
     parser.add_argument("--start", type=int, default=0, help="first claim (test-qrels order)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="JSON list of SearchConfig")
@@ -99,6 +106,12 @@ def main() -> None:
         if public
         else None
     )
+    if public_vectors is not None and args.wordnet is not None:
+        glosses = wordnet_glosses(args.wordnet)
+        gloss_vectors = cache.get_or_encode(encoder, glosses) if cache else encoder.encode(glosses)
+        public = public + glosses
+        public_vectors = np.vstack([public_vectors, gloss_vectors])
+    map_epochs = args.map_epochs or (1 if args.wordnet is not None else 3)
     for raw in json.loads(args.configs):
         for raw_zipf, words in vocabularies.items():
             fitted = OptimisationInverter(
@@ -107,7 +120,7 @@ def main() -> None:
             ).fit(words, vectors=vectors[[row_of[w] for w in words]])
             runs = [] if args.map_only and public_vectors is not None else [("none", fitted)]
             if public_vectors is not None:
-                word_map = WordRelevanceMap().fit(
+                word_map = WordRelevanceMap(epochs=map_epochs).fit(
                     public, public_vectors, words, fitted.word_vectors
                 )
                 runs.append(("public sentences", fitted.with_word_map(word_map)))
@@ -116,7 +129,8 @@ def main() -> None:
                 scores = score_texts(claims, inverter.invert(targets))
                 seconds = (time.perf_counter() - started) / len(claims)
                 print(json.dumps({"config": raw, "min_zipf": raw_zipf, "vocabulary": len(words),
-                                  "word_map": map_name,
+                                  "word_map": map_name, "map_epochs": map_epochs,
+                                  "wordnet": args.wordnet and str(args.wordnet),
                                   "targets": len(claims), "start": args.start,
                                   "precision": round(scores.precision, 3),
                                   "recall": round(scores.recall, 3), "f1": round(scores.f1, 3),

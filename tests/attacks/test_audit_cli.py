@@ -27,6 +27,7 @@ from secure_index.index.hnsw_collection import CollectionSpec
 from secure_index.index.index_store import IndexStore
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.settings import audit_path
+from tests.attacks.wordnet_files import write_wordnet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEDGER = {"node-a": 7.95, "node-b": 8.0}
@@ -96,6 +97,7 @@ def audited(
     DcpeKeyring.create(work / "dcpe_keyring.json", tenant="consortium", beta=1.0)
     index = _index(work / "index", work / "kek.json")
     members = _members(work / "members", shared_data_dir)
+    wordnet = write_wordnet(work / "wordnet")
     # Execute
     result = _fedembed(
         "audit", "--quick", "--strict",
@@ -104,6 +106,7 @@ def audited(
         "--dcpe-key-file", str(work / "dcpe_keyring.json"),
         "--index", str(index),
         "--members", str(members),
+        "--wordnet", str(wordnet),
         "--data-dir", str(shared_data_dir),
         "--cache-dir", str(embedding_cache_dir),
     )  # fmt: skip
@@ -166,6 +169,12 @@ def test_report_covers_every_check_the_ledger_and_working_attacks(
     assert corpus[0]["records"] == 1500
     assert "sample" in corpus[0]["name"]
     assert any("1500-document SciFact corpus" in note for note in report["limitations"])
+    # The attacker's word map learned from the WordNet glosses it was given, as stated.
+    glosses = [s for s in report["subject"]["data"] if s["name"].startswith("wordnet")]
+    assert glosses[0]["records"] == 5
+    optimisation = [r for r in report["attacks"] if r["attack"] == "optimisation_inversion"]
+    assert {r["details"]["word_map_glosses"] for r in optimisation} == {5}
+    assert all("WordNet's glosses" in r["threat_model"] for r in optimisation)
 
 
 def test_a_malformed_policy_is_a_clear_error_before_any_attack(tmp_path: Path) -> None:
@@ -186,3 +195,11 @@ def test_a_missing_adapter_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert str(tmp_path / "no") in result.stderr
+
+
+def test_a_wordnet_folder_without_its_files_is_a_clear_error(tmp_path: Path) -> None:
+    result = _fedembed("audit", "--out", str(tmp_path / "r"), "--wordnet", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "not a WordNet database folder" in result.stderr
+    assert not (tmp_path / "r").exists()
