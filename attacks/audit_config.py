@@ -37,6 +37,7 @@ class AuditConfig:
             min_word_gain=0.01,
             residual_rounds=1,
             word_forms=True,
+            scaffold_words=24,
         )
     )
     vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only

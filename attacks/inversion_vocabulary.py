@@ -3,6 +3,9 @@
 * :func:`tokenizer_words`: the whole words of the encoder's WordPiece vocabulary (known
   to anyone who holds the encoder) plus the words of public texts.
 * :func:`frequent_words`: the public ``wordfreq`` list above a Zipf frequency.
+* :func:`function_words`: the most frequent stopwords, which every shortlist holds: the
+  content-word metrics ignore them, and they let the search match a sentence's grammar
+  with "the" and "of" instead of with false content words.
 * :class:`WordForms`: the vocabulary grouped by word stem, so a search that found
   "transplants" can also try "transplantation". Stems come from the Snowball English
   (Porter2) stemmer: M. F. Porter, "Snowball: A language for stemming algorithms" (2001),
@@ -20,6 +23,7 @@ __all__ = [
     "WORDFREQ_LIST",
     "WordForms",
     "frequent_words",
+    "function_words",
     "tokenizer_words",
 ]
 
@@ -49,6 +53,22 @@ def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en")
         for word in iter_wordlist(language, wordlist=WORDFREQ_LIST)
         if _WORD.match(word) and zipf_frequency(word, language, wordlist=WORDFREQ_LIST) >= min_zipf
     )
+
+
+def function_words(vocabulary: Iterable[str], count: int, *, language: str = "en") -> list[str]:
+    """The ``count`` most frequent stopwords of ``vocabulary`` ("the", "to", "and", ...).
+
+    Stopwords are the content-word metrics' list (:data:`attacks.text_metrics.STOPWORDS`,
+    scikit-learn's English list), without one-letter words; frequency is the public
+    ``wordfreq`` Zipf frequency, ties broken alphabetically.
+    """
+    from wordfreq import zipf_frequency  # deferred: only full audits use it
+
+    from attacks.text_metrics import STOPWORDS
+
+    words = {w for w in vocabulary if w in STOPWORDS and len(w) > 1}
+    ranked = sorted(words, key=lambda w: (-zipf_frequency(w, language), w))
+    return ranked[:count]
 
 
 def tokenizer_words(vocab: Iterable[str], public_texts: Iterable[str] = ()) -> list[str]:

@@ -40,7 +40,11 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
    "anti"); once they are dropped, the words they stood for can come in.
 
 With a :class:`attacks.word_relevance_map.WordRelevanceMap` the shortlist ranks words by
-a relevance learned on public sentences instead of the plain cosine.
+a relevance learned on public sentences instead of the plain cosine. With
+``scaffold_words`` every shortlist also holds the most frequent function words ("the",
+"of", "is"; :func:`attacks.inversion_vocabulary.function_words`): the target is the
+embedding of a sentence, and without them the search matches its grammar with content
+words that are not in it.
 
 Cost per target is about ``max_words x beam_width x candidates`` oracle calls plus
 ``refine_sweeps x length x candidates``, plus ``(appended + length) x
@@ -60,7 +64,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.bow_inversion import unit_rows
-from attacks.inversion_vocabulary import WordForms
+from attacks.inversion_vocabulary import WordForms, function_words
 from attacks.word_relevance_map import WordRelevanceMap
 
 __all__ = [
@@ -100,6 +104,7 @@ class SearchConfig:
         restarts: Drop-and-regrow rounds after pruning (0 = none).
         restart_words: Least useful words each restart drops (and may regrow, plus one).
         restart_candidates: Most relevant words added to the shortlist for regrowing.
+        scaffold_words: Most frequent function words added to every shortlist (0 = none).
     """
 
     candidates: int = 192
@@ -115,6 +120,7 @@ class SearchConfig:
     restarts: int = 0
     restart_words: int = 3
     restart_candidates: int = 256
+    scaffold_words: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -128,7 +134,13 @@ class SearchConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("refine_sweeps", "residual_rounds", "residual_words", "restarts"):
+        for name in (
+            "refine_sweeps",
+            "residual_rounds",
+            "residual_words",
+            "restarts",
+            "scaffold_words",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"SearchConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.min_word_gain < 1.0:
@@ -153,6 +165,7 @@ class OptimisationInverter:
         self._words: list[str] = []
         self._word_vectors: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._forms: WordForms | None = None
+        self._scaffold: list[str] = []
         self.oracle_calls = 0
 
     def fit(
@@ -185,6 +198,7 @@ class OptimisationInverter:
             self._embed(words) if vectors is None else unit_rows(np.asarray(vectors, np.float32))
         )
         self._forms = WordForms(words) if self.config.word_forms else None
+        self._scaffold = function_words(words, self.config.scaffold_words)
         logger.info(
             "optimisation: embedded %d vocabulary words in %.1f s",
             len(words),
@@ -201,7 +215,7 @@ class OptimisationInverter:
         """The same fitted inverter, shortlisting by ``word_map`` (no re-embedding)."""
         other = OptimisationInverter(self._oracle, config=self.config, word_map=word_map)
         other._words, other._word_vectors = self._words, self._word_vectors
-        other._forms = self._forms
+        other._forms, other._scaffold = self._forms, self._scaffold
         return other
 
     @property
@@ -219,12 +233,14 @@ class OptimisationInverter:
         return np.concatenate(parts, axis=0)
 
     def shortlist(self, target: np.ndarray) -> list[str]:
-        """The ``candidates`` vocabulary words most relevant to ``target``.
+        """The ``candidates`` words most relevant to ``target``, then the scaffold.
 
+        The scaffold is the ``scaffold_words`` function words not already shortlisted.
         Relevance is the cosine of each word's own embedding to ``target``, or the learned
         relevance of the ``word_map`` when one was given.
         """
-        return self._ranked(target, self.config.candidates, exclude=())
+        words = self._ranked(target, self.config.candidates, exclude=())
+        return words + [w for w in self._scaffold if w not in words]
 
     def _ranked(self, target: np.ndarray, count: int, *, exclude: Iterable[str]) -> list[str]:
         """The ``count`` most relevant words to ``target`` outside ``exclude``, best first."""

@@ -3,7 +3,12 @@ by Snowball (Porter2) stem."""
 
 from __future__ import annotations
 
-from attacks.inversion_vocabulary import WordForms, frequent_words, tokenizer_words
+from attacks.inversion_vocabulary import (
+    WordForms,
+    frequent_words,
+    function_words,
+    tokenizer_words,
+)
 
 
 def test_word_forms_group_inflections_and_derivations_by_stem() -> None:
@@ -42,3 +47,12 @@ def test_frequent_words_keep_scientific_terms_and_drop_rare_forms() -> None:
     assert "Refund" not in words
     assert 50_000 < len(words) < 150_000
     assert len(frequent_words(min_zipf=3.0)) < len(words)
+
+
+def test_function_words_are_the_vocabularys_most_frequent_stopwords() -> None:
+    # Prepare: "a" is one letter, "cell" is a content word, "zebra" is not a stopword.
+    vocabulary = ["cell", "of", "a", "whereupon", "the", "is", "zebra"]
+    # Execute / Assert: by public word frequency, most frequent first.
+    assert function_words(vocabulary, 3) == ["the", "of", "is"]
+    assert function_words(vocabulary, 10) == ["the", "of", "is", "whereupon"]
+    assert function_words(vocabulary, 0) == []

@@ -79,6 +79,7 @@ def test_search_finds_nothing_shared_when_the_target_is_noise() -> None:
         "restarts",
         "restart_words",
         "restart_candidates",
+        "scaffold_words",
     ],
 )
 def test_search_config_rejects_out_of_range_budgets(field: str) -> None:
@@ -278,3 +279,21 @@ def test_word_forms_swap_a_found_word_for_the_form_the_target_holds() -> None:
     assert "cell" in plain.split()
     assert sorted(swapped.split()) == ["cells", "waa", "wab"]
     assert score > 0.999
+
+
+def test_every_shortlist_ends_with_the_function_words_it_lacks() -> None:
+    # Prepare: function words join the vocabulary; the oracle embeds them like any word.
+    rows = {**_word_rows(), **dict(zip(["the", "of", "is"], 8 * np.eye(3, DIMENSION), strict=True))}
+    oracle = _sum_oracle(rows)
+    vocabulary = [*WORDS, "the", "of", "is"]
+    config = SearchConfig(candidates=4, scaffold_words=2)
+    scaffolded = OptimisationInverter(oracle, config=config).fit(vocabulary)
+    plain = OptimisationInverter(oracle, config=replace(config, scaffold_words=0)).fit(vocabulary)
+    target = oracle(["waa wab wac of"])[0]
+    # Execute
+    words = scaffolded.shortlist(target)
+    # Assert: the 4 most relevant words, then the 2 most frequent function words
+    # ("the", "of") less any already shortlisted ("of").
+    assert words[:4] == plain.shortlist(target)
+    assert "of" in words[:4]
+    assert words[4:] == ["the"]
