@@ -191,7 +191,7 @@ def load_audit_data(
             sample of the rest; ``None`` = the whole corpus (the published setting).
             Smaller corpora score higher nDCG: for smoke runs, not for the record.
         wordnet: A WordNet database folder whose glosses join the attacker's public
-            text for its word map (:func:`attacks.wordnet_glosses.find_wordnet_dir`);
+            text for its word map (:func:`attacks.wordnet_glosses.wordnet_glosses`);
             ``None`` = none. About 160,000 short texts: several minutes to embed once.
         seed: Seeds the samples.
     """
