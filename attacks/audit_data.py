@@ -262,8 +262,9 @@ def load_audit_data(
             "sha256": _sha256(scifact / "qrels" / "train.tsv"),
         },
     ]
-    glosses = wordnet_glosses(wordnet) if wordnet is not None else []
+    glosses: list[str] = []
     if wordnet is not None:
+        glosses = wordnet_glosses(wordnet)
         sources.append(
             {
                 "name": "wordnet 3.0 glosses (public auxiliary, word map)",
