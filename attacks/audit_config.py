@@ -38,6 +38,8 @@ class AuditConfig:
             residual_rounds=1,
             word_forms=True,
             scaffold_words=24,
+            rare_word_cost=0.02,
+            form_prior=0.01,
         )
     )
     vocabulary_min_zipf: float | None = FREQUENT_MIN_ZIPF  # None: the tokenizer's words only

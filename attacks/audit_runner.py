@@ -126,6 +126,10 @@ class AuditRunner:
             + (" and WordNet's glosses" if data.gloss_texts else "")
             if self.config.word_map
             else ""
+        ) + (
+            ", public word frequencies as a prior on rare words and word forms"
+            if self.config.search.rare_word_cost > 0 or self.config.search.form_prior > 0
+            else ""
         )
         intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
         owner = self._owner_probe()

@@ -6,6 +6,8 @@
 * :func:`function_words`: the most frequent stopwords, which every shortlist holds: the
   content-word metrics ignore them, and they let the search match a sentence's grammar
   with "the" and "of" instead of with false content words.
+* :func:`zipf_frequency`: a word's public ``wordfreq`` frequency, the prior by which the
+  search prefers common words and common forms to rare fragments.
 * :class:`WordForms`: the vocabulary grouped by word stem, so a search that found
   "transplants" can also try "transplantation". Stems come from the Snowball English
   (Porter2) stemmer: M. F. Porter, "Snowball: A language for stemming algorithms" (2001),
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 __all__ = [
     "FREQUENT_MIN_ZIPF",
@@ -25,6 +28,7 @@ __all__ = [
     "frequent_words",
     "function_words",
     "tokenizer_words",
+    "zipf_frequency",
 ]
 
 _WORD = re.compile(r"^(?:[a-z]+|\d+)$")
@@ -53,6 +57,18 @@ def frequent_words(*, min_zipf: float = FREQUENT_MIN_ZIPF, language: str = "en")
         for word in iter_wordlist(language, wordlist=WORDFREQ_LIST)
         if _WORD.match(word) and zipf_frequency(word, language, wordlist=WORDFREQ_LIST) >= min_zipf
     )
+
+
+@lru_cache(maxsize=200_000)
+def zipf_frequency(word: str, language: str = "en") -> float:
+    """``word``'s public Zipf frequency: log10 of its uses per billion words (0 if unknown).
+
+    From the ``wordfreq`` "large" list, as :func:`frequent_words`: "the" 7.7, "protein"
+    4.5, "proteins" 4.1, "coshocton" (a town in Ohio) 2.0.
+    """
+    from wordfreq import zipf_frequency as wordfreq_zipf  # deferred: only full audits use it
+
+    return float(wordfreq_zipf(word, language, wordlist=WORDFREQ_LIST))
 
 
 def function_words(vocabulary: Iterable[str], count: int, *, language: str = "en") -> list[str]:

@@ -32,7 +32,18 @@ and of the iterative correction of vec2text, Morris et al., "Text Embeddings Rev
 6. *Pruning.* While some word's removal lowers the similarity by less than
    ``min_word_gain``, the least useful one is dropped (the search's filler words that
    match a piece of the target), one at a time so that one of two near-duplicates stays.
-7. *Restarts.* Iterated local search (Lourenco, Martin and Stuetzle, "Iterated Local
+   With ``rare_word_cost`` a word rarer than ``rare_word_zipf`` in public text must be
+   worth that much more cosine per Zipf unit below it: rare names and fragments
+   ("coshocton", "venizelos") are chosen because their word pieces match pieces of a
+   target word the vocabulary lacks, and are seldom right.
+7. *Form choice.* With ``form_prior`` each kept word finally takes the form (same stem)
+   that maximises ``similarity + form_prior x Zipf frequency``, and pruning runs again.
+   In a bag of words without grammar the encoder tends to prefer a derived form
+   ("proteins", "adversely") by a few thousandths of cosine over the form the text
+   used; a public frequency prior, the language-model term of noisy-channel decoding
+   (Brown et al., "A Statistical Approach to Machine Translation", Computational
+   Linguistics 1990), undoes that bias.
+8. *Restarts.* Iterated local search (Lourenco, Martin and Stuetzle, "Iterated Local
    Search", Handbook of Metaheuristics 2003): drop the ``restart_words`` least useful
    words, regrow and refine from the shortlist plus the ``restart_candidates`` most
    relevant words, and keep the new text if its similarity is higher. Greedy search
@@ -64,7 +75,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.bow_inversion import unit_rows
-from attacks.inversion_vocabulary import WordForms, function_words
+from attacks.inversion_vocabulary import WordForms, function_words, zipf_frequency
 from attacks.word_relevance_map import WordRelevanceMap
 
 __all__ = [
@@ -82,6 +93,7 @@ Oracle = Callable[[Sequence[str]], np.ndarray]
 """Black-box access to the embedding function: texts in, ``(n, d)`` embeddings out."""
 
 _MIN_IMPROVEMENT = 1e-5
+_MAX_ZIPF = 8.0  # "the" is 7.7: no word is more frequent than one in ten
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,11 @@ class SearchConfig:
         restart_words: Least useful words each restart drops (and may regrow, plus one).
         restart_candidates: Most relevant words added to the shortlist for regrowing.
         scaffold_words: Most frequent function words added to every shortlist (0 = none).
+        rare_word_cost: Extra cosine pruning asks of a word per Zipf unit it is rarer
+            than ``rare_word_zipf`` (0 = the same ``min_word_gain`` for every word).
+        rare_word_zipf: Public Zipf frequency below which a word counts as rare.
+        form_prior: Cosine one Zipf unit of a form's public frequency is worth in the
+            final form choice (0 = no final form choice).
     """
 
     candidates: int = 192
@@ -121,6 +138,9 @@ class SearchConfig:
     restart_words: int = 3
     restart_candidates: int = 256
     scaffold_words: int = 0
+    rare_word_cost: float = 0.0
+    rare_word_zipf: float = 3.5
+    form_prior: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -143,6 +163,17 @@ class SearchConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"SearchConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("rare_word_cost", "form_prior"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(
+                    f"SearchConfig.{name} must be in [0, 1) (cosine per Zipf unit), "
+                    f"got {getattr(self, name)}"
+                )
+        if not 0.0 <= self.rare_word_zipf <= _MAX_ZIPF:
+            raise ValueError(
+                f"SearchConfig.rare_word_zipf must be a Zipf frequency in [0, {_MAX_ZIPF}], "
+                f"got {self.rare_word_zipf}"
+            )
         if not 0.0 <= self.min_word_gain < 1.0:
             raise ValueError(
                 f"SearchConfig.min_word_gain must be in [0, 1), got {self.min_word_gain}"
@@ -197,7 +228,8 @@ class OptimisationInverter:
         self._word_vectors = (
             self._embed(words) if vectors is None else unit_rows(np.asarray(vectors, np.float32))
         )
-        self._forms = WordForms(words) if self.config.word_forms else None
+        wants_forms = self.config.word_forms or self.config.form_prior > 0
+        self._forms = WordForms(words) if wants_forms else None
         self._scaffold = function_words(words, self.config.scaffold_words)
         logger.info(
             "optimisation: embedded %d vocabulary words in %.1f s",
@@ -349,7 +381,7 @@ class OptimisationInverter:
         self, seq: list[str], score: float, target: np.ndarray
     ) -> tuple[list[str], float]:
         """Swap each word for its other form (same stem) that raises the similarity most."""
-        if self._forms is None:
+        if self._forms is None or not self.config.word_forms:
             return seq, score
         for position, word in enumerate(list(seq)):
             forms = [w for w in self._forms.variants(word) if w not in seq]
@@ -365,19 +397,56 @@ class OptimisationInverter:
         """The similarity of ``seq`` with each of its words left out, one oracle batch."""
         return self._score([" ".join(seq[:i] + seq[i + 1 :]) for i in range(len(seq))], target)
 
+    def _keep_threshold(self, word: str) -> float:
+        """The cosine ``word`` must be worth to stay: more for publicly rare words."""
+        rarity = max(0.0, self.config.rare_word_zipf - zipf_frequency(word))
+        return self.config.min_word_gain + self.config.rare_word_cost * rarity
+
     def _prune(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
-        """Drop the least useful word while it is worth less than ``min_word_gain`` of cosine.
+        """Drop the word furthest below its keep threshold, while any word is below it.
 
         One word at a time: two near-duplicates ("bat", "bats") each cost little to remove
         while the other stays, so dropping every cheap word at once would lose both.
         """
-        while self.config.min_word_gain > 0 and len(seq) > 1:
+        if self.config.min_word_gain <= 0 and self.config.rare_word_cost <= 0:
+            return seq, score
+        while len(seq) > 1:
             without = self._without_each(seq, target)
-            cheapest = int(np.argmax(without))
-            if score - float(without[cheapest]) >= self.config.min_word_gain:
+            shortfall = [
+                self._keep_threshold(word) - (score - float(rest))
+                for word, rest in zip(seq, without, strict=True)
+            ]
+            weakest = int(np.argmax(shortfall))
+            if shortfall[weakest] <= 0:
                 break
-            seq, score = seq[:cheapest] + seq[cheapest + 1 :], float(without[cheapest])
+            seq, score = seq[:weakest] + seq[weakest + 1 :], float(without[weakest])
         return seq, score
+
+    def _choose_forms(
+        self, seq: list[str], score: float, target: np.ndarray
+    ) -> tuple[list[str], float]:
+        """Give each word the form maximising similarity + ``form_prior`` x Zipf frequency."""
+        prior = self.config.form_prior
+        if self._forms is None or prior <= 0:
+            return seq, score
+        changed = False
+        for position, word in enumerate(list(seq)):
+            forms = [w for w in self._forms.variants(word) if w not in seq]
+            if not forms:
+                continue
+            variants = [[*seq[:position], w, *seq[position + 1 :]] for w in forms]
+            scores = self._score([" ".join(v) for v in variants], target)
+            values = scores + prior * np.array([zipf_frequency(w) for w in forms])
+            best = int(np.argmax(values))
+            if values[best] > score + prior * zipf_frequency(word):
+                seq, score, changed = variants[best], float(scores[best]), True
+        return self._prune(seq, score, target) if changed else (seq, score)
+
+    def _settle(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
+        """Word forms, pruning and the final form choice, in that order."""
+        seq, score = self._swap_forms(seq, score, target)
+        seq, score = self._prune(seq, score, target)
+        return self._choose_forms(seq, score, target)
 
     def _restart(
         self, seq: list[str], score: float, target: np.ndarray, words: list[str]
@@ -398,8 +467,7 @@ class OptimisationInverter:
             trial, trial_score = kept, float(self._score([" ".join(kept)], target)[0])
             trial, trial_score = self._extend(trial, trial_score, target, regrow, count=count + 1)
             trial, trial_score = self._refine(trial, trial_score, target, regrow)
-            trial, trial_score = self._swap_forms(trial, trial_score, target)
-            trial, trial_score = self._prune(trial, trial_score, target)
+            trial, trial_score = self._settle(trial, trial_score, target)
             if trial_score <= score + _MIN_IMPROVEMENT:
                 break
             seq, score = trial, trial_score
@@ -412,8 +480,7 @@ class OptimisationInverter:
         seq, score = self._beam_search(unit, words)
         seq, score = self._refine(seq, score, unit, words)
         seq, score = self._residual_rounds(seq, score, unit, words)
-        seq, score = self._swap_forms(seq, score, unit)
-        seq, score = self._prune(seq, score, unit)
+        seq, score = self._settle(seq, score, unit)
         seq, score = self._restart(seq, score, unit, words)
         return " ".join(seq), score
 

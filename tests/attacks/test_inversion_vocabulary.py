@@ -8,6 +8,7 @@ from attacks.inversion_vocabulary import (
     frequent_words,
     function_words,
     tokenizer_words,
+    zipf_frequency,
 )
 
 
@@ -56,3 +57,13 @@ def test_function_words_are_the_vocabularys_most_frequent_stopwords() -> None:
     assert function_words(vocabulary, 3) == ["the", "of", "is"]
     assert function_words(vocabulary, 10) == ["the", "of", "is", "whereupon"]
     assert function_words(vocabulary, 0) == []
+
+
+def test_zipf_frequency_ranks_base_forms_above_rare_names_and_unknowns_at_zero() -> None:
+    # Execute
+    values = {w: zipf_frequency(w) for w in ("the", "protein", "proteins", "coshocton", "qzxv")}
+    # Assert: wordfreq's published values (log10 uses per billion words), rounded.
+    assert values["the"] > 7.5
+    assert values["protein"] > values["proteins"] > 3.5
+    assert 1.5 < values["coshocton"] < 2.5
+    assert values["qzxv"] == 0.0

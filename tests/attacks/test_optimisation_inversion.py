@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attacks.inversion_vocabulary import tokenizer_words
+from attacks.inversion_vocabulary import tokenizer_words, zipf_frequency
 from attacks.optimisation_inversion import OptimisationInverter, Oracle, SearchConfig
 from attacks.text_metrics import score_texts
 from embedding_core import Encoder
@@ -189,6 +189,77 @@ def test_pruning_keeps_one_of_two_near_duplicate_words() -> None:
 def test_search_config_refuses_a_bad_pruning_threshold() -> None:
     with pytest.raises(ValueError, match="min_word_gain"):
         SearchConfig(min_word_gain=-0.1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rare_word_cost", -0.01),
+        ("rare_word_cost", 1.0),
+        ("form_prior", -0.01),
+        ("form_prior", 2.0),
+        ("rare_word_zipf", -1.0),
+        ("rare_word_zipf", 9.0),
+    ],
+)
+def test_search_config_refuses_a_bad_frequency_prior(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        SearchConfig(**{field: value})
+
+
+def test_rare_word_cost_prunes_a_publicly_rare_word_of_the_same_worth() -> None:
+    # Prepare: three strong words plus two faint ones at half weight: "protein" (public
+    # Zipf frequency 4.5) and "coshocton" (a town in Ohio, 2.0). Removing either faint
+    # word costs about 0.01 of cosine.
+    assert zipf_frequency("protein") > 3.5 > 2.5 > zipf_frequency("coshocton")
+    rows = _word_rows()
+    rows["protein"] = np.random.default_rng(7).standard_normal(DIMENSION)
+    rows["coshocton"] = np.random.default_rng(8).standard_normal(DIMENSION)
+    oracle = _sum_oracle(rows)
+    vocabulary = [*WORDS, "protein", "coshocton"]
+    target = oracle(["waa wab wac"])[0] + 0.5 * (rows["protein"] + rows["coshocton"])
+    config = SearchConfig(candidates=10, beam_width=1, max_words=8, min_word_gain=0.005)
+    # Execute: plain pruning at 0.005, then with 0.02 more per Zipf unit below 3.5
+    # (a threshold of about 0.035 for "coshocton", still 0.005 for "protein").
+    plain, _ = OptimisationInverter(oracle, config=config).fit(vocabulary).invert_one(target)
+    priced, _ = (
+        OptimisationInverter(oracle, config=replace(config, rare_word_cost=0.02))
+        .fit(vocabulary)
+        .invert_one(target)
+    )
+    # Assert: both faint words survive plain pruning; the rare one alone goes.
+    assert sorted(plain.split()) == ["coshocton", "protein", "waa", "wab", "wac"]
+    assert sorted(priced.split()) == ["protein", "waa", "wab", "wac"]
+
+
+def test_form_prior_prefers_the_common_form_when_the_cosines_nearly_tie() -> None:
+    # Prepare: the target holds "protein" plus a little of a direction that "proteins"
+    # adds, so "proteins" scores about 0.003 of cosine higher. The prior of 0.02 per Zipf
+    # unit is worth 0.0086 for "protein" (Zipf 4.53 against 4.10).
+    rows = _word_rows()
+    rows["protein"] = np.random.default_rng(7).standard_normal(DIMENSION)
+    piece = 0.3 * np.random.default_rng(8).standard_normal(DIMENSION)
+    rows["proteins"] = rows["protein"] + piece
+    oracle = _sum_oracle(rows)
+    vocabulary = [*WORDS, "protein", "proteins"]
+    target = oracle(["protein waa wab"])[0] + 0.55 * piece
+    config = SearchConfig(candidates=6, beam_width=1, max_words=3, refine_sweeps=0, word_forms=True)
+    # Execute
+    plain, plain_score = (
+        OptimisationInverter(oracle, config=config).fit(vocabulary).invert_one(target)
+    )
+    chosen, score = (
+        OptimisationInverter(oracle, config=replace(config, form_prior=0.02))
+        .fit(vocabulary)
+        .invert_one(target)
+    )
+    # Assert: best cosine takes the derived form; the prior gives back the common one,
+    # at a small cost in cosine.
+    assert sorted(plain.split()) == ["proteins", "waa", "wab"]
+    assert sorted(chosen.split()) == ["protein", "waa", "wab"]
+    assert (
+        0.0 < plain_score - score < 0.02 * (zipf_frequency("protein") - zipf_frequency("proteins"))
+    )
 
 
 def test_residual_rounds_find_words_the_first_shortlist_missed() -> None:
