@@ -117,20 +117,17 @@ class AuditRunner:
                 texts, vectors, vocab, opt.word_vectors
             )
             opt = opt.with_word_map(word_map)
-        words_note = (
-            ""
-            if self.config.vocabulary_min_zipf is None
-            else f" plus the public wordfreq list (Zipf >= {self.config.vocabulary_min_zipf})"
-        ) + (
-            ", a word-relevance map learned on public sentences"
-            + (" and WordNet's glosses" if data.gloss_texts else "")
-            if self.config.word_map
-            else ""
-        ) + (
-            ", public word frequencies as a prior on rare words and word forms"
-            if self.config.search.rare_word_cost > 0 or self.config.search.form_prior > 0
-            else ""
-        )
+        notes = []
+        if self.config.vocabulary_min_zipf is not None:
+            notes.append(
+                f" plus the public wordfreq list (Zipf >= {self.config.vocabulary_min_zipf})"
+            )
+        if self.config.word_map:
+            glosses = " and WordNet's glosses" if data.gloss_texts else ""
+            notes.append(f", a word-relevance map learned on public sentences{glosses}")
+        if self.config.search.rare_word_cost > 0 or self.config.search.form_prior > 0:
+            notes.append(", public word frequencies as a prior on rare words and word forms")
+        words_note = "".join(notes)
         intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
         owner = self._owner_probe()
         rows = []
