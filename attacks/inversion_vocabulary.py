@@ -78,8 +78,6 @@ def function_words(vocabulary: Iterable[str], count: int, *, language: str = "en
     scikit-learn's English list), without one-letter words; frequency is the public
     ``wordfreq`` Zipf frequency, ties broken alphabetically.
     """
-    from wordfreq import zipf_frequency  # deferred: only full audits use it
-
     from attacks.text_metrics import STOPWORDS
 
     words = {w for w in vocabulary if w in STOPWORDS and len(w) > 1}

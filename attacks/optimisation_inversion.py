@@ -378,19 +378,27 @@ class OptimisationInverter:
         return seq, score
 
     def _swap_forms(
-        self, seq: list[str], score: float, target: np.ndarray
+        self, seq: list[str], score: float, target: np.ndarray, *, prior: float = 0.0
     ) -> tuple[list[str], float]:
-        """Swap each word for its other form (same stem) that raises the similarity most."""
-        if self._forms is None or not self.config.word_forms:
+        """Swap each word for its other form (same stem) that scores best, if it beats it.
+
+        A form scores its similarity plus ``prior`` x its public Zipf frequency.
+        """
+        if self._forms is None:
             return seq, score
         for position, word in enumerate(list(seq)):
             forms = [w for w in self._forms.variants(word) if w not in seq]
             if not forms:
                 continue
             variants = [[*seq[:position], w, *seq[position + 1 :]] for w in forms]
-            gain = self._best_gain(variants, score, target)
-            if gain is not None:
-                seq, score = variants[gain[0]], gain[1]
+            scores = self._score([" ".join(v) for v in variants], target)
+            values = (
+                scores + prior * np.array([zipf_frequency(w) for w in forms]) if prior else scores
+            )
+            best = int(np.argmax(values))
+            own = score + (prior * zipf_frequency(word) if prior else 0.0)
+            if values[best] > own + _MIN_IMPROVEMENT:
+                seq, score = variants[best], float(scores[best])
         return seq, score
 
     def _without_each(self, seq: list[str], target: np.ndarray) -> NDArray[np.float32]:
@@ -422,31 +430,18 @@ class OptimisationInverter:
             seq, score = seq[:weakest] + seq[weakest + 1 :], float(without[weakest])
         return seq, score
 
-    def _choose_forms(
-        self, seq: list[str], score: float, target: np.ndarray
-    ) -> tuple[list[str], float]:
-        """Give each word the form maximising similarity + ``form_prior`` x Zipf frequency."""
-        prior = self.config.form_prior
-        if self._forms is None or prior <= 0:
-            return seq, score
-        changed = False
-        for position, word in enumerate(list(seq)):
-            forms = [w for w in self._forms.variants(word) if w not in seq]
-            if not forms:
-                continue
-            variants = [[*seq[:position], w, *seq[position + 1 :]] for w in forms]
-            scores = self._score([" ".join(v) for v in variants], target)
-            values = scores + prior * np.array([zipf_frequency(w) for w in forms])
-            best = int(np.argmax(values))
-            if values[best] > score + prior * zipf_frequency(word):
-                seq, score, changed = variants[best], float(scores[best]), True
-        return self._prune(seq, score, target) if changed else (seq, score)
-
     def _settle(self, seq: list[str], score: float, target: np.ndarray) -> tuple[list[str], float]:
-        """Word forms, pruning and the final form choice, in that order."""
-        seq, score = self._swap_forms(seq, score, target)
+        """Word forms, pruning, then the final form choice under the frequency prior."""
+        if self.config.word_forms:
+            seq, score = self._swap_forms(seq, score, target)
         seq, score = self._prune(seq, score, target)
-        return self._choose_forms(seq, score, target)
+        if self.config.form_prior > 0:
+            chosen, chosen_score = self._swap_forms(
+                seq, score, target, prior=self.config.form_prior
+            )
+            if chosen != seq:
+                seq, score = self._prune(chosen, chosen_score, target)
+        return seq, score
 
     def _restart(
         self, seq: list[str], score: float, target: np.ndarray, words: list[str]

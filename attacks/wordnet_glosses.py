@@ -79,9 +79,10 @@ def wordnet_glosses(root: Path, *, examples: bool = True) -> list[str]:
         DatasetNotFoundError: ``root`` lacks a data file.
         DataFormatError: a synset line does not follow the WordNet database format.
     """
+    folder = check_wordnet_dir(root)
     texts: dict[str, None] = {}
     for name in DATA_FILES:
-        path = check_wordnet_dir(root) / name
+        path = folder / name
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
                 if line.startswith(HEADER_PREFIX) or not line.strip():
