@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 
 from attacks.audit_data import AuditData
 from attacks.distribution_alignment import DistributionAlignmentAttacker
-from attacks.protections import DcpeProtection, GaussianNoise, KeyedRotation, LinearMapAttacker
+from attacks.protections import (
+    CkksEncryptedSearch,
+    DcpeProtection,
+    GaussianNoise,
+    KeyedRotation,
+    LinearMapAttacker,
+)
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
@@ -32,7 +38,13 @@ from secure_index.crypto.dcpe_keys import DcpeKeyring
 if TYPE_CHECKING:
     from attacks.audit_config import AuditConfig
 
-__all__ = ["DeployedProtection", "ProtectionCase", "protection_cases", "scifact_ndcg10"]
+__all__ = [
+    "DeployedProtection",
+    "ProtectionCase",
+    "protection_cases",
+    "scifact_ndcg10",
+    "scored_ndcg10",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +108,17 @@ def scifact_ndcg10(
     q = np.asarray(queries, dtype=np.float64)
     d = np.asarray(documents, dtype=np.float64)
     if l2:  # rank by -||q - d||^2 = 2 q.d - ||d||^2 (+ a constant per query)
-        scores = 2.0 * (q @ d.T) - (d * d).sum(axis=1)[None, :]
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH]
-    else:
-        top, _ = exact_top_k(q.astype(np.float32), d.astype(np.float32), DEPTH)
+        return scored_ndcg10(2.0 * (q @ d.T) - (d * d).sum(axis=1)[None, :], data)
+    top, _ = exact_top_k(q.astype(np.float32), d.astype(np.float32), DEPTH)
+    return _ranked_ndcg10(top, data)
+
+
+def scored_ndcg10(scores: np.ndarray, data: AuditData) -> float:
+    """SciFact test nDCG@10 of a ``(queries, documents)`` score matrix (higher first)."""
+    return _ranked_ndcg10(np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH], data)
+
+
+def _ranked_ndcg10(top: np.ndarray, data: AuditData) -> float:
     ids = data.retrieval.query_ids
     corpus = data.scifact_test.corpus_ids
     rankings = {qid: [corpus[j] for j in row] for qid, row in zip(ids, top, strict=True)}
@@ -137,6 +156,36 @@ def _alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> 
         return fitted[digest].recover(protected)
 
     return recover
+
+
+def _ckks_cases(
+    data: AuditData, plain: np.ndarray, config: AuditConfig
+) -> list[ProtectionCase]:
+    """Encrypted search: the store holds CKKS ciphertexts and scores encrypted queries."""
+    queries, docs = data.retrieval.queries, data.retrieval.documents
+    ckks = CkksEncryptedSearch(docs.shape[1])
+    ndcg = scored_ndcg10(ckks.scores(queries, docs), data)
+    threat = (
+        "holds the index store's CKKS ciphertexts of every document (and encrypted queries, "
+        "Galois and relinearisation keys), no decrypting key; reads the ciphertext words at "
+        "each document's slots"
+    )
+    return [
+        ProtectionCase(
+            f"{ckks.name} ciphertext-only (not deployed)",
+            ckks.protect,
+            ndcg,
+            threat,
+            optimisation=True,
+        ),
+        ProtectionCase(
+            f"{ckks.name} known-plaintext n={config.kpa_pairs} (not deployed)",
+            _known_plaintext_view(ckks.protect, plain),
+            ndcg,
+            f"{threat}; also holds {config.kpa_pairs} known (plaintext, ciphertext) pairs and "
+            "fits a linear map back",
+        ),
+    ]
 
 
 def protection_cases(
@@ -214,6 +263,7 @@ def protection_cases(
             f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
         )
     )
+    cases.extend(_ckks_cases(data, plain, config))
     if adapter is not None:
         label = f"dp adapter eps={adapter.metadata.get('target_epsilon', '?')}"
         cases.append(

@@ -96,6 +96,11 @@ def audit_limitations(
         "rotation keeps every inner product (no retrieval loss) and leaves ciphertext-only "
         "attackers at chance, but a known-plaintext attacker with about as many pairs as "
         "dimensions undoes it exactly.",
+        "The CKKS-search rows measure a protection that is not yet served by the index "
+        "service: the store holds documents as CKKS ciphertexts under the query gateway's "
+        "key and scores encrypted queries without decrypting (exact nDCG, exhaustive "
+        "scoring). Its attackers read the ciphertext words at each document's slots; the "
+        "scheme's security rests on ring-LWE, which this measurement illustrates, not proves.",
         "Passing checks are evidence about these attacks on these data, not a proof that no "
         "other attack succeeds; the DP guarantee is the only worst-case statement.",
     ]

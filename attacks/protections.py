@@ -12,6 +12,10 @@
   measured, not shipped: known plaintexts undo it, and so does aligning the rotated
   vectors with in-domain public embeddings,
   :class:`~attacks.distribution_alignment.DistributionAlignmentAttacker`).
+* :class:`CkksEncryptedSearch`: the store holds documents as CKKS ciphertexts under the
+  query gateway's key and scores encrypted queries without decrypting
+  (:mod:`secure_index.crypto.ckks_search`); the attacker reads the ciphertext words at each
+  document's slots (all it has without the key).
 * :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
   ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
   ciphertext back to plaintext, then feeds mapped ciphertexts to any inverter.
@@ -25,10 +29,17 @@ import secrets
 import numpy as np
 from numpy.typing import NDArray
 
+from secure_index.crypto.ckks_search import (
+    CkksDocumentEncryptor,
+    CkksInnerProductScorer,
+    CkksSearchKey,
+    ciphertext_words,
+)
 from secure_index.crypto.dcpe import DcpeKey, ScaleAndPerturb
 
 __all__ = [
     "DEFAULT_RIDGE",
+    "CkksEncryptedSearch",
     "DcpeProtection",
     "GaussianNoise",
     "KeyedRotation",
@@ -194,3 +205,58 @@ class KeyedRotation:
             np.float32
         )
         return result
+
+
+class CkksEncryptedSearch:
+    """Documents encrypted for homomorphic search, as the index store holds them.
+
+    :meth:`protect` encrypts the vectors with the gateway's public context exactly as a node
+    does, then reads, for each document and coordinate, the stored ciphertext word at the
+    document's slot of the diagonal that carries that coordinate (first polynomial, first
+    RNS prime, centred and scaled to [-1, 1)): the only per-document numbers a store
+    without the key has. :meth:`scores` runs the real encrypted search and decrypts.
+
+    Args:
+        dimension: Vector width.
+        key: The gateway's key (a fresh one if ``None``).
+    """
+
+    def __init__(self, dimension: int, *, key: CkksSearchKey | None = None) -> None:
+        self.key = key if key is not None else CkksSearchKey.generate(dimension=dimension)
+        self.encryptor = CkksDocumentEncryptor(self.key.public_context(), dimension=dimension)
+        self.layout = self.encryptor.layout
+
+    @property
+    def name(self) -> str:
+        """Table label."""
+        return "ckks search"
+
+    def protect(self, vectors: np.ndarray) -> NDArray[np.float32]:
+        """The attacker's per-document reading of the stored ciphertexts."""
+        array = np.asarray(vectors, dtype=np.float64)
+        d, g, slots = self.layout.dimension, self.layout.baby, self.layout.slots
+        view = np.zeros(array.shape, dtype=np.float64)
+        start = 0
+        for block in self.encryptor.encrypt(array):
+            rows = np.arange(block.count)
+            for (a, b), diagonal in zip(self.layout.diagonals(), block.diagonals, strict=True):
+                words = ciphertext_words(self.encryptor.public_context, diagonal)
+                view[start + rows, (rows + a * g + b) % d] = words[(rows + a * g) % slots]
+            start += block.count
+        view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), _EPS)
+        result: NDArray[np.float32] = view.astype(np.float32)
+        return result
+
+    def scores(self, queries: np.ndarray, documents: np.ndarray) -> NDArray[np.float64]:
+        """``(n_queries, n_documents)`` inner products computed under encryption."""
+        scorer = CkksInnerProductScorer(
+            self.key.evaluation_context(), dimension=self.layout.dimension
+        )
+        for block in self.encryptor.encrypt(documents):
+            scorer.add_block(block)
+        rows = [
+            self.key.decrypt_scores(scorer.score(self.key.encrypt_query(q)), scorer.counts)
+            for q in np.asarray(queries, dtype=np.float64)
+        ]
+        logger.info("ckks-search: scored %d queries under encryption", len(rows))
+        return np.vstack(rows) if rows else np.zeros((0, len(documents)))

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attacks.protections import (
+    CkksEncryptedSearch,
     DcpeProtection,
     GaussianNoise,
     KeyedRotation,
@@ -149,3 +150,30 @@ def test_a_known_plaintext_attacker_undoes_a_keyed_rotation() -> None:
 def test_keyed_rotation_rejects_a_short_key() -> None:
     with pytest.raises(ValueError, match="key must hold"):
         KeyedRotation(8, key=b"short")
+
+
+def test_ckks_search_scores_like_plaintext_and_hides_the_vectors() -> None:
+    # Prepare: vectors on a 20-dim subspace, which a linear map recovers from any view
+    # that carries them (the same attacker undoes a keyed rotation above)
+    rng = np.random.default_rng(11)
+    basis = rng.standard_normal((20, 64))
+    plain = rng.standard_normal((700, 20)) @ basis + 0.05 * rng.standard_normal((700, 64))
+    plain /= np.linalg.norm(plain, axis=1, keepdims=True)
+    ckks = CkksEncryptedSearch(64)
+    # Execute
+    view = ckks.protect(plain)
+    attacker = LinearMapAttacker().fit(view[:500], plain[:500])
+    recovered = attacker.recover(view[500:])
+    rotation = KeyedRotation(64)
+    rotated = LinearMapAttacker().fit(rotation.protect(plain[:500]), plain[:500])
+    scores = ckks.scores(plain[:3], plain[:50])
+    # Assert: the map that undoes a rotation learns nothing from the ciphertext words
+    def mean_cosine(estimate: np.ndarray) -> float:
+        norms = np.linalg.norm(estimate, axis=1) * np.linalg.norm(plain[500:], axis=1)
+        return float(np.mean(np.sum(estimate * plain[500:], axis=1) / norms))
+
+    assert mean_cosine(rotated.recover(rotation.protect(plain[500:]))) > 0.99
+    assert mean_cosine(recovered) < mean_cosine(np.tile(plain[:500].mean(0), (200, 1))) + 0.05
+    assert abs(float(np.corrcoef(view.ravel(), plain.ravel())[0, 1])) < 0.02
+    assert view.shape == plain.shape
+    np.testing.assert_allclose(scores, plain[:3] @ plain[:50].T, atol=1e-5)

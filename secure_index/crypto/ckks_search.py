@@ -1,0 +1,446 @@
+"""Encrypted inner-product search: the index store scores CKKS ciphertexts it cannot read.
+
+Documents and queries stay encrypted under the query gateway's CKKS key (Cheon, Kim, Kim
+and Song, "Homomorphic Encryption for Arithmetic of Approximate Numbers", ASIACRYPT 2017;
+Microsoft SEAL through TenSEAL's bindings). Three holders, three artefacts:
+
+* the **gateway** holds :class:`CkksSearchKey` (the secret key). It hands nodes the
+  *public context* (public key only), hands the store the *evaluation context* (Galois
+  and relinearisation keys only), encrypts each query and decrypts the encrypted scores;
+* a **member node** turns its unit vectors into :class:`EncryptedBlock` objects with
+  :class:`CkksDocumentEncryptor` (public-key encryption: it cannot decrypt them);
+* the **index store** keeps the blocks and answers a query with one encrypted score
+  vector per block (:class:`CkksInnerProductScorer`); it never holds a key that
+  decrypts, so what it stores and computes on is semantically secure under the
+  ring-LWE assumption (128-bit parameters, checked by SEAL).
+
+Layout (Halevi and Shoup, "Algorithms in HElib", CRYPTO 2014: the diagonal method with
+baby-step/giant-step rotations). A block holds up to ``slots - d + 1`` documents, one per
+slot ``s``; its diagonal ``k`` (``0 <= k < d``) holds ``D[s, (s + k) mod d]``. The query
+ciphertext holds ``q[s mod d]`` in every slot ``s``, so ``rot(Q, k)[s] = q[(s + k) mod d]``
+for every used slot and ``score[s] = sum_k diag_k[s] * rot(Q, k)[s] = <D[s], q>``. With
+``k = a * g + b`` the store rotates the query ``g - 1`` times (shared by every block) and
+each block's partial sums ``A - 1`` times; nodes store diagonal ``a * g + b`` pre-rotated by
+``-a * g``. One ciphertext-ciphertext multiplication deep: one rescale, no bootstrapping.
+
+What it costs: exhaustive scoring (no graph: the store cannot compare distances), about
+64 bytes of ciphertext per vector coordinate, and the gateway learns every score of every
+query (it holds the key; it is trusted as in DCPE mode). The scores are approximate (CKKS):
+errors around 1e-6, far below the gaps that decide a top-10.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tenseal as ts
+import tenseal.sealapi as seal
+from numpy.typing import ArrayLike, NDArray
+
+from secure_index.errors import KeyManagementError, RequestError
+
+__all__ = [
+    "COEFF_MODULUS_BITS",
+    "POLY_MODULUS_DEGREE",
+    "SCALE_BITS",
+    "BlockLayout",
+    "CkksDocumentEncryptor",
+    "CkksInnerProductScorer",
+    "CkksSearchKey",
+    "EncryptedBlock",
+    "ciphertext_words",
+]
+
+logger = logging.getLogger(__name__)
+
+POLY_MODULUS_DEGREE = 8192
+COEFF_MODULUS_BITS = (60, 40, 60)  # one 40-bit rescale: a single multiplication level
+SCALE_BITS = 40
+SLOTS = POLY_MODULUS_DEGREE // 2
+_CIPHERTEXT_FILE = "ciphertext.bin"
+
+
+def _context_error(what: str, exc: Exception) -> KeyManagementError:
+    return KeyManagementError(
+        f"the CKKS {what} could not be read ({type(exc).__name__})",
+        expected=f"the bytes of a CKKS {what} written by fedembed's query gateway",
+        fix="copy the file again from the gateway's kit; never edit it by hand",
+    )
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Where a block's documents and diagonals sit (derived from the vector width).
+
+    Args:
+        dimension: Vector width ``d`` (< slots).
+        slots: CKKS slots per ciphertext.
+    """
+
+    dimension: int
+    slots: int = SLOTS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.dimension < self.slots:
+            raise RequestError(
+                f"vector width {self.dimension} does not fit the CKKS layout",
+                expected=f"a width between 1 and {self.slots - 1}",
+                fix="encrypt vectors of the shared model's width",
+            )
+
+    @property
+    def capacity(self) -> int:
+        """Documents per block (slot ``s`` may read query slots up to ``s + d - 1``)."""
+        return self.slots - self.dimension + 1
+
+    @property
+    def baby(self) -> int:
+        """Baby steps ``g`` (query rotations shared by every block)."""
+        return math.isqrt(self.dimension - 1) + 1
+
+    @property
+    def giant(self) -> int:
+        """Giant steps ``A`` (rotations of each block's partial sums)."""
+        return -(-self.dimension // self.baby)
+
+    def diagonals(self) -> list[tuple[int, int]]:
+        """The ``(a, b)`` pairs with ``a * g + b < d``, in storage order."""
+        g = self.baby
+        return [(a, b) for a in range(self.giant) for b in range(g) if a * g + b < self.dimension]
+
+    def rotation_steps(self) -> list[int]:
+        """Every rotation the store performs (the Galois keys it needs)."""
+        g = self.baby
+        return sorted({*range(1, g), *(a * g for a in range(1, self.giant))})
+
+
+@dataclass(frozen=True)
+class EncryptedBlock:
+    """One block of documents as the store holds it: ``count`` and the diagonals' bytes."""
+
+    count: int
+    diagonals: tuple[bytes, ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Ciphertext bytes of the block."""
+        return sum(len(d) for d in self.diagonals)
+
+
+def _check_vectors(vectors: ArrayLike, dimension: int, what: str) -> NDArray[np.float64]:
+    array = np.asarray(vectors, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != dimension:
+        raise RequestError(
+            f"{what} have shape {array.shape}",
+            expected=f"a 2-D array of {dimension}-wide vectors",
+            fix=f"pass vectors of the shared model's width ({dimension})",
+        )
+    if not np.all(np.isfinite(array)):
+        raise RequestError(
+            f"{what} hold NaN or infinite values",
+            expected="finite numbers",
+            fix="re-embed the texts; drop vectors that failed to embed",
+        )
+    norms = np.linalg.norm(array, axis=1)
+    if np.any(norms > 1.0 + 1e-3):
+        raise RequestError(
+            f"{what} have L2 norms up to {float(norms.max()):.4g}",
+            expected="unit (or shorter) vectors: the CKKS scale leaves room for scores in [-1, 1]",
+            fix="normalise each vector to unit length before encrypting it",
+        )
+    return array
+
+
+def _block_diagonals(vectors: NDArray[np.float64], layout: BlockLayout) -> list[NDArray[np.float64]]:
+    """The pre-rotated diagonals of one block (slots past ``count`` are zero)."""
+    n, d = vectors.shape
+    rows = np.arange(n)
+    out = []
+    for a, b in layout.diagonals():
+        k = a * layout.baby + b
+        diagonal = np.zeros(layout.slots)
+        diagonal[:n] = vectors[rows, (rows + k) % d]
+        out.append(np.roll(diagonal, a * layout.baby))  # stored rotated by -a*g
+    return out
+
+
+def _seal_bytes(obj: seal.Ciphertext) -> bytes:
+    """A SEAL object's serialisation (SEAL's bindings write to files only)."""
+    with tempfile.TemporaryDirectory(prefix="fedembed-ckks-") as folder:
+        path = Path(folder) / _CIPHERTEXT_FILE
+        obj.save(str(path))
+        return path.read_bytes()
+
+
+def _seal_ciphertext(context: ts.Context, data: bytes) -> seal.Ciphertext:
+    with tempfile.TemporaryDirectory(prefix="fedembed-ckks-") as folder:
+        path = Path(folder) / _CIPHERTEXT_FILE
+        path.write_bytes(data)
+        ciphertext = seal.Ciphertext()
+        ciphertext.load(context.seal_context().data, str(path))
+        return ciphertext
+
+
+def _load_vector(context: ts.Context, data: bytes, what: str) -> seal.Ciphertext:
+    try:
+        return ts.ckks_vector_from(context, data).ciphertext()[0]
+    except Exception as exc:  # TenSEAL raises bare ValueError/RuntimeError on bad bytes
+        raise RequestError(
+            f"the {what} is not a CKKS ciphertext of this key ({type(exc).__name__})",
+            expected=f"a {what} encrypted under the gateway's current CKKS context",
+            fix="encrypt it again with the current public context from the gateway",
+        ) from exc
+
+
+def ciphertext_words(context: ts.Context, data: bytes) -> NDArray[np.float64]:
+    """The first polynomial's words (first RNS prime) of a stored ciphertext, in [-1, 1).
+
+    What anyone holding ``data`` reads without a key; the audit's attackers start here.
+    """
+    ciphertext = _seal_ciphertext(context, _seal_bytes(_load_vector(context, data, "ciphertext")))
+    prime = context.seal_context().data.key_context_data().parms().coeff_modulus()[0].value()
+    words = ciphertext.dyn_array()
+    raw = np.array([words.at(i) for i in range(ciphertext.poly_modulus_degree())], dtype=np.float64)
+    centred: NDArray[np.float64] = (raw - prime / 2.0) / (prime / 2.0)
+    return centred
+
+
+class CkksSearchKey:
+    """The gateway's CKKS key: makes the public and evaluation contexts, encrypts
+    queries and decrypts scores. Its secret never leaves except through :meth:`to_bytes`
+    (which the caller seals).
+
+    Args:
+        context: A private TenSEAL context with Galois and relinearisation keys.
+        dimension: Vector width.
+    """
+
+    def __init__(self, context: ts.Context, *, dimension: int) -> None:
+        if not context.is_private():
+            raise KeyManagementError(
+                "a CKKS search key needs the secret key; this context has none",
+                expected="the gateway's private CKKS context",
+                fix="load the gateway's key file, not a node's public context",
+            )
+        self.layout = BlockLayout(dimension)
+        self._context = context
+        self._decryptor = seal.Decryptor(
+            context.seal_context().data, context.secret_key().data
+        )
+        self._encoder = seal.CKKSEncoder(context.seal_context().data)
+
+    @classmethod
+    def generate(cls, *, dimension: int) -> CkksSearchKey:
+        """A fresh key for ``dimension``-wide vectors (128-bit ring-LWE parameters)."""
+        context = ts.context(
+            ts.SCHEME_TYPE.CKKS, POLY_MODULUS_DEGREE, coeff_mod_bit_sizes=list(COEFF_MODULUS_BITS)
+        )
+        context.global_scale = 2.0**SCALE_BITS
+        context.generate_galois_keys()
+        context.generate_relin_keys()
+        logger.info("ckks-search: generated a key for %d-wide vectors", dimension)
+        return cls(context, dimension=dimension)
+
+    def to_bytes(self) -> bytes:
+        """The secret context (keep it sealed: it decrypts every document)."""
+        return bytes(self._context.serialize(save_secret_key=True))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, dimension: int) -> CkksSearchKey:
+        """Load :meth:`to_bytes` output."""
+        try:
+            context = ts.context_from(data)
+        except Exception as exc:
+            raise _context_error("secret context", exc) from exc
+        return cls(context, dimension=dimension)
+
+    def public_context(self) -> bytes:
+        """What nodes get: the parameters and the public key (encrypt only)."""
+        return bytes(
+            self._context.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=False,
+            )
+        )
+
+    def evaluation_context(self) -> bytes:
+        """What the store gets: the parameters, Galois and relinearisation keys."""
+        return bytes(
+            self._context.serialize(
+                save_public_key=False,
+                save_secret_key=False,
+                save_galois_keys=True,
+                save_relin_keys=True,
+            )
+        )
+
+    def encrypt_query(self, vector: ArrayLike) -> bytes:
+        """The query ciphertext: ``q[s mod d]`` in every slot ``s``."""
+        d = self.layout.dimension
+        q = _check_vectors(np.asarray(vector, dtype=np.float64).reshape(1, -1), d, "query")[0]
+        tiled = np.resize(q, self.layout.slots)
+        return bytes(ts.ckks_vector(self._context, tiled.tolist()).serialize())
+
+    def decrypt_scores(self, results: Sequence[bytes], counts: Sequence[int]) -> NDArray[np.float64]:
+        """The inner products of the query with every document, in block order."""
+        if len(results) != len(counts):
+            raise RequestError(
+                f"{len(results)} encrypted score vectors for {len(counts)} blocks",
+                expected="one score vector per block",
+                fix="ask the store again; it answers one ciphertext per block",
+            )
+        parts = []
+        for data, count in zip(results, counts, strict=True):
+            try:
+                ciphertext = _seal_ciphertext(self._context, data)
+                plain = seal.Plaintext()
+                self._decryptor.decrypt(ciphertext, plain)
+                values = np.asarray(self._encoder.decode_double(plain))
+            except Exception as exc:
+                raise RequestError(
+                    f"an encrypted score vector could not be decrypted ({type(exc).__name__})",
+                    expected="the store's answer to a query encrypted under this key",
+                    fix="check that the store holds blocks of this key's public context",
+                ) from exc
+            parts.append(values[:count])
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+class CkksDocumentEncryptor:
+    """A node's encryptor: unit vectors in, :class:`EncryptedBlock` objects out.
+
+    Args:
+        public_context: :meth:`CkksSearchKey.public_context` bytes.
+        dimension: Vector width.
+    """
+
+    def __init__(self, public_context: bytes, *, dimension: int) -> None:
+        try:
+            self._context = ts.context_from(public_context)
+        except Exception as exc:
+            raise _context_error("public context", exc) from exc
+        if self._context.is_private() or not self._context.has_public_key():
+            raise KeyManagementError(
+                "a node's CKKS context must hold the public key and no secret key",
+                expected="the public context the gateway exports",
+                fix="use CkksSearchKey.public_context(), never the gateway's key file",
+            )
+        self._context.global_scale = 2.0**SCALE_BITS
+        self.layout = BlockLayout(dimension)
+
+    @property
+    def public_context(self) -> ts.Context:
+        """The public context this node encrypts with."""
+        return self._context
+
+    def encrypt_block(self, vectors: ArrayLike) -> EncryptedBlock:
+        """One block of at most ``layout.capacity`` vectors."""
+        array = _check_vectors(vectors, self.layout.dimension, "document vectors")
+        if not 1 <= len(array) <= self.layout.capacity:
+            raise RequestError(
+                f"a block of {len(array)} vectors",
+                expected=f"between 1 and {self.layout.capacity} vectors per block",
+                fix="use encrypt(), which splits the vectors into blocks",
+            )
+        diagonals = tuple(
+            bytes(ts.ckks_vector(self._context, diagonal.tolist()).serialize())
+            for diagonal in _block_diagonals(array, self.layout)
+        )
+        return EncryptedBlock(count=len(array), diagonals=diagonals)
+
+    def encrypt(self, vectors: ArrayLike) -> list[EncryptedBlock]:
+        """All vectors, in order, split into full blocks and one last partial block."""
+        array = _check_vectors(vectors, self.layout.dimension, "document vectors")
+        cap = self.layout.capacity
+        blocks = [self.encrypt_block(array[i : i + cap]) for i in range(0, len(array), cap)]
+        logger.info("ckks-search: encrypted %d vectors into %d blocks", len(array), len(blocks))
+        return blocks
+
+
+class CkksInnerProductScorer:
+    """The store's scorer: holds blocks and evaluation keys, never a decrypting key.
+
+    Args:
+        evaluation_context: :meth:`CkksSearchKey.evaluation_context` bytes.
+        dimension: Vector width.
+    """
+
+    def __init__(self, evaluation_context: bytes, *, dimension: int) -> None:
+        try:
+            self._context = ts.context_from(evaluation_context)
+        except Exception as exc:
+            raise _context_error("evaluation context", exc) from exc
+        if self._context.is_private() or not self._context.has_galois_keys():
+            raise KeyManagementError(
+                "the store's CKKS context must hold Galois keys and no secret key",
+                expected="the evaluation context the gateway exports",
+                fix="use CkksSearchKey.evaluation_context(), never the gateway's key file",
+            )
+        self.layout = BlockLayout(dimension)
+        seal_context = self._context.seal_context().data
+        self._evaluator = seal.Evaluator(seal_context)
+        self._galois = self._context.galois_keys().data
+        self._relin = self._context.relin_keys().data
+        self._blocks: list[tuple[int, list[seal.Ciphertext]]] = []
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for index, (a, b) in enumerate(self.layout.diagonals()):
+            groups.setdefault(a, []).append((b, index))
+        self._groups = [groups[a] for a in sorted(groups)]  # (baby step, diagonal) per giant
+
+    @property
+    def counts(self) -> list[int]:
+        """Documents per block, in order."""
+        return [count for count, _ in self._blocks]
+
+    def add_block(self, block: EncryptedBlock) -> None:
+        """Keep one node-encrypted block."""
+        expected = len(self.layout.diagonals())
+        if len(block.diagonals) != expected or not 1 <= block.count <= self.layout.capacity:
+            raise RequestError(
+                f"a block of {block.count} documents with {len(block.diagonals)} diagonals",
+                expected=f"{expected} diagonals and 1..{self.layout.capacity} documents",
+                fix="encrypt the block with CkksDocumentEncryptor for the same vector width",
+            )
+        diagonals = [_load_vector(self._context, d, "document diagonal") for d in block.diagonals]
+        self._blocks.append((block.count, diagonals))
+
+    def _rotate(self, ciphertext: seal.Ciphertext, step: int) -> seal.Ciphertext:
+        out = seal.Ciphertext()
+        self._evaluator.rotate_vector(ciphertext, step, self._galois, out)
+        return out
+
+    def score(self, query: bytes) -> list[bytes]:
+        """One encrypted score vector per block for an encrypted query."""
+        q = _load_vector(self._context, query, "query")
+        g, ev = self.layout.baby, self._evaluator
+        babies = [q, *(self._rotate(q, b) for b in range(1, g))]
+        results = []
+        for _, diagonals in self._blocks:
+            total: seal.Ciphertext | None = None
+            for a, group in enumerate(self._groups):
+                partial = seal.Ciphertext()
+                ev.multiply(diagonals[group[0][1]], babies[group[0][0]], partial)
+                for b, index in group[1:]:
+                    product = seal.Ciphertext()
+                    ev.multiply(diagonals[index], babies[b], product)
+                    ev.add_inplace(partial, product)
+                ev.relinearize_inplace(partial, self._relin)
+                if a:
+                    partial = self._rotate(partial, a * g)
+                if total is None:
+                    total = partial
+                else:
+                    ev.add_inplace(total, partial)
+            assert total is not None  # every block has diagonal 0
+            ev.rescale_to_next_inplace(total)
+            results.append(_seal_bytes(total))
+        logger.info("ckks-search: scored %d blocks", len(results))
+        return results
