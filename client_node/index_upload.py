@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -31,6 +32,9 @@ RETRIES = 5
 DOCUMENTS_PATH = "/v1/collections/{collection}/documents"
 COLLECTION_PATH = "/v1/collections/{collection}"
 DCPE = "dcpe"
+CKKS = "ckks"
+CKKS_CONTEXT_PATH = "/v1/ckks/public-context"
+BLOCK_PATH = "/v1/collections/{collection}/blocks/{number}"
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,12 @@ class _Gateway:
             verify=verify,
         )
 
-    def call(self, method: str, path: str, body: object = None) -> dict[str, object]:
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call with retries on transport errors, 429 and 503; a clear error on 4xx."""
         delay = 0.5
         for attempt in range(1, RETRIES + 1):
             try:
-                response = self._client.request(method, path, json=body)
+                response = self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 if attempt == RETRIES:
                     raise FedembedError(
@@ -86,10 +91,14 @@ class _Gateway:
                         fix=str(err.get("fix", "")),
                     )
                 else:
-                    return dict(response.json())
+                    return response
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def call(self, method: str, path: str, body: object = None) -> dict[str, object]:
+        """A JSON call (see :meth:`request`)."""
+        return dict(self.request(method, path, json=body).json())
 
     def close(self) -> None:
         self._client.close()
@@ -135,6 +144,17 @@ def upload_documents(
             scheme = ScaleAndPerturb(DcpeKeyring.load(dcpe_key_file).current())
             vectors = scheme.encrypt(vectors).vectors
         ids = [opaque_id(node_id, d.id) for d in data.documents]
+        if protection == CKKS:
+            blocks = _upload_ckks(gateway, collection, ids, vectors)
+            return UploadReport(
+                collection=collection,
+                documents=len(ids),
+                inserted=len(ids),
+                updated=0,
+                batches=blocks,
+                protection=protection,
+                seconds=time.perf_counter() - started,
+            )
         inserted = updated = batches = 0
         for start in range(0, len(ids), batch_size):
             chunk = np.asarray(vectors[start : start + batch_size], dtype=np.float32)
@@ -166,3 +186,34 @@ def upload_documents(
         )
     finally:
         gateway.close()
+
+
+def _upload_ckks(gateway: _Gateway, collection: str, ids: list[str], vectors: np.ndarray) -> int:
+    """Encrypt the vectors into CKKS blocks on this node and put them as blocks 0..n-1.
+
+    Blocks the node uploaded earlier past the new last one are deleted, so a node whose
+    corpus shrank leaves nothing stale. Returns the number of blocks.
+    """
+    from secure_index.crypto.ckks_search import CkksDocumentEncryptor
+    from secure_index.service.ckks_backend import OCTET_STREAM, pack_block_upload
+
+    public = gateway.request("GET", CKKS_CONTEXT_PATH).content
+    unit = np.asarray(vectors, dtype=np.float64)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    encryptor = CkksDocumentEncryptor(public, dimension=unit.shape[1])
+    capacity = encryptor.layout.capacity
+    number = 0
+    for number, start in enumerate(range(0, len(ids), capacity)):
+        block = encryptor.encrypt_block(unit[start : start + capacity])
+        gateway.request(
+            "PUT",
+            BLOCK_PATH.format(collection=collection, number=number),
+            content=pack_block_upload(ids[start : start + capacity], block),
+            headers={"Content-Type": OCTET_STREAM},
+        )
+        logger.info("upload: %s: block %d (%d documents)", collection, number, block.count)
+    count = number + 1 if ids else 0
+    stale = count
+    while gateway.call("DELETE", BLOCK_PATH.format(collection=collection, number=stale))["deleted"]:
+        stale += 1
+    return count

@@ -65,6 +65,9 @@ def serve_cmd(
     model: Annotated[str | None, typer.Option(help="Encoder folder (default: bundled).")] = None,
     adapter: Annotated[Path | None, typer.Option(help="Query-side adapter folder.")] = None,
     dcpe_key_file: Annotated[Path | None, typer.Option(help="DCPE keyring.")] = None,
+    ckks_key_file: Annotated[
+        Path | None, typer.Option(help="The gateway's CKKS search key (CKKS collections).")
+    ] = None,
     text_queries: Annotated[bool, typer.Option(help="Embed text queries.")] = True,
 ) -> None:
     """Run the gateway and/or the store until Ctrl-C (tokens from the environment)."""
@@ -82,6 +85,7 @@ def serve_cmd(
         ("model_path", model),
         ("adapter_path", adapter),
         ("dcpe_key_file", dcpe_key_file),
+        ("ckks_key_file", ckks_key_file),
     ):
         if value is not None:
             overrides[name] = value
@@ -99,6 +103,36 @@ def serve_cmd(
     from secure_index.service.server import serve  # the gateway loads torch: only here
 
     serve(settings)
+
+
+@index_app.command("ckks-keygen")
+def ckks_keygen(
+    out: Annotated[Path, typer.Option("--out", help="The gateway's key file (mode 0600).")],
+    public_out: Annotated[
+        Path | None, typer.Option(help="Also write the public context (for nodes) here.")
+    ] = None,
+    dimension: Annotated[int, typer.Option(help="Vector width of the model.")] = 384,
+) -> None:
+    """Create the gateway's CKKS search key (store it in the gateway kit only)."""
+    from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
+
+    if out.exists():
+        raise KeyManagementError(
+            f"{out} exists",
+            expected="a new path for the CKKS key file",
+            fix="move the old key away first: documents encrypted under it need it",
+        )
+    key = CkksSearchKey.generate(dimension=dimension)
+    save_ckks_key(key, out)
+    if public_out is not None:
+        public_out.write_bytes(key.public_context())
+    _echo(
+        {
+            "key_file": str(out),
+            "public_context": str(public_out) if public_out else None,
+            "dimension": dimension,
+        }
+    )
 
 
 @keys_app.command("create")

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,8 @@ __all__ = [
     "CkksSearchKey",
     "EncryptedBlock",
     "ciphertext_words",
+    "load_ckks_key",
+    "save_ckks_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,12 @@ COEFF_MODULUS_BITS = (60, 40, 60)  # one 40-bit rescale: a single multiplication
 SCALE_BITS = 40
 SLOTS = POLY_MODULUS_DEGREE // 2
 _CIPHERTEXT_FILE = "ciphertext.bin"
+BLOCK_MAGIC = b"FECKKSB1"  # wire and at-rest framing of an EncryptedBlock
+_BLOCK_HEAD = struct.Struct("<8sII")  # magic, document count, diagonal count
+_LENGTH = struct.Struct("<Q")
+KEY_FILE_MAGIC = b"FECKKSK1"  # key file: magic || u32 dimension || secret context
+_KEY_HEAD = struct.Struct("<8sI")
+KEY_FILE_MODE = 0o600
 
 
 def _context_error(what: str, exc: Exception) -> KeyManagementError:
@@ -132,6 +141,39 @@ class EncryptedBlock:
         """Ciphertext bytes of the block."""
         return sum(len(d) for d in self.diagonals)
 
+    def to_bytes(self) -> bytes:
+        """``magic || count || n || (length || diagonal) * n`` (little-endian)."""
+        parts = [_BLOCK_HEAD.pack(BLOCK_MAGIC, self.count, len(self.diagonals))]
+        for diagonal in self.diagonals:
+            parts += [_LENGTH.pack(len(diagonal)), diagonal]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> EncryptedBlock:
+        """Parse :meth:`to_bytes` output (a clear error on anything else)."""
+        view = memoryview(data)
+        try:
+            magic, count, n = _BLOCK_HEAD.unpack_from(view, 0)
+            if magic != BLOCK_MAGIC:
+                raise ValueError("magic")
+            offset, diagonals = _BLOCK_HEAD.size, []
+            for _ in range(n):
+                (length,) = _LENGTH.unpack_from(view, offset)
+                offset += _LENGTH.size
+                if offset + length > len(view):
+                    raise ValueError("truncated")
+                diagonals.append(bytes(view[offset : offset + length]))
+                offset += length
+            if offset != len(view):
+                raise ValueError("trailing bytes")
+        except (struct.error, ValueError) as exc:
+            raise RequestError(
+                f"the encrypted block is malformed ({exc})",
+                expected="EncryptedBlock.to_bytes() output: the FECKKSB1 framing of diagonals",
+                fix="encrypt the block again with CkksDocumentEncryptor and send it unchanged",
+            ) from None
+        return cls(count=count, diagonals=tuple(diagonals))
+
 
 def _check_vectors(vectors: ArrayLike, dimension: int, what: str) -> NDArray[np.float64]:
     array = np.asarray(vectors, dtype=np.float64)
@@ -157,7 +199,9 @@ def _check_vectors(vectors: ArrayLike, dimension: int, what: str) -> NDArray[np.
     return array
 
 
-def _block_diagonals(vectors: NDArray[np.float64], layout: BlockLayout) -> list[NDArray[np.float64]]:
+def _block_diagonals(
+    vectors: NDArray[np.float64], layout: BlockLayout
+) -> list[NDArray[np.float64]]:
     """The pre-rotated diagonals of one block (slots past ``count`` are zero)."""
     n, d = vectors.shape
     rows = np.arange(n)
@@ -212,9 +256,9 @@ def ciphertext_words(context: ts.Context, data: bytes) -> NDArray[np.float64]:
 
 
 class CkksSearchKey:
-    """The gateway's CKKS key: makes the public and evaluation contexts, encrypts
-    queries and decrypts scores. Its secret never leaves except through :meth:`to_bytes`
-    (which the caller seals).
+    """The gateway's CKKS key: exports contexts, encrypts queries, decrypts scores.
+
+    Its secret never leaves except through :meth:`to_bytes` (which the caller seals).
 
     Args:
         context: A private TenSEAL context with Galois and relinearisation keys.
@@ -230,9 +274,7 @@ class CkksSearchKey:
             )
         self.layout = BlockLayout(dimension)
         self._context = context
-        self._decryptor = seal.Decryptor(
-            context.seal_context().data, context.secret_key().data
-        )
+        self._decryptor = seal.Decryptor(context.seal_context().data, context.secret_key().data)
         self._encoder = seal.CKKSEncoder(context.seal_context().data)
 
     @classmethod
@@ -289,7 +331,9 @@ class CkksSearchKey:
         tiled = np.resize(q, self.layout.slots)
         return bytes(ts.ckks_vector(self._context, tiled.tolist()).serialize())
 
-    def decrypt_scores(self, results: Sequence[bytes], counts: Sequence[int]) -> NDArray[np.float64]:
+    def decrypt_scores(
+        self, results: Sequence[bytes], counts: Sequence[int]
+    ) -> NDArray[np.float64]:
         """The inner products of the query with every document, in block order."""
         if len(results) != len(counts):
             raise RequestError(
@@ -389,7 +433,7 @@ class CkksInnerProductScorer:
         self._evaluator = seal.Evaluator(seal_context)
         self._galois = self._context.galois_keys().data
         self._relin = self._context.relin_keys().data
-        self._blocks: list[tuple[int, list[seal.Ciphertext]]] = []
+        self._blocks: dict[Hashable, tuple[int, list[seal.Ciphertext]]] = {}
         groups: dict[int, list[tuple[int, int]]] = {}
         for index, (a, b) in enumerate(self.layout.diagonals()):
             groups.setdefault(a, []).append((b, index))
@@ -398,10 +442,15 @@ class CkksInnerProductScorer:
     @property
     def counts(self) -> list[int]:
         """Documents per block, in order."""
-        return [count for count, _ in self._blocks]
+        return [count for count, _ in self._blocks.values()]
 
-    def add_block(self, block: EncryptedBlock) -> None:
-        """Keep one node-encrypted block."""
+    @property
+    def keys(self) -> list[Hashable]:
+        """The blocks' keys, in order."""
+        return list(self._blocks)
+
+    def add_block(self, block: EncryptedBlock, key: Hashable | None = None) -> Hashable:
+        """Keep one node-encrypted block (replacing the block of the same ``key``)."""
         expected = len(self.layout.diagonals())
         if len(block.diagonals) != expected or not 1 <= block.count <= self.layout.capacity:
             raise RequestError(
@@ -410,20 +459,27 @@ class CkksInnerProductScorer:
                 fix="encrypt the block with CkksDocumentEncryptor for the same vector width",
             )
         diagonals = [_load_vector(self._context, d, "document diagonal") for d in block.diagonals]
-        self._blocks.append((block.count, diagonals))
+        key = len(self._blocks) if key is None else key
+        self._blocks[key] = (block.count, diagonals)
+        return key
+
+    def remove_block(self, key: Hashable) -> bool:
+        """Forget a block; whether it was there."""
+        return self._blocks.pop(key, None) is not None
 
     def _rotate(self, ciphertext: seal.Ciphertext, step: int) -> seal.Ciphertext:
         out = seal.Ciphertext()
         self._evaluator.rotate_vector(ciphertext, step, self._galois, out)
         return out
 
-    def score(self, query: bytes) -> list[bytes]:
-        """One encrypted score vector per block for an encrypted query."""
+    def score(self, query: bytes, keys: Sequence[Hashable] | None = None) -> list[bytes]:
+        """One encrypted score vector per block (all, or those of ``keys`` in that order)."""
         q = _load_vector(self._context, query, "query")
         g, ev = self.layout.baby, self._evaluator
         babies = [q, *(self._rotate(q, b) for b in range(1, g))]
         results = []
-        for _, diagonals in self._blocks:
+        for key in self.keys if keys is None else keys:
+            _, diagonals = self._blocks[key]
             total: seal.Ciphertext | None = None
             for a, group in enumerate(self._groups):
                 partial = seal.Ciphertext()
@@ -444,3 +500,36 @@ class CkksInnerProductScorer:
             results.append(_seal_bytes(total))
         logger.info("ckks-search: scored %d blocks", len(results))
         return results
+
+
+def save_ckks_key(key: CkksSearchKey, path: Path) -> None:
+    """Write the gateway's key file (owner-only permissions; it decrypts every document)."""
+    from secure_index.storage.atomic_file import atomic_write  # deferred: import cycle
+
+    data = _KEY_HEAD.pack(KEY_FILE_MAGIC, key.layout.dimension) + key.to_bytes()
+    atomic_write(Path(path), [data], mode=KEY_FILE_MODE)
+    logger.info("ckks-search: wrote a key file for %d-wide vectors", key.layout.dimension)
+
+
+def load_ckks_key(path: Path) -> CkksSearchKey:
+    """Read :func:`save_ckks_key` output."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyManagementError(
+            f"cannot read the CKKS key file {path} ({exc.strerror})",
+            expected="the gateway's CKKS key file (fedembed index ckks-keygen writes it)",
+            fix="point FEDEMBED_INDEX_CKKS_KEY_FILE at the gateway kit's ckks_search.key",
+        ) from None
+    try:
+        magic, dimension = _KEY_HEAD.unpack_from(data, 0)
+    except struct.error:
+        magic, dimension = b"", 0
+    if magic != KEY_FILE_MAGIC:
+        raise KeyManagementError(
+            f"{path} is not a fedembed CKKS key file",
+            expected="a file written by fedembed index ckks-keygen",
+            fix="point FEDEMBED_INDEX_CKKS_KEY_FILE at the gateway kit's ckks_search.key",
+        )
+    return CkksSearchKey.from_bytes(data[_KEY_HEAD.size :], dimension=dimension)

@@ -51,8 +51,11 @@ class Decision:
 class GatewayLimits:
     """Request limits of the gateway."""
 
-    def __init__(self, *, max_body_bytes: int, max_batch: int, max_k: int) -> None:
+    def __init__(
+        self, *, max_body_bytes: int, max_batch: int, max_k: int, max_block_bytes: int = 0
+    ) -> None:
         self.max_body_bytes, self.max_batch, self.max_k = max_body_bytes, max_batch, max_k
+        self.max_block_bytes = max(max_block_bytes, max_body_bytes)  # CKKS block uploads
 
 
 def _bearer(authorization: str | None) -> str:

@@ -23,6 +23,11 @@ from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import CredentialStore
 from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
 from secure_index.service.gateway_admin_routes import install_admin_routes
+from secure_index.service.gateway_ckks import (
+    CKKS_UPLOAD_PATHS,
+    CkksGatewaySearch,
+    install_gateway_ckks_routes,
+)
 from secure_index.service.gateway_data_routes import install_data_routes
 from secure_index.service.http_errors import BodySizeLimit, install_error_handlers
 from secure_index.service.query_embedder import QueryEmbedder
@@ -43,8 +48,9 @@ def create_gateway_app(
     admin_token: str,
     limits: GatewayLimits,
     limiter: RateLimiter | None = None,
+    ckks: CkksGatewaySearch | None = None,
 ) -> FastAPI:
-    """The gateway application over its (real) parts."""
+    """The gateway application over its (real) parts (CKKS collections with ``ckks``)."""
     app = FastAPI(
         title="fedembed query gateway",
         version="1",
@@ -54,12 +60,25 @@ def create_gateway_app(
         ),
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=limits.max_body_bytes,
+        large_paths=CKKS_UPLOAD_PATHS,
+        large_max_bytes=limits.max_block_bytes,
+    )
     rate = limiter or RateLimiter()
     access = GatewayAccess(credentials=credentials, audit=audit, rate=rate, admin_token=admin_token)
     install_data_routes(
-        app, backend=backend, embedder=embedder, audit=audit, access=access, limits=limits
+        app,
+        backend=backend,
+        embedder=embedder,
+        audit=audit,
+        access=access,
+        limits=limits,
+        ckks=ckks,
     )
+    if ckks is not None:
+        install_gateway_ckks_routes(app, ckks=ckks, audit=audit, access=access)
     install_admin_routes(
         app, backend=backend, credentials=credentials, audit=audit, access=access, rate=rate
     )

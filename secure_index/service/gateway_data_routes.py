@@ -16,6 +16,11 @@ from secure_index.index.hnsw_collection import Protection
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import Credential, Role
 from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
+from secure_index.service.gateway_ckks import (
+    CkksGatewaySearch,
+    ckks_collection_info,
+    ckks_dimension,
+)
 from secure_index.service.gateway_responses import ERROR_RESPONSES, collection_info
 from secure_index.service.http_errors import ApiError
 from secure_index.service.query_embedder import QueryEmbedder
@@ -42,8 +47,12 @@ def install_data_routes(
     audit: AuditLog,
     access: GatewayAccess,
     limits: GatewayLimits,
+    ckks: CkksGatewaySearch | None = None,
 ) -> None:
-    """Adds the health, collection, query, upload and delete routes to ``app``."""
+    """Adds the health, collection, query, upload and delete routes to ``app``.
+
+    With ``ckks``, queries on its collections are scored under CKKS encryption.
+    """
     caller, authorise, deny = access.caller, access.authorise, access.deny
 
     @app.get("/healthz")
@@ -51,10 +60,16 @@ def install_data_routes(
         """Liveness."""
         return {"status": "ok"}
 
+    def info(name: str) -> CollectionInfo:
+        if ckks is not None and ckks.has(name):
+            return ckks_collection_info(ckks.backend.info(name))
+        return collection_info(backend, name)
+
     @app.get("/v1/collections", responses=ERROR_RESPONSES)
     def my_collections(cred: Annotated[Credential, Depends(caller)]) -> list[CollectionInfo]:
         """The collections your key may use."""
-        return [collection_info(backend, n) for n in backend.names() if cred.allows(n)]
+        names = [*backend.names(), *(ckks.backend.names() if ckks is not None else [])]
+        return [info(n) for n in sorted(names) if cred.allows(n)]
 
     @app.get("/v1/collections/{collection}", responses=ERROR_RESPONSES)
     def describe(collection: str, cred: Annotated[Credential, Depends(caller)]) -> CollectionInfo:
@@ -66,7 +81,7 @@ def install_data_routes(
                 expected=f"one of {sorted(cred.scopes)}",
                 fix="ask the operator",
             )
-        return collection_info(backend, collection)
+        return info(collection)
 
     @app.post("/v1/collections/{collection}/query", responses=ERROR_RESPONSES)
     def query(
@@ -95,23 +110,37 @@ def install_data_routes(
                     fix=f"ask for at most {cap} results",
                 ),
             )
-        spec = backend.spec(collection)
+        encrypted = ckks if ckks is not None and ckks.has(collection) else None
+        spec = None if encrypted is not None else backend.spec(collection)
+        dimension = spec.dimension if spec is not None else ckks_dimension(encrypted)
         raw = (
             embedder.embed_text(body.text)
             if body.text is not None
             else np.asarray([body.vector], dtype=np.float32)
         )
-        if raw.shape[-1] != spec.dimension:
+        if raw.shape[-1] != dimension:
             raise ApiError(
                 422,
                 f"the query vector has {raw.shape[-1]} dimensions",
-                expected=f"{spec.dimension} dimensions for {collection!r}",
+                expected=f"{dimension} dimensions for {collection!r}",
                 fix="embed with the collection's model",
             )
-        vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
-        hits = backend.knn_query(
-            collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
-        )[0]
+        if encrypted is not None:
+            if body.filters.tags:
+                raise ApiError(
+                    422,
+                    "CKKS collections have no tags",
+                    expected="no 'tags' filter (an 'owner' filter works)",
+                    fix="drop the tags filter",
+                )
+            vector = embedder.protect(raw, dcpe=False)
+            hits = encrypted.search(collection, vector[0], body.k, owner=body.filters.owner)
+        else:
+            assert spec is not None
+            vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
+            hits = backend.knn_query(
+                collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
+            )[0]
         audit.append(
             actor=cred.key_id,
             role=str(cred.role),

@@ -9,6 +9,7 @@ reveals nothing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,20 +130,43 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """ASGI middleware: refuse bodies above ``max_bytes`` with 413 before parsing them."""
+    """ASGI middleware: refuse bodies above the limit with 413 before parsing them.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Args:
+        app: The wrapped application.
+        max_bytes: The limit of every route.
+        large_paths: A regular expression of paths allowed ``large_max_bytes`` instead
+            (routes that carry ciphertexts, e.g. CKKS blocks).
+        large_max_bytes: Their limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        large_paths: str | None = None,
+        large_max_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._large = re.compile(large_paths) if large_paths else None
+        self._large_max = max(large_max_bytes, max_bytes)
+
+    def _limit(self, scope: Scope) -> int:
+        if self._large is not None and self._large.fullmatch(str(scope.get("path", ""))):
+            return self._large_max
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, or answer 413 when its body exceeds the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(scope, receive, send, limit)
             return
         seen = 0
 
@@ -151,20 +175,20 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise ApiError(413, "request body too large")
             return message
 
         try:
             await self.app(scope, limited, send)
         except ApiError:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, limit)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
             413,
             "the request body is larger than this service accepts",
-            expected=f"at most {self.max_bytes} bytes",
+            expected=f"at most {limit} bytes",
             fix="split the upload into smaller batches",
         )
         await response(scope, receive, send)

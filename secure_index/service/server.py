@@ -16,12 +16,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from secure_index.crypto import load_keks
+from secure_index.crypto.ckks_search import load_ckks_key
+from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
 from secure_index.service.audit_log import AuditLog
+from secure_index.service.ckks_backend import CkksBackend, RemoteCkksStore
 from secure_index.service.credentials import CredentialStore
 from secure_index.service.gateway_app import GatewayLimits, create_gateway_app
+from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.query_embedder import QueryEmbedder
-from secure_index.service.settings import STORE_DIR, Role, ServiceSettings
+from secure_index.service.settings import CKKS_DIR, STORE_DIR, Role, ServiceSettings
 from secure_index.service.store_app import create_store_app
 from secure_index.service.store_backend import RemoteStore, StoreBackend
 
@@ -48,15 +52,20 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
     closers: list[Callable[[], None]] = []
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: IndexStore | None = None
+    ckks_store: CkksCollections | None = None
     if settings.role in (Role.ALL, Role.STORE):
+        keks = load_keks(key_file=settings.kek_file)
         store = IndexStore(
             settings.data_dir / STORE_DIR,
-            keks=load_keks(key_file=settings.kek_file),
+            keks=keks,
             tenant=settings.tenant,
             snapshot_records=settings.snapshot_records,
             snapshot_interval_s=settings.snapshot_interval_s,
         )
         closers.append(store.close)
+        ckks_store = CkksCollections(
+            settings.data_dir / STORE_DIR / CKKS_DIR, keks=keks, tenant=settings.tenant
+        )
     if settings.role is Role.STORE:
         assert store is not None
         assert settings.store_token is not None
@@ -64,17 +73,27 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
             store,
             token=settings.store_token.get_secret_value(),
             max_body_bytes=settings.max_body_bytes,
+            ckks=ckks_store,
+            max_block_bytes=settings.max_block_bytes,
         )
         return ServiceBundle(app, closers)
     backend: StoreBackend
+    ckks_backend: CkksBackend
     if store is not None:
-        backend = store
+        assert ckks_store is not None
+        backend, ckks_backend = store, ckks_store
     else:
         assert settings.store_url is not None
         assert settings.store_token is not None
-        remote = RemoteStore(settings.store_url, token=settings.store_token.get_secret_value())
+        remote = RemoteStore(
+            settings.store_url, token=settings.store_token.get_secret_value(), timeout_s=300.0
+        )
         closers.append(remote.close)
-        backend = remote
+        backend, ckks_backend = remote, RemoteCkksStore(remote.client)
+    ckks = None
+    if settings.ckks_key_file is not None:
+        key = load_ckks_key(settings.ckks_key_file)
+        ckks = CkksGatewaySearch(key, ckks_backend)
     embedder = QueryEmbedder.load(
         model_path=settings.model_path,
         adapter_path=settings.adapter_path,
@@ -91,7 +110,9 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
             max_body_bytes=settings.max_body_bytes,
             max_batch=settings.max_batch,
             max_k=settings.max_k,
+            max_block_bytes=settings.max_block_bytes,
         ),
+        ckks=ckks,
     )
     return ServiceBundle(app, closers)
 

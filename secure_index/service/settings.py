@@ -13,10 +13,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["STORE_DIR", "Role", "ServiceSettings", "audit_path", "credentials_path"]
+__all__ = ["CKKS_DIR", "STORE_DIR", "Role", "ServiceSettings", "audit_path", "credentials_path"]
 
 MIB = 1 << 20
 STORE_DIR = "store"  # the index store's folder inside a service data dir
+CKKS_DIR = "ckks"  # the CKKS collections' folder inside the store's folder
 
 
 class Role(enum.StrEnum):
@@ -44,12 +45,18 @@ class ServiceSettings(BaseSettings):
         default=None, description="Bearer token between gateway and store (split roles)."
     )
     dcpe_key_file: Path | None = Field(default=None, description="DCPE keyring (gateway/all).")
+    ckks_key_file: Path | None = Field(
+        default=None, description="The gateway's CKKS search key (gateway/all): CKKS collections."
+    )
     model_path: str | None = Field(default=None, description="Encoder folder; default bundled.")
     adapter_path: Path | None = Field(default=None, description="Query-side adapter folder.")
     text_queries: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8100, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * MIB, ge=1024)
+    max_block_bytes: int = Field(
+        default=256 * MIB, ge=1024, description="Bodies of CKKS block uploads (about 90 MiB)."
+    )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_k: int = Field(default=1000, ge=1)
     snapshot_records: int = Field(default=50_000, ge=1)

@@ -13,16 +13,19 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
+from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
 from secure_index.service.http_errors import ApiError, BodySizeLimit, install_error_handlers
 from secure_index.service.schemas import DOC_ID, MAX_DIM, NAME, StoreQuery
 from secure_index.service.store_backend import StorePaths, spec_from_dict, spec_to_dict
+from secure_index.service.store_ckks_routes import install_store_ckks_routes
 
 __all__ = ["create_store_app"]
 
 logger = logging.getLogger(__name__)
 
 BEARER = "Bearer "
+CKKS_LARGE_PATHS = r"/internal/v1/ckks(/[^/]+/blocks/[^/]+/[^/]+)?"  # create, put block
 
 
 class _SpecBody(BaseModel):
@@ -50,15 +53,27 @@ class _DeleteBody(BaseModel):
     owner: str = Field(pattern=NAME)
 
 
-def create_store_app(store: IndexStore, *, token: str, max_body_bytes: int) -> FastAPI:
-    """The internal API over ``store``, guarded by ``token``."""
+def create_store_app(
+    store: IndexStore,
+    *,
+    token: str,
+    max_body_bytes: int,
+    ckks: CkksCollections | None = None,
+    max_block_bytes: int = 0,
+) -> FastAPI:
+    """The internal API over ``store`` (and ``ckks`` collections), guarded by ``token``."""
     app = FastAPI(
         title="fedembed index store (internal)",
         version="1",
         description="Encrypted-at-rest vector index; called only by the query gateway.",
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max_body_bytes,
+        large_paths=CKKS_LARGE_PATHS,
+        large_max_bytes=max_block_bytes,
+    )
     expected = token.encode()
 
     def gateway(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -108,4 +123,6 @@ def create_store_app(store: IndexStore, *, token: str, max_body_bytes: int) -> F
     def snapshot(name: str) -> dict[str, Any]:
         return {"generation": store.snapshot(name)}
 
+    if ckks is not None:
+        install_store_ckks_routes(app, ckks, guard)
     return app

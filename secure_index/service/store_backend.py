@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 import numpy as np
@@ -26,7 +26,7 @@ from secure_index.errors import (
 from secure_index.index.collection_spec import CollectionSpec, Hit, Metric, Protection
 from secure_index.index.index_store import CollectionStats, UpsertResult
 
-__all__ = ["RemoteStore", "StoreBackend", "StorePaths"]
+__all__ = ["RemoteStore", "StoreBackend", "StorePaths", "raise_store_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,19 @@ _BY_STATUS: dict[int, type[FedembedError]] = {
 }
 
 
+def raise_store_error(response: httpx.Response) -> NoReturn:
+    """Raise the user-facing error of a store's 4xx/5xx answer (its problem, expected, fix)."""
+    try:
+        err = response.json()["error"]
+        problem, expected, fix = err["problem"], err.get("expected", ""), err.get("fix", "")
+    except (ValueError, KeyError, TypeError):
+        problem, expected, fix = f"the index store answered {response.status_code}", "", ""
+    kind = _BY_STATUS.get(response.status_code)
+    if kind is None:
+        raise StorageError(f"index store: {problem}", expected=expected, fix=fix)
+    raise kind(problem, expected=expected, fix=fix)
+
+
 def spec_from_dict(raw: dict[str, Any]) -> CollectionSpec:
     """A :class:`CollectionSpec` from its JSON form."""
     return CollectionSpec(
@@ -160,15 +173,12 @@ class RemoteStore:
             ) from None
         if response.status_code < 400:
             return response.json()
-        try:
-            err = response.json()["error"]
-            problem, expected, fix = err["problem"], err.get("expected", ""), err.get("fix", "")
-        except (ValueError, KeyError, TypeError):
-            problem, expected, fix = f"the index store answered {response.status_code}", "", ""
-        kind = _BY_STATUS.get(response.status_code)
-        if kind is None:
-            raise StorageError(f"index store: {problem}", expected=expected, fix=fix)
-        raise kind(problem, expected=expected, fix=fix)
+        raise_store_error(response)
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client (base URL and token), shared with the CKKS client."""
+        return self._client
 
     def create_collection(self, spec: CollectionSpec) -> CollectionStats:
         """Create a collection on the store."""

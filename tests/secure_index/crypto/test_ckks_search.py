@@ -86,7 +86,8 @@ def test_the_store_and_the_nodes_cannot_decrypt(key384: CkksSearchKey) -> None:
     evaluation = ts.context_from(key384.evaluation_context())
     vector = ts.ckks_vector(public, [0.25] * 8)
     # Assert: neither exported context holds the secret key
-    assert not public.is_private() and not evaluation.is_private()
+    assert not public.is_private()
+    assert not evaluation.is_private()
     assert not evaluation.has_public_key()
     with pytest.raises(ValueError, match="secret_key"):
         vector.decrypt()
@@ -122,7 +123,8 @@ def test_encryption_is_randomised_and_words_look_uniform(key384: CkksSearchKey) 
     words = ciphertext_words(encryptor.public_context, first.diagonals[0])
     # Assert: same plaintext, different ciphertexts; words spread over [-1, 1)
     assert first.diagonals[0] != second.diagonals[0]
-    assert -1.0 <= words.min() < -0.9 and 0.9 < words.max() < 1.0
+    assert -1.0 <= words.min() < -0.9
+    assert 0.9 < words.max() < 1.0
     assert abs(float(words.mean())) < 0.05
 
 

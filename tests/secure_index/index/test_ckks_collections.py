@@ -1,0 +1,128 @@
+"""CKKS collections: blocks persist sealed, ownership holds, scores decrypt at the gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tenseal as ts
+
+from secure_index.crypto import KeyFileKeks
+from secure_index.crypto.ckks_search import CkksDocumentEncryptor, CkksSearchKey
+from secure_index.crypto.sealed_file import SealedContext, open_sealed
+from secure_index.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    IntegrityError,
+    OwnershipError,
+    RequestError,
+)
+from secure_index.index.ckks_collections import (
+    EVALUATION_FILE,
+    KIND_EVALUATION,
+    METRIC,
+    CkksCollections,
+)
+
+TENANT = "consortium"
+DIM = 12
+
+
+@pytest.fixture(scope="module")
+def key() -> CkksSearchKey:
+    return CkksSearchKey.generate(dimension=DIM)
+
+
+@pytest.fixture
+def keks(tmp_path: Path) -> KeyFileKeks:
+    return KeyFileKeks.create(tmp_path / "kek.json")
+
+
+def _unit(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _ranked(store: CkksCollections, key: CkksSearchKey, q: np.ndarray, **kw: str) -> list[str]:
+    blocks = store.score("c", key.encrypt_query(q), **kw)
+    scores = key.decrypt_scores([b.answer for b in blocks], [len(b.ids) for b in blocks])
+    ids = [i for b in blocks for i in b.ids]
+    return [ids[j] for j in np.argsort(-scores)]
+
+
+def test_blocks_survive_a_restart_and_score_like_plaintext(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey
+) -> None:
+    # Prepare
+    encryptor = CkksDocumentEncryptor(key.public_context(), dimension=DIM)
+    a, b = _unit(30, 1), _unit(20, 2)
+    root = tmp_path / "ckks"
+    store = CkksCollections(root, keks=keks, tenant=TENANT)
+    store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    store.put_block("c", "node-a", 0, [f"a{i}" for i in range(30)], encryptor.encrypt_block(a))
+    store.put_block("c", "node-b", 0, [f"b{i}" for i in range(20)], encryptor.encrypt_block(b))
+    # Execute
+    reopened = CkksCollections(root, keks=keks, tenant=TENANT)
+    ranked = _ranked(reopened, key, a[3])
+    only_b = _ranked(reopened, key, a[3], owner="node-b")
+    info = reopened.info("c")
+    # Assert
+    truth = np.argsort(-np.vstack([a, b]) @ a[3])
+    names = [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(20)]
+    assert ranked == [names[j] for j in truth]
+    assert set(only_b) == {f"b{i}" for i in range(20)}
+    assert (info.documents, info.blocks) == (50, 2)
+    assert reopened.names() == ["c"]
+
+
+def test_the_stored_evaluation_context_cannot_decrypt(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey
+) -> None:
+    store = CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT)
+    store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    expected = SealedContext(
+        tenant=TENANT, collection="c", kind=KIND_EVALUATION, dimension=DIM, metric=METRIC
+    )
+    path = tmp_path / "ckks" / "c" / EVALUATION_FILE
+    with open_sealed(path, expected=expected, keks=keks) as reader:
+        context = ts.context_from(bytes(reader.read()))
+    assert not context.is_private()
+    raw = path.read_bytes()
+    assert key.evaluation_context()[:4096] not in raw  # sealed at rest, not plain
+    with pytest.raises(IntegrityError):
+        open_sealed(path, expected=expected, keks=KeyFileKeks.create(tmp_path / "other.json"))
+
+
+def test_replace_delete_and_ownership(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey
+) -> None:
+    # Prepare
+    encryptor = CkksDocumentEncryptor(key.public_context(), dimension=DIM)
+    store = CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT)
+    store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    block = encryptor.encrypt_block(_unit(3, 3))
+    store.put_block("c", "node-a", 0, ["x", "y", "z"], block)
+    # Execute / Assert: an idempotent replace keeps the count
+    assert store.put_block("c", "node-a", 0, ["x", "y", "z"], block).documents == 3
+    with pytest.raises(OwnershipError, match="node-a"):
+        store.put_block("c", "node-b", 0, ["x", "q", "r"], block)
+    with pytest.raises(RequestError, match="already in block 0"):
+        store.put_block("c", "node-a", 1, ["z", "q", "r"], block)
+    with pytest.raises(RequestError, match="distinct"):
+        store.put_block("c", "node-a", 1, ["q", "q", "r"], block)
+    with pytest.raises(RequestError, match="3 documents"):
+        store.put_block("c", "node-a", 1, ["q", "r"], block)
+    with pytest.raises(RequestError, match="block number"):
+        store.put_block("c", "node-a", -1, ["q", "r", "s"], block)
+    assert not store.delete_block("c", "node-b", 0)  # node-b has no block 0
+    assert store.delete_block("c", "node-a", 0)
+    assert store.info("c").documents == 0
+    assert store.score("c", key.encrypt_query(_unit(1, 4)[0])) == []
+    assert CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT).info("c").blocks == 0
+    with pytest.raises(CollectionExistsError):
+        store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    with pytest.raises(CollectionNotFoundError, match="create it"):
+        store.info("nope")
+    with pytest.raises(RequestError, match="not allowed"):
+        store.create("../x", dimension=DIM, evaluation_context=key.evaluation_context())
