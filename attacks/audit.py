@@ -80,7 +80,7 @@ def run_audit(
     meta = audit.adapter.metadata if audit.adapter is not None else {}
     epsilon = float(meta.get("target_epsilon") or DEFAULT_EPSILON)
     delta = float(meta.get("target_delta") or DEFAULT_DELTA)
-    deployed = DeployedProtection.from_keyring(inputs.dcpe_keyring)
+    deployed = DeployedProtection.from_files(inputs.dcpe_keyring, inputs.ckks_key)
     cases = protection_cases(audit.data, audit.adapter, deployed, config)
     utility = audit.inversions(cases)
     raw = next(r for r in utility if r["protection"] == "raw")

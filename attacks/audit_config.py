@@ -78,6 +78,7 @@ class AuditInputs:
     model: Path | None = None
     adapter: Path | None = None
     dcpe_keyring: Path | None = None
+    ckks_key: Path | None = None  # the gateway's CKKS search key (CKKS collections deployed)
     index: Path | None = None
     data_dir: Path | None = None
     cache: Path | None = None

@@ -3,9 +3,10 @@
 A :class:`ProtectionCase` is what an attacker sees of a target embedding under one
 protection (``attacker_view``) plus SciFact test nDCG@10 with that protection applied as
 deployed: noise on documents and queries; DCPE on both with exact L2 search (what the
-index does); the query adapter on queries only. The *deployed* protection is the index's
-DCPE key when a keyring is given, otherwise encryption at rest only, which leaves the
-running index process holding raw vectors (so the raw case is the deployed one).
+index does); the query adapter on queries only. The *deployed* protections are the index's
+DCPE key when a keyring is given and its CKKS search when the gateway's CKKS key is given;
+with neither, encryption at rest only, which leaves the running index process holding raw
+vectors (so the raw case is the deployed one).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from attacks.protections import (
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
+from secure_index.crypto.ckks_search import CkksSearchKey, load_ckks_key
 from secure_index.crypto.dcpe import DcpeKey
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 
@@ -68,35 +70,49 @@ class ProtectionCase:
 
 @dataclass(frozen=True)
 class DeployedProtection:
-    """The protection the consortium's index uses (DCPE key), if known."""
+    """The protections the consortium's index uses: its DCPE key, its CKKS search key."""
 
     key: DcpeKey | None = None
     keyring_path: Path | None = None
+    ckks_key: CkksSearchKey | None = None
+    ckks_key_path: Path | None = None
 
     @classmethod
-    def from_keyring(cls, path: Path | None) -> DeployedProtection:
-        """The current key of a consortium DCPE keyring file (``None``: at rest only)."""
-        if path is None:
-            return cls()
-        return cls(key=DcpeKeyring.load(path).current(), keyring_path=path)
+    def from_files(cls, keyring: Path | None, ckks_key: Path | None) -> DeployedProtection:
+        """The deployed keys from their files (either may be ``None``)."""
+        return cls(
+            key=DcpeKeyring.load(keyring).current() if keyring is not None else None,
+            keyring_path=keyring,
+            ckks_key=load_ckks_key(ckks_key) if ckks_key is not None else None,
+            ckks_key_path=ckks_key,
+        )
 
     def describe(self, index: Path | None) -> dict[str, Any]:
         """The report's index section (never the key material)."""
-        collections: list[dict[str, Any]]
-        if self.key is None:
+        collections: list[dict[str, Any]] = []
+        if self.key is None and self.ckks_key is None:
             collections = [{"name": "all collections", "protection": "at-rest", "beta": None}]
-        else:
-            collections = [
+        if self.key is not None:
+            collections.append(
                 {
                     "name": "DCPE collections (consortium keyring)",
                     "protection": "dcpe",
                     "beta": self.key.beta,
                     "key_id": self.key.key_id,
                 }
-            ]
+            )
+        if self.ckks_key is not None:
+            collections.append(
+                {
+                    "name": "CKKS collections (gateway's search key)",
+                    "protection": "ckks",
+                    "beta": None,
+                }
+            )
         return {
             "path": str(index) if index is not None else None,
             "keyring": str(self.keyring_path) if self.keyring_path is not None else None,
+            "ckks_key": str(self.ckks_key_path) if self.ckks_key_path is not None else None,
             "collections": collections,
         }
 
@@ -159,31 +175,36 @@ def _alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> 
 
 
 def _ckks_cases(
-    data: AuditData, plain: np.ndarray, config: AuditConfig
+    data: AuditData, plain: np.ndarray, deployed: DeployedProtection, config: AuditConfig
 ) -> list[ProtectionCase]:
     """Encrypted search: the store holds CKKS ciphertexts and scores encrypted queries."""
     queries, docs = data.retrieval.queries, data.retrieval.documents
-    ckks = CkksEncryptedSearch(docs.shape[1])
+    is_live = deployed.ckks_key is not None
+    ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
     ndcg = scored_ndcg10(ckks.scores(queries, docs), data)
+    origin = "the gateway's key" if is_live else "a fresh key"
+    suffix = "" if is_live else " (not deployed)"
     threat = (
-        "holds the index store's CKKS ciphertexts of every document (and encrypted queries, "
-        "Galois and relinearisation keys), no decrypting key; reads the ciphertext words at "
-        "each document's slots"
+        f"holds the index store's CKKS ciphertexts (under {origin}) of every document, "
+        "encrypted queries, Galois and relinearisation keys, no decrypting key; reads the "
+        "ciphertext words at each document's slots"
     )
     return [
         ProtectionCase(
-            f"{ckks.name} ciphertext-only (not deployed)",
+            f"{ckks.name} ciphertext-only{suffix}",
             ckks.protect,
             ndcg,
             threat,
             optimisation=True,
+            deployed=is_live,
         ),
         ProtectionCase(
-            f"{ckks.name} known-plaintext n={config.kpa_pairs} (not deployed)",
+            f"{ckks.name} known-plaintext n={config.kpa_pairs}{suffix}",
             _known_plaintext_view(ckks.protect, plain),
             ndcg,
             f"{threat}; also holds {config.kpa_pairs} known (plaintext, ciphertext) pairs and "
             "fits a linear map back",
+            deployed=is_live,
         ),
     ]
 
@@ -200,7 +221,7 @@ def protection_cases(
             scifact_ndcg10(queries, docs, data, l2=False),
             "no protection (or encryption at rest only, seen by the index process)",
             optimisation=True,
-            deployed=deployed.key is None,
+            deployed=deployed.key is None and deployed.ckks_key is None,
         )
     ]
     for sigma in config.noise_sigmas:
@@ -263,7 +284,7 @@ def protection_cases(
             f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
         )
     )
-    cases.extend(_ckks_cases(data, plain, config))
+    cases.extend(_ckks_cases(data, plain, deployed, config))
     if adapter is not None:
         label = f"dp adapter eps={adapter.metadata.get('target_epsilon', '?')}"
         cases.append(

@@ -96,11 +96,11 @@ def audit_limitations(
         "rotation keeps every inner product (no retrieval loss) and leaves ciphertext-only "
         "attackers at chance, but a known-plaintext attacker with about as many pairs as "
         "dimensions undoes it exactly.",
-        "The CKKS-search rows measure a protection that is not yet served by the index "
-        "service: the store holds documents as CKKS ciphertexts under the query gateway's "
-        "key and scores encrypted queries without decrypting (exact nDCG, exhaustive "
-        "scoring). Its attackers read the ciphertext words at each document's slots; the "
-        "scheme's security rests on ring-LWE, which this measurement illustrates, not proves.",
+        "The CKKS-search rows measure encrypted search: the store holds documents as CKKS "
+        "ciphertexts under the query gateway's key and scores encrypted queries without "
+        "decrypting (exact nDCG, exhaustive scoring). Their attackers read the ciphertext "
+        "words at each document's slots; the scheme's security rests on ring-LWE, which "
+        "this measurement illustrates, not proves.",
         "Passing checks are evidence about these attacks on these data, not a proof that no "
         "other attack succeeds; the DP guarantee is the only worst-case statement.",
     ]
@@ -112,9 +112,10 @@ def audit_limitations(
         )
     if not adapter:
         notes.append("No adapter was given: no fine-tuned model, privacy ledger or DP recipe.")
-    if deployed.key is None:
+    if deployed.key is None and deployed.ckks_key is None:
         notes.append(
-            "No DCPE keyring was given: the deployed protection is encryption at rest only, "
-            "which protects stolen disks but not vectors seen by the running index process."
+            "No DCPE keyring or CKKS key was given: the deployed protection is encryption at "
+            "rest only, which protects stolen disks but not vectors seen by the running index "
+            "process."
         )
     return notes

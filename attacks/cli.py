@@ -34,6 +34,13 @@ def audit(
         Path | None,
         typer.Option("--dcpe-key-file", help="The consortium DCPE keyring the index uses."),
     ] = None,
+    ckks_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ckks-key-file",
+            help="The gateway's CKKS search key when the index serves CKKS collections.",
+        ),
+    ] = None,
     members: Annotated[
         Path | None,
         typer.Option("--members", help="Member folders (<node>/documents.jsonl): owner probe."),
@@ -72,6 +79,7 @@ def audit(
     from attacks.wordnet_glosses import check_wordnet_dir
     from embedding_core.adapter import Adapter
     from policies import load_default_policy, load_policy
+    from secure_index.crypto.ckks_search import load_ckks_key
     from secure_index.crypto.dcpe_keys import DcpeKeyring
 
     loaded = load_policy(policy) if policy is not None else load_default_policy()
@@ -79,6 +87,8 @@ def audit(
         Adapter.load(adapter)  # a missing or corrupt adapter fails before any attack runs
     if dcpe_key_file is not None:
         DcpeKeyring.load(dcpe_key_file)
+    if ckks_key_file is not None:
+        load_ckks_key(ckks_key_file)
     if index is not None:
         gather_index_evidence(index)
     if wordnet is not None:
@@ -88,6 +98,7 @@ def audit(
         model=model,
         adapter=adapter,
         dcpe_keyring=dcpe_key_file,
+        ckks_key=ckks_key_file,
         index=index,
         data_dir=resolve_data_dir(data_dir),
         cache=cache_dir,

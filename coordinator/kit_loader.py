@@ -34,6 +34,7 @@ from coordinator.kits import (
     AUTHORIZED_NODES,
     CA_CERT,
     CKKS_PUBLIC,
+    CKKS_SEARCH_KEY,
     CKKS_SECRET,
     COORDINATOR_FILES,
     COORDINATOR_SECRETS,
@@ -390,4 +391,5 @@ def load_gateway_kit(path: Path | str) -> GatewayKit:
         consortium_id=consortium_id,
         node_ids=tuple(node_ids),
         dcpe_keyring_path=kit / DCPE_KEYRING,
+        ckks_search_key_path=kit / CKKS_SEARCH_KEY,
     )

@@ -49,8 +49,10 @@ COORDINATOR_SECRETS: Final = (SERVER_KEY,)
 NODE_FILES: Final = (CA_CERT, AUTH_KEY, AUTH_PUB, CKKS_SECRET, DCPE_KEYRING)
 # DCPE_KEYRING is secret too; DcpeKeyring.load refuses it (not just warns) when readable.
 NODE_SECRETS: Final = (AUTH_KEY, CKKS_SECRET)
-GATEWAY_FILES: Final = (DCPE_KEYRING,)
-GATEWAY_SECRETS: Final = ()
+CKKS_SEARCH_KEY: Final = "ckks_search.key"
+SEARCH_DIMENSION: Final = 384  # the shared model's width (all-MiniLM-L6-v2)
+GATEWAY_FILES: Final = (DCPE_KEYRING, CKKS_SEARCH_KEY)
+GATEWAY_SECRETS: Final = (CKKS_SEARCH_KEY,)
 PARTS: Final = ("admin", "coordinator", "gateway", "nodes")
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
@@ -160,15 +162,17 @@ class CoordinatorKit:
 
 @dataclass(frozen=True)
 class GatewayKit:
-    """The query gateway's verified kit: the consortium's DCPE keyring.
+    """The query gateway's verified kit: the DCPE keyring and the CKKS search key.
 
-    Load the key with ``DcpeKeyring.load(kit.dcpe_keyring_path)``.
+    Load them with ``DcpeKeyring.load(kit.dcpe_keyring_path)`` and
+    ``load_ckks_key(kit.ckks_search_key_path)``.
     """
 
     path: Path
     consortium_id: str
     node_ids: tuple[str, ...]
     dcpe_keyring_path: Path
+    ckks_search_key_path: Path
 
 
 def sha256_file(path: Path) -> str:

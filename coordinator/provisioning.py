@@ -8,7 +8,7 @@
       coordinator/           shipped to the coordinator (SuperLink + ServerApp)
         ca.crt  server.crt  server.key  ckks_public.ctx  authorized_nodes.json  kit.json
       gateway/               shipped to the query gateway (secure index service)
-        dcpe_keyring.json  kit.json
+        dcpe_keyring.json  ckks_search.key  kit.json
       nodes/<node_id>/       shipped to one member organisation (SuperNode + ClientApp)
         ca.crt  auth.key  auth.pub  ckks_secret.ctx  dcpe_keyring.json  kit.json
 
@@ -19,8 +19,10 @@ consortium's one DCPE keyring (:class:`~secure_index.crypto.dcpe_keys.DcpeKeyrin
 tenant = consortium id): distance-comparison-preserving encryption (Fuchsbauer et al.,
 SCN 2022) only keeps ciphertext distances meaningful between vectors encrypted under the
 same key, so every node uploading to a collection and the gateway encrypting queries
-share it. The gateway kit holds that DCPE query key and nothing else: whoever runs the
-gateway can decrypt every node's DCPE-encrypted vectors, so it must be trusted with the
+share it. The gateway kit holds that DCPE query key and the CKKS search key (the secret
+of CKKS collections, :mod:`secure_index.crypto.ckks_search`: nodes fetch its public
+context from the gateway, the store gets only evaluation keys): whoever runs the gateway
+can decrypt every node's DCPE- or CKKS-encrypted vectors, so it must be trusted with the
 members' embeddings (it cannot decrypt CKKS aggregates or impersonate a node).
 
 Use the material with Flower 1.42::
@@ -77,6 +79,7 @@ from coordinator.kits import (
     CA_CERT,
     CA_KEY,
     CKKS_PUBLIC,
+    CKKS_SEARCH_KEY,
     CKKS_SECRET,
     COORDINATOR_FILES,
     DCPE_KEY_SCOPE,
@@ -87,6 +90,7 @@ from coordinator.kits import (
     MANIFEST,
     NODE_FILES,
     PARTS,
+    SEARCH_DIMENSION,
     SERVER_CERT,
     SERVER_KEY,
     CoordinatorKit,
@@ -98,6 +102,7 @@ from coordinator.kits import (
     sha256_file,
     validate_node_ids,
 )
+from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe import BETA_MAX
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.errors import KeyManagementError
@@ -279,6 +284,7 @@ def _provision_into(
             fix=err.fix,
         ) from None
     keyring = (gateway / DCPE_KEYRING).read_bytes()
+    save_ckks_key(CkksSearchKey.generate(dimension=SEARCH_DIMENSION), gateway / CKKS_SEARCH_KEY)
     _write_manifest(
         gateway,
         {

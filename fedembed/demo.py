@@ -78,12 +78,16 @@ def _audit_part(
     keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
     if not keyring.exists():
         keyring = out / "index" / "dcpe_keyring.json"
+    ckks_key = out / "kits" / "gateway" / "ckks_search.key"
+    if not ckks_key.exists():
+        ckks_key = out / "index" / "ckks_search.key"
     typer.echo("\naudit: attacking the released model and the index protection")
     inputs = AuditInputs(
         policy=load_default_policy(),
         model=model,
         adapter=released if (released / "adapter.safetensors").exists() else None,
         dcpe_keyring=keyring if keyring.exists() else None,
+        ckks_key=ckks_key if ckks_key.exists() else None,
         index=out / "index" / "service" if (out / "index" / "service").exists() else None,
         data_dir=data_dir,
         cache=cache_dir,

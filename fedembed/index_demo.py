@@ -1,11 +1,13 @@
 """The main job's index part: members upload, a partner searches, the audit log verifies.
 
 Starts a real ``fedembed index serve`` (gateway + encrypted store) on loopback with the
-federation's released query adapter, creates an at-rest collection and a DCPE
-collection, lets every member node upload its own documents with its own key (DCPE
-vectors encrypted on the node with the tenant keyring from its kit), then a partner
-sends every SciFact test claim as text. Result ids are mapped back to SciFact ids only
-here, by the evaluator, to score nDCG@10 of what partners actually receive.
+federation's released query adapter, creates an at-rest collection, a DCPE collection
+and a CKKS collection, lets every member node upload its own documents with its own key
+(DCPE vectors encrypted on the node with the tenant keyring from its kit; CKKS blocks
+encrypted on the node with the gateway's public context, scored by the store without a
+decrypting key), then a partner sends every SciFact test claim as text. Result ids are
+mapped back to SciFact ids only here, by the evaluator, to score nDCG@10 of what partners
+actually receive.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
 from secure_index.crypto import KeyFileKeks
+from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.local_service import start_index_service
@@ -31,7 +34,10 @@ __all__ = ["run_index_demo"]
 
 logger = logging.getLogger(__name__)
 
-AT_REST, DCPE = "scifact", "scifact-dcpe"
+CKKS_SEARCH_KEY = "ckks_search.key"  # as in the gateway kit (coordinator.kits)
+
+AT_REST, DCPE, CKKS = "scifact", "scifact-dcpe", "scifact-ckks"
+COLLECTIONS = (AT_REST, DCPE, CKKS)
 DEMO_DCPE_BETA = 1.0
 K = 10
 
@@ -44,6 +50,17 @@ def _keyring(kits: Path | None, work: Path) -> Path:
     path = work / "dcpe_keyring.json"
     if not path.exists():
         DcpeKeyring.create(path, tenant="demo", beta=DEMO_DCPE_BETA)
+    return path
+
+
+def _ckks_key(kits: Path | None, work: Path, dimension: int) -> Path:
+    """The gateway's CKKS search key from the provisioned kits, else a fresh one."""
+    candidate = kits / "gateway" / CKKS_SEARCH_KEY if kits else None
+    if candidate is not None and candidate.exists():
+        return candidate
+    path = work / CKKS_SEARCH_KEY
+    if not path.exists():
+        save_ckks_key(CkksSearchKey.generate(dimension=dimension), path)
     return path
 
 
@@ -64,7 +81,9 @@ def run_index_demo(
     if not kek_file.exists():
         KeyFileKeks.create(kek_file)
     keyring = _keyring(kits, work)
-    args = ["--key-file", str(kek_file), "--dcpe-key-file", str(keyring)]
+    ckks_key = _ckks_key(kits, work, encoder.dimension)
+    args = ["--key-file", str(kek_file), "--dcpe-key-file", str(keyring),
+            "--ckks-key-file", str(ckks_key)]  # fmt: skip
     if adapter is not None:
         args += ["--adapter", str(adapter)]
     if model is not None:
@@ -81,9 +100,12 @@ def run_index_demo(
                 )  # fmt: skip
                 if r.status_code not in (201, 409):
                     r.raise_for_status()
+            r = admin.post("/v1/admin/ckks-collections", json={"name": CKKS})
+            if r.status_code not in (201, 409):
+                r.raise_for_status()
             partner = admin.post(
                 "/v1/admin/credentials",
-                json={"role": "partner", "name": "demo-partner", "scopes": [AT_REST, DCPE],
+                json={"role": "partner", "name": "demo-partner", "scopes": list(COLLECTIONS),
                       "rate_per_minute": 100_000, "burst": 10_000},
             ).json()  # fmt: skip
             back: dict[str, str] = {}
@@ -91,10 +113,10 @@ def run_index_demo(
             for node_id, node_dir in members.items():
                 node = admin.post(
                     "/v1/admin/credentials",
-                    json={"role": "node", "name": node_id, "scopes": [AT_REST, DCPE],
+                    json={"role": "node", "name": node_id, "scopes": list(COLLECTIONS),
                           "rate_per_minute": 100_000, "burst": 10_000},
                 ).json()  # fmt: skip
-                for collection in (AT_REST, DCPE):
+                for collection in COLLECTIONS:
                     report = upload_documents(
                         node_dir, node_id=node_id, gateway_url=service.url, token=node["token"],
                         collection=collection, encoder=encoder, dcpe_key_file=keyring,
@@ -103,9 +125,13 @@ def run_index_demo(
                 for doc in load_node_data(node_dir).documents:
                     back[opaque_id(node_id, doc.id)] = doc.id
         beta = DcpeKeyring.load(keyring).current().beta
-        labels = {AT_REST: "encrypted at rest", DCPE: f"DCPE beta={beta:g}"}
-        with service.client(partner["token"]) as client:
-            for collection in (AT_REST, DCPE):
+        labels = {
+            AT_REST: "encrypted at rest",
+            DCPE: f"DCPE beta={beta:g}",
+            CKKS: "CKKS search (store scores ciphertexts)",
+        }
+        with service.client(partner["token"], timeout_s=120.0) as client:
+            for collection in COLLECTIONS:
                 rankings: dict[str, list[str]] = {}
                 latencies = []
                 for qid, text in test.queries.items():

@@ -45,10 +45,10 @@ class LocalIndexService:
             base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=60
         )
 
-    def client(self, token: str) -> httpx.Client:
+    def client(self, token: str, timeout_s: float = 60.0) -> httpx.Client:
         """An HTTP client carrying a partner or node key."""
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
         )
 
     def stop(self, timeout_s: float = 60.0) -> int:

@@ -5,7 +5,6 @@ evaluation keys; it never holds a key that decrypts a document, a query or a sco
 """
 
 import base64
-import binascii
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -58,7 +57,7 @@ def install_store_ckks_routes(
             return asdict(
                 ckks.create(body.name, dimension=body.dimension, evaluation_context=context)
             )
-        except (binascii.Error, KeyManagementError) as exc:
+        except (ValueError, KeyManagementError) as exc:  # binascii.Error is a ValueError
             raise RequestError(
                 "the evaluation context is not a CKKS evaluation context",
                 expected="base64 of CkksSearchKey.evaluation_context()",

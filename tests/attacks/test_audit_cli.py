@@ -22,6 +22,7 @@ from embedding_core import Encoder
 from embedding_core.adapter import Adapter
 from policies import AUDIT_CHECK_IDS, INDEX_CHECK_IDS, default_policy_path
 from secure_index.crypto import KeyFileKeks
+from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.index.hnsw_collection import CollectionSpec
 from secure_index.index.index_store import IndexStore
@@ -95,6 +96,7 @@ def audited(
         },
     )
     DcpeKeyring.create(work / "dcpe_keyring.json", tenant="consortium", beta=1.0)
+    save_ckks_key(CkksSearchKey.generate(dimension=encoder.dimension), work / "ckks_search.key")
     index = _index(work / "index", work / "kek.json")
     members = _members(work / "members", shared_data_dir)
     wordnet = write_wordnet(work / "wordnet")
@@ -104,6 +106,7 @@ def audited(
         "--out", str(work / "report"),
         "--adapter", str(work / "adapter"),
         "--dcpe-key-file", str(work / "dcpe_keyring.json"),
+        "--ckks-key-file", str(work / "ckks_search.key"),
         "--index", str(index),
         "--members", str(members),
         "--wordnet", str(wordnet),
@@ -147,7 +150,15 @@ def test_report_covers_every_check_the_ledger_and_working_attacks(
     assert checks["epsilon"]["status"] == "pass"
     policy_hash = hashlib.sha256(default_policy_path().read_bytes()).hexdigest()
     assert report["policy"]["sha256"] == policy_hash
-    assert report["subject"]["index"]["collections"][0]["protection"] == "dcpe"
+    protections = [c["protection"] for c in report["subject"]["index"]["collections"]]
+    assert protections == ["dcpe", "ckks"]
+    # Encrypted search is deployed: the store's view defeats every attack at no utility cost.
+    utility = {row["protection"]: row for row in report["utility"]}
+    ckks = utility["ckks search ciphertext-only"]
+    assert ckks["deployed"]
+    assert ckks["inversion_f1"] <= 0.1 < utility["raw"]["inversion_f1"]
+    assert abs(ckks["ndcg10"] - utility["raw"]["ndcg10"]) < 0.005
+    assert ckks["attribute_accuracy"] < 0.2 < utility["raw"]["attribute_accuracy"]
     attacks = {r["attack"] for r in report["attacks"]}
     assert {
         "optimisation_inversion",

@@ -48,6 +48,7 @@ from coordinator.provisioning import (
 )
 from embedding_core.errors import FedembedError
 from secure_index.crypto.dcpe import ScaleAndPerturb
+from secure_index.crypto.ckks_search import load_ckks_key
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 
 NODES = ["hospital-a", "bank_b", "Insurer3"]
@@ -56,6 +57,7 @@ SECRET_FILES = {
     "admin/ca.key",
     "coordinator/server.key",
     f"gateway/{KEYRING}",
+    "gateway/ckks_search.key",
     *(f"nodes/{n}/{f}" for n in NODES for f in ("auth.key", "ckks_secret.ctx", KEYRING)),
 }
 
@@ -108,6 +110,7 @@ def test_layout_and_permissions(consortium: ProvisionResult) -> None:
             for f in ("ca.crt", "auth.key", "auth.pub", "ckks_secret.ctx", KEYRING, "kit.json")
         ),
         f"gateway/{KEYRING}",
+        "gateway/ckks_search.key",
         "gateway/kit.json",
     }
     found = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
@@ -290,7 +293,7 @@ def test_manifests(consortium: ProvisionResult) -> None:
     assert gateway["kind"] == "gateway"
     assert gateway["node_ids"] == NODES
     assert gateway["dcpe_key_scope"] == "consortium"
-    assert set(gateway["files"]) == {KEYRING}
+    assert set(gateway["files"]) == {KEYRING, "ckks_search.key"}
 
 
 def test_custom_ckks_parameters(tmp_path: Path) -> None:
@@ -407,6 +410,8 @@ def test_load_gateway_kit(consortium: ProvisionResult) -> None:
     ring = DcpeKeyring.load(gateway.dcpe_keyring_path)
     assert ring.tenant == gateway.consortium_id
     assert "prf_key" not in repr(gateway)
+    search_key = load_ckks_key(gateway.ckks_search_key_path)  # the gateway's CKKS secret
+    assert search_key.layout.dimension == 384
 
 
 @pytest.mark.parametrize("name", [KEYRING, "ckks_secret.ctx", "ca.crt", "auth.pub"])
