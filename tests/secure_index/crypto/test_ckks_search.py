@@ -14,6 +14,7 @@ from secure_index.crypto.ckks_search import (
     CkksDocumentEncryptor,
     CkksInnerProductScorer,
     CkksSearchKey,
+    EncryptedBlock,
     ciphertext_words,
 )
 from secure_index.errors import KeyManagementError, RequestError
@@ -165,3 +166,22 @@ def test_bad_blocks_queries_and_contexts_are_refused(key384: CkksSearchKey) -> N
         CkksInnerProductScorer(b"garbage", dimension=384)
     with pytest.raises(RequestError, match="width"):
         BlockLayout(SLOTS)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=5000),
+    diagonals=st.lists(st.binary(max_size=64), max_size=6),
+)
+def test_block_framing_round_trips(count: int, diagonals: list[bytes]) -> None:
+    block = EncryptedBlock(count=count, diagonals=tuple(diagonals))
+    assert EncryptedBlock.from_bytes(block.to_bytes()) == block
+
+
+@pytest.mark.parametrize("cut", [0, 5, 20, -1])
+def test_truncated_or_foreign_framing_is_refused(cut: int) -> None:
+    data = EncryptedBlock(count=2, diagonals=(b"abc", b"defg")).to_bytes()
+    broken = data[:cut] if cut >= 0 else data + b"x"
+    with pytest.raises(RequestError, match="malformed") as info:
+        EncryptedBlock.from_bytes(broken)
+    assert "Fix:" in str(info.value)
