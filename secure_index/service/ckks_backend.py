@@ -22,7 +22,7 @@ import httpx
 from secure_index.crypto.ckks_search import EncryptedBlock
 from secure_index.errors import RequestError, StorageError
 from secure_index.index.ckks_collections import CkksCollectionInfo, ScoredBlock
-from secure_index.service.store_backend import raise_store_error
+from secure_index.service.store_backend import call_store
 
 __all__ = [
     "OCTET_STREAM",
@@ -148,17 +148,7 @@ class RemoteCkksStore:
         self._client = client
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StorageError(
-                f"the index store is unreachable ({type(exc).__name__})",
-                expected="a running `fedembed index serve --role store`",
-                fix="start the store or correct FEDEMBED_INDEX_STORE_URL",
-            ) from None
-        if response.status_code >= 400:
-            raise_store_error(response)
-        return response.json()
+        return call_store(self._client, method, path, **kwargs)
 
     def names(self) -> list[str]:
         """The store's CKKS collections."""

@@ -131,6 +131,19 @@ class GatewayAccess:
         )
         raise err
 
+    def allowed(
+        self, cred: Credential, action: str, collection: str, detail: dict[str, object]
+    ) -> None:
+        """Appends an allowed action of ``cred`` (its name joins ``detail``)."""
+        self._audit.append(
+            actor=cred.key_id,
+            role=str(cred.role),
+            action=action,
+            collection=collection,
+            decision=Decision.ALLOW,
+            detail={"name": cred.name, **detail},
+        )
+
     def authorise(self, cred: Credential, role: Role, action: str, collection: str) -> None:
         """Checks the key's role, its scope and its rate limit; a failure is denied."""
         if cred.role is not role:

@@ -72,7 +72,6 @@ def create_gateway_app(
         app,
         backend=backend,
         embedder=embedder,
-        audit=audit,
         access=access,
         limits=limits,
         ckks=ckks,

@@ -173,14 +173,7 @@ def install_gateway_ckks_routes(
         info = await run_in_threadpool(
             ckks.backend.put_block, collection, cred.name, number, ids, block
         )
-        audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=Action.UPLOAD,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={"name": cred.name, "block": number, "items": len(ids)},
-        )
+        access.allowed(cred, Action.UPLOAD, collection, {"block": number, "items": len(ids)})
         return asdict(info)
 
     @app.delete("/v1/collections/{collection}/blocks/{number}", responses=ERROR_RESPONSES)
@@ -190,12 +183,5 @@ def install_gateway_ckks_routes(
         """Delete the calling node's block ``number``."""
         authorise(cred, Role.NODE, Action.DELETE, collection)
         deleted = ckks.backend.delete_block(collection, cred.name, number)
-        audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=Action.DELETE,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={"name": cred.name, "block": number, "deleted": deleted},
-        )
+        access.allowed(cred, Action.DELETE, collection, {"block": number, "deleted": deleted})
         return {"collection": collection, "block": number, "deleted": deleted}

@@ -13,7 +13,6 @@ import numpy as np
 from fastapi import Depends, FastAPI
 
 from secure_index.index.hnsw_collection import Protection
-from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import Credential, Role
 from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
 from secure_index.service.gateway_ckks import (
@@ -44,7 +43,6 @@ def install_data_routes(
     *,
     backend: StoreBackend,
     embedder: QueryEmbedder,
-    audit: AuditLog,
     access: GatewayAccess,
     limits: GatewayLimits,
     ckks: CkksGatewaySearch | None = None,
@@ -141,14 +139,11 @@ def install_data_routes(
             hits = backend.knn_query(
                 collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
             )[0]
-        audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=Action.QUERY,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={
-                "name": cred.name,
+        access.allowed(
+            cred,
+            Action.QUERY,
+            collection,
+            {
                 "k": body.k,
                 "kind": "text" if body.text else "vector",
                 "results": [h.doc_id for h in hits],
@@ -186,14 +181,11 @@ def install_data_routes(
             owner=cred.name,
             tags=[i.tags for i in body.items],
         )
-        audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=Action.UPLOAD,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={
-                "name": cred.name,
+        access.allowed(
+            cred,
+            Action.UPLOAD,
+            collection,
+            {
                 "items": len(body.items),
                 "inserted": result.inserted,
                 "updated": result.updated,
@@ -211,12 +203,7 @@ def install_data_routes(
         """Delete the calling node's own documents (durable)."""
         authorise(cred, Role.NODE, Action.DELETE, collection)
         deleted = backend.delete(collection, body.ids, owner=cred.name)
-        audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=Action.DELETE,
-            collection=collection,
-            decision=Decision.ALLOW,
-            detail={"name": cred.name, "requested": len(body.ids), "deleted": deleted},
+        access.allowed(
+            cred, Action.DELETE, collection, {"requested": len(body.ids), "deleted": deleted}
         )
         return DeleteResult(collection=collection, deleted=deleted)

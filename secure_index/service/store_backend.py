@@ -26,7 +26,7 @@ from secure_index.errors import (
 from secure_index.index.collection_spec import CollectionSpec, Hit, Metric, Protection
 from secure_index.index.index_store import CollectionStats, UpsertResult
 
-__all__ = ["RemoteStore", "StoreBackend", "StorePaths", "raise_store_error"]
+__all__ = ["RemoteStore", "StoreBackend", "StorePaths", "call_store", "raise_store_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,21 @@ _BY_STATUS: dict[int, type[FedembedError]] = {
 }
 
 
+def call_store(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One call to the store's internal API: its JSON answer, or the user-facing error."""
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise StorageError(
+            f"the index store is unreachable ({type(exc).__name__})",
+            expected="a running `fedembed index serve --role store`",
+            fix="start the store or correct FEDEMBED_INDEX_STORE_URL",
+        ) from None
+    if response.status_code >= 400:
+        raise_store_error(response)
+    return response.json()
+
+
 def raise_store_error(response: httpx.Response) -> NoReturn:
     """Raise the user-facing error of a store's 4xx/5xx answer (its problem, expected, fix)."""
     try:
@@ -163,17 +178,7 @@ class RemoteStore:
         )
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            response = self._client.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise StorageError(
-                f"the index store is unreachable ({type(exc).__name__})",
-                expected="a running `fedembed index serve --role store`",
-                fix="start the store or correct FEDEMBED_INDEX_STORE_URL",
-            ) from None
-        if response.status_code < 400:
-            return response.json()
-        raise_store_error(response)
+        return call_store(self._client, method, path, json=body)
 
     @property
     def client(self) -> httpx.Client:
