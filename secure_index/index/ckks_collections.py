@@ -13,12 +13,13 @@ bound: tenant, collection, kind, dimension, document count), so a stolen disk ho
 ciphertexts of ciphertexts; in memory the store holds only CKKS ciphertexts.
 
 Layout: ``<root>/<collection>/evaluation.sealed`` and
-``<root>/<collection>/blocks/<owner>.<number>.sealed`` (payload: a length-prefixed JSON
-header ``{"owner", "block", "ids"}`` then the block's framing).
+``<root>/<collection>/blocks/<sha256(collection|owner|number)[:32]>.sealed`` (payload: a
+length-prefixed JSON header ``{"owner", "block", "ids"}`` then the block's framing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import struct
@@ -145,7 +146,9 @@ class CkksCollections:
         )
 
     def _block_path(self, name: str, owner: str, number: int) -> Path:
-        return self.root / name / BLOCKS_DIR / f"{owner}.{number}.sealed"
+        # an opaque name: a disk thief learns neither node names nor block numbers
+        digest = hashlib.sha256(f"{name}|{owner}|{number}".encode()).hexdigest()[:32]
+        return self.root / name / BLOCKS_DIR / f"{digest}.sealed"
 
     def _load(self, folder: Path) -> None:
         name = folder.name
