@@ -167,6 +167,7 @@ def test_ckks_search_scores_like_plaintext_and_hides_the_vectors() -> None:
     rotation = KeyedRotation(64)
     rotated = LinearMapAttacker().fit(rotation.protect(plain[:500]), plain[:500])
     scores = ckks.scores(plain[:3], plain[:50])
+
     # Assert: the map that undoes a rotation learns nothing from the ciphertext words
     def mean_cosine(estimate: np.ndarray) -> float:
         norms = np.linalg.norm(estimate, axis=1) * np.linalg.norm(plain[500:], axis=1)
