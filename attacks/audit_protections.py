@@ -33,7 +33,7 @@ from attacks.protections import (
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
-from secure_index.crypto.ckks_search import CkksSearchKey, load_ckks_key
+from secure_index.crypto.ckks_search_key import CkksSearchKey, load_ckks_key
 from secure_index.crypto.dcpe import DcpeKey
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 

@@ -79,7 +79,7 @@ def audit(
     from attacks.wordnet_glosses import check_wordnet_dir
     from embedding_core.adapter import Adapter
     from policies import load_default_policy, load_policy
-    from secure_index.crypto.ckks_search import load_ckks_key
+    from secure_index.crypto.ckks_search_key import load_ckks_key
     from secure_index.crypto.dcpe_keys import DcpeKeyring
 
     loaded = load_policy(policy) if policy is not None else load_default_policy()

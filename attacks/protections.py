@@ -32,9 +32,9 @@ from numpy.typing import NDArray
 from secure_index.crypto.ckks_search import (
     CkksDocumentEncryptor,
     CkksInnerProductScorer,
-    CkksSearchKey,
     ciphertext_words,
 )
+from secure_index.crypto.ckks_search_key import CkksSearchKey
 from secure_index.crypto.dcpe import DcpeKey, ScaleAndPerturb
 
 __all__ = [

@@ -33,11 +33,8 @@ from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data import BeirDataset, load_beir, resolve_dataset_dir
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.retrieval import RetrievalVectors, embed_retrieval
-from secure_index.crypto.ckks_search import (
-    CkksDocumentEncryptor,
-    CkksInnerProductScorer,
-    CkksSearchKey,
-)
+from secure_index.crypto.ckks_search import CkksDocumentEncryptor, CkksInnerProductScorer
+from secure_index.crypto.ckks_search_key import CkksSearchKey
 
 DEFAULT_DATA = Path("/work/shared/data")
 DEFAULT_CACHE = Path("/work/fedembed-cache")

@@ -102,7 +102,7 @@ from coordinator.kits import (
     sha256_file,
     validate_node_ids,
 )
-from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
+from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe import BETA_MAX
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.errors import KeyManagementError

@@ -24,7 +24,7 @@ from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
 from secure_index.crypto import KeyFileKeks
-from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
+from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.local_service import start_index_service

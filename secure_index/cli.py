@@ -114,7 +114,7 @@ def ckks_keygen(
     dimension: Annotated[int, typer.Option(help="Vector width of the model.")] = 384,
 ) -> None:
     """Create the gateway's CKKS search key (store it in the gateway kit only)."""
-    from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
+    from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 
     if out.exists():
         raise KeyManagementError(

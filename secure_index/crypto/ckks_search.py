@@ -4,7 +4,8 @@ Documents and queries stay encrypted under the query gateway's CKKS key (Cheon, 
 and Song, "Homomorphic Encryption for Arithmetic of Approximate Numbers", ASIACRYPT 2017;
 Microsoft SEAL through TenSEAL's bindings). Three holders, three artefacts:
 
-* the **gateway** holds :class:`CkksSearchKey` (the secret key). It hands nodes the
+* the **gateway** holds :class:`~secure_index.crypto.ckks_search_key.CkksSearchKey`
+  (the secret key, :mod:`secure_index.crypto.ckks_search_key`). It hands nodes the
   *public context* (public key only), hands the store the *evaluation context* (Galois
   and relinearisation keys only), encrypts each query and decrypts the encrypted scores;
 * a **member node** turns its unit vectors into :class:`EncryptedBlock` objects with
@@ -53,11 +54,8 @@ __all__ = [
     "BlockLayout",
     "CkksDocumentEncryptor",
     "CkksInnerProductScorer",
-    "CkksSearchKey",
     "EncryptedBlock",
     "ciphertext_words",
-    "load_ckks_key",
-    "save_ckks_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,12 +68,9 @@ _CIPHERTEXT_FILE = "ciphertext.bin"
 BLOCK_MAGIC = b"FECKKSB1"  # wire and at-rest framing of an EncryptedBlock
 _BLOCK_HEAD = struct.Struct("<8sII")  # magic, document count, diagonal count
 _LENGTH = struct.Struct("<Q")
-KEY_FILE_MAGIC = b"FECKKSK1"  # key file: magic || u32 dimension || secret context
-_KEY_HEAD = struct.Struct("<8sI")
-KEY_FILE_MODE = 0o600
 
 
-def _context_error(what: str, exc: Exception) -> KeyManagementError:
+def context_error(what: str, exc: Exception) -> KeyManagementError:
     return KeyManagementError(
         f"the CKKS {what} could not be read ({type(exc).__name__})",
         expected=f"the bytes of a CKKS {what} written by fedembed's query gateway",
@@ -175,7 +170,7 @@ class EncryptedBlock:
         return cls(count=count, diagonals=tuple(diagonals))
 
 
-def _check_vectors(vectors: ArrayLike, dimension: int, what: str) -> NDArray[np.float64]:
+def check_vectors(vectors: ArrayLike, dimension: int, what: str) -> NDArray[np.float64]:
     array = np.asarray(vectors, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != dimension:
         raise RequestError(
@@ -222,7 +217,7 @@ def _seal_bytes(obj: seal.Ciphertext) -> bytes:
         return path.read_bytes()
 
 
-def _seal_ciphertext(context: ts.Context, data: bytes) -> seal.Ciphertext:
+def seal_ciphertext(context: ts.Context, data: bytes) -> seal.Ciphertext:
     with tempfile.TemporaryDirectory(prefix="fedembed-ckks-") as folder:
         path = Path(folder) / _CIPHERTEXT_FILE
         path.write_bytes(data)
@@ -247,115 +242,12 @@ def ciphertext_words(context: ts.Context, data: bytes) -> NDArray[np.float64]:
 
     What anyone holding ``data`` reads without a key; the audit's attackers start here.
     """
-    ciphertext = _seal_ciphertext(context, _seal_bytes(_load_vector(context, data, "ciphertext")))
+    ciphertext = seal_ciphertext(context, _seal_bytes(_load_vector(context, data, "ciphertext")))
     prime = context.seal_context().data.key_context_data().parms().coeff_modulus()[0].value()
     words = ciphertext.dyn_array()
     raw = np.array([words.at(i) for i in range(ciphertext.poly_modulus_degree())], dtype=np.float64)
     centred: NDArray[np.float64] = (raw - prime / 2.0) / (prime / 2.0)
     return centred
-
-
-class CkksSearchKey:
-    """The gateway's CKKS key: exports contexts, encrypts queries, decrypts scores.
-
-    Its secret never leaves except through :meth:`to_bytes` (which the caller seals).
-
-    Args:
-        context: A private TenSEAL context with Galois and relinearisation keys.
-        dimension: Vector width.
-    """
-
-    def __init__(self, context: ts.Context, *, dimension: int) -> None:
-        if not context.is_private():
-            raise KeyManagementError(
-                "a CKKS search key needs the secret key; this context has none",
-                expected="the gateway's private CKKS context",
-                fix="load the gateway's key file, not a node's public context",
-            )
-        self.layout = BlockLayout(dimension)
-        self._context = context
-        self._decryptor = seal.Decryptor(context.seal_context().data, context.secret_key().data)
-        self._encoder = seal.CKKSEncoder(context.seal_context().data)
-
-    @classmethod
-    def generate(cls, *, dimension: int) -> CkksSearchKey:
-        """A fresh key for ``dimension``-wide vectors (128-bit ring-LWE parameters)."""
-        context = ts.context(
-            ts.SCHEME_TYPE.CKKS, POLY_MODULUS_DEGREE, coeff_mod_bit_sizes=list(COEFF_MODULUS_BITS)
-        )
-        context.global_scale = 2.0**SCALE_BITS
-        context.generate_galois_keys()
-        context.generate_relin_keys()
-        logger.info("ckks-search: generated a key for %d-wide vectors", dimension)
-        return cls(context, dimension=dimension)
-
-    def to_bytes(self) -> bytes:
-        """The secret context (keep it sealed: it decrypts every document)."""
-        return bytes(self._context.serialize(save_secret_key=True))
-
-    @classmethod
-    def from_bytes(cls, data: bytes, *, dimension: int) -> CkksSearchKey:
-        """Load :meth:`to_bytes` output."""
-        try:
-            context = ts.context_from(data)
-        except Exception as exc:
-            raise _context_error("secret context", exc) from exc
-        return cls(context, dimension=dimension)
-
-    def public_context(self) -> bytes:
-        """What nodes get: the parameters and the public key (encrypt only)."""
-        return bytes(
-            self._context.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=False,
-            )
-        )
-
-    def evaluation_context(self) -> bytes:
-        """What the store gets: the parameters, Galois and relinearisation keys."""
-        return bytes(
-            self._context.serialize(
-                save_public_key=False,
-                save_secret_key=False,
-                save_galois_keys=True,
-                save_relin_keys=True,
-            )
-        )
-
-    def encrypt_query(self, vector: ArrayLike) -> bytes:
-        """The query ciphertext: ``q[s mod d]`` in every slot ``s``."""
-        d = self.layout.dimension
-        q = _check_vectors(np.asarray(vector, dtype=np.float64).reshape(1, -1), d, "query")[0]
-        tiled = np.resize(q, self.layout.slots)
-        return bytes(ts.ckks_vector(self._context, tiled.tolist()).serialize())
-
-    def decrypt_scores(
-        self, results: Sequence[bytes], counts: Sequence[int]
-    ) -> NDArray[np.float64]:
-        """The inner products of the query with every document, in block order."""
-        if len(results) != len(counts):
-            raise RequestError(
-                f"{len(results)} encrypted score vectors for {len(counts)} blocks",
-                expected="one score vector per block",
-                fix="ask the store again; it answers one ciphertext per block",
-            )
-        parts = []
-        for data, count in zip(results, counts, strict=True):
-            try:
-                ciphertext = _seal_ciphertext(self._context, data)
-                plain = seal.Plaintext()
-                self._decryptor.decrypt(ciphertext, plain)
-                values = np.asarray(self._encoder.decode_double(plain))
-            except Exception as exc:
-                raise RequestError(
-                    f"an encrypted score vector could not be decrypted ({type(exc).__name__})",
-                    expected="the store's answer to a query encrypted under this key",
-                    fix="check that the store holds blocks of this key's public context",
-                ) from exc
-            parts.append(values[:count])
-        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 class CkksDocumentEncryptor:
@@ -370,7 +262,7 @@ class CkksDocumentEncryptor:
         try:
             self._context = ts.context_from(public_context)
         except Exception as exc:
-            raise _context_error("public context", exc) from exc
+            raise context_error("public context", exc) from exc
         if self._context.is_private() or not self._context.has_public_key():
             raise KeyManagementError(
                 "a node's CKKS context must hold the public key and no secret key",
@@ -387,7 +279,7 @@ class CkksDocumentEncryptor:
 
     def encrypt_block(self, vectors: ArrayLike) -> EncryptedBlock:
         """One block of at most ``layout.capacity`` vectors."""
-        array = _check_vectors(vectors, self.layout.dimension, "document vectors")
+        array = check_vectors(vectors, self.layout.dimension, "document vectors")
         if not 1 <= len(array) <= self.layout.capacity:
             raise RequestError(
                 f"a block of {len(array)} vectors",
@@ -402,7 +294,7 @@ class CkksDocumentEncryptor:
 
     def encrypt(self, vectors: ArrayLike) -> list[EncryptedBlock]:
         """All vectors, in order, split into full blocks and one last partial block."""
-        array = _check_vectors(vectors, self.layout.dimension, "document vectors")
+        array = check_vectors(vectors, self.layout.dimension, "document vectors")
         cap = self.layout.capacity
         blocks = [self.encrypt_block(array[i : i + cap]) for i in range(0, len(array), cap)]
         logger.info("ckks-search: encrypted %d vectors into %d blocks", len(array), len(blocks))
@@ -421,7 +313,7 @@ class CkksInnerProductScorer:
         try:
             self._context = ts.context_from(evaluation_context)
         except Exception as exc:
-            raise _context_error("evaluation context", exc) from exc
+            raise context_error("evaluation context", exc) from exc
         if self._context.is_private() or not self._context.has_galois_keys():
             raise KeyManagementError(
                 "the store's CKKS context must hold Galois keys and no secret key",
@@ -500,36 +392,3 @@ class CkksInnerProductScorer:
             results.append(_seal_bytes(total))
         logger.info("ckks-search: scored %d blocks", len(results))
         return results
-
-
-def save_ckks_key(key: CkksSearchKey, path: Path) -> None:
-    """Write the gateway's key file (owner-only permissions; it decrypts every document)."""
-    from secure_index.storage.atomic_file import atomic_write  # deferred: import cycle
-
-    data = _KEY_HEAD.pack(KEY_FILE_MAGIC, key.layout.dimension) + key.to_bytes()
-    atomic_write(Path(path), [data], mode=KEY_FILE_MODE)
-    logger.info("ckks-search: wrote a key file for %d-wide vectors", key.layout.dimension)
-
-
-def load_ckks_key(path: Path) -> CkksSearchKey:
-    """Read :func:`save_ckks_key` output."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyManagementError(
-            f"cannot read the CKKS key file {path} ({exc.strerror})",
-            expected="the gateway's CKKS key file (fedembed index ckks-keygen writes it)",
-            fix="point FEDEMBED_INDEX_CKKS_KEY_FILE at the gateway kit's ckks_search.key",
-        ) from None
-    try:
-        magic, dimension = _KEY_HEAD.unpack_from(data, 0)
-    except struct.error:
-        magic, dimension = b"", 0
-    if magic != KEY_FILE_MAGIC:
-        raise KeyManagementError(
-            f"{path} is not a fedembed CKKS key file",
-            expected="a file written by fedembed index ckks-keygen",
-            fix="point FEDEMBED_INDEX_CKKS_KEY_FILE at the gateway kit's ckks_search.key",
-        )
-    return CkksSearchKey.from_bytes(data[_KEY_HEAD.size :], dimension=dimension)

@@ -121,26 +121,29 @@ class GatewayAccess:
         self, cred: Credential, action: str, collection: str, decision: str, err: ApiError
     ) -> None:
         """Appends the denial to the audit log, then raises ``err``."""
-        self._audit.append(
-            actor=cred.key_id,
-            role=str(cred.role),
-            action=action,
-            collection=collection,
-            decision=decision,
-            detail={"name": cred.name, "status": err.status},
-        )
+        self._record(cred, action, collection, decision, {"status": err.status})
         raise err
 
     def allowed(
         self, cred: Credential, action: str, collection: str, detail: dict[str, object]
     ) -> None:
         """Appends an allowed action of ``cred`` (its name joins ``detail``)."""
+        self._record(cred, action, collection, Decision.ALLOW, detail)
+
+    def _record(
+        self,
+        cred: Credential,
+        action: str,
+        collection: str,
+        decision: str,
+        detail: dict[str, object],
+    ) -> None:
         self._audit.append(
             actor=cred.key_id,
             role=str(cred.role),
             action=action,
             collection=collection,
-            decision=Decision.ALLOW,
+            decision=decision,
             detail={"name": cred.name, **detail},
         )
 

@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from secure_index.crypto.ckks_search import CkksSearchKey
+from secure_index.crypto.ckks_search_key import CkksSearchKey
 from secure_index.index.ckks_collections import METRIC, CkksCollectionInfo
 from secure_index.index.collection_spec import Hit
 from secure_index.service.audit_log import AuditLog

@@ -22,7 +22,7 @@ from embedding_core import Encoder
 from embedding_core.adapter import Adapter
 from policies import AUDIT_CHECK_IDS, INDEX_CHECK_IDS, default_policy_path
 from secure_index.crypto import KeyFileKeks
-from secure_index.crypto.ckks_search import CkksSearchKey, save_ckks_key
+from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 from secure_index.index.hnsw_collection import CollectionSpec
 from secure_index.index.index_store import IndexStore

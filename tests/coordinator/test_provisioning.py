@@ -47,7 +47,7 @@ from coordinator.provisioning import (
     validate_node_ids,
 )
 from embedding_core.errors import FedembedError
-from secure_index.crypto.ckks_search import load_ckks_key
+from secure_index.crypto.ckks_search_key import load_ckks_key
 from secure_index.crypto.dcpe import ScaleAndPerturb
 from secure_index.crypto.dcpe_keys import DcpeKeyring
 

@@ -13,10 +13,10 @@ from secure_index.crypto.ckks_search import (
     BlockLayout,
     CkksDocumentEncryptor,
     CkksInnerProductScorer,
-    CkksSearchKey,
     EncryptedBlock,
     ciphertext_words,
 )
+from secure_index.crypto.ckks_search_key import CkksSearchKey
 from secure_index.errors import KeyManagementError, RequestError
 
 SCORE_TOLERANCE = 1e-5

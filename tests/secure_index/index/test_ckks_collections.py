@@ -9,7 +9,8 @@ import pytest
 import tenseal as ts
 
 from secure_index.crypto import KeyFileKeks
-from secure_index.crypto.ckks_search import CkksDocumentEncryptor, CkksSearchKey
+from secure_index.crypto.ckks_search import CkksDocumentEncryptor
+from secure_index.crypto.ckks_search_key import CkksSearchKey
 from secure_index.crypto.sealed_file import SealedContext, open_sealed
 from secure_index.errors import (
     CollectionExistsError,
