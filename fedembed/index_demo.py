@@ -128,7 +128,7 @@ def run_index_demo(
         labels = {
             AT_REST: "encrypted at rest",
             DCPE: f"DCPE beta={beta:g}",
-            CKKS: "CKKS search (store scores ciphertexts)",
+            CKKS: "CKKS search",
         }
         with service.client(partner["token"], timeout_s=120.0) as client:
             for collection in COLLECTIONS:
