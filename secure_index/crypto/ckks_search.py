@@ -55,6 +55,7 @@ __all__ = [
     "CkksDocumentEncryptor",
     "CkksInnerProductScorer",
     "EncryptedBlock",
+    "LoadedBlock",
     "ciphertext_words",
 ]
 
@@ -301,6 +302,14 @@ class CkksDocumentEncryptor:
         return blocks
 
 
+@dataclass(frozen=True)
+class LoadedBlock:
+    """A block parsed into SEAL ciphertexts, ready for the scorer."""
+
+    count: int
+    diagonals: list[seal.Ciphertext]
+
+
 class CkksInnerProductScorer:
     """The store's scorer: holds blocks and evaluation keys, never a decrypting key.
 
@@ -341,8 +350,8 @@ class CkksInnerProductScorer:
         """The blocks' keys, in order."""
         return list(self._blocks)
 
-    def add_block(self, block: EncryptedBlock, key: Hashable | None = None) -> Hashable:
-        """Keep one node-encrypted block (replacing the block of the same ``key``)."""
+    def load_block(self, block: EncryptedBlock) -> LoadedBlock:
+        """Check and parse one node-encrypted block (nothing is kept yet)."""
         expected = len(self.layout.diagonals())
         if len(block.diagonals) != expected or not 1 <= block.count <= self.layout.capacity:
             raise RequestError(
@@ -351,8 +360,15 @@ class CkksInnerProductScorer:
                 fix="encrypt the block with CkksDocumentEncryptor for the same vector width",
             )
         diagonals = [_load_vector(self._context, d, "document diagonal") for d in block.diagonals]
+        return LoadedBlock(block.count, diagonals)
+
+    def add_block(
+        self, block: EncryptedBlock | LoadedBlock, key: Hashable | None = None
+    ) -> Hashable:
+        """Keep one block (replacing the block of the same ``key``); returns its key."""
+        loaded = block if isinstance(block, LoadedBlock) else self.load_block(block)
         key = len(self._blocks) if key is None else key
-        self._blocks[key] = (block.count, diagonals)
+        self._blocks[key] = (loaded.count, loaded.diagonals)
         return key
 
     def remove_block(self, key: Hashable) -> bool:

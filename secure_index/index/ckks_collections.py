@@ -256,7 +256,7 @@ class CkksCollections:
                     expected="each document id in one block only",
                     fix="delete the older block first, or keep the id in the same block",
                 )
-            c.scorer.add_block(block, key)  # validates the ciphertexts before writing
+            loaded = c.scorer.load_block(block)  # junk is refused before anything is written
             header = json.dumps({"owner": owner, "block": number, "ids": list(checked)}).encode()
             write_sealed(
                 self._block_path(name, owner, number),
@@ -264,6 +264,7 @@ class CkksCollections:
                 context=self._context(name, KIND_BLOCK, c.dimension, block.count),
                 keks=self._keks,
             )
+            c.scorer.add_block(loaded, key)  # only once the sealed file is durable
             c.ids[key], c.sizes[key] = checked, block.nbytes
         logger.info(
             "ckks-collections: %s: node %s put block %d (%d docs)", name, owner, number, block.count
