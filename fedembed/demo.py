@@ -73,14 +73,15 @@ def _audit_part(
 ) -> dict[str, Any]:
     from attacks.audit import AuditConfig, AuditInputs, run_audit
     from attacks.compliance_report import write_report
+    from coordinator.kits import CKKS_SEARCH_KEY
     from policies import load_default_policy
 
     keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
     if not keyring.exists():
         keyring = out / "index" / "dcpe_keyring.json"
-    ckks_key = out / "kits" / "gateway" / "ckks_search.key"
+    ckks_key = out / "kits" / "gateway" / CKKS_SEARCH_KEY
     if not ckks_key.exists():
-        ckks_key = out / "index" / "ckks_search.key"
+        ckks_key = out / "index" / CKKS_SEARCH_KEY
     typer.echo("\naudit: attacking the released model and the index protection")
     inputs = AuditInputs(
         policy=load_default_policy(),

@@ -20,6 +20,7 @@ from typing import Any
 
 from client_node.index_upload import opaque_id, upload_documents
 from client_node.node_data import load_node_data
+from coordinator.kits import CKKS_SEARCH_KEY
 from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
@@ -34,7 +35,6 @@ __all__ = ["run_index_demo"]
 
 logger = logging.getLogger(__name__)
 
-CKKS_SEARCH_KEY = "ckks_search.key"  # as in the gateway kit (coordinator.kits)
 
 AT_REST, DCPE, CKKS = "scifact", "scifact-dcpe", "scifact-ckks"
 COLLECTIONS = (AT_REST, DCPE, CKKS)

@@ -86,23 +86,20 @@ class CkksSearchKey:
 
     def public_context(self) -> bytes:
         """What nodes get: the parameters and the public key (encrypt only)."""
-        return bytes(
-            self._context.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=False,
-            )
-        )
+        return self._export(public_key=True, evaluation_keys=False)
 
     def evaluation_context(self) -> bytes:
         """What the store gets: the parameters, Galois and relinearisation keys."""
+        return self._export(public_key=False, evaluation_keys=True)
+
+    def _export(self, *, public_key: bool, evaluation_keys: bool) -> bytes:
+        """The context without the secret key, with the chosen public parts."""
         return bytes(
             self._context.serialize(
-                save_public_key=False,
+                save_public_key=public_key,
                 save_secret_key=False,
-                save_galois_keys=True,
-                save_relin_keys=True,
+                save_galois_keys=evaluation_keys,
+                save_relin_keys=evaluation_keys,
             )
         )
 

@@ -42,7 +42,6 @@ __all__ = [
     "CKKS_UPLOAD_PATHS",
     "CkksGatewaySearch",
     "ckks_collection_info",
-    "ckks_dimension",
     "install_gateway_ckks_routes",
 ]
 
@@ -112,11 +111,6 @@ def ckks_collection_info(info: CkksCollectionInfo) -> CollectionInfo:
         last_seq=0,
         folded_seq=0,
     )
-
-
-def ckks_dimension(ckks: CkksGatewaySearch | None) -> int:
-    """The vector width of the gateway's CKKS key (0 without one)."""
-    return ckks.key.layout.dimension if ckks is not None else 0
 
 
 def install_gateway_ckks_routes(

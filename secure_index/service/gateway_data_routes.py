@@ -18,7 +18,6 @@ from secure_index.service.gateway_access import Action, Decision, GatewayAccess,
 from secure_index.service.gateway_ckks import (
     CkksGatewaySearch,
     ckks_collection_info,
-    ckks_dimension,
 )
 from secure_index.service.gateway_responses import ERROR_RESPONSES, collection_info
 from secure_index.service.http_errors import ApiError
@@ -109,8 +108,12 @@ def install_data_routes(
                 ),
             )
         encrypted = ckks if ckks is not None and ckks.has(collection) else None
-        spec = None if encrypted is not None else backend.spec(collection)
-        dimension = spec.dimension if spec is not None else ckks_dimension(encrypted)
+        spec = None
+        if encrypted is not None:
+            dimension = encrypted.key.layout.dimension
+        else:
+            spec = backend.spec(collection)
+            dimension = spec.dimension
         raw = (
             embedder.embed_text(body.text)
             if body.text is not None
