@@ -7,6 +7,11 @@ embeddings can be computed once. Two shapes:
   fresh adapter is the identity (the base model's quality is the starting point).
 * ``low_rank``: ``y = x + U V x`` with ``U`` zero-initialised (the LoRA
   parameterisation of Hu et al., ICLR 2022, applied to the embedding).
+* ``shift``: ``y = x + b`` with ``b`` zero-initialised: one learned vector that moves
+  every query towards the documents the training queries cite (a document prior). Its
+  ``in_dim`` parameters take DP noise far better than a matrix does, and every record
+  pulls the same few hundred numbers, so one record's trace drowns among the others':
+  the recipe for a tight membership-inference bound (benchmarks/RESULTS.md).
 
 An optional output projection to ``out_dim < in_dim`` (random semi-orthogonal at
 initialisation, so distances are roughly preserved by Johnson-Lindenstrauss) makes
@@ -58,6 +63,7 @@ class AdapterKind(StrEnum):
 
     RESIDUAL_LINEAR = "residual_linear"
     LOW_RANK = "low_rank"
+    SHIFT = "shift"
 
 
 class AdapterSide(StrEnum):
@@ -76,11 +82,11 @@ def _sha256_file(path: Path) -> str:
 
 
 class Adapter(nn.Module):
-    """Residual linear or low-rank adapter with optional dimension reduction.
+    """Residual linear, low-rank or shift adapter with optional dimension reduction.
 
     Args:
         in_dim: Width of the encoder's vectors.
-        kind: ``residual_linear`` or ``low_rank``.
+        kind: ``residual_linear``, ``low_rank`` or ``shift``.
         rank: Rank of the low-rank update (required for ``low_rank``).
         out_dim: Output width; ``None`` keeps ``in_dim``.
         side: Which texts the adapter applies to at retrieval time.
@@ -136,10 +142,13 @@ class Adapter(nn.Module):
         self.linear: nn.Linear | None = None
         self.down: nn.Linear | None = None
         self.up: nn.Linear | None = None
+        self.shift: nn.Parameter | None = None
         if self.kind is AdapterKind.RESIDUAL_LINEAR:
             self.linear = nn.Linear(in_dim, in_dim)
             nn.init.zeros_(self.linear.weight)
             nn.init.zeros_(self.linear.bias)
+        elif self.kind is AdapterKind.SHIFT:
+            self.shift = nn.Parameter(torch.zeros(in_dim))
         else:
             assert rank is not None
             self.down = nn.Linear(in_dim, rank, bias=False)
@@ -159,6 +168,8 @@ class Adapter(nn.Module):
         """Map encoder vectors ``(n, in_dim)`` to normalised ``(n, out_dim)`` vectors."""
         if self.linear is not None:
             y = x + self.linear(x)
+        elif self.shift is not None:
+            y = x + self.shift
         else:
             assert self.down is not None
             assert self.up is not None

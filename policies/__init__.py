@@ -43,6 +43,7 @@ from policies.errors import PolicyError
 from policies.evaluation import check_partner_grant, check_privacy_budget, evaluate_audit
 from policies.loader import LoadedPolicy, default_policy_path, load_default_policy, load_policy
 from policies.model import AccessPolicy, AuditThresholds, Policy, PolicyMeta, PrivacyPolicy
+from policies.privacy_plan import PrivacyPlan, plan_privacy
 from policies.regulations import (
     DISCLAIMER,
     RegulationEntry,
@@ -88,6 +89,7 @@ __all__ = [
     "PolicyCheck",
     "PolicyError",
     "PolicyMeta",
+    "PrivacyPlan",
     "PrivacyPolicy",
     "RegulationEntry",
     "check_partner_grant",
@@ -98,4 +100,5 @@ __all__ = [
     "load_policy",
     "load_regulations",
     "map_regulations",
+    "plan_privacy",
 ]

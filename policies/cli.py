@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +12,14 @@ from pydantic import BaseModel
 
 from policies.errors import PolicyError
 from policies.loader import LoadedPolicy, default_policy_path, load_policy
+from policies.privacy_plan import plan_privacy
 
 __all__ = ["EXIT_USAGE", "policy_app"]
 
 EXIT_USAGE = 2
 
 policy_app = typer.Typer(
-    help="Declarative privacy, access and audit policies: validate, show, init.",
+    help="Declarative privacy, access and audit policies: validate, show, plan, init.",
     no_args_is_help=True,
 )
 
@@ -71,6 +73,23 @@ def show(
         typer.echo(f"\n[{name}]")
         for key, value in section.model_dump().items():
             typer.echo(f"{key} = {_format_value(value)}")
+
+
+@policy_app.command("plan")
+def plan(
+    file: Annotated[
+        Path | None, typer.Argument(help="Policy file (default: the shipped default).")
+    ] = None,
+) -> None:
+    """Print the per-node epsilon to train with: the policy's budget, or less if its MIA
+    limit needs it (the largest epsilon whose proven AUC bound is audit.max_mia_auc)."""
+    loaded = _load_or_exit(file if file is not None else default_policy_path())
+    try:
+        result = plan_privacy(loaded.policy)
+    except PolicyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=EXIT_USAGE) from None
+    typer.echo(json.dumps({"policy": str(loaded.path), **result.to_dict()}))
 
 
 @policy_app.command("init")

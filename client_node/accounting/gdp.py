@@ -39,7 +39,16 @@ from client_node.accounting.privacy_params import (
     check_target_epsilon,
 )
 
-__all__ = ["auc_bound", "compose_mu", "delta_for", "epsilon_for_mu", "mu_for", "steps_mu"]
+__all__ = [
+    "auc_bound",
+    "compose_mu",
+    "delta_for",
+    "epsilon_for_auc",
+    "epsilon_for_mu",
+    "mu_for",
+    "mu_for_auc",
+    "steps_mu",
+]
 
 _EPSILON_CEILING = 1.0e4
 
@@ -127,3 +136,32 @@ def mu_for(*, epsilon: float, delta: float) -> float:
 def auc_bound(*, mu: float) -> float:
     """Largest AUC any membership-inference attack reaches on a ``mu``-GDP mechanism."""
     return float(special.ndtr(_check_mu(mu) / math.sqrt(2.0)))
+
+
+def mu_for_auc(*, max_auc: float) -> float:
+    """The largest ``mu`` whose AUC bound is ``max_auc``: ``sqrt(2) Phi^-1(max_auc)``.
+
+    The inverse of :func:`auc_bound`: training at this ``mu`` or below proves that no
+    membership-inference attack reaches an AUC above ``max_auc``, in expectation.
+    """
+    if (
+        isinstance(max_auc, bool)
+        or not isinstance(max_auc, int | float)
+        or not 0.5 < max_auc < 1.0
+    ):
+        raise PrivacyParameterError(
+            f"max_auc must be a number in (0.5, 1), got {max_auc!r}",
+            expected="an attack AUC between 0.5 (guessing) and 1 (certainty), e.g. 0.55",
+        )
+    return math.sqrt(2.0) * float(special.ndtri(float(max_auc)))
+
+
+def epsilon_for_auc(*, max_auc: float, delta: float) -> float:
+    """The largest epsilon (at ``delta``) whose full-batch recipe keeps AUC <= ``max_auc``.
+
+    For full-batch DP-SGD the guarantee is exactly ``mu``-GDP, and calibration on the
+    exact curve (:func:`mu_for`) maps a target epsilon back to that ``mu``; so a run whose
+    target epsilon is this value has ``mu <= mu_for_auc(max_auc)`` and every attack's AUC
+    is at most ``max_auc``. A Poisson-sampled recipe (rate < 1) is not covered.
+    """
+    return epsilon_for_mu(mu=mu_for_auc(max_auc=max_auc), delta=delta)

@@ -19,7 +19,8 @@ def _unit(rows: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("kind", "rank"), [(AdapterKind.RESIDUAL_LINEAR, None), (AdapterKind.LOW_RANK, 8)]
+    ("kind", "rank"),
+    [(AdapterKind.RESIDUAL_LINEAR, None), (AdapterKind.LOW_RANK, 8), (AdapterKind.SHIFT, None)],
 )
 def test_fresh_adapter_is_identity(kind: AdapterKind, rank: int | None) -> None:
     x = _unit(16, 384)
@@ -69,7 +70,7 @@ def test_adapter_is_trainable() -> None:
 )
 @given(
     in_dim=st.integers(min_value=2, max_value=48),
-    low_rank=st.booleans(),
+    kind=st.sampled_from(list(AdapterKind)),
     reduce=st.booleans(),
     side=st.sampled_from(list(AdapterSide)),
     seed=st.integers(min_value=0, max_value=2**16),
@@ -77,17 +78,17 @@ def test_adapter_is_trainable() -> None:
 def test_save_load_round_trip(
     tmp_path_factory: pytest.TempPathFactory,
     in_dim: int,
-    low_rank: bool,
+    kind: AdapterKind,
     reduce: bool,
     side: AdapterSide,
     seed: int,
 ) -> None:
     folder = tmp_path_factory.mktemp("adapter")
-    rank = max(1, in_dim // 3) if low_rank else None
+    rank = max(1, in_dim // 3) if kind is AdapterKind.LOW_RANK else None
     out_dim = max(1, in_dim // 2) if reduce else None
     adapter = Adapter(
         in_dim,
-        kind="low_rank" if low_rank else "residual_linear",
+        kind=kind,
         rank=rank,
         out_dim=out_dim,
         side=side,
@@ -117,6 +118,19 @@ def test_manifest_records_dims_and_hash(tmp_path: Path) -> None:
     assert manifest["out_dim"] == 256
     assert len(manifest["weights_sha256"]) == 64
     assert manifest["parameters"] == 384 * 384 + 384 + 256 * 384
+
+
+def test_shift_adds_one_vector_to_every_query() -> None:
+    adapter = Adapter(8, kind="shift")
+    with torch.no_grad():
+        adapter.shift.copy_(torch.arange(8, dtype=torch.float32) / 10)  # type: ignore[union-attr]
+    x = _unit(4, 8)
+
+    y = adapter.transform(x)
+
+    expected = x + np.arange(8, dtype=np.float32) / 10
+    np.testing.assert_allclose(y, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    assert [n for n, _ in adapter.named_parameters()] == ["shift"]
 
 
 def test_tampered_weights_are_refused(tmp_path: Path) -> None:

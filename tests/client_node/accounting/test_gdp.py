@@ -15,8 +15,10 @@ from client_node.accounting.gdp import (
     auc_bound,
     compose_mu,
     delta_for,
+    epsilon_for_auc,
     epsilon_for_mu,
     mu_for,
+    mu_for_auc,
     steps_mu,
 )
 from client_node.accounting.noise_calibration import noise_multiplier_for
@@ -118,9 +120,32 @@ def test_auc_bound_of_the_demo_recipe() -> None:
     assert math.isclose(auc_bound(mu=1.0), 0.7602, abs_tol=1e-4)
 
 
+@settings(max_examples=40, deadline=None)
+@given(auc=st.floats(min_value=0.501, max_value=0.999))
+def test_mu_for_auc_inverts_the_auc_bound(auc: float) -> None:
+    assert auc_bound(mu=mu_for_auc(max_auc=auc)) == pytest.approx(auc, abs=1e-12)
+
+
+def test_epsilon_for_auc_golden_values_and_opacus() -> None:
+    # sqrt(2) * Phi^-1(0.55) = sqrt(2) * 0.1256613...; the epsilon checked by Opacus's
+    # independent GDP conversion at that mu.
+    mu = mu_for_auc(max_auc=0.55)
+    epsilon = epsilon_for_auc(max_auc=0.55, delta=DELTA)
+
+    assert mu == pytest.approx(0.1777120, abs=1e-6)
+    assert epsilon == pytest.approx(eps_from_mu(mu=mu, delta=DELTA), rel=1e-6)
+    assert epsilon == pytest.approx(0.6376, abs=1e-4)
+    # Training at that epsilon (calibrated on the exact curve) keeps the bound.
+    sigma = noise_multiplier_for(target_epsilon=epsilon, target_delta=DELTA, sample_rate=1.0, steps=100)
+    assert auc_bound(mu=steps_mu(noise_multiplier=sigma, steps=100)) <= 0.55
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
+        (lambda: mu_for_auc(max_auc=0.5), "max_auc must be"),
+        (lambda: mu_for_auc(max_auc=1.0), "max_auc must be"),
+        (lambda: epsilon_for_auc(max_auc=True, delta=DELTA), "max_auc must be"),
         (lambda: delta_for(mu=-1.0, epsilon=1.0), "mu must be"),
         (lambda: delta_for(mu=1.0, epsilon=-0.5), "epsilon must be"),
         (lambda: epsilon_for_mu(mu=math.nan, delta=DELTA), "mu must be"),
