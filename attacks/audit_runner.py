@@ -233,8 +233,15 @@ class AuditRunner:
 
     # -- membership inference ---------------------------------------------------------------
     def membership(self, epsilon: float, delta: float) -> tuple[float | None, float | None]:
-        """Play the membership game on the DP recipe and the overfit control: their best AUCs."""
+        """Play the membership game on the DP recipe and the overfit control: their best AUCs.
+
+        The DP recipe trains adapters of the released adapter's shape (kind and rank); the
+        control is always the full ``residual_linear`` adapter, overfit, the model the
+        attack is strongest against.
+        """
         pool = self.data.membership_pool
+        kind = self.adapter.kind.value if self.adapter is not None else "residual_linear"
+        rank = self.adapter.rank if self.adapter is not None else None
         base = record_statistics(None, pool, temperature=0.05)
         result: dict[str, float] = {}
         for name, recipe in (("control", None), ("dp", epsilon)):
@@ -247,8 +254,10 @@ class AuditRunner:
                 train, sigma = overfit_trainer(), None
                 target = "overfit non-DP adapter (control)"
             else:
-                train, sigma = dp_trainer(target_epsilon=recipe, target_delta=delta)
-                target = f"DP-SGD adapter recipe (eps {recipe:g}, delta {delta:g})"
+                train, sigma = dp_trainer(
+                    target_epsilon=recipe, target_delta=delta, kind=kind, rank=rank
+                )
+                target = f"DP-SGD {kind} adapter recipe (eps {recipe:.4g}, delta {delta:g})"
             game = play_game(
                 target,
                 pool,

@@ -44,7 +44,7 @@ from client_node.training import (
     noise_for_budget,
     train_adapter,
 )
-from embedding_core.adapter import Adapter
+from embedding_core.adapter import Adapter, AdapterKind
 
 __all__ = [
     "DP_EPOCHS",
@@ -113,12 +113,22 @@ def gdp_auc_bound(noise_multiplier: float | None, *, steps: int = DP_EPOCHS) -> 
     return auc_bound(mu=steps_mu(noise_multiplier=noise_multiplier, steps=steps))
 
 
-def overfit_trainer(config: TrainConfig = OVERFIT) -> Trainer:
-    """The control recipe: non-DP, many epochs, no weight decay."""
+def _adapter(data: InteractionSet, kind: AdapterKind | str, rank: int | None) -> Adapter:
+    """A fresh query-side adapter of the released adapter's shape."""
+    return Adapter(data.dimension, kind=kind, rank=rank, side="query", seed=0)
+
+
+def overfit_trainer(
+    config: TrainConfig = OVERFIT,
+    *,
+    kind: AdapterKind | str = AdapterKind.RESIDUAL_LINEAR,
+    rank: int | None = None,
+) -> Trainer:
+    """The control recipe: non-DP, many epochs, no weight decay, an adapter of ``kind``."""
 
     def train(data: InteractionSet, seed: int) -> Adapter:
         torch.manual_seed(seed)
-        adapter = Adapter(data.dimension, side="query", seed=0)
+        adapter = _adapter(data, kind, rank)
         train_adapter(adapter, data, replace(config, seed=seed))
         return adapter
 
@@ -131,8 +141,10 @@ def dp_trainer(
     target_delta: float,
     steps: int = DP_EPOCHS,
     batch_size: int | None = None,
+    kind: AdapterKind | str = AdapterKind.RESIDUAL_LINEAR,
+    rank: int | None = None,
 ) -> tuple[Trainer, float | None]:
-    """The DP-SGD recipe at ``target_epsilon``, clip 1.
+    """The DP-SGD recipe at ``target_epsilon``, clip 1, on an adapter of ``kind``.
 
     ``batch_size=None`` is the federation's recipe: full batch (sample rate 1), ``steps``
     steps. A ``batch_size`` trains ``steps`` epochs of Poisson-sampled batches of that
@@ -152,7 +164,7 @@ def dp_trainer(
 
     def train(data: InteractionSet, seed: int) -> Adapter:
         torch.manual_seed(seed)
-        adapter = Adapter(data.dimension, side="query", seed=0)
+        adapter = _adapter(data, kind, rank)
         noise = sigma
         batch = len(data) if batch_size is None else min(batch_size, len(data))
         if batch_size is not None:

@@ -197,6 +197,17 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, default=DEFAULT_DEMO, help="demo output folder")
     parser.add_argument("--shadows", type=int, default=16, help="shadows per target (K - 1)")
     parser.add_argument("--epsilon", type=float, nargs="+", default=[8.0])
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="also the DP recipe at the default policy's planned epsilon (fedembed policy plan)",
+    )
+    parser.add_argument(
+        "--adapter-kind",
+        default="residual_linear",
+        choices=["residual_linear", "shift"],
+        help="adapter shape of every recipe",
+    )
     parser.add_argument("--delta", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -222,24 +233,32 @@ def main() -> None:
     models = args.shadows + 1
     reports: list[AttackReport] = []
     # None: the overfit non-DP recipe; a number: the DP recipe at that epsilon.
+    epsilons = list(args.epsilon)
+    if args.plan:
+        from policies import load_default_policy, plan_privacy
+
+        epsilons.append(plan_privacy(load_default_policy().policy).epsilon)
     plan: list[float | None] = [
-        eps for recipe in args.recipes for eps in (args.epsilon if recipe == "dp" else [None])
+        eps for recipe in args.recipes for eps in (epsilons if recipe == "dp" else [None])
     ]
+    kind = args.adapter_kind
     for epsilon in plan:
         t0 = time.perf_counter()
         if epsilon is None:
-            name, train, sigma = "overfit non-DP adapter", overfit_trainer(), None
+            name, train, sigma = f"overfit non-DP {kind} adapter", overfit_trainer(kind=kind), None
         else:
             train, sigma = dp_trainer(
                 target_epsilon=epsilon,
                 target_delta=args.delta,
                 steps=args.dp_epochs,
                 batch_size=args.dp_batch,
+                kind=kind,
             )
             name = (
-                f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, sigma {sigma:.2f})"
+                f"DP-SGD {kind} adapter (eps {epsilon:.4g}, delta {args.delta:g}, "
+                f"sigma {sigma:.2f})"
                 if sigma is not None  # sampled batches: no single sigma, no exact GDP bound
-                else f"DP-SGD adapter (eps {epsilon:g}, delta {args.delta:g}, Poisson batch "
+                else f"DP-SGD {kind} adapter (eps {epsilon:g}, delta {args.delta:g}, Poisson batch "
                 f"{args.dp_batch}, {args.dp_epochs} epochs)"
             )
         first: list[Adapter] = []

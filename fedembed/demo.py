@@ -209,7 +209,7 @@ def demo(
     }
     out.mkdir(parents=True, exist_ok=True)
     if federation:
-        from fedembed.federated_demo import Recipe, run_federated_demo
+        from fedembed.federated_demo import RELEASE_TAG, Recipe, run_federated_demo
 
         fed = run_federated_demo(
             data_dir=resolve_data_dir(data_dir),
@@ -228,7 +228,7 @@ def demo(
             typer.echo(f"{row['setting']:<46}{100 * row['ndcg@10']:>9.2f}  {eps_s}")
         _plot(fed["rows"], out / "ndcg_per_round.png")
         typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
-        released = out / "runs" / "dp-eps8" / "global_adapter"
+        released = out / "runs" / RELEASE_TAG / "global_adapter"
         typer.echo(f"global adapter + manifest: {released}")
         if index:
             result["index"] = _index_part(out, scifact, encoder, vectors, released, model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,21 @@ from client_node.node_data import STATE_DIR, load_node_data
 from client_node.training import DPConfig, InteractionSet, TrainConfig, train_adapter
 from coordinator.loopback_consortium import LoopbackConsortium
 from coordinator.provisioning import provision
-from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import BeirDataset, load_beir
 from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, score_retrieval
+from policies import Policy, load_default_policy, plan_privacy
 
-__all__ = ["EPSILONS", "Recipe", "run_federated_demo"]
+__all__ = ["EPSILONS", "RELEASE_TAG", "Recipe", "run_federated_demo"]
 
 logger = logging.getLogger(__name__)
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0)
 NODES = ("node-0", "node-1", "node-2")
+RELEASE_TAG = "release"
 DELTA = 1e-5
 
 
@@ -108,6 +110,8 @@ def run_distributed_row(
     data_dir: Path,
     recipe: Recipe,
     epsilon: float,
+    tag: str | None = None,
+    setting: str | None = None,
 ) -> dict[str, Any]:
     """The distributed-DP federation, on Flower's simulation engine; returns its table row.
 
@@ -118,7 +122,7 @@ def run_distributed_row(
     from coordinator.federation_config import FederationConfig
     from coordinator.simulation import run_simulated_federation
 
-    tag = f"ddp-eps{epsilon:g}"
+    tag = tag or f"ddp-eps{epsilon:g}"
     node_dirs = _copy_members(members, out / "experiments" / tag)
     config = FederationConfig.from_run_config(
         {
@@ -140,7 +144,8 @@ def run_distributed_row(
         if (folder / STATE_DIR / LEDGER_FILE).exists()
     }
     return {
-        "setting": f"federated, distributed DP eps={epsilon:g} ({recipe.noise_shares} shares)",
+        "setting": setting
+        or f"federated, distributed DP eps={epsilon:g} ({recipe.noise_shares} shares)",
         "ndcg@10": summary["final"]["ndcg@10"],
         "epsilon_per_node": {n: _spent(doc) for n, doc in ledgers.items()},
         "per_round": summary["ndcg@10_per_round"],
@@ -201,8 +206,13 @@ def run_federated_demo(
     test: BeirDataset,
     recipe: Recipe,
     epsilons: tuple[float, ...] = EPSILONS,
+    policy: Policy | None = None,
 ) -> dict[str, Any]:
-    """Run every row of the comparison; returns the results (also written as JSON)."""
+    """Run every row of the comparison; returns the results (also written as JSON).
+
+    The last row is the release (``runs/<RELEASE_TAG>/global_adapter``): the index and the
+    audit use it. ``policy`` (default: the shipped default) sets its epsilon.
+    """
     scifact = data_dir / "scifact"
     train = load_beir(scifact, split="train", name="scifact")
     doc_vectors = cache.get_or_encode(encoder, train.corpus_texts)
@@ -285,7 +295,35 @@ def run_federated_demo(
         )
         runs[f"ddp-eps{eps:g}"] = row.pop("summary")
         rows.append(row)
-    results = {"recipe": asdict(recipe), "delta": DELTA, "rows": rows, "runs": runs}
+    # The release: the shift adapter at the epsilon the policy plans, whose proven
+    # membership-inference bound is the policy's audit limit (policies.privacy_plan).
+    plan = plan_privacy(policy or load_default_policy().policy)
+    release = replace(
+        recipe,
+        adapter_kind=AdapterKind.SHIFT.value,
+        adapter_rank=0,
+        noise_shares=recipe.noise_shares or len(NODES),
+    )
+    row = run_distributed_row(
+        members,
+        kits=kits,
+        out=out,
+        data_dir=data_dir,
+        recipe=release,
+        epsilon=plan.epsilon,
+        tag=RELEASE_TAG,
+        setting=f"released: shift adapter, distributed DP eps={plan.epsilon:.3f} "
+        f"(MIA AUC <= {plan.auc_bound:.3f} proven)",
+    )
+    runs[RELEASE_TAG] = row.pop("summary")
+    rows.append(row)
+    results = {
+        "recipe": asdict(recipe),
+        "delta": DELTA,
+        "rows": rows,
+        "runs": runs,
+        "release": {"tag": RELEASE_TAG, "recipe": asdict(release), "plan": plan.to_dict()},
+    }
     (out / "federated_results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 

@@ -81,8 +81,11 @@ def plan(
         Path | None, typer.Argument(help="Policy file (default: the shipped default).")
     ] = None,
 ) -> None:
-    """Print the per-node epsilon to train with: the policy's budget, or less if its MIA
-    limit needs it (the largest epsilon whose proven AUC bound is audit.max_mia_auc)."""
+    """Print the per-node epsilon to train with (the default policy if no FILE).
+
+    That is the policy's budget, or less where its MIA limit needs it: the largest epsilon
+    whose proven AUC bound is ``audit.max_mia_auc`` (full-batch recipes).
+    """
     loaded = _load_or_exit(file if file is not None else default_policy_path())
     try:
         result = plan_privacy(loaded.policy)

@@ -144,11 +144,7 @@ def mu_for_auc(*, max_auc: float) -> float:
     The inverse of :func:`auc_bound`: training at this ``mu`` or below proves that no
     membership-inference attack reaches an AUC above ``max_auc``, in expectation.
     """
-    if (
-        isinstance(max_auc, bool)
-        or not isinstance(max_auc, int | float)
-        or not 0.5 < max_auc < 1.0
-    ):
+    if isinstance(max_auc, bool) or not isinstance(max_auc, int | float) or not 0.5 < max_auc < 1.0:
         raise PrivacyParameterError(
             f"max_auc must be a number in (0.5, 1), got {max_auc!r}",
             expected="an attack AUC between 0.5 (guessing) and 1 (certainty), e.g. 0.55",

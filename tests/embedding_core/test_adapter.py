@@ -129,7 +129,8 @@ def test_shift_adds_one_vector_to_every_query() -> None:
     y = adapter.transform(x)
 
     expected = x + np.arange(8, dtype=np.float32) / 10
-    np.testing.assert_allclose(y, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(y, expected, atol=1e-6)
     assert [n for n, _ in adapter.named_parameters()] == ["shift"]
 
 

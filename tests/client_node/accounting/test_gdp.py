@@ -136,7 +136,9 @@ def test_epsilon_for_auc_golden_values_and_opacus() -> None:
     assert epsilon == pytest.approx(eps_from_mu(mu=mu, delta=DELTA), rel=1e-6)
     assert epsilon == pytest.approx(0.6376, abs=1e-4)
     # Training at that epsilon (calibrated on the exact curve) keeps the bound.
-    sigma = noise_multiplier_for(target_epsilon=epsilon, target_delta=DELTA, sample_rate=1.0, steps=100)
+    sigma = noise_multiplier_for(
+        target_epsilon=epsilon, target_delta=DELTA, sample_rate=1.0, steps=100
+    )
     assert auc_bound(mu=steps_mu(noise_multiplier=sigma, steps=100)) <= 0.55
 
 
