@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from attacks.membership_game import (
     LIRA_OFFLINE,
@@ -16,23 +14,13 @@ from attacks.membership_game import (
 from attacks.membership_inference import record_statistics
 from client_node.training import InteractionSet, TrainConfig
 from embedding_core.adapter import AdapterKind
+from tests.attacks.random_interactions import random_interactions
 
 TEMPERATURE = 0.05
 
 
-def _pool(records: int = 120, docs: int = 40, dim: int = 8, seed: int = 3) -> InteractionSet:
-    """Random queries citing random documents: only memorisation helps, the worst case."""
-    rng = np.random.default_rng(seed)
-
-    def unit(n: int) -> NDArray[np.float32]:
-        v = rng.normal(size=(n, dim)).astype(np.float32)
-        return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
-
-    return InteractionSet(
-        query_vectors=unit(records),
-        positive_index=rng.integers(0, docs, size=records).astype(np.int64),
-        doc_vectors=unit(docs),
-    )
+def _pool(records: int = 120) -> InteractionSet:
+    return random_interactions(records=records, docs=40, dim=8, seed=3)
 
 
 @pytest.mark.parametrize("kind", [AdapterKind.RESIDUAL_LINEAR, AdapterKind.SHIFT])

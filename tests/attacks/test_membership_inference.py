@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from numpy.typing import NDArray
 
 from attacks.membership_inference import (
     MembershipInferenceError,
@@ -23,6 +22,7 @@ from attacks.membership_inference import (
 from attacks.roc import roc_auc
 from client_node.training import InteractionSet, TrainConfig, train_adapter
 from embedding_core.adapter import Adapter
+from tests.attacks.random_interactions import random_interactions
 
 TEMPERATURE = 0.05
 
@@ -36,21 +36,6 @@ def _synthetic_game(
     difficulty = rng.normal(0.0, 3.0, size=records)
     noise = rng.normal(0.0, 0.3, size=(models, records))
     return difficulty + effect * membership + noise, membership
-
-
-def _random_interactions(records: int, docs: int, dim: int, seed: int) -> InteractionSet:
-    """Random unit queries with random relevant documents: only memorisation helps."""
-    rng = np.random.default_rng(seed)
-
-    def unit(n: int) -> NDArray[np.float32]:
-        v = rng.normal(size=(n, dim)).astype(np.float32)
-        return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
-
-    return InteractionSet(
-        query_vectors=unit(records),
-        positive_index=rng.integers(0, docs, size=records).astype(np.int64),
-        doc_vectors=unit(docs),
-    )
 
 
 def _overfit_trainer(data: InteractionSet, seed: int) -> Adapter:
@@ -138,7 +123,7 @@ def test_lira_refuses_records_without_in_models() -> None:
 
 def test_threshold_attack_beats_chance_on_overfit_adapter() -> None:
     # Prepare: 120 random records, half train a non-DP adapter for many epochs.
-    data = _random_interactions(records=120, docs=64, dim=16, seed=0)
+    data = random_interactions(records=120, docs=64, dim=16, seed=0)
     labels = np.zeros(len(data), dtype=bool)
     labels[np.random.default_rng(1).permutation(len(data))[:60]] = True
     adapter = _overfit_trainer(data.subset(np.flatnonzero(labels)), seed=0)
@@ -153,7 +138,7 @@ def test_threshold_attack_beats_chance_on_overfit_adapter() -> None:
 
 def test_lira_with_real_shadow_adapters() -> None:
     # Prepare: 6 adapters on balanced halves of a small random pool.
-    pool = _random_interactions(records=60, docs=32, dim=8, seed=2)
+    pool = random_interactions(records=60, docs=32, dim=8, seed=2)
     shadows = train_shadows(pool, _overfit_trainer, models=6, seed=0, temperature=TEMPERATURE)
     # Execute
     scores = lira_leave_one_out(shadows.confidence, shadows.membership)
