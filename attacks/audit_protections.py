@@ -286,7 +286,8 @@ def protection_cases(
     )
     cases.extend(_ckks_cases(data, plain, deployed, config))
     if adapter is not None:
-        label = f"dp adapter eps={adapter.metadata.get('target_epsilon', '?')}"
+        eps = adapter.metadata.get("target_epsilon")
+        label = f"dp adapter eps={eps:.4g}" if isinstance(eps, int | float) else "dp adapter"
         cases.append(
             ProtectionCase(
                 f"{label} (query side)",

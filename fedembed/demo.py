@@ -229,6 +229,11 @@ def demo(
         _plot(fed["rows"], out / "ndcg_per_round.png")
         typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
         released = out / "runs" / RELEASE_TAG / "global_adapter"
+        plan = fed["release"]["plan"]
+        typer.echo(
+            f"release: epsilon {plan['epsilon']:.4f} per node, set by {plan['limited_by']}; "
+            f"any membership-inference AUC <= {plan['auc_bound']:.4f} (proven, mu-GDP)"
+        )
         typer.echo(f"global adapter + manifest: {released}")
         if index:
             result["index"] = _index_part(out, scifact, encoder, vectors, released, model)
