@@ -88,8 +88,11 @@ def audit_limitations(
         "targets of each set (it queries the encoder thousands of times per target); the "
         "nearest-neighbour attack and the probes ran on every sampled target.",
         f"Membership inference trains {config.mia_models} adapters per recipe on SciFact's "
-        "public train pairs with the full-batch DP-SGD recipe at the adapter's epsilon; it "
-        "measures the recipe, not the federation's exact per-node schedule.",
+        "public train pairs with the full-batch DP-SGD recipe at the adapter's epsilon, on "
+        "adapters of the released adapter's shape; it measures the recipe, not the "
+        "federation's exact per-node schedule. Full-batch training is exactly mu-GDP, so "
+        "every DP row also states the proven bound on any attack's AUC (key metric "
+        "auc_bound_gdp).",
         "The bag-of-words inverter (Song and Raghunathan 2020) is measured in the benchmarks "
         "(benchmarks/RESULTS.md), not here: it was weaker than the two attacks shown.",
         "The keyed-rotation rows measure a protection that is not deployed: a secret random "

@@ -47,6 +47,7 @@ from client_node.training import (
 from embedding_core.adapter import Adapter, AdapterKind
 
 __all__ = [
+    "AUC_BOUND",
     "DP_EPOCHS",
     "OVERFIT",
     "TEMPERATURE",
@@ -69,6 +70,7 @@ DP_EPOCHS = 100
 DP_LR = 3e-3
 DP_CLIP = 1.0
 SIGNALS: tuple[Signal, ...] = ("loss", "similarity", "rank")
+AUC_BOUND = "auc_bound_gdp"  # the proven bound on any attack's AUC (full-batch DP recipes)
 LIRA_ONLINE = "lira online"
 LIRA_OFFLINE = "lira offline"
 CALIBRATED = "calibrated loss"
@@ -249,6 +251,7 @@ def game_reports(
     reports = []
     membership = game.shadows.membership
     started = time.perf_counter()
+    bound = gdp_auc_bound(game.noise_multiplier, steps=game.steps)
     for variant, scores in game.scores.items():
         single = attack_report(
             scores[0],
@@ -276,10 +279,12 @@ def game_reports(
                     "tpr@1%fpr_single_target": single.metrics["tpr@1%fpr"],
                     "epsilon": game.epsilon,
                     "noise_multiplier": game.noise_multiplier,
-                    "auc_bound_gdp": gdp_auc_bound(game.noise_multiplier, steps=game.steps),
+                    AUC_BOUND: bound,
                     **(extra or {}),
                 },
             )
         )
+        if bound is not None:  # beside the AUC in the report's key metrics
+            reports[-1].metrics[AUC_BOUND] = bound
     logger.info("mia: scored %d attacks in %.2f s", len(reports), time.perf_counter() - started)
     return reports

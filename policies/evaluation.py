@@ -139,7 +139,8 @@ _SPECS: tuple[_Spec, ...] = (
           "the model does not reveal, beyond a marginal signal, whether a person's record was "
           "used for training",
           "an attacker could tell better than allowed whether a person's record was used for "
-          "training; lower epsilon or train for fewer rounds",
+          "training; retrain at the epsilon `fedembed policy plan` gives (its proven bound "
+          "meets this limit)",
           "no membership-inference attack was run", control=CHECK_MIA_CONTROL),
     _Spec(CHECK_ATTRIBUTE, "Attribute inference",
           EVIDENCE_ATTRIBUTE_ADVANTAGE, "<=", lambda p: p.audit.max_attribute_advantage,
