@@ -15,13 +15,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir, load_stsb, resolve_data_dir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
+
+if TYPE_CHECKING:
+    from policies import LoadedPolicy
 
 __all__ = ["PUBLISHED", "demo"]
 
@@ -70,11 +73,11 @@ def _audit_part(
     cache_dir: Path | None,
     *,
     quick: bool,
+    policy: LoadedPolicy,
 ) -> dict[str, Any]:
     from attacks.audit import AuditConfig, AuditInputs, run_audit
     from attacks.compliance_report import write_report
     from coordinator.kits import CKKS_SEARCH_KEY
-    from policies import load_default_policy
 
     keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
     if not keyring.exists():
@@ -84,7 +87,7 @@ def _audit_part(
         ckks_key = out / "index" / CKKS_SEARCH_KEY
     typer.echo("\naudit: attacking the released model and the index protection")
     inputs = AuditInputs(
-        policy=load_default_policy(),
+        policy=policy,
         model=model,
         adapter=released if (released / "adapter.safetensors").exists() else None,
         dcpe_keyring=keyring if keyring.exists() else None,
@@ -174,13 +177,26 @@ def demo(
     audit_quick: Annotated[
         bool, typer.Option(help="Small audit samples (about 2 minutes instead of about 10).")
     ] = False,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Consortium policy: plans the release's epsilon, judges the audit "
+            "(default: the shipped consortium default).",
+        ),
+    ] = None,
 ) -> None:
     """Run the main job: evaluation, then the federation and its comparison table."""
     # torch and scipy load here, not when any other command (or --help) starts
     from embedding_core.evaluation import embed_retrieval, evaluate_sts, score_retrieval
+    from policies import PolicyError, load_default_policy, load_policy
 
     started = time.perf_counter()
     out = out.resolve()
+    try:
+        policy = load_policy(policy_file) if policy_file else load_default_policy()
+    except PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--policy") from None
     encoder = Encoder.load(model)
     cache = EmbeddingCache(cache_dir)
     pairs = load_stsb(resolve_dataset_dir(data_dir, "stsb", marker="stsb-test.jsonl"))
@@ -219,6 +235,7 @@ def demo(
             test_vectors=vectors,
             test=scifact,
             recipe=Recipe(rounds=rounds),
+            policy=policy.policy,
         )
         result["federation"] = fed["rows"]
         typer.echo(f"\n{'setting':<46}{'nDCG@10':>9}  epsilon per node (delta=1e-5, record level)")
@@ -239,7 +256,13 @@ def demo(
             result["index"] = _index_part(out, scifact, encoder, vectors, released, model)
         if audit:
             result["audit"] = _audit_part(
-                out, released, model, resolve_data_dir(data_dir), cache_dir, quick=audit_quick
+                out,
+                released,
+                model,
+                resolve_data_dir(data_dir),
+                cache_dir,
+                quick=audit_quick,
+                policy=policy,
             )
     result["seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -213,3 +213,15 @@ def test_starting_the_cli_loads_no_machine_learning_stack() -> None:
     # Assert: commands import torch and friends when they run, not when the CLI starts.
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_demo_refuses_a_bad_policy_before_any_work(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text("[policy]\nname = 1\n", encoding="utf-8")
+
+    result = run_cli("demo", "--policy", str(bad), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 2
+    assert "--policy" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
