@@ -20,6 +20,13 @@ Prints one JSON line per (target, attack) and writes a log-log ROC plot to ``--o
 
     nice -n 19 .venv/bin/python benchmarks/bench_membership.py --shadows 16 --epsilon 8 1 \
         --out benchmarks/membership_roc.png    # about 5 minutes on 2 cores
+
+``--adapter-kind shift`` plays every recipe on the shift adapter (the release's shape);
+``--plan`` adds the DP recipe at the epsilon ``fedembed policy plan`` gives for the
+default policy (its proven AUC bound is the policy's limit):
+
+    .venv/bin/python benchmarks/bench_membership.py --adapter-kind shift --plan --epsilon 8 \
+        --shadows 16 --out benchmarks/membership_roc_shift.png    # about 7 minutes
 """
 
 from __future__ import annotations
