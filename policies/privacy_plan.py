@@ -20,7 +20,6 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from client_node.accounting.gdp import auc_bound, epsilon_for_auc, mu_for
 from policies.errors import PolicyError
 from policies.model import Policy
 
@@ -66,6 +65,9 @@ def plan_privacy(policy: Policy) -> PrivacyPlan:
         PolicyError: ``max_mia_auc`` is 0.5 or less: no training with noise of finite
             size keeps every attack at guessing level.
     """
+    # scipy loads here, not when the CLI starts (policies is imported by every command).
+    from client_node.accounting.gdp import auc_bound, epsilon_for_auc, mu_for
+
     delta = policy.privacy.target_delta
     budget = policy.privacy.max_epsilon_per_node
     max_auc = policy.audit.max_mia_auc
