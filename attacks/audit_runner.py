@@ -38,7 +38,7 @@ from attacks.optimisation_inversion import OptimisationInverter
 from attacks.text_metrics import inversion_report
 from attacks.word_relevance_map import WordRelevanceMap
 from embedding_core import EmbeddingCache, Encoder
-from embedding_core.adapter import Adapter
+from embedding_core.adapter import Adapter, AdapterKind
 
 __all__ = ["HOLM_ALPHA", "STATIC", "AuditRunner", "Progress"]
 
@@ -240,7 +240,8 @@ class AuditRunner:
         attack is strongest against.
         """
         pool = self.data.membership_pool
-        kind = self.adapter.kind.value if self.adapter is not None else "residual_linear"
+        shape = self.adapter.kind if self.adapter is not None else AdapterKind.RESIDUAL_LINEAR
+        kind = shape.value
         rank = self.adapter.rank if self.adapter is not None else None
         base = record_statistics(None, pool, temperature=0.05)
         result: dict[str, float] = {}
