@@ -12,8 +12,6 @@ from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from attacks.attribute_inference import AttributeProbe, attribute_report
-    from attacks.audit import run_audit
-    from attacks.audit_config import AuditConfig, AuditInputs
     from attacks.base import AttackReport, Protection
     from attacks.bias_audit import (
         BiasTest,
@@ -35,9 +33,7 @@ if TYPE_CHECKING:
         weat_statistic,
     )
     from attacks.bow_inversion import BowConfig, BowInverter
-    from attacks.compliance_report import ReportError, ReportFiles, render_html, write_report
     from attacks.distribution_alignment import AlignmentFit, DistributionAlignmentAttacker
-    from attacks.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
     from attacks.inversion_vocabulary import WordForms, frequent_words, tokenizer_words
     from attacks.membership_game import (
         MembershipGame,
@@ -73,6 +69,10 @@ if TYPE_CHECKING:
     )
     from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
     from attacks.word_relevance_map import WordRelevanceMap
+    from audit.audit_config import AuditConfig, AuditInputs
+    from audit.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
+    from audit.run_audit import run_audit
+    from report.compliance_report import ReportError, ReportFiles, render_html, write_report
 
 _SUBMODULE: dict[str, str] = {
     "AttackReport": "base",

@@ -36,8 +36,7 @@ from attacks.membership_inference import (
     threshold_scores,
     train_shadows,
 )
-from client_node.accounting.gdp import auc_bound, steps_mu
-from client_node.training import (
+from dp_training import (
     DPConfig,
     InteractionSet,
     TrainConfig,
@@ -45,6 +44,7 @@ from client_node.training import (
     train_adapter,
 )
 from embedding_core.adapter import Adapter, AdapterKind
+from privacy.analysis.gdp import auc_bound, steps_mu
 
 __all__ = [
     "AUC_BOUND",

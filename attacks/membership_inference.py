@@ -1,7 +1,7 @@
 """Membership inference against a trained query adapter: threshold attacks and LiRA.
 
 The privacy unit is one interaction record, a (query, relevant document) pair (see
-:mod:`client_node.training.interactions`). The attacker holds a candidate record and
+:mod:`dp_training.interactions`). The attacker holds a candidate record and
 the released adapter and asks whether the record was in the training data. Per-record
 signals under an adapter: the corpus-softmax loss of the record, the cosine similarity
 of the adapted query to its relevant document, the rank of that document in the corpus,
@@ -44,7 +44,7 @@ from scipy.special import log_ndtr
 
 from attacks.base import AttackReport
 from attacks.roc import membership_metrics, roc_curve
-from client_node.training.interactions import InteractionSet
+from dp_training.interactions import InteractionSet
 from embedding_core.adapter import Adapter
 from embedding_core.errors import FedembedError
 

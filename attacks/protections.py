@@ -7,14 +7,14 @@
   Differential Privacy", 2014, without a calibrated sensitivity: a noise sweep, not a DP
   claim).
 * :class:`DcpeProtection`: the index's Scale-And-Perturb encryption (Fuchsbauer, Ghosal,
-  Hauke and O'Neill, SCN 2022; :mod:`secure_index.crypto.dcpe`) under one fresh key.
+  Hauke and O'Neill, SCN 2022; :mod:`crypto.dcpe`) under one fresh key.
 * :class:`KeyedRotation`: a secret random orthogonal matrix (keeps every inner product;
   measured, not shipped: known plaintexts undo it, and so does aligning the rotated
   vectors with in-domain public embeddings,
   :class:`~attacks.distribution_alignment.DistributionAlignmentAttacker`).
 * :class:`CkksEncryptedSearch`: the store holds documents as CKKS ciphertexts under the
   query gateway's key and scores encrypted queries without decrypting
-  (:mod:`secure_index.crypto.ckks_search`); the attacker reads the ciphertext words at each
+  (:mod:`crypto.ckks_search`); the attacker reads the ciphertext words at each
   document's slots (all it has without the key).
 * :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
   ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
@@ -29,13 +29,13 @@ import secrets
 import numpy as np
 from numpy.typing import NDArray
 
-from secure_index.crypto.ckks_search import (
+from crypto.ckks_search import (
     CkksDocumentEncryptor,
     CkksInnerProductScorer,
     ciphertext_words,
 )
-from secure_index.crypto.ckks_search_key import CkksSearchKey
-from secure_index.crypto.dcpe import DcpeKey, ScaleAndPerturb
+from crypto.ckks_search_key import CkksSearchKey
+from crypto.dcpe import DcpeKey, ScaleAndPerturb
 
 __all__ = [
     "DEFAULT_RIDGE",

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from coordinator.ckks_aggregation import (
+from crypto.ckks_aggregation import (
     CkksParameters,
     decrypt_vector,
     encrypt_vector,

@@ -29,12 +29,12 @@ import hnswlib
 import numpy as np
 from numpy.typing import NDArray
 
+from crypto.ckks_search import CkksDocumentEncryptor, CkksInnerProductScorer
+from crypto.ckks_search_key import CkksSearchKey
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data import BeirDataset, load_beir, resolve_dataset_dir
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.retrieval import RetrievalVectors, embed_retrieval
-from secure_index.crypto.ckks_search import CkksDocumentEncryptor, CkksInnerProductScorer
-from secure_index.crypto.ckks_search_key import CkksSearchKey
 
 DEFAULT_DATA = Path("/work/shared/data")
 DEFAULT_CACHE = Path("/work/fedembed-cache")

@@ -32,11 +32,11 @@ import hnswlib
 import numpy as np
 from numpy.typing import NDArray
 
+from crypto.dcpe import DcpeKey, ScaleAndPerturb
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data import BeirDataset, load_beir, resolve_dataset_dir
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.retrieval import RetrievalVectors, embed_retrieval, score_retrieval
-from secure_index.crypto.dcpe import DcpeKey, ScaleAndPerturb
 
 DEFAULT_DATA = Path("/work/shared/data")
 DEFAULT_CACHE = Path("/work/fedembed-cache")

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from client_node.training import GRAD_SAMPLE_MODES, CorpusSoftmaxLoss
-from client_node.training.dp_sgd import _batch_as_is, _Records
+from dp_training import GRAD_SAMPLE_MODES, CorpusSoftmaxLoss
+from dp_training.dp_sgd import _batch_as_is, _Records
 from embedding_core.adapter import Adapter
 
 DOCS = 5183
@@ -175,7 +175,7 @@ def bench(
 
 def end_to_end(batch: int, kind: str, repeats: int, epochs: int) -> dict[str, Any]:
     """Seconds per step of ``train_adapter`` itself (Poisson loader, ghost, accounting)."""
-    from client_node.training import DPConfig, InteractionSet, TrainConfig, train_adapter
+    from dp_training import DPConfig, InteractionSet, TrainConfig, train_adapter
 
     generator = torch.Generator().manual_seed(0)
     data = InteractionSet(

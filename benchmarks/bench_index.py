@@ -34,10 +34,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import hnswlib
 import numpy as np
 
-from secure_index.crypto import KeyFileKeks, open_sealed, read_sealed_header
 from secure_index.index.graph_image import anonymous_buffer, graph_from_buffer
 from secure_index.index.hnsw_collection import CollectionSpec, Metric
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks, open_sealed, read_sealed_header
 
 DEFAULT_CACHE = Path("/work/fedembed-cache")
 K = 10

@@ -65,7 +65,7 @@ from attacks.membership_inference import (
     record_statistics,
     threshold_scores,
 )
-from client_node.training import InteractionSet
+from dp_training import InteractionSet
 from embedding_core import Adapter
 from embedding_core.data.beir import BeirDataset
 from embedding_core.evaluation.retrieval import RetrievalVectors, score_retrieval

@@ -4,7 +4,7 @@ Three member nodes (a SciFact subset, split non-IID, written to a temporary fold
 the same recipe (DP-SGD, clip norms, batch, learning rate) and seeds for each mode:
 
 - ``plaintext``: FedAvg with ``allow_insecure_plaintext=True`` (the baseline);
-- ``ckks``: ``CkksFedAvg`` with kits from ``coordinator.provisioning.provision``;
+- ``ckks``: ``CkksFedAvg`` with kits from ``kits.provisioning.provision``;
 - ``secaggplus``: Flower's SecAgg+ workflow (``coordinator.secaggplus_app``).
 
 Method (also in the JSON): each mode runs in its own process. The server side calls the
@@ -90,11 +90,11 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
     """Subset, non-IID member folders with their embedding caches filled, CKKS kits."""
     from client_node.node_data import load_node_data
     from coordinator.central_evaluation import CentralEvaluator
-    from coordinator.provisioning import provision
     from embedding_core.cache import EmbeddingCache
     from embedding_core.data import load_beir
     from embedding_core.data.federated_split import split_non_iid, write_shards
     from embedding_core.encoder import Encoder
+    from kits.provisioning import provision
 
     write_subset(shared_data / "scifact", work / "data" / SUBSET, train_queries=train_queries)
     train = load_beir(work / "data" / SUBSET, split="train", name=SUBSET)
@@ -112,9 +112,9 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
 def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:
     """One federation in this process; returns the evaluator's call timestamps."""
     import coordinator.central_evaluation as central_evaluation
-    from coordinator.federation_config import FederationConfig
     from coordinator.secaggplus_app import run_simulated_secaggplus_federation
-    from coordinator.simulation import run_simulated_federation
+    from fedembed.simulation import run_simulated_federation
+    from federation.run_config import FederationConfig
 
     calls: list[dict[str, float]] = []
     original = central_evaluation.CentralEvaluator.__call__

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from secure_index.crypto import KeyFileKeks, SealedContext, open_sealed, write_sealed
+from secure_index.sealing import KeyFileKeks, SealedContext, open_sealed, write_sealed
 from secure_index.storage import WriteAheadLog
 
 MB = 1_000_000

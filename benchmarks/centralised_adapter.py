@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from client_node.training import (
+from dp_training import (
     DPConfig,
     InteractionSet,
     TrainConfig,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from coordinator.provisioning import provision
 from fedembed.federated_demo import NODES, Recipe, run_distributed_row
+from kits.provisioning import provision
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ coordinator-side post-processings of the aggregated states (no extra privacy cos
 ``server_tail`` (score the mean of the global states of the last k rounds, Polyak
 averaging across rounds; 0 = the last state); ``shares`` (distributed DP: each node takes
 one noisy full-batch step with 1/sqrt(shares) of the noise, see
-``client_node/training/distributed_dp.py``; 0 = off) and ``server_lr`` (Adam on the
+``dp_training/distributed_dp.py``; 0 = off) and ``server_lr`` (Adam on the
 coordinator, ``coordinator/server_adam.py``; 0 = off). ``--repeats`` runs each spec again with
 fresh DP noise (one JSON line per run).
 

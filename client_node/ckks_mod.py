@@ -17,8 +17,9 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
-from coordinator.ckks_aggregation import decrypt_vector, encrypt_vector
-from coordinator.wire import (
+from crypto.ckks_aggregation import decrypt_vector, encrypt_vector
+from embedding_core.errors import FedembedError
+from federation.wire import (
     AggregationMode,
     ConfigKey,
     ContentKey,
@@ -28,7 +29,6 @@ from coordinator.wire import (
     as_float,
     as_int,
 )
-from embedding_core.errors import FedembedError
 
 __all__ = ["CKKS_SECRET_FILE", "ckks_decrypt_sum", "ckks_update_mod", "flatten", "unflatten"]
 

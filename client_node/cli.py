@@ -26,8 +26,8 @@ def start_cmd(
     """Validate data and kit, then run an authenticated TLS SuperNode until interrupted."""
     # Commands import their machinery (torch, Flower) when they run: `--help` stays fast.
     from client_node.node_data import load_node_data
-    from coordinator.kit_loader import load_node_kit
-    from coordinator.local_deployment import start_supernode
+    from deployment.flower_processes import start_supernode
+    from kits.loader import load_node_kit
 
     node_kit = load_node_kit(kit)
     data = load_node_data(data_dir)
@@ -62,9 +62,9 @@ def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
 @node_app.command("ledger")
 def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
     """Show the node's privacy ledger (epsilon spent per run and round)."""
-    from client_node.accounting import PrivacyLedger
     from client_node.local_round import LEDGER_FILE
     from client_node.node_data import STATE_DIR
+    from privacy import PrivacyLedger
 
     path = data_dir / STATE_DIR / LEDGER_FILE
     if not path.is_file():

@@ -19,9 +19,9 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
 from client_node.local_round import RoundSettings, run_local_round
-from coordinator.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
+from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
-from fedembed.app_logging import configure_logging
+from federation.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
 
 __all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app", "settings_from_config"]
 

@@ -138,8 +138,8 @@ def upload_documents(
                     expected="the tenant's DCPE keyring from the node kit",
                     fix="pass --dcpe-key-file <kit>/dcpe_keyring.json",
                 )
-            from secure_index.crypto.dcpe import ScaleAndPerturb
-            from secure_index.crypto.dcpe_keys import DcpeKeyring
+            from crypto.dcpe import ScaleAndPerturb
+            from crypto.dcpe_keys import DcpeKeyring
 
             scheme = ScaleAndPerturb(DcpeKeyring.load(dcpe_key_file).current())
             vectors = scheme.encrypt(vectors).vectors
@@ -194,7 +194,7 @@ def _upload_ckks(gateway: _Gateway, collection: str, ids: list[str], vectors: np
     Blocks the node uploaded earlier past the new last one are deleted, so a node whose
     corpus shrank leaves nothing stale. Returns the number of blocks.
     """
-    from secure_index.crypto.ckks_search import CkksDocumentEncryptor
+    from crypto.ckks_search import CkksDocumentEncryptor
     from secure_index.service.ckks_backend import OCTET_STREAM, pack_block_upload
 
     public = gateway.request("GET", CKKS_CONTEXT_PATH).content

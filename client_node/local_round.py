@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from client_node.accounting import PrivacyLedger, noise_multiplier_for
 from client_node.node_data import load_node_data
-from client_node.training import (
+from dp_training import (
     DPConfig,
     InteractionSet,
     TrainConfig,
@@ -28,10 +27,11 @@ from client_node.training import (
     noise_share_multiplier,
     train_adapter,
 )
-from coordinator.wire import MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.encoder import Encoder
 from embedding_core.errors import FedembedError
+from federation.wire import MetricKey
+from privacy import PrivacyLedger, noise_multiplier_for
 
 __all__ = ["LEDGER_FILE", "LocalResult", "RoundSettings", "clip_update", "run_local_round"]
 

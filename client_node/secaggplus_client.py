@@ -38,10 +38,10 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from client_node.client_app import settings_from_config
 from client_node.local_round import run_local_round
-from coordinator.wire import MetricKey, NodeConfigKey, as_float
 from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
-from fedembed.app_logging import configure_logging
+from federation.wire import MetricKey, NodeConfigKey, as_float
 
 __all__ = [
     "SecAggPlusNode",

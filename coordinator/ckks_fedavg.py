@@ -20,9 +20,10 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from client_node.ckks_mod import CHUNKS, LENGTH, SUM, flatten, unflatten
-from coordinator.ckks_aggregation import sum_encrypted
 from coordinator.strategy_wrapper import StrategyWrapper
-from coordinator.wire import (
+from crypto.ckks_aggregation import sum_encrypted
+from embedding_core.errors import FedembedError
+from federation.wire import (
     AggregationMode,
     ConfigKey,
     ContentKey,
@@ -31,7 +32,6 @@ from coordinator.wire import (
     as_float,
     as_int,
 )
-from embedding_core.errors import FedembedError
 
 __all__ = ["CkksFedAvg"]
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from coordinator.local_deployment import start_superlink
-from coordinator.provisioning import DEFAULT_DCPE_BETA, load_coordinator_kit, provision
+from deployment.flower_processes import start_superlink
+from kits.provisioning import DEFAULT_DCPE_BETA, load_coordinator_kit, provision
 
 __all__ = ["coordinator_app"]
 

@@ -4,7 +4,7 @@ Per round it records what each node reported (its own sample-level epsilon from 
 ledger, or its refusal and reason) and, when node-level DP is on, composes the
 node-level Gaussian mechanism at sampling rate ``nodes per round / nodes`` (McMahan
 et al., ICLR 2018, "Learning Differentially Private Recurrent Language Models") with
-:class:`~client_node.accounting.DPSGDAccountant`: RDP while nodes are sampled, exact
+:class:`~privacy.DPSGDAccountant`: RDP while nodes are sampled, exact
 Gaussian DP when every node takes part in every round. Persisted as JSON next to the
 run's outputs.
 """
@@ -21,9 +21,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from client_node.accounting import DPSGDAccountant
 from coordinator.strategy_wrapper import StrategyWrapper
-from coordinator.wire import ContentKey, MetricKey, as_float
+from federation.wire import ContentKey, MetricKey, as_float
+from privacy import DPSGDAccountant
 
 __all__ = ["FederationLedger"]
 

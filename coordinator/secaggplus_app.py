@@ -20,7 +20,7 @@ them); instead the *aggregate* is checked (finite, norm within the clip norm plu
 quantization slack) and a round that fails is not released. Node-level DP noise is not
 offered in this mode yet (``node-noise-multiplier`` must be 0).
 
-Layout: :mod:`coordinator.secaggplus_params` (constants, :class:`SecAggPlusParams`,
+Layout: :mod:`federation.secaggplus_params` (constants, :class:`SecAggPlusParams`,
 :func:`quantization_tolerance` and the quantization bounds), and
 :mod:`coordinator.secaggplus_strategy` (:class:`SecAggPlusFedAvg`); this module holds
 the fit workflow and the ServerApp wiring, and re-exports their public names.
@@ -42,8 +42,12 @@ from flwr.server.workflow.secure_aggregation.secaggplus_workflow import Workflow
 from flwr.serverapp import Grid, ServerApp
 
 from coordinator.central_evaluation import CentralEvaluator
-from coordinator.federation_config import FederationConfig
-from coordinator.secaggplus_params import (
+from coordinator.secaggplus_strategy import SecAggPlusFedAvg
+from coordinator.server_app import LEDGER_FILE, publish
+from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.app_logging import configure_logging
+from federation.run_config import FederationConfig
+from federation.secaggplus_params import (
     DEFAULT_MAX_WEIGHT,
     DEFAULT_QUANTIZATION_RANGE,
     SECAGGPLUS,
@@ -52,11 +56,7 @@ from coordinator.secaggplus_params import (
     check_config,
     quantization_tolerance,
 )
-from coordinator.secaggplus_params import DEFAULT_MODULUS_RANGE as DEFAULT_MODULUS_RANGE
-from coordinator.secaggplus_strategy import SecAggPlusFedAvg
-from coordinator.server_app import LEDGER_FILE, publish
-from embedding_core.adapter import Adapter, AdapterSide
-from fedembed.app_logging import configure_logging
+from federation.secaggplus_params import DEFAULT_MODULUS_RANGE as DEFAULT_MODULUS_RANGE
 
 __all__ = [
     "DEFAULT_MAX_WEIGHT",
@@ -195,7 +195,7 @@ def run_simulated_secaggplus_federation(
 ) -> dict[str, Any]:
     """As ``simulation.run_simulated_federation``, with SecAgg+ on both sides."""
     from client_node.secaggplus_client import make_secaggplus_client_app
-    from coordinator.simulation import partition_mod, simulate
+    from fedembed.simulation import partition_mod, simulate
 
     server = make_secaggplus_server_app(config, params=params)
     client = make_secaggplus_client_app(

@@ -32,11 +32,11 @@ from flwr.server.workflow.secure_aggregation.secaggplus_workflow import Workflow
 from flwr.serverapp.strategy import FedAvg as MessageFedAvg
 
 from coordinator.central_evaluation import CentralEvaluator
-from coordinator.federation_config import FederationConfig
 from coordinator.federation_ledger import FederationLedger
-from coordinator.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
 from coordinator.update_validation import NORM_TOLERANCE
-from coordinator.wire import ConfigKey, MetricKey, as_float
+from federation.run_config import FederationConfig
+from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
+from federation.wire import ConfigKey, MetricKey, as_float
 
 __all__ = ["SecAggPlusFedAvg"]
 

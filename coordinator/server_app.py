@@ -29,13 +29,13 @@ from flwr.serverapp.strategy import (
 
 from coordinator.central_evaluation import CentralEvaluator, adapter_from_arrays
 from coordinator.ckks_fedavg import CkksFedAvg
-from coordinator.federation_config import FederationConfig
 from coordinator.federation_ledger import FederationLedger
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
-from coordinator.wire import AggregationMode, MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
-from fedembed.app_logging import configure_logging
+from embedding_core.app_logging import configure_logging
+from federation.run_config import FederationConfig
+from federation.wire import AggregationMode, MetricKey
 
 __all__ = [
     "CKKS_PUBLIC_FILE",
@@ -150,7 +150,7 @@ def publish(
         "target_epsilon": config.target_epsilon,
         "target_delta": config.target_delta,
         # > 1: distributed DP, each node added 1/sqrt(shares) of the noise and the epsilons
-        # hold for the secure sum (client_node/training/distributed_dp.py states the terms).
+        # hold for the secure sum (dp_training/distributed_dp.py states the terms).
         "dp_noise_shares": config.dp_noise_shares,
         "server_learning_rate": config.server_learning_rate,
         "nodes": sorted({n for r in ledger.rounds for n in r["nodes"]}),

@@ -18,7 +18,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
 
 from coordinator.strategy_wrapper import StrategyWrapper
-from coordinator.wire import ContentKey
+from federation.wire import ContentKey
 
 __all__ = ["NORM_TOLERANCE", "UpdateValidation", "check_update"]
 

@@ -5,7 +5,8 @@ the target with ``os.replace`` (atomic on POSIX file systems); the directory is 
 fsync'ed so the rename survives a power cut. A reader sees either the previous file or
 the new one. On failure the temporary file is removed, the previous file is left as it
 was and the ``OSError`` propagates. (The secure index has its own variant,
-:mod:`secure_index.storage.atomic_file`, that turns OS errors into operator advice.)
+:mod:`secure_index.storage.atomic_file`, that writes in segments and turns OS errors
+into operator advice.)
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that it is always either the old or the new file.
+
+    The new file gets permission bits ``mode`` (owner-only by default) before it
+    replaces the old one, so no reader ever sees it with other permissions.
 
     Raises:
         OSError: The temporary file could not be written, synced or renamed.
@@ -46,6 +50,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     temp = Path(temp_name)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

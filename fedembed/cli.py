@@ -10,13 +10,13 @@ from typing import Annotated
 import click
 import typer
 
-from attacks.cli import audit
+from audit.cli import audit
 from client_node.cli import node_app
 from coordinator.cli import coordinator_app
+from embedding_core.app_logging import configure_logging
 from embedding_core.cli import data_app, eval_app, model_app
 from embedding_core.errors import FedembedError
 from fedembed import __version__
-from fedembed.app_logging import configure_logging
 from fedembed.demo import demo
 from policies.cli import policy_app
 from secure_index.cli import index_app, partner_app

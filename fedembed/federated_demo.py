@@ -17,19 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from client_node.accounting import noise_multiplier_for
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR, load_node_data
-from client_node.training import DPConfig, InteractionSet, TrainConfig, train_adapter
-from coordinator.loopback_consortium import LoopbackConsortium
-from coordinator.provisioning import provision
+from dp_training import DPConfig, InteractionSet, TrainConfig, train_adapter
 from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import BeirDataset, load_beir
 from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, score_retrieval
+from fedembed.loopback_consortium import LoopbackConsortium
+from kits.provisioning import provision
 from policies import Policy, load_default_policy, plan_privacy
+from privacy import noise_multiplier_for
 
 __all__ = ["EPSILONS", "RELEASE_TAG", "Recipe", "run_federated_demo"]
 
@@ -51,7 +51,7 @@ class Recipe:
     ``benchmarks/centralised_adapter.py`` and the in-process sweep recorded in
     benchmarks/RESULTS.md. The distributed-DP row (``noise_shares`` > 0) takes one noisy
     full-batch gradient step per node and round, ``distributed_rounds`` rounds, with Adam
-    on the coordinator (``client_node/training/distributed_dp.py``).
+    on the coordinator (``dp_training/distributed_dp.py``).
     """
 
     rounds: int = 5
@@ -119,8 +119,8 @@ def run_distributed_row(
     every message (8-20 s per round here), so 100 rounds would take about half an hour;
     the simulation engine runs the same ServerApp, ClientApp and CKKS code in Ray actors.
     """
-    from coordinator.federation_config import FederationConfig
-    from coordinator.simulation import run_simulated_federation
+    from fedembed.simulation import run_simulated_federation
+    from federation.run_config import FederationConfig
 
     tag = tag or f"ddp-eps{epsilon:g}"
     node_dirs = _copy_members(members, out / "experiments" / tag)

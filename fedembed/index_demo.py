@@ -20,13 +20,13 @@ from typing import Any
 
 from client_node.index_upload import opaque_id, upload_documents
 from client_node.node_data import load_node_data
-from coordinator.kits import CKKS_SEARCH_KEY
+from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
+from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
-from secure_index.crypto import KeyFileKeks
-from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
-from secure_index.crypto.dcpe_keys import DcpeKeyring
+from kits.layout import CKKS_SEARCH_KEY
+from secure_index.sealing import KeyFileKeks
 from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.local_service import start_index_service
 from secure_index.service.settings import audit_path

@@ -5,7 +5,7 @@ A policy bounds privacy twice: ``[privacy] max_epsilon_per_node`` (the formal bu
 recipes whose every step uses every record (full-batch DP-SGD, distributed DP's one
 noisy step per round) the guarantee is exactly ``mu``-GDP, which also bounds the AUC of
 *any* membership-inference attack by ``Phi(mu / sqrt 2)`` (Dong, Roth and Su, JRSS-B
-2022; :mod:`client_node.accounting.gdp`). So the largest epsilon whose ``mu`` keeps that
+2022; :mod:`privacy.analysis.gdp`). So the largest epsilon whose ``mu`` keeps that
 bound at ``max_mia_auc`` turns the audit's threshold into a proof, not only a
 measurement. :func:`plan_privacy` returns the smaller of the two epsilons and which
 limit set it; a federation run with that ``target-epsilon`` satisfies both.
@@ -66,7 +66,7 @@ def plan_privacy(policy: Policy) -> PrivacyPlan:
             size keeps every attack at guessing level.
     """
     # scipy loads here, not when the CLI starts (policies is imported by every command).
-    from client_node.accounting.gdp import auc_bound, epsilon_for_auc, mu_for
+    from privacy.analysis.gdp import auc_bound, epsilon_for_auc, mu_for
 
     delta = policy.privacy.target_delta
     budget = policy.privacy.max_epsilon_per_node

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from crypto.errors import KeyManagementError
 from embedding_core.errors import FedembedError
-from secure_index.crypto import KeyFileKeks, load_keks, sealed_kek_id
-from secure_index.errors import KeyManagementError
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks, load_keks, sealed_kek_id
 from secure_index.service.audit_log import AuditLog, verify_audit_log
 from secure_index.service.credentials import CredentialStore, Role
 from secure_index.service.settings import (
@@ -114,7 +114,7 @@ def ckks_keygen(
     dimension: Annotated[int, typer.Option(help="Vector width of the model.")] = 384,
 ) -> None:
     """Create the gateway's CKKS search key (store it in the gateway kit only)."""
-    from secure_index.crypto.ckks_search_key import CkksSearchKey, save_ckks_key
+    from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 
     if out.exists():
         raise KeyManagementError(

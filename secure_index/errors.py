@@ -16,7 +16,6 @@ __all__ = [
     "CollectionExistsError",
     "CollectionNotFoundError",
     "IntegrityError",
-    "KeyManagementError",
     "OwnershipError",
     "RequestError",
     "SecureIndexError",
@@ -48,10 +47,6 @@ class IntegrityError(SecureIndexError):
                 "files by hand"
             ),
         )
-
-
-class KeyManagementError(SecureIndexError):
-    """A key file, key version or key rotation request is invalid."""
 
 
 class StorageError(SecureIndexError):

@@ -2,7 +2,7 @@
 
 A CKKS collection holds the gateway's *evaluation* context (Galois and relinearisation
 keys, no secret key) and blocks of documents that member nodes encrypted with the
-gateway's public context (:mod:`secure_index.crypto.ckks_search`). A block belongs to
+gateway's public context (:mod:`crypto.ckks_search`). A block belongs to
 one node and has a number chosen by that node; putting a block replaces the node's block
 of that number, so uploads are idempotent. A query is an encrypted vector; the answer is
 one encrypted score vector per block plus the block's owner and document ids, which the
@@ -28,14 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from secure_index.crypto.ckks_search import CkksInnerProductScorer, EncryptedBlock
-from secure_index.crypto.key_encryption_keys import KekProvider
-from secure_index.crypto.sealed_file import (
-    SealedContext,
-    open_sealed,
-    read_sealed_header,
-    write_sealed,
-)
+from crypto.ckks_search import CkksInnerProductScorer, EncryptedBlock
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -45,6 +38,13 @@ from secure_index.errors import (
 from secure_index.index.collection_spec import (
     COLLECTION_PATTERN,
     validate_doc_id,
+)
+from secure_index.sealing.key_encryption_keys import KekProvider
+from secure_index.sealing.sealed_file import (
+    SealedContext,
+    open_sealed,
+    read_sealed_header,
+    write_sealed,
 )
 from secure_index.storage.atomic_file import storage_error
 

@@ -14,11 +14,11 @@ import threading
 import time
 from pathlib import Path
 
-from secure_index.crypto import KekProvider
 from secure_index.index.hnsw_collection import HnswCollection
 from secure_index.index.snapshot_files import latest_generation, read_generation
 from secure_index.index.store_layout import WAL_DIR, wal_context
 from secure_index.index.wal_records import Operation, WalRecord
+from secure_index.sealing import KekProvider
 from secure_index.storage import WriteAheadLog
 
 __all__ = ["DurableCollection", "recover_collection"]

@@ -7,7 +7,7 @@ Each collection lives in ``<root>/collections/<name>/``::
     table-<gen>.sealed      the SQLite image of ids, owners and tags
     wal/                    the encrypted write-ahead log
 
-Every file is an AES-256-GCM envelope (:mod:`secure_index.crypto.sealed_file`) whose
+Every file is an AES-256-GCM envelope (:mod:`secure_index.sealing.sealed_file`) whose
 associated data binds tenant, collection, kind, dimension, metric, element count and
 generation, so a swapped or rolled-back file is refused. An upsert is acknowledged only
 after its log record is fsync'ed; a snapshot folds the log into a new generation (keeping
@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from secure_index.crypto import KekProvider, rewrap_sealed
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -51,6 +50,7 @@ from secure_index.index.store_layout import (
     wal_context,
 )
 from secure_index.index.wal_records import Operation, WalRecord
+from secure_index.sealing import KekProvider, rewrap_sealed
 from secure_index.storage import WriteAheadLog, storage_error
 
 __all__ = ["COLLECTIONS_DIR", "LOCK_FILE", "CollectionStats", "IndexStore", "UpsertResult"]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from secure_index.crypto import KekProvider, open_sealed, write_sealed
 from secure_index.errors import CollectionError
 from secure_index.index.collection_spec import CollectionSpec, Metric, Protection
 from secure_index.index.document_table import DocumentTable
@@ -30,6 +29,7 @@ from secure_index.index.store_layout import (
     manifest_context,
     snapshot_contexts,
 )
+from secure_index.sealing import KekProvider, open_sealed, write_sealed
 
 __all__ = ["latest_generation", "prune_generations", "read_generation", "write_generation"]
 

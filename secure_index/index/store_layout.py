@@ -3,7 +3,7 @@
 A store directory holds ``.lock`` (one store process per directory) and
 ``collections/<name>/`` per collection, with ``manifest-<gen>.sealed``,
 ``graph-<gen>.sealed``, ``table-<gen>.sealed`` and the write-ahead log in ``wal/``.
-Every file is bound by its :class:`~secure_index.crypto.SealedContext` to the tenant,
+Every file is bound by its :class:`~secure_index.sealing.SealedContext` to the tenant,
 collection, kind and (for snapshot files) dimension, metric, element count and
 generation, so a swapped or rolled-back file is refused.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from secure_index.crypto import SealedContext
 from secure_index.index.collection_spec import CollectionSpec
+from secure_index.sealing import SealedContext
 
 __all__ = [
     "COLLECTIONS_DIR",

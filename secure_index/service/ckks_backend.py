@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from secure_index.crypto.ckks_search import EncryptedBlock
+from crypto.ckks_search import EncryptedBlock
 from secure_index.errors import RequestError, StorageError
 from secure_index.index.ckks_collections import CkksCollectionInfo, ScoredBlock
 from secure_index.service.store_backend import call_store

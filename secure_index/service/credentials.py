@@ -44,7 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from secure_index.errors import KeyManagementError, RequestError, StorageError
+from crypto.errors import KeyManagementError
+from secure_index.errors import RequestError, StorageError
 
 __all__ = ["TOKEN_PREFIX", "Credential", "CredentialStore", "Role"]
 

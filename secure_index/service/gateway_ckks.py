@@ -1,6 +1,6 @@
 """The query gateway's CKKS search: encrypt the query, let the store score, decrypt, rank.
 
-The gateway holds the CKKS secret key (:class:`~secure_index.crypto.ckks_search.CkksSearchKey`,
+The gateway holds the CKKS secret key (:class:`~crypto.ckks_search.CkksSearchKey`,
 ``FEDEMBED_INDEX_CKKS_KEY_FILE``). It gives the store the evaluation keys when an admin
 creates a CKKS collection, gives nodes the public context, forwards nodes' encrypted
 blocks, and answers partner queries: the store returns one encrypted score vector per
@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from secure_index.crypto.ckks_search_key import CkksSearchKey
+from crypto.ckks_search_key import CkksSearchKey
 from secure_index.index.ckks_collections import METRIC, CkksCollectionInfo
 from secure_index.index.collection_spec import Hit
 from secure_index.service.audit_log import AuditLog

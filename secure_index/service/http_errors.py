@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crypto.errors import CryptoInputError, KeyManagementError
 from embedding_core.errors import FedembedError
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     IntegrityError,
-    KeyManagementError,
     OwnershipError,
     RequestError,
     StorageError,
@@ -41,6 +41,7 @@ _STATUS: tuple[tuple[type[FedembedError], int], ...] = (
     (CollectionExistsError, 409),
     (OwnershipError, 403),
     (RequestError, 422),
+    (CryptoInputError, 422),
     (StorageError, 503),
     (IntegrityError, 503),
     (KeyManagementError, 503),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from coordinator.local_deployment import free_port
+from deployment.flower_processes import free_port
 from embedding_core.errors import FedembedError
 
 __all__ = ["LocalIndexService", "start_index_service"]

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from crypto.errors import KeyManagementError
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.encoder import Encoder
-from secure_index.errors import KeyManagementError, RequestError
+from secure_index.errors import RequestError
 
 __all__ = ["QueryEmbedder"]
 
@@ -44,8 +45,8 @@ class QueryEmbedder:
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._dcpe = None
         if dcpe_key_file is not None:
-            from secure_index.crypto.dcpe import ScaleAndPerturb
-            from secure_index.crypto.dcpe_keys import DcpeKeyring
+            from crypto.dcpe import ScaleAndPerturb
+            from crypto.dcpe_keys import DcpeKeyring
 
             self._dcpe = ScaleAndPerturb(DcpeKeyring.load(dcpe_key_file).current())
         if adapter is not None and encoder is not None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI
 
-from secure_index.crypto import load_keks
-from secure_index.crypto.ckks_search_key import load_ckks_key
+from crypto.ckks_search_key import load_ckks_key
 from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import load_keks
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.ckks_backend import CkksBackend, RemoteCkksStore
 from secure_index.service.credentials import CredentialStore

@@ -15,7 +15,8 @@ from fastapi.params import Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from secure_index.errors import KeyManagementError, RequestError
+from crypto.errors import KeyManagementError
+from secure_index.errors import RequestError
 from secure_index.index.ckks_collections import CkksCollections
 from secure_index.service.ckks_backend import (
     CkksStorePaths,

@@ -1,7 +1,7 @@
 """Encrypted write-ahead log with group commit: a record is durable before it is acknowledged.
 
 The log is a directory of files ``wal-<first_seq:020d>.log``. Each file starts with an
-:mod:`~secure_index.crypto.envelope_header` header (magic ``b"FEDWAL"``, version, KEK id,
+:mod:`~secure_index.sealing.envelope_header` header (magic ``b"FEDWAL"``, version, KEK id,
 the file's fresh data key wrapped with associated data binding the context and the first
 sequence number) and holds frames::
 
@@ -38,9 +38,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from secure_index.crypto.key_encryption_keys import KekProvider
-from secure_index.crypto.sealed_file import SealedContext
 from secure_index.errors import IntegrityError, StorageError
+from secure_index.sealing.key_encryption_keys import KekProvider
+from secure_index.sealing.sealed_file import SealedContext
 from secure_index.storage.atomic_file import fsync_directory, storage_error
 from secure_index.storage.wal_file import (
     FILE_NAME,

@@ -1,7 +1,7 @@
 """One file of the write-ahead log: its name, header, frames, torn-tail repair and reads.
 
 A log file ``wal-<first_seq:020d>.log`` starts with an
-:mod:`~secure_index.crypto.envelope_header` header (magic ``b"FEDWAL"``, version, KEK id,
+:mod:`~secure_index.sealing.envelope_header` header (magic ``b"FEDWAL"``, version, KEK id,
 the file's fresh data key wrapped with associated data binding the context and the first
 sequence number) and holds frames::
 
@@ -25,8 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from secure_index.crypto.aead import AEAD_KEY_SIZE, AEAD_OVERHEAD, AesGcmAead, DecryptionError
-from secure_index.crypto.envelope_header import (
+from crypto.errors import KeyManagementError
+from secure_index.errors import IntegrityError
+from secure_index.sealing.aead import AEAD_KEY_SIZE, AEAD_OVERHEAD, AesGcmAead, DecryptionError
+from secure_index.sealing.envelope_header import (
     MAX_HEADER_SIZE,
     ByteReader,
     HeaderFormatError,
@@ -34,8 +36,7 @@ from secure_index.crypto.envelope_header import (
     pack_envelope,
     unpack_envelope,
 )
-from secure_index.crypto.key_encryption_keys import KekProvider
-from secure_index.errors import IntegrityError, KeyManagementError
+from secure_index.sealing.key_encryption_keys import KekProvider
 from secure_index.storage.atomic_file import atomic_write, storage_error
 
 __all__ = [

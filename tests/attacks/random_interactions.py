@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from client_node.training import InteractionSet
+from dp_training import InteractionSet
 
 
 def random_interactions(records: int, docs: int, dim: int, seed: int) -> InteractionSet:

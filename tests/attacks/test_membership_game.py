@@ -13,7 +13,7 @@ from attacks.membership_game import (
     play_game,
 )
 from attacks.membership_inference import record_statistics
-from client_node.training import InteractionSet, TrainConfig
+from dp_training import InteractionSet, TrainConfig
 from embedding_core.adapter import AdapterKind
 from tests.attacks.random_interactions import random_interactions
 

@@ -20,7 +20,7 @@ from attacks.membership_inference import (
     train_shadows,
 )
 from attacks.roc import roc_auc
-from client_node.training import InteractionSet, TrainConfig, train_adapter
+from dp_training import InteractionSet, TrainConfig, train_adapter
 from embedding_core.adapter import Adapter
 from tests.attacks.random_interactions import random_interactions
 

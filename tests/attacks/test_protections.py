@@ -15,7 +15,7 @@ from attacks.protections import (
     LinearMapAttacker,
     RawEmbeddings,
 )
-from secure_index.crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb
+from crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb
 
 
 def _unit(count: int, dimension: int, seed: int) -> np.ndarray:

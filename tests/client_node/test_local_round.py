@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from client_node.accounting import BudgetExceededError, noise_multiplier_for
-from client_node.accounting.gdp import epsilon_for_mu, steps_mu
 from client_node.local_round import LEDGER_FILE, RoundSettings, run_local_round
-from coordinator.wire import MetricKey
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.errors import FedembedError
+from federation.wire import MetricKey
+from privacy import BudgetExceededError, noise_multiplier_for
+from privacy.analysis.gdp import epsilon_for_mu, steps_mu
 
 DIM = 384
 

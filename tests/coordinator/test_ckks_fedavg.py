@@ -7,9 +7,9 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, Re
 from flwr.serverapp.strategy import FedAvg
 
 from client_node.ckks_mod import CHUNKS, LENGTH
-from coordinator.ckks_aggregation import encrypt_vector, make_contexts
 from coordinator.ckks_fedavg import CkksFedAvg
-from coordinator.wire import ContentKey, MetricKey
+from crypto.ckks_aggregation import encrypt_vector, make_contexts
+from federation.wire import ContentKey, MetricKey
 from tests.coordinator.replies import train_reply
 
 REFERENCE = ArrayRecord({"w": Array(np.zeros(4, dtype=np.float32))})

@@ -8,8 +8,8 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
-from client_node.accounting import epsilon_for, epsilon_for_mu, steps_mu
 from coordinator.federation_ledger import FederationLedger
+from privacy import epsilon_for, epsilon_for_mu, steps_mu
 from tests.coordinator.replies import train_reply
 
 

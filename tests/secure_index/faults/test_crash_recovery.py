@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from secure_index.crypto import EnvKeks
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import EnvKeks
 from secure_index.service.local_service import start_index_service
 from secure_index.service.settings import STORE_DIR
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_index.crypto import KeyFileKeks
 from secure_index.errors import StorageError
 from secure_index.index.hnsw_collection import CollectionSpec
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks
 
 DIM = 64
 

@@ -19,9 +19,9 @@ import tenseal as ts
 
 from client_node.index_upload import opaque_id
 from embedding_core.encoder import Encoder
-from secure_index.crypto import EnvKeks
-from secure_index.crypto.sealed_file import SealedContext, open_sealed
 from secure_index.index.ckks_collections import EVALUATION_FILE, KIND_EVALUATION, METRIC
+from secure_index.sealing import EnvKeks
+from secure_index.sealing.sealed_file import SealedContext, open_sealed
 from secure_index.service.local_service import LocalIndexService, start_index_service
 from secure_index.service.settings import CKKS_DIR, STORE_DIR
 

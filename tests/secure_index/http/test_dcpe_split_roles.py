@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_index.crypto import EnvKeks
-from secure_index.crypto.dcpe import ScaleAndPerturb
-from secure_index.crypto.dcpe_keys import DcpeKeyring
+from crypto.dcpe import ScaleAndPerturb
+from crypto.dcpe_keys import DcpeKeyring
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import EnvKeks
 from secure_index.service.local_service import start_index_service
 from secure_index.service.settings import STORE_DIR
 

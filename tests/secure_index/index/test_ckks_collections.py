@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import tenseal as ts
 
-from secure_index.crypto import KeyFileKeks
-from secure_index.crypto.ckks_search import CkksDocumentEncryptor
-from secure_index.crypto.ckks_search_key import CkksSearchKey
-from secure_index.crypto.sealed_file import SealedContext, open_sealed
+from crypto.ckks_search import CkksDocumentEncryptor
+from crypto.ckks_search_key import CkksSearchKey
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -25,6 +23,8 @@ from secure_index.index.ckks_collections import (
     METRIC,
     CkksCollections,
 )
+from secure_index.sealing import KeyFileKeks
+from secure_index.sealing.sealed_file import SealedContext, open_sealed
 
 TENANT = "consortium"
 DIM = 12

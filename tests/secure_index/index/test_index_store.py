@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_index.crypto import KeyFileKeks, sealed_kek_id
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -18,6 +17,7 @@ from secure_index.errors import (
 )
 from secure_index.index.hnsw_collection import CollectionSpec, Metric
 from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks, sealed_kek_id
 
 TENANT = "acme-consortium"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secure_index.crypto.ckks_search import EncryptedBlock
+from crypto.ckks_search import EncryptedBlock
 from secure_index.errors import RequestError, StorageError
 from secure_index.index.ckks_collections import ScoredBlock
 from secure_index.service.ckks_backend import (

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crypto.errors import KeyManagementError
 from embedding_core.errors import FedembedError
-from secure_index.errors import KeyManagementError
 from secure_index.service.credentials import Credential, CredentialStore, Role
 
 TOKEN_RE = re.compile(r"fek_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")

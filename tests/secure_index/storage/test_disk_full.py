@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from secure_index.crypto.key_encryption_keys import KeyFileKeks
-from secure_index.crypto.sealed_file import SealedContext, open_sealed, write_sealed
 from secure_index.errors import StorageError
+from secure_index.sealing.key_encryption_keys import KeyFileKeks
+from secure_index.sealing.sealed_file import SealedContext, open_sealed, write_sealed
 from secure_index.storage.wal import WriteAheadLog
 
 CTX = SealedContext(tenant="acme", collection="papers", kind="index", dimension=8, metric="l2")

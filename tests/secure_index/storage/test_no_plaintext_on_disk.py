@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from secure_index.crypto.key_encryption_keys import KeyFileKeks
-from secure_index.crypto.sealed_file import SealedContext, write_sealed
+from secure_index.sealing.key_encryption_keys import KeyFileKeks
+from secure_index.sealing.sealed_file import SealedContext, write_sealed
 from secure_index.storage.wal import WriteAheadLog
 
 WINDOW = 16

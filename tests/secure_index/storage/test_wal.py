@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secure_index.crypto.key_encryption_keys import KeyFileKeks
-from secure_index.crypto.sealed_file import SealedContext
-from secure_index.errors import IntegrityError, KeyManagementError
+from crypto.errors import KeyManagementError
+from secure_index.errors import IntegrityError
+from secure_index.sealing.key_encryption_keys import KeyFileKeks
+from secure_index.sealing.sealed_file import SealedContext
 from secure_index.storage.wal import WriteAheadLog
 
 CTX = SealedContext(tenant="acme", collection="papers", kind="wal", dimension=384, metric="cosine")

@@ -1,0 +1,127 @@
+"""``fedembed audit``: attack the model and its protections, judge by policy, write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedding_core.data.paths import resolve_data_dir
+
+__all__ = ["audit"]
+
+logger = logging.getLogger(__name__)
+
+VERDICT_EXIT = {"pass": 0, "fail": 1}
+
+
+def audit(
+    out: Annotated[Path, typer.Option("--out", help="Report folder (created).")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Local encoder folder (default: bundled).")
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option("--adapter", help="Released adapter folder (global_adapter of a run)."),
+    ] = None,
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Index data folder (named in the report).")
+    ] = None,
+    dcpe_key_file: Annotated[
+        Path | None,
+        typer.Option("--dcpe-key-file", help="The consortium DCPE keyring the index uses."),
+    ] = None,
+    ckks_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ckks-key-file",
+            help="The gateway's CKKS search key when the index serves CKKS collections.",
+        ),
+    ] = None,
+    members: Annotated[
+        Path | None,
+        typer.Option("--members", help="Member folders (<node>/documents.jsonl): owner probe."),
+    ] = None,
+    wordnet: Annotated[
+        Path | None,
+        typer.Option(
+            "--wordnet",
+            help="WordNet database folder (Debian wordnet-base: /usr/share/wordnet): the "
+            "inversion attacker's word map also learns from its 160,000 public glosses.",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy TOML (default: consortium default).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Datasets folder (default $FEDEMBED_DATA_DIR)."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Embedding cache folder.")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small samples and budgets (about a minute).")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when any policy check fails.")
+    ] = False,
+) -> None:
+    """Run the privacy and bias audit and write report.html, report.json and report.pdf."""
+    # Imported here: the attacks load torch and scikit-learn, which every other
+    # ``fedembed`` command would otherwise wait for at start-up.
+    from attacks.wordnet_glosses import check_wordnet_dir
+    from audit.index_evidence import gather_index_evidence
+    from audit.run_audit import AuditConfig, AuditInputs, run_audit
+    from crypto.ckks_search_key import load_ckks_key
+    from crypto.dcpe_keys import DcpeKeyring
+    from embedding_core.adapter import Adapter
+    from policies import load_default_policy, load_policy
+    from report.compliance_report import write_report
+
+    loaded = load_policy(policy) if policy is not None else load_default_policy()
+    if adapter is not None:
+        Adapter.load(adapter)  # a missing or corrupt adapter fails before any attack runs
+    if dcpe_key_file is not None:
+        DcpeKeyring.load(dcpe_key_file)
+    if ckks_key_file is not None:
+        load_ckks_key(ckks_key_file)
+    if index is not None:
+        gather_index_evidence(index)
+    if wordnet is not None:
+        check_wordnet_dir(wordnet)  # a folder without WordNet's files fails before any attack
+    inputs = AuditInputs(
+        policy=loaded,
+        model=model,
+        adapter=adapter,
+        dcpe_keyring=dcpe_key_file,
+        ckks_key=ckks_key_file,
+        index=index,
+        data_dir=resolve_data_dir(data_dir),
+        cache=cache_dir,
+        members=members,
+        wordnet=wordnet,
+    )
+    config = AuditConfig.quick() if quick else AuditConfig()
+    results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))
+    files = write_report(results, out)
+    failed = [c["id"] for c in results["checks"] if c["status"] == "fail"]
+    missing = [c["id"] for c in results["checks"] if c["status"] == "not_evaluated"]
+    typer.echo(
+        json.dumps(
+            {
+                "html": str(files.html),
+                "json": str(files.json),
+                "pdf": str(files.pdf),
+                "json_sha256": files.json_sha256,
+                "failed_checks": failed,
+                "not_evaluated": missing,
+            },
+            indent=2,
+        )
+    )
+    if strict and failed:
+        raise typer.Exit(code=VERDICT_EXIT["fail"])

@@ -1,0 +1,300 @@
+"""The protections the audit attacks, each with the retrieval utility it leaves.
+
+A :class:`ProtectionCase` is what an attacker sees of a target embedding under one
+protection (``attacker_view``) plus SciFact test nDCG@10 with that protection applied as
+deployed: noise on documents and queries; DCPE on both with exact L2 search (what the
+index does); the query adapter on queries only. The *deployed* protections are the index's
+DCPE key when a keyring is given and its CKKS search when the gateway's CKKS key is given;
+with neither, encryption at rest only, which leaves the running index process holding raw
+vectors (so the raw case is the deployed one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attacks.distribution_alignment import DistributionAlignmentAttacker
+from attacks.protections import (
+    CkksEncryptedSearch,
+    DcpeProtection,
+    GaussianNoise,
+    KeyedRotation,
+    LinearMapAttacker,
+)
+from audit.audit_data import AuditData
+from crypto.ckks_search_key import CkksSearchKey, load_ckks_key
+from crypto.dcpe import DcpeKey
+from crypto.dcpe_keys import DcpeKeyring
+from embedding_core.adapter import Adapter
+from embedding_core.evaluation.metrics import mean_metrics
+from embedding_core.evaluation.search import exact_top_k
+
+if TYPE_CHECKING:
+    from audit.audit_config import AuditConfig
+
+__all__ = [
+    "DeployedProtection",
+    "ProtectionCase",
+    "protection_cases",
+    "scifact_ndcg10",
+    "scored_ndcg10",
+]
+
+logger = logging.getLogger(__name__)
+
+NDCG = "ndcg@10"
+DEPTH = 100
+DEFAULT_DCPE_BETA = 1.0
+View = Callable[[np.ndarray], NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class ProtectionCase:
+    """One protection: the attacker's view of a vector, its utility and its threat."""
+
+    label: str
+    attacker_view: View
+    ndcg10: float
+    threat: str
+    optimisation: bool = False
+    deployed: bool = False
+
+
+@dataclass(frozen=True)
+class DeployedProtection:
+    """The protections the consortium's index uses: its DCPE key, its CKKS search key."""
+
+    key: DcpeKey | None = None
+    keyring_path: Path | None = None
+    ckks_key: CkksSearchKey | None = None
+    ckks_key_path: Path | None = None
+
+    @classmethod
+    def from_files(cls, keyring: Path | None, ckks_key: Path | None) -> DeployedProtection:
+        """The deployed keys from their files (either may be ``None``)."""
+        return cls(
+            key=DcpeKeyring.load(keyring).current() if keyring is not None else None,
+            keyring_path=keyring,
+            ckks_key=load_ckks_key(ckks_key) if ckks_key is not None else None,
+            ckks_key_path=ckks_key,
+        )
+
+    def describe(self, index: Path | None) -> dict[str, Any]:
+        """The report's index section (never the key material)."""
+        collections: list[dict[str, Any]] = []
+        if self.key is None and self.ckks_key is None:
+            collections = [{"name": "all collections", "protection": "at-rest", "beta": None}]
+        if self.key is not None:
+            collections.append(
+                {
+                    "name": "DCPE collections (consortium keyring)",
+                    "protection": "dcpe",
+                    "beta": self.key.beta,
+                    "key_id": self.key.key_id,
+                }
+            )
+        if self.ckks_key is not None:
+            collections.append(
+                {
+                    "name": "CKKS collections (gateway's search key)",
+                    "protection": "ckks",
+                    "beta": None,
+                }
+            )
+        return {
+            "path": str(index) if index is not None else None,
+            "keyring": str(self.keyring_path) if self.keyring_path is not None else None,
+            "ckks_key": str(self.ckks_key_path) if self.ckks_key_path is not None else None,
+            "collections": collections,
+        }
+
+
+def scifact_ndcg10(
+    queries: np.ndarray, documents: np.ndarray, data: AuditData, *, l2: bool
+) -> float:
+    """SciFact test nDCG@10 ranking by inner product, or by L2 distance when ``l2``."""
+    q = np.asarray(queries, dtype=np.float64)
+    d = np.asarray(documents, dtype=np.float64)
+    if l2:  # rank by -||q - d||^2 = 2 q.d - ||d||^2 (+ a constant per query)
+        return scored_ndcg10(2.0 * (q @ d.T) - (d * d).sum(axis=1)[None, :], data)
+    top, _ = exact_top_k(q.astype(np.float32), d.astype(np.float32), DEPTH)
+    return _ranked_ndcg10(top, data)
+
+
+def scored_ndcg10(scores: np.ndarray, data: AuditData) -> float:
+    """SciFact test nDCG@10 of a ``(queries, documents)`` score matrix (higher first)."""
+    return _ranked_ndcg10(np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH], data)
+
+
+def _ranked_ndcg10(top: np.ndarray, data: AuditData) -> float:
+    ids = data.retrieval.query_ids
+    corpus = data.scifact_test.corpus_ids
+    rankings = {qid: [corpus[j] for j in row] for qid, row in zip(ids, top, strict=True)}
+    return float(mean_metrics(rankings, data.scifact_test.qrels)[NDCG])
+
+
+def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _known_plaintext_view(protect: View, plain: np.ndarray) -> View:
+    """What an attacker holding ``protect(plain)`` for the known ``plain`` recovers."""
+    attacker = LinearMapAttacker().fit(protect(plain), plain)
+
+    def recover(vectors: np.ndarray) -> NDArray[np.float32]:
+        return attacker.recover(protect(vectors))
+
+    return recover
+
+
+def _alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> View:
+    """What a ciphertext-only attacker recovers by aligning a batch with public embeddings.
+
+    The attacker holds the whole batch of protected vectors (an index holds its
+    collection), fits the map on it and inverts the same batch. Fits are kept per batch
+    (keyed by a digest of its bytes): the audit's attacks ask for the same batch again.
+    """
+    fitted: dict[str, DistributionAlignmentAttacker] = {}
+
+    def recover(vectors: np.ndarray) -> NDArray[np.float32]:
+        protected = protect(vectors)
+        digest = hashlib.sha256(np.ascontiguousarray(protected).tobytes()).hexdigest()
+        if digest not in fitted:
+            fitted[digest] = DistributionAlignmentAttacker(seed=seed).fit(protected, public)
+        return fitted[digest].recover(protected)
+
+    return recover
+
+
+def _ckks_cases(
+    data: AuditData, plain: np.ndarray, deployed: DeployedProtection, config: AuditConfig
+) -> list[ProtectionCase]:
+    """Encrypted search: the store holds CKKS ciphertexts and scores encrypted queries."""
+    queries, docs = data.retrieval.queries, data.retrieval.documents
+    is_live = deployed.ckks_key is not None
+    ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
+    ndcg = scored_ndcg10(ckks.scores(queries, docs), data)
+    origin = "the gateway's key" if is_live else "a fresh key"
+    suffix = "" if is_live else " (not deployed)"
+    threat = (
+        f"holds the index store's CKKS ciphertexts (under {origin}) of every document, "
+        "encrypted queries, Galois and relinearisation keys, no decrypting key; reads the "
+        "ciphertext words at each document's slots"
+    )
+    return [
+        ProtectionCase(
+            f"{ckks.name} ciphertext-only{suffix}",
+            ckks.protect,
+            ndcg,
+            threat,
+            optimisation=True,
+            deployed=is_live,
+        ),
+        ProtectionCase(
+            f"{ckks.name} known-plaintext n={config.kpa_pairs}{suffix}",
+            _known_plaintext_view(ckks.protect, plain),
+            ndcg,
+            f"{threat}; also holds {config.kpa_pairs} known (plaintext, ciphertext) pairs and "
+            "fits a linear map back",
+            deployed=is_live,
+        ),
+    ]
+
+
+def protection_cases(
+    data: AuditData, adapter: Adapter | None, deployed: DeployedProtection, config: AuditConfig
+) -> list[ProtectionCase]:
+    """Raw, the noise sweep, DCPE (ciphertext-only and known-plaintext), the adapter."""
+    queries, docs = data.retrieval.queries, data.retrieval.documents
+    cases = [
+        ProtectionCase(
+            "raw",
+            _as_f32,
+            scifact_ndcg10(queries, docs, data, l2=False),
+            "no protection (or encryption at rest only, seen by the index process)",
+            optimisation=True,
+            deployed=deployed.key is None and deployed.ckks_key is None,
+        )
+    ]
+    for sigma in config.noise_sigmas:
+        noise = GaussianNoise(sigma, seed=config.seed + 1)
+        cases.append(
+            ProtectionCase(
+                noise.name,
+                noise.protect,
+                scifact_ndcg10(noise.protect(queries), noise.protect(docs), data, l2=False),
+                f"vectors carry renormalised Gaussian noise (sigma {sigma:g}); static attacker",
+            )
+        )
+    is_live = deployed.key is not None
+    dcpe = DcpeProtection(DEFAULT_DCPE_BETA, key=deployed.key)
+    dcpe_ndcg = scifact_ndcg10(dcpe.protect(queries), dcpe.protect(docs), data, l2=True)
+    origin = "the consortium's key" if is_live else "a fresh key (not deployed)"
+    cases.append(
+        ProtectionCase(
+            f"{dcpe.name} ciphertext-only",
+            dcpe.protect,
+            dcpe_ndcg,
+            f"holds DCPE ciphertexts under {origin} (e.g. a compromised index process)",
+            optimisation=is_live,
+            deployed=is_live,
+        )
+    )
+    rng = np.random.default_rng(config.seed + config.kpa_pairs)
+    known = rng.choice(len(data.public_vectors), size=config.kpa_pairs, replace=False)
+    plain = data.public_vectors[known]
+    cases.append(
+        ProtectionCase(
+            f"{dcpe.name} known-plaintext n={config.kpa_pairs}",
+            _known_plaintext_view(dcpe.protect, plain),
+            dcpe_ndcg,
+            f"holds DCPE ciphertexts under {origin} and {config.kpa_pairs} known "
+            "(plaintext, ciphertext) pairs; fits a linear map back",
+            optimisation=is_live,
+            deployed=is_live,
+        )
+    )
+    rotation = KeyedRotation(docs.shape[1])
+    rotated_ndcg = scifact_ndcg10(rotation.protect(queries), rotation.protect(docs), data, l2=False)
+    cases.append(
+        ProtectionCase(
+            "keyed rotation ciphertext-only (not deployed)",
+            _alignment_view(rotation.protect, data.public_sources, config.seed),
+            rotated_ndcg,
+            "holds a batch of vectors under a secret random rotation (keeps every inner "
+            "product) and public embeddings (STS-B, BANKING77 train); undoes the rotation by "
+            "aligning the two distributions (PCA start, CSLS-Procrustes refinement, Conneau "
+            "et al. 2018), no known pairs",
+            optimisation=True,
+        )
+    )
+    cases.append(
+        ProtectionCase(
+            f"keyed rotation known-plaintext n={config.kpa_pairs} (not deployed)",
+            _known_plaintext_view(rotation.protect, plain),
+            rotated_ndcg,
+            f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
+        )
+    )
+    cases.extend(_ckks_cases(data, plain, deployed, config))
+    if adapter is not None:
+        eps = adapter.metadata.get("target_epsilon")
+        label = f"dp adapter eps={eps:.4g}" if isinstance(eps, int | float) else "dp adapter"
+        cases.append(
+            ProtectionCase(
+                f"{label} (query side)",
+                lambda v: _as_f32(adapter.transform(_as_f32(v))),
+                scifact_ndcg10(adapter.transform(queries), docs, data, l2=False),
+                "sees query vectors after the released adapter; static attacker",
+            )
+        )
+    logger.info("audit: %d protection cases", len(cases))
+    return cases

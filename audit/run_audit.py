@@ -1,0 +1,148 @@
+"""The privacy and bias audit: run every attack, measure utility, judge against a policy.
+
+``run_audit`` attacks the audited model the way the issue's threat models say, each attack
+first against raw embeddings (an attack that fails there proves nothing), then against
+every protection: Gaussian noise (a sweep), the deployment's distance-comparison-preserving
+encryption (ciphertext-only and known-plaintext), and the released DP adapter. Beside
+each protection it measures SciFact nDCG@10, so the report shows privacy against
+utility. Membership inference plays the shadow-model game on the adapter's recipe at its
+epsilon and on an overfit control; the bias audit runs WEAT/SEAT on the base model and
+the fine-tuned one. The evidence is judged by the policy (``policies``) and mapped to
+regulations there; the result is the dict the compliance report renders.
+
+The configuration lives in :mod:`audit.audit_config`, the attacks in
+:mod:`audit.audit_runner` and the results' supporting sections in
+:mod:`audit.audit_results`; this module assembles the evidence and the verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from attacks import audit_figures
+from audit.audit_config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
+from audit.audit_results import (
+    adapter_sha256,
+    audit_limitations,
+    json_safe,
+    privacy_budget,
+    report_dict,
+)
+from audit.audit_runner import AuditRunner, Progress
+from audit.index_evidence import gather_index_evidence
+from audit.protection_cases import DeployedProtection, protection_cases
+from fedembed import __version__
+from policies import (
+    EVIDENCE_ATTRIBUTE_ADVANTAGE,
+    EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE,
+    EVIDENCE_DELTA_MAX_NODE,
+    EVIDENCE_EPSILON_MAX_NODE,
+    EVIDENCE_INVERSION_F1_PROTECTED,
+    EVIDENCE_INVERSION_F1_RAW,
+    EVIDENCE_MIA_AUC,
+    EVIDENCE_MIA_AUC_OVERFIT_CONTROL,
+    EVIDENCE_RETRIEVAL_NDCG10_DROP,
+    evaluate_audit,
+    map_regulations,
+)
+
+__all__ = ["AuditConfig", "AuditInputs", "run_audit"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_VERSION = 1
+TITLE = "fedembed privacy and bias audit"
+
+
+def run_audit(
+    inputs: AuditInputs, config: AuditConfig | None = None, *, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run the whole audit and return the report's data (see ``report.compliance_report``).
+
+    Args:
+        inputs: Model, adapter, index keyring, data and the policy.
+        config: Sample sizes and budgets; :class:`AuditConfig` defaults if ``None``.
+        progress: Called with a line per stage (the CLI prints them).
+    """
+    config = config or AuditConfig()
+    started = time.perf_counter()
+
+    def step(message: str) -> None:
+        line = f"[{time.perf_counter() - started:6.0f} s] {message}"
+        logger.info("audit: %s", message)
+        if progress is not None:
+            progress(line)
+
+    audit = AuditRunner(inputs, config, step)
+    meta = audit.adapter.metadata if audit.adapter is not None else {}
+    epsilon = float(meta.get("target_epsilon") or DEFAULT_EPSILON)
+    delta = float(meta.get("target_delta") or DEFAULT_DELTA)
+    deployed = DeployedProtection.from_files(inputs.dcpe_keyring, inputs.ckks_key)
+    cases = protection_cases(audit.data, audit.adapter, deployed, config)
+    utility = audit.inversions(cases)
+    raw = next(r for r in utility if r["protection"] == "raw")
+    live = [r for r in utility if r["deployed"]]
+    mia_auc, control_auc = audit.membership(epsilon, delta)
+    bias_rows, bias_max = audit.bias()
+    budget = privacy_budget(audit.adapter)
+    evidence: dict[str, float | None] = {
+        EVIDENCE_INVERSION_F1_RAW: raw["inversion_f1"],
+        EVIDENCE_INVERSION_F1_PROTECTED: max(r["inversion_f1"] for r in live),
+        EVIDENCE_MIA_AUC: mia_auc,
+        EVIDENCE_MIA_AUC_OVERFIT_CONTROL: control_auc,
+        EVIDENCE_ATTRIBUTE_ADVANTAGE: max(r["attribute_advantage"] for r in live),
+        EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE: bias_max,
+        EVIDENCE_EPSILON_MAX_NODE: max((b["epsilon"] for b in budget), default=None),
+        EVIDENCE_DELTA_MAX_NODE: max(
+            (float(b["delta"]) for b in budget if b["delta"]), default=None
+        ),
+        EVIDENCE_RETRIEVAL_NDCG10_DROP: 100.0 * (raw["ndcg10"] - min(r["ndcg10"] for r in live)),
+    }
+    index_section = deployed.describe(inputs.index)
+    if inputs.index is not None:
+        step("checking the index: encryption at rest, audit-log chain")
+        scanned = gather_index_evidence(inputs.index)
+        evidence.update(scanned.to_evidence())
+        index_section.update(scanned.to_dict())
+    policy = inputs.policy
+    checks = evaluate_audit(policy.policy, evidence)
+    step("writing figures")
+    figures = audit_figures.figures(audit.reports, utility, bias_rows)
+    results: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "title": TITLE,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fedembed_version": __version__,
+        "subject": {
+            "model": {"id": audit.encoder.model_id, "fingerprint": audit.encoder.fingerprint},
+            "adapter": None
+            if audit.adapter is None
+            else {
+                "path": str(inputs.adapter),
+                "sha256": adapter_sha256(inputs.adapter),
+                "epsilon": meta.get("target_epsilon"),
+                "delta": meta.get("target_delta"),
+                "rounds": meta.get("rounds"),
+                "aggregation": meta.get("aggregation"),
+            },
+            "index": index_section,
+            "data": audit.data.sources,
+        },
+        "policy": policy.to_dict(),
+        "attacks": [report_dict(r) for r in audit.reports],
+        "evidence": evidence,
+        "privacy_budget": budget,
+        "bias": bias_rows,
+        "utility": utility,
+        "checks": [c.to_dict() for c in checks],
+        "regulations": map_regulations(checks),
+        "figures": figures,
+        "limitations": audit_limitations(config, audit.adapter is not None, deployed),
+        "seconds": round(time.perf_counter() - started, 1),
+        "json_sha256": None,
+    }
+    step("audit done")
+    return dict(json_safe(results))

@@ -1,0 +1,104 @@
+"""Run the same ServerApp/ClientApp on Flower's simulation engine (many virtual nodes).
+
+Virtual node ``k`` (Flower's ``partition-id``) gets the member folder
+``<partition_root>/node-<k>`` and, for CKKS, the kit ``<kit_root>/nodes/node-<k>``,
+injected by a client mod into the node config exactly where a real SuperNode's
+``--node-config`` would put them; nothing else differs from the deployment engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
+from flwr.serverapp import Grid, ServerApp
+
+from client_node.client_app import make_client_app
+from coordinator.server_app import HISTORY_FILE, run_federation
+from federation.run_config import FederationConfig
+from federation.wire import AggregationMode, NodeConfigKey
+
+__all__ = ["partition_mod", "run_simulated_federation", "simulate"]
+
+logger = logging.getLogger(__name__)
+
+PARTITION_ID = "partition-id"
+
+
+def partition_mod(
+    partition_root: Path, *, kit_root: Path | None = None, max_epsilon: float | None = None
+) -> Mod:
+    """Client mod mapping a virtual node's partition id to its member folder and kit."""
+
+    def mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+        pid = int(str(context.node_config.get(PARTITION_ID, 0)))
+        name = f"node-{pid}"
+        context.node_config[NodeConfigKey.DATA_DIR.value] = str(partition_root / name)
+        context.node_config[NodeConfigKey.NODE_NAME.value] = name
+        if kit_root is not None:
+            context.node_config[NodeConfigKey.KIT_DIR.value] = str(kit_root / "nodes" / name)
+        if max_epsilon is not None:
+            context.node_config[NodeConfigKey.MAX_EPSILON.value] = max_epsilon
+        return call_next(msg, context)
+
+    return mod
+
+
+def run_simulated_federation(
+    config: FederationConfig,
+    *,
+    partition_root: Path,
+    num_nodes: int,
+    kit_root: Path | None = None,
+    max_epsilon: float | None = None,
+    num_cpus: int = 2,
+) -> dict[str, Any]:
+    """Run ``config`` over ``num_nodes`` virtual nodes; returns the run summary."""
+    if config.aggregation == AggregationMode.SECAGGPLUS:
+        from coordinator.secaggplus_app import run_simulated_secaggplus_federation
+
+        return run_simulated_secaggplus_federation(
+            config,
+            partition_root=partition_root,
+            num_nodes=num_nodes,
+            max_epsilon=max_epsilon,
+            num_cpus=num_cpus,
+        )
+    server = ServerApp()
+
+    @server.main()
+    def _main(grid: Grid, context: Context) -> None:
+        run_federation(grid, config)
+
+    client = make_client_app(
+        mods=[partition_mod(partition_root, kit_root=kit_root, max_epsilon=max_epsilon)]
+    )
+    logger.info("simulation: nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
+    return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)
+
+
+def simulate(
+    server: ServerApp, client: ClientApp, *, num_nodes: int, num_cpus: int, out_dir: str
+) -> dict[str, Any]:
+    """Run ``server``/``client`` on the simulation engine; returns the run's history.json."""
+    from flwr.simulation import run_simulation
+
+    run_simulation(
+        server_app=server,
+        client_app=client,
+        num_supernodes=num_nodes,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": num_cpus, "include_dashboard": False},
+        },
+    )
+    history = Path(out_dir) / HISTORY_FILE
+    if not history.is_file():
+        raise RuntimeError(f"simulation ended without writing {history}; see the log above")
+    summary: dict[str, Any] = json.loads(history.read_text())
+    return summary

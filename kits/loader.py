@@ -1,0 +1,395 @@
+"""Loading kits: every file checked against ``kit.json`` before anything is used.
+
+:func:`load_node_kit`, :func:`load_coordinator_kit` and :func:`load_gateway_kit` refuse a
+missing, changed or corrupt file with its name, warn when a secret file is readable by
+group or others, and refuse such a DCPE keyring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from crypto.ckks_aggregation import (
+    CkksError,
+    CkksParameters,
+    context_fingerprint,
+    is_private_context,
+)
+from crypto.dcpe_keys import DcpeKeyring
+from crypto.errors import KeyManagementError
+from kits.certificates import cert_fingerprint
+from kits.layout import (
+    AUTH_KEY,
+    AUTH_PUB,
+    AUTHORIZED_NODES,
+    CA_CERT,
+    CKKS_PUBLIC,
+    CKKS_SEARCH_KEY,
+    CKKS_SECRET,
+    COORDINATOR_FILES,
+    COORDINATOR_SECRETS,
+    DCPE_KEYRING,
+    GATEWAY_FILES,
+    GATEWAY_SECRETS,
+    KIT_FORMAT,
+    MANIFEST,
+    NODE_FILES,
+    NODE_ID_PATTERN,
+    NODE_SECRETS,
+    SERVER_CERT,
+    SERVER_KEY,
+    CoordinatorKit,
+    GatewayKit,
+    KitPermissionWarning,
+    NodeKit,
+    ProvisioningError,
+    sha256_file,
+)
+
+__all__ = ["load_coordinator_kit", "load_gateway_kit", "load_node_kit"]
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def _read_manifest(path: Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    kit = Path(path).expanduser().absolute()
+    fix = "point to the folder provision() wrote, or re-provision"
+    if not kit.is_dir():
+        raise ProvisioningError(f"{kit} is not a folder", expected=f"a {kind} kit folder", fix=fix)
+    manifest = kit / MANIFEST
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProvisioningError(
+            f"{manifest} does not exist", expected=f"a {kind} kit with its kit.json", fix=fix
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProvisioningError(
+            f"{manifest} cannot be read ({err})", expected="a JSON kit manifest", fix=fix
+        ) from None
+    if not isinstance(content, dict) or content.get("format") != KIT_FORMAT:
+        raise ProvisioningError(
+            f"{manifest} is not a fedembed kit manifest",
+            expected=f'"format": "{KIT_FORMAT}"',
+            fix=fix,
+        )
+    if content.get("kind") != kind:
+        raise ProvisioningError(
+            f"{kit} is a {content.get('kind')!r} kit",
+            expected=f"a {kind} kit",
+            fix=f"pass the {kind} kit folder",
+        )
+    return kit, content
+
+
+def _verify_files(
+    kit: Path, content: Mapping[str, Any], required: Sequence[str], secret: Sequence[str]
+) -> None:
+    listed = content.get("files")
+    if not isinstance(listed, dict):
+        raise ProvisioningError(
+            f"{kit / MANIFEST} has no file list", expected='a "files" mapping', fix="re-provision"
+        )
+    for name in required:
+        if name not in listed:
+            raise ProvisioningError(
+                f"{kit / MANIFEST} does not list {name}",
+                expected=f"every kit file listed: {', '.join(required)}",
+                fix="re-provision the kit",
+            )
+    for name, digest in listed.items():
+        if not isinstance(name, str) or Path(name).name != name or name == MANIFEST:
+            raise ProvisioningError(
+                f"{kit / MANIFEST} lists {name!r}", expected="plain file names", fix="re-provision"
+            )
+        file = kit / name
+        if not file.is_file():
+            raise ProvisioningError(
+                f"kit file {file} is missing",
+                expected="every file listed in kit.json",
+                fix="restore the kit from its original copy, or re-provision",
+            )
+        if sha256_file(file) != digest:
+            raise ProvisioningError(
+                f"kit file {file} was modified after provisioning (SHA-256 does not match "
+                "kit.json)",
+                expected="the file exactly as provision() wrote it",
+                fix="restore the kit from its original copy, or re-provision",
+            )
+    if os.name == "posix":
+        for name in secret:
+            mode = (kit / name).stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                warnings.warn(
+                    f"kit secret {kit / name} is accessible by group or others "
+                    f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {kit / name}",
+                    KitPermissionWarning,
+                    stacklevel=3,
+                )
+
+
+def _common(kit: Path, content: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        params = CkksParameters.from_dict(content["ckks"])
+        return {
+            "consortium_id": str(content["consortium_id"]),
+            "created": str(content["created"]),
+            "superlink_host": str(content["superlink_host"]),
+            "ckks_parameters": params,
+            "ckks_fingerprint": str(content["ckks_fingerprint"]),
+            "ca_fingerprint": str(content["ca_fingerprint_sha256"]),
+        }
+    except (KeyError, TypeError, CkksError) as err:
+        raise ProvisioningError(
+            f"{kit / MANIFEST} is incomplete ({err})",
+            expected="a manifest written by provision()",
+            fix="re-provision the kit",
+        ) from None
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as err:
+        raise ProvisioningError(
+            f"{path} is not a PEM certificate ({err})", fix="re-provision the kit"
+        ) from None
+
+
+def _check_ca(kit: Path, common: Mapping[str, Any]) -> x509.Certificate:
+    ca = _load_cert(kit / CA_CERT)
+    if cert_fingerprint(ca) != common["ca_fingerprint"]:
+        raise ProvisioningError(
+            f"{kit / CA_CERT} is not the consortium CA named in kit.json",
+            expected=f"SHA-256 fingerprint {common['ca_fingerprint']}",
+            fix="restore the kit from its original copy, or re-provision",
+        )
+    if ca.not_valid_after_utc < dt.datetime.now(dt.UTC):
+        raise ProvisioningError(
+            f"the consortium CA in {kit / CA_CERT} expired on {ca.not_valid_after_utc:%Y-%m-%d}",
+            expected="a valid CA certificate",
+            fix="re-provision the consortium",
+        )
+    return ca
+
+
+def _check_ckks(path: Path, data: bytes, fingerprint: str, *, private: bool) -> None:
+    try:
+        is_private = is_private_context(data)
+        actual = context_fingerprint(data)
+    except CkksError as err:
+        raise ProvisioningError(
+            f"{path} is not a usable CKKS context ({err.problem})", fix="re-provision the kit"
+        ) from None
+    if is_private != private:
+        raise ProvisioningError(
+            f"{path} {'lacks' if private else 'holds'} the CKKS secret key",
+            expected="a secret context in node kits and a public context in the coordinator kit",
+            fix="re-provision; never copy a node's ckks_secret.ctx to the coordinator",
+        )
+    if actual != fingerprint:
+        raise ProvisioningError(
+            f"{path} belongs to another CKKS key pair than the one named in kit.json",
+            expected=f"CKKS fingerprint {fingerprint}",
+            fix="restore the kit from its original copy, or re-provision",
+        )
+
+
+def _check_keyring(path: Path, consortium_id: str) -> None:
+    try:
+        keyring = DcpeKeyring.load(path)
+    except KeyManagementError as err:
+        raise ProvisioningError(
+            f"kit file {path} is not a usable DCPE keyring ({err.problem})",
+            expected=err.expected or "a keyring written by provision()",
+            fix=err.fix or "restore the kit from its original copy, or re-provision",
+        ) from None
+    if keyring.tenant != consortium_id:
+        raise ProvisioningError(
+            f"kit file {path} is the DCPE keyring of tenant {keyring.tenant!r}, not of "
+            f"consortium {consortium_id!r}",
+            expected="the keyring provision() wrote for this consortium",
+            fix="restore the kit from its original copy, or re-provision; never copy a "
+            "keyring between consortia",
+        )
+
+
+def load_node_kit(path: Path | str) -> NodeKit:
+    """Load and verify a member node's kit.
+
+    Checks the manifest hashes, that ``auth.pub`` matches ``auth.key`` (an EC key
+    Flower accepts), that the CKKS context holds the secret key, and that the DCPE
+    keyring loads (mode 0600) and belongs to the kit's consortium. Warns
+    (:class:`KitPermissionWarning`) when another secret file is accessible by group or
+    others.
+
+    Raises:
+        ProvisioningError: Naming the missing, altered or invalid file.
+    """
+    kit, content = _read_manifest(Path(path), "node")
+    _verify_files(kit, content, NODE_FILES, NODE_SECRETS)
+    common = _common(kit, content)
+    node_id = content.get("node_id")
+    if not isinstance(node_id, str) or not NODE_ID_PATTERN.fullmatch(node_id):
+        raise ProvisioningError(
+            f"{kit / MANIFEST} has no valid node_id", fix="re-provision the kit"
+        )
+    _check_ca(kit, common)
+    try:
+        private_key = serialization.load_ssh_private_key((kit / AUTH_KEY).read_bytes(), None)
+        public_key = serialization.load_ssh_public_key((kit / AUTH_PUB).read_bytes())
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise ProvisioningError(
+            f"the SuperNode auth key pair in {kit} cannot be loaded ({err})",
+            expected="an OpenSSH EC private key (auth.key) and public key (auth.pub)",
+            fix="re-provision the kit",
+        ) from None
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
+        public_key, ec.EllipticCurvePublicKey
+    ):
+        raise ProvisioningError(
+            f"the SuperNode auth key in {kit} is not an EC key",
+            expected="EC keys, as Flower's SuperNode authentication requires",
+            fix="re-provision the kit",
+        )
+    if private_key.public_key() != public_key:
+        raise ProvisioningError(
+            f"{kit / AUTH_PUB} does not match {kit / AUTH_KEY}",
+            expected="the public half of auth.key",
+            fix="restore the kit from its original copy, or re-provision",
+        )
+    secret_ctx = (kit / CKKS_SECRET).read_bytes()
+    _check_ckks(kit / CKKS_SECRET, secret_ctx, common["ckks_fingerprint"], private=True)
+    _check_keyring(kit / DCPE_KEYRING, common["consortium_id"])
+    return NodeKit(
+        path=kit,
+        node_id=node_id,
+        **common,
+        ca_cert_path=kit / CA_CERT,
+        auth_key_path=kit / AUTH_KEY,
+        auth_pub_path=kit / AUTH_PUB,
+        ckks_secret_path=kit / CKKS_SECRET,
+        dcpe_keyring_path=kit / DCPE_KEYRING,
+        auth_public_key=(kit / AUTH_PUB).read_text(encoding="ascii").strip(),
+        ckks_secret_context=secret_ctx,
+    )
+
+
+def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
+    """Load and verify the coordinator's kit.
+
+    Checks the manifest hashes, that the server certificate was issued by the kit's CA,
+    is in date and matches ``server.key``, that the CKKS context holds *no* secret key,
+    and that every authorized node key parses. Warns (:class:`KitPermissionWarning`)
+    when ``server.key`` is accessible by group or others.
+
+    Raises:
+        ProvisioningError: Naming the missing, altered or invalid file.
+    """
+    kit, content = _read_manifest(Path(path), "coordinator")
+    _verify_files(kit, content, COORDINATOR_FILES, COORDINATOR_SECRETS)
+    common = _common(kit, content)
+    ca = _check_ca(kit, common)
+    server = _load_cert(kit / SERVER_CERT)
+    try:
+        server.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ProvisioningError(
+            f"{kit / SERVER_CERT} was not issued by the CA in {kit / CA_CERT}",
+            fix="re-provision the kit",
+        ) from None
+    if server.not_valid_after_utc < dt.datetime.now(dt.UTC):
+        raise ProvisioningError(
+            f"{kit / SERVER_CERT} expired on {server.not_valid_after_utc:%Y-%m-%d}",
+            expected="a valid server certificate",
+            fix="re-provision the consortium",
+        )
+    try:
+        server_key = serialization.load_pem_private_key((kit / SERVER_KEY).read_bytes(), None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise ProvisioningError(
+            f"{kit / SERVER_KEY} cannot be loaded ({err})", fix="re-provision the kit"
+        ) from None
+    if server_key.public_key() != server.public_key():
+        raise ProvisioningError(
+            f"{kit / SERVER_KEY} does not match {kit / SERVER_CERT}", fix="re-provision the kit"
+        )
+    public_ctx = (kit / CKKS_PUBLIC).read_bytes()
+    _check_ckks(kit / CKKS_PUBLIC, public_ctx, common["ckks_fingerprint"], private=False)
+    try:
+        authorized = json.loads((kit / AUTHORIZED_NODES).read_text(encoding="utf-8"))
+        if not isinstance(authorized, dict):
+            raise ValueError("not a JSON object")
+        for node_id, key in authorized.items():
+            if not isinstance(key, str) or not isinstance(
+                serialization.load_ssh_public_key(key.encode("ascii")), ec.EllipticCurvePublicKey
+            ):
+                raise ValueError(f"the key of {node_id!r} is not an EC public key")
+    except (ValueError, UnicodeError, UnsupportedAlgorithm) as err:
+        raise ProvisioningError(
+            f"{kit / AUTHORIZED_NODES} is invalid ({err})",
+            expected="a JSON object: node id -> OpenSSH EC public key",
+            fix="re-provision the kit",
+        ) from None
+    node_ids = content.get("node_ids")
+    if not isinstance(node_ids, list) or sorted(node_ids) != sorted(authorized):
+        raise ProvisioningError(
+            f"{kit / MANIFEST} and {kit / AUTHORIZED_NODES} name different nodes",
+            fix="re-provision the kit",
+        )
+    return CoordinatorKit(
+        path=kit,
+        **common,
+        node_ids=tuple(node_ids),
+        ca_cert_path=kit / CA_CERT,
+        server_cert_path=kit / SERVER_CERT,
+        server_key_path=kit / SERVER_KEY,
+        ckks_public_path=kit / CKKS_PUBLIC,
+        authorized_nodes_path=kit / AUTHORIZED_NODES,
+        authorized_nodes=dict(authorized),
+        ckks_public_context=public_ctx,
+    )
+
+
+def load_gateway_kit(path: Path | str) -> GatewayKit:
+    """Load and verify the query gateway's kit.
+
+    Checks the manifest hashes and that the DCPE keyring loads (mode 0600) and belongs to
+    the kit's consortium.
+
+    Raises:
+        ProvisioningError: Naming the missing, altered or invalid file.
+    """
+    kit, content = _read_manifest(Path(path), "gateway")
+    _verify_files(kit, content, GATEWAY_FILES, GATEWAY_SECRETS)
+    consortium_id, node_ids = content.get("consortium_id"), content.get("node_ids")
+    if (
+        not isinstance(consortium_id, str)
+        or not isinstance(node_ids, list)
+        or not all(isinstance(n, str) and NODE_ID_PATTERN.fullmatch(n) for n in node_ids)
+    ):
+        raise ProvisioningError(
+            f"{kit / MANIFEST} is incomplete (consortium_id or node_ids)",
+            expected="a manifest written by provision()",
+            fix="re-provision the kit",
+        )
+    _check_keyring(kit / DCPE_KEYRING, consortium_id)
+    return GatewayKit(
+        path=kit,
+        consortium_id=consortium_id,
+        node_ids=tuple(node_ids),
+        dcpe_keyring_path=kit / DCPE_KEYRING,
+        ckks_search_key_path=kit / CKKS_SEARCH_KEY,
+    )
