@@ -1,4 +1,10 @@
-"""Inversion, membership-inference, attribute and bias audits, and the compliance report.
+"""Privacy attacks on embeddings, and the protections they run against.
+
+Inversion (nearest-neighbour, bag-of-words, optimisation), attribute inference,
+membership inference (the shadow-model game, LiRA), the known-plaintext linear map and
+the ciphertext-only distribution alignment, the WEAT/SEAT bias tests, plus what they
+share: :class:`AttackReport`, the ROC and text metrics, the inverters' vocabulary and
+the protections (:mod:`attacks.protections`). The audit (``audit``) runs them.
 
 The names below load on first use (PEP 562): the attacks pull in torch, scikit-learn and
 transformers, and the ``fedembed`` CLI should not pay for them on every command.
@@ -12,7 +18,7 @@ from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from attacks.attribute_inference import AttributeProbe, attribute_report
-    from attacks.base import AttackReport, Protection
+    from attacks.base import AttackReport, EmbeddingProtection
     from attacks.bias_audit import (
         BiasTest,
         TextSet,
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from attacks.bow_inversion import BowConfig, BowInverter
     from attacks.distribution_alignment import AlignmentFit, DistributionAlignmentAttacker
     from attacks.inversion_vocabulary import WordForms, frequent_words, tokenizer_words
+    from attacks.known_plaintext_map import LinearMapAttacker
     from attacks.membership_game import (
         MembershipGame,
         dp_trainer,
@@ -57,7 +64,13 @@ if TYPE_CHECKING:
     )
     from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
     from attacks.optimisation_inversion import OptimisationInverter, SearchConfig
-    from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker, RawEmbeddings
+    from attacks.protections import (
+        CkksEncryptedSearch,
+        DcpeProtection,
+        GaussianNoise,
+        KeyedRotation,
+        RawEmbeddings,
+    )
     from attacks.roc import (
         RocCurve,
         RocError,
@@ -69,37 +82,29 @@ if TYPE_CHECKING:
     )
     from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
     from attacks.word_relevance_map import WordRelevanceMap
-    from audit.audit_config import AuditConfig, AuditInputs
-    from audit.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
-    from audit.run_audit import run_audit
-    from report.compliance_report import ReportError, ReportFiles, render_html, write_report
 
 _SUBMODULE: dict[str, str] = {
+    "AlignmentFit": "distribution_alignment",
     "AttackReport": "base",
     "AttributeProbe": "attribute_inference",
-    "AuditConfig": "audit_config",
-    "AuditInputs": "audit_config",
     "BiasTest": "bias_audit",
     "BowConfig": "bow_inversion",
     "BowInverter": "bow_inversion",
+    "CkksEncryptedSearch": "protections",
     "DcpeProtection": "protections",
-    "GaussianNoise": "protections",
-    "IndexDirectoryError": "index_evidence",
-    "IndexEvidence": "index_evidence",
-    "Inverter": "text_metrics",
-    "LinearMapAttacker": "protections",
-    "AlignmentFit": "distribution_alignment",
     "DistributionAlignmentAttacker": "distribution_alignment",
+    "EmbeddingProtection": "base",
+    "GaussianNoise": "protections",
+    "Inverter": "text_metrics",
+    "KeyedRotation": "protections",
+    "LinearMapAttacker": "known_plaintext_map",
     "MembershipGame": "membership_game",
     "MembershipInferenceError": "membership_inference",
     "NearestNeighbourInverter": "nearest_neighbour_inversion",
     "OptimisationInverter": "optimisation_inversion",
     "PermutationTest": "bias_weat",
-    "Protection": "base",
     "RawEmbeddings": "protections",
     "RecordStatistics": "membership_inference",
-    "ReportError": "compliance_report",
-    "ReportFiles": "compliance_report",
     "RocCurve": "roc",
     "RocError": "roc",
     "SearchConfig": "optimisation_inversion",
@@ -107,19 +112,20 @@ _SUBMODULE: dict[str, str] = {
     "TextScores": "text_metrics",
     "TextSet": "bias_audit",
     "WeatResult": "bias_weat",
+    "WordForms": "inversion_vocabulary",
+    "WordRelevanceMap": "word_relevance_map",
     "association": "bias_weat",
     "attribute_report": "attribute_inference",
     "audit_embeddings": "bias_audit",
     "balanced_membership": "membership_inference",
-    "run_bias_audit": "bias_audit",
     "calibrated_loss_scores": "membership_inference",
     "dp_trainer": "membership_game",
     "effect_size": "bias_weat",
     "fpr_resolution": "roc",
+    "frequent_words": "inversion_vocabulary",
     "game_reports": "membership_game",
     "gdp_auc_bound": "membership_game",
     "holm_bonferroni": "bias_weat",
-    "gather_index_evidence": "index_evidence",
     "inversion_report": "text_metrics",
     "lira_leave_one_out": "membership_inference",
     "lira_scores": "membership_inference",
@@ -130,22 +136,17 @@ _SUBMODULE: dict[str, str] = {
     "permutation_test": "bias_weat",
     "play_game": "membership_game",
     "record_statistics": "membership_inference",
-    "render_html": "compliance_report",
     "resolve_seat_dir": "bias_audit",
     "roc_auc": "roc",
     "roc_curve": "roc",
-    "run_audit": "audit",
+    "run_bias_audit": "bias_audit",
     "score_texts": "text_metrics",
     "threshold_scores": "membership_inference",
     "tokenizer_words": "inversion_vocabulary",
-    "frequent_words": "inversion_vocabulary",
-    "WordForms": "inversion_vocabulary",
-    "WordRelevanceMap": "word_relevance_map",
     "tpr_at_fpr": "roc",
     "train_shadows": "membership_inference",
     "weat": "bias_weat",
     "weat_statistic": "bias_weat",
-    "write_report": "compliance_report",
 }
 
 
@@ -155,28 +156,24 @@ __all__ = [
     "AlignmentFit",
     "AttackReport",
     "AttributeProbe",
-    "AuditConfig",
-    "AuditInputs",
     "BiasTest",
     "BowConfig",
     "BowInverter",
+    "CkksEncryptedSearch",
     "DcpeProtection",
     "DistributionAlignmentAttacker",
+    "EmbeddingProtection",
     "GaussianNoise",
-    "IndexDirectoryError",
-    "IndexEvidence",
     "Inverter",
+    "KeyedRotation",
     "LinearMapAttacker",
     "MembershipGame",
     "MembershipInferenceError",
     "NearestNeighbourInverter",
     "OptimisationInverter",
     "PermutationTest",
-    "Protection",
     "RawEmbeddings",
     "RecordStatistics",
-    "ReportError",
-    "ReportFiles",
     "RocCurve",
     "RocError",
     "SearchConfig",
@@ -196,7 +193,6 @@ __all__ = [
     "fpr_resolution",
     "frequent_words",
     "game_reports",
-    "gather_index_evidence",
     "gdp_auc_bound",
     "holm_bonferroni",
     "inversion_report",
@@ -209,11 +205,9 @@ __all__ = [
     "permutation_test",
     "play_game",
     "record_statistics",
-    "render_html",
     "resolve_seat_dir",
     "roc_auc",
     "roc_curve",
-    "run_audit",
     "run_bias_audit",
     "score_texts",
     "threshold_scores",
@@ -222,5 +216,4 @@ __all__ = [
     "train_shadows",
     "weat",
     "weat_statistic",
-    "write_report",
 ]

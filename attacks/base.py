@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["AttackReport", "Protection"]
+__all__ = ["AttackReport", "EmbeddingProtection"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,12 @@ class AttackReport:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Protection(Protocol):
-    """A transformation applied to embeddings before they leave their owner."""
+class EmbeddingProtection(Protocol):
+    """A transformation applied to embeddings before they leave their owner.
+
+    The protections of :mod:`attacks.protections` (raw, noise, DCPE, keyed rotation, CKKS
+    search's store view) satisfy it; an attack runs against ``protect``'s output.
+    """
 
     @property
     def name(self) -> str:

@@ -40,11 +40,11 @@ from dp_training import (
     DPConfig,
     InteractionSet,
     TrainConfig,
-    noise_for_budget,
     train_adapter,
 )
 from embedding_core.adapter import Adapter, AdapterKind
-from privacy.analysis.gdp import auc_bound, steps_mu
+from privacy import noise_multiplier_for
+from privacy.analysis import auc_bound, steps_mu
 
 __all__ = [
     "AUC_BOUND",
@@ -160,7 +160,7 @@ def dp_trainer(
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    sigma = noise_for_budget(
+    sigma = noise_multiplier_for(
         target_epsilon=target_epsilon, target_delta=target_delta, sample_rate=1.0, steps=steps
     )
 
@@ -171,7 +171,7 @@ def dp_trainer(
         batch = len(data) if batch_size is None else min(batch_size, len(data))
         if batch_size is not None:
             rate = 1 / math.ceil(len(data) / batch)  # as Opacus's DPDataLoader
-            noise = noise_for_budget(
+            noise = noise_multiplier_for(
                 target_epsilon=target_epsilon,
                 target_delta=target_delta,
                 sample_rate=rate,

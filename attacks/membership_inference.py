@@ -44,7 +44,7 @@ from scipy.special import log_ndtr
 
 from attacks.base import AttackReport
 from attacks.roc import membership_metrics, roc_curve
-from dp_training.interactions import InteractionSet
+from dp_training import InteractionSet
 from embedding_core.adapter import Adapter
 from embedding_core.errors import FedembedError
 

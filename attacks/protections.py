@@ -1,4 +1,4 @@
-"""Protections an attack is run against, and the known-plaintext attacker of DCPE.
+"""Protections an attack is run against: what a deployment does to embeddings.
 
 * :class:`RawEmbeddings`: no protection (the baseline).
 * :class:`GaussianNoise`: i.i.d. ``N(0, sigma^2)`` per coordinate added to each vector,
@@ -16,9 +16,6 @@
   query gateway's key and scores encrypted queries without decrypting
   (:mod:`crypto.ckks_search`); the attacker reads the ciphertext words at each
   document's slots (all it has without the key).
-* :class:`LinearMapAttacker`: a known-plaintext attacker who holds some (plaintext,
-  ciphertext) pairs fits a ridge-regularised least-squares linear map (with bias) from
-  ciphertext back to plaintext, then feeds mapped ciphertexts to any inverter.
 """
 
 from __future__ import annotations
@@ -38,18 +35,15 @@ from crypto.ckks_search_key import CkksSearchKey
 from crypto.dcpe import DcpeKey, ScaleAndPerturb
 
 __all__ = [
-    "DEFAULT_RIDGE",
     "CkksEncryptedSearch",
     "DcpeProtection",
     "GaussianNoise",
     "KeyedRotation",
-    "LinearMapAttacker",
     "RawEmbeddings",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RIDGE = 1e-3
 DCPE_TENANT = "attack-eval"
 _EPS = 1e-12
 _ROTATION_KEY_BYTES = 16
@@ -123,51 +117,6 @@ class DcpeProtection:
         return self.scheme.encrypt(np.asarray(vectors)).vectors
 
 
-class LinearMapAttacker:
-    """Known-plaintext attacker: least-squares map from protected vectors to plaintexts.
-
-    Args:
-        ridge: Ridge penalty relative to the mean squared input norm (keeps the fit
-            well-posed when there are fewer pairs than dimensions).
-    """
-
-    def __init__(self, ridge: float = DEFAULT_RIDGE) -> None:
-        self.ridge = ridge
-        self._weights: NDArray[np.float64] | None = None
-
-    def fit(self, protected: np.ndarray, plain: np.ndarray) -> LinearMapAttacker:
-        """Fit ``plain ~ [protected, 1] @ W`` on the known pairs.
-
-        Args:
-            protected: ``(n, d)`` protected vectors (e.g. DCPE ciphertexts).
-            plain: ``(n, d)`` their plaintexts.
-
-        Returns:
-            ``self``.
-        """
-        x = np.asarray(protected, dtype=np.float64)
-        y = np.asarray(plain, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise ValueError(f"need aligned (n, d) pairs, got {x.shape} and {y.shape}")
-        scale = float(np.sqrt(np.mean(np.sum(x * x, axis=1)))) or 1.0
-        design = np.hstack([x / scale, np.ones((x.shape[0], 1))])
-        gram = design.T @ design + self.ridge * np.eye(design.shape[1])
-        weights = np.asarray(np.linalg.solve(gram, design.T @ y), dtype=np.float64)
-        weights[:-1] /= scale
-        self._weights = weights
-        logger.info("linear-map: fitted on %d known pairs (d=%d)", x.shape[0], x.shape[1])
-        return self
-
-    def recover(self, protected: np.ndarray) -> NDArray[np.float32]:
-        """The attacker's estimates of the plaintexts of ``protected``."""
-        if self._weights is None:
-            raise RuntimeError("LinearMapAttacker.fit must run before recover")
-        x = np.asarray(protected, dtype=np.float64)
-        estimate = x @ self._weights[:-1] + self._weights[-1]
-        result: NDArray[np.float32] = estimate.astype(np.float32)
-        return result
-
-
 class KeyedRotation:
     """Multiply every vector by a secret random orthogonal matrix (a keyed isometry).
 
@@ -175,8 +124,8 @@ class KeyedRotation:
     rotated queries is unchanged; an attacker without the key sees vectors in a space its
     encoder does not produce. A measurement, not a shipped protection: any keyed *linear*
     map is undone by a known-plaintext attacker with about ``d`` (plaintext, ciphertext)
-    pairs (:class:`LinearMapAttacker`), and without any pair by aligning the rotated cloud
-    with in-domain public embeddings
+    pairs (:class:`~attacks.known_plaintext_map.LinearMapAttacker`), and without any pair
+    by aligning the rotated cloud with in-domain public embeddings
     (:class:`~attacks.distribution_alignment.DistributionAlignmentAttacker`).
 
     Args:

@@ -74,13 +74,14 @@ def audit(
     # Imported here: the attacks load torch and scikit-learn, which every other
     # ``fedembed`` command would otherwise wait for at start-up.
     from attacks.wordnet_glosses import check_wordnet_dir
+    from audit.config import AuditConfig, AuditInputs
+    from audit.full_audit import run_audit
     from audit.index_evidence import gather_index_evidence
-    from audit.run_audit import AuditConfig, AuditInputs, run_audit
     from crypto.ckks_search_key import load_ckks_key
     from crypto.dcpe_keys import DcpeKeyring
     from embedding_core.adapter import Adapter
     from policies import load_default_policy, load_policy
-    from report.compliance_report import write_report
+    from report import write_report
 
     loaded = load_policy(policy) if policy is not None else load_default_policy()
     if adapter is not None:

@@ -22,14 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attacks.distribution_alignment import DistributionAlignmentAttacker
-from attacks.protections import (
-    CkksEncryptedSearch,
-    DcpeProtection,
-    GaussianNoise,
-    KeyedRotation,
-    LinearMapAttacker,
-)
-from audit.audit_data import AuditData
+from attacks.known_plaintext_map import LinearMapAttacker
+from attacks.protections import CkksEncryptedSearch, DcpeProtection, GaussianNoise, KeyedRotation
+from audit.data import AuditData
 from crypto.ckks_search_key import CkksSearchKey, load_ckks_key
 from crypto.dcpe import DcpeKey
 from crypto.dcpe_keys import DcpeKeyring
@@ -38,11 +33,14 @@ from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
 
 if TYPE_CHECKING:
-    from audit.audit_config import AuditConfig
+    from audit.config import AuditConfig
 
 __all__ = [
     "DeployedProtection",
     "ProtectionCase",
+    "View",
+    "alignment_view",
+    "known_plaintext_view",
     "protection_cases",
     "scifact_ndcg10",
     "scored_ndcg10",
@@ -145,7 +143,7 @@ def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
     return np.asarray(vectors, dtype=np.float32)
 
 
-def _known_plaintext_view(protect: View, plain: np.ndarray) -> View:
+def known_plaintext_view(protect: View, plain: np.ndarray) -> View:
     """What an attacker holding ``protect(plain)`` for the known ``plain`` recovers."""
     attacker = LinearMapAttacker().fit(protect(plain), plain)
 
@@ -155,7 +153,7 @@ def _known_plaintext_view(protect: View, plain: np.ndarray) -> View:
     return recover
 
 
-def _alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> View:
+def alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> View:
     """What a ciphertext-only attacker recovers by aligning a batch with public embeddings.
 
     The attacker holds the whole batch of protected vectors (an index holds its
@@ -200,7 +198,7 @@ def _ckks_cases(
         ),
         ProtectionCase(
             f"{ckks.name} known-plaintext n={config.kpa_pairs}{suffix}",
-            _known_plaintext_view(ckks.protect, plain),
+            known_plaintext_view(ckks.protect, plain),
             ndcg,
             f"{threat}; also holds {config.kpa_pairs} known (plaintext, ciphertext) pairs and "
             "fits a linear map back",
@@ -254,7 +252,7 @@ def protection_cases(
     cases.append(
         ProtectionCase(
             f"{dcpe.name} known-plaintext n={config.kpa_pairs}",
-            _known_plaintext_view(dcpe.protect, plain),
+            known_plaintext_view(dcpe.protect, plain),
             dcpe_ndcg,
             f"holds DCPE ciphertexts under {origin} and {config.kpa_pairs} known "
             "(plaintext, ciphertext) pairs; fits a linear map back",
@@ -267,7 +265,7 @@ def protection_cases(
     cases.append(
         ProtectionCase(
             "keyed rotation ciphertext-only (not deployed)",
-            _alignment_view(rotation.protect, data.public_sources, config.seed),
+            alignment_view(rotation.protect, data.public_sources, config.seed),
             rotated_ndcg,
             "holds a batch of vectors under a secret random rotation (keeps every inner "
             "product) and public embeddings (STS-B, BANKING77 train); undoes the rotation by "
@@ -279,7 +277,7 @@ def protection_cases(
     cases.append(
         ProtectionCase(
             f"keyed rotation known-plaintext n={config.kpa_pairs} (not deployed)",
-            _known_plaintext_view(rotation.protect, plain),
+            known_plaintext_view(rotation.protect, plain),
             rotated_ndcg,
             f"holds rotated vectors and {config.kpa_pairs} known pairs; fits a linear map back",
         )

@@ -51,8 +51,9 @@ from attacks import bow_inversion, nearest_neighbour_inversion
 from attacks.attribute_inference import AttributeProbe, attribute_report
 from attacks.base import AttackReport
 from attacks.bow_inversion import BowConfig, BowInverter
+from attacks.known_plaintext_map import LinearMapAttacker
 from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
-from attacks.protections import DcpeProtection, GaussianNoise, LinearMapAttacker
+from attacks.protections import DcpeProtection, GaussianNoise
 from attacks.text_metrics import Inverter, inversion_report
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter

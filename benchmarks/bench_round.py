@@ -112,8 +112,7 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
 def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:
     """One federation in this process; returns the evaluator's call timestamps."""
     import coordinator.central_evaluation as central_evaluation
-    from coordinator.secaggplus_app import run_simulated_secaggplus_federation
-    from fedembed.simulation import run_simulated_federation
+    from fedembed.simulation import run_simulated_federation, run_simulated_secaggplus_federation
     from federation.run_config import FederationConfig
 
     calls: list[dict[str, float]] = []

@@ -4,7 +4,7 @@ Trains query-side adapters on SciFact's 919 train (query, relevant document) pai
 negatives = the whole 5,183-document corpus, and scores SciFact test nDCG@10 (300
 queries) with ``score_retrieval``. DP recipes are calibrated to epsilon ``--epsilon``
 at delta ``--delta`` per record with Opacus's RDP accountant (noise from
-``noise_for_budget`` for the recipe's sample rate and steps). ``--split K`` also trains
+``noise_multiplier_for`` for the recipe's sample rate and steps). ``--split K`` also trains
 each of K equal random parts of the records on its own (what one node of K could do
 alone at the same epsilon) and reports every part and their mean.
 
@@ -35,7 +35,6 @@ from dp_training import (
     DPConfig,
     InteractionSet,
     TrainConfig,
-    noise_for_budget,
     train_adapter,
 )
 from embedding_core import Adapter, EmbeddingCache, Encoder
@@ -45,6 +44,7 @@ from embedding_core.evaluation.retrieval import (
     embed_retrieval,
     score_retrieval,
 )
+from privacy import noise_multiplier_for
 
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 DEFAULT_CACHE = Path("/work/fedembed-cache")
@@ -218,7 +218,7 @@ def _dp_config(recipe: Recipe, records: int, epsilon: float, delta: float, seed:
     batches = math.ceil(records / recipe.config.batch_size)
     sample_rate = 1 / batches
     steps = recipe.config.epochs * int(1 / sample_rate)
-    sigma = noise_for_budget(
+    sigma = noise_multiplier_for(
         target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps
     )
     return DPConfig(

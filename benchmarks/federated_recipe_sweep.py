@@ -38,13 +38,14 @@ import numpy as np
 import torch
 from flwr.serverapp.strategy import FedAvg
 
-from client_node.local_round import RoundSettings, run_local_round
+from client_node.local_round import run_local_round
 from coordinator.server_adam import ServerAdam
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, embed_retrieval, score_retrieval
+from federation.round_settings import RoundSettings
 
 
 def flat(state: dict[str, torch.Tensor]) -> np.ndarray:
@@ -87,8 +88,7 @@ def trial(
     for r in range(1, rounds + 1):
         fedavg_start = state
         settings = RoundSettings(
-            server_round=r,
-            total_rounds=rounds,
+            num_server_rounds=rounds,
             run_tag=str(spec["name"]),
             adapter_kind=kind,
             adapter_rank=rank,
@@ -99,11 +99,16 @@ def trial(
             dp_enabled=dp,
             target_epsilon=eps,
             max_grad_norm=float(spec.get("C", 1.0)),
-            noise_shares=int(spec.get("shares", 0)),
+            dp_noise_shares=int(spec.get("shares", 0)),
         )
         results = [
             run_local_round(
-                node_dir=d, node_name=n, global_state=state, settings=settings, max_epsilon=eps
+                node_dir=d,
+                node_name=n,
+                global_state=state,
+                settings=settings,
+                server_round=r,
+                max_epsilon=eps,
             )
             for n, d in dirs.items()
         ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -19,9 +18,10 @@ from flwr.clientapp.typing import ClientAppCallable
 
 from crypto.ckks_aggregation import decrypt_vector, encrypt_vector
 from embedding_core.errors import FedembedError
+from federation.records import CkksField, flatten
+from federation.round_settings import field_key
 from federation.wire import (
     AggregationMode,
-    ConfigKey,
     ContentKey,
     MetricKey,
     NodeConfigKey,
@@ -29,47 +29,17 @@ from federation.wire import (
     as_float,
     as_int,
 )
+from kits.loader import load_node_kit
 
-__all__ = ["CKKS_SECRET_FILE", "ckks_decrypt_sum", "ckks_update_mod", "flatten", "unflatten"]
+__all__ = ["ckks_decrypt_sum", "ckks_update_mod"]
 
 logger = logging.getLogger(__name__)
-
-CKKS_SECRET_FILE = "ckks_secret.ctx"
-CHUNKS = "chunks"
-LENGTH = "length"
-SUM = "sum"
-
-
-def flatten(arrays: ArrayRecord) -> np.ndarray:
-    """Concatenate an ArrayRecord's arrays (in key order) into one float64 vector."""
-    return np.concatenate(
-        [np.asarray(a, dtype=np.float64).ravel() for a in arrays.to_numpy_ndarrays()]
-    )
-
-
-def unflatten(vector: np.ndarray, like: ArrayRecord) -> ArrayRecord:
-    """Split a flat vector back into arrays shaped like ``like`` (float32)."""
-    out: dict[str, Array] = {}
-    offset = 0
-    for key, ref in zip(like.keys(), like.to_numpy_ndarrays(), strict=True):
-        size = ref.size
-        out[key] = Array(vector[offset : offset + size].reshape(ref.shape).astype(np.float32))
-        offset += size
-    if offset != vector.size:
-        raise FedembedError(f"aggregate has {vector.size} values, model has {offset}")
-    return ArrayRecord(out)
 
 
 @functools.lru_cache(maxsize=4)
 def _secret_context(kit_dir: str) -> bytes:
-    path = Path(kit_dir) / CKKS_SECRET_FILE
-    if not path.is_file():
-        raise FedembedError(
-            f"CKKS secret context {path} not found",
-            expected="a node kit written by `fedembed coordinator provision`",
-            fix="pass --node-config \"kit-dir='/path/to/node/kit'\"",
-        )
-    return path.read_bytes()
+    """The CKKS secret context of the node kit, through the checked loader (hashes, key)."""
+    return load_node_kit(kit_dir).ckks_secret_context
 
 
 def _kit_dir(context: Context) -> str:
@@ -87,7 +57,7 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
     if msg.metadata.message_type != "train":
         return call_next(msg, context)
     config = msg.content.config_records.get(ContentKey.CONFIG.value)
-    if config is None or config.get(ConfigKey.AGGREGATION.value) != AggregationMode.CKKS.value:
+    if config is None or config.get(field_key("aggregation")) != AggregationMode.CKKS.value:
         return call_next(msg, context)
     global_arrays = msg.content.array_records[ContentKey.ARRAYS.value]
     reply = call_next(msg, context)
@@ -101,7 +71,9 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
     logger.info("ckks: encrypted update values=%d chunks=%d", update.size, len(chunks))
     content = RecordDict(
         {
-            ContentKey.CKKS_UPDATE.value: ConfigRecord({CHUNKS: chunks, LENGTH: int(update.size)}),
+            ContentKey.CKKS_UPDATE.value: ConfigRecord(
+                {CkksField.CHUNKS.value: chunks, CkksField.LENGTH.value: int(update.size)}
+            ),
             ContentKey.METRICS.value: MetricRecord(dict(metrics)),
         }
     )
@@ -111,11 +83,13 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
 def ckks_decrypt_sum(msg: Message, context: Context) -> Message:
     """Decrypt the coordinator's summed ciphertexts; only the sum is revealed."""
     record = msg.content.config_records[ContentKey.CKKS_SUM.value]
-    chunks = as_bytes_list(record[CHUNKS])
-    length = as_int(record[LENGTH])
+    chunks = as_bytes_list(record[CkksField.CHUNKS.value])
+    length = as_int(record[CkksField.LENGTH.value])
     total = decrypt_vector(chunks, _secret_context(_kit_dir(context)), length)
     logger.info("ckks: decrypted aggregate values=%d", length)
     return Message(
-        RecordDict({ContentKey.ARRAYS.value: ArrayRecord({SUM: Array(np.asarray(total))})}),
+        RecordDict(
+            {ContentKey.ARRAYS.value: ArrayRecord({CkksField.SUM.value: Array(np.asarray(total))})}
+        ),
         reply_to=msg,
     )

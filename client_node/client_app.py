@@ -11,49 +11,24 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
 
 from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.clientapp.typing import ClientAppCallable, Mod
+from flwr.clientapp.typing import Mod
 
 from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
-from client_node.local_round import RoundSettings, run_local_round
+from client_node.local_round import run_local_round
+from client_node.secaggplus_client import secaggplus_router_mod
 from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
-from federation.wire import ConfigKey, ContentKey, NodeConfigKey, as_float, as_int
+from federation.round_settings import RoundSettings, server_round_of
+from federation.wire import ContentKey, NodeConfigKey, as_float
 
-__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app", "settings_from_config"]
+__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app"]
 
 logger = logging.getLogger(__name__)
 
 ERROR_CODE_NODE_REFUSED = 4001
-
-
-def settings_from_config(config: Mapping[str, object]) -> RoundSettings:
-    """Build the validated round settings from the coordinator's ConfigRecord."""
-    defaults = RoundSettings(server_round=1, total_rounds=1, run_tag="run")
-
-    def get(key: ConfigKey, default: object) -> object:
-        return config.get(key.value, default)
-
-    return RoundSettings(
-        server_round=as_int(get(ConfigKey.SERVER_ROUND, 1)),
-        total_rounds=as_int(get(ConfigKey.TOTAL_ROUNDS, 1)),
-        run_tag=str(get(ConfigKey.RUN_TAG, defaults.run_tag)),
-        adapter_kind=str(get(ConfigKey.ADAPTER_KIND, defaults.adapter_kind)),
-        adapter_rank=as_int(get(ConfigKey.ADAPTER_RANK, defaults.adapter_rank)),
-        local_epochs=as_int(get(ConfigKey.LOCAL_EPOCHS, defaults.local_epochs)),
-        batch_size=as_int(get(ConfigKey.BATCH_SIZE, defaults.batch_size)),
-        learning_rate=as_float(get(ConfigKey.LEARNING_RATE, defaults.learning_rate)),
-        temperature=as_float(get(ConfigKey.TEMPERATURE, defaults.temperature)),
-        dp_enabled=bool(get(ConfigKey.DP_ENABLED, defaults.dp_enabled)),
-        target_epsilon=as_float(get(ConfigKey.TARGET_EPSILON, defaults.target_epsilon)),
-        target_delta=as_float(get(ConfigKey.TARGET_DELTA, defaults.target_delta)),
-        max_grad_norm=as_float(get(ConfigKey.MAX_GRAD_NORM, defaults.max_grad_norm)),
-        update_clip_norm=as_float(get(ConfigKey.UPDATE_CLIP_NORM, defaults.update_clip_norm)),
-        noise_shares=as_int(get(ConfigKey.NOISE_SHARES, defaults.noise_shares)),
-    )
 
 
 def _node_name(context: Context) -> str:
@@ -74,7 +49,8 @@ def train(msg: Message, context: Context) -> Message:
                 fix="restart the SuperNode with data-dir in --node-config",
             )
         config = dict(msg.content.config_records[ContentKey.CONFIG.value])
-        settings = settings_from_config(config)
+        settings = RoundSettings.from_record(config)
+        server_round = server_round_of(config, settings)
         arrays = msg.content.array_records[ContentKey.ARRAYS.value]
         max_eps = context.node_config.get(NodeConfigKey.MAX_EPSILON.value)
         result = run_local_round(
@@ -82,6 +58,7 @@ def train(msg: Message, context: Context) -> Message:
             node_name=node_name,
             global_state=arrays.to_torch_state_dict(),
             settings=settings,
+            server_round=server_round,
             max_epsilon=as_float(max_eps) if max_eps is not None else None,
         )
     except FedembedError as exc:
@@ -111,11 +88,4 @@ def make_client_app(*, mods: list[Mod] | None = None) -> ClientApp:
     return client
 
 
-def _secaggplus_router(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """SecAgg+ protocol messages go to the legacy SecAgg+ ClientApp (lazy: import cycle)."""
-    from client_node.secaggplus_client import secaggplus_router_mod
-
-    return secaggplus_router_mod(msg, context, call_next)
-
-
-app = make_client_app(mods=[_secaggplus_router])
+app = make_client_app(mods=[secaggplus_router_mod])

@@ -30,57 +30,15 @@ from dp_training import (
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.encoder import Encoder
 from embedding_core.errors import FedembedError
+from federation.round_settings import RoundSettings
 from federation.wire import MetricKey
 from privacy import PrivacyLedger, noise_multiplier_for
 
-__all__ = ["LEDGER_FILE", "LocalResult", "RoundSettings", "clip_update", "run_local_round"]
+__all__ = ["LEDGER_FILE", "LocalResult", "clip_update", "run_local_round"]
 
 logger = logging.getLogger(__name__)
 
 LEDGER_FILE = "privacy_ledger.json"
-
-
-@dataclass(frozen=True)
-class RoundSettings:
-    """What the coordinator asks of a node for one round (validated here)."""
-
-    server_round: int
-    total_rounds: int
-    run_tag: str
-    adapter_kind: str = "residual_linear"
-    adapter_rank: int = 0
-    local_epochs: int = 1
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    temperature: float = 0.05
-    dp_enabled: bool = True
-    target_epsilon: float = 8.0
-    target_delta: float = 1e-5
-    max_grad_norm: float = 1.0
-    update_clip_norm: float = 0.0  # 0 = no node-level clipping
-    noise_shares: int = 0  # 0 = local DP-SGD; t >= 1 = distributed DP, one noisy step
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.server_round <= self.total_rounds:
-            raise FedembedError(f"server_round {self.server_round} outside 1..{self.total_rounds}")
-        if self.noise_shares < 0 or (self.noise_shares and not self.dp_enabled):
-            raise FedembedError(
-                f"noise-shares={self.noise_shares} is invalid",
-                expected="0, or >= 1 with dp-enabled=true",
-                fix="set dp-noise-shares in the run config",
-            )
-        if self.noise_shares > 1 and self.update_clip_norm > 0:
-            raise FedembedError(
-                "update-clip-norm > 0 with noise shares would scale this node's noisy step "
-                "by its own norm, and the secure sum would no longer carry the whole noise",
-                expected="update-clip-norm = 0 with dp-noise-shares > 1",
-                fix="set update-clip-norm = 0 in the run config",
-            )
-        if self.dp_enabled and not (self.target_epsilon > 0 and 0 < self.target_delta < 1):
-            raise FedembedError(
-                "DP round needs target_epsilon > 0 and 0 < target_delta < 1",
-                fix="set target-epsilon and target-delta in the run config",
-            )
 
 
 @dataclass(frozen=True)
@@ -122,15 +80,22 @@ def run_local_round(
     node_name: str,
     global_state: dict[str, torch.Tensor],
     settings: RoundSettings,
+    server_round: int,
     max_epsilon: float | None = None,
     model_path: str | None = None,
 ) -> LocalResult:
-    """Train the adapter on this node's data for one round.
+    """Train the adapter on this node's data for round ``server_round`` of ``settings``.
 
     Raises:
         BudgetExceededError: This round would take the node past its privacy budget;
             nothing is trained and nothing is recorded.
     """
+    if not 1 <= server_round <= settings.num_server_rounds:
+        raise FedembedError(
+            f"round {server_round} is outside the run's {settings.num_server_rounds} rounds",
+            expected=f"a round in 1..{settings.num_server_rounds}",
+            fix="run the coordinator's ServerApp (it numbers every round)",
+        )
     started = time.perf_counter()
     data = load_node_data(node_dir)
     record_count = len(data.interactions)
@@ -141,9 +106,9 @@ def run_local_round(
         batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
         temperature=settings.temperature,
-        seed=settings.server_round,
+        seed=server_round,
     )
-    if settings.noise_shares:
+    if settings.dp_noise_shares:
         config = distributed_step_config(config, record_count)
     if settings.dp_enabled:
         # As Opacus's Poisson loader: ceil(n / B) steps per epoch at rate 1 / ceil(n / B).
@@ -154,11 +119,11 @@ def run_local_round(
             target_epsilon=settings.target_epsilon,
             target_delta=settings.target_delta,
             sample_rate=sample_rate,
-            steps=steps_per_round * settings.total_rounds,
+            steps=steps_per_round * settings.num_server_rounds,
         )
         # Distributed DP: the secure sum of t shares holds the whole noise ``noise``;
         # the ledger charges that aggregate's guarantee (see noise_share_multiplier).
-        own_noise = noise_share_multiplier(noise, settings.noise_shares)
+        own_noise = noise_share_multiplier(noise, settings.dp_noise_shares)
         ledger = PrivacyLedger.open(
             data.state_dir / LEDGER_FILE,
             node_id=node_name,
@@ -187,7 +152,7 @@ def run_local_round(
             sample_rate=report.sample_rate,
             steps=report.steps,
             run_id=settings.run_tag,
-            round=settings.server_round,
+            round=server_round,
         )
         metrics[MetricKey.EPSILON.value] = spent
         metrics[MetricKey.NOISE_MULTIPLIER.value] = noise
@@ -199,7 +164,7 @@ def run_local_round(
     logger.info(
         "round: node=%s round=%d records=%d update_norm=%.4f epsilon=%s",
         node_name,
-        settings.server_round,
+        server_round,
         len(records),
         norm,
         metrics.get(MetricKey.EPSILON.value),

@@ -36,11 +36,11 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common import NDArrays, Scalar
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from client_node.client_app import settings_from_config
 from client_node.local_round import run_local_round
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
+from federation.round_settings import RoundSettings, server_round_of
 from federation.wire import MetricKey, NodeConfigKey, as_float
 
 __all__ = [
@@ -99,7 +99,8 @@ class SecAggPlusNode(NumPyClient):
                 expected="--node-config \"data-dir='/path/to/node'\"",
                 fix="restart the SuperNode with data-dir in --node-config",
             )
-        settings = settings_from_config(config)
+        settings = RoundSettings.from_record(config)
+        server_round = server_round_of(config, settings)
         in_dim = int(parameters[0].shape[-1])
         names = adapter_names(settings.adapter_kind, settings.adapter_rank, in_dim)
         if len(names) != len(parameters):
@@ -119,6 +120,7 @@ class SecAggPlusNode(NumPyClient):
                 node_name=node_name,
                 global_state=global_state,
                 settings=settings,
+                server_round=server_round,
                 max_epsilon=as_float(max_eps) if max_eps is not None else None,
             )
         except FedembedError as exc:

@@ -19,13 +19,13 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from client_node.ckks_mod import CHUNKS, LENGTH, SUM, flatten, unflatten
 from coordinator.strategy_wrapper import StrategyWrapper
 from crypto.ckks_aggregation import sum_encrypted
 from embedding_core.errors import FedembedError
+from federation.records import CkksField, flatten, unflatten
+from federation.round_settings import field_key
 from federation.wire import (
     AggregationMode,
-    ConfigKey,
     ContentKey,
     MetricKey,
     as_bytes_list,
@@ -83,12 +83,12 @@ class CkksFedAvg(StrategyWrapper):
     ) -> Iterable[Message]:
         """Ask nodes for encrypted updates."""
         self._grid = grid
-        config[ConfigKey.AGGREGATION.value] = AggregationMode.CKKS.value
+        config[field_key("aggregation")] = AggregationMode.CKKS.value
         return super().configure_train(server_round, arrays, config, grid)
 
     def _decrypt_sum(self, node_id: int, chunks: list[bytes], length: int) -> np.ndarray:
         assert self._grid is not None
-        record = ConfigRecord({CHUNKS: chunks, LENGTH: length})
+        record = ConfigRecord({CkksField.CHUNKS.value: chunks, CkksField.LENGTH.value: length})
         message = Message(
             RecordDict({ContentKey.CKKS_SUM.value: record}),
             dst_node_id=node_id,
@@ -99,7 +99,7 @@ class CkksFedAvg(StrategyWrapper):
             raise FedembedError(
                 f"node {node_id} could not decrypt the aggregate: {reply.error.reason}"
             )
-        total = reply.content.array_records[ContentKey.ARRAYS.value][SUM].numpy()
+        total = reply.content.array_records[ContentKey.ARRAYS.value][CkksField.SUM.value].numpy()
         return np.asarray(total, dtype=np.float64)
 
     def aggregate_train(
@@ -119,7 +119,7 @@ class CkksFedAvg(StrategyWrapper):
                 )
                 continue
             record = reply.content.config_records.get(ContentKey.CKKS_UPDATE.value)
-            if record is None or as_int(record[LENGTH]) != length:
+            if record is None or as_int(record[CkksField.LENGTH.value]) != length:
                 logger.warning(
                     "aggregate: round=%d node=%d rejected: no CKKS update of length %d",
                     server_round,
@@ -144,7 +144,9 @@ class CkksFedAvg(StrategyWrapper):
         started = time.perf_counter()
         summed = sum_encrypted(
             [
-                as_bytes_list(r.content.config_records[ContentKey.CKKS_UPDATE.value][CHUNKS])
+                as_bytes_list(
+                    r.content.config_records[ContentKey.CKKS_UPDATE.value][CkksField.CHUNKS.value]
+                )
                 for r in valid
             ],
             self.public_context,

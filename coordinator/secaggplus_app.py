@@ -21,9 +21,9 @@ quantization slack) and a round that fails is not released. Node-level DP noise 
 offered in this mode yet (``node-noise-multiplier`` must be 0).
 
 Layout: :mod:`federation.secaggplus_params` (constants, :class:`SecAggPlusParams`,
-:func:`quantization_tolerance` and the quantization bounds), and
+:func:`quantization_tolerance` and the quantization bounds, which the node shares),
 :mod:`coordinator.secaggplus_strategy` (:class:`SecAggPlusFedAvg`); this module holds
-the fit workflow and the ServerApp wiring, and re-exports their public names.
+the fit workflow and the ServerApp wiring.
 """
 
 from __future__ import annotations
@@ -42,33 +42,16 @@ from flwr.server.workflow.secure_aggregation.secaggplus_workflow import Workflow
 from flwr.serverapp import Grid, ServerApp
 
 from coordinator.central_evaluation import CentralEvaluator
+from coordinator.publication import LEDGER_FILE, initial_adapter, publish
 from coordinator.secaggplus_strategy import SecAggPlusFedAvg
-from coordinator.server_app import LEDGER_FILE, publish
-from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.app_logging import configure_logging
 from federation.run_config import FederationConfig
-from federation.secaggplus_params import (
-    DEFAULT_MAX_WEIGHT,
-    DEFAULT_QUANTIZATION_RANGE,
-    SECAGGPLUS,
-    UNCLIPPED_CLIPPING_RANGE,
-    SecAggPlusParams,
-    check_config,
-    quantization_tolerance,
-)
-from federation.secaggplus_params import DEFAULT_MODULUS_RANGE as DEFAULT_MODULUS_RANGE
+from federation.secaggplus_params import SecAggPlusParams, check_config
 
 __all__ = [
-    "DEFAULT_MAX_WEIGHT",
-    "DEFAULT_QUANTIZATION_RANGE",
-    "SECAGGPLUS",
-    "UNCLIPPED_CLIPPING_RANGE",
-    "SecAggPlusFedAvg",
-    "SecAggPlusParams",
     "make_secaggplus_server_app",
-    "quantization_tolerance",
+    "make_workflow",
     "run_secaggplus_federation",
-    "run_simulated_secaggplus_federation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,12 +104,7 @@ def run_secaggplus_federation(
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    initial = Adapter(
-        config.embedding_dim,
-        kind=config.adapter_kind,
-        rank=config.adapter_rank or None,
-        side=AdapterSide.QUERY,
-    )
+    initial = initial_adapter(config)
     state = initial.state_dict()
     evaluator = CentralEvaluator(
         data_dir=config.data_dir or None,
@@ -182,24 +160,3 @@ def make_secaggplus_server_app(
         run_secaggplus_federation(grid, context, config, params=params)
 
     return app
-
-
-def run_simulated_secaggplus_federation(
-    config: FederationConfig,
-    *,
-    partition_root: Path,
-    num_nodes: int,
-    max_epsilon: float | None = None,
-    num_cpus: int = 2,
-    params: SecAggPlusParams | None = None,
-) -> dict[str, Any]:
-    """As ``simulation.run_simulated_federation``, with SecAgg+ on both sides."""
-    from client_node.secaggplus_client import make_secaggplus_client_app
-    from fedembed.simulation import partition_mod, simulate
-
-    server = make_secaggplus_server_app(config, params=params)
-    client = make_secaggplus_client_app(
-        mods=[partition_mod(partition_root, max_epsilon=max_epsilon)]
-    )
-    logger.info("simulation: secaggplus nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
-    return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)

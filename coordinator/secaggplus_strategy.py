@@ -9,6 +9,7 @@ round, and records what the nodes reported in the federation ledger.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -36,7 +37,7 @@ from coordinator.federation_ledger import FederationLedger
 from coordinator.update_validation import NORM_TOLERANCE
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
-from federation.wire import ConfigKey, MetricKey, as_float
+from federation.wire import SERVER_ROUND_KEY, MetricKey, as_float
 
 __all__ = ["SecAggPlusFedAvg"]
 
@@ -116,9 +117,9 @@ class SecAggPlusFedAvg(FedAvg):
         )
 
     def _fit_config(self, server_round: int) -> dict[str, Scalar]:
-        config: dict[str, Scalar] = dict(self.config.train_config())
-        config[ConfigKey.SERVER_ROUND.value] = server_round
-        config[ConfigKey.AGGREGATION.value] = SECAGGPLUS
+        settings = dataclasses.replace(self.config.round_settings(), aggregation=SECAGGPLUS)
+        config: dict[str, Scalar] = dict(settings.to_record())
+        config[SERVER_ROUND_KEY] = server_round
         return config
 
     def _evaluate(

@@ -20,8 +20,8 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
 
-from client_node.ckks_mod import flatten, unflatten
 from coordinator.strategy_wrapper import StrategyWrapper
+from federation.records import flatten, unflatten
 
 __all__ = ["ServerAdam"]
 

@@ -13,7 +13,6 @@ The global adapter is evaluated centrally each round and published with a manife
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -27,30 +26,21 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from coordinator.central_evaluation import CentralEvaluator, adapter_from_arrays
+from coordinator.central_evaluation import CentralEvaluator
 from coordinator.ckks_fedavg import CkksFedAvg
 from coordinator.federation_ledger import FederationLedger
+from coordinator.publication import LEDGER_FILE, initial_adapter, publish
+from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
-from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.app_logging import configure_logging
 from federation.run_config import FederationConfig
 from federation.wire import AggregationMode, MetricKey
+from kits.loader import load_coordinator_kit
 
-__all__ = [
-    "CKKS_PUBLIC_FILE",
-    "app",
-    "build_strategy",
-    "publish",
-    "run_federation",
-]
+__all__ = ["app", "build_strategy", "run_federation"]
 
 logger = logging.getLogger(__name__)
-
-CKKS_PUBLIC_FILE = "ckks_public.ctx"
-LEDGER_FILE = "federation_ledger.json"
-HISTORY_FILE = "history.json"
-ADAPTER_DIR = "global_adapter"
 
 app = ServerApp()
 
@@ -71,7 +61,8 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
     )
     inner: Strategy
     if config.aggregation == AggregationMode.CKKS:
-        public = (Path(config.coordinator_kit) / CKKS_PUBLIC_FILE).read_bytes()
+        # The checked loader: manifest hashes, and no secret key in the coordinator kit.
+        public = load_coordinator_kit(config.coordinator_kit).ckks_public_context
         inner = CkksFedAvg(fedavg, public_context=public, min_replies=config.dp_noise_shares)
     else:
         warnings.warn(
@@ -103,12 +94,7 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    initial = Adapter(
-        config.embedding_dim,
-        kind=config.adapter_kind,
-        rank=config.adapter_rank or None,
-        side=AdapterSide.QUERY,
-    )
+    initial = initial_adapter(config)
     evaluator = CentralEvaluator(
         data_dir=config.data_dir or None,
         dataset=config.eval_dataset,
@@ -121,7 +107,7 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         initial_arrays=ArrayRecord(initial.state_dict()),
         num_rounds=config.num_server_rounds,
         timeout=config.round_timeout,
-        train_config=ConfigRecord(config.train_config()),
+        train_config=ConfigRecord(config.round_settings().to_record()),  # type: ignore[arg-type]
         evaluate_fn=evaluator,
     )
     initial_arrays = ArrayRecord(initial.state_dict())
@@ -131,57 +117,12 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
     )
 
 
-def publish(
-    config: FederationConfig,
-    *,
-    evaluator: CentralEvaluator,
-    ledger: FederationLedger,
-    final_arrays: ArrayRecord,
-    started: float,
-) -> dict[str, object]:
-    """Save the global adapter + manifest and history.json; returns the run summary."""
-    out_dir = Path(config.out_dir)
-    final = adapter_from_arrays(final_arrays, kind=config.adapter_kind, rank=config.adapter_rank)
-    history = {str(r): m for r, m in sorted(evaluator.history.items())}
-    summary: dict[str, object] = {
-        "rounds": config.num_server_rounds,
-        "aggregation": config.aggregation,
-        "dp_enabled": config.dp_enabled,
-        "target_epsilon": config.target_epsilon,
-        "target_delta": config.target_delta,
-        # > 1: distributed DP, each node added 1/sqrt(shares) of the noise and the epsilons
-        # hold for the secure sum (dp_training/distributed_dp.py states the terms).
-        "dp_noise_shares": config.dp_noise_shares,
-        "server_learning_rate": config.server_learning_rate,
-        "nodes": sorted({n for r in ledger.rounds for n in r["nodes"]}),
-        "per_node_epsilon": ledger.per_node_epsilon(),
-        "node_level_epsilon": ledger.node_level_epsilon,
-        "refusals": ledger.refusals(),
-        "ndcg@10_per_round": {r: m["ndcg@10"] for r, m in history.items()},
-        "final": evaluator.history.get(config.num_server_rounds, {}),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    final.save(
-        out_dir / ADAPTER_DIR,
-        base_model_id=evaluator.encoder.model_id,
-        base_model_fingerprint=evaluator.encoder.fingerprint,
-        metadata={**summary, "ledger": ledger.to_dict()},
-    )
-    (out_dir / HISTORY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    logger.info(
-        "federation: done rounds=%d seconds=%s", config.num_server_rounds, summary["seconds"]
-    )
-    return summary
-
-
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Flower entry point."""
     configure_logging()
     config = FederationConfig.from_run_config(dict(context.run_config))
     if config.aggregation == AggregationMode.SECAGGPLUS:
-        from coordinator.secaggplus_app import run_secaggplus_federation  # imports this module
-
         run_secaggplus_federation(grid, context, config)
     else:
         run_federation(grid, config)

@@ -1,7 +1,12 @@
-"""Local training of the query-side adapter on a node's private interactions (DP-SGD)."""
+"""Local training of the query-side adapter on a node's private interactions (DP-SGD).
+
+Shared by the member node (:mod:`client_node.local_round`) and the membership-inference
+game (:mod:`attacks.membership_game`), which trains shadow adapters with it. The
+epsilon of a DP-SGD run and the noise for a budget come from the node's accountant in
+:mod:`privacy` (:func:`privacy.dpsgd_epsilon`, :func:`privacy.noise_multiplier_for`).
+"""
 
 from dp_training.distributed_dp import distributed_step_config, noise_share_multiplier
-from dp_training.dp_sgd import epsilon_for, noise_for_budget
 from dp_training.interactions import (
     CorpusSoftmaxLoss,
     InteractionSet,
@@ -34,8 +39,6 @@ __all__ = [
     "TrainingError",
     "corpus_softmax_loss",
     "distributed_step_config",
-    "epsilon_for",
-    "noise_for_budget",
     "noise_share_multiplier",
     "train_adapter",
 ]

@@ -1,14 +1,14 @@
-"""DP-SGD training of the query-side adapter through Opacus, and its epsilon accounting.
+"""DP-SGD training of the query-side adapter through Opacus.
 
 With a :class:`~dp_training.train_config.DPConfig`, training is DP-SGD through
 Opacus: Poisson sampling of records, per-record gradient clipping to ``max_grad_norm``
 and Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` on the
 summed gradient. The privacy unit is one interaction record (see
-:mod:`dp_training.interactions`); the reported epsilon is the node ledger's
-accountant (exact Gaussian DP at sample rate 1, RDP below it) for the steps taken, at
-``dp.delta``, for this one call (the caller composes it across federated rounds).
-:func:`noise_for_budget` calibrates the noise multiplier to a budget and
-:func:`epsilon_for` evaluates the same accountant.
+:mod:`dp_training.interactions`). The reported epsilon is the node ledger's accountant,
+:func:`privacy.dpsgd_epsilon` (exact Gaussian DP at sample rate 1, RDP below it), for the
+steps taken, at ``dp.delta``, for this one call (the caller composes it across federated
+rounds); :func:`privacy.noise_multiplier_for` calibrates the noise multiplier to a
+budget with the same accountant.
 
 Per-sample gradient norms come from Opacus's ghost clipping by default
 (``grad_sample_mode="ghost"``): for a linear layer applied to one vector per record the
@@ -29,73 +29,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dp_training.interactions import CorpusSoftmaxLoss, TrainingError
+from dp_training.interactions import CorpusSoftmaxLoss
 from dp_training.iterate_averaging import IterateAverager
 from dp_training.train_config import (
     DPConfig,
     TrainConfig,
     TrainReport,
-    _check_finite_positive,
-    _check_positive_int,
     _make_optimizer,
 )
 from embedding_core.adapter import Adapter
-from privacy.ledger_file import ACCOUNTANT as LEDGER_ACCOUNTANT
+from privacy import ACCOUNTANT, dpsgd_epsilon
 
-__all__ = [
-    "ACCOUNTANT",
-    "epsilon_for",
-    "noise_for_budget",
-]
-
-ACCOUNTANT = LEDGER_ACCOUNTANT
-"""How reported epsilons are computed: the node ledger's accountant."""
 _OPACUS_ACCOUNTANT = "rdp"  # Opacus's own accountant only counts the steps taken here
-
-
-def noise_for_budget(
-    *, target_epsilon: float, target_delta: float, sample_rate: float, steps: int
-) -> float:
-    """Noise multiplier so that ``steps`` DP-SGD steps spend ``target_epsilon``.
-
-    Calibrated with the node's accountant (``privacy``): the exact
-    Gaussian-DP curve at sample rate 1, RDP below it, so the noise matches what a
-    node's ledger charges.
-    """
-    from privacy import PrivacyParameterError, noise_multiplier_for
-
-    _check_finite_positive("target_epsilon", target_epsilon)
-    if not 0 < target_delta < 1:
-        raise TrainingError(f"target_delta must be in (0, 1), got {target_delta}")
-    if not 0 < sample_rate <= 1:
-        raise TrainingError(f"sample_rate must be in (0, 1], got {sample_rate}")
-    _check_positive_int("steps", steps)
-    try:
-        return noise_multiplier_for(
-            target_epsilon=target_epsilon,
-            target_delta=target_delta,
-            sample_rate=sample_rate,
-            steps=steps,
-        )
-    except PrivacyParameterError as exc:
-        raise TrainingError(
-            f"no noise multiplier reaches epsilon={target_epsilon} at delta={target_delta} "
-            f"over {steps} steps at sample rate {sample_rate}: {exc}",
-            fix="raise the budget, or lower the steps or the sample rate",
-        ) from exc
-
-
-def epsilon_for(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    """Epsilon of ``steps`` DP-SGD steps with the node's accountant (exact at rate 1)."""
-    from privacy.dpsgd_accountant import DPSGDAccountant
-
-    if steps == 0:
-        return 0.0
-    if noise_multiplier == 0:
-        return math.inf
-    accountant = DPSGDAccountant()
-    accountant.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
-    return accountant.get_epsilon(delta)
 
 
 class _Records(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -204,16 +149,20 @@ def _train_dp(
         sample_rate=sample_rate,
         noise_multiplier=float(dp.noise_multiplier),
         max_grad_norm=float(dp.max_grad_norm),
-        epsilon=epsilon_for(
-            noise_multiplier=dp.noise_multiplier,
-            sample_rate=sample_rate,
-            steps=steps,
-            delta=dp.delta,
-        ),
+        epsilon=_epsilon(dp, sample_rate=sample_rate, steps=steps),
         losses=losses,
         delta=float(dp.delta),
         grad_sample_mode=dp.grad_sample_mode,
         accountant=ACCOUNTANT,
+    )
+
+
+def _epsilon(dp: DPConfig, *, sample_rate: float, steps: int) -> float:
+    """Epsilon of the steps taken; noise 0 clips without noise and has no privacy."""
+    if dp.noise_multiplier == 0:
+        return 0.0 if steps == 0 else math.inf
+    return dpsgd_epsilon(
+        noise_multiplier=dp.noise_multiplier, sample_rate=sample_rate, steps=steps, delta=dp.delta
     )
 
 

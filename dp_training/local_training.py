@@ -2,10 +2,9 @@
 
 :func:`train_adapter` is the entry point. Without ``dp`` it runs plain shuffled
 minibatch training here; with a :class:`~dp_training.train_config.DPConfig`
-it runs DP-SGD through Opacus (see :mod:`dp_training.dp_sgd`, which also
-holds the epsilon accounting). The configuration and report dataclasses live in
-:mod:`dp_training.train_config`; this module re-exports them, and
-:func:`epsilon_for` / :func:`noise_for_budget`, for existing imports.
+it runs DP-SGD through Opacus (see :mod:`dp_training.dp_sgd`; its epsilon is the node
+ledger's accountant, :func:`privacy.dpsgd_epsilon`). The configuration and report
+dataclasses live in :mod:`dp_training.train_config`.
 """
 
 from __future__ import annotations
@@ -18,33 +17,17 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from dp_training.dp_sgd import _batch_as_is as _batch_as_is  # re-export
-from dp_training.dp_sgd import _Records as _Records  # re-export
-from dp_training.dp_sgd import _train_dp, epsilon_for, noise_for_budget
+from dp_training.dp_sgd import _train_dp
 from dp_training.interactions import (
     CorpusSoftmaxLoss,
     InteractionSet,
     TrainingError,
 )
 from dp_training.iterate_averaging import IterateAverager
-from dp_training.train_config import (
-    GRAD_SAMPLE_MODES,
-    DPConfig,
-    TrainConfig,
-    TrainReport,
-    _make_optimizer,
-)
+from dp_training.train_config import DPConfig, TrainConfig, TrainReport, _make_optimizer
 from embedding_core.adapter import Adapter, AdapterSide
 
-__all__ = [
-    "GRAD_SAMPLE_MODES",
-    "DPConfig",
-    "TrainConfig",
-    "TrainReport",
-    "epsilon_for",
-    "noise_for_budget",
-    "train_adapter",
-]
+__all__ = ["train_adapter"]
 
 logger = logging.getLogger(__name__)
 

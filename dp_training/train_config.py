@@ -101,7 +101,7 @@ class DPConfig:
     Attributes:
         noise_multiplier: Noise standard deviation relative to ``max_grad_norm``
             (``0`` clips without noise: no privacy, epsilon is infinite). Calibrate it
-            to a budget with :func:`noise_for_budget`.
+            to a budget with :func:`privacy.noise_multiplier_for`.
         max_grad_norm: Per-record gradient clipping norm.
         delta: The delta at which epsilon is reported (e.g. ``1e-5``, below ``1/n``).
         grad_sample_mode: Opacus per-sample gradient mode; ``ghost`` (default) is the
@@ -154,9 +154,10 @@ class TrainReport:
         noise_multiplier: DP noise multiplier (``None`` without DP).
         max_grad_norm: DP clipping norm (``None`` without DP).
         delta: Delta of ``epsilon`` (``None`` without DP).
-        epsilon: Record-level epsilon of this call at ``delta`` (Opacus RDP
-            accountant, ``steps`` compositions of the sampled Gaussian mechanism with
-            ``sample_rate`` and ``noise_multiplier``); ``None`` without DP.
+        epsilon: Record-level epsilon of this call at ``delta``: the node ledger's
+            accountant (:func:`privacy.dpsgd_epsilon`) over ``steps`` compositions of
+            the sampled Gaussian mechanism with ``sample_rate`` and
+            ``noise_multiplier``; ``None`` without DP.
         losses: Mean training loss per epoch.
         seconds: Wall-clock time of the training.
         records: Number of interaction records.

@@ -16,7 +16,7 @@ from coordinator.cli import coordinator_app
 from embedding_core.app_logging import configure_logging
 from embedding_core.cli import data_app, eval_app, model_app
 from embedding_core.errors import FedembedError
-from fedembed import __version__
+from embedding_core.version import PRODUCT_VERSION
 from fedembed.demo import demo
 from policies.cli import policy_app
 from secure_index.cli import index_app, partner_app
@@ -45,7 +45,7 @@ app.command("demo")(demo)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(__version__)
+        typer.echo(PRODUCT_VERSION)
         raise typer.Exit()
 
 

@@ -75,9 +75,9 @@ def _audit_part(
     quick: bool,
     policy: LoadedPolicy,
 ) -> dict[str, Any]:
-    from audit.run_audit import AuditConfig, AuditInputs, run_audit
+    from audit import AuditConfig, AuditInputs, run_audit
     from kits.layout import CKKS_SEARCH_KEY
-    from report.compliance_report import write_report
+    from report import write_report
 
     keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
     if not keyring.exists():

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coordinator.server_app import HISTORY_FILE
+from coordinator.publication import HISTORY_FILE
 from deployment.flower_processes import (
     ManagedProcess,
     flwr_run,

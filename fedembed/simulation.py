@@ -17,13 +17,23 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.serverapp import Grid, ServerApp
+from flwr.simulation import run_simulation
 
 from client_node.client_app import make_client_app
-from coordinator.server_app import HISTORY_FILE, run_federation
+from client_node.secaggplus_client import make_secaggplus_client_app
+from coordinator.publication import HISTORY_FILE
+from coordinator.secaggplus_app import make_secaggplus_server_app
+from coordinator.server_app import run_federation
 from federation.run_config import FederationConfig
+from federation.secaggplus_params import SecAggPlusParams
 from federation.wire import AggregationMode, NodeConfigKey
 
-__all__ = ["partition_mod", "run_simulated_federation", "simulate"]
+__all__ = [
+    "partition_mod",
+    "run_simulated_federation",
+    "run_simulated_secaggplus_federation",
+    "simulate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +70,6 @@ def run_simulated_federation(
 ) -> dict[str, Any]:
     """Run ``config`` over ``num_nodes`` virtual nodes; returns the run summary."""
     if config.aggregation == AggregationMode.SECAGGPLUS:
-        from coordinator.secaggplus_app import run_simulated_secaggplus_federation
-
         return run_simulated_secaggplus_federation(
             config,
             partition_root=partition_root,
@@ -86,8 +94,6 @@ def simulate(
     server: ServerApp, client: ClientApp, *, num_nodes: int, num_cpus: int, out_dir: str
 ) -> dict[str, Any]:
     """Run ``server``/``client`` on the simulation engine; returns the run's history.json."""
-    from flwr.simulation import run_simulation
-
     run_simulation(
         server_app=server,
         client_app=client,
@@ -102,3 +108,21 @@ def simulate(
         raise RuntimeError(f"simulation ended without writing {history}; see the log above")
     summary: dict[str, Any] = json.loads(history.read_text())
     return summary
+
+
+def run_simulated_secaggplus_federation(
+    config: FederationConfig,
+    *,
+    partition_root: Path,
+    num_nodes: int,
+    max_epsilon: float | None = None,
+    num_cpus: int = 2,
+    params: SecAggPlusParams | None = None,
+) -> dict[str, Any]:
+    """As :func:`run_simulated_federation`, with SecAgg+ on both sides."""
+    server = make_secaggplus_server_app(config, params=params)
+    client = make_secaggplus_client_app(
+        mods=[partition_mod(partition_root, max_epsilon=max_epsilon)]
+    )
+    logger.info("simulation: secaggplus nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
+    return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)

@@ -1,7 +1,8 @@
 """Names on the wire between the coordinator's ServerApp and the nodes' ClientApp.
 
-Message content keys, ConfigRecord keys and MetricRecord keys live here once, so the
-two sides cannot drift apart.
+Message content keys, MetricRecord keys and node-config keys live here once, so the
+two sides cannot drift apart; the round's ConfigRecord is written and read by
+:class:`federation.round_settings.RoundSettings`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "SERVER_ROUND_KEY",
     "AggregationMode",
-    "ConfigKey",
     "ContentKey",
     "MetricKey",
     "NodeConfigKey",
@@ -38,26 +39,9 @@ class ContentKey(StrEnum):
     CKKS_SUM = "ckks-sum"
 
 
-class ConfigKey(StrEnum):
-    """Keys of the ConfigRecord the coordinator sends with each round."""
-
-    SERVER_ROUND = "server-round"
-    TOTAL_ROUNDS = "total-rounds"
-    RUN_TAG = "run-tag"
-    ADAPTER_KIND = "adapter-kind"
-    ADAPTER_RANK = "adapter-rank"
-    LOCAL_EPOCHS = "local-epochs"
-    BATCH_SIZE = "batch-size"
-    LEARNING_RATE = "learning-rate"
-    TEMPERATURE = "temperature"
-    DP_ENABLED = "dp-enabled"
-    TARGET_EPSILON = "target-epsilon"
-    TARGET_DELTA = "target-delta"
-    MAX_GRAD_NORM = "max-grad-norm"
-    UPDATE_CLIP_NORM = "update-clip-norm"
-    NOISE_SHARES = "noise-shares"
-    AGGREGATION = "aggregation"
-    CKKS_LENGTH = "ckks-length"
+SERVER_ROUND_KEY = "server-round"
+"""The round number Flower's strategies add to every round's ConfigRecord. The other
+keys of that record are the fields of :class:`federation.round_settings.RoundSettings`."""
 
 
 class MetricKey(StrEnum):

@@ -66,7 +66,7 @@ def plan_privacy(policy: Policy) -> PrivacyPlan:
             size keeps every attack at guessing level.
     """
     # scipy loads here, not when the CLI starts (policies is imported by every command).
-    from privacy.analysis.gdp import auc_bound, epsilon_for_auc, mu_for
+    from privacy.analysis import auc_bound, epsilon_for_auc, mu_for
 
     delta = policy.privacy.target_delta
     budget = policy.privacy.max_epsilon_per_node

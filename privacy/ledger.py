@@ -12,8 +12,7 @@ entry is never papered over: a corrupt file is an error naming the file and the 
 a ledger is only created where no file exists.
 
 This module holds the bookkeeping (``PrivacyLedger``); the file format is
-:mod:`privacy.ledger_file` and the errors are
-:mod:`privacy.ledger_errors`, whose public names it re-exports.
+:mod:`privacy.ledger_file` and the errors are :mod:`privacy.ledger_errors`.
 """
 
 from __future__ import annotations
@@ -23,27 +22,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from privacy.analysis import PrivacyParameterError
 from privacy.dpsgd_accountant import DPSGDAccountant
 from privacy.ledger_errors import DEFAULT_UNIT, BudgetExceededError, LedgerError
 from privacy.ledger_file import (
     ACCOUNTANT,
     CONVERSION,
     LedgerEntry,
-    atomic_write_json,
     check_identity,
     is_finite_number,
-    ledger_document,
     read_ledger,
     utc_timestamp,
+    write_ledger,
 )
-from privacy.privacy_params import PrivacyParameterError
 
-__all__ = [
-    "BudgetExceededError",
-    "LedgerEntry",
-    "LedgerError",
-    "PrivacyLedger",
-]
+__all__ = ["PrivacyLedger"]
 
 logger = logging.getLogger(__name__)
 
@@ -383,16 +376,14 @@ class PrivacyLedger:
     # ------------------------------------------------------------------ persistence
 
     def _save(self, entries: list[LedgerEntry] | None = None) -> None:
-        atomic_write_json(
+        write_ledger(
             self._path,
-            ledger_document(
-                node_id=self._node_id,
-                unit=self._unit,
-                delta=self._delta,
-                max_epsilon=self._max_epsilon,
-                created=self._created,
-                entries=self._entries if entries is None else entries,
-            ),
+            node_id=self._node_id,
+            unit=self._unit,
+            delta=self._delta,
+            max_epsilon=self._max_epsilon,
+            created=self._created,
+            entries=self._entries if entries is None else entries,
         )
 
     def _reload(self) -> None:

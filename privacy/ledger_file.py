@@ -30,12 +30,11 @@ __all__ = [
     "SCHEMA",
     "VERSION",
     "LedgerEntry",
-    "atomic_write_json",
     "check_identity",
     "is_finite_number",
-    "ledger_document",
     "read_ledger",
     "utc_timestamp",
+    "write_ledger",
 ]
 
 SCHEMA: Final = "fedembed.privacy_ledger"
@@ -69,7 +68,8 @@ def is_finite_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def ledger_document(
+def write_ledger(
+    path: Path,
     *,
     node_id: str,
     unit: str,
@@ -77,9 +77,9 @@ def ledger_document(
     max_epsilon: float,
     created: str,
     entries: list[LedgerEntry],
-) -> dict[str, Any]:
-    """The JSON document of a ledger, in the file's key order."""
-    return {
+) -> None:
+    """Writes the ledger's JSON document (in the file's key order) atomically to ``path``."""
+    document = {
         "schema": SCHEMA,
         "version": VERSION,
         "node_id": node_id,
@@ -91,6 +91,7 @@ def ledger_document(
         "created": created,
         "entries": [dict(entry) for entry in entries],
     }
+    atomic_write_json(path, document)
 
 
 # ------------------------------------------------------------------------- reading

@@ -2,7 +2,7 @@
 
 ``noise_multiplier_for`` bisects on the noise multiplier of DP-SGD (Poisson-subsampled
 Gaussian mechanism), like Opacus's ``get_noise_multiplier``, with the epsilon the node's
-ledger will charge (:class:`privacy.dpsgd_accountant.DPSGDAccountant`):
+ledger will charge (:func:`privacy.dpsgd_epsilon`):
 at sample rate 1 the exact Gaussian-DP curve (Dong, Roth and Su 2022,
 :mod:`privacy.analysis.gdp`); below it the RDP of Mironov, Talwar and Zhang
 (2019), "Rényi Differential Privacy of the Sampled Gaussian Mechanism", arXiv:1908.10530,
@@ -18,16 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from privacy.analysis.rdp import DEFAULT_ORDERS, epsilon_for
-from privacy.dpsgd_accountant import DPSGDAccountant
-from privacy.privacy_params import (
-    PrivacyParameterError,
+from privacy.analysis import DEFAULT_ORDERS, PrivacyParameterError, rdp_epsilon
+from privacy.analysis.parameters import (
     check_conversion,
     check_delta,
     check_sample_rate,
     check_steps,
     check_target_epsilon,
 )
+from privacy.dpsgd_accountant import dpsgd_epsilon
 
 __all__ = ["noise_multiplier_for"]
 
@@ -48,8 +47,9 @@ def noise_multiplier_for(
     """Smallest noise multiplier (within the tolerance) that keeps epsilon <= target.
 
     Bisection on the noise multiplier, like Opacus's ``get_noise_multiplier``: the
-    returned value ``sigma`` satisfies ``target_epsilon - tolerance <= epsilon_for(sigma)
-    <= target_epsilon``.
+    returned value ``sigma`` satisfies ``target_epsilon - tolerance <= epsilon(sigma)
+    <= target_epsilon``, where ``epsilon`` is :func:`privacy.dpsgd_epsilon` (or
+    :func:`privacy.analysis.rdp_epsilon` with ``exact_full_batch=False``).
 
     Args:
         target_epsilon: Epsilon not to exceed, > 0.
@@ -84,12 +84,10 @@ def noise_multiplier_for(
         )
     check_conversion(conversion)
 
+    epsilon_of = dpsgd_epsilon if exact_full_batch else rdp_epsilon
+
     def eps(sigma: float) -> float:
-        if exact_full_batch:  # what the ledger will charge: exact at rate 1, else RDP
-            accountant = DPSGDAccountant(orders=orders)
-            accountant.step(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
-            return accountant.get_epsilon(target_delta, conversion=conversion)
-        return epsilon_for(
+        return epsilon_of(
             sample_rate=sample_rate,
             noise_multiplier=sigma,
             steps=steps,

@@ -3,7 +3,8 @@
 ``RDPAccountant`` records which mechanisms ran (noise multiplier, sample rate, number of
 steps) and composes them: the RDP curve of the whole history is the sum of the curves of
 its parts (Mironov 2017, "Rényi Differential Privacy", Proposition 1), converted to
-(epsilon, delta) only at the end. It stores mechanism parameters only, never data.
+(epsilon, delta) only at the end. It stores mechanism parameters only, never data; the
+maths is :mod:`privacy.analysis.rdp`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from privacy.analysis.rdp import (
-    DEFAULT_ORDERS,
-    PrivacyParameterError,
-    compute_rdp,
-    rdp_to_epsilon,
-)
+from privacy.analysis import DEFAULT_ORDERS, PrivacyParameterError, compute_rdp, rdp_to_epsilon
 
 __all__ = ["RDPAccountant"]
 

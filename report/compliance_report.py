@@ -1,6 +1,6 @@
 """The compliance audit report: canonical JSON with its SHA-256, an HTML page and a PDF.
 
-:func:`write_report` takes the audit ``results`` (the dict the audit runner produces,
+:func:`write_report` takes the audit ``results`` (the dict ``audit.run_audit`` produces,
 see the audit results contract: subject, policy, attacks, evidence, checks, regulations,
 figures, ...) and writes into ``out_dir``:
 
@@ -34,15 +34,15 @@ from PIL import Image, UnidentifiedImageError
 
 from embedding_core.atomic_file import atomic_write_bytes
 from embedding_core.errors import FedembedError
-from report.report_document import (
+from report.document import (
     CHECK_STATUSES,
     CHECKSUM_NAME,
     JSON_NAME,
     REGULATION_STATUSES,
     build_document,
 )
-from report.report_html import render_document_html
-from report.report_pdf import render_document_pdf
+from report.html_view import render_document_html
+from report.pdf_view import render_document_pdf
 
 __all__ = [
     "REQUIRED_KEYS",
@@ -76,7 +76,7 @@ PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _MAPPING_KEYS: Final = ("subject", "policy")
 _LIST_KEYS: Final = ("attacks", "checks", "regulations")
 _OPTIONAL_LIST_KEYS: Final = ("privacy_budget", "bias", "utility", "figures", "limitations")
-_FIX: Final = "produce the results with the audit runner (audit/run_audit.py) or fix that field"
+_FIX: Final = "produce the results with `fedembed audit` (audit.run_audit) or fix that field"
 
 
 class ReportError(FedembedError):

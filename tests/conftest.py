@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.supercore.task_identity import TaskIdentity
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -30,3 +33,19 @@ def shared_data_dir() -> Path:
 def embedding_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One embedding cache for the whole test session, so SciFact is encoded once."""
     return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture
+def server_app_process() -> Iterator[None]:
+    """This process as a Flower ServerApp process sees itself, for the test's duration.
+
+    Flower stamps the task identity's run id on every new ``Message`` (a strategy's
+    ``configure_train`` creates them); a ServerApp process sets that identity when it
+    starts, as this does. It is cleared afterwards, as in a process that runs no task.
+    """
+    TaskIdentity.task_id = 1
+    TaskIdentity.run_id = 1
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
+    yield
+    for name in ("task_id", "run_id", "node_id"):
+        setattr(TaskIdentity, name, None)

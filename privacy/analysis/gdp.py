@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from scipy import optimize, special
 
-from privacy.privacy_params import (
+from privacy.analysis.parameters import (
     PrivacyParameterError,
     check_delta,
     check_noise_multiplier,

@@ -21,8 +21,9 @@ one interaction record on a member node).
 
 All privacy numerics are keyword-only so a noise multiplier is never passed where a
 sampling rate was meant. The parameter checks and ``PrivacyParameterError`` are in
-:mod:`privacy.privacy_params` (re-exported here); choosing a noise
-multiplier for a target epsilon is :mod:`privacy.noise_calibration`.
+:mod:`privacy.analysis.parameters`; composing heterogeneous steps is
+:class:`privacy.RDPAccountant`, and choosing a noise multiplier for a target epsilon is
+:func:`privacy.noise_multiplier_for`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from privacy.privacy_params import CONVERSIONS as CONVERSIONS
-from privacy.privacy_params import (
+from privacy.analysis.parameters import (
     PrivacyParameterError,
     check_conversion,
     check_delta,
@@ -47,11 +47,9 @@ from privacy.privacy_params import (
 )
 
 __all__ = [
-    "CONVERSIONS",
     "DEFAULT_ORDERS",
-    "PrivacyParameterError",
     "compute_rdp",
-    "epsilon_for",
+    "rdp_epsilon",
     "rdp_to_epsilon",
 ]
 
@@ -286,7 +284,7 @@ def rdp_to_epsilon(
     return float(eps[best]), float(alphas[best])
 
 
-def epsilon_for(
+def rdp_epsilon(
     *,
     sample_rate: float,
     noise_multiplier: float,
@@ -295,7 +293,10 @@ def epsilon_for(
     conversion: str = "balle2020",
     orders: Sequence[float] = DEFAULT_ORDERS,
 ) -> float:
-    """Epsilon of ``steps`` DP-SGD steps at ``delta`` (RDP accountant, Poisson sampling).
+    """Epsilon of ``steps`` DP-SGD steps at ``delta``, by RDP (Poisson sampling).
+
+    The RDP bound at every sample rate, full-batch included (where it overstates the
+    exact Gaussian-DP epsilon, :func:`privacy.dpsgd_epsilon`).
 
     Args:
         sample_rate: Probability that a record is in a batch, in (0, 1].
@@ -308,6 +309,9 @@ def epsilon_for(
 
     Returns:
         The epsilon (0.0 for zero steps).
+
+    Raises:
+        PrivacyParameterError: A parameter is out of range (also a ``ValueError``).
     """
     check_delta(delta)
     check_conversion(conversion)

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attacks.known_plaintext_map import LinearMapAttacker
 from attacks.protections import (
     CkksEncryptedSearch,
     DcpeProtection,
     GaussianNoise,
     KeyedRotation,
-    LinearMapAttacker,
     RawEmbeddings,
 )
 from crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from client_node.local_round import LEDGER_FILE, RoundSettings, run_local_round
+from client_node.local_round import LEDGER_FILE, run_local_round
 from embedding_core.adapter import Adapter, AdapterSide
-from embedding_core.errors import FedembedError
+from embedding_core.errors import FedembedError, ModelNotFoundError
+from federation.round_settings import RoundSettings
 from federation.wire import MetricKey
 from privacy import BudgetExceededError, noise_multiplier_for
-from privacy.analysis.gdp import epsilon_for_mu, steps_mu
+from privacy.analysis import epsilon_for_mu, steps_mu
 
 DIM = 384
 
@@ -38,7 +39,8 @@ def _round(node: Path, *, max_epsilon: float) -> None:
         node_dir=node,
         node_name="node-x",
         global_state=_global_state(),
-        settings=RoundSettings(server_round=1, total_rounds=1, run_tag="r", target_epsilon=8.0),
+        settings=RoundSettings(num_server_rounds=1, run_tag="r", target_epsilon=8.0),
+        server_round=1,
         max_epsilon=max_epsilon,
         model_path=str(node.parent / "no-such-model"),
     )
@@ -63,7 +65,7 @@ def test_an_exhausted_budget_refuses_before_the_model_is_loaded(tmp_path: Path) 
 def test_within_budget_the_round_goes_on_to_load_the_model(tmp_path: Path) -> None:
     # The same round with room in the budget reaches the model (and fails there, as it must).
     node = _node(tmp_path / "node")
-    with pytest.raises((FedembedError, OSError, ValueError)):
+    with pytest.raises(ModelNotFoundError, match="no-such-model"):
         _round(node, max_epsilon=8.0)
 
 
@@ -73,11 +75,15 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
     # Prepare: three noise shares, two rounds at epsilon 8 in all.
     node = _node(tmp_path / "node")
     settings = RoundSettings(
-        server_round=1, total_rounds=2, run_tag="r", target_epsilon=8.0, noise_shares=3
+        num_server_rounds=2, run_tag="r", target_epsilon=8.0, dp_noise_shares=3
     )
     # Execute
     result = run_local_round(
-        node_dir=node, node_name="node-x", global_state=_global_state(), settings=settings
+        node_dir=node,
+        node_name="node-x",
+        global_state=_global_state(),
+        settings=settings,
+        server_round=1,
     )
     # Assert: the ledger is charged at the noise of the sum of three shares (one full-batch
     # step per round), while this node adds 1/sqrt(3) of it.
@@ -94,8 +100,6 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
 
 def test_noise_shares_need_dp_and_no_update_clipping() -> None:
     with pytest.raises(FedembedError, match="noise-shares"):
-        RoundSettings(server_round=1, total_rounds=1, run_tag="r", dp_enabled=False, noise_shares=3)
+        RoundSettings(num_server_rounds=1, run_tag="r", dp_enabled=False, dp_noise_shares=3)
     with pytest.raises(FedembedError, match="update-clip-norm"):
-        RoundSettings(
-            server_round=1, total_rounds=1, run_tag="r", noise_shares=3, update_clip_norm=1.0
-        )
+        RoundSettings(num_server_rounds=1, run_tag="r", dp_noise_shares=3, update_clip_norm=1.0)

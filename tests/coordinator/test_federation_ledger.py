@@ -9,8 +9,12 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.federation_ledger import FederationLedger
-from privacy import epsilon_for, epsilon_for_mu, steps_mu
+from privacy.analysis import epsilon_for_mu, rdp_epsilon, steps_mu
+from tests.coordinator.grid import start_round
 from tests.coordinator.replies import train_reply
+
+GLOBAL = ArrayRecord({"w": Array(np.zeros(4, dtype=np.float32))})
+NODES = [1, 2, 3]
 
 
 def _reply(node: int, value: float) -> Message:
@@ -28,7 +32,7 @@ def _ledger(tmp_path: Path, noise: float) -> FederationLedger:
     ledger = FederationLedger(
         inner, path=tmp_path / "ledger.json", node_noise_multiplier=noise, total_nodes=10
     )
-    ledger._sampled = 3  # as configure_train records for the round
+    start_round(ledger, 1, GLOBAL, NODES)  # 3 of the 10 nodes are connected and sampled
     return ledger
 
 
@@ -51,16 +55,16 @@ def test_node_level_epsilon_is_exact_when_every_node_takes_part(tmp_path: Path) 
     ledger = FederationLedger(
         inner, path=tmp_path / "ledger.json", node_noise_multiplier=2.0, total_nodes=3
     )
-    ledger._sampled = 3
 
     # Execute: two rounds.
     for server_round in (1, 2):
+        start_round(ledger, server_round, GLOBAL, NODES)
         ledger.aggregate_train(server_round, [_reply(1, 0.1), _reply(2, 0.2), _reply(3, 0.3)])
 
     # Assert: two Gaussian steps at noise 2 are sqrt(2) / 2-GDP; RDP would say more.
     exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=2.0, steps=2), delta=1e-5)
     assert ledger.node_level_epsilon == pytest.approx(exact, rel=1e-9)
-    assert exact < epsilon_for(noise_multiplier=2.0, sample_rate=1.0, steps=2, delta=1e-5)
+    assert exact < rdp_epsilon(noise_multiplier=2.0, sample_rate=1.0, steps=2, delta=1e-5)
 
 
 def test_node_level_dp_withholds_release_when_a_sampled_node_is_missing(tmp_path: Path) -> None:

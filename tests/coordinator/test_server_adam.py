@@ -9,6 +9,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.server_adam import ServerAdam
+from tests.coordinator.grid import start_round
 from tests.coordinator.replies import train_reply
 
 LR = 0.003
@@ -41,7 +42,7 @@ def test_steps_match_torch_adam_on_the_same_gradients() -> None:
 def test_wraps_fedavg_and_steps_along_the_mean_update() -> None:
     # Prepare: the round starts at zero; two nodes' updates average to +0.5 and -2.
     strategy = ServerAdam(FedAvg(min_train_nodes=1, min_available_nodes=1), learning_rate=LR)
-    strategy._reference = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
+    start_round(strategy, 1, ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))}), [1, 2])
     replies = [
         _reply(np.array([1.0, -4.0], dtype=np.float32), 1),
         _reply(np.array([0.0, 0.0], dtype=np.float32), 2),
@@ -58,7 +59,7 @@ def test_wraps_fedavg_and_steps_along_the_mean_update() -> None:
 
 def test_no_aggregate_means_no_step() -> None:
     strategy = ServerAdam(FedAvg(min_train_nodes=1, min_available_nodes=1), learning_rate=LR)
-    strategy._reference = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
+    start_round(strategy, 1, ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))}), [1, 2])
 
     arrays, _ = strategy.aggregate_train(1, [])
 

@@ -6,6 +6,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.update_validation import UpdateValidation, check_update
+from tests.coordinator.grid import start_round
 from tests.coordinator.replies import train_reply
 
 REFERENCE = ArrayRecord(
@@ -46,7 +47,7 @@ def test_bad_update_is_rejected_with_reason(update: ArrayRecord, reason: str) ->
 def test_wrapper_drops_bad_updates_and_keeps_global_untouched() -> None:
     strategy = UpdateValidation(FedAvg(min_train_nodes=1, min_available_nodes=1), clip_norm=1.0)
     good = np.full((4, 4), 0.05, np.float32)
-    strategy._reference = REFERENCE  # set as configure_train does for the round
+    start_round(strategy, 1, REFERENCE, [1, 2, 3])
     replies = [
         _reply(_record(good), 1),
         _reply(_record(np.full((4, 4), np.nan, np.float32)), 2),
@@ -65,7 +66,7 @@ def test_wrapper_drops_bad_updates_and_keeps_global_untouched() -> None:
 
 def test_wrapper_with_only_bad_updates_releases_nothing() -> None:
     strategy = UpdateValidation(FedAvg(min_train_nodes=1, min_available_nodes=1), clip_norm=1.0)
-    strategy._reference = REFERENCE
+    start_round(strategy, 1, REFERENCE, [7])
 
     arrays, metrics = strategy.aggregate_train(
         1, [_reply(_record(np.zeros((2, 2), np.float32)), 7)]

@@ -16,11 +16,11 @@ from dp_training import (
     InteractionSet,
     TrainConfig,
     TrainingError,
-    noise_for_budget,
     train_adapter,
 )
 from embedding_core import Adapter
-from privacy.ledger_file import ACCOUNTANT
+from privacy import ACCOUNTANT, noise_multiplier_for
+from privacy.analysis import epsilon_for_mu, steps_mu
 
 DIM = 24
 DOCS = 150
@@ -125,16 +125,6 @@ def test_rejects_adapters_that_do_not_fit() -> None:
         train_adapter(Adapter(DIM + 1, side="query"), data, config)
     with pytest.raises(TrainingError, match="TrainConfig"):
         train_adapter(_query_adapter(), data, {"epochs": 1})  # type: ignore[arg-type]
-
-
-def test_noise_for_budget_errors_and_monotonicity() -> None:
-    low = noise_for_budget(target_epsilon=8.0, target_delta=1e-5, sample_rate=0.1, steps=100)
-    high = noise_for_budget(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=100)
-    assert 0 < low < high
-    with pytest.raises(TrainingError, match="sample_rate"):
-        noise_for_budget(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.0, steps=10)
-    with pytest.raises(TrainingError, match="target_epsilon"):
-        noise_for_budget(target_epsilon=0.0, target_delta=1e-5, sample_rate=0.1, steps=10)
 
 
 # --- training --------------------------------------------------------------------------
@@ -287,7 +277,7 @@ def test_dp_epsilon_matches_opacus_rdp_accountant() -> None:
     from opacus.accountants import RDPAccountant
 
     data = _rotated_task(300)
-    sigma = noise_for_budget(target_epsilon=8.0, target_delta=1e-5, sample_rate=0.1, steps=20)
+    sigma = noise_multiplier_for(target_epsilon=8.0, target_delta=1e-5, sample_rate=0.1, steps=20)
     report = train_adapter(
         _query_adapter(),
         data,
@@ -302,6 +292,23 @@ def test_dp_epsilon_matches_opacus_rdp_accountant() -> None:
     assert report.epsilon is not None
     assert 7.8 < report.epsilon <= 8.0
     assert report.delta == 1e-5
+    assert report.accountant == ACCOUNTANT
+
+
+def test_full_batch_dp_reports_the_exact_gdp_epsilon() -> None:
+    # Prepare: full-batch DP-SGD (sample rate 1), 3 steps at noise 2.
+    data = _rotated_task(40)
+    config = TrainConfig(epochs=3, batch_size=40)
+    dp = DPConfig(noise_multiplier=2.0, max_grad_norm=1.0, delta=1e-5, noise_seed=0)
+
+    # Execute
+    report = train_adapter(_query_adapter(), data, config, dp=dp)
+
+    # Assert: the node ledger's accountant, exact Gaussian DP at sample rate 1.
+    assert report.sample_rate == 1.0
+    assert report.steps == 3
+    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=2.0, steps=3), delta=1e-5)
+    assert report.epsilon == pytest.approx(exact, rel=1e-12)
     assert report.accountant == ACCOUNTANT
 
 
@@ -323,11 +330,11 @@ def test_dp_training_leaves_a_plain_adapter() -> None:
         for attr in ("grad_sample", "_norm_sample", "_forward_counter", "summed_grad"):
             assert not hasattr(p, attr)
     for module in adapter.modules():
-        assert not module._forward_hooks
-        assert not module._backward_hooks
         assert "activations" not in module.__dict__
-    # Plain autograd on the returned adapter produces no per-sample state.
+    # No Opacus hook is left: plain autograd on the returned adapter neither captures
+    # activations nor produces per-sample state.
     adapter(torch.from_numpy(data.query_vectors)).sum().backward()
+    assert not any("activations" in module.__dict__ for module in adapter.modules())
     assert not any(hasattr(p, "grad_sample") for p in adapter.parameters())
 
 

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-LAZY_PACKAGES = ("attacks", "embedding_core", "secure_index.service")
+LAZY_PACKAGES = ("attacks", "audit", "embedding_core", "report", "secure_index.service")
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.federation.conftest import NODES, SUBSET_NAME, Consortium
 
 from embedding_core.adapter import Adapter
 from privacy import noise_multiplier_for
+from tests.fedembed.conftest import NODES, SUBSET_NAME, Consortium
 
 
 def _run(c: Consortium, out: Path, **overrides: object) -> dict[str, object]:

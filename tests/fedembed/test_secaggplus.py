@@ -26,25 +26,21 @@ from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy.aggregate import aggregate
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
-from tests.federation.conftest import SUBSET_NAME
 
 import client_node.secaggplus_client as secaggplus_client
 from client_node.client_app import make_client_app
-from client_node.local_round import LEDGER_FILE, LocalResult, RoundSettings
+from client_node.local_round import LEDGER_FILE, LocalResult
 from client_node.node_data import STATE_DIR
-from coordinator.secaggplus_app import (
-    SECAGGPLUS,
-    SecAggPlusFedAvg,
-    SecAggPlusParams,
-    make_workflow,
-    quantization_tolerance,
-    run_simulated_secaggplus_federation,
-)
+from coordinator.secaggplus_app import make_secaggplus_server_app, make_workflow
+from coordinator.secaggplus_strategy import SecAggPlusFedAvg
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.errors import FedembedError
+from fedembed.simulation import run_simulated_secaggplus_federation
+from federation.round_settings import RoundSettings
 from federation.run_config import FederationConfig
+from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
 from federation.wire import MetricKey
+from tests.fedembed.conftest import SUBSET_NAME
 
 NODE_IDS = (101, 202, 303)
 RECORDS = {"node-0": 70, "node-1": 85, "node-2": 95}
@@ -149,23 +145,22 @@ def _run_loopback(
         node_name: str,
         global_state: dict[str, torch.Tensor],
         settings: RoundSettings,
+        server_round: int,
         max_epsilon: float | None = None,
     ) -> LocalResult:
         if node_name in refuse:
             raise FedembedError(f"node {node_name} would exceed its privacy budget")
-        globals_seen.append((settings.server_round, node_name, global_state))
-        delta = updates[settings.server_round][node_name]
+        globals_seen.append((server_round, node_name, global_state))
+        delta = updates[server_round][node_name]
         return LocalResult(
             state={k: global_state[k] + delta[k] for k in global_state},
             metrics={
                 MetricKey.NUM_EXAMPLES.value: float(RECORDS[node_name]),
-                MetricKey.EPSILON.value: 0.5 * settings.server_round,
+                MetricKey.EPSILON.value: 0.5 * server_round,
             },
         )
 
     monkeypatch.setattr(secaggplus_client, "run_local_round", fake_round)
-    for attr in ("_run_id", "_node_id", "_task_id"):  # as a ServerApp process has them
-        monkeypatch.setattr(TaskIdentity, attr, 1)
     config = _config(tmp_path, rounds)
     initial = Adapter(DIM, kind=config.adapter_kind, side=AdapterSide.QUERY).state_dict()
     params = params or SecAggPlusParams()
@@ -207,6 +202,7 @@ def _plaintext_fedavg(
     return aggregate(results)
 
 
+@pytest.mark.usefixtures("server_app_process")  # the loopback runs the ServerApp here
 @pytest.mark.parametrize("router", [False, True], ids=["secaggplus-app", "routed-client-app"])
 def test_secaggplus_aggregate_equals_plaintext_fedavg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, router: bool
@@ -243,6 +239,7 @@ def test_secaggplus_aggregate_equals_plaintext_fedavg(
     assert ledger["sample_level"]["per_node_epsilon"] == {str(n): 1.0 for n in NODE_IDS}
 
 
+@pytest.mark.usefixtures("server_app_process")  # the loopback runs the ServerApp here
 def test_secaggplus_survives_a_refusing_node(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,6 +267,7 @@ def test_secaggplus_survives_a_refusing_node(
     assert "privacy budget" in refusal["reason"]
 
 
+@pytest.mark.usefixtures("server_app_process")  # the loopback runs the ServerApp here
 def test_secaggplus_withholds_an_aggregate_it_cannot_trust(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,17 +281,16 @@ def test_secaggplus_withholds_an_aggregate_it_cannot_trust(
 
 
 def test_secaggplus_config_checks(tmp_path: Path) -> None:
-    from coordinator.secaggplus_app import make_secaggplus_server_app
-
     base = _config(tmp_path, 1)
-    with pytest.raises(FedembedError, match="node-level DP"):
-        make_secaggplus_server_app(
-            FederationConfig(**{**base.__dict__, "node_noise_multiplier": 1.0})
-        )
-    with pytest.raises(FedembedError, match="at least 2 nodes"):
-        make_secaggplus_server_app(FederationConfig(**{**base.__dict__, "min_nodes": 1}))
+    # The run config itself refuses what SecAgg+ cannot do.
+    with pytest.raises(FedembedError, match="node-noise-multiplier"):
+        FederationConfig(**{**base.__dict__, "node_noise_multiplier": 1.0})
+    with pytest.raises(FedembedError, match="min-nodes"):
+        FederationConfig(**{**base.__dict__, "min_nodes": 1})
+    # A valid run of another mode is refused by the SecAgg+ app.
+    ckks = FederationConfig(**{**base.__dict__, "aggregation": "ckks", "coordinator_kit": "kit"})
     with pytest.raises(FedembedError, match="SecAgg"):
-        make_secaggplus_server_app(FederationConfig(**{**base.__dict__, "aggregation": "ckks"}))
+        make_secaggplus_server_app(ckks)
 
 
 @pytest.mark.slow

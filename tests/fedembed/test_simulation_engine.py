@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.federation.conftest import SUBSET_NAME
 
 from embedding_core.data import load_beir
 from embedding_core.data.federated_split import split_iid, write_shards
 from fedembed.simulation import run_simulated_federation
 from federation.run_config import FederationConfig
-from privacy import epsilon_for
+from privacy.analysis import rdp_epsilon
+from tests.fedembed.conftest import SUBSET_NAME
 
 NODES = 100
 PER_ROUND = 10
@@ -44,7 +44,7 @@ def test_hundred_virtual_nodes_with_node_level_dp(
 
     summary = run_simulated_federation(config, partition_root=tmp_path / "members", num_nodes=NODES)
 
-    expected = epsilon_for(
+    expected = rdp_epsilon(
         sample_rate=PER_ROUND / NODES, noise_multiplier=NOISE, steps=ROUNDS, delta=1e-5
     )
     assert summary["node_level_epsilon"] == pytest.approx(expected, rel=1e-6)

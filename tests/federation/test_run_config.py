@@ -8,7 +8,6 @@ import pytest
 
 from embedding_core.errors import FedembedError
 from federation.run_config import FederationConfig
-from federation.wire import ConfigKey
 
 CKKS = {"aggregation": "ckks", "coordinator-kit": "kits/coordinator"}
 DISTRIBUTED = {**CKKS, "dp-noise-shares": 3, "min-nodes": 3, "server-learning-rate": 0.003}
@@ -18,7 +17,7 @@ def test_distributed_dp_with_ckks_is_accepted_and_sent_to_nodes() -> None:
     config = FederationConfig.from_run_config(DISTRIBUTED)
 
     assert (config.dp_noise_shares, config.server_learning_rate) == (3, 0.003)
-    assert config.train_config()[ConfigKey.NOISE_SHARES.value] == 3
+    assert config.round_settings().to_record()["dp-noise-shares"] == 3
 
 
 @pytest.mark.parametrize(
@@ -30,7 +29,10 @@ def test_distributed_dp_with_ckks_is_accepted_and_sent_to_nodes() -> None:
         ({"min-nodes": 2}, "min-nodes"),
         ({"dp-enabled": False}, "dp-noise-shares"),
         ({"dp-noise-shares": -1}, "dp-noise-shares"),
-        ({"node-noise-multiplier": 1.0, "update-clip-norm": 1.0}, "node-noise-multiplier"),
+        (
+            {"node-noise-multiplier": 1.0, "update-clip-norm": 1.0, "dp-noise-shares": 1},
+            "node-noise-multiplier",
+        ),
         ({"server-learning-rate": -0.1}, "server-learning-rate"),
         ({"update-clip-norm": 1.0}, "update-clip-norm"),
     ],

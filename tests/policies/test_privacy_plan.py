@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from fedembed.cli import app
 from policies import Policy, PolicyError, load_policy, plan_privacy
 from policies.privacy_plan import LIMIT_EPSILON, LIMIT_MIA_AUC
-from privacy.analysis.gdp import auc_bound, mu_for
+from privacy.analysis import auc_bound, mu_for
 from tests.policies.conftest import WritePolicy
 
 runner = CliRunner()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from privacy.analysis.gdp import epsilon_for_mu
-from privacy.dpsgd_accountant import DPSGDAccountant
-from privacy.rdp_accountant import RDPAccountant
+from privacy import DPSGDAccountant, RDPAccountant, dpsgd_epsilon
+from privacy.analysis import PrivacyParameterError, epsilon_for_mu, rdp_epsilon, steps_mu
 
 DELTA = 1e-5
 
@@ -59,3 +58,39 @@ def test_copy_and_state_round_trip_keep_the_class_and_history() -> None:
     assert restored.get_epsilon(DELTA) == ours.get_epsilon(DELTA)
     # The state is an RDP history: either class reads the other's.
     assert RDPAccountant.from_dict(ours.to_dict()).history == ours.history
+
+
+def test_dpsgd_epsilon_is_exact_at_full_batch_and_rdp_below() -> None:
+    # Execute: one run at sample rate 1, one subsampled.
+    full_batch = dpsgd_epsilon(noise_multiplier=6.0, sample_rate=1.0, steps=100, delta=DELTA)
+    sampled = dpsgd_epsilon(noise_multiplier=1.1, sample_rate=0.01, steps=500, delta=DELTA)
+
+    # Assert: the exact Gaussian-DP curve (under RDP's bound) at rate 1, RDP below it.
+    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=6.0, steps=100), delta=DELTA)
+    rdp_full_batch = rdp_epsilon(sample_rate=1.0, noise_multiplier=6.0, steps=100, delta=DELTA)
+    assert full_batch == pytest.approx(exact, rel=1e-12)
+    assert full_batch < rdp_full_batch
+    assert sampled == rdp_epsilon(sample_rate=0.01, noise_multiplier=1.1, steps=500, delta=DELTA)
+    assert dpsgd_epsilon(noise_multiplier=6.0, sample_rate=1.0, steps=0, delta=DELTA) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"noise_multiplier": 0.0}, "noise_multiplier"),
+        ({"sample_rate": 1.5}, "sample_rate"),
+        ({"delta": 1.0}, "delta"),
+        ({"conversion": "moments"}, "conversion"),
+    ],
+)
+def test_dpsgd_epsilon_refuses_bad_parameters(kwargs: dict[str, object], match: str) -> None:
+    params: dict[str, object] = {
+        "noise_multiplier": 2.0,
+        "sample_rate": 1.0,
+        "steps": 10,
+        "delta": DELTA,
+        **kwargs,
+    }
+
+    with pytest.raises(PrivacyParameterError, match=match):
+        dpsgd_epsilon(**params)  # type: ignore[arg-type]

@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 
 from embedding_core.errors import FedembedError
-from privacy import (
-    BudgetExceededError,
-    PrivacyLedger,
-    PrivacyParameterError,
-    RDPAccountant,
-    epsilon_for,
-)
-from privacy.analysis.gdp import epsilon_for_mu, steps_mu
-from privacy.ledger_file import ACCOUNTANT
+from privacy import ACCOUNTANT, BudgetExceededError, PrivacyLedger, RDPAccountant
+from privacy.analysis import PrivacyParameterError, epsilon_for_mu, rdp_epsilon, steps_mu
 
 NODE = "hospital-a"
 DELTA = 1e-5
@@ -63,7 +56,7 @@ def test_charges_persist_across_reopen_and_compose_over_runs(tmp_path: Path) -> 
     accountant = RDPAccountant()
     accountant.step(noise_multiplier=1.1, sample_rate=0.004, steps=1_000)
     accountant.step(noise_multiplier=1.3, sample_rate=0.01, steps=200)
-    assert first == pytest.approx(epsilon_for(**ROUND, delta=DELTA))  # type: ignore[arg-type]
+    assert first == pytest.approx(rdp_epsilon(**ROUND, delta=DELTA))  # type: ignore[arg-type]
     assert last == pytest.approx(accountant.get_epsilon(DELTA))
     third = _open(path)
     assert third.spent_epsilon() == pytest.approx(last)
@@ -160,7 +153,7 @@ def test_two_ledger_objects_on_one_file_never_lose_a_charge(tmp_path: Path) -> N
 
     assert len(_open(path).entries) == 2
     assert after == pytest.approx(
-        epsilon_for(sample_rate=0.004, noise_multiplier=1.1, steps=1_000, delta=DELTA)
+        rdp_epsilon(sample_rate=0.004, noise_multiplier=1.1, steps=1_000, delta=DELTA)
     )
 
 

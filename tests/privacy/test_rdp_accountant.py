@@ -8,13 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants import RDPAccountant as OpacusRDPAccountant
 
-from privacy.analysis.rdp import (
-    DEFAULT_ORDERS,
-    PrivacyParameterError,
-    compute_rdp,
-    rdp_to_epsilon,
-)
-from privacy.rdp_accountant import RDPAccountant
+from privacy import RDPAccountant
+from privacy.analysis import DEFAULT_ORDERS, PrivacyParameterError, compute_rdp, rdp_to_epsilon
 
 HETEROGENEOUS = [(1.1, 0.004, 500), (0.8, 0.02, 120), (2.0, 1.0, 3), (1.1, 0.004, 40)]
 

@@ -30,7 +30,7 @@ from report.compliance_report import (
     render_html,
     write_report,
 )
-from report.report_pdf import to_latin1
+from report.pdf_view import to_latin1
 
 SCRIPT = "<script>alert(1)</script>"
 NON_LATIN = "naïve – 東京"

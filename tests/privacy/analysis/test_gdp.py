@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants.analysis.gdp import delta_eps_mu, eps_from_mu
 
-from privacy.analysis.gdp import (
+from privacy.analysis import (
+    PrivacyParameterError,
     auc_bound,
     compose_mu,
     delta_for,
@@ -19,11 +20,9 @@ from privacy.analysis.gdp import (
     epsilon_for_mu,
     mu_for,
     mu_for_auc,
+    rdp_epsilon,
     steps_mu,
 )
-from privacy.analysis.rdp import epsilon_for as rdp_epsilon_for
-from privacy.noise_calibration import noise_multiplier_for
-from privacy.privacy_params import PrivacyParameterError
 
 DELTA = 1e-5
 
@@ -56,31 +55,17 @@ def test_delta_curve_matches_opacus_where_it_does_not_overflow() -> None:
             )
 
 
-def test_exact_curve_is_tighter_than_rdp_at_the_demo_recipe() -> None:
-    # Prepare: the demo's full-batch recipe, 100 steps at epsilon 8 by RDP.
-    sigma_rdp = noise_multiplier_for(
-        target_epsilon=8.0,
-        target_delta=DELTA,
-        sample_rate=1.0,
-        steps=100,
-        exact_full_batch=False,
-    )
+def test_exact_curve_is_under_rdp_at_the_demo_recipe() -> None:
+    # Prepare: the demo's full-batch recipe, 100 steps at noise 6.377 (epsilon 8 by RDP).
+    mu = steps_mu(noise_multiplier=6.377, steps=100)
 
     # Execute
-    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=sigma_rdp, steps=100), delta=DELTA)
-    sigma_exact = noise_multiplier_for(
-        target_epsilon=8.0, target_delta=DELTA, sample_rate=1.0, steps=100
-    )
+    exact = epsilon_for_mu(mu=mu, delta=DELTA)
 
-    # Assert: RDP overstates epsilon (7.43 exactly vs 7.99), so less noise meets 8.
-    assert rdp_epsilon_for(
-        sample_rate=1.0, noise_multiplier=sigma_rdp, steps=100, delta=DELTA
-    ) == pytest.approx(8.0, abs=0.011)
+    # Assert: RDP overstates epsilon (7.99 against 7.43 exactly).
+    rdp = rdp_epsilon(sample_rate=1.0, noise_multiplier=6.377, steps=100, delta=DELTA)
+    assert rdp == pytest.approx(8.0, abs=0.011)
     assert exact == pytest.approx(7.43, abs=0.02)
-    assert sigma_exact == pytest.approx(6.00, abs=0.01)
-    assert sigma_exact < sigma_rdp
-    reached = epsilon_for_mu(mu=steps_mu(noise_multiplier=sigma_exact, steps=100), delta=DELTA)
-    assert 8.0 - 0.01 <= reached <= 8.0
 
 
 def test_composition_is_the_root_sum_of_squares() -> None:
@@ -135,11 +120,6 @@ def test_epsilon_for_auc_golden_values_and_opacus() -> None:
     assert mu == pytest.approx(0.1777120, abs=1e-6)
     assert epsilon == pytest.approx(eps_from_mu(mu=mu, delta=DELTA), rel=1e-6)
     assert epsilon == pytest.approx(0.6376, abs=1e-4)
-    # Training at that epsilon (calibrated on the exact curve) keeps the bound.
-    sigma = noise_multiplier_for(
-        target_epsilon=epsilon, target_delta=DELTA, sample_rate=1.0, steps=100
-    )
-    assert auc_bound(mu=steps_mu(noise_multiplier=sigma, steps=100)) <= 0.55
 
 
 @pytest.mark.parametrize(

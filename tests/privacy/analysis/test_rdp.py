@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 from opacus.accountants import RDPAccountant as OpacusRDPAccountant
 from opacus.accountants.analysis import rdp as opacus_rdp
-from opacus.accountants.utils import get_noise_multiplier as opacus_noise_multiplier
 from scipy import integrate, stats
 
 from embedding_core.errors import FedembedError
-from privacy.analysis.rdp import (
+from privacy.analysis import (
     DEFAULT_ORDERS,
     PrivacyParameterError,
     compute_rdp,
-    epsilon_for,
+    rdp_epsilon,
     rdp_to_epsilon,
 )
-from privacy.noise_calibration import noise_multiplier_for
 
 # TF Privacy's MNIST tutorial: 60,000 records, batch 256, noise 1.1, 60 epochs, delta 1e-5,
 # steps counted as TF Privacy's compute_dp_sgd_privacy does.
@@ -58,7 +56,7 @@ def test_mnist_golden_epsilon_matches_opacus_dp_accounting_and_published_value()
         rate=MNIST_RATE, noise=MNIST_NOISE, steps=MNIST_STEPS, delta=MNIST_DELTA
     )
 
-    ours = epsilon_for(
+    ours = rdp_epsilon(
         sample_rate=MNIST_RATE, noise_multiplier=MNIST_NOISE, steps=MNIST_STEPS, delta=MNIST_DELTA
     )
 
@@ -69,7 +67,7 @@ def test_mnist_golden_epsilon_matches_opacus_dp_accounting_and_published_value()
 
 
 def test_mnist_golden_epsilon_with_classic_conversion_matches_tf_privacy() -> None:
-    ours = epsilon_for(
+    ours = rdp_epsilon(
         sample_rate=MNIST_RATE,
         noise_multiplier=MNIST_NOISE,
         steps=MNIST_STEPS,
@@ -105,7 +103,7 @@ def test_epsilon_agrees_with_opacus_and_dp_accounting(
         rate=rate, noise=noise, steps=steps, delta=delta, orders=orders
     )
 
-    ours = epsilon_for(sample_rate=rate, noise_multiplier=noise, steps=steps, delta=delta)
+    ours = rdp_epsilon(sample_rate=rate, noise_multiplier=noise, steps=steps, delta=delta)
 
     assert ours > 0
     assert ours == pytest.approx(opacus_eps, rel=0.01)
@@ -125,7 +123,7 @@ def test_rdp_curve_agrees_with_opacus_at_every_order(rate: float, noise: float) 
     google.compose(
         dp_accounting.PoissonSampledDpEvent(rate, dp_accounting.GaussianDpEvent(noise)), 1
     )
-    upper = np.asarray(google._rdp)
+    upper = google.rdp
 
     ours = compute_rdp(sample_rate=rate, noise_multiplier=noise, steps=1, orders=DEFAULT_ORDERS)
 
@@ -182,7 +180,7 @@ def test_full_batch_is_the_plain_gaussian_mechanism() -> None:
 
 
 def test_zero_steps_spend_nothing() -> None:
-    eps = epsilon_for(sample_rate=0.1, noise_multiplier=1.0, steps=0, delta=1e-5)
+    eps = rdp_epsilon(sample_rate=0.1, noise_multiplier=1.0, steps=0, delta=1e-5)
 
     assert eps == 0.0
 
@@ -190,10 +188,10 @@ def test_zero_steps_spend_nothing() -> None:
 def test_epsilon_grows_with_steps_and_rate_and_shrinks_with_noise() -> None:
     base = {"sample_rate": 0.01, "noise_multiplier": 1.0, "steps": 1_000, "delta": 1e-5}
 
-    eps = epsilon_for(**base)  # type: ignore[arg-type]
-    more_steps = epsilon_for(**{**base, "steps": 2_000})  # type: ignore[arg-type]
-    higher_rate = epsilon_for(**{**base, "sample_rate": 0.02})  # type: ignore[arg-type]
-    more_noise = epsilon_for(**{**base, "noise_multiplier": 1.5})  # type: ignore[arg-type]
+    eps = rdp_epsilon(**base)  # type: ignore[arg-type]
+    more_steps = rdp_epsilon(**{**base, "steps": 2_000})  # type: ignore[arg-type]
+    higher_rate = rdp_epsilon(**{**base, "sample_rate": 0.02})  # type: ignore[arg-type]
+    more_noise = rdp_epsilon(**{**base, "noise_multiplier": 1.5})  # type: ignore[arg-type]
 
     assert more_steps > eps
     assert higher_rate > eps
@@ -216,43 +214,6 @@ def test_rdp_is_additive_over_steps() -> None:
     many = compute_rdp(sample_rate=0.05, noise_multiplier=1.3, steps=250)
 
     np.testing.assert_allclose(many, 250 * one)
-
-
-# -------------------------------------------------------------------- noise calibration
-
-
-@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning")
-@pytest.mark.parametrize(
-    ("target", "rate", "steps"), [(2.6, MNIST_RATE, MNIST_STEPS), (1.0, 0.01, 1_000)]
-)
-def test_noise_multiplier_round_trips(target: float, rate: float, steps: int) -> None:
-    sigma = noise_multiplier_for(
-        target_epsilon=target, target_delta=1e-5, sample_rate=rate, steps=steps
-    )
-    reached = epsilon_for(sample_rate=rate, noise_multiplier=sigma, steps=steps, delta=1e-5)
-    reference = opacus_noise_multiplier(
-        target_epsilon=target, target_delta=1e-5, sample_rate=rate, steps=steps
-    )
-
-    assert target - 0.01 <= reached <= target
-    assert sigma == pytest.approx(reference, rel=0.02)
-
-
-def test_noise_multiplier_for_mnist_target_is_about_one_point_one() -> None:
-    sigma = noise_multiplier_for(
-        target_epsilon=2.6, target_delta=MNIST_DELTA, sample_rate=MNIST_RATE, steps=MNIST_STEPS
-    )
-
-    assert sigma == pytest.approx(MNIST_NOISE, rel=0.02)
-
-
-def test_unreachable_target_is_a_clear_value_error() -> None:
-    with pytest.raises(ValueError, match="cannot be reached") as info:
-        noise_multiplier_for(
-            target_epsilon=0.01, target_delta=1e-5, sample_rate=1.0, steps=1_000_000
-        )
-
-    assert "raise target_epsilon" in str(info.value)
 
 
 # ------------------------------------------------------------------------ validation
@@ -285,7 +246,7 @@ def test_bad_parameters_say_what_was_expected(kwargs: dict[str, object], expecte
     }
 
     with pytest.raises(PrivacyParameterError) as info:
-        epsilon_for(**params)  # type: ignore[arg-type]
+        rdp_epsilon(**params)  # type: ignore[arg-type]
 
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, FedembedError)

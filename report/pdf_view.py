@@ -19,7 +19,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 from PIL import Image
 
-from report.report_document import (
+from report.document import (
     STATUS_LABELS,
     Block,
     BulletList,

@@ -34,8 +34,8 @@ from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
 from attacks.optimisation_inversion import OptimisationInverter
 from attacks.text_metrics import inversion_report
 from attacks.word_relevance_map import WordRelevanceMap
-from audit.audit_config import AuditConfig, AuditInputs
-from audit.audit_data import AuditData, load_audit_data, owning_nodes
+from audit.config import AuditConfig, AuditInputs
+from audit.data import AuditData, load_audit_data, owning_nodes
 from audit.protection_cases import ProtectionCase
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter, AdapterKind

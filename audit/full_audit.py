@@ -10,9 +10,9 @@ epsilon and on an overfit control; the bias audit runs WEAT/SEAT on the base mod
 the fine-tuned one. The evidence is judged by the policy (``policies``) and mapped to
 regulations there; the result is the dict the compliance report renders.
 
-The configuration lives in :mod:`audit.audit_config`, the attacks in
-:mod:`audit.audit_runner` and the results' supporting sections in
-:mod:`audit.audit_results`; this module assembles the evidence and the verdict.
+The configuration lives in :mod:`audit.config`, the attacks in :mod:`audit.runner`, the
+protections in :mod:`audit.protection_cases` and the results' supporting sections in
+:mod:`audit.results`; this module assembles the evidence and the verdict.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from attacks import audit_figures
-from audit.audit_config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
-from audit.audit_results import (
+from audit.config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
+from audit.figures import figures
+from audit.index_evidence import gather_index_evidence
+from audit.protection_cases import DeployedProtection, protection_cases
+from audit.results import (
     adapter_sha256,
     audit_limitations,
     json_safe,
     privacy_budget,
     report_dict,
 )
-from audit.audit_runner import AuditRunner, Progress
-from audit.index_evidence import gather_index_evidence
-from audit.protection_cases import DeployedProtection, protection_cases
-from fedembed import __version__
+from audit.runner import AuditRunner, Progress
+from embedding_core.version import PRODUCT_VERSION
 from policies import (
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
     EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE,
@@ -49,7 +49,7 @@ from policies import (
     map_regulations,
 )
 
-__all__ = ["AuditConfig", "AuditInputs", "run_audit"]
+__all__ = ["REPORT_VERSION", "TITLE", "run_audit"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ TITLE = "fedembed privacy and bias audit"
 def run_audit(
     inputs: AuditInputs, config: AuditConfig | None = None, *, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Run the whole audit and return the report's data (see ``report.compliance_report``).
+    """Run the whole audit and return the report's data (``report.write_report`` renders it).
 
     Args:
         inputs: Model, adapter, index keyring, data and the policy.
@@ -76,18 +76,18 @@ def run_audit(
         if progress is not None:
             progress(line)
 
-    audit = AuditRunner(inputs, config, step)
-    meta = audit.adapter.metadata if audit.adapter is not None else {}
+    runner = AuditRunner(inputs, config, step)
+    meta = runner.adapter.metadata if runner.adapter is not None else {}
     epsilon = float(meta.get("target_epsilon") or DEFAULT_EPSILON)
     delta = float(meta.get("target_delta") or DEFAULT_DELTA)
     deployed = DeployedProtection.from_files(inputs.dcpe_keyring, inputs.ckks_key)
-    cases = protection_cases(audit.data, audit.adapter, deployed, config)
-    utility = audit.inversions(cases)
+    cases = protection_cases(runner.data, runner.adapter, deployed, config)
+    utility = runner.inversions(cases)
     raw = next(r for r in utility if r["protection"] == "raw")
     live = [r for r in utility if r["deployed"]]
-    mia_auc, control_auc = audit.membership(epsilon, delta)
-    bias_rows, bias_max = audit.bias()
-    budget = privacy_budget(audit.adapter)
+    mia_auc, control_auc = runner.membership(epsilon, delta)
+    bias_rows, bias_max = runner.bias()
+    budget = privacy_budget(runner.adapter)
     evidence: dict[str, float | None] = {
         EVIDENCE_INVERSION_F1_RAW: raw["inversion_f1"],
         EVIDENCE_INVERSION_F1_PROTECTED: max(r["inversion_f1"] for r in live),
@@ -110,16 +110,16 @@ def run_audit(
     policy = inputs.policy
     checks = evaluate_audit(policy.policy, evidence)
     step("writing figures")
-    figures = audit_figures.figures(audit.reports, utility, bias_rows)
+    report_figures = figures(runner.reports, utility, bias_rows)
     results: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "title": TITLE,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "fedembed_version": __version__,
+        "fedembed_version": PRODUCT_VERSION,
         "subject": {
-            "model": {"id": audit.encoder.model_id, "fingerprint": audit.encoder.fingerprint},
+            "model": {"id": runner.encoder.model_id, "fingerprint": runner.encoder.fingerprint},
             "adapter": None
-            if audit.adapter is None
+            if runner.adapter is None
             else {
                 "path": str(inputs.adapter),
                 "sha256": adapter_sha256(inputs.adapter),
@@ -129,18 +129,18 @@ def run_audit(
                 "aggregation": meta.get("aggregation"),
             },
             "index": index_section,
-            "data": audit.data.sources,
+            "data": runner.data.sources,
         },
         "policy": policy.to_dict(),
-        "attacks": [report_dict(r) for r in audit.reports],
+        "attacks": [report_dict(r) for r in runner.reports],
         "evidence": evidence,
         "privacy_budget": budget,
         "bias": bias_rows,
         "utility": utility,
         "checks": [c.to_dict() for c in checks],
         "regulations": map_regulations(checks),
-        "figures": figures,
-        "limitations": audit_limitations(config, audit.adapter is not None, deployed),
+        "figures": report_figures,
+        "limitations": audit_limitations(config, runner.adapter is not None, deployed),
         "seconds": round(time.perf_counter() - started, 1),
         "json_sha256": None,
     }

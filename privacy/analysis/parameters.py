@@ -1,14 +1,14 @@
-"""Privacy parameters of the RDP analysis: their validation and ``PrivacyParameterError``.
+"""Privacy parameters of the analysis: their validation and ``PrivacyParameterError``.
 
 The checks shared by :mod:`privacy.analysis.rdp` (the RDP of the Poisson-subsampled
-Gaussian mechanism and its conversion to (epsilon, delta)-DP) and
-:mod:`privacy.noise_calibration` (choosing a noise multiplier). Each
-returns the parameter as a plain Python or NumPy value, or raises
-``PrivacyParameterError`` with what was expected. ``CONVERSIONS`` names the RDP-to-DP
-conversions: Balle, Barthe, Gaboardi, Hsu and Sato (2020), "Hypothesis Testing
-Interpretations and Rényi Differential Privacy", arXiv:1905.09982, Theorem 21
-(``"balle2020"``), and Mironov (2017), "Rényi Differential Privacy", arXiv:1702.07476,
-Proposition 3 (``"classic"``).
+Gaussian mechanism and its conversion to (epsilon, delta)-DP),
+:mod:`privacy.analysis.gdp` (exact Gaussian DP of full-batch DP-SGD) and the
+bookkeeping above them (:mod:`privacy.noise_calibration`, the accountants). Each returns
+the parameter as a plain Python or NumPy value, or raises ``PrivacyParameterError`` with
+what was expected. ``CONVERSIONS`` names the RDP-to-DP conversions: Balle, Barthe,
+Gaboardi, Hsu and Sato (2020), "Hypothesis Testing Interpretations and Rényi
+Differential Privacy", arXiv:1905.09982, Theorem 21 (``"balle2020"``), and Mironov
+(2017), "Rényi Differential Privacy", arXiv:1702.07476, Proposition 3 (``"classic"``).
 """
 
 from __future__ import annotations

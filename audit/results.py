@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from attacks.base import AttackReport
-from audit.audit_config import AuditConfig
+from audit.config import AuditConfig
 from audit.protection_cases import DeployedProtection
 from embedding_core.adapter import Adapter
 

@@ -12,7 +12,7 @@ import base64
 import html
 from typing import Final
 
-from report.report_document import (
+from report.document import (
     STATUS_LABELS,
     Block,
     BulletList,

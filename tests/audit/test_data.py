@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from attacks.wordnet_glosses import DATA_FILES
-from audit.audit_data import corpus_subset, load_audit_data
+from audit.data import corpus_subset, load_audit_data
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data.beir import BeirDataset
 from tests.attacks.wordnet_files import write_wordnet
