@@ -6,12 +6,22 @@ ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
+# One folder per package, floor by floor (ARCHITECTURE.md).
 COPY embedding_core embedding_core
+COPY privacy privacy
+COPY crypto crypto
+COPY federation federation
+COPY kits kits
+COPY dp_training dp_training
+COPY index_client index_client
+COPY deployment deployment
 COPY client_node client_node
 COPY coordinator coordinator
 COPY secure_index secure_index
 COPY attacks attacks
 COPY policies policies
+COPY report report
+COPY audit audit
 COPY fedembed fedembed
 # gcc builds the index's small C extension (secure_index/index/_hit_rows.c), then goes.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \

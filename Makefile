@@ -37,6 +37,7 @@ browser:
 
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -44,7 +45,7 @@ test-all: venv
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -26,13 +26,15 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import httpx
 import numpy as np
 
+from index_client.errors import GatewayError
+from index_client.gateway_client import GatewayClient
 from secure_index.service.local_service import start_index_service
 
 DEFAULT_CACHE = Path("/work/fedembed-cache")
 COLLECTION = "scifact"
+Query = tuple[str | None, np.ndarray | None]  # (text, vector): exactly one is set
 
 
 def load(data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -48,7 +50,7 @@ def load(data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[
 
 
 def level(
-    url: str, token: str, clients: int, duration: float, bodies: list[dict[str, Any]]
+    url: str, token: str, clients: int, duration: float, queries: list[Query], k: int
 ) -> dict[str, Any]:
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
@@ -57,17 +59,14 @@ def level(
 
     def worker(c: int) -> None:
         rng = np.random.default_rng(c)
-        with httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
+        with GatewayClient(url, token, timeout_s=30) as client:
             while time.perf_counter() < start_at:
                 time.sleep(0.01)
             while (now := time.perf_counter()) < stop_at:
-                body = bodies[int(rng.integers(len(bodies)))]
+                text, vector = queries[int(rng.integers(len(queries)))]
                 try:
-                    r = client.post(f"/v1/collections/{COLLECTION}/query", json=body)
-                    ok = r.status_code == 200 and len(r.json()["results"]) == body["k"]
-                except httpx.HTTPError:
+                    ok = len(client.query(COLLECTION, text, vector=vector, k=k).hits) == k
+                except GatewayError:
                     ok = False
                 latencies[c].append(time.perf_counter() - now)
                 errors[c] += 0 if ok else 1
@@ -100,52 +99,32 @@ def main() -> None:
     parser.add_argument("--mode", choices=["vector", "text"], default="vector")
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
-    docs, queries, texts = load(args.data_dir, args.cache)
+    docs, queries_vectors, texts = load(args.data_dir, args.cache)
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         extra = () if args.mode == "text" else ("--no-text-queries",)
         service = start_index_service(
             Path(tmp) / "svc", kek=secrets.token_bytes(32), extra_args=extra
         )
         try:
-            with service.admin() as admin:
-                admin.post(
-                    "/v1/admin/collections", json={"name": COLLECTION, "dimension": docs.shape[1]}
-                ).raise_for_status()
-                node = admin.post(
-                    "/v1/admin/credentials",
-                    json={
-                        "role": "node",
-                        "name": "node-0",
-                        "scopes": [COLLECTION],
-                        "rate_per_minute": 1_000_000,
-                        "burst": 100_000,
-                    },
-                ).json()
-                partner = admin.post(
-                    "/v1/admin/credentials",
-                    json={
-                        "role": "partner",
-                        "name": "bench",
-                        "scopes": [COLLECTION],
-                        "rate_per_minute": 1_000_000,
-                        "burst": 100_000,
-                    },
-                ).json()
-            with service.client(node["token"]) as c:
+            with service.admin_client() as admin:
+                admin.create_collection(COLLECTION, docs.shape[1])
+                node = admin.issue_credential(
+                    "node", "node-0", [COLLECTION], rate_per_minute=1_000_000, burst=100_000
+                )
+                partner = admin.issue_credential(
+                    "partner", "bench", [COLLECTION], rate_per_minute=1_000_000, burst=100_000
+                )
+            with service.gateway_client(node.token) as gateway:
                 for s in range(0, len(docs), 500):
-                    items = [
-                        {"id": f"doc-{i}", "vector": docs[i].tolist()}
-                        for i in range(s, min(s + 500, len(docs)))
-                    ]
-                    c.put(
-                        f"/v1/collections/{COLLECTION}/documents", json={"items": items}
-                    ).raise_for_status()
-            if args.mode == "vector":
-                bodies = [{"vector": q.tolist(), "k": args.k} for q in queries]
-            else:
-                bodies = [{"text": t, "k": args.k} for t in texts]
+                    batch = range(s, min(s + 500, len(docs)))
+                    gateway.upsert_documents(COLLECTION, [f"doc-{i}" for i in batch], docs[batch])
+            queries: list[Query] = (
+                [(None, q) for q in queries_vectors]
+                if args.mode == "vector"
+                else [(t, None) for t in texts]
+            )
             for clients in args.levels:
-                result = level(service.url, partner["token"], clients, args.duration, bodies)
+                result = level(service.url, partner.token, clients, args.duration, queries, args.k)
                 print(
                     json.dumps(
                         {

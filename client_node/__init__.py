@@ -1,1 +1,1 @@
-"""Member node: local DP-SGD fine-tuning of the adapter, protected uploads (planned)."""
+"""Member node: the Flower ClientApp (DP-SGD rounds, secure aggregation), protected uploads."""

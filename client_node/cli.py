@@ -33,7 +33,7 @@ def start_cmd(
     data = load_node_data(data_dir)
     node_name = name or node_kit.node_id
     node = start_supernode(
-        node_kit=kit,
+        node_kit=node_kit,
         data_dir=data_dir,
         superlink_address=superlink,
         node_name=node_name,

@@ -1,1 +1,1 @@
-"""Coordinator: Flower ServerApp, secure aggregation, node-level DP, privacy ledger (planned)."""
+"""Coordinator: Flower ServerApp, secure aggregation, node-level DP, federation ledger."""

@@ -55,9 +55,9 @@ def superlink_cmd(
     port: Annotated[int, typer.Option(help="HTTPS port on 127.0.0.1.")] = 9093,
 ) -> None:
     """Run a SuperLink over TLS with SuperNode authentication until interrupted."""
-    load_coordinator_kit(kit)
+    coordinator_kit = load_coordinator_kit(kit)
     state_dir.mkdir(parents=True, exist_ok=True)
-    link = start_superlink(coordinator_kit=kit, state_dir=state_dir, port=port)
+    link = start_superlink(coordinator_kit=coordinator_kit, state_dir=state_dir, port=port)
     typer.echo(f"SuperLink on {link.extra['address']} (log: {link.log_path}); Ctrl-C stops it")
     try:
         link.process.wait()

@@ -1,1 +1,120 @@
-"""crypto."""
+"""The crypto both sides use.
+
+The crypto both sides use: CKKS (TenSEAL) for secure aggregation and encrypted search,
+and DCPE (scale-and-perturb) for the index's query-side protection. Heavy modules load on
+first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from embedding_core.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from crypto.ckks_aggregation import decrypt_vector, encrypt_vector, sum_encrypted
+    from crypto.ckks_context import (
+        TENSEAL_ERRORS,
+        context_fingerprint,
+        context_slots,
+        is_private_context,
+        load_context,
+        make_contexts,
+        slot_count,
+    )
+    from crypto.ckks_parameters import MAX_COEFF_MODULUS_BITS, CkksError, CkksParameters, num_chunks
+    from crypto.ckks_search import (
+        COEFF_MODULUS_BITS,
+        POLY_MODULUS_DEGREE,
+        SCALE_BITS,
+        BlockLayout,
+        CkksDocumentEncryptor,
+        CkksInnerProductScorer,
+        EncryptedBlock,
+        LoadedBlock,
+        ciphertext_words,
+    )
+    from crypto.ckks_search_key import KEY_FILE_MAGIC, CkksSearchKey, load_ckks_key, save_ckks_key
+    from crypto.dcpe import NONCE_BYTES, DcpeCiphertext, DcpeKey, ScaleAndPerturb, derive_coin_key
+    from crypto.dcpe_keys import DcpeKeyring
+    from crypto.errors import CryptoError, CryptoInputError, KeyManagementError
+
+_SUBMODULE: dict[str, str] = {
+    "BlockLayout": "ckks_search",
+    "COEFF_MODULUS_BITS": "ckks_search",
+    "CkksDocumentEncryptor": "ckks_search",
+    "CkksError": "ckks_parameters",
+    "CkksInnerProductScorer": "ckks_search",
+    "CkksParameters": "ckks_parameters",
+    "CkksSearchKey": "ckks_search_key",
+    "CryptoError": "errors",
+    "CryptoInputError": "errors",
+    "DcpeCiphertext": "dcpe",
+    "DcpeKey": "dcpe",
+    "DcpeKeyring": "dcpe_keys",
+    "EncryptedBlock": "ckks_search",
+    "KEY_FILE_MAGIC": "ckks_search_key",
+    "KeyManagementError": "errors",
+    "LoadedBlock": "ckks_search",
+    "MAX_COEFF_MODULUS_BITS": "ckks_parameters",
+    "NONCE_BYTES": "dcpe",
+    "POLY_MODULUS_DEGREE": "ckks_search",
+    "SCALE_BITS": "ckks_search",
+    "ScaleAndPerturb": "dcpe",
+    "TENSEAL_ERRORS": "ckks_context",
+    "ciphertext_words": "ckks_search",
+    "context_fingerprint": "ckks_context",
+    "context_slots": "ckks_context",
+    "decrypt_vector": "ckks_aggregation",
+    "derive_coin_key": "dcpe",
+    "encrypt_vector": "ckks_aggregation",
+    "is_private_context": "ckks_context",
+    "load_ckks_key": "ckks_search_key",
+    "load_context": "ckks_context",
+    "make_contexts": "ckks_context",
+    "num_chunks": "ckks_parameters",
+    "save_ckks_key": "ckks_search_key",
+    "slot_count": "ckks_context",
+    "sum_encrypted": "ckks_aggregation",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
+
+__all__ = [
+    "COEFF_MODULUS_BITS",
+    "KEY_FILE_MAGIC",
+    "MAX_COEFF_MODULUS_BITS",
+    "NONCE_BYTES",
+    "POLY_MODULUS_DEGREE",
+    "SCALE_BITS",
+    "TENSEAL_ERRORS",
+    "BlockLayout",
+    "CkksDocumentEncryptor",
+    "CkksError",
+    "CkksInnerProductScorer",
+    "CkksParameters",
+    "CkksSearchKey",
+    "CryptoError",
+    "CryptoInputError",
+    "DcpeCiphertext",
+    "DcpeKey",
+    "DcpeKeyring",
+    "EncryptedBlock",
+    "KeyManagementError",
+    "LoadedBlock",
+    "ScaleAndPerturb",
+    "ciphertext_words",
+    "context_fingerprint",
+    "context_slots",
+    "decrypt_vector",
+    "derive_coin_key",
+    "encrypt_vector",
+    "is_private_context",
+    "load_ckks_key",
+    "load_context",
+    "make_contexts",
+    "num_chunks",
+    "save_ckks_key",
+    "slot_count",
+    "sum_encrypted",
+]

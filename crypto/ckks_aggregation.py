@@ -3,7 +3,7 @@
 The consortium shares one CKKS key pair. Every member node holds the *secret* context
 (it encrypts its update and decrypts the aggregate); the coordinator holds only the
 *public* context, with which it can add ciphertexts but never decrypt one, so it sees no
-single member's update in the clear (the honest-but-curious coordinator of DESIGN.md).
+single member's update in the clear (the honest-but-curious coordinator of ARCHITECTURE.md).
 
 A flat update vector is cut into chunks of ``poly_modulus_degree / 2`` values (the CKKS
 slot count); each chunk becomes one ciphertext, serialized to bytes. Sums are taken

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from embedding_core.errors import FedembedError
+from federation.wire import NodeConfigKey
+from kits.layout import CoordinatorKit, NodeKit
 
 __all__ = [
     "ManagedProcess",
@@ -131,13 +133,13 @@ def _spawn(
 
 def start_superlink(
     *,
-    coordinator_kit: Path,
+    coordinator_kit: CoordinatorKit,
     state_dir: Path,
     port: int | None = None,
     enable_auth: bool = True,
     env: dict[str, str] | None = None,
 ) -> ManagedProcess:
-    """Start a SuperLink serving HTTPS with the coordinator kit's certificate."""
+    """Start a SuperLink serving HTTPS with the (checked) coordinator kit's certificate."""
     port = port or free_port()
     args = [
         _tool("flower-superlink"),
@@ -145,12 +147,7 @@ def start_superlink(
         "127.0.0.1",
         "--port",
         str(port),
-        "--ssl-certfile",
-        str(coordinator_kit / "server.crt"),
-        "--ssl-keyfile",
-        str(coordinator_kit / "server.key"),
-        "--ssl-ca-certfile",
-        str(coordinator_kit / "ca.crt"),
+        *coordinator_kit.superlink_tls_args(),
         "--database",
         str(state_dir / "superlink.db"),
         "--disable-runtime-dependency-installation",
@@ -192,7 +189,7 @@ def register_supernode(*, public_key: Path, name: str, connection: str, flwr_hom
 
 def start_supernode(
     *,
-    node_kit: Path,
+    node_kit: NodeKit,
     data_dir: Path,
     superlink_address: str,
     node_name: str,
@@ -203,24 +200,21 @@ def start_supernode(
 ) -> ManagedProcess:
     """Start an authenticated SuperNode over TLS for one member's data folder."""
     port = port or free_port()
-    node_config = {"data-dir": str(data_dir), "node-name": node_name, "kit-dir": str(node_kit)}
+    node_config = {
+        NodeConfigKey.DATA_DIR.value: json.dumps(str(data_dir)),
+        NodeConfigKey.NODE_NAME.value: json.dumps(node_name),
+        NodeConfigKey.KIT_DIR.value: json.dumps(str(node_kit.path)),
+    }
     if max_epsilon is not None:
-        node_config["max-epsilon"] = str(max_epsilon)
-    config_text = " ".join(
-        f"{k}={v}" if k == "max-epsilon" else f"{k}={json.dumps(v)}" for k, v in node_config.items()
-    )
+        node_config[NodeConfigKey.MAX_EPSILON.value] = str(max_epsilon)
+    config_text = " ".join(f"{k}={v}" for k, v in node_config.items())
     args = [
         _tool("flower-supernode"),
-        "--root-certificates",
-        str(node_kit / "ca.crt"),
         "--superlink",
         superlink_address,
         "--port",
         str(port),
-        "--auth-supernode-private-key",
-        str(node_kit / "auth.key"),
-        "--auth-supernode-public-key",
-        str(node_kit / "auth.pub"),
+        *node_kit.supernode_args(),
         "--node-config",
         config_text,
     ]

@@ -21,7 +21,7 @@ step by its own norm, which is why ``update-clip-norm`` must be 0 with shares.
 Assumptions, stated wherever the epsilon is reported: secure aggregation (the coordinator
 and the other nodes never see one node's update), at least ``t`` honest nodes adding their
 share in every aggregated round (the coordinator refuses to aggregate fewer), and no
-collusion between the coordinator and members (DESIGN.md's threat model). A node's own
+collusion between the coordinator and members (ARCHITECTURE.md's threat model). A node's own
 update alone carries noise multiplier ``sigma / sqrt(t)``, which the node reports (metric
 ``noise-share``) beside the sum's (``noise-multiplier``).
 """

@@ -5,7 +5,7 @@ the target with ``os.replace`` (atomic on POSIX file systems); the directory is 
 fsync'ed so the rename survives a power cut. A reader sees either the previous file or
 the new one. On failure the temporary file is removed, the previous file is left as it
 was and the ``OSError`` propagates. (The secure index has its own variant,
-:mod:`secure_index.storage.atomic_file`, that writes in segments and turns OS errors
+:mod:`secure_index.atomic_file`, that writes in segments and turns OS errors
 into operator advice.)
 """
 

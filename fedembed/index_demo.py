@@ -12,6 +12,7 @@ actually receive.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import time
@@ -25,6 +26,7 @@ from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
+from index_client.errors import ConflictError
 from kits.layout import CKKS_SEARCH_KEY
 from secure_index.sealing import KeyFileKeks
 from secure_index.service.audit_log import verify_audit_log
@@ -91,34 +93,26 @@ def run_index_demo(
     service = start_index_service(work / "service", extra_args=tuple(args))
     rows: list[dict[str, Any]] = []
     try:
-        with service.admin() as admin:
+        with service.admin_client() as admin:
             for name, protection, metric in ((AT_REST, "at-rest", "cosine"), (DCPE, "dcpe", "l2")):
-                r = admin.post(
-                    "/v1/admin/collections",
-                    json={"name": name, "dimension": encoder.dimension, "metric": metric,
-                          "protection": protection},
-                )  # fmt: skip
-                if r.status_code not in (201, 409):
-                    r.raise_for_status()
-            r = admin.post("/v1/admin/ckks-collections", json={"name": CKKS})
-            if r.status_code not in (201, 409):
-                r.raise_for_status()
-            partner = admin.post(
-                "/v1/admin/credentials",
-                json={"role": "partner", "name": "demo-partner", "scopes": list(COLLECTIONS),
-                      "rate_per_minute": 100_000, "burst": 10_000},
-            ).json()  # fmt: skip
+                with contextlib.suppress(ConflictError):  # a re-run keeps the collection
+                    admin.create_collection(
+                        name, encoder.dimension, metric=metric, protection=protection
+                    )
+            with contextlib.suppress(ConflictError):
+                admin.create_ckks_collection(CKKS)
+            partner = admin.issue_credential(
+                "partner", "demo-partner", COLLECTIONS, rate_per_minute=100_000, burst=10_000
+            )
             back: dict[str, str] = {}
             uploads = []
             for node_id, node_dir in members.items():
-                node = admin.post(
-                    "/v1/admin/credentials",
-                    json={"role": "node", "name": node_id, "scopes": list(COLLECTIONS),
-                          "rate_per_minute": 100_000, "burst": 10_000},
-                ).json()  # fmt: skip
+                node = admin.issue_credential(
+                    "node", node_id, COLLECTIONS, rate_per_minute=100_000, burst=10_000
+                )
                 for collection in COLLECTIONS:
                     report = upload_documents(
-                        node_dir, node_id=node_id, gateway_url=service.url, token=node["token"],
+                        node_dir, node_id=node_id, gateway_url=service.url, token=node.token,
                         collection=collection, encoder=encoder, dcpe_key_file=keyring,
                     )  # fmt: skip
                     uploads.append(report.__dict__)
@@ -130,7 +124,7 @@ def run_index_demo(
             DCPE: f"DCPE beta={beta:g}",
             CKKS: "CKKS search",
         }
-        with service.client(partner["token"], timeout_s=120.0) as client:
+        with service.gateway_client(partner.token, timeout_s=120.0) as client:
             for collection in COLLECTIONS:
                 rankings: dict[str, list[str]] = {}
                 latencies = []
@@ -138,12 +132,9 @@ def run_index_demo(
                     if qid not in test.qrels:
                         continue
                     started = time.perf_counter()
-                    r = client.post(
-                        f"/v1/collections/{collection}/query", json={"text": text, "k": K}
-                    )
+                    result = client.query(collection, text, k=K)
                     latencies.append(time.perf_counter() - started)
-                    r.raise_for_status()
-                    rankings[qid] = [back[h["doc_id"]] for h in r.json()["results"]]
+                    rankings[qid] = [back[doc_id] for doc_id in result.doc_ids]
                 metrics = mean_metrics(rankings, test.qrels)
                 rows.append({
                     "setting": f"index over HTTP, {labels[collection]}",

@@ -22,6 +22,7 @@ from deployment.flower_processes import (
     write_flwr_connection,
 )
 from embedding_core.errors import FedembedError
+from kits.loader import load_coordinator_kit, load_node_kit
 
 __all__ = ["CONNECTION", "LoopbackConsortium"]
 
@@ -50,8 +51,9 @@ class LoopbackConsortium:
 
     def start(self, node_ids: list[str]) -> None:
         """Start the SuperLink and register the nodes' public keys."""
+        coordinator_kit = load_coordinator_kit(self.kits / "coordinator")
         self.superlink = start_superlink(
-            coordinator_kit=self.kits / "coordinator",
+            coordinator_kit=coordinator_kit,
             state_dir=self.work / "superlink",
             env=self.env,
         )
@@ -59,11 +61,11 @@ class LoopbackConsortium:
             self.flwr_home,
             CONNECTION,
             address=self.superlink.extra["address"],
-            ca_cert=self.kits / "coordinator" / "ca.crt",
+            ca_cert=coordinator_kit.ca_cert_path,
         )
         for node_id in node_ids:
             register_supernode(
-                public_key=self.kits / "nodes" / node_id / "auth.pub",
+                public_key=load_node_kit(self.kits / "nodes" / node_id).auth_pub_path,
                 name=node_id,
                 connection=CONNECTION,
                 flwr_home=self.flwr_home,
@@ -79,7 +81,7 @@ class LoopbackConsortium:
         if old is not None:
             old.stop()
         node = start_supernode(
-            node_kit=self.kits / "nodes" / node_id,
+            node_kit=load_node_kit(self.kits / "nodes" / node_id),
             data_dir=data_dir,
             superlink_address=self.superlink.extra["address"],
             node_name=node_id,

@@ -21,7 +21,7 @@ from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, ClassVar, Self
 
 from embedding_core.errors import FedembedError
-from federation.wire import SERVER_ROUND_KEY, AggregationMode
+from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY, AggregationMode
 
 __all__ = ["RecordValue", "RoundSettings", "field_key", "server_round_of"]
 
@@ -179,10 +179,30 @@ class RoundSettings:
 
     @classmethod
     def from_record(cls, record: Mapping[str, object]) -> RoundSettings:
-        """Read :meth:`to_record`'s record (Flower's round number: :func:`server_round_of`)."""
-        return RoundSettings._from_mapping(
-            record, source="the coordinator's round settings", skip=frozenset({SERVER_ROUND_KEY})
+        """Read :meth:`to_record`'s record (Flower's round number: :func:`server_round_of`).
+
+        Besides the settings' own keys, the record may hold the keys Flower's strategies
+        add: the round number, and the clip norm of client-side-clipping DP, which must
+        equal ``update-clip-norm`` (the norm the node clips to).
+        """
+        settings = RoundSettings._from_mapping(
+            record,
+            source="the coordinator's round settings",
+            skip=frozenset({SERVER_ROUND_KEY, CLIPPING_NORM_KEY}),
         )
+        flower_norm = record.get(CLIPPING_NORM_KEY)
+        if flower_norm is not None and (
+            isinstance(flower_norm, bool)
+            or not isinstance(flower_norm, int | float)
+            or float(flower_norm) != settings.update_clip_norm
+        ):
+            raise FedembedError(
+                f"the coordinator's round settings have {CLIPPING_NORM_KEY}={flower_norm!r} "
+                f"but update-clip-norm={settings.update_clip_norm}",
+                expected="one clip norm: Flower's client-side clipping uses update-clip-norm",
+                fix="run the coordinator's ServerApp (it sets both from update-clip-norm)",
+            )
+        return settings
 
     def round_settings(self) -> RoundSettings:
         """These settings as sent to the nodes (drops what extends them)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "CLIPPING_NORM_KEY",
     "SERVER_ROUND_KEY",
     "AggregationMode",
     "ContentKey",
@@ -42,6 +43,11 @@ class ContentKey(StrEnum):
 SERVER_ROUND_KEY = "server-round"
 """The round number Flower's strategies add to every round's ConfigRecord. The other
 keys of that record are the fields of :class:`federation.round_settings.RoundSettings`."""
+
+CLIPPING_NORM_KEY = "clipping_norm"
+"""The update clip norm Flower's client-side-clipping DP strategy adds to the record
+(``flwr.supercore.differential_privacy.KEY_CLIPPING_NORM``); a node clips with its own
+``update-clip-norm`` and checks that the two agree."""
 
 
 class MetricKey(StrEnum):

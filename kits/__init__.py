@@ -1,1 +1,88 @@
-"""kits."""
+"""Kits: layout, provisioning and the checked loader.
+
+Kits: their layout, the provisioning that writes them and the checked loader that every
+process (SuperLink, SuperNode, both Flower apps, the gateway) reads them through.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from embedding_core.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from kits.certificates import (
+        cert_fingerprint,
+        make_ca,
+        make_server_cert,
+        pem_cert,
+        pem_private,
+        validate_host,
+    )
+    from kits.layout import sha256_file
+    from kits.provisioning import (
+        DCPE_KEYRING,
+        DEFAULT_DCPE_BETA,
+        KIT_FORMAT,
+        CoordinatorKit,
+        GatewayKit,
+        KitPermissionWarning,
+        NodeKit,
+        ProvisioningError,
+        ProvisionResult,
+        load_coordinator_kit,
+        load_gateway_kit,
+        load_node_kit,
+        provision,
+        validate_node_ids,
+    )
+
+_SUBMODULE: dict[str, str] = {
+    "CoordinatorKit": "provisioning",
+    "DCPE_KEYRING": "provisioning",
+    "DEFAULT_DCPE_BETA": "provisioning",
+    "GatewayKit": "provisioning",
+    "KIT_FORMAT": "provisioning",
+    "KitPermissionWarning": "provisioning",
+    "NodeKit": "provisioning",
+    "ProvisionResult": "provisioning",
+    "ProvisioningError": "provisioning",
+    "cert_fingerprint": "certificates",
+    "load_coordinator_kit": "provisioning",
+    "load_gateway_kit": "provisioning",
+    "load_node_kit": "provisioning",
+    "make_ca": "certificates",
+    "make_server_cert": "certificates",
+    "pem_cert": "certificates",
+    "pem_private": "certificates",
+    "provision": "provisioning",
+    "sha256_file": "layout",
+    "validate_host": "certificates",
+    "validate_node_ids": "provisioning",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
+
+__all__ = [
+    "DCPE_KEYRING",
+    "DEFAULT_DCPE_BETA",
+    "KIT_FORMAT",
+    "CoordinatorKit",
+    "GatewayKit",
+    "KitPermissionWarning",
+    "NodeKit",
+    "ProvisionResult",
+    "ProvisioningError",
+    "cert_fingerprint",
+    "load_coordinator_kit",
+    "load_gateway_kit",
+    "load_node_kit",
+    "make_ca",
+    "make_server_cert",
+    "pem_cert",
+    "pem_private",
+    "provision",
+    "sha256_file",
+    "validate_host",
+    "validate_node_ids",
+]

@@ -18,4 +18,10 @@ def hit_rows(
 
     A label past ``doc_ids`` or naming ``None`` there is skipped; score is
     ``offset - distance``; ``None`` when ``finite_only`` and a distance is not finite.
+
+    Raises:
+        TypeError: An argument of the wrong type: ``doc_ids`` or ``owners`` not a list,
+            labels not 8-byte integers, distances not float32, ``hit_type`` not a tuple
+            subclass without a ``__dict__``.
+        ValueError: The arrays are not 2-D of one shape, or not C-contiguous.
     """

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.ckks_search import CkksInnerProductScorer, EncryptedBlock
+from secure_index.atomic_file import storage_error
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -46,7 +47,6 @@ from secure_index.sealing.sealed_file import (
     read_sealed_header,
     write_sealed,
 )
-from secure_index.storage.atomic_file import storage_error
 
 __all__ = ["CkksCollectionInfo", "CkksCollections", "ScoredBlock"]
 

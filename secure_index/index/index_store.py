@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from secure_index.atomic_file import storage_error
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -51,7 +52,7 @@ from secure_index.index.store_layout import (
 )
 from secure_index.index.wal_records import Operation, WalRecord
 from secure_index.sealing import KekProvider, rewrap_sealed
-from secure_index.storage import WriteAheadLog, storage_error
+from secure_index.storage import WriteAheadLog
 
 __all__ = ["COLLECTIONS_DIR", "LOCK_FILE", "CollectionStats", "IndexStore", "UpsertResult"]
 

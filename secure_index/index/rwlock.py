@@ -49,6 +49,7 @@ class ReaderWriterLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._readers_waiting = 0
         self._read_guard = _ReadGuard(self)
         self._write_guard = _WriteGuard(self)
 
@@ -63,8 +64,13 @@ class ReaderWriterLock:
     def acquire_read(self) -> None:
         """Take the shared side (prefer ``with lock.read()``)."""
         with self._mutex:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
+            if self._writer or self._writers_waiting:
+                self._readers_waiting += 1
+                try:
+                    while self._writer or self._writers_waiting:
+                        self._cond.wait()
+                finally:
+                    self._readers_waiting -= 1
             self._readers += 1
 
     def release_read(self) -> None:
@@ -96,3 +102,15 @@ class ReaderWriterLock:
         """How many readers hold the lock now (for tests and metrics)."""
         with self._cond:
             return self._readers
+
+    @property
+    def readers_waiting(self) -> int:
+        """How many readers wait for the lock now (for tests and metrics)."""
+        with self._cond:
+            return self._readers_waiting
+
+    @property
+    def writers_waiting(self) -> int:
+        """How many writers wait for the lock now (for tests and metrics)."""
+        with self._cond:
+            return self._writers_waiting

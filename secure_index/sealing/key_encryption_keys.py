@@ -316,7 +316,7 @@ class KeyFileKeks(_KekSet):
 
     def _persist(self) -> None:
         # Deferred: importing secure_index.storage imports the log, which imports crypto.
-        from secure_index.storage.atomic_file import FILE_MODE, atomic_write
+        from secure_index.atomic_file import FILE_MODE, atomic_write
 
         document = {
             _FORMAT: KEY_FILE_FORMAT,

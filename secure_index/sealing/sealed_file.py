@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.errors import KeyManagementError
+from secure_index.atomic_file import atomic_write, storage_error
 from secure_index.errors import IntegrityError
 from secure_index.sealing.aead import AEAD_KEY_SIZE, DecryptionError
 from secure_index.sealing.envelope_header import (
@@ -190,8 +191,6 @@ def _open_fd(path: Path) -> int:
     except FileNotFoundError:
         raise IntegrityError(path) from None
     except OSError as exc:
-        from secure_index.storage.atomic_file import storage_error  # deferred: import cycle
-
         raise storage_error(exc, path=path, operation="read") from exc
 
 
@@ -201,8 +200,6 @@ def _parse_or_refuse(fd: int, path: Path) -> _Parsed:
     except (HeaderFormatError, ValueError, TypeError):
         raise IntegrityError(path) from None
     except OSError as exc:
-        from secure_index.storage.atomic_file import storage_error  # deferred: import cycle
-
         raise storage_error(exc, path=path, operation="read") from exc
 
 
@@ -239,8 +236,6 @@ def write_sealed(
     Raises:
         StorageError: When the file cannot be written (the previous file stays intact).
     """
-    from secure_index.storage.atomic_file import atomic_write  # deferred: import cycle
-
     source: memoryview | list[memoryview]
     if isinstance(data, (bytes, bytearray, memoryview)):
         source = memoryview(data).cast("B")
@@ -397,8 +392,6 @@ def rewrap_sealed(path: Path, *, keks: KekProvider) -> bool:
         KeyManagementError: When the file's KEK id is unknown or retired.
         StorageError: When the new file cannot be written (the old one stays).
     """
-    from secure_index.storage.atomic_file import atomic_write  # deferred: import cycle
-
     path = Path(path)
     fd = _open_fd(path)
     try:

@@ -56,6 +56,7 @@ from types import TracebackType
 from typing import Any
 
 from embedding_core.errors import DataFormatError
+from secure_index.atomic_file import atomic_write, storage_error
 from secure_index.service.audit_record import (
     GENESIS_HASH,
     HASH_FIELD,
@@ -70,7 +71,6 @@ from secure_index.service.audit_record import (
     record_hash,
     record_line,
 )
-from secure_index.storage.atomic_file import atomic_write, storage_error
 
 __all__ = [
     "GENESIS_HASH",

@@ -2,51 +2,30 @@
 
 :class:`secure_index.index.ckks_collections.CkksCollections` satisfies
 :class:`CkksBackend` directly (role ``all``); :class:`RemoteCkksStore` satisfies it over
-the store's internal API (role ``gateway``). Bodies are binary where they carry
-ciphertexts: a block upload is ``u32 header length || JSON {"ids": [...]} || block``
-(:func:`pack_block_upload`), a query is the query ciphertext; answers are JSON with each
-block's owner, ids and base64 answer.
+the store's internal API (role ``gateway``; routes ``STORE_CKKS_*`` of
+:mod:`index_client.routes`). Bodies are binary where they carry ciphertexts: a block
+upload is :func:`index_client.block_format.pack_block_upload` output, a query is the
+query ciphertext; answers are JSON with each block's owner, ids and base64 answer
+(:func:`encode_scored`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-import struct
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import httpx
-
 from crypto.ckks_search import EncryptedBlock
-from secure_index.errors import RequestError, StorageError
+from index_client import routes
+from index_client.block_format import OCTET_STREAM, pack_block_upload
+from index_client.routes import Route
+from index_client.transport import ServiceTransport
+from secure_index.errors import StorageError
 from secure_index.index.ckks_collections import CkksCollectionInfo, ScoredBlock
 from secure_index.service.store_backend import call_store
 
-__all__ = [
-    "OCTET_STREAM",
-    "CkksBackend",
-    "CkksStorePaths",
-    "RemoteCkksStore",
-    "decode_scored",
-    "encode_scored",
-    "pack_block_upload",
-    "unpack_block_upload",
-]
-
-OCTET_STREAM = "application/octet-stream"
-_HEADER_LENGTH = struct.Struct("<I")
-MAX_HEADER_BYTES = 16 << 20
-
-
-class CkksStorePaths:
-    """Routes of the store's internal CKKS API."""
-
-    COLLECTIONS = "/internal/v1/ckks"
-    COLLECTION = "/internal/v1/ckks/{name}"
-    BLOCK = "/internal/v1/ckks/{name}/blocks/{owner}/{number}"
-    SCORE = "/internal/v1/ckks/{name}/score"
+__all__ = ["CkksBackend", "RemoteCkksStore", "decode_scored", "encode_scored"]
 
 
 class CkksBackend(Protocol):
@@ -77,31 +56,6 @@ class CkksBackend(Protocol):
     def score(self, name: str, query: bytes, *, owner: str | None = None) -> list[ScoredBlock]:
         """Every block's encrypted answer."""
         ...
-
-
-def pack_block_upload(ids: Sequence[str], block: EncryptedBlock) -> bytes:
-    """The binary body of a block upload."""
-    header = json.dumps({"ids": list(ids)}).encode()
-    return b"".join([_HEADER_LENGTH.pack(len(header)), header, block.to_bytes()])
-
-
-def unpack_block_upload(body: bytes) -> tuple[list[str], EncryptedBlock]:
-    """Parse :func:`pack_block_upload` output (a clear error on anything else)."""
-    try:
-        (length,) = _HEADER_LENGTH.unpack_from(body, 0)
-        if length > MAX_HEADER_BYTES or 4 + length > len(body):
-            raise ValueError("header length")
-        header = json.loads(body[4 : 4 + length])
-        ids = header["ids"]
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError("ids")
-    except (struct.error, ValueError, KeyError, TypeError) as exc:
-        raise RequestError(
-            f"the block upload is malformed ({exc})",
-            expected='u32 header length, JSON {"ids": [...]}, then the encrypted block',
-            fix="build the body with pack_block_upload (fedembed node upload does)",
-        ) from None
-    return ids, EncryptedBlock.from_bytes(memoryview(body)[4 + length :])
 
 
 def encode_scored(blocks: Sequence[ScoredBlock]) -> dict[str, Any]:
@@ -141,22 +95,22 @@ class RemoteCkksStore:
     """:class:`CkksBackend` over the store's internal HTTP API.
 
     Args:
-        client: An ``httpx.Client`` with the store's base URL and bearer token.
+        transport: The store's connection (base URL and token), e.g. ``RemoteStore.transport``.
     """
 
-    def __init__(self, client: httpx.Client) -> None:
-        self._client = client
+    def __init__(self, transport: ServiceTransport) -> None:
+        self._transport = transport
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return call_store(self._client, method, path, **kwargs)
+    def _call(self, route: Route, path: dict[str, str | int] | None = None, **kwargs: Any) -> Any:
+        return call_store(self._transport, route, path=path, **kwargs)
 
     def names(self) -> list[str]:
         """The store's CKKS collections."""
-        return [str(n) for n in self._call("GET", CkksStorePaths.COLLECTIONS)["names"]]
+        return [str(n) for n in self._call(routes.STORE_CKKS_LIST)["names"]]
 
     def info(self, name: str) -> CkksCollectionInfo:
         """A collection's sizes."""
-        return CkksCollectionInfo(**self._call("GET", CkksStorePaths.COLLECTION.format(name=name)))
+        return CkksCollectionInfo(**self._call(routes.STORE_CKKS_DESCRIBE, {"name": name}))
 
     def create(self, name: str, *, dimension: int, evaluation_context: bytes) -> CkksCollectionInfo:
         """Create a collection on the store."""
@@ -165,30 +119,33 @@ class RemoteCkksStore:
             "dimension": dimension,
             "evaluation_context": base64.b64encode(evaluation_context).decode("ascii"),
         }
-        return CkksCollectionInfo(**self._call("POST", CkksStorePaths.COLLECTIONS, json=body))
+        return CkksCollectionInfo(**self._call(routes.STORE_CKKS_CREATE, json=body))
 
     def put_block(
         self, name: str, owner: str, number: int, ids: Sequence[str], block: EncryptedBlock
     ) -> CkksCollectionInfo:
         """Send a node's block to the store."""
-        path = CkksStorePaths.BLOCK.format(name=name, owner=owner, number=number)
-        content = pack_block_upload(ids, block)
-        headers = {"Content-Type": OCTET_STREAM}
-        return CkksCollectionInfo(**self._call("PUT", path, content=content, headers=headers))
+        return CkksCollectionInfo(
+            **self._call(
+                routes.STORE_CKKS_PUT_BLOCK,
+                {"name": name, "owner": owner, "number": number},
+                content=pack_block_upload(ids, block),
+                headers={"Content-Type": OCTET_STREAM},
+            )
+        )
 
     def delete_block(self, name: str, owner: str, number: int) -> bool:
         """Delete a node's block on the store."""
-        path = CkksStorePaths.BLOCK.format(name=name, owner=owner, number=number)
-        return bool(self._call("DELETE", path)["deleted"])
+        path: dict[str, str | int] = {"name": name, "owner": owner, "number": number}
+        return bool(self._call(routes.STORE_CKKS_DELETE_BLOCK, path)["deleted"])
 
     def score(self, name: str, query: bytes, *, owner: str | None = None) -> list[ScoredBlock]:
         """Every block's encrypted answer, from the store."""
-        params = {"owner": owner} if owner is not None else None
         document = self._call(
-            "POST",
-            CkksStorePaths.SCORE.format(name=name),
+            routes.STORE_CKKS_SCORE,
+            {"name": name},
             content=query,
-            params=params,
+            params={"owner": owner} if owner is not None else None,
             headers={"Content-Type": OCTET_STREAM},
         )
         return decode_scored(document)

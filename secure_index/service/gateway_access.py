@@ -1,18 +1,15 @@
 """Access control of the query gateway: keys, roles, scopes, rate limits and limits.
 
-``GatewayAccess`` holds the FastAPI dependencies that authenticate a caller (a partner or
-node API key, or the operator's admin token, sent as ``Authorization: Bearer``) and the
-checks that authorise a request (role, collection scope, per-key rate limit). A denial
-after authentication is appended to the hash-chained audit log before the error is
-raised. ``Action`` and ``Decision`` are the audit log's vocabulary; ``GatewayLimits``
-holds the gateway's request limits.
+``GatewayAccess`` authenticates a caller (a partner or node API key, or the operator's
+admin token, sent as ``Authorization: Bearer``; the FastAPI dependencies of
+:mod:`secure_index.service.deps` call it) and authorises a request (role, collection
+scope, per-key rate limit). A denial after authentication is appended to the
+hash-chained audit log before the error is raised. ``Action`` and ``Decision`` are the
+audit log's vocabulary; ``GatewayLimits`` holds the gateway's request limits.
 """
 
 import hmac
 import math
-from typing import Annotated
-
-from fastapi import Header
 
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import Credential, CredentialStore, Role
@@ -93,8 +90,8 @@ class GatewayAccess:
         self._rate = rate
         self._admin_secret = admin_token.encode()
 
-    def caller(self, authorization: Annotated[str | None, Header()] = None) -> Credential:
-        """FastAPI dependency: the credential of the caller's API key (else 401)."""
+    def authenticate(self, authorization: str | None) -> Credential:
+        """The credential of the ``Authorization`` header's API key (else a 401)."""
         credential = self._credentials.authenticate(_bearer(authorization))
         if credential is None:
             raise ApiError(
@@ -106,8 +103,8 @@ class GatewayAccess:
             )
         return credential
 
-    def admin(self, authorization: Annotated[str | None, Header()] = None) -> None:
-        """FastAPI dependency: passes only with the operator's admin token (else 401)."""
+    def check_admin(self, authorization: str | None) -> None:
+        """Passes only when the ``Authorization`` header holds the admin token (else a 401)."""
         if not hmac.compare_digest(_bearer(authorization).encode(), self._admin_secret):
             raise ApiError(
                 401,

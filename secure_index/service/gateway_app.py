@@ -7,12 +7,13 @@ protected vectors). Every decision, allowed or denied, is appended to the hash-c
 audit log. Client mistakes are 401/403/404/413/422/429 with a body that says what was
 wrong, what was expected and how to fix it.
 
-This module assembles the app; the parts are
-:mod:`secure_index.service.gateway_access` (authentication, authorisation, ``Action``,
-``Decision``, ``GatewayLimits``, re-exported here),
-:mod:`secure_index.service.gateway_data_routes` (query, upload, delete, collection info),
-:mod:`secure_index.service.gateway_admin_routes` (collections, snapshots, keys) and
-:mod:`secure_index.service.gateway_responses` (error responses, response bodies).
+This module assembles the app from its routers (each an ``APIRouter``):
+:mod:`secure_index.service.gateway_data_routes` (health, query, upload, delete,
+collection info), :mod:`secure_index.service.gateway_admin_routes` (collections,
+snapshots, keys) and :mod:`secure_index.service.gateway_ckks_routes` (CKKS collections,
+when the gateway holds a CKKS key). The routers take the gateway's parts, kept on
+``app.state.gateway``, through the dependencies of :mod:`secure_index.service.deps`;
+authentication and authorisation are :mod:`secure_index.service.gateway_access`.
 """
 
 import logging
@@ -21,20 +22,18 @@ from fastapi import FastAPI
 
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import CredentialStore
-from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
-from secure_index.service.gateway_admin_routes import install_admin_routes
-from secure_index.service.gateway_ckks import (
-    CKKS_UPLOAD_PATHS,
-    CkksGatewaySearch,
-    install_gateway_ckks_routes,
-)
-from secure_index.service.gateway_data_routes import install_data_routes
+from secure_index.service.deps import GatewayParts
+from secure_index.service.gateway_access import GatewayLimits
+from secure_index.service.gateway_admin_routes import admin_router
+from secure_index.service.gateway_ckks import CkksGatewaySearch
+from secure_index.service.gateway_ckks_routes import CKKS_UPLOAD_PATHS, ckks_router
+from secure_index.service.gateway_data_routes import data_router, health_router
 from secure_index.service.http_errors import BodySizeLimit, install_error_handlers
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.rate_limit import RateLimiter
 from secure_index.service.store_backend import StoreBackend
 
-__all__ = ["Action", "Decision", "GatewayLimits", "create_gateway_app"]
+__all__ = ["create_gateway_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +65,19 @@ def create_gateway_app(
         large_paths=CKKS_UPLOAD_PATHS,
         large_max_bytes=limits.max_block_bytes,
     )
-    rate = limiter or RateLimiter()
-    access = GatewayAccess(credentials=credentials, audit=audit, rate=rate, admin_token=admin_token)
-    install_data_routes(
-        app,
-        backend=backend,
+    app.state.gateway = GatewayParts(
+        store=backend,
+        credentials=credentials,
+        audit=audit,
         embedder=embedder,
-        access=access,
+        rate=limiter or RateLimiter(),
         limits=limits,
+        admin_token=admin_token,
         ckks=ckks,
     )
+    app.include_router(health_router)
+    app.include_router(data_router)
     if ckks is not None:
-        install_gateway_ckks_routes(app, ckks=ckks, audit=audit, access=access)
-    install_admin_routes(
-        app, backend=backend, credentials=credentials, audit=audit, access=access, rate=rate
-    )
+        app.include_router(ckks_router)
+    app.include_router(admin_router)
     return app

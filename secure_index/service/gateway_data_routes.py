@@ -4,24 +4,29 @@ Partners call ``POST /v1/collections/{c}/query`` with a scoped API key and get d
 ids, owning nodes and scores, never vectors or text. Nodes call ``PUT
 /v1/collections/{c}/documents`` with their own key (idempotent batch upserts of
 protected vectors) and ``POST /v1/collections/{c}/documents/delete`` to delete their own
-documents. Every decision is appended to the hash-chained audit log.
+documents. Every decision is appended to the hash-chained audit log. Paths and methods
+come from :mod:`index_client.routes`.
 """
 
-from typing import Annotated
-
 import numpy as np
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter
 
+from index_client import routes
 from secure_index.index.hnsw_collection import Protection
-from secure_index.service.credentials import Credential, Role
-from secure_index.service.gateway_access import Action, Decision, GatewayAccess, GatewayLimits
-from secure_index.service.gateway_ckks import (
-    CkksGatewaySearch,
-    ckks_collection_info,
+from secure_index.service.credentials import Role
+from secure_index.service.deps import (
+    AccessDep,
+    CallerDep,
+    EmbedderDep,
+    LimitsDep,
+    OptionalCkksDep,
+    StoreDep,
 )
+from secure_index.service.gateway_access import Action, Decision
+from secure_index.service.gateway_ckks import CkksGatewaySearch, ckks_collection_info
 from secure_index.service.gateway_responses import ERROR_RESPONSES, collection_info
 from secure_index.service.http_errors import ApiError
-from secure_index.service.query_embedder import QueryEmbedder
+from secure_index.service.routing import handle
 from secure_index.service.schemas import (
     CollectionInfo,
     DeleteRequest,
@@ -34,179 +39,187 @@ from secure_index.service.schemas import (
 )
 from secure_index.service.store_backend import StoreBackend
 
-__all__ = ["install_data_routes"]
+__all__ = ["data_router", "health_router"]
+
+health_router = APIRouter()
+data_router = APIRouter(responses=ERROR_RESPONSES)
 
 
-def install_data_routes(
-    app: FastAPI,
-    *,
-    backend: StoreBackend,
-    embedder: QueryEmbedder,
-    access: GatewayAccess,
-    limits: GatewayLimits,
-    ckks: CkksGatewaySearch | None = None,
-) -> None:
-    """Adds the health, collection, query, upload and delete routes to ``app``.
+@handle(health_router, routes.HEALTH)
+def healthz() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "ok"}
 
-    With ``ckks``, queries on its collections are scored under CKKS encryption.
-    """
-    caller, authorise, deny = access.caller, access.authorise, access.deny
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        """Liveness."""
-        return {"status": "ok"}
+def _info(store: StoreBackend, ckks: CkksGatewaySearch | None, name: str) -> CollectionInfo:
+    if ckks is not None and ckks.has(name):
+        return ckks_collection_info(ckks.backend.info(name))
+    return collection_info(store, name)
 
-    def info(name: str) -> CollectionInfo:
-        if ckks is not None and ckks.has(name):
-            return ckks_collection_info(ckks.backend.info(name))
-        return collection_info(backend, name)
 
-    @app.get("/v1/collections", responses=ERROR_RESPONSES)
-    def my_collections(cred: Annotated[Credential, Depends(caller)]) -> list[CollectionInfo]:
-        """The collections your key may use."""
-        names = [*backend.names(), *(ckks.backend.names() if ckks is not None else [])]
-        return [info(n) for n in sorted(names) if cred.allows(n)]
+@handle(data_router, routes.LIST_COLLECTIONS)
+def my_collections(cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep) -> list[CollectionInfo]:
+    """The collections your key may use."""
+    names = [*store.names(), *(ckks.backend.names() if ckks is not None else [])]
+    return [_info(store, ckks, n) for n in sorted(names) if cred.allows(n)]
 
-    @app.get("/v1/collections/{collection}", responses=ERROR_RESPONSES)
-    def describe(collection: str, cred: Annotated[Credential, Depends(caller)]) -> CollectionInfo:
-        """A collection's dimension, metric, protection and size."""
-        if not cred.allows(collection):
-            raise ApiError(
-                403,
-                f"your key is not scoped to collection {collection!r}",
-                expected=f"one of {sorted(cred.scopes)}",
-                fix="ask the operator",
-            )
-        return info(collection)
 
-    @app.post("/v1/collections/{collection}/query", responses=ERROR_RESPONSES)
-    def query(
-        collection: str, body: QueryRequest, cred: Annotated[Credential, Depends(caller)]
-    ) -> QueryResult:
-        """Search a collection by text or vector: ids, owners and scores."""
-        authorise(cred, Role.PARTNER, Action.QUERY, collection)
-        if (body.text is None) == (body.vector is None):
-            raise ApiError(
-                422,
-                "send exactly one of 'text' and 'vector'",
-                expected='{"text": "..."} or {"vector": [...]}',
-                fix="drop one field",
-            )
-        if body.k > min(cred.top_k_cap, limits.max_k):
-            cap = min(cred.top_k_cap, limits.max_k)
-            deny(
-                cred,
-                Action.QUERY,
-                collection,
-                Decision.DENY_TOP_K,
-                ApiError(
-                    403,
-                    f"k={body.k} exceeds your key's cap of {cap}",
-                    expected=f"k <= {cap}",
-                    fix=f"ask for at most {cap} results",
-                ),
-            )
-        encrypted = ckks if ckks is not None and ckks.has(collection) else None
-        spec = None
-        if encrypted is not None:
-            dimension = encrypted.key.layout.dimension
-        else:
-            spec = backend.spec(collection)
-            dimension = spec.dimension
-        raw = (
-            embedder.embed_text(body.text)
-            if body.text is not None
-            else np.asarray([body.vector], dtype=np.float32)
+@handle(data_router, routes.DESCRIBE_COLLECTION)
+def describe(
+    collection: str, cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep
+) -> CollectionInfo:
+    """A collection's dimension, metric, protection and size."""
+    if not cred.allows(collection):
+        raise ApiError(
+            403,
+            f"your key is not scoped to collection {collection!r}",
+            expected=f"one of {sorted(cred.scopes)}",
+            fix="ask the operator",
         )
-        if raw.shape[-1] != dimension:
-            raise ApiError(
-                422,
-                f"the query vector has {raw.shape[-1]} dimensions",
-                expected=f"{dimension} dimensions for {collection!r}",
-                fix="embed with the collection's model",
-            )
-        if encrypted is not None:
-            if body.filters.tags:
-                raise ApiError(
-                    422,
-                    "CKKS collections have no tags",
-                    expected="no 'tags' filter (an 'owner' filter works)",
-                    fix="drop the tags filter",
-                )
-            vector = embedder.protect(raw, dcpe=False)
-            hits = encrypted.search(collection, vector[0], body.k, owner=body.filters.owner)
-        else:
-            assert spec is not None
-            vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
-            hits = backend.knn_query(
-                collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
-            )[0]
-        access.allowed(
+    return _info(store, ckks, collection)
+
+
+@handle(data_router, routes.QUERY)
+def query(
+    collection: str,
+    body: QueryRequest,
+    cred: CallerDep,
+    access: AccessDep,
+    store: StoreDep,
+    ckks: OptionalCkksDep,
+    embedder: EmbedderDep,
+    limits: LimitsDep,
+) -> QueryResult:
+    """Search a collection by text or vector: ids, owners and scores."""
+    access.authorise(cred, Role.PARTNER, Action.QUERY, collection)
+    if (body.text is None) == (body.vector is None):
+        raise ApiError(
+            422,
+            "send exactly one of 'text' and 'vector'",
+            expected='{"text": "..."} or {"vector": [...]}',
+            fix="drop one field",
+        )
+    if body.k > min(cred.top_k_cap, limits.max_k):
+        cap = min(cred.top_k_cap, limits.max_k)
+        access.deny(
             cred,
             Action.QUERY,
             collection,
-            {
-                "k": body.k,
-                "kind": "text" if body.text else "vector",
-                "results": [h.doc_id for h in hits],
-            },
+            Decision.DENY_TOP_K,
+            ApiError(
+                403,
+                f"k={body.k} exceeds your key's cap of {cap}",
+                expected=f"k <= {cap}",
+                fix=f"ask for at most {cap} results",
+            ),
         )
-        return QueryResult(
-            collection=collection,
-            k=body.k,
-            results=[HitOut(doc_id=h.doc_id, owner=h.owner, score=h.score) for h in hits],
+    encrypted = ckks if ckks is not None and ckks.has(collection) else None
+    spec = None
+    if encrypted is not None:
+        dimension = encrypted.key.layout.dimension
+    else:
+        spec = store.spec(collection)
+        dimension = spec.dimension
+    raw = (
+        embedder.embed_text(body.text)
+        if body.text is not None
+        else np.asarray([body.vector], dtype=np.float32)
+    )
+    if raw.shape[-1] != dimension:
+        raise ApiError(
+            422,
+            f"the query vector has {raw.shape[-1]} dimensions",
+            expected=f"{dimension} dimensions for {collection!r}",
+            fix="embed with the collection's model",
         )
-
-    @app.put("/v1/collections/{collection}/documents", responses=ERROR_RESPONSES)
-    def upload(
-        collection: str, body: UploadRequest, cred: Annotated[Credential, Depends(caller)]
-    ) -> UploadResult:
-        """Idempotent batch upsert of the calling node's document vectors (durable)."""
-        authorise(cred, Role.NODE, Action.UPLOAD, collection)
-        if len(body.items) > limits.max_batch:
-            deny(
-                cred,
-                Action.UPLOAD,
-                collection,
-                Decision.DENY_BATCH,
-                ApiError(
-                    413,
-                    f"{len(body.items)} items in one batch",
-                    expected=f"at most {limits.max_batch}",
-                    fix="split the upload into smaller batches",
-                ),
+    if encrypted is not None:
+        if body.filters.tags:
+            raise ApiError(
+                422,
+                "CKKS collections have no tags",
+                expected="no 'tags' filter (an 'owner' filter works)",
+                fix="drop the tags filter",
             )
-        result = backend.upsert(
-            collection,
-            [i.id for i in body.items],
-            [i.vector for i in body.items],
-            owner=cred.name,
-            tags=[i.tags for i in body.items],
-        )
-        access.allowed(
+        vector = embedder.protect(raw, dcpe=False)
+        hits = encrypted.search(collection, vector[0], body.k, owner=body.filters.owner)
+    else:
+        assert spec is not None
+        vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
+        hits = store.knn_query(
+            collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
+        )[0]
+    access.allowed(
+        cred,
+        Action.QUERY,
+        collection,
+        {
+            "k": body.k,
+            "kind": "text" if body.text else "vector",
+            "results": [h.doc_id for h in hits],
+        },
+    )
+    return QueryResult(
+        collection=collection,
+        k=body.k,
+        results=[HitOut(doc_id=h.doc_id, owner=h.owner, score=h.score) for h in hits],
+    )
+
+
+@handle(data_router, routes.UPSERT_DOCUMENTS)
+def upload(
+    collection: str,
+    body: UploadRequest,
+    cred: CallerDep,
+    access: AccessDep,
+    store: StoreDep,
+    limits: LimitsDep,
+) -> UploadResult:
+    """Idempotent batch upsert of the calling node's document vectors (durable)."""
+    access.authorise(cred, Role.NODE, Action.UPLOAD, collection)
+    if len(body.items) > limits.max_batch:
+        access.deny(
             cred,
             Action.UPLOAD,
             collection,
-            {
-                "items": len(body.items),
-                "inserted": result.inserted,
-                "updated": result.updated,
-                "seq": result.seq,
-            },
+            Decision.DENY_BATCH,
+            ApiError(
+                413,
+                f"{len(body.items)} items in one batch",
+                expected=f"at most {limits.max_batch}",
+                fix="split the upload into smaller batches",
+            ),
         )
-        return UploadResult(
-            collection=collection, inserted=result.inserted, updated=result.updated, seq=result.seq
-        )
+    result = store.upsert(
+        collection,
+        [i.id for i in body.items],
+        [i.vector for i in body.items],
+        owner=cred.name,
+        tags=[i.tags for i in body.items],
+    )
+    access.allowed(
+        cred,
+        Action.UPLOAD,
+        collection,
+        {
+            "items": len(body.items),
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "seq": result.seq,
+        },
+    )
+    return UploadResult(
+        collection=collection, inserted=result.inserted, updated=result.updated, seq=result.seq
+    )
 
-    @app.post("/v1/collections/{collection}/documents/delete", responses=ERROR_RESPONSES)
-    def delete(
-        collection: str, body: DeleteRequest, cred: Annotated[Credential, Depends(caller)]
-    ) -> DeleteResult:
-        """Delete the calling node's own documents (durable)."""
-        authorise(cred, Role.NODE, Action.DELETE, collection)
-        deleted = backend.delete(collection, body.ids, owner=cred.name)
-        access.allowed(
-            cred, Action.DELETE, collection, {"requested": len(body.ids), "deleted": deleted}
-        )
-        return DeleteResult(collection=collection, deleted=deleted)
+
+@handle(data_router, routes.DELETE_DOCUMENTS)
+def delete(
+    collection: str, body: DeleteRequest, cred: CallerDep, access: AccessDep, store: StoreDep
+) -> DeleteResult:
+    """Delete the calling node's own documents (durable)."""
+    access.authorise(cred, Role.NODE, Action.DELETE, collection)
+    deleted = store.delete(collection, body.ids, owner=cred.name)
+    access.allowed(
+        cred, Action.DELETE, collection, {"requested": len(body.ids), "deleted": deleted}
+    )
+    return DeleteResult(collection=collection, deleted=deleted)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crypto.errors import CryptoInputError, KeyManagementError
 from embedding_core.errors import FedembedError
+from index_client.block_format import BlockFormatError
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -41,6 +42,7 @@ _STATUS: tuple[tuple[type[FedembedError], int], ...] = (
     (CollectionExistsError, 409),
     (OwnershipError, 403),
     (RequestError, 422),
+    (BlockFormatError, 422),
     (CryptoInputError, 422),
     (StorageError, 503),
     (IntegrityError, 503),

@@ -20,6 +20,9 @@ import httpx
 
 from deployment.flower_processes import free_port
 from embedding_core.errors import FedembedError
+from index_client import routes
+from index_client.admin_client import AdminClient
+from index_client.gateway_client import GatewayClient
 
 __all__ = ["LocalIndexService", "start_index_service"]
 
@@ -39,14 +42,22 @@ class LocalIndexService:
     log_path: Path
     env: dict[str, str] = field(repr=False, default_factory=dict)
 
+    def admin_client(self, timeout_s: float = 60.0) -> AdminClient:
+        """The operator's typed client (admin token)."""
+        return AdminClient(self.url, self.admin_token, timeout_s=timeout_s)
+
+    def gateway_client(self, api_key: str, timeout_s: float = 60.0) -> GatewayClient:
+        """A partner's or node's typed client."""
+        return GatewayClient(self.url, api_key, timeout_s=timeout_s)
+
     def admin(self) -> httpx.Client:
-        """An HTTP client carrying the admin token."""
+        """A raw HTTP client carrying the admin token (tests that send malformed requests)."""
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=60
         )
 
     def client(self, token: str, timeout_s: float = 60.0) -> httpx.Client:
-        """An HTTP client carrying a partner or node key."""
+        """A raw HTTP client carrying a partner or node key (tests of malformed requests)."""
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
         )
@@ -105,7 +116,7 @@ def start_index_service(
         if process.poll() is not None:
             break
         try:
-            if httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(service.url + routes.HEALTH.path(), timeout=2).status_code == 200:
                 return service
         except httpx.HTTPError:
             pass

@@ -22,7 +22,8 @@ from secure_index.sealing import load_keks
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.ckks_backend import CkksBackend, RemoteCkksStore
 from secure_index.service.credentials import CredentialStore
-from secure_index.service.gateway_app import GatewayLimits, create_gateway_app
+from secure_index.service.gateway_access import GatewayLimits
+from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.settings import CKKS_DIR, STORE_DIR, Role, ServiceSettings
@@ -89,7 +90,7 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
             settings.store_url, token=settings.store_token.get_secret_value(), timeout_s=300.0
         )
         closers.append(remote.close)
-        backend, ckks_backend = remote, RemoteCkksStore(remote.client)
+        backend, ckks_backend = remote, RemoteCkksStore(remote.transport)
     ckks = None
     if settings.ckks_key_file is not None:
         key = load_ckks_key(settings.ckks_key_file)

@@ -3,19 +3,25 @@
 :class:`secure_index.index.IndexStore` satisfies :class:`StoreBackend` directly (one
 process, role ``all``); :class:`RemoteStore` satisfies it over the store's internal HTTP
 API (role ``gateway``), so the process that holds the index can run on an untrusted host
-and, for DCPE collections, never sees a plaintext vector.
+and, for DCPE collections, never sees a plaintext vector. Its routes are those of
+:mod:`index_client.routes` (``STORE_*``), sent by an
+:class:`~index_client.transport.ServiceTransport`; the store's refusals become the
+index's own errors, which the gateway answers with the same status.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
-import httpx
 import numpy as np
 
 from embedding_core.errors import FedembedError
+from index_client import routes
+from index_client.errors import GatewayError
+from index_client.routes import Route
+from index_client.transport import ServiceTransport
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -26,20 +32,9 @@ from secure_index.errors import (
 from secure_index.index.collection_spec import CollectionSpec, Hit, Metric, Protection
 from secure_index.index.index_store import CollectionStats, UpsertResult
 
-__all__ = ["RemoteStore", "StoreBackend", "StorePaths", "call_store", "raise_store_error"]
+__all__ = ["RemoteStore", "StoreBackend", "call_store", "store_error"]
 
 logger = logging.getLogger(__name__)
-
-
-class StorePaths:
-    """Routes of the store's internal API (shared by the store app and the client)."""
-
-    COLLECTIONS = "/internal/v1/collections"
-    COLLECTION = "/internal/v1/collections/{name}"
-    UPSERT = "/internal/v1/collections/{name}/upsert"
-    DELETE = "/internal/v1/collections/{name}/delete"
-    QUERY = "/internal/v1/collections/{name}/query"
-    SNAPSHOT = "/internal/v1/collections/{name}/snapshot"
 
 
 class StoreBackend(Protocol):
@@ -103,32 +98,30 @@ _BY_STATUS: dict[int, type[FedembedError]] = {
 }
 
 
-def call_store(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """One call to the store's internal API: its JSON answer, or the user-facing error."""
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise StorageError(
-            f"the index store is unreachable ({type(exc).__name__})",
+def store_error(exc: GatewayError) -> FedembedError:
+    """The user-facing error of a store's refusal (its problem, expected and fix)."""
+    if exc.status == 0:
+        return StorageError(
+            exc.problem,
             expected="a running `fedembed index serve --role store`",
             fix="start the store or correct FEDEMBED_INDEX_STORE_URL",
-        ) from None
-    if response.status_code >= 400:
-        raise_store_error(response)
-    return response.json()
-
-
-def raise_store_error(response: httpx.Response) -> NoReturn:
-    """Raise the user-facing error of a store's 4xx/5xx answer (its problem, expected, fix)."""
-    try:
-        err = response.json()["error"]
-        problem, expected, fix = err["problem"], err.get("expected", ""), err.get("fix", "")
-    except (ValueError, KeyError, TypeError):
-        problem, expected, fix = f"the index store answered {response.status_code}", "", ""
-    kind = _BY_STATUS.get(response.status_code)
+        )
+    kind = _BY_STATUS.get(exc.status)
     if kind is None:
-        raise StorageError(f"index store: {problem}", expected=expected, fix=fix)
-    raise kind(problem, expected=expected, fix=fix)
+        return StorageError(f"index store: {exc.problem}", expected=exc.expected, fix=exc.fix)
+    return kind(exc.problem, expected=exc.expected, fix=exc.fix)
+
+
+def _document(document: Any) -> Any:
+    return document
+
+
+def call_store(transport: ServiceTransport, route: Route, **kwargs: Any) -> Any:
+    """One call to the store's internal API: its JSON answer, or the user-facing error."""
+    try:
+        return transport.call(route, _document, **kwargs)
+    except GatewayError as exc:
+        raise store_error(exc) from None
 
 
 def spec_from_dict(raw: dict[str, Any]) -> CollectionSpec:
@@ -170,38 +163,32 @@ class RemoteStore:
     def __init__(
         self, url: str, *, token: str, timeout_s: float = 30.0, verify: str | bool = True
     ) -> None:
-        self._client = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout_s,
-            verify=verify,
-        )
+        self._transport = ServiceTransport(url, token, timeout_s=timeout_s, verify=verify)
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        return call_store(self._client, method, path, json=body)
+    def _call(self, route: Route, name: str | None = None, body: Any = None) -> Any:
+        path = {"name": name} if name is not None else None
+        return call_store(self._transport, route, path=path, json=body)
 
     @property
-    def client(self) -> httpx.Client:
-        """The HTTP client (base URL and token), shared with the CKKS client."""
-        return self._client
+    def transport(self) -> ServiceTransport:
+        """The connection (base URL and token), shared with the CKKS client."""
+        return self._transport
 
     def create_collection(self, spec: CollectionSpec) -> CollectionStats:
         """Create a collection on the store."""
-        return CollectionStats(**self._call("POST", StorePaths.COLLECTIONS, spec_to_dict(spec)))
+        return CollectionStats(**self._call(routes.STORE_CREATE, body=spec_to_dict(spec)))
 
     def names(self) -> list[str]:
         """The store's collections."""
-        return [str(n) for n in self._call("GET", StorePaths.COLLECTIONS)["names"]]
+        return [str(n) for n in self._call(routes.STORE_LIST)["names"]]
 
     def spec(self, name: str) -> CollectionSpec:
         """A collection's parameters."""
-        return spec_from_dict(self._call("GET", StorePaths.COLLECTION.format(name=name))["spec"])
+        return spec_from_dict(self._call(routes.STORE_DESCRIBE, name)["spec"])
 
     def stats(self, name: str) -> CollectionStats:
         """A collection's sizes."""
-        return CollectionStats(
-            **self._call("GET", StorePaths.COLLECTION.format(name=name))["stats"]
-        )
+        return CollectionStats(**self._call(routes.STORE_DESCRIBE, name)["stats"])
 
     def upsert(
         self,
@@ -219,12 +206,12 @@ class RemoteStore:
             "owner": owner,
             "tags": [list(t) for t in tags] if tags is not None else None,
         }
-        return UpsertResult(**self._call("POST", StorePaths.UPSERT.format(name=name), body))
+        return UpsertResult(**self._call(routes.STORE_UPSERT, name, body))
 
     def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
         """Durable delete on the store."""
         body = {"ids": list(doc_ids), "owner": owner}
-        return int(self._call("POST", StorePaths.DELETE.format(name=name), body)["deleted"])
+        return int(self._call(routes.STORE_DELETE, name, body)["deleted"])
 
     def knn_query(
         self,
@@ -243,13 +230,13 @@ class RemoteStore:
             "owner": owner,
             "tags": list(tags),
         }
-        rows = self._call("POST", StorePaths.QUERY.format(name=name), body)["results"]
+        rows = self._call(routes.STORE_QUERY, name, body)["results"]
         return [[Hit.of(**hit) for hit in row] for row in rows]
 
     def snapshot(self, name: str) -> int:
         """Fold the store's log into a new generation."""
-        return int(self._call("POST", StorePaths.SNAPSHOT.format(name=name))["generation"])
+        return int(self._call(routes.STORE_SNAPSHOT, name)["generation"])
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        self._client.close()
+        self._transport.close()

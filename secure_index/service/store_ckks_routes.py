@@ -2,32 +2,38 @@
 
 The store keeps node-encrypted blocks and scores encrypted queries with the gateway's
 evaluation keys; it never holds a key that decrypts a document, a query or a score.
+Every route needs the store token (:func:`~secure_index.service.deps.require_gateway`);
+paths and methods come from :mod:`index_client.routes`; the gateway's client of these
+routes is :class:`~secure_index.service.ckks_backend.RemoteCkksStore`.
 """
 
 import base64
 import logging
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.params import Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from crypto.errors import KeyManagementError
+from index_client import routes
+from index_client.block_format import unpack_block_upload
 from secure_index.errors import RequestError
-from secure_index.index.ckks_collections import CkksCollections
-from secure_index.service.ckks_backend import (
-    CkksStorePaths,
-    encode_scored,
-    unpack_block_upload,
-)
+from secure_index.service.ckks_backend import encode_scored
+from secure_index.service.deps import CkksStoreDep, require_gateway
+from secure_index.service.routing import handle
 from secure_index.service.schemas import MAX_DIM, NAME
 
-__all__ = ["install_store_ckks_routes"]
+__all__ = ["CKKS_LARGE_PATHS", "store_ckks_router"]
 
 logger = logging.getLogger(__name__)
+
+CKKS_LARGE_PATHS = routes.paths_pattern(
+    routes.STORE_CKKS_CREATE, routes.STORE_CKKS_PUT_BLOCK
+)  # evaluation contexts and blocks
+
+store_ckks_router = APIRouter(dependencies=[Depends(require_gateway)])
 
 
 class _CreateBody(BaseModel):
@@ -37,46 +43,47 @@ class _CreateBody(BaseModel):
     evaluation_context: str = Field(min_length=1)
 
 
-def install_store_ckks_routes(
-    app: FastAPI, ckks: CkksCollections, guard: Sequence[Depends]
-) -> None:
-    """Adds the CKKS routes to the store app, behind ``guard`` (the gateway's token)."""
-    deps = list(guard)
+@handle(store_ckks_router, routes.STORE_CKKS_LIST)
+def names(ckks: CkksStoreDep) -> dict[str, Any]:
+    return {"names": ckks.names()}
 
-    @app.get(CkksStorePaths.COLLECTIONS, dependencies=deps)
-    def names() -> dict[str, Any]:
-        return {"names": ckks.names()}
 
-    @app.get(CkksStorePaths.COLLECTION, dependencies=deps)
-    def info(name: str) -> dict[str, Any]:
-        return asdict(ckks.info(name))
+@handle(store_ckks_router, routes.STORE_CKKS_DESCRIBE)
+def info(name: str, ckks: CkksStoreDep) -> dict[str, Any]:
+    return asdict(ckks.info(name))
 
-    @app.post(CkksStorePaths.COLLECTIONS, dependencies=deps, status_code=201)
-    def create(body: _CreateBody) -> dict[str, Any]:
-        try:
-            context = base64.b64decode(body.evaluation_context, validate=True)
-            return asdict(
-                ckks.create(body.name, dimension=body.dimension, evaluation_context=context)
-            )
-        except (ValueError, KeyManagementError) as exc:  # binascii.Error is a ValueError
-            raise RequestError(
-                "the evaluation context is not a CKKS evaluation context",
-                expected="base64 of CkksSearchKey.evaluation_context()",
-                fix="create CKKS collections through the gateway's admin API",
-            ) from exc
 
-    @app.put(CkksStorePaths.BLOCK, dependencies=deps)
-    async def put_block(name: str, owner: str, number: int, request: Request) -> dict[str, Any]:
-        ids, block = unpack_block_upload(await request.body())
-        info = await run_in_threadpool(ckks.put_block, name, owner, number, ids, block)
-        return asdict(info)
+@handle(store_ckks_router, routes.STORE_CKKS_CREATE, status_code=201)
+def create(body: _CreateBody, ckks: CkksStoreDep) -> dict[str, Any]:
+    try:
+        context = base64.b64decode(body.evaluation_context, validate=True)
+        return asdict(ckks.create(body.name, dimension=body.dimension, evaluation_context=context))
+    except (ValueError, KeyManagementError) as exc:  # binascii.Error is a ValueError
+        raise RequestError(
+            "the evaluation context is not a CKKS evaluation context",
+            expected="base64 of CkksSearchKey.evaluation_context()",
+            fix="create CKKS collections through the gateway's admin API",
+        ) from exc
 
-    @app.delete(CkksStorePaths.BLOCK, dependencies=deps)
-    def delete_block(name: str, owner: str, number: int) -> dict[str, Any]:
-        return {"deleted": ckks.delete_block(name, owner, number)}
 
-    @app.post(CkksStorePaths.SCORE, dependencies=deps)
-    async def score(name: str, request: Request, owner: str | None = None) -> dict[str, Any]:
-        query = await request.body()
-        blocks = await run_in_threadpool(lambda: ckks.score(name, query, owner=owner))
-        return encode_scored(blocks)
+@handle(store_ckks_router, routes.STORE_CKKS_PUT_BLOCK)
+async def put_block(
+    name: str, owner: str, number: int, request: Request, ckks: CkksStoreDep
+) -> dict[str, Any]:
+    ids, block = unpack_block_upload(await request.body())
+    info = await run_in_threadpool(ckks.put_block, name, owner, number, ids, block)
+    return asdict(info)
+
+
+@handle(store_ckks_router, routes.STORE_CKKS_DELETE_BLOCK)
+def delete_block(name: str, owner: str, number: int, ckks: CkksStoreDep) -> dict[str, Any]:
+    return {"deleted": ckks.delete_block(name, owner, number)}
+
+
+@handle(store_ckks_router, routes.STORE_CKKS_SCORE)
+async def score(
+    name: str, request: Request, ckks: CkksStoreDep, owner: str | None = None
+) -> dict[str, Any]:
+    query = await request.body()
+    blocks = await run_in_threadpool(lambda: ckks.score(name, query, owner=owner))
+    return encode_scored(blocks)

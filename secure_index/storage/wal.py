@@ -38,10 +38,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secure_index.atomic_file import fsync_directory, storage_error
 from secure_index.errors import IntegrityError, StorageError
 from secure_index.sealing.key_encryption_keys import KekProvider
 from secure_index.sealing.sealed_file import SealedContext
-from secure_index.storage.atomic_file import fsync_directory, storage_error
 from secure_index.storage.wal_file import (
     FILE_NAME,
     MAX_RECORD_SIZE,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.errors import KeyManagementError
+from secure_index.atomic_file import atomic_write, storage_error
 from secure_index.errors import IntegrityError
 from secure_index.sealing.aead import AEAD_KEY_SIZE, AEAD_OVERHEAD, AesGcmAead, DecryptionError
 from secure_index.sealing.envelope_header import (
@@ -37,7 +38,6 @@ from secure_index.sealing.envelope_header import (
     unpack_envelope,
 )
 from secure_index.sealing.key_encryption_keys import KekProvider
-from secure_index.storage.atomic_file import atomic_write, storage_error
 
 __all__ = [
     "FILE_NAME",

@@ -9,6 +9,7 @@ from attacks.distribution_alignment import UNION, DistributionAlignmentAttacker
 from attacks.protections import KeyedRotation
 from tests.attacks.point_clouds import DIM, mean_cosine, mixture
 
+
 def test_alignment_recovers_rotated_vectors_from_in_domain_public_data() -> None:
     # Prepare
     public, private = mixture(2000, seed=1), mixture(800, seed=2)
@@ -87,4 +88,3 @@ def test_alignment_from_a_single_start_still_recovers_in_domain_data() -> None:
     # Assert
     assert attacker.starts == (8,)
     assert mean_cosine(attacker.recover(ciphertexts), private) > 0.9
-

@@ -12,7 +12,7 @@ from pathlib import Path
 def fedembed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fedembed", *args],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, check=False,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )  # fmt: skip
 
@@ -107,7 +107,7 @@ def test_serve_without_admin_token_says_what_to_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDEMBED_INDEX_")}
     result = subprocess.run(
         [sys.executable, "-m", "fedembed", "index", "serve", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
+        capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     assert result.returncode == 2
     assert "FEDEMBED_INDEX_ADMIN_TOKEN" in result.stderr

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from embedding_core.errors import FedembedError
 from federation.round_settings import RoundSettings, field_key, server_round_of
 from federation.run_config import FederationConfig
-from federation.wire import SERVER_ROUND_KEY
+from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -101,3 +101,12 @@ def test_the_flower_app_config_in_pyproject_is_a_valid_run_config_with_the_defau
             continue
         name = key.replace("-", "_")
         assert getattr(config, name) == getattr(defaults, name), key
+
+
+def test_flowers_client_side_clipping_norm_must_be_the_update_clip_norm() -> None:
+    settings = RoundSettings(update_clip_norm=0.5)
+    record = settings.to_record()
+
+    assert RoundSettings.from_record({**record, CLIPPING_NORM_KEY: 0.5}) == settings
+    with pytest.raises(FedembedError, match=CLIPPING_NORM_KEY):
+        RoundSettings.from_record({**record, CLIPPING_NORM_KEY: 5.0})

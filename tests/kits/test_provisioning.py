@@ -567,7 +567,7 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path, timeout
                 f"flower-superlink exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
             )
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
                 return
         except OSError:
             time.sleep(0.2)
@@ -576,7 +576,7 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path, timeout
 
 def _handshake(context: ssl.SSLContext, host: str, port: int) -> tuple[str | None, object]:
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=60) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -616,7 +616,7 @@ def test_flower_superlink_serves_https_with_the_kit(
             start_new_session=True,  # its own process group: we stop it and its children
         )
     try:
-        _wait_listening(proc, port, log, timeout=90)
+        _wait_listening(proc, port, log, timeout=600)  # start-up on a loaded machine
         trusted = ssl.create_default_context(cafile=str(kit.ca_cert_path))
         for host in ("127.0.0.1", "localhost"):
             version, status = _handshake(trusted, host, port)

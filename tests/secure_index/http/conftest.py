@@ -33,25 +33,19 @@ def provision(
     top_k_cap: int = 50,
     rate_per_minute: int = 60_000,
 ) -> Deployment:
-    with service.admin() as admin:
-        r = admin.post("/v1/admin/collections", json={"name": COLLECTION, "dimension": DIM})
-        assert r.status_code == 201, r.text
-        admin.post("/v1/admin/collections", json={"name": "other", "dimension": DIM})
-        node = admin.post(
-            "/v1/admin/credentials", json={"role": "node", "name": "node-a", "scopes": [COLLECTION]}
-        ).json()
-        partner = admin.post(
-            "/v1/admin/credentials",
-            json={
-                "role": "partner",
-                "name": "insurer-x",
-                "scopes": [COLLECTION],
-                "top_k_cap": top_k_cap,
-                "burst": burst,
-                "rate_per_minute": rate_per_minute,
-            },
-        ).json()
-    return Deployment(service, node["token"], node["key_id"], partner["token"], partner["key_id"])
+    with service.admin_client() as admin:
+        admin.create_collection(COLLECTION, DIM)
+        admin.create_collection("other", DIM)
+        node = admin.issue_credential("node", "node-a", [COLLECTION])
+        partner = admin.issue_credential(
+            "partner",
+            "insurer-x",
+            [COLLECTION],
+            top_k_cap=top_k_cap,
+            burst=burst,
+            rate_per_minute=rate_per_minute,
+        )
+    return Deployment(service, node.token, node.key.key_id, partner.token, partner.key.key_id)
 
 
 @pytest.fixture

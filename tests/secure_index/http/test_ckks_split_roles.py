@@ -19,12 +19,15 @@ import tenseal as ts
 
 from client_node.index_upload import opaque_id
 from embedding_core.encoder import Encoder
+from index_client import routes
 from secure_index.index.ckks_collections import EVALUATION_FILE, KIND_EVALUATION, METRIC
 from secure_index.sealing import EnvKeks
 from secure_index.sealing.sealed_file import SealedContext, open_sealed
 from secure_index.service.local_service import LocalIndexService, start_index_service
 from secure_index.service.settings import CKKS_DIR, STORE_DIR
 
+SEALED = "sealed"
+BLOCK_0 = routes.PUT_BLOCK.path(collection=SEALED, number=0)
 TOPICS = [
     "insulin resistance in adipose tissue",
     "tumour suppressor genes in colon cancer",
@@ -67,7 +70,7 @@ def _fedembed(*args: str, env: dict[str, str] | None = None) -> dict[str, object
 
 def _upload(url: str, name: str, folder: Path, token: str) -> dict[str, object]:
     args = ["node", "upload", "--data-dir", str(folder), "--gateway", url,
-            "--collection", "sealed", "--node-id", name]  # fmt: skip
+            "--collection", SEALED, "--node-id", name]  # fmt: skip
     return _fedembed(*args, env={"FEDEMBED_NODE_TOKEN": token})
 
 
@@ -101,48 +104,40 @@ def test_ckks_collection_through_split_gateway_and_store(
         env={"FEDEMBED_INDEX_STORE_TOKEN": store_token},
     )  # fmt: skip
     try:
-        with gateway.admin() as admin:
-            created = admin.post("/v1/admin/ckks-collections", json={"name": "sealed"})
+        with gateway.admin_client() as admin:
+            created = admin.create_ckks_collection(SEALED)
             tokens = {
-                name: admin.post(
-                    "/v1/admin/credentials",
-                    json={"role": role, "name": name, "scopes": ["sealed"]},
-                ).json()["token"]
+                name: admin.issue_credential(role, name, [SEALED]).token
                 for role, name in (("node", "node-a"), ("node", "node-b"), ("partner", "p"))
             }
         # Execute: each node uploads through the real CLI, a partner queries by text
         uploads = [_upload(gateway.url, name, folder, tokens[name]) for name, folder in (
             ("node-a", node_a), ("node-b", node_b))]  # fmt: skip
         queries = [f"{t}: new evidence" for t in TOPICS]
-        with gateway.client(tokens["p"]) as partner:
-            answers = [
-                partner.post("/v1/collections/sealed/query", json={"text": q, "k": 5}).json()
-                for q in queries
-            ]
-            only_b = partner.post(
-                "/v1/collections/sealed/query",
-                json={"text": queries[0], "k": 5, "filters": {"owner": "node-b"}},
-            ).json()
-            described = partner.get("/v1/collections/sealed").json()
-            tagged = partner.post(
-                "/v1/collections/sealed/query",
+        with gateway.gateway_client(tokens["p"]) as partner:
+            answers = [partner.query(SEALED, q, k=5) for q in queries]
+            only_b = partner.query(SEALED, queries[0], k=5, owner="node-b")
+            described = partner.describe(SEALED)
+        with gateway.client(tokens["p"]) as raw_partner:  # mistakes, sent raw
+            tagged = raw_partner.request(
+                routes.QUERY.method,
+                routes.QUERY.path(collection=SEALED),
                 json={"text": queries[0], "k": 5, "filters": {"tags": ["x"]}},
             )
-            partner_put = partner.put("/v1/collections/sealed/blocks/0", content=b"x")
-        with gateway.client(tokens["node-a"]) as node:
-            malformed = node.put("/v1/collections/sealed/blocks/0", content=b"\x01\x02")
-            public = node.get("/v1/ckks/public-context")
+            partner_put = raw_partner.put(BLOCK_0, content=b"x")
+        with gateway.client(tokens["node-a"]) as raw_node:
+            malformed = raw_node.put(BLOCK_0, content=b"\x01\x02")
+        with gateway.gateway_client(tokens["node-a"]) as node:
+            public = node.ckks_public_context()
         store.stop()  # the store restarts from its sealed files, on the same port
         store = _start_store(tmp_path / "store", kek, store_token, port=urlsplit(store.url).port)
-        with gateway.client(tokens["p"]) as partner:
-            after_restart = partner.post(
-                "/v1/collections/sealed/query", json={"text": queries[3], "k": 5}
-            ).json()
+        with gateway.gateway_client(tokens["p"]) as partner:
+            after_restart = partner.query(SEALED, queries[3], k=5)
     finally:
         gateway.stop()
         store.stop()
     # Assert: uploads landed as blocks, ranking equals plaintext cosine ranking
-    assert created.status_code == 201, created.text
+    assert (created.name, created.dimension, created.documents) == (SEALED, 384, 0)
     assert [u["protection"] for u in uploads] == ["ckks", "ckks"]
     assert [u["documents"] for u in uploads] == [8, 4]
     encoder = Encoder.load()
@@ -153,32 +148,28 @@ def test_ckks_collection_through_split_gateway_and_store(
         for name, texts in (("node-a", texts_a), ("node-b", texts_b))
         for i in range(len(texts))
     }
-    got = [[position[h["doc_id"]] for h in a["results"]] for a in answers]
+    got = [[position[doc_id] for doc_id in a.doc_ids] for a in answers]
     assert got == expected.tolist()
     # (fresh query encryption: the same ranking, scores equal up to CKKS noise)
-    assert [h["doc_id"] for h in after_restart["results"]] == [
-        h["doc_id"] for h in answers[3]["results"]
-    ]
+    assert after_restart.doc_ids == answers[3].doc_ids
     np.testing.assert_allclose(
-        [h["score"] for h in after_restart["results"]],
-        [h["score"] for h in answers[3]["results"]],
-        atol=1e-5,
+        [h.score for h in after_restart.hits], [h.score for h in answers[3].hits], atol=1e-5
     )
     cosine = encoder.encode(queries[:1]) @ docs.T
-    assert abs(answers[0]["results"][0]["score"] - float(cosine.max())) < 1e-4
-    assert {h["owner"] for h in only_b["results"]} == {"node-b"}
-    assert described["protection"] == "ckks"
-    assert described["documents"] == 12
+    assert abs(answers[0].hits[0].score - float(cosine.max())) < 1e-4
+    assert {h.owner for h in only_b.hits} == {"node-b"}
+    assert described.protection == "ckks"
+    assert described.documents == 12
     assert tagged.status_code == 422
     assert partner_put.status_code == 403
     assert malformed.status_code == 422
     assert "malformed" in malformed.json()["error"]["problem"]
-    assert not ts.context_from(public.content).is_private()
+    assert not ts.context_from(public).is_private()
     # ... and the store holds only sealed CKKS material, with no key that decrypts
     monkeypatch.setenv("FEDEMBED_INDEX_KEK", base64.b64encode(kek).decode())
-    folder = tmp_path / "store" / STORE_DIR / CKKS_DIR / "sealed"
+    folder = tmp_path / "store" / STORE_DIR / CKKS_DIR / SEALED
     expected_context = SealedContext(
-        tenant="consortium", collection="sealed", kind=KIND_EVALUATION, dimension=384,
+        tenant="consortium", collection=SEALED, kind=KIND_EVALUATION, dimension=384,
         metric=METRIC,
     )  # fmt: skip
     with open_sealed(

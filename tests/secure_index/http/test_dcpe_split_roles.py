@@ -39,40 +39,26 @@ def test_dcpe_collection_through_split_gateway_and_store(
             env={"FEDEMBED_INDEX_STORE_TOKEN": store_token},
         )  # fmt: skip
         try:
-            with gateway.admin() as admin:
-                created = admin.post(
-                    "/v1/admin/collections",
-                    json={"name": "enc", "dimension": DIM, "metric": "l2", "protection": "dcpe"},
-                )
-                node = admin.post(
-                    "/v1/admin/credentials",
-                    json={"role": "node", "name": "node-a", "scopes": ["enc"]},
-                ).json()
-                partner = admin.post(
-                    "/v1/admin/credentials",
-                    json={"role": "partner", "name": "p", "scopes": ["enc"]},
-                ).json()
+            with gateway.admin_client() as admin:
+                created = admin.create_collection("enc", DIM, metric="l2", protection="dcpe")
+                node = admin.issue_credential("node", "node-a", ["enc"])
+                partner = admin.issue_credential("partner", "p", ["enc"])
             x = np.random.default_rng(0).standard_normal((200, DIM)).astype(np.float32)
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             ciphertexts = ScaleAndPerturb(keyring.current()).encrypt(x).vectors  # on the node
-            items = [{"id": f"d{i}", "vector": c.tolist()} for i, c in enumerate(ciphertexts)]
             # Execute
-            with gateway.client(node["token"]) as c:
-                uploaded = c.put("/v1/collections/enc/documents", json={"items": items})
-            with gateway.client(partner["token"]) as c:
-                answers = [
-                    c.post("/v1/collections/enc/query", json={"vector": x[i].tolist(), "k": 3})
-                    for i in range(20)
-                ]
+            with gateway.gateway_client(node.token) as c:
+                uploaded = c.upsert_documents("enc", [f"d{i}" for i in range(200)], ciphertexts)
+            with gateway.gateway_client(partner.token) as c:
+                answers = [c.query("enc", vector=x[i], k=3) for i in range(20)]
         finally:
             gateway.stop()
     finally:
         store.stop()
     # Assert: search works on ciphertexts
-    assert created.status_code == 201, created.text
-    assert uploaded.status_code == 200, uploaded.text
-    assert all(a.status_code == 200 for a in answers)
-    top1 = [a.json()["results"][0]["doc_id"] for a in answers]
+    assert (created.protection, created.metric) == ("dcpe", "l2")
+    assert uploaded.inserted == 200
+    top1 = [a.hits[0].doc_id for a in answers]
     assert top1 == [f"d{i}" for i in range(20)]
     # ... and the store holds only ciphertexts (scaled by s >= 1, perturbed), never x
     monkeypatch.setenv("FEDEMBED_INDEX_KEK", base64.b64encode(kek).decode())

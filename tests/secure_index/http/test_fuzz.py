@@ -12,6 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from index_client import routes
+from index_client.routes import Route
 from secure_index.service.local_service import LocalIndexService, start_index_service
 
 EXAMPLES = 30
@@ -84,11 +86,29 @@ def _fuzz(schema: schemathesis.BaseSchema, token_for: Callable[[schemathesis.Cas
     return sent
 
 
+ADMIN_ROUTES = {
+    routes.CREATE_COLLECTION,
+    routes.ADMIN_COLLECTIONS,
+    routes.SNAPSHOT,
+    routes.CREATE_CKKS_COLLECTION,
+    routes.ISSUE_CREDENTIAL,
+    routes.LIST_CREDENTIALS,
+    routes.REVOKE_CREDENTIAL,
+}
+NODE_ROUTES = {
+    routes.UPSERT_DOCUMENTS,
+    routes.DELETE_DOCUMENTS,
+    routes.CKKS_PUBLIC_CONTEXT,
+    routes.PUT_BLOCK,
+    routes.DELETE_BLOCK,
+}
+
+
 def _token_for(case: schemathesis.Case, dep: Deployment) -> str:
-    path, method = case.operation.path, case.operation.method.upper()
-    if path.startswith("/v1/admin"):
+    route = Route(case.operation.method.upper(), case.operation.path)
+    if route in ADMIN_ROUTES:
         return str(dep.service.admin_token)
-    if path.endswith("/documents") or path.endswith("/documents/delete") or method == "PUT":
+    if route in NODE_ROUTES:
         return str(dep.node_token)
     return str(dep.partner_token)
 
@@ -111,5 +131,5 @@ def test_the_schema_lists_every_client_error(gateway: Deployment) -> None:
     import httpx
 
     schema = httpx.get(f"{gateway.service.url}/openapi.json").json()
-    query = schema["paths"]["/v1/collections/{collection}/query"]["post"]["responses"]
+    query = schema["paths"][routes.QUERY.template][routes.QUERY.method.lower()]["responses"]
     assert {"401", "403", "404", "413", "422", "429"} <= set(query)

@@ -12,10 +12,15 @@ import httpx
 import numpy as np
 import pytest
 
+from index_client import routes
+from index_client.errors import PermissionDeniedError
+from index_client.routes import Route
 from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.settings import audit_path
 
 COLLECTION, DIM = "claims", 16  # as provisioned by conftest.deployment
+QUERY = routes.QUERY.path(collection=COLLECTION)
+DOCUMENTS = routes.UPSERT_DOCUMENTS.path(collection=COLLECTION)
 Deployment = Any
 
 
@@ -24,14 +29,10 @@ def _unit(n: int, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _upload(dep: Deployment, ids: list[str], vectors: np.ndarray) -> dict[str, object]:
-    items = [
-        {"id": i, "vector": v.tolist(), "tags": ["t"]} for i, v in zip(ids, vectors, strict=True)
-    ]
-    with dep.service.client(dep.node_token) as node:
-        r = node.put(f"/v1/collections/{COLLECTION}/documents", json={"items": items})
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+def _upload(dep: Deployment, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:
+    with dep.service.gateway_client(dep.node_token) as node:
+        receipt = node.upsert_documents(COLLECTION, ids, vectors, tags=[["t"]] * len(ids))
+    return receipt.inserted, receipt.updated
 
 
 def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deployment) -> None:
@@ -39,13 +40,11 @@ def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deplo
     x = _unit(50)
     first = _upload(deployment, [f"doc-{i}" for i in range(50)], x)
     again = _upload(deployment, [f"doc-{i}" for i in range(50)], x)  # idempotent
-    # Execute
+    # Execute: the raw answer, to see every field that crosses the wire
     with deployment.service.client(deployment.partner_token) as partner:
-        r = partner.post(
-            f"/v1/collections/{COLLECTION}/query", json={"vector": x[7].tolist(), "k": 3}
-        )
+        r = partner.post(QUERY, json={"vector": x[7].tolist(), "k": 3})
     # Assert
-    assert (first["inserted"], again["inserted"], again["updated"]) == (50, 0, 50)
+    assert (first[0], again[0], again[1]) == (50, 0, 50)
     assert r.status_code == 200
     body = r.json()
     assert body["results"][0] == {
@@ -58,129 +57,129 @@ def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deplo
 
 
 @pytest.mark.parametrize(
-    ("who", "method", "path", "body", "status", "words"),
+    ("who", "route", "where", "body", "status", "words"),
     [
         (
             "none",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * DIM},
             401,
             "missing API key",
         ),
         (
             "bogus",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * DIM},
             401,
             "unknown",
         ),
         (
             "partner",
-            "post",
-            "/v1/collections/other/query",
+            routes.QUERY,
+            {"collection": "other"},
             {"vector": [0.1] * DIM},
             403,
             "not scoped",
         ),
         (
             "partner",
-            "put",
-            f"/v1/collections/{COLLECTION}/documents",
+            routes.UPSERT_DOCUMENTS,
+            {"collection": COLLECTION},
             {"items": [{"id": "a", "vector": [0.1] * DIM}]},
             403,
             "partner key cannot",
         ),
         (
             "node",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * DIM},
             403,
             "node key cannot",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * DIM, "k": 51},
             403,
             "cap of 50",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * 3},
             422,
             "dimensions",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.1] * DIM, "text": "x"},
             422,
             "exactly one",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": [0.0] * DIM},
             422,
             "zero",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"text": "hello"},
             422,
             "does not embed text",
         ),
         (
             "partner",
-            "post",
-            f"/v1/collections/{COLLECTION}/query",
+            routes.QUERY,
+            {"collection": COLLECTION},
             {"vector": "nope"},
             422,
             "vector",
         ),
         (
             "node",
-            "put",
-            f"/v1/collections/{COLLECTION}/documents",
+            routes.UPSERT_DOCUMENTS,
+            {"collection": COLLECTION},
             {"items": [{"id": "bad id", "vector": [0.1] * DIM}]},
             422,
             "id",
         ),
         (
             "node",
-            "put",
-            f"/v1/collections/{COLLECTION}/documents",
+            routes.UPSERT_DOCUMENTS,
+            {"collection": COLLECTION},
             {"items": [{"id": "a", "vector": [0.1] * 5}]},
             422,
             "dimension",
         ),
         (
             "admin",
-            "post",
-            "/v1/admin/collections",
+            routes.CREATE_COLLECTION,
+            {},
             {"name": COLLECTION, "dimension": DIM},
             409,
             "already exists",
         ),
-        ("admin", "post", "/v1/admin/collections/missing/snapshot", None, 404, "does not exist"),
-        ("partner", "get", "/v1/nothing-here", None, 404, "Not Found"),
+        ("admin", routes.SNAPSHOT, {"collection": "missing"}, None, 404, "does not exist"),
+        ("partner", Route("GET", "/v1/nothing-here"), {}, None, 404, "Not Found"),
     ],
 )
 def test_client_mistakes_get_clear_4xx(
     module_deployment: Deployment,
     who: str,
-    method: str,
-    path: str,
+    route: Route,
+    where: dict[str, str],
     body: object,
     status: int,
     words: str,
@@ -194,7 +193,7 @@ def test_client_mistakes_get_clear_4xx(
     }[who]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=module_deployment.service.url, timeout=30) as client:
-        r = client.request(method.upper(), path, json=body, headers=headers)
+        r = client.request(route.method, route.path(**where), json=body, headers=headers)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert words.lower() in (error["problem"] + error["expected"]).lower()
@@ -205,9 +204,9 @@ def test_oversized_bodies_get_413(module_deployment: Deployment) -> None:
     deployment = module_deployment
     items = [{"id": f"d{i}", "vector": [0.5] * DIM} for i in range(1001)]
     with deployment.service.client(deployment.node_token) as node:
-        batch = node.put(f"/v1/collections/{COLLECTION}/documents", json={"items": items})
+        batch = node.put(DOCUMENTS, json={"items": items})
         huge = node.put(
-            f"/v1/collections/{COLLECTION}/documents",
+            DOCUMENTS,
             content=b'{"items": [' + b" " * (9 << 20) + b"]}",
             headers={"Content-Type": "application/json"},
         )
@@ -221,10 +220,7 @@ def test_rate_limit_answers_429_with_retry_after(
 ) -> None:
     dep = deployment_factory(burst=5, rate_per_minute=6)
     with dep.service.client(dep.partner_token) as partner:
-        codes = [
-            partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
-            for _ in range(8)
-        ]
+        codes = [partner.post(QUERY, json={"vector": [0.1] * DIM}) for _ in range(8)]
     assert [r.status_code for r in codes[:5]] == [200] * 5
     limited = [r for r in codes if r.status_code == 429]
     assert limited
@@ -235,14 +231,14 @@ def test_rate_limit_answers_429_with_retry_after(
 def test_revocation_from_the_cli_takes_effect_at_once(deployment: Deployment) -> None:
     # Prepare
     with deployment.service.client(deployment.partner_token) as partner:
-        before = partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+        before = partner.post(QUERY, json={"vector": [0.1] * DIM})
         # Execute: another process revokes the key while the service runs
         revoke = subprocess.run(
             [sys.executable, "-m", "fedembed", "partner", "revoke", deployment.partner_key_id,
              "--data-dir", str(deployment.service.data_dir)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        after = partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": [0.1] * DIM})
+        after = partner.post(QUERY, json={"vector": [0.1] * DIM})
     # Assert
     assert before.status_code == 200
     assert revoke.returncode == 0, revoke.stderr
@@ -254,9 +250,10 @@ def test_audit_log_records_every_decision_and_verifies(deployment: Deployment) -
     # Prepare
     x = _unit(5, seed=3)
     _upload(deployment, [f"doc-{i}" for i in range(5)], x)
-    with deployment.service.client(deployment.partner_token) as partner:
-        partner.post(f"/v1/collections/{COLLECTION}/query", json={"vector": x[0].tolist(), "k": 2})
-        partner.post("/v1/collections/other/query", json={"vector": x[0].tolist()})
+    with deployment.service.gateway_client(deployment.partner_token) as partner:
+        partner.query(COLLECTION, vector=x[0], k=2)
+        with pytest.raises(PermissionDeniedError, match="not scoped"):
+            partner.query("other", vector=x[0])
     path = audit_path(deployment.service.data_dir)
     # Execute
     records = [json.loads(line) for line in path.read_text().splitlines()]
@@ -292,8 +289,8 @@ def test_nothing_plaintext_in_the_store_files(deployment: Deployment) -> None:
     x = _unit(40, seed=5)
     ids = [f"patient-record-{i}" for i in range(40)]
     _upload(deployment, ids, x)
-    with deployment.service.admin() as admin:
-        assert admin.post(f"/v1/admin/collections/{COLLECTION}/snapshot").status_code == 200
+    with deployment.service.admin_client() as admin:
+        assert admin.snapshot(COLLECTION) >= 1
     _upload(deployment, [f"{i}-late" for i in ids], x[::-1].copy())
     # Execute
     deployment.service.stop()

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from secure_index.index.rwlock import ReaderWriterLock
+
+# How long a test waits for another thread before it calls the wait a failure: generous,
+# so a loaded machine never trips it; only a deadlock does.
+PATIENCE = 120.0
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds (polled: the lock's state has no event to wait on)."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, "the other thread never got there"
+        time.sleep(0.001)
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.join(PATIENCE)
+        assert not t.is_alive(), f"{t.name} is stuck"
 
 
 def test_readers_share_the_lock() -> None:
     # Prepare
     lock = ReaderWriterLock()
-    inside = threading.Barrier(3, timeout=5)
+    inside = threading.Barrier(3, timeout=PATIENCE)
 
     def reader() -> None:
         with lock.read():
@@ -21,8 +40,7 @@ def test_readers_share_the_lock() -> None:
     # Execute
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=10)
+    _join(threads)
     # Assert
     assert not inside.broken
     assert lock.readers == 0
@@ -58,23 +76,20 @@ def test_writer_excludes_readers_and_writers() -> None:
     # Execute
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=30)
+    _join(threads)
     # Assert
     assert state["violations"] == 0
 
 
 def test_waiting_writer_blocks_new_readers() -> None:
-    # Prepare
+    # Prepare: a reader holds the lock, a writer waits for it, then a second reader comes.
     lock = ReaderWriterLock()
     order: list[str] = []
-    first_reader_in = threading.Event()
     release_first = threading.Event()
 
     def first_reader() -> None:
         with lock.read():
-            first_reader_in.set()
-            release_first.wait(5)
+            assert release_first.wait(PATIENCE)
         order.append("reader-1 out")
 
     def writer() -> None:
@@ -85,18 +100,16 @@ def test_waiting_writer_blocks_new_readers() -> None:
         with lock.read():
             order.append("reader-2")
 
-    t1 = threading.Thread(target=first_reader)
-    t1.start()
-    first_reader_in.wait(5)
-    tw = threading.Thread(target=writer)
-    tw.start()
-    time.sleep(0.1)  # the writer is now waiting
-    t2 = threading.Thread(target=late_reader)
-    t2.start()
-    time.sleep(0.1)
+    threads = [threading.Thread(target=f) for f in (first_reader, writer, late_reader)]
+    threads[0].start()
+    _until(lambda: lock.readers == 1)
+    threads[1].start()
+    _until(lambda: lock.writers_waiting == 1)
+    threads[2].start()
+    _until(lambda: lock.readers_waiting == 1)
     # Execute
     release_first.set()
-    for t in (t1, tw, t2):
-        t.join(timeout=5)
+    _join(threads)
     # Assert: the late reader did not overtake the waiting writer
     assert order.index("writer") < order.index("reader-2")
+    assert (lock.readers, lock.readers_waiting, lock.writers_waiting) == (0, 0, 0)

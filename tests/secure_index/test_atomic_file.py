@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from secure_index.atomic_file import atomic_write, fsync_directory, storage_error
 from secure_index.errors import StorageError
-from secure_index.storage.atomic_file import atomic_write, fsync_directory, storage_error
 
 
 def test_atomic_write_creates_a_private_file_from_chunks(tmp_path: Path) -> None:

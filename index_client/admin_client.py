@@ -1,0 +1,116 @@
+"""The query gateway's client for the operator: collections, snapshots and API keys.
+
+Every call carries the operator's admin token (``FEDEMBED_INDEX_ADMIN_TOKEN``); the
+gateway appends each change to its hash-chained audit log. An issued key's token is in
+the :class:`~index_client.answers.IssuedKey` that :meth:`AdminClient.issue_credential`
+returns and nowhere else::
+
+    with AdminClient(url, admin_token) as admin:
+        admin.create_collection("scifact", 384)
+        partner = admin.issue_credential("partner", "insurer-x", ["scifact"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from index_client import routes
+from index_client.answers import ApiKey, CkksCollection, Collection, IssuedKey, list_of
+from index_client.transport import ServiceClient
+
+__all__ = ["AdminClient"]
+
+
+def _generation(document: Any) -> int:
+    return int(document["generation"])
+
+
+class AdminClient(ServiceClient):
+    """The operator's client of the query gateway's admin API.
+
+    Args:
+        base_url: The gateway's URL.
+        admin_token: The operator's admin token.
+        timeout_s: Per-request timeout.
+        verify: TLS verification (a CA bundle path, or True).
+        retries: Extra attempts after a transport error, a 429 or a 503 (0: none).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        admin_token: str,
+        *,
+        timeout_s: float = 60.0,
+        verify: str | bool = True,
+        retries: int = 0,
+    ) -> None:
+        super().__init__(base_url, admin_token, timeout_s=timeout_s, verify=verify, retries=retries)
+
+    def create_collection(
+        self,
+        name: str,
+        dimension: int,
+        *,
+        metric: str = "cosine",
+        protection: str = "at-rest",
+    ) -> Collection:
+        """Create a collection (metric ``cosine``, ``ip`` or ``l2``; ``at-rest`` or ``dcpe``).
+
+        Raises:
+            index_client.errors.ConflictError: When it already exists.
+        """
+        body = {"name": name, "dimension": dimension, "metric": metric, "protection": protection}
+        return self._transport.call(routes.CREATE_COLLECTION, Collection.from_json, json=body)
+
+    def collections(self) -> list[Collection]:
+        """Every at-rest and DCPE collection with its sizes."""
+        return self._transport.call(routes.ADMIN_COLLECTIONS, list_of(Collection.from_json))
+
+    def snapshot(self, collection: str) -> int:
+        """Fold the collection's log into a new encrypted generation now; returns it."""
+        return self._transport.call(routes.SNAPSHOT, _generation, path={"collection": collection})
+
+    def create_ckks_collection(self, name: str) -> CkksCollection:
+        """Create a CKKS collection (the gateway's key fixes its dimension).
+
+        Raises:
+            index_client.errors.ConflictError: When it already exists.
+        """
+        return self._transport.call(
+            routes.CREATE_CKKS_COLLECTION, CkksCollection.from_json, json={"name": name}
+        )
+
+    def issue_credential(
+        self,
+        role: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        top_k_cap: int | None = None,
+        rate_per_minute: int | None = None,
+        burst: int | None = None,
+    ) -> IssuedKey:
+        """Issue a ``partner`` or ``node`` key; its token is shown only in this answer.
+
+        Limits left out take the gateway's defaults.
+        """
+        body: dict[str, Any] = {"role": role, "name": name, "scopes": list(scopes)}
+        limits = {"top_k_cap": top_k_cap, "rate_per_minute": rate_per_minute, "burst": burst}
+        body.update({field: value for field, value in limits.items() if value is not None})
+        return self._transport.call(routes.ISSUE_CREDENTIAL, IssuedKey.from_json, json=body)
+
+    def credentials(self) -> list[ApiKey]:
+        """Every key, revoked ones included (never a token)."""
+        return self._transport.call(routes.LIST_CREDENTIALS, list_of(ApiKey.from_json))
+
+    def revoke_credential(self, key_id: str) -> ApiKey:
+        """Revoke a key; it stops working at once.
+
+        Raises:
+            index_client.errors.NotFoundError: When there is no such key.
+        """
+        return self._transport.call(
+            routes.REVOKE_CREDENTIAL, ApiKey.from_json, path={"key_id": key_id}
+        )

@@ -1,0 +1,234 @@
+"""The FastAPI dependencies of the gateway and the store: their parts and who is calling.
+
+Each app keeps its parts on ``app.state`` (:class:`GatewayParts` as ``state.gateway``,
+:class:`StoreParts` as ``state.store``); the routers take them through the ``Annotated``
+dependencies below, never from a closure, so a test (or an operator's wrapper) replaces
+one with ``app.dependency_overrides[get_store] = lambda: other_backend``.
+
+Gateway: :data:`StoreDep`, :data:`CkksDep` (and :data:`OptionalCkksDep`),
+:data:`EmbedderDep`, :data:`CredentialsDep`, :data:`AuditDep`, :data:`RateDep`,
+:data:`LimitsDep`, :data:`AccessDep` (built from the credentials, audit log and rate
+limiter in use), :data:`CallerDep` (the caller's credential, else 401) and
+:func:`require_admin` (the admin token, else 401). Store: :data:`IndexDep`,
+:data:`CkksStoreDep` and :func:`require_gateway` (the store token, else 401).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from secure_index.index.ckks_collections import CkksCollections
+from secure_index.index.index_store import IndexStore
+from secure_index.service.audit_log import AuditLog
+from secure_index.service.credentials import Credential, CredentialStore
+from secure_index.service.gateway_access import BEARER, GatewayAccess, GatewayLimits
+from secure_index.service.gateway_ckks import CkksGatewaySearch
+from secure_index.service.http_errors import ApiError
+from secure_index.service.query_embedder import QueryEmbedder
+from secure_index.service.rate_limit import RateLimiter
+from secure_index.service.store_backend import StoreBackend
+
+__all__ = [
+    "AccessDep",
+    "AuditDep",
+    "CallerDep",
+    "CkksDep",
+    "CkksStoreDep",
+    "CredentialsDep",
+    "EmbedderDep",
+    "GatewayParts",
+    "IndexDep",
+    "LimitsDep",
+    "OptionalCkksDep",
+    "RateDep",
+    "StoreDep",
+    "StoreParts",
+    "caller",
+    "gateway_parts",
+    "get_access",
+    "get_audit",
+    "get_ckks",
+    "get_ckks_store",
+    "get_credentials",
+    "get_embedder",
+    "get_index",
+    "get_limits",
+    "get_optional_ckks",
+    "get_rate",
+    "get_store",
+    "require_admin",
+    "require_gateway",
+    "store_parts",
+]
+
+AuthorizationHeader = Annotated[str | None, Header()]
+
+
+@dataclass(frozen=True)
+class GatewayParts:
+    """What the gateway app serves with (``app.state.gateway``)."""
+
+    store: StoreBackend
+    credentials: CredentialStore
+    audit: AuditLog
+    embedder: QueryEmbedder
+    rate: RateLimiter
+    limits: GatewayLimits
+    admin_token: str = field(repr=False)
+    ckks: CkksGatewaySearch | None = None
+
+
+@dataclass(frozen=True)
+class StoreParts:
+    """What the store app serves with (``app.state.store``)."""
+
+    index: IndexStore
+    token: str = field(repr=False)
+    ckks: CkksCollections | None = None
+
+
+# --- gateway ------------------------------------------------------------------------------
+
+
+def gateway_parts(request: Request) -> GatewayParts:
+    """The gateway's parts (``app.state.gateway``)."""
+    parts: GatewayParts = request.app.state.gateway
+    return parts
+
+
+GatewayPartsDep = Annotated[GatewayParts, Depends(gateway_parts)]
+
+
+def get_store(parts: GatewayPartsDep) -> StoreBackend:
+    """The index store (in-process or remote) behind the gateway."""
+    return parts.store
+
+
+def get_optional_ckks(parts: GatewayPartsDep) -> CkksGatewaySearch | None:
+    """The CKKS search, or ``None`` when the gateway holds no CKKS key."""
+    return parts.ckks
+
+
+def get_ckks(
+    ckks: Annotated[CkksGatewaySearch | None, Depends(get_optional_ckks)],
+) -> CkksGatewaySearch:
+    """The CKKS search (a 404 when the gateway holds no CKKS key)."""
+    if ckks is None:
+        raise ApiError(
+            404,
+            "this gateway has no CKKS collections",
+            expected="a gateway started with FEDEMBED_INDEX_CKKS_KEY_FILE",
+            fix="use an at-rest or DCPE collection, or ask the operator",
+        )
+    return ckks
+
+
+def get_embedder(parts: GatewayPartsDep) -> QueryEmbedder:
+    """The query embedder (text to vector, DCPE encryption of queries)."""
+    return parts.embedder
+
+
+def get_credentials(parts: GatewayPartsDep) -> CredentialStore:
+    """The partner and node keys."""
+    return parts.credentials
+
+
+def get_audit(parts: GatewayPartsDep) -> AuditLog:
+    """The hash-chained audit log."""
+    return parts.audit
+
+
+def get_rate(parts: GatewayPartsDep) -> RateLimiter:
+    """The per-key rate limiter."""
+    return parts.rate
+
+
+def get_limits(parts: GatewayPartsDep) -> GatewayLimits:
+    """The gateway's request limits."""
+    return parts.limits
+
+
+StoreDep = Annotated[StoreBackend, Depends(get_store)]
+OptionalCkksDep = Annotated[CkksGatewaySearch | None, Depends(get_optional_ckks)]
+CkksDep = Annotated[CkksGatewaySearch, Depends(get_ckks)]
+EmbedderDep = Annotated[QueryEmbedder, Depends(get_embedder)]
+CredentialsDep = Annotated[CredentialStore, Depends(get_credentials)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+RateDep = Annotated[RateLimiter, Depends(get_rate)]
+LimitsDep = Annotated[GatewayLimits, Depends(get_limits)]
+
+
+def get_access(
+    parts: GatewayPartsDep, credentials: CredentialsDep, audit: AuditDep, rate: RateDep
+) -> GatewayAccess:
+    """Authentication and authorisation over the keys, audit log and limiter in use."""
+    return GatewayAccess(
+        credentials=credentials, audit=audit, rate=rate, admin_token=parts.admin_token
+    )
+
+
+AccessDep = Annotated[GatewayAccess, Depends(get_access)]
+
+
+def caller(access: AccessDep, authorization: AuthorizationHeader = None) -> Credential:
+    """The credential of the caller's API key (else 401)."""
+    return access.authenticate(authorization)
+
+
+def require_admin(access: AccessDep, authorization: AuthorizationHeader = None) -> None:
+    """Passes only with the operator's admin token (else 401)."""
+    access.check_admin(authorization)
+
+
+CallerDep = Annotated[Credential, Depends(caller)]
+
+
+# --- store --------------------------------------------------------------------------------
+
+
+def store_parts(request: Request) -> StoreParts:
+    """The store's parts (``app.state.store``)."""
+    parts: StoreParts = request.app.state.store
+    return parts
+
+
+StorePartsDep = Annotated[StoreParts, Depends(store_parts)]
+
+
+def get_index(parts: StorePartsDep) -> IndexStore:
+    """The encrypted index (at-rest and DCPE collections)."""
+    return parts.index
+
+
+def get_ckks_store(parts: StorePartsDep) -> CkksCollections:
+    """The CKKS collections (a 404 when the store has none)."""
+    if parts.ckks is None:
+        raise ApiError(
+            404,
+            "this store has no CKKS collections",
+            expected="a store with a CKKS folder",
+            fix="use the at-rest and DCPE routes",
+        )
+    return parts.ckks
+
+
+IndexDep = Annotated[IndexStore, Depends(get_index)]
+CkksStoreDep = Annotated[CkksCollections, Depends(get_ckks_store)]
+
+
+def require_gateway(parts: StorePartsDep, authorization: AuthorizationHeader = None) -> None:
+    """Passes only with the store token the gateway holds (else 401)."""
+    header = authorization or ""
+    given = header[len(BEARER) :].encode() if header.startswith(BEARER) else b""
+    if not header.startswith(BEARER) or not hmac.compare_digest(given, parts.token.encode()):
+        raise ApiError(
+            401,
+            "missing or wrong store token",
+            expected="Authorization: Bearer <FEDEMBED_INDEX_STORE_TOKEN>",
+            fix="only the query gateway may call the store",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
