@@ -29,7 +29,7 @@ class AuditConfig:
     claim_targets: int | None = 300
     public_per_source: int | None = None
     corpus_documents: int | None = None
-    optimisation_targets: int = 20
+    optimisation_targets: int = 20  # 0: the optimisation attack (and its vocabulary) is skipped
     search: SearchConfig = field(
         default_factory=lambda: SearchConfig(
             candidates=128,

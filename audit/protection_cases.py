@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from attacks.distribution_alignment import DistributionAlignmentAttacker
 from attacks.known_plaintext_map import LinearMapAttacker
 from attacks.protections import CkksEncryptedSearch, DcpeProtection, GaussianNoise, KeyedRotation
+from audit.config import AuditConfig
 from audit.data import AuditData
 from crypto.ckks_search_key import CkksSearchKey, load_ckks_key
 from crypto.dcpe import DcpeKey
@@ -31,9 +32,6 @@ from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
-
-if TYPE_CHECKING:
-    from audit.config import AuditConfig
 
 __all__ = [
     "DeployedProtection",

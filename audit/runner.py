@@ -93,30 +93,7 @@ class AuditRunner:
         """Run the inversion and attribute attacks on each case; one utility row per case."""
         data, n_opt = self.data, self.config.optimisation_targets
         nn = NearestNeighbourInverter().fit(data.public_texts, data.public_vectors)
-        self.progress("optimisation attack: embedding the vocabulary")
-        vocab = tokenizer_words(self.encoder.model.tokenizer.get_vocab().keys())
-        if self.config.vocabulary_min_zipf is not None:
-            vocab = sorted({*vocab, *frequent_words(min_zipf=self.config.vocabulary_min_zipf)})
-        batch = self.config.search.batch_size
-        vocab_vectors = (
-            self.cache.get_or_encode(self.encoder, vocab, batch_size=batch, show_progress=False)
-            if self.cache is not None
-            else None
-        )
-        opt = OptimisationInverter(
-            lambda texts: self.encoder.encode(texts, batch_size=batch), config=self.config.search
-        ).fit(vocab, vectors=vocab_vectors)
-        if self.config.word_map:
-            self.progress("optimisation attack: learning word relevance on public sentences")
-            texts, vectors = data.public_texts, data.public_vectors
-            if data.gloss_texts:
-                texts = [*texts, *data.gloss_texts]
-                vectors = np.vstack([vectors, data.gloss_vectors])
-            epochs = GLOSS_WORD_MAP_EPOCHS if data.gloss_texts else WordRelevanceMap().epochs
-            word_map = WordRelevanceMap(epochs=epochs, seed=self.config.seed).fit(
-                texts, vectors, vocab, opt.word_vectors
-            )
-            opt = opt.with_word_map(word_map)
+        opt = self._optimisation_inverter() if n_opt > 0 else None
         notes = []
         if self.config.vocabulary_min_zipf is not None:
             notes.append(
@@ -153,7 +130,7 @@ class AuditRunner:
                     )
                 )
                 best = max(best, nn_report.metrics["f1"])
-                if case.optimisation:
+                if case.optimisation and opt is not None:
                     opt_report = self.add(
                         inversion_report(
                             optimisation_inversion.ATTACK_NAME,
@@ -198,6 +175,35 @@ class AuditRunner:
                 }
             )
         return rows
+
+    def _optimisation_inverter(self) -> OptimisationInverter:
+        """The optimisation attack, fitted on the tokenizer's words (and its word map)."""
+        data = self.data
+        self.progress("optimisation attack: embedding the vocabulary")
+        vocab = tokenizer_words(self.encoder.model.tokenizer.get_vocab().keys())
+        if self.config.vocabulary_min_zipf is not None:
+            vocab = sorted({*vocab, *frequent_words(min_zipf=self.config.vocabulary_min_zipf)})
+        batch = self.config.search.batch_size
+        vocab_vectors = (
+            self.cache.get_or_encode(self.encoder, vocab, batch_size=batch, show_progress=False)
+            if self.cache is not None
+            else None
+        )
+        opt = OptimisationInverter(
+            lambda texts: self.encoder.encode(texts, batch_size=batch), config=self.config.search
+        ).fit(vocab, vectors=vocab_vectors)
+        if self.config.word_map:
+            self.progress("optimisation attack: learning word relevance on public sentences")
+            texts, vectors = data.public_texts, data.public_vectors
+            if data.gloss_texts:
+                texts = [*texts, *data.gloss_texts]
+                vectors = np.vstack([vectors, data.gloss_vectors])
+            epochs = GLOSS_WORD_MAP_EPOCHS if data.gloss_texts else WordRelevanceMap().epochs
+            word_map = WordRelevanceMap(epochs=epochs, seed=self.config.seed).fit(
+                texts, vectors, vocab, opt.word_vectors
+            )
+            opt = opt.with_word_map(word_map)
+        return opt
 
     def _owner_probe(self) -> tuple[AttributeProbe, list[int]] | None:
         """A probe for the owning node, trained on a random half of the members' documents."""

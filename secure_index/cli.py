@@ -20,7 +20,7 @@ from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protectio
 from secure_index.index.index_store import IndexStore
 from secure_index.sealing import KeyFileKeks, load_keks, sealed_kek_id
 from secure_index.service.audit_log import AuditLog, verify_audit_log
-from secure_index.service.credentials import CredentialStore, Role
+from secure_index.service.credentials import CredentialRole, CredentialStore
 from secure_index.service.settings import (
     STORE_DIR,
     ServiceSettings,
@@ -98,7 +98,7 @@ def serve_cmd(
         raise FedembedError(
             f"the index service settings are invalid: {problems}",
             expected="FEDEMBED_INDEX_ADMIN_TOKEN set (and the store token for split roles)",
-            fix="export the missing variables (see README: secure index) and retry",
+            fix="export the missing variables (see docs/index.md) and retry",
         ) from None
     from secure_index.service.server import serve  # the gateway loads torch: only here
 
@@ -226,7 +226,9 @@ def _audit(data_dir: Path, action: str, detail: dict[str, str]) -> None:
         log.close()
 
 
-def _create_key(role: Role, name: str, scope: list[str], data_dir: Path, **caps: int) -> None:
+def _create_key(
+    role: CredentialRole, name: str, scope: list[str], data_dir: Path, **caps: int
+) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = CredentialStore(credentials_path(data_dir))
     cred, token = store.create(role=role, name=name, scopes=scope, **caps)
@@ -246,7 +248,7 @@ def partner_create(
 ) -> None:
     """Issue a partner API key (printed once; stored hashed)."""
     _create_key(
-        Role.PARTNER,
+        CredentialRole.PARTNER,
         name,
         scope,
         data_dir,
@@ -263,7 +265,7 @@ def node_key_create(
     data_dir: DataDir,
 ) -> None:
     """Issue a node upload key (printed once; stored hashed)."""
-    _create_key(Role.NODE, node, scope, data_dir, rate_per_minute=6000, burst=600)
+    _create_key(CredentialRole.NODE, node, scope, data_dir, rate_per_minute=6000, burst=600)
 
 
 @partner_app.command("revoke")

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.supercore.task_identity import TaskIdentity
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Hypothesis's per-example deadline and its too-slow health check are wall-clock limits a
+# loaded machine trips; the suite's one time limit is pytest-timeout's (pyproject.toml).
+settings.register_profile("fedembed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fedembed")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

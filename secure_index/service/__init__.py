@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         AuditVerification,
         verify_audit_log,
     )
-    from secure_index.service.credentials import Credential, CredentialStore, Role
+    from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
     from secure_index.service.gateway_app import create_gateway_app
     from secure_index.service.rate_limit import RateLimiter
     from secure_index.service.server import build_service, serve
@@ -35,7 +35,7 @@ _SUBMODULE: dict[str, str] = {
     "GENESIS_HASH": "audit_log",
     "RateLimiter": "rate_limit",
     "RemoteStore": "store_backend",
-    "Role": "credentials",
+    "CredentialRole": "credentials",
     "ServiceSettings": "settings",
     "StoreBackend": "store_backend",
     "build_service": "server",
@@ -54,10 +54,10 @@ __all__ = [
     "AuditRecord",
     "AuditVerification",
     "Credential",
+    "CredentialRole",
     "CredentialStore",
     "RateLimiter",
     "RemoteStore",
-    "Role",
     "ServiceSettings",
     "StoreBackend",
     "build_service",

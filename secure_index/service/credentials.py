@@ -47,7 +47,7 @@ from typing import Any
 from crypto.errors import KeyManagementError
 from secure_index.errors import RequestError, StorageError
 
-__all__ = ["TOKEN_PREFIX", "Credential", "CredentialStore", "Role"]
+__all__ = ["TOKEN_PREFIX", "Credential", "CredentialRole", "CredentialStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS credentials (
 _COLUMNS = "key_id, role, name, scopes, top_k_cap, rate_per_minute, burst, created_at, revoked_at"
 
 
-class Role(enum.StrEnum):
+class CredentialRole(enum.StrEnum):
     """Who holds a key."""
 
     PARTNER = "partner"  # queries collections
@@ -109,7 +109,7 @@ class Credential:
     """
 
     key_id: str
-    role: Role
+    role: CredentialRole
     name: str
     scopes: frozenset[str]
     top_k_cap: int
@@ -189,7 +189,7 @@ def _row_to_credential(row: tuple[Any, ...]) -> Credential:
     key_id, role, name, scopes, top_k_cap, rate, burst, created_at, revoked_at = row
     return Credential(
         key_id=key_id,
-        role=Role(role),
+        role=CredentialRole(role),
         name=name,
         scopes=frozenset(json.loads(scopes)),
         top_k_cap=int(top_k_cap),
@@ -291,7 +291,7 @@ class CredentialStore:
     def create(
         self,
         *,
-        role: Role,
+        role: CredentialRole,
         name: str,
         scopes: Iterable[str],
         top_k_cap: int = 100,
@@ -314,7 +314,7 @@ class CredentialStore:
         Raises:
             RequestError: When an argument is invalid (the message says which and why).
         """
-        role = Role(role)
+        role = CredentialRole(role)
         cred_scopes = _check_scopes(scopes)
         cred = Credential(
             key_id="",
@@ -395,14 +395,14 @@ class CredentialStore:
         return _row_to_credential(rows[0]) if rows else None
 
     def list(
-        self, *, role: Role | None = None, include_revoked: bool = False
+        self, *, role: CredentialRole | None = None, include_revoked: bool = False
     ) -> builtins.list[Credential]:
         """Keys in order of issue, optionally of one role and with revoked ones."""
         sql = f"SELECT {_COLUMNS} FROM credentials WHERE 1"
         args: builtins.list[Any] = []
         if role is not None:
             sql += " AND role = ?"
-            args.append(str(Role(role)))
+            args.append(str(CredentialRole(role)))
         if not include_revoked:
             sql += " AND revoked_at IS NULL"
         rows = self._read(sql + " ORDER BY rowid", tuple(args))

@@ -12,7 +12,7 @@ import hmac
 import math
 
 from secure_index.service.audit_log import AuditLog
-from secure_index.service.credentials import Credential, CredentialStore, Role
+from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
 from secure_index.service.http_errors import ApiError
 from secure_index.service.rate_limit import RateLimiter
 
@@ -144,7 +144,9 @@ class GatewayAccess:
             detail={"name": cred.name, **detail},
         )
 
-    def authorise(self, cred: Credential, role: Role, action: str, collection: str) -> None:
+    def authorise(
+        self, cred: Credential, role: CredentialRole, action: str, collection: str
+    ) -> None:
         """Checks the key's role, its scope and its rate limit; a failure is denied."""
         if cred.role is not role:
             self.deny(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from index_client import routes
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.service.audit_log import AuditLog
-from secure_index.service.credentials import ALL_COLLECTIONS, Role
+from secure_index.service.credentials import ALL_COLLECTIONS, CredentialRole
 from secure_index.service.deps import (
     AuditDep,
     CredentialsDep,
@@ -96,7 +96,7 @@ def create_key(
 ) -> CredentialInfo:
     """Issue a partner or node key; the token is shown only in this answer."""
     cred, token = credentials.create(
-        role=Role(body.role),
+        role=CredentialRole(body.role),
         name=body.name,
         scopes=body.scopes,
         top_k_cap=body.top_k_cap,

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from index_client import routes
 from index_client.block_format import OCTET_STREAM, unpack_block_upload
-from secure_index.service.credentials import Role
+from secure_index.service.credentials import CredentialRole
 from secure_index.service.deps import AccessDep, AuditDep, CallerDep, CkksDep, require_admin
 from secure_index.service.gateway_access import Action
 from secure_index.service.gateway_admin_routes import record_admin_action
@@ -69,7 +69,7 @@ def create(body: CkksCollectionCreate, ckks: CkksDep, audit: AuditDep) -> dict[s
 @handle(ckks_router, routes.CKKS_PUBLIC_CONTEXT)
 def public_context(cred: CallerDep, ckks: CkksDep) -> Response:
     """The public context (public key, no secret) nodes encrypt their blocks with."""
-    if cred.role is not Role.NODE:
+    if cred.role is not CredentialRole.NODE:
         raise ApiError(
             403,
             f"a {cred.role} key cannot fetch the CKKS public context",
@@ -89,7 +89,7 @@ async def put_block(
     ckks: CkksDep,
 ) -> dict[str, Any]:
     """Insert or replace the calling node's encrypted block ``number`` (durable)."""
-    access.authorise(cred, Role.NODE, Action.UPLOAD, collection)
+    access.authorise(cred, CredentialRole.NODE, Action.UPLOAD, collection)
     ids, block = unpack_block_upload(await request.body())
     info = await run_in_threadpool(
         ckks.backend.put_block, collection, cred.name, number, ids, block
@@ -103,7 +103,7 @@ def delete_block(
     collection: str, number: int, cred: CallerDep, access: AccessDep, ckks: CkksDep
 ) -> dict[str, Any]:
     """Delete the calling node's block ``number``."""
-    access.authorise(cred, Role.NODE, Action.DELETE, collection)
+    access.authorise(cred, CredentialRole.NODE, Action.DELETE, collection)
     deleted = ckks.backend.delete_block(collection, cred.name, number)
     access.allowed(cred, Action.DELETE, collection, {"block": number, "deleted": deleted})
     return {"collection": collection, "block": number, "deleted": deleted}

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 
 from index_client import routes
 from secure_index.index.hnsw_collection import Protection
-from secure_index.service.credentials import Role
+from secure_index.service.credentials import CredentialRole
 from secure_index.service.deps import (
     AccessDep,
     CallerDep,
@@ -91,7 +91,7 @@ def query(
     limits: LimitsDep,
 ) -> QueryResult:
     """Search a collection by text or vector: ids, owners and scores."""
-    access.authorise(cred, Role.PARTNER, Action.QUERY, collection)
+    access.authorise(cred, CredentialRole.PARTNER, Action.QUERY, collection)
     if (body.text is None) == (body.vector is None):
         raise ApiError(
             422,
@@ -175,7 +175,7 @@ def upload(
     limits: LimitsDep,
 ) -> UploadResult:
     """Idempotent batch upsert of the calling node's document vectors (durable)."""
-    access.authorise(cred, Role.NODE, Action.UPLOAD, collection)
+    access.authorise(cred, CredentialRole.NODE, Action.UPLOAD, collection)
     if len(body.items) > limits.max_batch:
         access.deny(
             cred,
@@ -217,7 +217,7 @@ def delete(
     collection: str, body: DeleteRequest, cred: CallerDep, access: AccessDep, store: StoreDep
 ) -> DeleteResult:
     """Delete the calling node's own documents (durable)."""
-    access.authorise(cred, Role.NODE, Action.DELETE, collection)
+    access.authorise(cred, CredentialRole.NODE, Action.DELETE, collection)
     deleted = store.delete(collection, body.ids, owner=cred.name)
     access.allowed(
         cred, Action.DELETE, collection, {"requested": len(body.ids), "deleted": deleted}

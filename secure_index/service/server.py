@@ -26,7 +26,7 @@ from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.query_embedder import QueryEmbedder
-from secure_index.service.settings import CKKS_DIR, STORE_DIR, Role, ServiceSettings
+from secure_index.service.settings import CKKS_DIR, STORE_DIR, ServiceRole, ServiceSettings
 from secure_index.service.store_app import create_store_app
 from secure_index.service.store_backend import RemoteStore, StoreBackend
 
@@ -54,7 +54,7 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: IndexStore | None = None
     ckks_store: CkksCollections | None = None
-    if settings.role in (Role.ALL, Role.STORE):
+    if settings.role in (ServiceRole.ALL, ServiceRole.STORE):
         keks = load_keks(key_file=settings.kek_file)
         store = IndexStore(
             settings.data_dir / STORE_DIR,
@@ -67,7 +67,7 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
         ckks_store = CkksCollections(
             settings.data_dir / STORE_DIR / CKKS_DIR, keks=keks, tenant=settings.tenant
         )
-    if settings.role is Role.STORE:
+    if settings.role is ServiceRole.STORE:
         assert store is not None
         assert settings.store_token is not None
         app = create_store_app(

@@ -13,14 +13,21 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CKKS_DIR", "STORE_DIR", "Role", "ServiceSettings", "audit_path", "credentials_path"]
+__all__ = [
+    "CKKS_DIR",
+    "STORE_DIR",
+    "ServiceRole",
+    "ServiceSettings",
+    "audit_path",
+    "credentials_path",
+]
 
 MIB = 1 << 20
 STORE_DIR = "store"  # the index store's folder inside a service data dir
 CKKS_DIR = "ckks"  # the CKKS collections' folder inside the store's folder
 
 
-class Role(enum.StrEnum):
+class ServiceRole(enum.StrEnum):
     """Which service a process runs."""
 
     ALL = "all"  # gateway and store in one process (DCPE keys and ciphertexts together)
@@ -33,7 +40,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FEDEMBED_INDEX_", extra="ignore")
 
-    role: Role = Role.ALL
+    role: ServiceRole = ServiceRole.ALL
     data_dir: Path = Field(description="Where the store keeps its encrypted files (store/all).")
     tenant: str = Field(default="consortium", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     admin_token: SecretStr = Field(description="Bearer token of the admin API; no default.")
@@ -64,11 +71,11 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_role(self) -> ServiceSettings:
-        if self.role is Role.GATEWAY and not (self.store_url and self.store_token):
+        if self.role is ServiceRole.GATEWAY and not (self.store_url and self.store_token):
             raise ValueError(
                 "the gateway role needs FEDEMBED_INDEX_STORE_URL and FEDEMBED_INDEX_STORE_TOKEN"
             )
-        if self.role is Role.STORE and self.store_token is None:
+        if self.role is ServiceRole.STORE and self.store_token is None:
             raise ValueError("the store role needs FEDEMBED_INDEX_STORE_TOKEN")
         return self
 

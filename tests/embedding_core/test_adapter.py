@@ -94,9 +94,10 @@ def test_save_load_round_trip(
         side=side,
         seed=seed,
     )
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in adapter.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+            p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * 0.1)
 
     adapter.save(folder, base_model_id="m", base_model_fingerprint="f" * 64, metadata={"rounds": 3})
     loaded = Adapter.load(folder)

@@ -26,7 +26,8 @@ Deployment = Any
 
 def _unit(n: int, seed: int = 0) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
 
 
 def _upload(dep: Deployment, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:

@@ -248,10 +248,10 @@ def test_queries_stay_correct_during_inserts_and_snapshots(
     for t in others + writers:
         t.start()
     for t in writers:
-        t.join(timeout=120)
+        t.join()  # a deadlock is caught by pytest-timeout; a loaded machine only slows it
     stop.set()
     for t in others:
-        t.join(timeout=60)
+        t.join()
     # Assert
     assert not errors
     assert not wrong

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from crypto.errors import KeyManagementError
 from embedding_core.errors import FedembedError
-from secure_index.service.credentials import Credential, CredentialStore, Role
+from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
 
 TOKEN_RE = re.compile(r"fek_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 AUTH_BUDGET_S = 0.005  # a slow KDF (bcrypt, scrypt) on this path would take 50+ ms
@@ -34,13 +34,13 @@ def store(tmp_path: Path) -> CredentialStore:
 def test_create_returns_a_token_that_authenticates_to_the_record(store: CredentialStore) -> None:
     # Execute
     cred, token = store.create(
-        role=Role.PARTNER, name="insurer-x", scopes=["claims", "policies"], top_k_cap=20
+        role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims", "policies"], top_k_cap=20
     )
     # Assert
     match = TOKEN_RE.fullmatch(token)
     assert match is not None
     assert match.group(1) == cred.key_id
-    assert cred.role is Role.PARTNER
+    assert cred.role is CredentialRole.PARTNER
     assert cred.scopes == frozenset({"claims", "policies"})
     assert (cred.top_k_cap, cred.rate_per_minute, cred.burst) == (20, 600, 60)
     assert cred.revoked_at is None
@@ -50,8 +50,8 @@ def test_create_returns_a_token_that_authenticates_to_the_record(store: Credenti
 
 
 def test_two_keys_get_distinct_ids_and_secrets(store: CredentialStore) -> None:
-    a, token_a = store.create(role=Role.NODE, name="node-a", scopes=["claims"])
-    b, token_b = store.create(role=Role.NODE, name="node-a", scopes=["claims"])
+    a, token_a = store.create(role=CredentialRole.NODE, name="node-a", scopes=["claims"])
+    b, token_b = store.create(role=CredentialRole.NODE, name="node-a", scopes=["claims"])
     assert a.key_id != b.key_id
     assert token_a.split("_", 2)[2] != token_b.split("_", 2)[2]
     assert store.authenticate(token_a) == a
@@ -62,7 +62,7 @@ def test_revocation_by_a_second_store_on_the_file_is_seen_at_once(tmp_path: Path
     # Prepare: the server's store and the CLI's store on the same file
     path = tmp_path / "credentials.sqlite"
     server = CredentialStore(path)
-    cred, token = server.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
+    cred, token = server.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
     assert server.authenticate(token) == cred
     cli = CredentialStore(path)
     # Execute
@@ -79,7 +79,7 @@ def test_revocation_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
     # Prepare
     path = tmp_path / "credentials.sqlite"
     server = CredentialStore(path)
-    cred, token = server.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
+    cred, token = server.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
     assert server.authenticate(token) is not None
     code = (
         "import sys; from pathlib import Path; "
@@ -103,7 +103,7 @@ def test_revocation_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
 
 
 def test_revoking_twice_is_a_no_op_returning_the_record(store: CredentialStore) -> None:
-    cred, _ = store.create(role=Role.NODE, name="node-a", scopes=["*"])
+    cred, _ = store.create(role=CredentialRole.NODE, name="node-a", scopes=["*"])
     first = store.revoke(cred.key_id)
     second = store.revoke(cred.key_id)
     assert first.revoked_at is not None
@@ -120,7 +120,7 @@ def test_neither_token_nor_secret_is_stored_in_the_database_files(tmp_path: Path
     # Prepare
     path = tmp_path / "credentials.sqlite"
     store = CredentialStore(path)
-    _, token = store.create(role=Role.PARTNER, name="insurer-marker", scopes=["claims"])
+    _, token = store.create(role=CredentialRole.PARTNER, name="insurer-marker", scopes=["claims"])
     secret = token.split("_", 2)[2]
     # Execute: every file SQLite wrote (database, WAL, shared memory)
     blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(path.name))
@@ -133,7 +133,7 @@ def test_neither_token_nor_secret_is_stored_in_the_database_files(tmp_path: Path
 
 
 def test_database_is_private_and_in_wal_mode(store: CredentialStore) -> None:
-    store.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
+    store.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     for side in store.path.parent.glob(store.path.name + "-*"):
         assert stat.S_IMODE(side.stat().st_mode) == 0o600, side
@@ -164,8 +164,8 @@ def _malformed_tokens(token: str, other_id: str) -> dict[str, str]:
 
 def test_malformed_unknown_and_wrong_tokens_are_refused(store: CredentialStore) -> None:
     # Prepare
-    cred, token = store.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
-    other, _ = store.create(role=Role.PARTNER, name="insurer-y", scopes=["claims"])
+    cred, token = store.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
+    other, _ = store.create(role=CredentialRole.PARTNER, name="insurer-y", scopes=["claims"])
     # Execute
     results = {
         name: store.authenticate(bad)
@@ -177,7 +177,7 @@ def test_malformed_unknown_and_wrong_tokens_are_refused(store: CredentialStore) 
 
 
 def test_a_revoked_token_is_refused(store: CredentialStore) -> None:
-    cred, token = store.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
+    cred, token = store.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
     store.revoke(cred.key_id)
     assert store.authenticate(token) is None
 
@@ -191,8 +191,12 @@ def test_arbitrary_strings_never_authenticate(store: CredentialStore, junk: str)
 
 
 def test_scopes_allow_listed_collections_or_all() -> None:
-    some = Credential("0" * 12, Role.PARTNER, "p", frozenset({"claims"}), 10, 60, 6, "t", None)
-    every = Credential("1" * 12, Role.PARTNER, "p", frozenset({"*"}), 10, 60, 6, "t", None)
+    some = Credential(
+        "0" * 12, CredentialRole.PARTNER, "p", frozenset({"claims"}), 10, 60, 6, "t", None
+    )
+    every = Credential(
+        "1" * 12, CredentialRole.PARTNER, "p", frozenset({"*"}), 10, 60, 6, "t", None
+    )
     assert some.allows("claims")
     assert not some.allows("policies")
     assert not some.allows("*")
@@ -223,7 +227,11 @@ def test_invalid_requests_are_refused_with_a_fix(
     store: CredentialStore, kwargs: dict[str, object], message: str
 ) -> None:
     # Prepare
-    args: dict[str, object] = {"role": Role.PARTNER, "name": "insurer-x", "scopes": ["claims"]}
+    args: dict[str, object] = {
+        "role": CredentialRole.PARTNER,
+        "name": "insurer-x",
+        "scopes": ["claims"],
+    }
     args.update(kwargs)
     # Execute / Assert
     with pytest.raises(FedembedError, match=re.escape(message)) as info:
@@ -234,15 +242,15 @@ def test_invalid_requests_are_refused_with_a_fix(
 
 
 def test_list_filters_by_role_and_revocation_in_order_of_issue(store: CredentialStore) -> None:
-    p1, _ = store.create(role=Role.PARTNER, name="p1", scopes=["claims"])
-    n1, _ = store.create(role=Role.NODE, name="node-a", scopes=["claims"])
-    p2, _ = store.create(role=Role.PARTNER, name="p2", scopes=["*"])
+    p1, _ = store.create(role=CredentialRole.PARTNER, name="p1", scopes=["claims"])
+    n1, _ = store.create(role=CredentialRole.NODE, name="node-a", scopes=["claims"])
+    p2, _ = store.create(role=CredentialRole.PARTNER, name="p2", scopes=["*"])
     store.revoke(p1.key_id)
     p1 = store.get(p1.key_id)  # type: ignore[assignment]
     assert [c.key_id for c in store.list()] == [n1.key_id, p2.key_id]
-    assert store.list(role=Role.PARTNER) == [p2]
-    assert store.list(role=Role.PARTNER, include_revoked=True) == [p1, p2]
-    assert store.list(role=Role.NODE) == [n1]
+    assert store.list(role=CredentialRole.PARTNER) == [p2]
+    assert store.list(role=CredentialRole.PARTNER, include_revoked=True) == [p1, p2]
+    assert store.list(role=CredentialRole.NODE) == [n1]
     assert store.get("ffffffffffff") is None
 
 
@@ -258,9 +266,13 @@ def test_records_round_trip_through_the_database(
     store: CredentialStore, name: str, scopes: set[str], caps: tuple[int, int, int]
 ) -> None:
     cred, token = store.create(
-        role=Role.NODE, name=name, scopes=scopes, top_k_cap=caps[0], rate_per_minute=caps[1],
+        role=CredentialRole.NODE,
+        name=name,
+        scopes=scopes,
+        top_k_cap=caps[0],
+        rate_per_minute=caps[1],
         burst=caps[2],
-    )  # fmt: skip
+    )
     assert CredentialStore(store.path).get(cred.key_id) == cred
     assert store.authenticate(token) == cred
     assert cred.name == name
@@ -276,7 +288,9 @@ def test_many_threads_create_and_authenticate_concurrently(store: CredentialStor
     def work(i: int) -> None:
         try:
             for j in range(10):
-                pair = store.create(role=Role.NODE, name=f"node-{i}-{j}", scopes=["claims"])
+                pair = store.create(
+                    role=CredentialRole.NODE, name=f"node-{i}-{j}", scopes=["claims"]
+                )
                 assert store.authenticate(pair[1]) == pair[0]
                 with lock:
                     issued.append(pair)
@@ -300,8 +314,8 @@ def test_authenticate_is_fast_enough_to_read_the_database_every_call(
 ) -> None:
     # Prepare: a realistic table
     for i in range(200):
-        store.create(role=Role.PARTNER, name=f"p{i}", scopes=["claims"])
-    cred, token = store.create(role=Role.PARTNER, name="insurer-x", scopes=["claims"])
+        store.create(role=CredentialRole.PARTNER, name=f"p{i}", scopes=["claims"])
+    cred, token = store.create(role=CredentialRole.PARTNER, name="insurer-x", scopes=["claims"])
     calls = 2000
     # Execute
     start = time.perf_counter()

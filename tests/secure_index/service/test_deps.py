@@ -1,0 +1,93 @@
+"""The gateway's parts are dependencies: overriding one swaps it for every route."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+
+from deployment.flower_processes import free_port
+from index_client.admin_client import AdminClient
+from index_client.gateway_client import GatewayClient
+from secure_index.index.collection_spec import CollectionSpec
+from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks
+from secure_index.service.audit_log import AuditLog
+from secure_index.service.credentials import CredentialRole, CredentialStore
+from secure_index.service.deps import get_store
+from secure_index.service.gateway_access import GatewayLimits
+from secure_index.service.gateway_app import create_gateway_app
+from secure_index.service.query_embedder import QueryEmbedder
+from secure_index.service.store_backend import StoreBackend
+
+DIM = 4
+ADMIN_TOKEN = "operator-token"
+
+
+@contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    """The app behind a real uvicorn server on loopback, in a thread of this process."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            thread.join(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def test_an_overridden_store_answers_every_route(tmp_path: Path) -> None:
+    # Prepare: the app's own store, and a second real store that already holds documents
+    keks = KeyFileKeks.create(tmp_path / "kek.json")
+    own = IndexStore(tmp_path / "own", keks=keks, tenant="t", background=False)
+    other = IndexStore(tmp_path / "other", keks=keks, tenant="t", background=False)
+    other.create_collection(CollectionSpec("claims", DIM))
+    other.upsert("claims", ["d0", "d1", "d2"], np.eye(DIM, dtype=np.float32)[:3], owner="node-b")
+    credentials = CredentialStore(tmp_path / "credentials.sqlite")
+    _, token = credentials.create(role=CredentialRole.PARTNER, name="p", scopes=["claims"])
+    app = create_gateway_app(
+        backend=own,
+        credentials=credentials,
+        audit=AuditLog(tmp_path / "audit" / "audit.jsonl"),
+        embedder=QueryEmbedder(None),
+        admin_token=ADMIN_TOKEN,
+        limits=GatewayLimits(max_body_bytes=1 << 20, max_batch=100, max_k=100),
+    )
+
+    def use_other() -> StoreBackend:
+        return other
+
+    app.dependency_overrides[get_store] = use_other
+    try:
+        # Execute
+        with _serving(app) as url:
+            with GatewayClient(url, token) as partner:
+                found = partner.query("claims", vector=[0.0, 1.0, 0.0, 0.0], k=2)
+                described = partner.describe("claims")
+            with AdminClient(url, ADMIN_TOKEN) as admin:
+                admin.create_collection("new", DIM)
+                listed = [c.name for c in admin.collections()]
+        # Assert: queries, descriptions and admin changes all went to the other store
+        assert found.hits[0].doc_id == "d1"
+        assert found.hits[0].owner == "node-b"
+        assert described.documents == 3
+        assert listed == ["claims", "new"]
+        assert sorted(other.names()) == ["claims", "new"]
+        assert own.names() == []
+    finally:
+        own.close()
+        other.close()
