@@ -2,9 +2,10 @@
 
 The audit attacks a released adapter, the consortium's DCPE keyring, the gateway's CKKS
 key and an index (``subject.py``) with a miniature of the shared data (``tiny_data.py``)
-and small budgets, judges the evidence by a policy and writes the report. What is checked is the pipeline: every check judged, the ledger reported and
-judged, a report whose hash verifies. How strong the attacks are at full size is the
-slow CLI run's business (``test_audit_cli.py``).
+and small budgets, judges the evidence by a policy and writes the report. What is checked
+is the pipeline: every check judged, the ledger reported and judged, a report whose hash
+verifies. How strong the attacks are at full size is the slow CLI run's business
+(``test_audit_cli.py``).
 """
 
 from __future__ import annotations
