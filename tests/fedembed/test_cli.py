@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from embedding_core.version import PRODUCT_VERSION
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -222,3 +224,10 @@ def test_demo_refuses_a_bad_policy_before_any_work(tmp_path: Path) -> None:
     assert "--policy" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_version_is_the_product_version() -> None:
+    result = run_cli("--version")
+
+    assert result.returncode == 0, result.stderr
+    assert PRODUCT_VERSION in result.stdout
