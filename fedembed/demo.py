@@ -76,12 +76,12 @@ def _audit_part(
     policy: LoadedPolicy,
 ) -> dict[str, Any]:
     from audit import AuditConfig, AuditInputs, run_audit
-    from kits.layout import CKKS_SEARCH_KEY
+    from kits.layout import CKKS_SEARCH_KEY, DCPE_KEYRING
     from report import write_report
 
-    keyring = out / "kits" / "gateway" / "dcpe_keyring.json"
+    keyring = out / "kits" / "gateway" / DCPE_KEYRING
     if not keyring.exists():
-        keyring = out / "index" / "dcpe_keyring.json"
+        keyring = out / "index" / DCPE_KEYRING
     ckks_key = out / "kits" / "gateway" / CKKS_SEARCH_KEY
     if not ckks_key.exists():
         ckks_key = out / "index" / CKKS_SEARCH_KEY

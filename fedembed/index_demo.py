@@ -27,7 +27,7 @@ from embedding_core.data import BeirDataset
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation.metrics import mean_metrics
 from index_client.errors import ConflictError
-from kits.layout import CKKS_SEARCH_KEY
+from kits.layout import CKKS_SEARCH_KEY, DCPE_KEYRING
 from secure_index.sealing import KeyFileKeks
 from secure_index.service.audit_log import verify_audit_log
 from secure_index.service.local_service import start_index_service
@@ -46,10 +46,9 @@ K = 10
 
 def _keyring(kits: Path | None, work: Path) -> Path:
     """The tenant DCPE keyring from the provisioned kits, else a fresh one."""
-    for candidate in ((kits / "gateway" / "dcpe_keyring.json") if kits else None,):
-        if candidate is not None and candidate.exists():
-            return candidate
-    path = work / "dcpe_keyring.json"
+    if kits is not None and (kits / "gateway" / DCPE_KEYRING).exists():
+        return kits / "gateway" / DCPE_KEYRING
+    path = work / DCPE_KEYRING
     if not path.exists():
         DcpeKeyring.create(path, tenant="demo", beta=DEMO_DCPE_BETA)
     return path
