@@ -132,6 +132,7 @@ def run_local_round(
         )
         # Refuse before the model is even loaded: BudgetExceededError names the node and
         # the numbers.
+        ledger.check_new_round(run_id=settings.run_tag, round=server_round)
         ledger.check(noise_multiplier=noise, sample_rate=sample_rate, steps=steps_per_round)
         dp = DPConfig(
             noise_multiplier=own_noise,

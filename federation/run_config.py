@@ -81,6 +81,13 @@ class FederationConfig(RoundSettings):
             raise self._bad("round_timeout", "> 0 seconds")
         if self.node_noise_multiplier < 0:
             raise self._bad("node_noise_multiplier", ">= 0")
+        if self.node_noise_multiplier > 0 and self.aggregation == AggregationMode.CKKS:
+            # The decrypted CKKS aggregate gets no node-level noise: an epsilon for it would
+            # be reported for noise that was never added.
+            raise self._bad(
+                "node_noise_multiplier",
+                "0 with ckks (for DP the coordinator cannot undo, use dp-noise-shares)",
+            )
         if self.node_noise_multiplier > 0 and self.update_clip_norm <= 0:
             raise self._bad("update_clip_norm", "> 0 when node-level DP is on")
         if self.aggregation == AggregationMode.SECAGGPLUS:

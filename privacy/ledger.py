@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from privacy.analysis import PrivacyParameterError
 from privacy.dpsgd_accountant import DPSGDAccountant
 from privacy.ledger_errors import DEFAULT_UNIT, BudgetExceededError, LedgerError
@@ -37,6 +39,9 @@ from privacy.ledger_file import (
 )
 
 __all__ = ["PrivacyLedger"]
+
+LOCK_SUFFIX = ".lock"
+"""The ledger's inter-process lock file is the ledger's path with this suffix."""
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +76,11 @@ class PrivacyLedger:
         self._accountant = self._accountant_of(entries)
 
     # ---------------------------------------------------------------------- opening
+
+    @staticmethod
+    def _lock(path: Path) -> FileLock:
+        """The inter-process lock of the ledger at ``path`` (a file beside it)."""
+        return FileLock(str(path) + LOCK_SUFFIX)
 
     @classmethod
     def open(
@@ -123,7 +133,16 @@ class PrivacyLedger:
                 expected='the privacy unit, e.g. "interaction record"',
             )
         max_eps, dlt = float(max_epsilon), float(delta)
+        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        with cls._lock(ledger_path):
+            return cls._open_locked(
+                ledger_path, node_id=node_id, max_eps=max_eps, dlt=dlt, unit=unit
+            )
 
+    @classmethod
+    def _open_locked(
+        cls, ledger_path: Path, *, node_id: str, max_eps: float, dlt: float, unit: str
+    ) -> PrivacyLedger:
         if not ledger_path.exists():
             ledger_path.parent.mkdir(parents=True, exist_ok=True)
             ledger = cls(
@@ -287,8 +306,9 @@ class PrivacyLedger:
     ) -> float:
         """Records a DP-SGD charge if it fits the budget, and persists the ledger.
 
-        The file is re-read first, so a charge made meanwhile through another
-        ``PrivacyLedger`` object on the same file is never lost (one writer at a time).
+        Re-reading the file, checking the budget and writing happen under an
+        inter-process file lock (``<ledger>.lock``), so a charge made meanwhile by another
+        process or ``PrivacyLedger`` object on the same file is never lost.
 
         Args:
             noise_multiplier: Noise std divided by the clipping norm, > 0.
@@ -303,7 +323,8 @@ class PrivacyLedger:
         Raises:
             BudgetExceededError: The charge would exceed ``max_epsilon``; nothing was
                 recorded or written.
-            LedgerError: The file on disk is corrupt, missing or changed identity.
+            LedgerError: The file on disk is corrupt, missing or changed identity, or
+                this run and round were charged before (a replayed round).
             PrivacyParameterError: A parameter is out of range.
         """
         if not isinstance(run_id, str) or not run_id:
@@ -316,7 +337,20 @@ class PrivacyLedger:
                 f"round must be an integer >= 0, got {round!r}",
                 expected="the federated round number",
             )
+        with self._lock(self._path):
+            return self._charge_locked(
+                noise_multiplier=noise_multiplier,
+                sample_rate=sample_rate,
+                steps=steps,
+                run_id=run_id,
+                round=round,
+            )
+
+    def _charge_locked(
+        self, *, noise_multiplier: float, sample_rate: float, steps: int, run_id: str, round: int
+    ) -> float:
         self._reload()
+        self.check_new_round(run_id=run_id, round=round)
         spent = self.spent_epsilon()
         after = self.preview(
             noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps
@@ -372,6 +406,22 @@ class PrivacyLedger:
             self._delta,
         )
         return after
+
+    def charged(self, *, run_id: str, round: int) -> bool:
+        """Whether a charge for this run and round is already recorded."""
+        return any(e["run_id"] == run_id and e["round"] == round for e in self._entries)
+
+    def check_new_round(self, *, run_id: str, round: int) -> None:
+        """Raise ``LedgerError`` if this run and round were charged before (a replay)."""
+        if self.charged(run_id=run_id, round=round):
+            raise LedgerError(
+                f"node {self._node_id!r} already trained and was charged for round {round} "
+                f"of run {run_id!r}",
+                expected="each round of a run once: a second noisy answer for the same round "
+                "lets whoever sees both average the noise away",
+                fix="start a new run (a new run-tag); a coordinator that replays a round is "
+                "refused",
+            )
 
     # ------------------------------------------------------------------ persistence
 

@@ -57,3 +57,11 @@ def test_one_share_is_local_dp_and_needs_no_secure_aggregation() -> None:
     )
 
     assert config.dp_noise_shares == 1
+
+
+def test_node_level_noise_is_refused_with_ckks_rather_than_reported_unadded() -> None:
+    # The decrypted CKKS aggregate gets no node-level noise: no epsilon may claim it.
+    with pytest.raises(FedembedError, match="node-noise-multiplier"):
+        FederationConfig.from_run_config(
+            {**CKKS, "node-noise-multiplier": 1.0, "update-clip-norm": 1.0}
+        )

@@ -110,7 +110,8 @@ def test_charge_over_budget_is_refused_before_anything_is_written(tmp_path: Path
     assert path.read_bytes() == before
     assert len(ledger.entries) == 1
     assert ledger.spent_epsilon() == pytest.approx(spent)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.json"]
+    # Only the ledger and its inter-process lock file: no temporary file is left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.json", "ledger.json.lock"]
 
 
 def test_raised_budget_in_config_applies_on_reopen(tmp_path: Path) -> None:
@@ -139,7 +140,11 @@ def test_file_is_valid_json_after_every_charge_and_holds_no_data(tmp_path: Path)
         assert len(document["entries"]) == round_number + 1
         assert all(set(entry) == ENTRY_KEYS for entry in document["entries"])
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name, "ledger.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        stray.name,
+        "ledger.json",
+        "ledger.json.lock",
+    ]
     assert len(_open(path).entries) == 4
 
 
