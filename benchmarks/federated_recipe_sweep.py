@@ -45,6 +45,7 @@ from embedding_core.cache import EmbeddingCache
 from embedding_core.data import load_beir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, embed_retrieval, score_retrieval
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 
 
@@ -108,7 +109,7 @@ def trial(
                 global_state=state,
                 settings=settings,
                 server_round=r,
-                max_epsilon=eps,
+                node_privacy=NodePrivacy(max_epsilon=eps, require_dp=dp),
             )
             for n, d in dirs.items()
         ]

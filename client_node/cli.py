@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from federation.node_privacy import DEFAULT_MAX_NOISE_SHARES, NodePrivacy
+
 __all__ = ["node_app"]
 
 node_app = typer.Typer(help="Member node: start the SuperNode, check data, show the ledger.")
@@ -22,12 +24,43 @@ def start_cmd(
         float, typer.Option("--max-epsilon", help="Sample-level privacy budget (all runs).")
     ],
     name: Annotated[str | None, typer.Option(help="Node name (default: kit's node id).")] = None,
+    require_dp: Annotated[
+        bool,
+        typer.Option(
+            "--require-dp/--allow-no-dp", help="Refuse rounds without DP (default: refuse)."
+        ),
+    ] = True,
+    max_noise_shares: Annotated[
+        int,
+        typer.Option(
+            "--max-noise-shares",
+            min=1,
+            help="Most noise shares accepted (each node adds 1/sqrt(shares) of the noise).",
+        ),
+    ] = DEFAULT_MAX_NOISE_SHARES,
+    min_noise_multiplier: Annotated[
+        float,
+        typer.Option(
+            "--min-noise-multiplier", min=0.0, help="Smallest noise multiplier of a DP step."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Validate data and kit, then run an authenticated TLS SuperNode until interrupted."""
+    """Validate data and kit, then run an authenticated TLS SuperNode until interrupted.
+
+    The privacy options bound what the coordinator may ask of this node: a round that
+    asks for less is refused before anything is trained or charged.
+    """
     # Commands import their machinery (torch, Flower) when they run: `--help` stays fast.
     from client_node.node_data import load_node_data
     from deployment.flower_processes import start_supernode
     from kits.loader import load_node_kit
+
+    node_privacy = NodePrivacy(
+        max_epsilon=max_epsilon,
+        require_dp=require_dp,
+        max_noise_shares=max_noise_shares,
+        min_noise_multiplier=min_noise_multiplier,
+    )
 
     node_kit = load_node_kit(kit)
     data = load_node_data(data_dir)
@@ -38,7 +71,7 @@ def start_cmd(
         superlink_address=superlink,
         node_name=node_name,
         log_dir=data.state_dir,
-        max_epsilon=max_epsilon,
+        node_privacy=node_privacy,
     )
     typer.echo(
         f"SuperNode {node_name}: {len(data.interactions)} interactions, "

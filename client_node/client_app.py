@@ -21,8 +21,9 @@ from client_node.local_round import run_local_round
 from client_node.secaggplus_client import secaggplus_router_mod
 from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import ContentKey, NodeConfigKey, as_float
+from federation.wire import ContentKey, NodeConfigKey
 
 __all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app"]
 
@@ -52,14 +53,14 @@ def train(msg: Message, context: Context) -> Message:
         settings = RoundSettings.from_record(config)
         server_round = server_round_of(config, settings)
         arrays = msg.content.array_records[ContentKey.ARRAYS.value]
-        max_eps = context.node_config.get(NodeConfigKey.MAX_EPSILON.value)
+        node_privacy = NodePrivacy.from_node_config(context.node_config)
         result = run_local_round(
             node_dir=str(data_dir),
             node_name=node_name,
             global_state=arrays.to_torch_state_dict(),
             settings=settings,
             server_round=server_round,
-            max_epsilon=as_float(max_eps) if max_eps is not None else None,
+            node_privacy=node_privacy,
         )
     except FedembedError as exc:
         logger.warning("train: node=%s refused: %s", node_name, exc)

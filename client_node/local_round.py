@@ -30,6 +30,7 @@ from dp_training import (
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.encoder import Encoder
 from embedding_core.errors import FedembedError
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 from federation.wire import MetricKey
 from privacy import PrivacyLedger, noise_multiplier_for
@@ -81,14 +82,19 @@ def run_local_round(
     global_state: dict[str, torch.Tensor],
     settings: RoundSettings,
     server_round: int,
-    max_epsilon: float | None = None,
+    node_privacy: NodePrivacy,
     model_path: str | None = None,
 ) -> LocalResult:
     """Train the adapter on this node's data for round ``server_round`` of ``settings``.
 
+    ``node_privacy`` is the node operator's bound on what the coordinator may ask; the
+    coordinator's ``settings`` never widen it.
+
     Raises:
-        BudgetExceededError: This round would take the node past its privacy budget;
-            nothing is trained and nothing is recorded.
+        RoundRefusedError: The round asks for less privacy than the operator allows.
+        BudgetExceededError: This round would take the node past its privacy budget.
+        LedgerError: This round of this run was charged before (a replay).
+        In every case nothing is trained and nothing is recorded.
     """
     if not 1 <= server_round <= settings.num_server_rounds:
         raise FedembedError(
@@ -96,6 +102,7 @@ def run_local_round(
             expected=f"a round in 1..{settings.num_server_rounds}",
             fix="run the coordinator's ServerApp (it numbers every round)",
         )
+    node_privacy.check_round(settings, node_name=node_name)
     started = time.perf_counter()
     data = load_node_data(node_dir)
     record_count = len(data.interactions)
@@ -124,10 +131,11 @@ def run_local_round(
         # Distributed DP: the secure sum of t shares holds the whole noise ``noise``;
         # the ledger charges that aggregate's guarantee (see noise_share_multiplier).
         own_noise = noise_share_multiplier(noise, settings.dp_noise_shares)
+        node_privacy.check_noise(own_noise, node_name=node_name)
         ledger = PrivacyLedger.open(
             data.state_dir / LEDGER_FILE,
             node_id=node_name,
-            max_epsilon=max_epsilon if max_epsilon is not None else settings.target_epsilon,
+            max_epsilon=node_privacy.max_epsilon,
             delta=settings.target_delta,
         )
         # Refuse before the model is even loaded: BudgetExceededError names the node and

@@ -40,8 +40,9 @@ from client_node.local_round import run_local_round
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import MetricKey, NodeConfigKey, as_float
+from federation.wire import MetricKey, NodeConfigKey
 
 __all__ = [
     "SecAggPlusNode",
@@ -113,7 +114,6 @@ class SecAggPlusNode(NumPyClient):
             name: torch.from_numpy(np.array(array, dtype=np.float32, copy=True))
             for name, array in zip(names, parameters, strict=True)
         }
-        max_eps = self.node_config.get(NodeConfigKey.MAX_EPSILON.value)
         try:
             result = run_local_round(
                 node_dir=str(data_dir),
@@ -121,7 +121,7 @@ class SecAggPlusNode(NumPyClient):
                 global_state=global_state,
                 settings=settings,
                 server_round=server_round,
-                max_epsilon=as_float(max_eps) if max_eps is not None else None,
+                node_privacy=NodePrivacy.from_node_config(self.node_config),
             )
         except FedembedError as exc:
             logger.warning("train: node=%s refused: %s", node_name, exc)

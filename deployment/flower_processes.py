@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from embedding_core.errors import FedembedError
+from federation.node_privacy import NodePrivacy
+from federation.round_settings import RecordValue
 from federation.wire import NodeConfigKey
 from kits.layout import CoordinatorKit, NodeKit
 
@@ -187,6 +189,15 @@ def register_supernode(*, public_key: Path, name: str, connection: str, flwr_hom
         raise FedembedError(f"registering SuperNode {name} failed: {result.stdout}{result.stderr}")
 
 
+def _toml_value(value: RecordValue) -> str:
+    """A ``--node-config`` value as Flower parses it (TOML scalars)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value)
+
+
 def start_supernode(
     *,
     node_kit: NodeKit,
@@ -194,20 +205,23 @@ def start_supernode(
     superlink_address: str,
     node_name: str,
     log_dir: Path,
-    max_epsilon: float | None = None,
+    node_privacy: NodePrivacy,
     port: int | None = None,
     env: dict[str, str] | None = None,
 ) -> ManagedProcess:
-    """Start an authenticated SuperNode over TLS for one member's data folder."""
+    """Start an authenticated SuperNode over TLS for one member's data folder.
+
+    ``node_privacy`` is the operator's bound on what the coordinator may ask of the node
+    (its budget, whether DP is required, the shares and noise it accepts).
+    """
     port = port or free_port()
-    node_config = {
-        NodeConfigKey.DATA_DIR.value: json.dumps(str(data_dir)),
-        NodeConfigKey.NODE_NAME.value: json.dumps(node_name),
-        NodeConfigKey.KIT_DIR.value: json.dumps(str(node_kit.path)),
+    node_config: dict[str, RecordValue] = {
+        NodeConfigKey.DATA_DIR.value: str(data_dir),
+        NodeConfigKey.NODE_NAME.value: node_name,
+        NodeConfigKey.KIT_DIR.value: str(node_kit.path),
+        **node_privacy.to_node_config(),
     }
-    if max_epsilon is not None:
-        node_config[NodeConfigKey.MAX_EPSILON.value] = str(max_epsilon)
-    config_text = " ".join(f"{k}={v}" for k, v in node_config.items())
+    config_text = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
     args = [
         _tool("flower-supernode"),
         "--superlink",

@@ -27,6 +27,7 @@ from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
 from embedding_core.evaluation import RetrievalVectors, score_retrieval
 from fedembed.loopback_consortium import LoopbackConsortium
+from federation.node_privacy import NodePrivacy
 from kits.provisioning import provision
 from policies import Policy, load_default_policy, plan_privacy
 from privacy import noise_multiplier_for
@@ -39,6 +40,10 @@ EPSILONS = (1.0, 2.0, 4.0, 8.0)
 NODES = ("node-0", "node-1", "node-2")
 RELEASE_TAG = "release"
 DELTA = 1e-5
+
+
+NON_DP_BUDGET = 8.0
+"""The budget a member declares for the non-DP comparison run (its rounds charge nothing)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,8 @@ def run_distributed_row(
         partition_root=out / "experiments" / tag,
         num_nodes=len(node_dirs),
         kit_root=kits,
-        max_epsilon=epsilon,
+        # Each member's operator: the run's epsilon is its whole budget, DP required.
+        node_privacy=NodePrivacy(max_epsilon=epsilon, max_noise_shares=recipe.noise_shares),
     )
     ledgers = {
         node_id: json.loads((folder / STATE_DIR / LEDGER_FILE).read_text())
@@ -268,7 +274,9 @@ def run_federated_demo(
             tag = "nodp" if not dp else f"dp-eps{eps:g}"
             node_dirs = _copy_members(members, out / "experiments" / tag)
             for node_id, folder in node_dirs.items():
-                consortium.start_node(node_id, data_dir=folder, max_epsilon=eps if dp else None)
+                # The members' operators allow the non-DP comparison run explicitly.
+                operator = NodePrivacy(max_epsilon=eps if dp else NON_DP_BUDGET, require_dp=dp)
+                consortium.start_node(node_id, data_dir=folder, node_privacy=operator)
             summary = consortium.run(
                 recipe.run_config(dp=dp, epsilon=eps or 8.0, data_dir=data_dir, tag=tag),
                 out_dir=out / "runs" / tag,

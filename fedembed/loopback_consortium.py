@@ -22,6 +22,7 @@ from deployment.flower_processes import (
     write_flwr_connection,
 )
 from embedding_core.errors import FedembedError
+from federation.node_privacy import NodePrivacy
 from kits.loader import load_coordinator_kit, load_node_kit
 
 __all__ = ["CONNECTION", "LoopbackConsortium"]
@@ -72,7 +73,7 @@ class LoopbackConsortium:
             )
 
     def start_node(
-        self, node_id: str, *, data_dir: Path, max_epsilon: float | None
+        self, node_id: str, *, data_dir: Path, node_privacy: NodePrivacy
     ) -> ManagedProcess:
         """Start (or restart) one member's SuperNode on ``data_dir``."""
         if self.superlink is None:
@@ -86,7 +87,7 @@ class LoopbackConsortium:
             superlink_address=self.superlink.extra["address"],
             node_name=node_id,
             log_dir=self.work / "logs",
-            max_epsilon=max_epsilon,
+            node_privacy=node_privacy,
             env=self.env,
         )
         self.nodes[node_id] = node

@@ -24,6 +24,7 @@ from client_node.secaggplus_client import make_secaggplus_client_app
 from coordinator.publication import HISTORY_FILE
 from coordinator.secaggplus_app import make_secaggplus_server_app
 from coordinator.server_app import run_federation
+from federation.node_privacy import NodePrivacy
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SecAggPlusParams
 from federation.wire import AggregationMode, NodeConfigKey
@@ -41,9 +42,13 @@ PARTITION_ID = "partition-id"
 
 
 def partition_mod(
-    partition_root: Path, *, kit_root: Path | None = None, max_epsilon: float | None = None
+    partition_root: Path, *, node_privacy: NodePrivacy, kit_root: Path | None = None
 ) -> Mod:
-    """Client mod mapping a virtual node's partition id to its member folder and kit."""
+    """Client mod mapping a virtual node's partition id to its member folder and kit.
+
+    Every virtual node gets ``node_privacy`` in its node config, as a real SuperNode's
+    operator sets it with ``--node-config``.
+    """
 
     def mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
         pid = int(str(context.node_config.get(PARTITION_ID, 0)))
@@ -52,8 +57,7 @@ def partition_mod(
         context.node_config[NodeConfigKey.NODE_NAME.value] = name
         if kit_root is not None:
             context.node_config[NodeConfigKey.KIT_DIR.value] = str(kit_root / "nodes" / name)
-        if max_epsilon is not None:
-            context.node_config[NodeConfigKey.MAX_EPSILON.value] = max_epsilon
+        context.node_config.update(node_privacy.to_node_config())
         return call_next(msg, context)
 
     return mod
@@ -65,7 +69,7 @@ def run_simulated_federation(
     partition_root: Path,
     num_nodes: int,
     kit_root: Path | None = None,
-    max_epsilon: float | None = None,
+    node_privacy: NodePrivacy,
     num_cpus: int = 2,
 ) -> dict[str, Any]:
     """Run ``config`` over ``num_nodes`` virtual nodes; returns the run summary."""
@@ -74,7 +78,7 @@ def run_simulated_federation(
             config,
             partition_root=partition_root,
             num_nodes=num_nodes,
-            max_epsilon=max_epsilon,
+            node_privacy=node_privacy,
             num_cpus=num_cpus,
         )
     server = ServerApp()
@@ -84,7 +88,7 @@ def run_simulated_federation(
         run_federation(grid, config)
 
     client = make_client_app(
-        mods=[partition_mod(partition_root, kit_root=kit_root, max_epsilon=max_epsilon)]
+        mods=[partition_mod(partition_root, node_privacy=node_privacy, kit_root=kit_root)]
     )
     logger.info("simulation: nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
     return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)
@@ -115,14 +119,14 @@ def run_simulated_secaggplus_federation(
     *,
     partition_root: Path,
     num_nodes: int,
-    max_epsilon: float | None = None,
+    node_privacy: NodePrivacy,
     num_cpus: int = 2,
     params: SecAggPlusParams | None = None,
 ) -> dict[str, Any]:
     """As :func:`run_simulated_federation`, with SecAgg+ on both sides."""
     server = make_secaggplus_server_app(config, params=params)
     client = make_secaggplus_client_app(
-        mods=[partition_mod(partition_root, max_epsilon=max_epsilon)]
+        mods=[partition_mod(partition_root, node_privacy=node_privacy)]
     )
     logger.info("simulation: secaggplus nodes=%d rounds=%d", num_nodes, config.num_server_rounds)
     return simulate(server, client, num_nodes=num_nodes, num_cpus=num_cpus, out_dir=config.out_dir)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from federation.node_privacy import DEFAULT_MAX_NOISE_SHARES, NodePrivacy, RoundRefusedError
     from federation.records import CkksField, flatten, unflatten
     from federation.round_settings import RecordValue, RoundSettings, field_key, server_round_of
     from federation.run_config import FederationConfig
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     )
 
 _SUBMODULE: dict[str, str] = {
+    "DEFAULT_MAX_NOISE_SHARES": "node_privacy",
+    "NodePrivacy": "node_privacy",
+    "RoundRefusedError": "node_privacy",
     "AggregationMode": "wire",
     "CkksField": "records",
     "ContentKey": "wire",
@@ -66,6 +70,7 @@ _SUBMODULE: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
+    "DEFAULT_MAX_NOISE_SHARES",
     "DEFAULT_MAX_WEIGHT",
     "DEFAULT_MODULUS_RANGE",
     "DEFAULT_QUANTIZATION_RANGE",
@@ -78,7 +83,9 @@ __all__ = [
     "FederationConfig",
     "MetricKey",
     "NodeConfigKey",
+    "NodePrivacy",
     "RecordValue",
+    "RoundRefusedError",
     "RoundSettings",
     "SecAggPlusParams",
     "as_bytes_list",

@@ -70,6 +70,9 @@ class NodeConfigKey(StrEnum):
     DATA_DIR = "data-dir"
     NODE_NAME = "node-name"
     MAX_EPSILON = "max-epsilon"
+    REQUIRE_DP = "require-dp"
+    MAX_NOISE_SHARES = "max-noise-shares"
+    MIN_NOISE_MULTIPLIER = "min-noise-multiplier"
     KIT_DIR = "kit-dir"
 
 

@@ -11,9 +11,10 @@ import torch
 from client_node.local_round import LEDGER_FILE, run_local_round
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.errors import FedembedError, ModelNotFoundError
+from federation.node_privacy import NodePrivacy, RoundRefusedError
 from federation.round_settings import RoundSettings
 from federation.wire import MetricKey
-from privacy import BudgetExceededError, noise_multiplier_for
+from privacy import BudgetExceededError, PrivacyLedger, noise_multiplier_for
 from privacy.analysis import epsilon_for_mu, steps_mu
 
 DIM = 384
@@ -41,25 +42,37 @@ def _round(node: Path, *, max_epsilon: float) -> None:
         global_state=_global_state(),
         settings=RoundSettings(num_server_rounds=1, run_tag="r", target_epsilon=8.0),
         server_round=1,
-        max_epsilon=max_epsilon,
+        node_privacy=NodePrivacy(max_epsilon=max_epsilon),
         model_path=str(node.parent / "no-such-model"),
     )
 
 
 def test_an_exhausted_budget_refuses_before_the_model_is_loaded(tmp_path: Path) -> None:
-    # Prepare: a node allowed epsilon 0.5 in all; the round is calibrated to epsilon 8.
+    # Prepare: a node allowed epsilon 8 in all that already spent part of it in another run;
+    # the round is calibrated to spend 8 on its own.
     node = _node(tmp_path / "node")
+    ledger_path = node / "state" / LEDGER_FILE
+    ledger_path.parent.mkdir(parents=True)
+    PrivacyLedger.open(ledger_path, node_id="node-x", max_epsilon=8.0, delta=1e-5).charge(
+        noise_multiplier=2.0, sample_rate=1.0, steps=1, run_id="earlier", round=1
+    )
+    before = ledger_path.read_bytes()
     # Execute: the model path does not exist, so loading the model first would fail otherwise.
     with pytest.raises(BudgetExceededError, match="node-x") as info:
-        _round(node, max_epsilon=0.5)
+        _round(node, max_epsilon=8.0)
     # Assert: refused with the numbers, and nothing was charged.
-    assert "0.5" in str(info.value)
-    ledger = (
-        json.loads((node / "state" / LEDGER_FILE).read_text())
-        if (node / "state" / LEDGER_FILE).exists()
-        else {}
-    )
-    assert not ledger.get("entries")
+    assert "8.0000" in str(info.value)
+    assert ledger_path.read_bytes() == before
+
+
+def test_a_run_asking_for_more_than_the_nodes_whole_budget_is_refused(tmp_path: Path) -> None:
+    # A coordinator's target of 8 against an operator's budget of 0.5: refused up front.
+    node = _node(tmp_path / "node")
+
+    with pytest.raises(RoundRefusedError, match=r"target-epsilon=8\.0"):
+        _round(node, max_epsilon=0.5)
+
+    assert not (node / "state" / LEDGER_FILE).exists()
 
 
 def test_within_budget_the_round_goes_on_to_load_the_model(tmp_path: Path) -> None:
@@ -84,6 +97,7 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
         global_state=_global_state(),
         settings=settings,
         server_round=1,
+        node_privacy=NodePrivacy(max_epsilon=8.0),
     )
     # Assert: the ledger is charged at the noise of the sum of three shares (one full-batch
     # step per round), while this node adds 1/sqrt(3) of it.

@@ -18,6 +18,7 @@ from embedding_core.data import load_beir
 from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
 from fedembed.loopback_consortium import LoopbackConsortium
+from federation.node_privacy import NodePrivacy
 from kits.provisioning import provision
 
 SUBSET_NAME = "scifact-subset"
@@ -77,7 +78,9 @@ class Consortium:
 
     def start_node(self, name: str, *, max_epsilon: float = 8.0) -> ManagedProcess:
         return self.loopback.start_node(
-            name, data_dir=self.node_dirs[name], max_epsilon=max_epsilon
+            name,
+            data_dir=self.node_dirs[name],
+            node_privacy=NodePrivacy(max_epsilon=max_epsilon),
         )
 
     def start_fresh_nodes(self, *, max_epsilon: float = 8.0) -> None:

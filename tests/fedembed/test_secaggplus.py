@@ -36,6 +36,7 @@ from coordinator.secaggplus_strategy import SecAggPlusFedAvg
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.errors import FedembedError
 from fedembed.simulation import run_simulated_secaggplus_federation
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
@@ -45,6 +46,7 @@ from tests.fedembed.conftest import SUBSET_NAME
 NODE_IDS = (101, 202, 303)
 RECORDS = {"node-0": 70, "node-1": 85, "node-2": 95}
 CLIP = 0.5
+OPERATOR = NodePrivacy(max_epsilon=8.0)  # each member operator's bounds
 DIM = 16
 
 
@@ -146,7 +148,7 @@ def _run_loopback(
         global_state: dict[str, torch.Tensor],
         settings: RoundSettings,
         server_round: int,
-        max_epsilon: float | None = None,
+        node_privacy: NodePrivacy,
     ) -> LocalResult:
         if node_name in refuse:
             raise FedembedError(f"node {node_name} would exceed its privacy budget")
@@ -179,7 +181,7 @@ def _run_loopback(
     grid = LoopbackGrid(
         client,
         {
-            nid: {"data-dir": str(tmp_path), "node-name": name}
+            nid: {"data-dir": str(tmp_path), "node-name": name, **OPERATOR.to_node_config()}
             for nid, name in zip(NODE_IDS, RECORDS, strict=True)
         },
     )
@@ -318,7 +320,10 @@ def test_secaggplus_on_simulation_engine_with_dp(
     )
 
     summary = run_simulated_secaggplus_federation(
-        config, partition_root=members, num_nodes=3, max_epsilon=8.0
+        config,
+        partition_root=members,
+        num_nodes=3,
+        node_privacy=NodePrivacy(max_epsilon=8.0),
     )
 
     assert summary["aggregation"] == SECAGGPLUS

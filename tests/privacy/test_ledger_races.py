@@ -16,6 +16,7 @@ import pytest
 
 from client_node.local_round import LEDGER_FILE, run_local_round
 from embedding_core.adapter import Adapter, AdapterSide
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 from privacy import LedgerError, PrivacyLedger
 
@@ -96,7 +97,7 @@ def test_a_coordinator_replaying_a_round_is_refused_before_the_node_trains(
             global_state=Adapter(384, side=AdapterSide.QUERY, seed=0).state_dict(),
             settings=RoundSettings(num_server_rounds=2, run_tag="r", target_epsilon=8.0),
             server_round=1,
-            max_epsilon=8.0,
+            node_privacy=NodePrivacy(max_epsilon=8.0),
             model_path=str(tmp_path / "no-such-model"),
         )
     # Assert: nothing was charged.
