@@ -39,21 +39,16 @@ def _number(node_config: Mapping[str, object], key: NodeConfigKey) -> float | No
     value = node_config.get(key.value)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise FedembedError(
-            f"node config {key.value}={value!r} is not a number",
-            expected="a number",
-            fix=_FIX.format(key=key.value),
-        )
     try:
-        number = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(value)
+        return float(value)
     except ValueError:
         raise FedembedError(
             f"node config {key.value}={value!r} is not a number",
             expected="a number",
             fix=_FIX.format(key=key.value),
         ) from None
-    return number
 
 
 def _flag(node_config: Mapping[str, object], key: NodeConfigKey, default: bool) -> bool:

@@ -24,8 +24,6 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy.aggregate import aggregate
-from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
 import client_node.secaggplus_client as secaggplus_client
 from client_node.client_app import make_client_app
@@ -41,6 +39,7 @@ from federation.round_settings import RoundSettings
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
 from federation.wire import MetricKey
+from tests.coordinator.grid import ConnectedNodes
 from tests.fedembed.conftest import SUBSET_NAME
 
 NODE_IDS = (101, 202, 303)
@@ -50,42 +49,16 @@ OPERATOR = NodePrivacy(max_epsilon=8.0)  # each member operator's bounds
 DIM = 16
 
 
-class LoopbackGrid(Grid):
+class LoopbackGrid(ConnectedNodes):
     """Delivers each message to an in-process ClientApp (a copy, as a real link would)."""
 
     def __init__(self, app: ClientApp, node_configs: dict[int, dict[str, Any]]) -> None:
+        super().__init__(list(node_configs))
         self.app = app
         self.contexts = {
             nid: Context(run_id=1, node_id=nid, node_config=cfg, state=RecordDict(), run_config={})
             for nid, cfg in node_configs.items()
         }
-        self._run = Run.create_empty(run_id=1)
-
-    def set_run(self, run: Run) -> None:
-        self._run = run
-
-    @property
-    def run(self) -> Run:
-        return self._run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.contexts)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        raise NotImplementedError
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
