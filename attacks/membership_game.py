@@ -1,16 +1,23 @@
-"""The membership-inference game against query adapters: recipes, shadows, every attack.
+"""The membership-inference game against query adapters: recipes, models, every attack.
 
 The game of Carlini et al., "Membership Inference Attacks From First Principles" (IEEE S&P
-2022): ``K`` adapters of one training recipe are trained on balanced random halves of a
-record pool (each record IN about half of the models). Each model in turn is the target
-and the other ``K - 1`` its shadows (leave-one-out), so every attack is scored on
-``K x n`` (score, membership) pairs. Attacks: loss / similarity / rank thresholds, the
-loss calibrated by the public base encoder (Watson et al., ICLR 2022), and online and
-offline LiRA on the logit-scaled softmax probability of the relevant document.
+2022): ``K`` shadow adapters of one training recipe are trained on balanced random halves
+of a record pool (each record IN half of them), and ``T`` target adapters of the same
+recipe apart from them, each on its own random half drawn independently of the shadows
+(so the shadows a record has IN and OUT do not depend on whether it trained the target).
+Every attack is scored on the targets' ``T x n`` (score, membership) pairs. Attacks:
+loss / similarity / rank thresholds, the loss calibrated by the public base encoder
+(Watson et al., ICLR 2022), and online and offline LiRA on the logit-scaled softmax
+probability of the relevant document, fitted on the shadows. Beside them runs the
+no-signal control: online LiRA on the same models with each record's confidences
+shuffled across models (:func:`attacks.membership_inference.no_signal_confidence`),
+which an unbiased evaluation scores at AUC 0.5.
 
 Two recipes: a deliberately *overfit* non-DP adapter (the control that shows the attack
 works) and the *DP-SGD* recipe at a target epsilon (full batch, so the guarantee is exactly
-mu-GDP and an upper bound on any attack's AUC can be shown beside the measurement).
+mu-GDP and the recipe's own bound on any attack's AUC can be shown beside the
+measurement). The bound that holds for a *release* is its own ledger's, which the caller
+passes to :func:`game_reports` (the audit reads it from the release's manifest).
 """
 
 from __future__ import annotations
@@ -31,10 +38,13 @@ from attacks.membership_inference import (
     ShadowSet,
     Signal,
     attack_report,
+    balanced_membership,
     calibrated_loss_scores,
-    lira_leave_one_out,
+    half_membership,
+    lira_scores,
+    no_signal_confidence,
     threshold_scores,
-    train_shadows,
+    train_models,
 )
 from dp_training import (
     DPConfig,
@@ -48,16 +58,21 @@ from privacy.analysis import auc_bound, steps_mu
 
 __all__ = [
     "AUC_BOUND",
+    "CONTROL",
+    "CONTROL_DRAWS",
     "DP_EPOCHS",
     "OVERFIT",
+    "RECIPE_AUC_BOUND",
     "TEMPERATURE",
     "THREAT_CALIBRATED",
+    "THREAT_CONTROL",
     "THREAT_LIRA",
     "THREAT_THRESHOLD",
     "MembershipGame",
     "dp_trainer",
     "game_reports",
     "gdp_auc_bound",
+    "no_signal_control",
     "overfit_trainer",
     "play_game",
 ]
@@ -70,10 +85,13 @@ DP_EPOCHS = 100
 DP_LR = 3e-3
 DP_CLIP = 1.0
 SIGNALS: tuple[Signal, ...] = ("loss", "similarity", "rank")
-AUC_BOUND = "auc_bound_gdp"  # the proven bound on any attack's AUC (full-batch DP recipes)
+AUC_BOUND = "auc_bound_gdp"  # the proven bound on any attack's AUC against the release
+RECIPE_AUC_BOUND = "auc_bound_recipe"  # the same for the game's own full-batch DP models
 LIRA_ONLINE = "lira online"
 LIRA_OFFLINE = "lira offline"
 CALIBRATED = "calibrated loss"
+CONTROL = "lira online, no-signal control"
+CONTROL_DRAWS = 32  # seeded shuffles pooled by the control: its AUC's spread is about 0.003
 THREAT_THRESHOLD = (
     "The attacker holds the released adapter and a candidate (query, document) record "
     "and thresholds one per-record signal; the threshold is swept (ROC)."
@@ -86,24 +104,36 @@ THREAT_LIRA = (
     "The attacker knows the training recipe and the record pool, trains shadow adapters "
     "on random halves of it and runs a per-record likelihood-ratio test (Carlini et al. 2022)."
 )
+THREAT_CONTROL = (
+    "No attacker: online LiRA on the same target and shadow models with each record's "
+    "confidences shuffled across the models, so they carry no membership; an unbiased "
+    "evaluation scores it at AUC 0.5."
+)
 
 Trainer = Callable[[InteractionSet, int], Adapter]
 
 
 @dataclass(frozen=True)
 class MembershipGame:
-    """One recipe's ``K`` models on the pool, and the scores of every attack."""
+    """One recipe's shadow and target models on the pool, and the scores of every attack.
+
+    ``scores`` are ``(T, n)`` per attack, aligned with ``targets.membership``;
+    ``control_scores`` and ``control_labels`` are the no-signal control's pooled draws.
+    """
 
     target: str
     shadows: ShadowSet
+    targets: ShadowSet
     scores: dict[str, NDArray[np.float64]]
+    control_scores: NDArray[np.float64]
+    control_labels: NDArray[np.bool_]
     epsilon: float | None
     noise_multiplier: float | None = None
     steps: int = DP_EPOCHS
 
 
 def gdp_auc_bound(noise_multiplier: float | None, *, steps: int = DP_EPOCHS) -> float | None:
-    """Largest AUC any attack can reach on the full-batch DP recipe.
+    """Largest AUC any attack can reach on a model of the full-batch DP recipe.
 
     At sample rate 1, ``steps`` Gaussian steps of sensitivity 1 (clipping) and noise
     ``sigma`` are exactly mu-GDP with ``mu = sqrt(steps) / sigma`` (Dong, Roth and Su,
@@ -168,9 +198,10 @@ def dp_trainer(
         torch.manual_seed(seed)
         adapter = _adapter(data, kind, rank)
         noise = sigma
-        batch = len(data) if batch_size is None else min(batch_size, len(data))
+        units = data.num_units  # DP-SGD samples privacy units, not records
+        batch = units if batch_size is None else min(batch_size, units)
         if batch_size is not None:
-            rate = 1 / math.ceil(len(data) / batch)  # as Opacus's DPDataLoader
+            rate = 1 / math.ceil(units / batch)  # as Opacus's DPDataLoader
             noise = noise_multiplier_for(
                 target_epsilon=target_epsilon,
                 target_delta=target_delta,
@@ -190,35 +221,72 @@ def dp_trainer(
     return train, (sigma if batch_size is None else None)
 
 
+def _streams(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for the shadows, the targets and the control (one ``seed``)."""
+    shadow, target, control = (
+        int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(3)
+    )
+    return shadow, target, control
+
+
+def no_signal_control(
+    shadows: ShadowSet, targets: ShadowSet, *, seed: int, draws: int = CONTROL_DRAWS
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Online LiRA on confidences shuffled across all models: ``draws`` pooled, seeded.
+
+    Returns:
+        ``(draws * T, n)`` scores and the targets' IN-masks tiled to match.
+    """
+    k = shadows.membership.shape[0]
+    both = np.vstack([shadows.confidence, targets.confidence])
+    scores = []
+    for draw in range(draws):
+        shuffled = no_signal_confidence(both, seed + draw)
+        scores.append(lira_scores(shuffled[k:], shuffled[:k], shadows.membership))
+    return np.vstack(scores), np.tile(targets.membership, (draws, 1))
+
+
 def play_game(
     name: str,
     pool: InteractionSet,
     base: RecordStatistics,
     train: Trainer,
     *,
-    models: int,
+    shadows: int,
+    targets: int,
     seed: int,
     epsilon: float | None = None,
     noise_multiplier: float | None = None,
     steps: int = DP_EPOCHS,
     keep_first: list[Adapter] | None = None,
 ) -> MembershipGame:
-    """Train ``models`` adapters with ``train`` and score every attack leave-one-out.
+    """Train ``shadows`` and ``targets`` adapters with ``train``; score every attack.
 
     Args:
         name: The target's label in reports.
         pool: The candidate records.
         base: The records' statistics under the base encoder (for calibration).
         train: The recipe.
-        models: ``K`` (>= 4: leave-one-out needs IN and OUT shadows per record).
-        seed: Seeds the halves and the models.
+        shadows: ``K`` (>= 4: the pooled fits need two IN and two OUT shadows per record).
+        targets: ``T`` (>= 1), trained on halves drawn independently of the shadows'.
+        seed: Seeds the halves, the models and the control.
         epsilon: The recipe's epsilon (reported), ``None`` for non-DP.
-        noise_multiplier: The recipe's sigma (for the GDP bound), ``None`` for non-DP.
-        steps: The recipe's DP steps (for the GDP bound).
-        keep_first: If given, model 0 is appended to it (e.g. to score its utility).
+        noise_multiplier: The recipe's sigma (for its GDP bound), ``None`` for non-DP.
+        steps: The recipe's DP steps (for its GDP bound).
+        keep_first: If given, target 0 is appended to it (e.g. to score its utility).
     """
-    if models < 4:
-        raise ValueError(f"the membership game needs >= 4 models, got {models}")
+    if shadows < 4 or targets < 1:
+        raise ValueError(
+            f"the membership game needs >= 4 shadows and >= 1 target, got {shadows}, {targets}"
+        )
+    shadow_seed, target_seed, control_seed = _streams(seed)
+    shadow_set = train_models(
+        pool,
+        train,
+        balanced_membership(len(pool), shadows, shadow_seed),
+        seed=seed,
+        temperature=TEMPERATURE,
+    )
 
     def keep(data: InteractionSet, s: int) -> Adapter:
         adapter = train(data, s)
@@ -226,33 +294,68 @@ def play_game(
             keep_first.append(adapter)
         return adapter
 
-    shadows = train_shadows(pool, keep, models=models, seed=seed, temperature=TEMPERATURE)
-    stats = shadows.statistics
+    target_set = train_models(
+        pool,
+        keep,
+        half_membership(len(pool), targets, target_seed),
+        seed=seed + shadows,
+        temperature=TEMPERATURE,
+    )
+    stats = target_set.statistics
     scores: dict[str, NDArray[np.float64]] = {
         f"{signal} threshold": np.stack([threshold_scores(s, signal) for s in stats])
         for signal in SIGNALS
     }
     scores[CALIBRATED] = np.stack([calibrated_loss_scores(s, base) for s in stats])
-    scores[LIRA_ONLINE] = lira_leave_one_out(shadows.confidence, shadows.membership)
-    scores[LIRA_OFFLINE] = lira_leave_one_out(shadows.confidence, shadows.membership, online=False)
-    return MembershipGame(name, shadows, scores, epsilon, noise_multiplier, steps)
+    for variant, online in ((LIRA_ONLINE, True), (LIRA_OFFLINE, False)):
+        scores[variant] = lira_scores(
+            target_set.confidence, shadow_set.confidence, shadow_set.membership, online=online
+        )
+    control, labels = no_signal_control(shadow_set, target_set, seed=control_seed)
+    return MembershipGame(
+        name,
+        shadow_set,
+        target_set,
+        scores,
+        control,
+        labels,
+        epsilon,
+        noise_multiplier,
+        steps,
+    )
 
 
 def _threat(variant: str) -> str:
+    if variant == CONTROL:
+        return THREAT_CONTROL
     if variant.startswith("lira"):
         return THREAT_LIRA
     return THREAT_CALIBRATED if variant.startswith("calibrated") else THREAT_THRESHOLD
 
 
 def game_reports(
-    game: MembershipGame, seconds: float, *, extra: Mapping[str, object] | None = None
+    game: MembershipGame,
+    seconds: float,
+    *,
+    bound: float | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> list[AttackReport]:
-    """One :class:`AttackReport` per attack of the game (AUC, TPR at low FPR, ROC)."""
+    """One :class:`AttackReport` per attack of the game, and one for the no-signal control.
+
+    Args:
+        game: The played game.
+        seconds: Its training and scoring time.
+        bound: The proven bound on any attack's AUC against what the game stands for (a
+            release's, from its ledger), shown as the key metric ``auc_bound_gdp``;
+            ``None``: no bound is shown. The game's own recipe bound is a detail.
+        extra: More details for every report.
+    """
     reports = []
-    membership = game.shadows.membership
+    shadows = int(game.shadows.membership.shape[0])
     started = time.perf_counter()
-    bound = gdp_auc_bound(game.noise_multiplier, steps=game.steps)
-    for variant, scores in game.scores.items():
+    runs = [(v, s, game.targets.membership) for v, s in game.scores.items()]
+    runs.append((CONTROL, game.control_scores, game.control_labels))
+    for variant, scores, membership in runs:
         single = attack_report(
             scores[0],
             membership[0],
@@ -261,30 +364,31 @@ def game_reports(
             threat_model="",
             seconds=0,
         )
-        reports.append(
-            attack_report(
-                scores,
-                membership,
-                variant=variant,
-                target=game.target,
-                threat_model=_threat(variant),
-                seconds=seconds,
-                details={
-                    "models": int(membership.shape[0]),
-                    "shadows_per_target": int(membership.shape[0]) - 1
-                    if variant.startswith("lira")
-                    else 0,
-                    "evaluation": "leave-one-out over all models",
-                    "auc_single_target": single.metrics["auc"],
-                    "tpr@1%fpr_single_target": single.metrics["tpr@1%fpr"],
-                    "epsilon": game.epsilon,
-                    "noise_multiplier": game.noise_multiplier,
-                    AUC_BOUND: bound,
-                    **(extra or {}),
-                },
-            )
+        details: dict[str, object] = {
+            "shadows": shadows if variant.startswith("lira") else 0,
+            "targets": int(game.targets.membership.shape[0]),
+            "evaluation": "targets trained apart from the shadows, on independent halves",
+            "auc_single_target": single.metrics["auc"],
+            "tpr@1%fpr_single_target": single.metrics["tpr@1%fpr"],
+            "epsilon": game.epsilon,
+            "noise_multiplier": game.noise_multiplier,
+            RECIPE_AUC_BOUND: gdp_auc_bound(game.noise_multiplier, steps=game.steps),
+            AUC_BOUND: bound,
+            **(extra or {}),
+        }
+        if variant == CONTROL:
+            details["control_draws"] = scores.shape[0] // game.targets.membership.shape[0]
+        report = attack_report(
+            scores,
+            membership,
+            variant=variant,
+            target=game.target,
+            threat_model=_threat(variant),
+            seconds=seconds,
+            details=details,
         )
         if bound is not None:  # beside the AUC in the report's key metrics
-            reports[-1].metrics[AUC_BOUND] = bound
+            report.metrics[AUC_BOUND] = bound
+        reports.append(report)
     logger.info("mia: scored %d attacks in %.2f s", len(reports), time.perf_counter() - started)
     return reports

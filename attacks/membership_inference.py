@@ -18,12 +18,18 @@ Attacks:
   drop from the public base encoder (the identity adapter) to the target.
 * LiRA (Carlini, Chien, Nasr, Song, Terzis and Tramer, "Membership Inference Attacks
   From First Principles", IEEE S&P 2022): shadow adapters trained with the target's
-  recipe on random halves of a record pool give, per record, Gaussian fits of ``phi``
-  when the record was IN and OUT of training. Online LiRA scores the likelihood ratio
-  ``log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)``; offline LiRA (OUT models
-  only) the one-sided ``log P[Z <= phi]``, ``Z ~ N(mu_out, s_out)``. With few shadows
-  the variances are pooled over records ("fixed variance", as the paper advises below
-  64 shadow models).
+  recipe on random halves of a record pool, apart from the target, give per record
+  Gaussian fits of ``phi`` when the record was IN and OUT of training. Online LiRA scores
+  the likelihood ratio ``log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)``; offline
+  LiRA (OUT models only) the one-sided ``log P[Z <= phi]``, ``Z ~ N(mu_out, s_out)``.
+  With few shadows the variances are pooled over records ("fixed variance", as the paper
+  advises below 64 shadow models). The shadows' IN/OUT split must not depend on the
+  target's membership: with each record IN exactly half of ``K`` models, taking one model
+  as the target and the other ``K - 1`` as its shadows leaves a member fewer IN shadows
+  than a non-member, and a score that carries no membership at all reaches AUC 0.41 at
+  ``K = 4`` (0.49 at ``K = 16``). So the targets are trained apart, on halves drawn
+  independently of the shadows' (:func:`half_membership`), and
+  :func:`no_signal_confidence` gives the control that shows the evaluation at chance.
 
 Scores are oriented so that higher means "more likely a member"; judge them with
 :mod:`attacks.roc`.
@@ -57,10 +63,12 @@ __all__ = [
     "attack_report",
     "balanced_membership",
     "calibrated_loss_scores",
-    "lira_leave_one_out",
+    "half_membership",
     "lira_scores",
+    "no_signal_confidence",
     "record_statistics",
     "threshold_scores",
+    "train_models",
     "train_shadows",
 ]
 
@@ -179,6 +187,39 @@ def balanced_membership(records: int, models: int, seed: int) -> NDArray[np.bool
     return np.asarray(order < models // 2, dtype=np.bool_)
 
 
+def half_membership(records: int, models: int, seed: int) -> NDArray[np.bool_]:
+    """``(models, records)`` IN-masks: each model trains on its own random half of the pool.
+
+    The targets' design: every model draws ``records // 2`` members uniformly and
+    independently of every other model (and of the shadows, given another ``seed``), so a
+    target's membership says nothing about which shadows hold a record.
+    """
+    if models < 1 or records < 2:
+        raise MembershipInferenceError(
+            f"need >= 1 model and >= 2 records, got {models} models, {records} records"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.random((models, records)).argsort(axis=1)
+    return np.asarray(order < records // 2, dtype=np.bool_)
+
+
+def no_signal_confidence(confidence: NDArray[np.float64], seed: int) -> NDArray[np.float64]:
+    """``confidence`` with each record's values shuffled across the models (seeded).
+
+    The no-signal control: a record keeps its difficulty and its spread over models, but
+    which model holds which value no longer depends on whether the record trained it.
+    Any membership attack scored on these values with the real IN-masks should be at
+    chance (AUC 0.5); an evaluation that is not, is biased.
+    """
+    values = np.asarray(confidence, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] < 2:
+        raise MembershipInferenceError(
+            f"confidence {values.shape} is not (models, records) with >= 2 models"
+        )
+    order = np.random.default_rng(seed).random(values.shape).argsort(axis=0)
+    return np.take_along_axis(values, order, axis=0)
+
+
 def _pooled_std(
     values: NDArray[np.float64], mask: NDArray[np.bool_], mean: NDArray[np.float64]
 ) -> float:
@@ -222,25 +263,34 @@ def lira_scores(
     online: bool = True,
     fixed_variance: bool = True,
 ) -> NDArray[np.float64]:
-    """LiRA membership scores of ``n`` records under a target (higher = member).
+    """LiRA membership scores of ``n`` records under one or more targets (higher = member).
+
+    The shadows must be trained apart from the targets, on IN/OUT splits drawn
+    independently of the targets' membership (see the module's notes on leave-one-out).
 
     Args:
-        target_confidence: ``(n,)`` logit-scaled confidences under the target.
+        target_confidence: ``(n,)`` logit-scaled confidences under the target, or
+            ``(t, n)`` under ``t`` targets scored against the same shadows.
         shadow_confidence: ``(k, n)`` the same under ``k`` shadow models.
         shadow_in: ``(k, n)`` whether each record was in each shadow's training data.
         online: Use IN and OUT fits (likelihood ratio); ``False``: OUT only (offline).
         fixed_variance: Pool each side's variance over all records.
 
     Returns:
-        ``(n,)`` scores.
+        Scores of ``target_confidence``'s shape.
     """
     x = np.asarray(target_confidence, dtype=np.float64)
     values = np.asarray(shadow_confidence, dtype=np.float64)
     mask = np.asarray(shadow_in, dtype=bool)
-    if x.ndim != 1 or values.ndim != 2 or values.shape != mask.shape or values.shape[1] != x.size:
+    if (
+        x.ndim not in (1, 2)
+        or values.ndim != 2
+        or values.shape != mask.shape
+        or values.shape[1] != x.shape[-1]
+    ):
         raise MembershipInferenceError(
             f"shapes target {x.shape}, shadows {values.shape}, IN-mask {mask.shape} do not fit",
-            expected="(n,), (k, n), (k, n)",
+            expected="(n,) or (t, n), (k, n), (k, n)",
         )
     mu_out, sd_out = _fit(values, ~mask, fixed_variance, "OUT")
     if not online:
@@ -249,37 +299,9 @@ def lira_scores(
     return _log_normal(x, mu_in, sd_in) - _log_normal(x, mu_out, sd_out)
 
 
-def lira_leave_one_out(
-    confidence: NDArray[np.float64],
-    membership: NDArray[np.bool_],
-    *,
-    online: bool = True,
-    fixed_variance: bool = True,
-) -> NDArray[np.float64]:
-    """LiRA scores with each of ``k`` models as the target and the other ``k - 1`` as shadows.
-
-    Carlini et al.'s evaluation: ``k`` models trained on random halves give
-    ``k * n`` (score, label) pairs, so low FPRs are measured on ``k`` times more
-    non-members. Returns ``(k, n)`` scores aligned with ``membership``.
-    """
-    values = np.asarray(confidence, dtype=np.float64)
-    mask = np.asarray(membership, dtype=bool)
-    if values.ndim != 2 or values.shape != mask.shape or values.shape[0] < 3:
-        raise MembershipInferenceError(
-            f"confidence {values.shape} and membership {mask.shape} must be the same (k, n), k >= 3"
-        )
-    scores = np.empty_like(values)
-    for i in range(values.shape[0]):
-        others = np.arange(values.shape[0]) != i
-        scores[i] = lira_scores(
-            values[i], values[others], mask[others], online=online, fixed_variance=fixed_variance
-        )
-    return scores
-
-
 @dataclass(frozen=True)
 class ShadowSet:
-    """Models trained on random halves of a record pool, and their per-record signals.
+    """Models trained on subsets of a record pool, and their per-record signals.
 
     Attributes:
         membership: ``(k, n)`` whether record ``j`` trained model ``i``.
@@ -297,31 +319,49 @@ class ShadowSet:
         return np.stack([s.confidence for s in self.statistics])
 
 
-def train_shadows(
-    pool: InteractionSet, train: Trainer, *, models: int, seed: int, temperature: float
+def train_models(
+    pool: InteractionSet,
+    train: Trainer,
+    membership: NDArray[np.bool_],
+    *,
+    seed: int,
+    temperature: float,
 ) -> ShadowSet:
-    """Train ``models`` adapters with ``train`` on balanced random halves of ``pool``.
+    """Train one adapter per row of ``membership`` on those records of ``pool``.
 
     Args:
         pool: The candidate records (the attacker's population).
         train: The target's training recipe: ``train(records, seed) -> adapter``.
-        models: Number of models (an even number keeps IN/OUT balanced per record).
-        seed: Seeds the halves; model ``i`` is trained with seed ``seed + i``.
+        membership: ``(models, n)`` IN-masks over ``pool``.
+        seed: Model ``i`` is trained with seed ``seed + i``.
         temperature: Softmax temperature of the signals.
 
     Returns:
         The IN-masks and every model's statistics on the whole pool.
     """
-    membership = balanced_membership(len(pool), models, seed)
+    mask = np.asarray(membership, dtype=bool)
+    if mask.ndim != 2 or mask.shape[1] != len(pool):
+        raise MembershipInferenceError(
+            f"membership {mask.shape} does not fit a pool of {len(pool)} records",
+            expected="(models, records) IN-masks",
+        )
     started = time.perf_counter()
     stats: list[RecordStatistics] = []
-    for i in range(models):
-        adapter = train(pool.subset(np.flatnonzero(membership[i])), seed + i)
+    for i, row in enumerate(mask):
+        adapter = train(pool.subset(np.flatnonzero(row)), seed + i)
         stats.append(record_statistics(adapter, pool, temperature=temperature))
         logger.info(
-            "shadows: trained model %d/%d (%.1f s)", i + 1, models, time.perf_counter() - started
+            "shadows: trained model %d/%d (%.1f s)", i + 1, len(mask), time.perf_counter() - started
         )
-    return ShadowSet(membership=membership, statistics=stats, seconds=time.perf_counter() - started)
+    return ShadowSet(membership=mask, statistics=stats, seconds=time.perf_counter() - started)
+
+
+def train_shadows(
+    pool: InteractionSet, train: Trainer, *, models: int, seed: int, temperature: float
+) -> ShadowSet:
+    """:func:`train_models` on :func:`balanced_membership` halves (``seed`` seeds both)."""
+    membership = balanced_membership(len(pool), models, seed)
+    return train_models(pool, train, membership, seed=seed, temperature=temperature)
 
 
 def attack_report(

@@ -3,7 +3,8 @@
 :func:`run_audit` runs every attack of :mod:`attacks` against raw embeddings and each
 protection the consortium could deploy, measures the utility each leaves, scans the
 index folder for encryption at rest and the audit-log chain
-(:func:`gather_index_evidence`), and judges the evidence with the policy
+(:func:`gather_index_evidence`), reads the release's bound on membership inference from
+its manifest (:func:`release_auc_bound`), and judges the evidence with the policy
 (:mod:`policies`); ``report`` renders the result. :class:`AuditInputs` names what is
 audited and :class:`AuditConfig` how hard.
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from audit.config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
     from audit.full_audit import run_audit
     from audit.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
+    from audit.membership_bound import ReleaseBound, release_auc_bound
 
 _SUBMODULE: dict[str, str] = {
     "DEFAULT_DELTA": "config",
@@ -30,7 +32,9 @@ _SUBMODULE: dict[str, str] = {
     "AuditInputs": "config",
     "IndexDirectoryError": "index_evidence",
     "IndexEvidence": "index_evidence",
+    "ReleaseBound": "membership_bound",
     "gather_index_evidence": "index_evidence",
+    "release_auc_bound": "membership_bound",
     "run_audit": "full_audit",
 }
 
@@ -44,6 +48,8 @@ __all__ = [
     "AuditInputs",
     "IndexDirectoryError",
     "IndexEvidence",
+    "ReleaseBound",
     "gather_index_evidence",
+    "release_auc_bound",
     "run_audit",
 ]

@@ -46,7 +46,8 @@ class AuditConfig:
     word_map: bool = True  # shortlist by a word relevance learned on public sentences
     noise_sigmas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
     kpa_pairs: int = 1000
-    mia_models: int = 8
+    mia_models: int = 8  # shadow models per recipe (online LiRA's IN/OUT fits)
+    mia_targets: int = 4  # target models per recipe, trained apart from the shadows
     bias_tests: tuple[str, ...] | None = None
     bias_mc_samples: int = 100_000
     seed: int = 0
@@ -65,6 +66,7 @@ class AuditConfig:
             noise_sigmas=(0.05, 0.2),
             kpa_pairs=500,
             mia_models=4,
+            mia_targets=2,
             bias_tests=("weat1", "weat2", "weat7"),
             bias_mc_samples=2_000,
         )

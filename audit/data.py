@@ -160,6 +160,9 @@ def _membership_pool(
         query_vectors=np.ascontiguousarray(vectors[rows]),
         positive_index=np.array([d for _, d in pairs], dtype=np.int64),
         doc_vectors=retrieval.documents,
+        # The membership game's targets are records, drawn in or out one by one, so its
+        # models clip and sample one record per unit: the unit its bound is stated for.
+        unit_ids=np.arange(len(pairs), dtype=np.int64),
     )
     return pool, len(pairs)
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from attacks.base import AttackReport
+from attacks.membership_game import CONTROL
 
 __all__ = ["bias_figure", "figures", "privacy_utility_figure", "roc_figure"]
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 DPI = 110
 MIA_ATTACK = "membership_inference"
-ROC_VARIANTS = ("lira online", "lira offline", "loss threshold")
+ROC_VARIANTS = ("lira online", "lira offline", "loss threshold", CONTROL)
 _FLOOR = 1e-5
 
 
@@ -113,7 +114,8 @@ def roc_figure(reports: Sequence[AttackReport]) -> dict[str, str] | None:
         "name": "membership_roc",
         "title": "Membership inference ROC (log-log)",
         "caption": "True- against false-positive rate of each membership attack; the low-FPR "
-        "end is what matters (Carlini et al. 2022). The dotted diagonal is guessing.",
+        "end is what matters (Carlini et al. 2022). The dotted diagonal is guessing; the "
+        "no-signal control (confidences shuffled across models) should lie on it.",
         "png_base64": _png(fig),
     }
 

@@ -25,6 +25,7 @@ from typing import Any
 from audit.config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
 from audit.figures import figures
 from audit.index_evidence import gather_index_evidence
+from audit.membership_bound import ReleaseBound, release_auc_bound
 from audit.protection_cases import DeployedProtection, protection_cases
 from audit.results import (
     adapter_sha256,
@@ -85,7 +86,12 @@ def run_audit(
     utility = runner.inversions(cases)
     raw = next(r for r in utility if r["protection"] == "raw")
     live = [r for r in utility if r["deployed"]]
-    mia_auc, control_auc = runner.membership(epsilon, delta)
+    release = (
+        release_auc_bound(meta)
+        if runner.adapter is not None
+        else ReleaseBound(None, None, None, None, "no bound: no adapter was given")
+    )
+    mia_auc, control_auc = runner.membership(epsilon, delta, release)
     bias_rows, bias_max = runner.bias()
     budget = privacy_budget(runner.adapter)
     evidence: dict[str, float | None] = {
@@ -127,6 +133,7 @@ def run_audit(
                 "delta": meta.get("target_delta"),
                 "rounds": meta.get("rounds"),
                 "aggregation": meta.get("aggregation"),
+                "membership_bound": release.to_dict(),
             },
             "index": index_section,
             "data": runner.data.sources,

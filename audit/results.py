@@ -87,12 +87,16 @@ def audit_limitations(
         f"The optimisation inversion attack ran on the first {config.optimisation_targets} "
         "targets of each set (it queries the encoder thousands of times per target); the "
         "nearest-neighbour attack and the probes ran on every sampled target.",
-        f"Membership inference trains {config.mia_models} adapters per recipe on SciFact's "
-        "public train pairs with the full-batch DP-SGD recipe at the adapter's epsilon, on "
-        "adapters of the released adapter's shape; it measures the recipe, not the "
-        "federation's exact per-node schedule. Full-batch training is exactly mu-GDP, so "
-        "every DP row also states the proven bound on any attack's AUC (key metric "
-        "auc_bound_gdp).",
+        f"Membership inference trains {config.mia_models} shadow and "
+        f"{config.mia_targets} target adapters per recipe on SciFact's public train pairs, "
+        "the targets apart from the shadows on independently drawn halves (Carlini et al. "
+        "2022), with the full-batch DP-SGD recipe at the adapter's epsilon, on adapters of "
+        "the released adapter's shape; it measures the recipe, not the federation's exact "
+        "per-node schedule. Each game's no-signal control (online LiRA on confidences "
+        "shuffled across models) shows the evaluation at chance (AUC 0.5). The DP rows' "
+        "bound on any attack's AUC (key metric auc_bound_gdp) is the release's own, read "
+        "from its manifest (subject.adapter.membership_bound says how, or why there is "
+        "none); the simulated recipe's bound is the detail auc_bound_recipe.",
         "The bag-of-words inverter (Song and Raghunathan 2020) is measured in the benchmarks "
         "(benchmarks/RESULTS.md), not here: it was weaker than the two attacks shown.",
         "The keyed-rotation rows measure a protection that is not deployed: a secret random "

@@ -24,6 +24,7 @@ from attacks.base import AttackReport
 from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
 from attacks.inversion_vocabulary import frequent_words, tokenizer_words
 from attacks.membership_game import (
+    CONTROL,
     dp_trainer,
     game_reports,
     overfit_trainer,
@@ -36,6 +37,7 @@ from attacks.text_metrics import inversion_report
 from attacks.word_relevance_map import WordRelevanceMap
 from audit.config import AuditConfig, AuditInputs
 from audit.data import AuditData, load_audit_data, owning_nodes
+from audit.membership_bound import ReleaseBound
 from audit.protection_cases import ProtectionCase
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter, AdapterKind
@@ -238,12 +240,16 @@ class AuditRunner:
         return float(report.metrics["advantage"])
 
     # -- membership inference ---------------------------------------------------------------
-    def membership(self, epsilon: float, delta: float) -> tuple[float | None, float | None]:
+    def membership(
+        self, epsilon: float, delta: float, release: ReleaseBound
+    ) -> tuple[float | None, float | None]:
         """Play the membership game on the DP recipe and the overfit control: their best AUCs.
 
         The DP recipe trains adapters of the released adapter's shape (kind and rank); the
         control is always the full ``residual_linear`` adapter, overfit, the model the
-        attack is strongest against.
+        attack is strongest against. The DP rows show ``release``'s bound (read from the
+        release's manifest), not the simulated recipe's; each game also reports its
+        no-signal control, which is no attack and counts in neither AUC.
         """
         pool = self.data.membership_pool
         shape = self.adapter.kind if self.adapter is not None else AdapterKind.RESIDUAL_LINEAR
@@ -251,10 +257,11 @@ class AuditRunner:
         rank = self.adapter.rank if self.adapter is not None else None
         base = record_statistics(None, pool, temperature=0.05)
         result: dict[str, float] = {}
+        models = self.config.mia_models + self.config.mia_targets
         for name, recipe in (("control", None), ("dp", epsilon)):
             started = time.perf_counter()
             self.progress(
-                f"membership inference: training {self.config.mia_models} "
+                f"membership inference: training {models} "
                 f"{'overfit' if recipe is None else 'DP'} adapters"
             )
             if recipe is None:
@@ -270,15 +277,22 @@ class AuditRunner:
                 pool,
                 base,
                 train,
-                models=self.config.mia_models,
+                shadows=self.config.mia_models,
+                targets=self.config.mia_targets,
                 seed=self.config.seed,
                 epsilon=recipe,
                 noise_multiplier=sigma,
             )
-            reports = game_reports(game, time.perf_counter() - started)
+            dp_row = recipe is not None
+            reports = game_reports(
+                game,
+                time.perf_counter() - started,
+                bound=release.auc_bound if dp_row else None,
+                extra={"auc_bound_basis": release.basis} if dp_row else None,
+            )
             for report in reports:
                 self.add(report)
-            result[name] = max(r.metrics["auc"] for r in reports)
+            result[name] = max(r.metrics["auc"] for r in reports if r.details["variant"] != CONTROL)
         return result.get("dp"), result.get("control")
 
     # -- bias -------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
     from embedding_core.data import load_beir
     from embedding_core.data.federated_split import split_non_iid, write_shards
     from embedding_core.encoder import Encoder
+    from kits.ckks_ceremony import run_ckks_ceremony
     from kits.provisioning import provision
 
     write_subset(shared_data / "scifact", work / "data" / SUBSET, train_queries=train_queries)
@@ -112,6 +113,7 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
         data_dir=work / "data", dataset=SUBSET, kind=RECIPE["adapter_kind"], rank=0
     )  # fills the evaluator's cache
     provision(work / "kits", node_ids=[f.name for f in folders])
+    run_ckks_ceremony(work / "kits")  # the members' key ceremony
 
 
 def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:

@@ -247,7 +247,7 @@ def run_recipe(
         if name in recipe.frozen:
             parameter.requires_grad_(False)
     config = replace(recipe.config, seed=seed)
-    dp = _dp_config(recipe, len(data), epsilon, delta, seed) if recipe.dp else None
+    dp = _dp_config(recipe, data.num_units, epsilon, delta, seed) if recipe.dp else None
     if dp is not None and recipe.clip_only:
         dp = replace(dp, noise_multiplier=0.0)
     report = train_adapter(adapter, data, config, dp=dp)

@@ -12,6 +12,7 @@ ledger (fresh per run). Fresh DP noise each run, so the spread of single runs sh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from client_node.node_data import STATE_DIR
+from embedding_core.adapter import AdapterKind
 from fedembed.federated_demo import NODES, Recipe, run_distributed_row
+from kits.ckks_ceremony import run_ckks_ceremony
 from kits.provisioning import provision
 
 
@@ -32,21 +36,33 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--epsilon", type=float, default=8.0)
+    parser.add_argument("--shift", action="store_true", help="the release's recipe (shift adapter)")
     args = parser.parse_args()
+    recipe = Recipe()
+    if args.shift:
+        recipe = dataclasses.replace(recipe, adapter_kind=AdapterKind.SHIFT.value, adapter_rank=0)
     scores = []
     with tempfile.TemporaryDirectory(prefix="ddp-repeats-") as scratch:
         for repeat in range(args.repeats):
             out = Path(scratch) / f"run{repeat}"
             out.mkdir()
             provision(out / "kits", node_ids=list(NODES))
+            run_ckks_ceremony(out / "kits")  # the members' key ceremony
+            members = {}
+            for node in NODES:  # fresh members: their own ledgers start empty each repeat
+                members[node] = out / "members" / node
+                shutil.copytree(
+                    args.members / node, members[node], ignore=shutil.ignore_patterns(STATE_DIR)
+                )
             started = time.perf_counter()
             row = run_distributed_row(
-                {node: args.members / node for node in NODES},
+                members,
                 kits=out / "kits",
                 out=out,
                 data_dir=args.data_dir,
-                recipe=Recipe(),
+                recipe=recipe,
                 epsilon=args.epsilon,
+                budget=args.epsilon,
             )
             scores.append(float(row["ndcg@10"]))
             line = {

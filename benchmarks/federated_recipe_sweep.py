@@ -101,6 +101,7 @@ def trial(
             target_epsilon=eps,
             max_grad_norm=float(spec.get("C", 1.0)),
             dp_noise_shares=int(spec.get("shares", 0)),
+            weighting="declared-counts",
         )
         results = [
             run_local_round(
@@ -109,7 +110,7 @@ def trial(
                 global_state=state,
                 settings=settings,
                 server_round=r,
-                node_privacy=NodePrivacy(max_epsilon=eps, require_dp=dp),
+                node_privacy=NodePrivacy(max_epsilon=eps, require_dp=dp, public_record_count=True),
             )
             for n, d in dirs.items()
         ]

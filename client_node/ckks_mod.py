@@ -1,10 +1,15 @@
 """CKKS secure aggregation on the node side (TenSEAL).
 
-``ckks_update_mod`` wraps the train handler: it turns the node's new weights into a
-weighted update ``num_examples * (new - global)``, encrypts it with the consortium's
-CKKS secret context from the node kit, and sends only ciphertexts. ``ckks_decrypt_sum``
-answers the coordinator's request to decrypt the *sum* of all nodes' ciphertexts (the
-coordinator holds only the public context and cannot decrypt anything itself).
+``ckks_update_mod`` wraps the train handler: it turns the node's new weights into its
+secure-sum contribution (the update, ``n_i * update`` under declared counts, or under
+distributed DP the unscaled noisy gradient sum, with uniform weights followed by the
+DP-noised count slot of ``federation.record_count_slot``; no plaintext count leaves
+the node unless declared public), encrypts it with the consortium's
+CKKS secret context from the node kit, signs and records them
+(``client_node.ckks_contribution``), and sends only ciphertexts. ``ckks_decrypt_sum``
+answers the coordinator's request to decrypt a *sum*: only a verified sum of at least
+``t`` signed contributions of this round, its own among them, once per round, rounded
+before it leaves (the coordinator holds only the public context).
 """
 
 from __future__ import annotations
@@ -13,21 +18,23 @@ import functools
 import logging
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
-from crypto.ckks_aggregation import decrypt_vector, encrypt_vector
+from client_node.ckks_contribution import decrypt_verified_sum, sign_and_record
+from client_node.local_round import step_units
+from crypto.ckks_aggregation import encrypt_vector
 from embedding_core.errors import FedembedError
+from federation.record_count_slot import slot_value, uses_count_slot
 from federation.records import CkksField, flatten
-from federation.round_settings import field_key
+from federation.round_settings import RoundSettings, field_key
 from federation.wire import (
     AggregationMode,
     ContentKey,
     MetricKey,
     NodeConfigKey,
-    as_bytes_list,
+    WeightingMode,
     as_float,
-    as_int,
 )
 from kits.loader import load_node_kit
 
@@ -52,6 +59,32 @@ def _kit_dir(context: Context) -> str:
     return str(kit)
 
 
+def _secure_sum_vector(
+    update: np.ndarray, settings: RoundSettings, metrics: MetricRecord, context: Context
+) -> np.ndarray:
+    """What the node adds to the secure sum (``federation.record_count_slot``).
+
+    Distributed DP: ``units * update``, the node's unscaled noisy gradient sum (its unit
+    count stays private), so the sum stays linear in every node's noise share; with
+    uniform weights followed by the DP-noised count slot. Otherwise: ``n_i * update``
+    under declared (public) counts, the update itself under uniform weights.
+    """
+    if not settings.dp_noise_shares:
+        if settings.weighting == WeightingMode.DECLARED_COUNTS:
+            return update * as_float(metrics[MetricKey.NUM_EXAMPLES.value])
+        return update
+    units = step_units(str(context.node_config[NodeConfigKey.DATA_DIR.value]))
+    if not uses_count_slot(settings):
+        return update * units
+    slot = slot_value(
+        units=units,
+        clip_norm=settings.max_grad_norm,
+        noise_multiplier=as_float(metrics[MetricKey.NOISE_MULTIPLIER.value]),
+        shares=settings.dp_noise_shares,
+    )
+    return np.append(update * units, slot)
+
+
 def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Client mod: encrypt the weighted update when the round asks for CKKS."""
     if msg.metadata.message_type != "train":
@@ -65,14 +98,25 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
         return reply
     new_arrays = reply.content.array_records[ContentKey.ARRAYS.value]
     metrics = reply.content.metric_records[ContentKey.METRICS.value]
-    weight = as_float(metrics[MetricKey.NUM_EXAMPLES.value])
-    update = flatten(new_arrays) - flatten(global_arrays)
-    chunks = encrypt_vector(update, _secret_context(_kit_dir(context)), scale=weight)
+    update = _secure_sum_vector(
+        flatten(new_arrays) - flatten(global_arrays),
+        RoundSettings.from_record(dict(config)),
+        metrics,
+        context,
+    )
+    chunks = encrypt_vector(update, _secret_context(_kit_dir(context)))
     logger.info("ckks: encrypted update values=%d chunks=%d", update.size, len(chunks))
+    signed = sign_and_record(
+        msg, context, kit_dir=_kit_dir(context), chunks=chunks, length=int(update.size)
+    )
     content = RecordDict(
         {
             ContentKey.CKKS_UPDATE.value: ConfigRecord(
-                {CkksField.CHUNKS.value: chunks, CkksField.LENGTH.value: int(update.size)}
+                {
+                    CkksField.CHUNKS.value: chunks,
+                    CkksField.LENGTH.value: int(update.size),
+                    **signed,
+                }
             ),
             ContentKey.METRICS.value: MetricRecord(dict(metrics)),
         }
@@ -81,15 +125,8 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
 
 
 def ckks_decrypt_sum(msg: Message, context: Context) -> Message:
-    """Decrypt the coordinator's summed ciphertexts; only the sum is revealed."""
-    record = msg.content.config_records[ContentKey.CKKS_SUM.value]
-    chunks = as_bytes_list(record[CkksField.CHUNKS.value])
-    length = as_int(record[CkksField.LENGTH.value])
-    total = decrypt_vector(chunks, _secret_context(_kit_dir(context)), length)
-    logger.info("ckks: decrypted aggregate values=%d", length)
-    return Message(
-        RecordDict(
-            {ContentKey.ARRAYS.value: ArrayRecord({CkksField.SUM.value: Array(np.asarray(total))})}
-        ),
-        reply_to=msg,
+    """Decrypt only a verified sum of signed contributions (``ckks_contribution``)."""
+    kit_dir = _kit_dir(context)
+    return decrypt_verified_sum(
+        msg, context, kit_dir=kit_dir, secret_context=_secret_context(kit_dir)
     )

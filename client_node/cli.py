@@ -44,6 +44,14 @@ def start_cmd(
             "--min-noise-multiplier", min=0.0, help="Smallest noise multiplier of a DP step."
         ),
     ] = 0.0,
+    declare_record_count_public: Annotated[
+        bool,
+        typer.Option(
+            "--declare-record-count-public",
+            help="Declare this node's record count public: it is then sent to rounds "
+            "weighted by declared counts (default: private; such rounds are refused).",
+        ),
+    ] = False,
 ) -> None:
     """Validate data and kit, then run an authenticated TLS SuperNode until interrupted.
 
@@ -60,6 +68,7 @@ def start_cmd(
         require_dp=require_dp,
         max_noise_shares=max_noise_shares,
         min_noise_multiplier=min_noise_multiplier,
+        public_record_count=declare_record_count_public,
     )
 
     node_kit = load_node_kit(kit)
@@ -150,3 +159,87 @@ def upload_cmd(
         batch_size=batch_size,
     )
     typer.echo(json.dumps(report.__dict__))
+
+
+@node_app.command("keygen")
+def keygen_cmd(
+    out: Annotated[Path, typer.Option("--out", help="New folder for auth.key and auth.pub.")],
+) -> None:
+    """Make this member's node auth key pair here; send only auth.pub to the provisioner.
+
+    Then `fedembed coordinator provision --node-key ID=auth.pub` makes a kit without
+    auth.key, and `fedembed node install-auth-key` puts this auth.key into it, so no
+    one but this member ever holds it (docs/key_custody.md).
+    """
+    from kits.node_keys import auth_key_fingerprint, generate_auth_key
+
+    public = generate_auth_key(out)
+    typer.echo(
+        json.dumps(
+            {
+                "auth_pub": str(public),
+                "fingerprint": auth_key_fingerprint(public.read_text(encoding="ascii")),
+            }
+        )
+    )
+
+
+@node_app.command("install-auth-key")
+def install_auth_key_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="This node's kit folder.")],
+    key: Annotated[Path, typer.Option("--key", help="The auth.key `node keygen` made.")],
+) -> None:
+    """Put this member's own auth.key into the kit made from its auth.pub (0600)."""
+    from kits.node_keys import install_auth_key
+
+    typer.echo(json.dumps({"fingerprint": install_auth_key(kit, key)}))
+
+
+@node_app.command("ckks-keygen")
+def ckks_keygen_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="This (key-holding) node's kit folder.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for the bundles to relay.")],
+) -> None:
+    """Make the consortium's CKKS key pair here; write signed, sealed bundles to relay.
+
+    Installs the secret context in this kit; ``--out`` gets the coordinator's public
+    bundle and one bundle per other member, sealed to that member's kit key. Compare the
+    printed fingerprint with the one every install prints (docs/key_custody.md).
+    """
+    from kits.ckks_ceremony import ckks_keygen
+    from kits.layout import AUTHORIZED_NODES, sha256_file
+
+    bundles = ckks_keygen(kit, out)
+    typer.echo(
+        json.dumps(
+            {
+                "ckks_fingerprint": bundles.ckks_fingerprint,
+                "authorized_nodes_sha256": sha256_file(kit / AUTHORIZED_NODES),
+                "public_bundle": str(bundles.public_bundle),
+                "secret_bundles": {k: str(v) for k, v in bundles.secret_bundles.items()},
+            }
+        )
+    )
+
+
+@node_app.command("ckks-install")
+def ckks_install_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="This node's kit folder.")],
+    bundle: Annotated[Path, typer.Option("--bundle", help="The key holder's bundle for it.")],
+) -> None:
+    """Verify the key holder's signed bundle, open it with this kit's key, install it.
+
+    Compare both printed fingerprints with the key holder's, out of band.
+    """
+    from kits.ckks_ceremony import install_ckks_secret
+    from kits.layout import AUTHORIZED_NODES, sha256_file
+
+    fingerprint = install_ckks_secret(kit, bundle)
+    typer.echo(
+        json.dumps(
+            {
+                "ckks_fingerprint": fingerprint,
+                "authorized_nodes_sha256": sha256_file(kit / AUTHORIZED_NODES),
+            }
+        )
+    )

@@ -3,8 +3,9 @@
 ``train`` runs one local round (``local_round.run_local_round``) on the data folder
 given by the SuperNode's ``--node-config data-dir=...``; a node over its privacy
 budget replies with an error that names the node and the numbers. In CKKS mode the
-``ckks_update_mod`` encrypts the clipped update before it leaves the node, and
-``query`` decrypts a summed aggregate for the coordinator.
+``ckks_update_mod`` encrypts the clipped update and signs it before it leaves the node,
+and ``query`` endorses the round's set of signed contributions, then decrypts their sum
+for the coordinator only after verifying it (``client_node.ckks_contribution``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
+from client_node.ckks_contribution import endorse_contribution_set
 from client_node.ckks_mod import ckks_decrypt_sum, ckks_update_mod
 from client_node.local_round import run_local_round
 from client_node.secaggplus_client import secaggplus_router_mod
@@ -77,7 +79,9 @@ def train(msg: Message, context: Context) -> Message:
 
 
 def query(msg: Message, context: Context) -> Message:
-    """Decrypt a CKKS sum of updates with the node's secret context (CKKS mode only)."""
+    """CKKS mode: endorse the round's contribution set, or decrypt a verified sum of it."""
+    if ContentKey.CKKS_ENDORSE.value in msg.content.config_records:
+        return endorse_contribution_set(msg, context)
     return ckks_decrypt_sum(msg, context)
 
 

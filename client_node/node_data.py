@@ -3,9 +3,14 @@
 Layout (written by the operator, or by ``fedembed demo`` for the simulated consortium)::
 
     <node-dir>/documents.jsonl     {"id", "text"}: the member's own documents
-    <node-dir>/interactions.jsonl  {"query_id", "query", "doc_id"}: private search
-                                   interactions; one line = one privacy unit
+    <node-dir>/interactions.jsonl  {"query_id", "query", "doc_id"[, "person_id"]}:
+                                   private search interactions, one record a line
     <node-dir>/state/              ledger, embedding cache, local models (node-only)
+
+Privacy unit (what DP-SGD samples, clips and accounts as one): all records of one
+person when the file has a ``person_id`` column (then every line needs one), otherwise
+all records of one query (records sharing a ``query_id`` or the same query text). The
+documents are not a privacy unit: training uses them as every record's negatives.
 
 Raw text and plaintext vectors never leave this folder.
 """
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data.documents import Document, iter_jsonl, load_documents
@@ -24,12 +30,13 @@ from embedding_core.data.federated_split import DOCUMENTS_FILE, INTERACTIONS_FIL
 from embedding_core.encoder import Encoder
 from embedding_core.errors import DataFormatError, DatasetNotFoundError
 
-__all__ = ["STATE_DIR", "Interaction", "NodeData", "load_node_data"]
+__all__ = ["PERSON_KEY", "STATE_DIR", "Interaction", "NodeData", "load_node_data"]
 
 logger = logging.getLogger(__name__)
 
 STATE_DIR = "state"
 _INTERACTION_KEYS = ("query_id", "query", "doc_id")
+PERSON_KEY = "person_id"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Interaction:
     query_id: str
     query: str
     doc_id: str
+    person_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,38 @@ class NodeData:
         positive = np.array([position[i.doc_id] for i in self.interactions], dtype=np.int64)
         return query_vectors, positive, doc_vectors
 
+    def unit_ids(self) -> NDArray[np.int64]:
+        """Privacy unit of each interaction, numbered ``0 .. units - 1`` (see the module)."""
+        records = self.interactions
+        if records[0].person_id is not None:
+            people: dict[str | None, int] = {}
+            return np.array(
+                [people.setdefault(r.person_id, len(people)) for r in records], dtype=np.int64
+            )
+        # Records sharing a query id or a query text are one query: union-find over both.
+        parent = list(range(len(records)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        first: dict[tuple[str, str], int] = {}
+        for n, r in enumerate(records):
+            for key in (("id", r.query_id), ("text", r.query)):
+                parent[root(n)] = root(first.setdefault(key, n))
+        numbers: dict[int, int] = {}
+        return np.array(
+            [numbers.setdefault(root(n), len(numbers)) for n in range(len(records))],
+            dtype=np.int64,
+        )
+
+    @property
+    def num_units(self) -> int:
+        """Number of privacy units."""
+        return int(self.unit_ids().max()) + 1
+
 
 def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
     out: list[Interaction] = []
@@ -97,7 +137,21 @@ def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
                 expected="interactions that point at the node's own documents",
                 fix=f"add the document to {DOCUMENTS_FILE} or remove the line",
             )
-        out.append(Interaction(str(record["query_id"]), query, doc_id))
+        person = record.get(PERSON_KEY)
+        mixed = bool(out) and (person is None) != (out[0].person_id is None)
+        if mixed or person == "":
+            raise DataFormatError(
+                path,
+                number,
+                f"{PERSON_KEY} is on some lines and missing or empty on others",
+                expected=f"a non-empty {PERSON_KEY} on every line, or on none",
+                fix=f"add {PERSON_KEY} to every line (it makes one person one privacy unit)",
+            )
+        out.append(
+            Interaction(
+                str(record["query_id"]), query, doc_id, None if person is None else str(person)
+            )
+        )
     if not out:
         raise DataFormatError(
             path, 0, "no interactions", expected="at least one line", fix="add interactions"

@@ -4,9 +4,11 @@ Flower 1.42 offers SecAgg+ only in the legacy API, so this node side is a legacy
 ``NumPyClient`` wrapped by ``flwr.client.mod.secaggplus_mod``. ``fit`` runs one local
 DP-SGD round (``local_round.run_local_round``: the node's privacy ledger is charged
 before anything leaves the node) and returns the clipped *update* ``new - global``
-weighted by its record count; ``secaggplus_mod`` quantizes it, adds pairwise and
-private masks and uploads only the masked integer vector, so the coordinator learns
-the weighted sum of all surviving nodes' updates and nothing about any single one.
+with its public weight (1, or under ``weighting = "declared-counts"`` the record count
+its operator declared public); ``secaggplus_mod`` scales it by that weight, quantizes
+it, adds pairwise and private masks and uploads only the masked integer vector, so the
+coordinator learns the weighted sum of all surviving nodes' updates and nothing about
+any single one.
 
 Why the update and not the new weights: SecAgg+ clips every value to
 ``[-clipping_range, clipping_range]`` before quantizing it to ``quantization_range``
@@ -15,8 +17,9 @@ whatever the size of the global model, so the coordinator can pick a clipping ra
 that never clips and a quantization step that is tiny relative to the update (see
 ``coordinator.secaggplus_app.quantization_tolerance``).
 
-Plaintext metadata the coordinator does see per node: the record count (the FedAvg
-weight) and the metrics below (loss, update norm, epsilon), as in the other modes.
+Plaintext metadata the coordinator does see per node: the weight (1, or the declared
+public count) and the privacy bookkeeping (epsilon, noise multipliers), as in the other
+modes; no loss, norm, timing or undeclared count.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import MetricKey, NodeConfigKey
+from federation.wire import MetricKey, NodeConfigKey, WeightingMode
 
 __all__ = [
     "SecAggPlusNode",
@@ -84,7 +87,7 @@ class SecAggPlusNode(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        """Train one round; return ``(new - global, num_examples, metrics)``.
+        """Train one round; return ``(new - global, weight, privacy bookkeeping)``.
 
         Raises:
             FedembedError: No data folder, or the round would exceed the node's privacy
@@ -132,9 +135,13 @@ class SecAggPlusNode(NumPyClient):
             .astype(np.float32)
             for name in names
         ]
-        num_examples = int(result.metrics[MetricKey.NUM_EXAMPLES.value])
+        # The FedAvg weight travels in plaintext: 1, or the count the operator declared
+        # public (run_local_round refused a declared-counts round otherwise).
+        weight = 1
+        if settings.weighting == WeightingMode.DECLARED_COUNTS:
+            weight = int(result.metrics[MetricKey.NUM_EXAMPLES.value])
         metrics: dict[str, Scalar] = {k: float(v) for k, v in result.metrics.items()}
-        return update, num_examples, metrics
+        return update, weight, metrics
 
 
 def make_secaggplus_client_app(*, mods: list[Mod] | None = None) -> ClientApp:

@@ -1,18 +1,34 @@
 """FedAvg over CKKS-encrypted updates: the coordinator sums ciphertexts it cannot read.
 
 Each node sends ``Enc(n_i * (w_i - w))`` under the consortium's CKKS key (see
-``client_node.ckks_mod``). This wrapper adds the ciphertexts with the public context
-only, asks one participating node to decrypt the *sum* (a ``query`` message; the node
-learns only the aggregate, which every node receives next round anyway), divides by
-``sum(n_i)`` and applies the mean update to the global model, optionally with
-node-level Gaussian noise. No single node's update is ever decrypted anywhere.
+``client_node.ckks_mod``). This wrapper, which holds only the public context, asks one
+participating node to sum the admitted ciphertexts and decrypt the *sum* (a ``query``
+message; the node learns only the aggregate, which every node receives next round
+anyway, and rounds it before it leaves), divides by a
+denominator it may know and applies the mean update to the global model, optionally
+with node-level Gaussian noise. No single node's update is ever decrypted anywhere.
+
+Only signed contributions count (``federation.contributions``): a reply is admitted if
+its ciphertexts are signed, for this run and round, by the key its kit node id has on
+the coordinator kit's authorised node list, once per node id; every other reply is
+dropped and kept in :attr:`CkksFedAvg.refusals`. Every admitted node then endorses the
+set (``federation.contribution_endorsement``; a node endorses one set per round), and
+the decrypt request carries every admitted contribution with all endorsements; the
+decrypting node re-checks and re-sums them itself.
+
+The denominator (``federation.record_count_slot``): under ``weighting =
+"declared-counts"`` the sum of the nodes' declared (public) counts; under ``uniform``
+the number of answering nodes, or, under distributed DP, the DP-noised record count the
+nodes put in the sum's last slot. No private count is read in plaintext.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -20,14 +36,24 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from coordinator.strategy_wrapper import StrategyWrapper
-from crypto.ckks_aggregation import sum_encrypted
+from crypto.ckks_aggregation import context_fingerprint
+from crypto.contribution_signature import ContributionSignatureError
 from embedding_core.errors import FedembedError
+from federation.contribution_endorsement import EndorseRequest
+from federation.contributions import (
+    ContributionField,
+    DecryptRequest,
+    SignedContribution,
+    verify_contribution,
+)
+from federation.record_count_slot import records_from_slot
 from federation.records import CkksField, flatten, unflatten
-from federation.round_settings import field_key
+from federation.round_settings import RoundSettings, field_key
 from federation.wire import (
     AggregationMode,
     ContentKey,
     MetricKey,
+    WeightingMode,
     as_bytes_list,
     as_float,
     as_int,
@@ -38,6 +64,14 @@ __all__ = ["CkksFedAvg"]
 logger = logging.getLogger(__name__)
 
 QUERY_MESSAGE_TYPE = "query"
+
+
+def _declared_count(reply: Message) -> float:
+    """The record count a node declared public (0 when it sent none)."""
+    metrics = reply.content.metric_records.get(ContentKey.METRICS.value, MetricRecord())
+    value = metrics.get(MetricKey.NUM_EXAMPLES.value)
+    count = 0.0 if value is None else as_float(value)
+    return count if math.isfinite(count) and count > 0 else 0.0
 
 
 class CkksFedAvg(StrategyWrapper):
@@ -51,6 +85,11 @@ class CkksFedAvg(StrategyWrapper):
         timeout: Seconds to wait for the decrypting node.
         min_replies: Fewest valid updates a round may aggregate (distributed DP: the
             number of noise shares the sum must hold); fewer leave the model unchanged.
+        weighting: The run's ``weighting`` (``uniform`` or ``declared-counts``).
+        count_slot_clip: The per-unit clip norm ``C`` when the nodes append the noisy
+            count slot (uniform weights with distributed DP), else 0.
+        authorized_nodes: The coordinator kit's authorised node list (node id ->
+            OpenSSH public key); only contributions signed by these keys are summed.
     """
 
     def __init__(
@@ -62,8 +101,17 @@ class CkksFedAvg(StrategyWrapper):
         timeout: float = 600.0,
         seed: int | None = None,
         min_replies: int = 0,
+        weighting: str = WeightingMode.UNIFORM.value,
+        count_slot_clip: float = 0.0,
+        authorized_nodes: Mapping[str, str],
     ) -> None:
         super().__init__(strategy)
+        self.authorized_nodes = dict(authorized_nodes)
+        self.ckks_fingerprint = context_fingerprint(public_context)
+        self.refusals: list[dict[str, Any]] = []
+        self._run_tag = RoundSettings().run_tag
+        self.weighting = weighting
+        self.count_slot_clip = count_slot_clip
         self.fedavg = strategy
         self.public_context = public_context
         self.noise_std = noise_std
@@ -84,13 +132,27 @@ class CkksFedAvg(StrategyWrapper):
         """Ask nodes for encrypted updates."""
         self._grid = grid
         config[field_key("aggregation")] = AggregationMode.CKKS.value
+        self._run_tag = str(config.get(field_key("run_tag"), RoundSettings().run_tag))
         return super().configure_train(server_round, arrays, config, grid)
 
-    def _decrypt_sum(self, node_id: int, chunks: list[bytes], length: int) -> np.ndarray:
+    def _decrypt_sum(
+        self,
+        node_id: int,
+        server_round: int,
+        contributions: list[SignedContribution],
+        endorsements: list[bytes],
+        length: int,
+    ) -> np.ndarray:
         assert self._grid is not None
-        record = ConfigRecord({CkksField.CHUNKS.value: chunks, CkksField.LENGTH.value: length})
+        request = DecryptRequest(
+            run_tag=self._run_tag,
+            server_round=server_round,
+            length=length,
+            contributions=tuple(contributions),
+            endorsements=tuple(endorsements),
+        )
         message = Message(
-            RecordDict({ContentKey.CKKS_SUM.value: record}),
+            RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()}),
             dst_node_id=node_id,
             message_type=QUERY_MESSAGE_TYPE,
         )
@@ -102,13 +164,88 @@ class CkksFedAvg(StrategyWrapper):
         total = reply.content.array_records[ContentKey.ARRAYS.value][CkksField.SUM.value].numpy()
         return np.asarray(total, dtype=np.float64)
 
+    def _endorse(
+        self, server_round: int, valid: list[Message], contributions: list[SignedContribution]
+    ) -> list[bytes] | None:
+        """Every contributor's endorsement of the set, or None if one does not endorse it."""
+        assert self._grid is not None
+        request = EndorseRequest(
+            run_tag=self._run_tag,
+            server_round=server_round,
+            node_ids=tuple(c.node_id for c in contributions),
+            digests=tuple(c.digest for c in contributions),
+            signatures=tuple(c.signature for c in contributions),
+        )
+        messages = [
+            Message(
+                RecordDict({ContentKey.CKKS_ENDORSE.value: request.to_record()}),
+                dst_node_id=reply.metadata.src_node_id,
+                message_type=QUERY_MESSAGE_TYPE,
+            )
+            for reply in valid
+        ]
+        answers = {
+            answer.metadata.src_node_id: answer
+            for answer in self._grid.send_and_receive(messages, timeout=self.timeout)
+        }
+        endorsements: list[bytes] = []
+        for reply in valid:
+            node = reply.metadata.src_node_id
+            answer = answers.get(node)
+            record = (
+                answer.content.config_records.get(ContentKey.CKKS_ENDORSE.value)
+                if answer is not None and not answer.has_error()
+                else None
+            )
+            value = None if record is None else record.get(ContributionField.ENDORSEMENT.value)
+            if not isinstance(value, bytes):
+                logger.warning(
+                    "aggregate: round=%d node=%d did not endorse the set; sum not decrypted",
+                    server_round,
+                    node,
+                )
+                return None
+            endorsements.append(value)
+        return endorsements
+
+    def _refuse(self, server_round: int, reply: Message, reason: str) -> None:
+        node = reply.metadata.src_node_id
+        logger.warning("aggregate: round=%d node=%d refused: %s", server_round, node, reason)
+        self.refusals.append({"round": server_round, "node": str(node), "reason": reason})
+
+    def _admit(
+        self, server_round: int, reply: Message, record: ConfigRecord, seen: set[str]
+    ) -> SignedContribution | None:
+        """The reply's contribution if an authorised key signed it for this round, once."""
+        try:
+            chunks = as_bytes_list(record[CkksField.CHUNKS.value])
+            contribution = SignedContribution.from_update(dict(record), chunks)
+            verify_contribution(
+                contribution,
+                authorized=self.authorized_nodes,
+                run_tag=self._run_tag,
+                flower_run_id=int(reply.metadata.run_id),
+                server_round=server_round,
+                ckks_fingerprint=self.ckks_fingerprint,
+            )
+        except (ContributionSignatureError, KeyError, TypeError):
+            self._refuse(server_round, reply, "not signed by an authorised node key")
+            return None
+        if contribution.node_id in seen:
+            self._refuse(server_round, reply, f"node {contribution.node_id} already counted")
+            return None
+        seen.add(contribution.node_id)
+        return contribution
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Sum ciphertexts, have a node decrypt the sum, apply the mean update."""
+        """Admit signed contributions, have a node verify, sum and decrypt them, apply the mean."""
         assert self._reference is not None
-        length = int(flatten(self._reference).size)
+        length = int(flatten(self._reference).size) + (1 if self.count_slot_clip > 0 else 0)
         valid: list[Message] = []
+        contributions: list[SignedContribution] = []
+        seen: set[str] = set()
         for reply in replies:
             if reply.has_error():
                 logger.warning(
@@ -127,6 +264,17 @@ class CkksFedAvg(StrategyWrapper):
                     length,
                 )
                 continue
+            if self.weighting == WeightingMode.DECLARED_COUNTS and not _declared_count(reply):
+                logger.warning(
+                    "aggregate: round=%d node=%d rejected: no declared record count",
+                    server_round,
+                    reply.metadata.src_node_id,
+                )
+                continue
+            contribution = self._admit(server_round, reply, record, seen)
+            if contribution is None:
+                continue
+            contributions.append(contribution)
             valid.append(reply)
         if not valid:
             logger.warning("aggregate: round=%d no valid update; model unchanged", server_round)
@@ -142,23 +290,23 @@ class CkksFedAvg(StrategyWrapper):
             )
             return None, None
         started = time.perf_counter()
-        summed = sum_encrypted(
-            [
-                as_bytes_list(
-                    r.content.config_records[ContentKey.CKKS_UPDATE.value][CkksField.CHUNKS.value]
-                )
-                for r in valid
-            ],
-            self.public_context,
+        endorsements = self._endorse(server_round, valid, contributions)
+        if endorsements is None:
+            # A set not every contributor endorsed is never decrypted: the model stays.
+            return None, None
+        total = self._decrypt_sum(
+            valid[0].metadata.src_node_id, server_round, contributions, endorsements, length
         )
-        weights = [
-            as_float(
-                r.content.metric_records[ContentKey.METRICS.value][MetricKey.NUM_EXAMPLES.value]
+        if self.count_slot_clip > 0:
+            denominator = records_from_slot(
+                float(total[-1]), clip_norm=self.count_slot_clip, nodes=len(valid)
             )
-            for r in valid
-        ]
-        total = self._decrypt_sum(valid[0].metadata.src_node_id, summed, length)
-        mean = total / sum(weights)
+            total = total[:-1]
+        elif self.weighting == WeightingMode.DECLARED_COUNTS:
+            denominator = sum(_declared_count(r) for r in valid)
+        else:
+            denominator = float(len(valid))
+        mean = total / denominator
         if self.noise_std > 0:
             mean = mean + self._rng.normal(0.0, self.noise_std, size=mean.shape)
         self.seconds_sum.append(time.perf_counter() - started)

@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from deployment.flower_processes import start_superlink
+from kits.layout import AUTHORIZED_NODES, sha256_file
 from kits.provisioning import DEFAULT_DCPE_BETA, load_coordinator_kit, provision
 
 __all__ = ["coordinator_app"]
 
 coordinator_app = typer.Typer(
-    help="Coordinator: provision kits, run the SuperLink, inspect federation ledgers."
+    help="Coordinator: provision kits, install the public CKKS context, run the SuperLink, "
+    "inspect federation ledgers."
 )
 
 
@@ -31,10 +33,35 @@ def provision_cmd(
         float, typer.Option("--dcpe-beta", help="Approximation bound of the DCPE key.")
     ] = DEFAULT_DCPE_BETA,
     force: Annotated[bool, typer.Option(help="Replace existing kits.")] = False,
+    node_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node-key",
+            help="ID=PATH: a member's own auth.pub (from `fedembed node keygen`); its kit "
+            "then gets no auth.key (repeat).",
+        ),
+    ] = None,
 ) -> None:
-    """Write node kits, the coordinator kit and the gateway kit (a consortium admin step)."""
+    """Write node kits, the coordinator kit and the gateway kit (a consortium admin step).
+
+    No CKKS key pair is made here: one member makes it (`fedembed node ckks-keygen`) and
+    the coordinator installs the public half (`ckks-install-public`). Give each member's
+    own auth.pub with --node-key so that no node auth key passes through this step
+    either (docs/key_custody.md).
+    """
+    node_keys: dict[str, str] = {}
+    for item in node_key or []:
+        node_id, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise typer.BadParameter(f"--node-key {item!r}: expected ID=PATH to an auth.pub")
+        node_keys[node_id] = Path(path).read_text(encoding="ascii")
     result = provision(
-        out, node_ids=node, superlink_host=superlink_host, dcpe_beta=dcpe_beta, force=force
+        out,
+        node_ids=node,
+        superlink_host=superlink_host,
+        dcpe_beta=dcpe_beta,
+        force=force,
+        node_keys=node_keys,
     )
     typer.echo(
         json.dumps(
@@ -43,9 +70,25 @@ def provision_cmd(
                 "gateway": str(result.gateway_dir),
                 "nodes": {k: str(v) for k, v in result.node_dirs.items()},
                 "admin": str(result.admin_dir),
+                "ca_fingerprint": result.ca_fingerprint,
+                "authorized_nodes_sha256": sha256_file(result.coordinator_dir / AUTHORIZED_NODES),
+                "next": "key ceremony: `fedembed node ckks-keygen` on the key-holding member",
             }
         )
     )
+
+
+@coordinator_app.command("ckks-install-public")
+def ckks_install_public_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="The coordinator kit folder.")],
+    public: Annotated[
+        Path, typer.Option("--public", help="The key holder's ckks_public.bundle.json.")
+    ],
+) -> None:
+    """Verify the key holder's signed public CKKS context and install it in the kit."""
+    from kits.ckks_ceremony import install_ckks_public
+
+    typer.echo(json.dumps({"ckks_fingerprint": install_ckks_public(kit, public)}))
 
 
 @coordinator_app.command("superlink")

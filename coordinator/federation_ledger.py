@@ -1,12 +1,13 @@
 """The coordinator's view of privacy spending, recorded as a strategy wrapper.
 
 Per round it records what each node reported (its own sample-level epsilon from its
-ledger, or its refusal and reason) and, when node-level DP is on, composes the
-node-level Gaussian mechanism at sampling rate ``nodes per round / nodes`` (McMahan
-et al., ICLR 2018, "Learning Differentially Private Recurrent Language Models") with
-:class:`~privacy.DPSGDAccountant`: RDP while nodes are sampled, exact
-Gaussian DP when every node takes part in every round. Persisted as JSON next to the
-run's outputs.
+ledger, which holds for a fellow member and every less informed observer, or its
+refusal and reason) and, when node-level DP is on, composes the node-level mechanism of
+DP-FedAvg (McMahan et al., ICLR 2018, "Learning Differentially Private Recurrent Language
+Models"): m of N nodes sampled without replacement, noise ``z * C / m`` on the mean,
+replace-one neighbours, with :class:`~privacy.NodeLevelAccountant` (dp-accounting's PLD;
+exact Gaussian DP when every node takes part in every round). Persisted as JSON next to
+the run's outputs.
 """
 
 from __future__ import annotations
@@ -23,11 +24,27 @@ from flwr.serverapp.strategy import Strategy
 
 from coordinator.strategy_wrapper import StrategyWrapper
 from federation.wire import ContentKey, MetricKey, as_float
-from privacy import DPSGDAccountant
+from privacy import (
+    DEFAULT_UNIT,
+    NEIGHBOUR_RELATION,
+    NODE_LEVEL_ACCOUNTANT,
+    NODE_LEVEL_SAMPLING,
+    NODE_LEVEL_UNIT,
+    NodeLevelAccountant,
+    Observer,
+    covered_by,
+)
 
 __all__ = ["FederationLedger"]
 
 logger = logging.getLogger(__name__)
+
+_MECHANISM = {
+    MetricKey.CHARGED_NOISE: "noise_multiplier",
+    MetricKey.SAMPLE_RATE: "sample_rate",
+    MetricKey.STEPS: "steps",
+}
+"""The charged DP-SGD mechanism a node reports, as the manifest's round reports name it."""
 
 
 class FederationLedger(StrategyWrapper):
@@ -55,7 +72,7 @@ class FederationLedger(StrategyWrapper):
         self.node_noise_multiplier = node_noise_multiplier
         self.total_nodes = total_nodes
         self.delta = delta
-        self.accountant = DPSGDAccountant()
+        self.accountant = NodeLevelAccountant()
         self.rounds: list[dict[str, Any]] = []
         self._sampled = 0
 
@@ -114,11 +131,19 @@ class FederationLedger(StrategyWrapper):
                 )
                 continue
             metrics = reply.content.metric_records.get(ContentKey.METRICS.value, MetricRecord())
-            report: dict[str, Any] = {"num_examples": metrics.get(MetricKey.NUM_EXAMPLES.value)}
+            # Which nodes answered and their epsilons only: no counts, losses or timings.
+            report: dict[str, Any] = {"answered": True}
             if MetricKey.EPSILON.value in metrics:
                 report["epsilon"] = as_float(metrics[MetricKey.EPSILON.value])
+            for key, name in _MECHANISM.items():
+                if key.value in metrics:
+                    report[name] = as_float(metrics[key.value])
             nodes[node] = report
         arrays, metrics_out = self.strategy.aggregate_train(server_round, replies)
+        for refusal in self._inner_refusals(server_round):
+            # A reply the aggregation refused (e.g. not signed by an authorised node key)
+            # is a refusal here too, whatever it reported.
+            nodes[refusal["node"]] = {"error": refusal["reason"]}
         answered = sum(1 for r in replies if not r.has_error())
         if self.node_noise_multiplier > 0 and answered < self._sampled:
             # The node-level noise is calibrated to the sampled count; with fewer
@@ -134,7 +159,8 @@ class FederationLedger(StrategyWrapper):
         if arrays is not None and self.node_noise_multiplier > 0 and self._sampled:
             self.accountant.step(
                 noise_multiplier=self.node_noise_multiplier,
-                sample_rate=min(1.0, self._sampled / max(self.total_nodes, 1)),
+                sampled=self._sampled,
+                total_nodes=max(self.total_nodes, self._sampled),
             )
         self.rounds.append(
             {
@@ -148,21 +174,48 @@ class FederationLedger(StrategyWrapper):
         self.save()
         return arrays, metrics_out
 
+    def _inner_refusals(self, server_round: int) -> list[dict[str, Any]]:
+        """This round's refusals kept by a wrapped strategy (``refusals`` list), if any."""
+        found: list[dict[str, Any]] = []
+        strategy: object = self.strategy
+        while strategy is not None:
+            kept = getattr(strategy, "refusals", None)
+            if isinstance(kept, list):
+                found.extend(r for r in kept if r.get("round") == server_round)
+            strategy = getattr(strategy, "strategy", None)
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         """The ledger as JSON-serialisable data."""
         return {
             "sample_level": {
-                "unit": "interaction record",
-                "accountant": "rdp (per node ledger)",
+                "unit": DEFAULT_UNIT,
+                "accountant": "gdp-full-batch+pld (per node ledger)",
+                # Nodes calibrate and charge the view of a fellow member, who knows its
+                # own noise share (privacy.observers); every less informed observer
+                # faces more noise.
+                "observer": Observer.FELLOW_MEMBER.value,
+                "holds_for": [o.value for o in covered_by(Observer.FELLOW_MEMBER)],
                 "per_node_epsilon": self.per_node_epsilon(),
             },
             "node_level": {
-                "unit": "all of one member's data",
+                "unit": NODE_LEVEL_UNIT,
                 "noise_multiplier": self.node_noise_multiplier,
                 "total_nodes": self.total_nodes,
                 "delta": self.delta,
                 "epsilon": self.node_level_epsilon,
-                "accountant": "rdp, sampling rate = nodes per round / nodes",
+                "accountant": NODE_LEVEL_ACCOUNTANT,
+                "neighbour_relation": NEIGHBOUR_RELATION,
+                "sampling": NODE_LEVEL_SAMPLING,
+                # The coordinator adds this noise to the mean it computed, so the epsilon
+                # holds for whoever sees only the released model: fellow members,
+                # partners and outsiders, not the coordinator itself.
+                "holds_for": [
+                    Observer.OUTSIDER.value,
+                    Observer.PARTNER.value,
+                    Observer.FELLOW_MEMBER.value,
+                ],
+                "not_for": [Observer.COORDINATOR.value],
             },
             "refusals": self.refusals(),
             "rounds": self.rounds,

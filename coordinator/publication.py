@@ -1,7 +1,9 @@
 """Publishing a run: the global adapter with its manifest, the run summary and history.
 
 Every aggregation mode ends here, so the released adapter always carries the same
-manifest (rounds, nodes, epsilon per unit, aggregation mode, the ledger) beside it.
+manifest (rounds, nodes, epsilon per unit, aggregation mode, the ledger) beside it. The
+manifest names which nodes answered or refused, their epsilons and the public run
+settings; it holds no per-node record counts, losses, norms or timings.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def publish(
         # hold for the secure sum (dp_training/distributed_dp.py states the terms).
         "dp_noise_shares": config.dp_noise_shares,
         "server_learning_rate": config.server_learning_rate,
+        "weighting": config.weighting,
         "nodes": sorted({n for r in ledger.rounds for n in r["nodes"]}),
         "per_node_epsilon": ledger.per_node_epsilon(),
         "node_level_epsilon": ledger.node_level_epsilon,

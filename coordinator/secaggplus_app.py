@@ -10,10 +10,13 @@ step inside a ``ServerApp`` main function, next to the Message-API strategies of
       strategy = SecAggPlusFedAvg (legacy FedAvg): initial adapter, central nDCG@10 each
                  round (CentralEvaluator), mean update -> global, ledger, aggregate check
 
-Each node (``client_node.secaggplus_client``) sends ``num_examples * (new - global)``
-quantized and masked; the coordinator unmasks only the *sum* over the surviving nodes
-and never sees one node's update. A node that drops out or refuses (privacy budget)
-mid-round is removed by reconstructing its pairwise masks from its neighbours' shares.
+Each node (``client_node.secaggplus_client``) sends ``weight * (new - global)``
+quantized and masked, with a public weight: 1 under ``weighting = "uniform"`` (then
+``max_weight = 1``, so no quantization level is lost to the weight), or the record count
+its operator declared public under ``"declared-counts"``. The coordinator unmasks only
+the *sum* over the surviving nodes and never sees one node's update. A node that drops
+out or refuses (privacy budget) mid-round is removed by reconstructing its pairwise masks
+from its neighbours' shares.
 
 What this mode cannot do: validate single updates (``UpdateValidation`` needs to see
 them); instead the *aggregate* is checked (finite, norm within the clip norm plus the
@@ -43,7 +46,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from coordinator.central_evaluation import CentralEvaluator
 from coordinator.publication import LEDGER_FILE, initial_adapter, publish
-from coordinator.secaggplus_strategy import SecAggPlusFedAvg
+from coordinator.secaggplus_strategy import SecAggPlusFedAvg, default_params
 from embedding_core.app_logging import configure_logging
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SecAggPlusParams, check_config
@@ -100,7 +103,7 @@ def run_secaggplus_federation(
 ) -> dict[str, object]:
     """Run all rounds with SecAgg+, evaluate centrally, publish; returns the summary."""
     check_config(config)
-    params = params or SecAggPlusParams()
+    params = params or default_params(config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

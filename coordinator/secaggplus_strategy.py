@@ -37,9 +37,9 @@ from coordinator.federation_ledger import FederationLedger
 from coordinator.update_validation import NORM_TOLERANCE
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
-from federation.wire import SERVER_ROUND_KEY, MetricKey, as_float
+from federation.wire import SERVER_ROUND_KEY, MetricKey, WeightingMode, as_float
 
-__all__ = ["SecAggPlusFedAvg"]
+__all__ = ["SecAggPlusFedAvg", "default_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ def _reason(failure: BaseException | tuple[ClientProxy, FitRes]) -> str:
     error = failure.args[0] if failure.args else failure
     reason = getattr(error, "reason", None)
     return str(reason) if reason else str(error)
+
+
+def default_params(config: FederationConfig) -> SecAggPlusParams:
+    """SecAgg+ parameters for ``config``: unit weights need ``max_weight = 1``."""
+    if config.weighting == WeightingMode.UNIFORM:
+        return SecAggPlusParams(max_weight=1.0)
+    return SecAggPlusParams()
 
 
 class SecAggPlusFedAvg(FedAvg):
@@ -84,7 +91,7 @@ class SecAggPlusFedAvg(FedAvg):
     ) -> None:
         self.config = config
         self.names = names
-        self.params = params or SecAggPlusParams()
+        self.params = params or default_params(config)
         self.clipping_range = self.params.resolved_clipping_range(config)
         self.evaluator = evaluator
         self.global_arrays: NDArrays = _to_float32(initial)
@@ -184,15 +191,16 @@ class SecAggPlusFedAvg(FedAvg):
             return f"shapes {[m.shape for m in mean]} differ from the model's {shapes}"
         if not all(np.isfinite(m).all() for m in mean):
             return "the aggregate holds NaN or Inf"
+        # Weights are public: 1 each, or the counts the nodes' operators declared public.
         heaviest = max(res.num_examples for _, res in results)
         if heaviest > self.params.max_weight:  # SecAgg+ may have clipped that node's values
-            return f"a node weighs {heaviest} records, above max_weight={self.params.max_weight}"
+            return f"a node weighs {heaviest}, above max_weight={self.params.max_weight}"
         clip = self.config.update_clip_norm
         if clip <= 0:
             return ""
         total = float(sum(res.num_examples for _, res in results))
         if total <= 0:
-            return "the nodes reported no records"
+            return "the nodes reported no weight"
         per_value = quantization_tolerance(
             num_nodes=len(results),
             total_weight=total,
@@ -213,7 +221,8 @@ class SecAggPlusFedAvg(FedAvg):
         reported: set[int] = set()
         for proxy, res in state.legacy_results:
             reported.add(proxy.node_id)
-            report: dict[str, Any] = {"num_examples": res.num_examples}
+            # Which nodes answered and their epsilons only: no counts, losses or timings.
+            report: dict[str, Any] = {"answered": True}
             if MetricKey.EPSILON.value in res.metrics:
                 report["epsilon"] = as_float(res.metrics[MetricKey.EPSILON.value])
             nodes[str(proxy.node_id)] = report

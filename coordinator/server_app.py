@@ -8,7 +8,10 @@ Strategy stack (privacy added by wrapping, never by forking FedAvg)::
       | CkksFedAvg(FedAvg))                  # CKKS: sum ciphertexts, node decrypts sum
     optionally inside ServerAdam(...)        # Adam on the aggregate (distributed DP)
 
-The global adapter is evaluated centrally each round and published with a manifest.
+Nodes are weighted by public numbers only (``weighting``: 1 each, or the record counts
+their operators declared public); nodes report no losses, norms or timings, and the
+ledger and manifest keep no per-node counts. The global adapter is evaluated centrally
+each round and published with a manifest.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
 from embedding_core.app_logging import configure_logging
+from federation.record_count_slot import uses_count_slot
 from federation.run_config import FederationConfig
-from federation.wire import AggregationMode, MetricKey
+from federation.wire import AggregationMode, MetricKey, WeightingMode
 from kits.loader import load_coordinator_kit
 
 __all__ = ["app", "build_strategy", "run_federation"]
@@ -47,9 +51,11 @@ app = ServerApp()
 
 def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedger:
     """Compose the strategy stack for ``config``."""
+    # Weights are public: the counts nodes declared public, or 1 each (run_config
+    # refuses declared counts with node-level noise, which assumes equal weights).
     weighted_by = (
         MetricKey.NUM_EXAMPLES.value
-        if config.node_noise_multiplier == 0
+        if config.weighting == WeightingMode.DECLARED_COUNTS
         else MetricKey.UNIT_WEIGHT.value
     )
     fedavg = FedAvg(
@@ -62,8 +68,15 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
     inner: Strategy
     if config.aggregation == AggregationMode.CKKS:
         # The checked loader: manifest hashes, and no secret key in the coordinator kit.
-        public = load_coordinator_kit(config.coordinator_kit).ckks_public_context
-        inner = CkksFedAvg(fedavg, public_context=public, min_replies=config.dp_noise_shares)
+        kit = load_coordinator_kit(config.coordinator_kit)
+        inner = CkksFedAvg(
+            fedavg,
+            public_context=kit.ckks_public_context,
+            authorized_nodes=kit.authorized_nodes,
+            min_replies=config.dp_noise_shares,
+            weighting=config.weighting,
+            count_slot_clip=config.max_grad_norm if uses_count_slot(config) else 0.0,
+        )
     else:
         warnings.warn(
             "INSECURE: plaintext aggregation; the coordinator sees every node's update. "

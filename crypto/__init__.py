@@ -22,6 +22,11 @@ if TYPE_CHECKING:
         make_contexts,
         slot_count,
     )
+    from crypto.ckks_decryption_rounding import (
+        GRID_BITS_ABOVE_SCALE,
+        decryption_grid,
+        round_decryption,
+    )
     from crypto.ckks_parameters import MAX_COEFF_MODULUS_BITS, CkksError, CkksParameters, num_chunks
     from crypto.ckks_search import (
         COEFF_MODULUS_BITS,
@@ -35,9 +40,20 @@ if TYPE_CHECKING:
         ciphertext_words,
     )
     from crypto.ckks_search_key import KEY_FILE_MAGIC, CkksSearchKey, load_ckks_key, save_ckks_key
+    from crypto.contribution_signature import (
+        ContributionSignatureError,
+        ContributionSigner,
+        verify_contribution_signature,
+    )
     from crypto.dcpe import NONCE_BYTES, DcpeCiphertext, DcpeKey, ScaleAndPerturb, derive_coin_key
     from crypto.dcpe_keys import DcpeKeyring
     from crypto.errors import CryptoError, CryptoInputError, KeyManagementError
+    from crypto.key_wrapping import (
+        WRAP_MAGIC,
+        KeyUnwrapError,
+        seal,
+        unseal,
+    )
 
 _SUBMODULE: dict[str, str] = {
     "BlockLayout": "ckks_search",
@@ -47,14 +63,18 @@ _SUBMODULE: dict[str, str] = {
     "CkksInnerProductScorer": "ckks_search",
     "CkksParameters": "ckks_parameters",
     "CkksSearchKey": "ckks_search_key",
+    "ContributionSignatureError": "contribution_signature",
+    "ContributionSigner": "contribution_signature",
     "CryptoError": "errors",
     "CryptoInputError": "errors",
     "DcpeCiphertext": "dcpe",
     "DcpeKey": "dcpe",
     "DcpeKeyring": "dcpe_keys",
     "EncryptedBlock": "ckks_search",
+    "GRID_BITS_ABOVE_SCALE": "ckks_decryption_rounding",
     "KEY_FILE_MAGIC": "ckks_search_key",
     "KeyManagementError": "errors",
+    "KeyUnwrapError": "key_wrapping",
     "LoadedBlock": "ckks_search",
     "MAX_COEFF_MODULUS_BITS": "ckks_parameters",
     "NONCE_BYTES": "dcpe",
@@ -62,10 +82,12 @@ _SUBMODULE: dict[str, str] = {
     "SCALE_BITS": "ckks_search",
     "ScaleAndPerturb": "dcpe",
     "TENSEAL_ERRORS": "ckks_context",
+    "WRAP_MAGIC": "key_wrapping",
     "ciphertext_words": "ckks_search",
     "context_fingerprint": "ckks_context",
     "context_slots": "ckks_context",
     "decrypt_vector": "ckks_aggregation",
+    "decryption_grid": "ckks_decryption_rounding",
     "derive_coin_key": "dcpe",
     "encrypt_vector": "ckks_aggregation",
     "is_private_context": "ckks_context",
@@ -73,27 +95,35 @@ _SUBMODULE: dict[str, str] = {
     "load_context": "ckks_context",
     "make_contexts": "ckks_context",
     "num_chunks": "ckks_parameters",
+    "round_decryption": "ckks_decryption_rounding",
     "save_ckks_key": "ckks_search_key",
+    "seal": "key_wrapping",
     "slot_count": "ckks_context",
     "sum_encrypted": "ckks_aggregation",
+    "unseal": "key_wrapping",
+    "verify_contribution_signature": "contribution_signature",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
     "COEFF_MODULUS_BITS",
+    "GRID_BITS_ABOVE_SCALE",
     "KEY_FILE_MAGIC",
     "MAX_COEFF_MODULUS_BITS",
     "NONCE_BYTES",
     "POLY_MODULUS_DEGREE",
     "SCALE_BITS",
     "TENSEAL_ERRORS",
+    "WRAP_MAGIC",
     "BlockLayout",
     "CkksDocumentEncryptor",
     "CkksError",
     "CkksInnerProductScorer",
     "CkksParameters",
     "CkksSearchKey",
+    "ContributionSignatureError",
+    "ContributionSigner",
     "CryptoError",
     "CryptoInputError",
     "DcpeCiphertext",
@@ -101,12 +131,14 @@ __all__ = [
     "DcpeKeyring",
     "EncryptedBlock",
     "KeyManagementError",
+    "KeyUnwrapError",
     "LoadedBlock",
     "ScaleAndPerturb",
     "ciphertext_words",
     "context_fingerprint",
     "context_slots",
     "decrypt_vector",
+    "decryption_grid",
     "derive_coin_key",
     "encrypt_vector",
     "is_private_context",
@@ -114,7 +146,11 @@ __all__ = [
     "load_context",
     "make_contexts",
     "num_chunks",
+    "round_decryption",
     "save_ckks_key",
+    "seal",
     "slot_count",
     "sum_encrypted",
+    "unseal",
+    "verify_contribution_signature",
 ]

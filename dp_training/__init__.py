@@ -4,6 +4,9 @@ Shared by the member node (:mod:`client_node.local_round`) and the membership-in
 game (:mod:`attacks.membership_game`), which trains shadow adapters with it. The
 epsilon of a DP-SGD run and the noise for a budget come from the node's accountant in
 :mod:`privacy` (:func:`privacy.dpsgd_epsilon`, :func:`privacy.noise_multiplier_for`).
+The epsilon holds for one privacy unit, all records of one query or person
+(:mod:`dp_training.privacy_unit`), not for the node's documents unless their negatives
+come from public text (:mod:`dp_training.public_negatives`; docs/privacy_unit.md).
 """
 
 from dp_training.distributed_dp import distributed_step_config, noise_share_multiplier
@@ -19,6 +22,12 @@ from dp_training.iterate_averaging import (
     IterateAverager,
 )
 from dp_training.local_training import train_adapter
+from dp_training.privacy_unit import (
+    UnitSoftmaxLoss,
+    clipped_unit_gradient_sum,
+    pack_units,
+)
+from dp_training.public_negatives import document_unit_ids, public_negative_loss
 from dp_training.train_config import (
     GRAD_SAMPLE_MODES,
     DPConfig,
@@ -37,8 +46,13 @@ __all__ = [
     "TrainConfig",
     "TrainReport",
     "TrainingError",
+    "UnitSoftmaxLoss",
+    "clipped_unit_gradient_sum",
     "corpus_softmax_loss",
     "distributed_step_config",
+    "document_unit_ids",
     "noise_share_multiplier",
+    "pack_units",
+    "public_negative_loss",
     "train_adapter",
 ]

@@ -24,6 +24,14 @@ share in every aggregated round (the coordinator refuses to aggregate fewer), an
 collusion between the coordinator and members (ARCHITECTURE.md's threat model). A node's own
 update alone carries noise multiplier ``sigma / sqrt(t)``, which the node reports (metric
 ``noise-share``) beside the sum's (``noise-multiplier``).
+
+The sum's ``sigma`` is what the coordinator and outsiders face. A fellow member knows its
+own share, and the decrypting node is a member, so its view of another node's record
+carries only ``sigma * sqrt(max(t - 1, 1) / t)`` (:mod:`privacy.observers`). A node
+therefore calibrates the target epsilon to that view and lets the ``t`` shares add up to
+``sigma = sigma_member / sqrt(max(t - 1, 1) / t)``: each node adds ``sqrt(3 / 2)`` times
+the noise it added when the target was calibrated to the sum at ``t = 3``
+(``sqrt(2)`` at ``t = 2``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """DP-SGD training of the query-side adapter through Opacus.
 
 With a :class:`~dp_training.train_config.DPConfig`, training is DP-SGD through
-Opacus: Poisson sampling of records, per-record gradient clipping to ``max_grad_norm``
-and Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` on the
-summed gradient. The privacy unit is one interaction record (see
-:mod:`dp_training.interactions`). The reported epsilon is the node ledger's accountant,
+Opacus: Poisson sampling of privacy units, per-unit gradient clipping to
+``max_grad_norm`` and Gaussian noise of standard deviation ``noise_multiplier *
+max_grad_norm`` on the summed gradient. A unit is a group of records (all records of one
+query, or of one person), packed as one sample whose gradient is the sum of its records'
+(see :mod:`dp_training.privacy_unit`). The reported epsilon is the node ledger's accountant,
 :func:`privacy.dpsgd_epsilon` (exact Gaussian DP at sample rate 1, RDP below it), for the
 steps taken, at ``dp.delta``, for this one call (the caller composes it across federated
 rounds); :func:`privacy.noise_multiplier_for` calibrates the noise multiplier to a
@@ -12,7 +13,8 @@ budget with the same accountant.
 
 Per-sample gradient norms come from Opacus's ghost clipping by default
 (``grad_sample_mode="ghost"``): for a linear layer applied to one vector per record the
-norm of record ``i``'s weight gradient is ``|g_i| |a_i|``, so no ``(b, d, d)``
+norm of unit ``i``'s weight gradient is ``|g_i| |a_i|`` (a unit of several queries
+uses their Gram matrices), so no ``(b, d, d)``
 per-sample gradient is materialised. It costs a second backward pass instead; see
 ``benchmarks/bench_dp_step.py`` for measurements of every mode.
 """
@@ -31,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dp_training.interactions import CorpusSoftmaxLoss
 from dp_training.iterate_averaging import IterateAverager
+from dp_training.privacy_unit import UnitSoftmaxLoss
 from dp_training.train_config import (
     DPConfig,
     TrainConfig,
@@ -44,7 +47,7 @@ _OPACUS_ACCOUNTANT = "rdp"  # Opacus's own accountant only counts the steps take
 
 
 class _Records(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Records as a map dataset with a bulk ``__getitems__`` (one gather per batch)."""
+    """Packed units as a map dataset with a bulk ``__getitems__`` (one gather per batch)."""
 
     def __init__(self, queries: torch.Tensor, positives: torch.Tensor) -> None:
         self.queries = queries
@@ -90,6 +93,7 @@ def _train_dp(
     config: TrainConfig,
     dp: DPConfig,
     on_epoch: Callable[[int, float], None] | None,
+    negatives: torch.Tensor | None = None,
 ) -> TrainReport:
     from opacus import PrivacyEngine
 
@@ -102,7 +106,11 @@ def _train_dp(
         collate_fn=_batch_as_is,
         generator=sampling_generator,
     )
-    criterion = CorpusSoftmaxLoss(documents, temperature=config.temperature)
+    criterion: CorpusSoftmaxLoss | UnitSoftmaxLoss
+    if positives.ndim == 1 and negatives is None:
+        criterion = CorpusSoftmaxLoss(documents, temperature=config.temperature)
+    else:
+        criterion = UnitSoftmaxLoss(documents, temperature=config.temperature, negatives=negatives)
     optimizer = _make_optimizer([p for p in adapter.parameters() if p.requires_grad], config)
     with warnings.catch_warnings():
         # "Secure RNG turned off": the generators above are seeded from OS entropy.

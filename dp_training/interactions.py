@@ -1,17 +1,21 @@
 """A node's private interaction records and the retrieval loss trained on them.
 
-Privacy unit: one interaction record, a (query, relevant document) pair. The adapter
-is query-side: only query vectors pass through its parameters, the document vectors
-are frozen base-encoder outputs. The loss of record ``i`` is the cross-entropy of the
-softmax over *all* the node's documents of ``adapter(q_i) · D^T / temperature`` with
-its relevant document as the target. The negatives are document vectors, never other
-records of the batch, so record ``i``'s gradient depends on record ``i`` alone and
-Opacus's per-sample clipping bounds each record's contribution.
+A record is a (query, relevant document) pair. The privacy unit of DP-SGD is a *group*
+of records (:attr:`InteractionSet.unit_index`): by default all records of one query
+(records with identical query vectors), or all records of one person when the node's
+data names people; see :mod:`dp_training.privacy_unit`. The adapter is query-side: only
+query vectors pass through its parameters, the document vectors are frozen base-encoder
+outputs. The loss of record ``i`` is the cross-entropy of the softmax over *all* the
+node's documents of ``adapter(q_i) · D^T / temperature`` with its relevant document as
+the target. The negatives are document vectors, never other records of the batch, so a
+unit's gradient depends on that unit's records (and on the documents, which the unit does
+not cover) and Opacus's per-sample clipping bounds each unit's contribution.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -40,12 +44,26 @@ class InteractionSet:
         query_vectors: ``(n, d)`` float32 query vectors, one per record.
         positive_index: ``(n,)`` int64 row of ``doc_vectors`` relevant to each record.
         doc_vectors: ``(m, d)`` float32 vectors of the node's documents (the softmax's
-            candidates; not private records).
+            candidates; not private records, and not covered by the training DP).
+        unit_ids: ``(n,)`` int64 privacy-unit label of each record (e.g. a person or a
+            query number; any values, equal label = same unit). ``None`` (default): one
+            unit per distinct query vector, i.e. all records of one query. Pass
+            ``np.arange(n)`` for record-level units, which understates what one query
+            or person contributes whenever records share one.
+        negative_vectors: ``(k, d)`` float32 vectors of public text (not the node's). When
+            given, a record's softmax candidates are these plus its unit's own relevant
+            documents, and the node's other documents take no part in its loss: a node
+            document then influences only the units whose records cite it (see
+            :func:`dp_training.privacy_unit.document_unit_ids`). ``None`` (default): every
+            node document is a candidate for every record, and the training DP does not
+            cover the documents.
     """
 
     query_vectors: NDArray[np.float32]
     positive_index: NDArray[np.int64]
     doc_vectors: NDArray[np.float32]
+    unit_ids: NDArray[np.int64] | None = None
+    negative_vectors: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         q, p, d = self.query_vectors, self.positive_index, self.doc_vectors
@@ -97,9 +115,49 @@ class InteractionSet:
                 "query_vectors or doc_vectors hold NaN or infinite values",
                 fix="re-encode the texts; check the encoder output",
             )
+        u = self.unit_ids
+        if u is not None and (
+            not isinstance(u, np.ndarray) or u.dtype != np.int64 or u.shape != p.shape
+        ):
+            raise TrainingError(
+                f"unit_ids must be an int64 array of shape {p.shape}, got "
+                f"{getattr(u, 'dtype', type(u).__name__)} {getattr(u, 'shape', '')}",
+                expected="one privacy-unit label per record, or None (one unit per query)",
+                fix="pass np.asarray(labels, dtype=np.int64)",
+            )
+
+        k = self.negative_vectors
+        if k is not None and (
+            not isinstance(k, np.ndarray)
+            or k.dtype != np.float32
+            or k.ndim != 2
+            or k.shape[0] == 0
+            or k.shape[1] != q.shape[1]
+            or not np.isfinite(k).all()
+        ):
+            raise TrainingError(
+                "negative_vectors must be a finite float32 (k, d) array with k >= 1 and "
+                f"d = {q.shape[1]}, got {getattr(k, 'dtype', type(k).__name__)} "
+                f"{getattr(k, 'shape', '')}",
+                fix="encode the public texts with the same encoder, .astype(np.float32)",
+            )
 
     def __len__(self) -> int:
         return int(self.query_vectors.shape[0])
+
+    @cached_property
+    def unit_index(self) -> NDArray[np.int64]:
+        """``(n,)`` unit of each record, numbered ``0 .. num_units - 1``."""
+        if self.unit_ids is None:
+            _, inverse = np.unique(self.query_vectors, axis=0, return_inverse=True)
+        else:
+            _, inverse = np.unique(self.unit_ids, return_inverse=True)
+        return np.ascontiguousarray(inverse.reshape(-1), dtype=np.int64)
+
+    @property
+    def num_units(self) -> int:
+        """Number of privacy units (what DP-SGD samples, clips and accounts)."""
+        return int(self.unit_index.max()) + 1
 
     @property
     def dimension(self) -> int:
@@ -112,12 +170,14 @@ class InteractionSet:
         return int(self.doc_vectors.shape[0])
 
     def subset(self, rows: NDArray[np.int64] | list[int]) -> InteractionSet:
-        """The records at ``rows`` (with the same documents)."""
+        """The records at ``rows`` (with the same documents and unit labels)."""
         index = np.asarray(rows, dtype=np.int64)
         return InteractionSet(
             query_vectors=np.ascontiguousarray(self.query_vectors[index]),
             positive_index=np.ascontiguousarray(self.positive_index[index]),
             doc_vectors=self.doc_vectors,
+            unit_ids=None if self.unit_ids is None else self.unit_ids[index],
+            negative_vectors=self.negative_vectors,
         )
 
 

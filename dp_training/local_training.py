@@ -24,6 +24,7 @@ from dp_training.interactions import (
     TrainingError,
 )
 from dp_training.iterate_averaging import IterateAverager
+from dp_training.privacy_unit import UnitSoftmaxLoss, negative_tensor, pack_units
 from dp_training.train_config import DPConfig, TrainConfig, TrainReport, _make_optimizer
 from embedding_core.adapter import Adapter, AdapterSide
 
@@ -72,9 +73,11 @@ def train_adapter(
         adapter: A query-side :class:`~embedding_core.adapter.Adapter` without output
             projection; it holds the trained weights afterwards (same object, same
             state-dict keys, no Opacus wrapper or hooks left).
-        data: The node's records and documents.
-        config: Training hyper-parameters.
-        dp: DP-SGD settings; ``None`` trains without privacy.
+        data: The node's records and documents; with ``dp`` its privacy units
+            (:attr:`InteractionSet.unit_index`, by default one per query) are what
+            DP-SGD samples, clips and accounts.
+        config: Training hyper-parameters (with ``dp``, ``batch_size`` counts units).
+        dp: DP-SGD settings; ``None`` trains without privacy, per record.
         on_epoch: Called with ``(epoch, mean_loss)`` after each epoch.
 
     Returns:
@@ -90,28 +93,34 @@ def train_adapter(
     params = [p for p in adapter.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the adapter has no trainable parameters")
-    queries = torch.from_numpy(np.ascontiguousarray(data.query_vectors))
-    positives = torch.from_numpy(np.ascontiguousarray(data.positive_index))
     documents = torch.from_numpy(np.ascontiguousarray(data.doc_vectors))
     started = time.perf_counter()
     was_training = adapter.training
     adapter.train()
     try:
         if dp is None:
-            report = _train_plain(adapter, queries, positives, documents, config, on_epoch)
+            queries = torch.from_numpy(np.ascontiguousarray(data.query_vectors))
+            positives = torch.from_numpy(np.ascontiguousarray(data.positive_index))
+            report = _train_plain(
+                adapter, queries, positives, documents, config, on_epoch, negative_tensor(data)
+            )
         else:
-            report = _train_dp(adapter, queries, positives, documents, config, dp, on_epoch)
+            # One sample per privacy unit: sampled, clipped and accounted as one.
+            units, targets = pack_units(data)
+            report = _train_dp(
+                adapter, units, targets, documents, config, dp, on_epoch, negative_tensor(data)
+            )
     finally:
         adapter.train(was_training)
     report.seconds = time.perf_counter() - started
     report.records = len(data)
+    report.units = data.num_units
+    # No record or unit counts and no losses in the log: they derive from private data.
     logger.info(
-        "train: records=%d steps=%d dp=%s epsilon=%s loss=%s seconds=%.1f",
-        report.records,
+        "train: steps=%d dp=%s epsilon=%s seconds=%.1f",
         report.steps,
         dp is not None,
         None if report.epsilon is None else f"{report.epsilon:.3f}",
-        None if not report.losses else f"{report.losses[-1]:.4f}",
         report.seconds,
     )
     return report
@@ -124,8 +133,13 @@ def _train_plain(
     documents: torch.Tensor,
     config: TrainConfig,
     on_epoch: Callable[[int, float], None] | None,
+    negatives: torch.Tensor | None = None,
 ) -> TrainReport:
-    criterion = CorpusSoftmaxLoss(documents, temperature=config.temperature)
+    criterion: CorpusSoftmaxLoss | UnitSoftmaxLoss = (
+        CorpusSoftmaxLoss(documents, temperature=config.temperature)
+        if negatives is None
+        else UnitSoftmaxLoss(documents, temperature=config.temperature, negatives=negatives)
+    )
     optimizer = _make_optimizer([p for p in adapter.parameters() if p.requires_grad], config)
     generator = torch.Generator().manual_seed(config.seed)
     n = queries.shape[0]

@@ -2,7 +2,8 @@
 
 :class:`TrainConfig` holds the optimisation settings shared by plain and DP-SGD
 training (and names the optimizer :func:`_make_optimizer` builds); :class:`DPConfig`
-adds the DP-SGD settings (record-level privacy); :class:`TrainReport` is what one
+adds the DP-SGD settings (privacy unit: a group of records, see
+:mod:`dp_training.privacy_unit`); :class:`TrainReport` is what one
 :func:`~dp_training.local_training.train_adapter` call returns. Every field is
 validated on construction and a bad value raises
 :class:`~dp_training.interactions.TrainingError`.
@@ -52,8 +53,10 @@ class TrainConfig:
     """Hyper-parameters of local training.
 
     Attributes:
-        epochs: Passes over the records (with DP: ``epochs / sample_rate`` Poisson steps).
-        batch_size: Records per step (with DP: the expected Poisson batch size).
+        epochs: Passes over the records (with DP: over the privacy units,
+            ``epochs / sample_rate`` Poisson steps).
+        batch_size: Records per step (with DP: the expected Poisson batch size in
+            privacy units).
         learning_rate: Optimizer step size.
         temperature: Softmax temperature on cosine scores.
         optimizer: ``adam`` (AdamW, decoupled weight decay) or ``sgd`` (momentum 0.9).
@@ -96,14 +99,14 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DPConfig:
-    """DP-SGD settings (record-level privacy).
+    """DP-SGD settings; the privacy unit is the data's unit (all records of one query or person).
 
     Attributes:
         noise_multiplier: Noise standard deviation relative to ``max_grad_norm``
             (``0`` clips without noise: no privacy, epsilon is infinite). Calibrate it
             to a budget with :func:`privacy.noise_multiplier_for`.
-        max_grad_norm: Per-record gradient clipping norm.
-        delta: The delta at which epsilon is reported (e.g. ``1e-5``, below ``1/n``).
+        max_grad_norm: Clipping norm of one unit's summed gradient.
+        delta: The delta at which epsilon is reported (e.g. ``1e-5``, below ``1/units``).
         grad_sample_mode: Opacus per-sample gradient mode; ``ghost`` (default) is the
             fastest measured here.
         noise_seed: Seeds Poisson sampling and noise. ``None`` (the default, and the
@@ -149,18 +152,20 @@ class TrainReport:
 
     Attributes:
         steps: Optimizer steps taken.
-        sample_rate: Per-step probability of a record being used (DP); for non-DP
-            training the batch fraction ``batch_size / records``.
+        sample_rate: Per-step probability of a privacy unit being used (DP); for
+            non-DP training the batch fraction ``batch_size / records``.
         noise_multiplier: DP noise multiplier (``None`` without DP).
         max_grad_norm: DP clipping norm (``None`` without DP).
         delta: Delta of ``epsilon`` (``None`` without DP).
-        epsilon: Record-level epsilon of this call at ``delta``: the node ledger's
+        epsilon: Epsilon of this call at ``delta`` for one privacy unit (all records of
+            one query or person; not the node's documents): the node ledger's
             accountant (:func:`privacy.dpsgd_epsilon`) over ``steps`` compositions of
             the sampled Gaussian mechanism with ``sample_rate`` and
             ``noise_multiplier``; ``None`` without DP.
         losses: Mean training loss per epoch.
         seconds: Wall-clock time of the training.
         records: Number of interaction records.
+        units: Number of privacy units (groups of records) DP-SGD sampled over.
         grad_sample_mode: The Opacus mode used (``None`` without DP).
         accountant: The accountant behind ``epsilon``.
     """
@@ -173,6 +178,7 @@ class TrainReport:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     records: int = 0
+    units: int = 0
     delta: float | None = None
     grad_sample_mode: str | None = None
     accountant: str | None = None
@@ -191,6 +197,7 @@ class TrainReport:
             "losses": list(self.losses),
             "seconds": self.seconds,
             "records": self.records,
+            "units": self.units,
         }
 
 

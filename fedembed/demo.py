@@ -238,11 +238,14 @@ def demo(
             policy=policy.policy,
         )
         result["federation"] = fed["rows"]
-        typer.echo(f"\n{'setting':<46}{'nDCG@10':>9}  epsilon per node (delta=1e-5, record level)")
+        typer.echo(f"\n{'setting':<46}{'nDCG@10':>9}{'run eps':>9}  cumulative epsilon per member")
         for row in fed["rows"]:
             eps = row.get("epsilon_per_node")
             eps_s = ", ".join(f"{n}={e:.2f}" for n, e in eps.items()) if eps else "-"
-            typer.echo(f"{row['setting']:<46}{100 * row['ndcg@10']:>9.2f}  {eps_s}")
+            run_eps = row.get("run_epsilon")
+            run_s = "-" if run_eps is None else f"{run_eps:.2f}"
+            typer.echo(f"{row['setting']:<46}{100 * row['ndcg@10']:>9.2f}{run_s:>9}  {eps_s}")
+        typer.echo(f"(delta=1e-5; {fed['accounting']})")
         _plot(fed["rows"], out / "ndcg_per_round.png")
         typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
         released = out / "runs" / RELEASE_TAG / "global_adapter"

@@ -6,8 +6,11 @@ mandatory), whether rounds without DP are allowed at all (``require-dp``, true u
 the operator declares otherwise), the largest number of noise shares it accepts
 (``max-noise-shares``: with ``t`` shares each node adds only ``1/sqrt(t)`` of the noise
 and trusts ``t - 1`` others to add theirs) and the smallest noise multiplier its own step
-may carry (``min-noise-multiplier``). :meth:`NodePrivacy.check_round` refuses a round
-that asks for less, before anything is trained or charged.
+may carry (``min-noise-multiplier``). Its record count is private unless the operator
+declares it public (``public-record-count``, false by default): only then does the node
+take part in rounds weighted by declared counts (``weighting = "declared-counts"``), the
+one case where the count leaves the node. :meth:`NodePrivacy.check_round` refuses a
+round that asks for less, before anything is trained or charged.
 
 :class:`NodePrivacy` writes and reads its own node-config record, so the CLI, the
 simulation engine and the deployment helpers all start nodes with the same keys.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from embedding_core.errors import FedembedError
 from federation.round_settings import RecordValue, RoundSettings
-from federation.wire import NodeConfigKey
+from federation.wire import NodeConfigKey, WeightingMode
 
 __all__ = ["DEFAULT_MAX_NOISE_SHARES", "NodePrivacy", "RoundRefusedError"]
 
@@ -75,12 +78,15 @@ class NodePrivacy:
         require_dp: Refuse rounds without DP-SGD on the node's records.
         max_noise_shares: The largest ``dp-noise-shares`` the node accepts.
         min_noise_multiplier: The smallest noise multiplier of the node's own DP step.
+        public_record_count: The operator declares the node's record count public, so
+            the node may send it to rounds weighted by declared counts.
     """
 
     max_epsilon: float
     require_dp: bool = True
     max_noise_shares: int = DEFAULT_MAX_NOISE_SHARES
     min_noise_multiplier: float = 0.0
+    public_record_count: bool = False
 
     def __post_init__(self) -> None:
         def bad(key: NodeConfigKey, value: object, expected: str) -> FedembedError:
@@ -104,6 +110,7 @@ class NodePrivacy:
             NodeConfigKey.REQUIRE_DP.value: self.require_dp,
             NodeConfigKey.MAX_NOISE_SHARES.value: self.max_noise_shares,
             NodeConfigKey.MIN_NOISE_MULTIPLIER.value: self.min_noise_multiplier,
+            NodeConfigKey.PUBLIC_RECORD_COUNT.value: self.public_record_count,
         }
 
     @classmethod
@@ -130,6 +137,7 @@ class NodePrivacy:
             require_dp=_flag(node_config, NodeConfigKey.REQUIRE_DP, True),
             max_noise_shares=DEFAULT_MAX_NOISE_SHARES if shares is None else int(shares),
             min_noise_multiplier=0.0 if min_noise is None else min_noise,
+            public_record_count=_flag(node_config, NodeConfigKey.PUBLIC_RECORD_COUNT, False),
         )
 
     def check_round(self, settings: RoundSettings, *, node_name: str) -> None:
@@ -150,6 +158,14 @@ class NodePrivacy:
                 f"{NodeConfigKey.MAX_NOISE_SHARES.value})",
                 fix="the coordinator asks for fewer shares; or the node's operator raises "
                 f"{NodeConfigKey.MAX_NOISE_SHARES.value}",
+            )
+        if settings.weighting == WeightingMode.DECLARED_COUNTS and not self.public_record_count:
+            raise RoundRefusedError(
+                f"node {node_name} refuses a round weighted by declared record counts: its "
+                "operator has not declared its record count public",
+                expected=f"weighting='{WeightingMode.UNIFORM.value}'",
+                fix="the coordinator weighs nodes uniformly; or the node's operator sets "
+                f"{NodeConfigKey.PUBLIC_RECORD_COUNT.value}=true",
             )
         if settings.dp_enabled and settings.target_epsilon > self.max_epsilon:
             raise RoundRefusedError(

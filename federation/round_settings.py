@@ -21,7 +21,7 @@ from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, ClassVar, Self
 
 from embedding_core.errors import FedembedError
-from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY, AggregationMode
+from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY, AggregationMode, WeightingMode
 
 __all__ = ["RecordValue", "RoundSettings", "field_key", "server_round_of"]
 
@@ -85,10 +85,13 @@ class RoundSettings:
         dp_enabled: DP-SGD on the node's records.
         target_epsilon: Record-level epsilon of the whole run (all rounds).
         target_delta: Its delta.
-        max_grad_norm: Per-record clipping norm.
+        max_grad_norm: Per-unit clipping norm (all records of one query or person).
         update_clip_norm: Node-level clip of the round's update (0 = none).
         dp_noise_shares: 0 = local DP-SGD; t >= 1 = distributed DP, each node adds
             ``1/sqrt(t)`` of the noise in one full-batch step.
+        weighting: ``uniform`` (every node weighs 1) or ``declared-counts`` (nodes weigh
+            their record counts, which only nodes whose operators declared them public
+            send; any other node refuses the round).
     """
 
     source: ClassVar[str] = "round settings"
@@ -109,6 +112,7 @@ class RoundSettings:
     max_grad_norm: float = 1.0
     update_clip_norm: float = 0.0
     dp_noise_shares: int = 0
+    weighting: str = WeightingMode.UNIFORM.value
 
     def __post_init__(self) -> None:
         self.validate()
@@ -125,6 +129,8 @@ class RoundSettings:
         """Check the ranges and combinations a node can check on its own."""
         if self.aggregation not in {m.value for m in AggregationMode}:
             raise self._bad("aggregation", "'ckks', 'plaintext' or 'secaggplus'")
+        if self.weighting not in {m.value for m in WeightingMode}:
+            raise self._bad("weighting", "'uniform' or 'declared-counts'")
         for name in ("num_server_rounds", "local_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise self._bad(name, ">= 1")

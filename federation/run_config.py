@@ -2,7 +2,8 @@
 
 :class:`FederationConfig` is the :class:`~federation.round_settings.RoundSettings` every
 node receives plus what only the coordinator needs (kit, node-level noise, server
-optimiser, quorum, evaluation, output). Every key is validated here with a message that
+optimiser, quorum, evaluation, output). How nodes are weighted (``weighting``) is a
+round setting: every node sees it and may refuse it. Every key is validated here with a message that
 names the key, the value and the fix; the rest of the coordinator only sees a typed
 ``FederationConfig``, and the nodes only see :meth:`round_settings`.
 """
@@ -16,7 +17,7 @@ from typing import ClassVar
 
 from embedding_core.errors import FedembedError
 from federation.round_settings import RoundSettings
-from federation.wire import AggregationMode
+from federation.wire import AggregationMode, WeightingMode
 
 __all__ = ["FederationConfig"]
 
@@ -95,6 +96,9 @@ class FederationConfig(RoundSettings):
                 raise self._bad("node_noise_multiplier", "0 with secaggplus")
             if self.min_nodes < 2:
                 raise self._bad("min_nodes", ">= 2 with secaggplus")
+        if self.node_noise_multiplier > 0 and self.weighting != WeightingMode.UNIFORM:
+            # The node-level noise is calibrated to a mean of equally weighted updates.
+            raise self._bad("weighting", "'uniform' when node-level DP is on")
         self._validate_distributed_dp()
 
     def _validate_distributed_dp(self) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "ContentKey",
     "MetricKey",
     "NodeConfigKey",
+    "WeightingMode",
     "as_bytes_list",
     "as_float",
     "as_int",
@@ -38,6 +39,10 @@ class ContentKey(StrEnum):
     METRICS = "metrics"
     CKKS_UPDATE = "ckks-update"
     CKKS_SUM = "ckks-sum"
+    CKKS_DECRYPT = "ckks-decrypt"
+    """A decrypt request: run tag, round and every signed contribution to sum."""
+    CKKS_ENDORSE = "ckks-endorse"
+    """An endorse request (the set of contributions to sum) and its signed reply."""
 
 
 SERVER_ROUND_KEY = "server-round"
@@ -51,17 +56,32 @@ CLIPPING_NORM_KEY = "clipping_norm"
 
 
 class MetricKey(StrEnum):
-    """Keys of the MetricRecord a node replies with."""
+    """Keys of the MetricRecord a node replies with: privacy bookkeeping and weights only.
+
+    Nothing computed from a node's records (losses, norms, timings) is a metric; the
+    record count ``num-examples`` is sent only by a node whose operator declared it
+    public, to a round weighted by declared counts (:class:`WeightingMode`).
+    """
 
     NUM_EXAMPLES = "num-examples"
     EPSILON = "epsilon"
     EPSILON_ROUND = "epsilon-round"
     NOISE_MULTIPLIER = "noise-multiplier"
     NOISE_SHARE = "noise-share"
-    TRAIN_LOSS = "train-loss"
-    UPDATE_NORM = "update-norm"
-    SECONDS = "seconds"
+    CHARGED_NOISE = "charged-noise-multiplier"
+    """The noise multiplier the node's ledger charged: the fellow member's view."""
+    SAMPLE_RATE = "sample-rate"
+    """The charge's sampling rate over privacy units (1 for full batch)."""
+    STEPS = "steps"
+    """The charge's DP-SGD steps this round."""
     UNIT_WEIGHT = "unit-weight"
+
+
+class WeightingMode(StrEnum):
+    """How the aggregate weighs the nodes (a public run setting)."""
+
+    UNIFORM = "uniform"
+    DECLARED_COUNTS = "declared-counts"
 
 
 class NodeConfigKey(StrEnum):
@@ -73,6 +93,7 @@ class NodeConfigKey(StrEnum):
     REQUIRE_DP = "require-dp"
     MAX_NOISE_SHARES = "max-noise-shares"
     MIN_NOISE_MULTIPLIER = "min-noise-multiplier"
+    PUBLIC_RECORD_COUNT = "public-record-count"
     KIT_DIR = "kit-dir"
 
 

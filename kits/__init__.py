@@ -1,7 +1,8 @@
 """Kits: layout, provisioning and the checked loader.
 
-Kits: their layout, the provisioning that writes them and the checked loader that every
-process (SuperLink, SuperNode, both Flower apps, the gateway) reads them through.
+Kits: their layout, the provisioning that writes them, the member-side CKKS key
+ceremony that completes them, and the checked loader that every process (SuperLink,
+SuperNode, both Flower apps, the gateway) reads them through.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ if TYPE_CHECKING:
         pem_private,
         validate_host,
     )
+    from kits.ckks_bundle import BundleRefusedError
+    from kits.ckks_ceremony import (
+        CeremonyBundles,
+        ckks_keygen,
+        install_ckks_public,
+        install_ckks_secret,
+        run_ckks_ceremony,
+    )
     from kits.layout import sha256_file
+    from kits.node_keys import auth_key_fingerprint, generate_auth_key, install_auth_key
     from kits.provisioning import (
         DCPE_KEYRING,
         DEFAULT_DCPE_BETA,
@@ -38,6 +48,15 @@ if TYPE_CHECKING:
     )
 
 _SUBMODULE: dict[str, str] = {
+    "auth_key_fingerprint": "node_keys",
+    "generate_auth_key": "node_keys",
+    "install_auth_key": "node_keys",
+    "BundleRefusedError": "ckks_bundle",
+    "CeremonyBundles": "ckks_ceremony",
+    "ckks_keygen": "ckks_ceremony",
+    "install_ckks_public": "ckks_ceremony",
+    "install_ckks_secret": "ckks_ceremony",
+    "run_ckks_ceremony": "ckks_ceremony",
     "CoordinatorKit": "provisioning",
     "DCPE_KEYRING": "provisioning",
     "DEFAULT_DCPE_BETA": "provisioning",
@@ -67,13 +86,21 @@ __all__ = [
     "DCPE_KEYRING",
     "DEFAULT_DCPE_BETA",
     "KIT_FORMAT",
+    "BundleRefusedError",
+    "CeremonyBundles",
     "CoordinatorKit",
     "GatewayKit",
     "KitPermissionWarning",
     "NodeKit",
     "ProvisionResult",
     "ProvisioningError",
+    "auth_key_fingerprint",
     "cert_fingerprint",
+    "ckks_keygen",
+    "generate_auth_key",
+    "install_auth_key",
+    "install_ckks_public",
+    "install_ckks_secret",
     "load_coordinator_kit",
     "load_gateway_kit",
     "load_node_kit",
@@ -82,6 +109,7 @@ __all__ = [
     "pem_cert",
     "pem_private",
     "provision",
+    "run_ckks_ceremony",
     "sha256_file",
     "validate_host",
     "validate_node_ids",

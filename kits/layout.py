@@ -44,11 +44,15 @@ DCPE_KEY_SCOPE: Final = "consortium"
 # plaintext search in every one of 30 runs (mean loss 0.5 points).
 DEFAULT_DCPE_BETA: Final = 1.0
 
-COORDINATOR_FILES: Final = (CA_CERT, SERVER_CERT, SERVER_KEY, CKKS_PUBLIC, AUTHORIZED_NODES)
+# CKKS_PUBLIC (coordinator) and CKKS_SECRET (nodes) join a kit at the member-side key
+# ceremony (kits.ckks_ceremony); provisioning writes neither.
+COORDINATOR_FILES: Final = (CA_CERT, SERVER_CERT, SERVER_KEY, AUTHORIZED_NODES)
 COORDINATOR_SECRETS: Final = (SERVER_KEY,)
-NODE_FILES: Final = (CA_CERT, AUTH_KEY, AUTH_PUB, CKKS_SECRET, DCPE_KEYRING)
+# AUTH_KEY is listed in kit.json only when provisioning made it; a member that made its
+# own (kits.node_keys) adds it unlisted. The loader always checks it against AUTH_PUB.
+NODE_FILES: Final = (CA_CERT, AUTH_PUB, DCPE_KEYRING, AUTHORIZED_NODES)
 # DCPE_KEYRING is secret too; DcpeKeyring.load refuses it (not just warns) when readable.
-NODE_SECRETS: Final = (AUTH_KEY, CKKS_SECRET)
+NODE_SECRETS: Final = (AUTH_KEY,)
 CKKS_SEARCH_KEY: Final = "ckks_search.key"
 SEARCH_DIMENSION: Final = 384  # the shared model's width (all-MiniLM-L6-v2)
 GATEWAY_FILES: Final = (DCPE_KEYRING, CKKS_SEARCH_KEY)
@@ -82,8 +86,9 @@ class ProvisionResult:
         node_dirs: Node id -> ``out_dir/nodes/<node_id>`` (one kit per member).
         consortium_id: Random id written into every kit.
         ca_fingerprint: SHA-256 (hex) of the CA certificate (DER), to pin out of band.
-        ckks_fingerprint: :func:`~crypto.ckks_aggregation.context_fingerprint` of
-            the consortium's CKKS key pair.
+
+    Provisioning makes no CKKS key pair: a member makes it in the key ceremony
+    (:mod:`kits.ckks_ceremony`).
     """
 
     out_dir: Path
@@ -93,12 +98,26 @@ class ProvisionResult:
     node_dirs: Mapping[str, Path]
     consortium_id: str
     ca_fingerprint: str
-    ckks_fingerprint: str
+
+
+_NODE_CEREMONY_FIX: Final = (
+    "on the key-holding member run `fedembed node ckks-keygen --kit KIT --out BUNDLES`, "
+    "then on every other member `fedembed node ckks-install --kit KIT --bundle FILE` "
+    "(docs/key_custody.md)"
+)
 
 
 @dataclass(frozen=True)
 class NodeKit:
-    """A member node's verified kit (secret contents are left out of ``repr``)."""
+    """A member node's verified kit (secret contents are left out of ``repr``).
+
+    ``ckks_fingerprint``, ``ckks_secret_path`` and ``ckks_secret`` are ``None`` until the
+    key ceremony installed the CKKS secret context; :attr:`ckks_secret_context` refuses
+    CKKS aggregation until then. ``authorized_nodes`` (node id -> OpenSSH public key) is
+    the consortium's authorised node list as the node's own kit has it: a node checks
+    signed contributions and key-ceremony bundles against it, never against a list the
+    coordinator sends.
+    """
 
     path: Path
     node_id: str
@@ -106,15 +125,28 @@ class NodeKit:
     created: str
     superlink_host: str
     ckks_parameters: CkksParameters
-    ckks_fingerprint: str
+    ckks_fingerprint: str | None
     ca_fingerprint: str
     ca_cert_path: Path
     auth_key_path: Path
     auth_pub_path: Path
-    ckks_secret_path: Path
+    ckks_secret_path: Path | None
     dcpe_keyring_path: Path
     auth_public_key: str
-    ckks_secret_context: bytes = field(repr=False)
+    authorized_nodes_path: Path
+    authorized_nodes: Mapping[str, str]
+    ckks_secret: bytes | None = field(repr=False)
+
+    @property
+    def ckks_secret_context(self) -> bytes:
+        """The CKKS secret context (refused before the key ceremony installed it)."""
+        if self.ckks_secret is None:
+            raise ProvisioningError(
+                f"the node kit {self.path} holds no CKKS secret context yet",
+                expected="a node kit that went through the member-side CKKS key ceremony",
+                fix=_NODE_CEREMONY_FIX,
+            )
+        return self.ckks_secret
 
     def supernode_args(self) -> list[str]:
         """``flower-supernode`` arguments for TLS trust and node authentication."""
@@ -130,7 +162,12 @@ class NodeKit:
 
 @dataclass(frozen=True)
 class CoordinatorKit:
-    """The coordinator's verified kit: TLS server identity and public CKKS context."""
+    """The coordinator's verified kit: TLS server identity and public CKKS context.
+
+    ``ckks_fingerprint``, ``ckks_public_path`` and ``ckks_public`` are ``None`` until the
+    key holder's public bundle is installed; :attr:`ckks_public_context` refuses CKKS
+    aggregation until then.
+    """
 
     path: Path
     consortium_id: str
@@ -138,15 +175,28 @@ class CoordinatorKit:
     superlink_host: str
     node_ids: tuple[str, ...]
     ckks_parameters: CkksParameters
-    ckks_fingerprint: str
+    ckks_fingerprint: str | None
     ca_fingerprint: str
     ca_cert_path: Path
     server_cert_path: Path
     server_key_path: Path
-    ckks_public_path: Path
+    ckks_public_path: Path | None
     authorized_nodes_path: Path
     authorized_nodes: Mapping[str, str]
-    ckks_public_context: bytes = field(repr=False)
+    ckks_public: bytes | None = field(repr=False)
+
+    @property
+    def ckks_public_context(self) -> bytes:
+        """The CKKS public context (refused before the key ceremony installed it)."""
+        if self.ckks_public is None:
+            raise ProvisioningError(
+                f"the coordinator kit {self.path} holds no CKKS public context yet",
+                expected="the public context the key-holding member signed",
+                fix="have the key holder run `fedembed node ckks-keygen` (see "
+                "docs/key_custody.md), then run `fedembed coordinator ckks-install-public "
+                "--kit KIT --public ckks_public.bundle.json`",
+            )
+        return self.ckks_public
 
     def superlink_tls_args(self) -> list[str]:
         """``flower-superlink`` arguments that serve HTTPS with the kit's certificate."""

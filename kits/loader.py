@@ -143,12 +143,13 @@ def _verify_files(
 def _common(kit: Path, content: Mapping[str, Any]) -> dict[str, Any]:
     try:
         params = CkksParameters.from_dict(content["ckks"])
+        fingerprint = content["ckks_fingerprint"]  # None until the CKKS key ceremony
         return {
             "consortium_id": str(content["consortium_id"]),
             "created": str(content["created"]),
             "superlink_host": str(content["superlink_host"]),
             "ckks_parameters": params,
-            "ckks_fingerprint": str(content["ckks_fingerprint"]),
+            "ckks_fingerprint": None if fingerprint is None else str(fingerprint),
             "ca_fingerprint": str(content["ca_fingerprint_sha256"]),
         }
     except (KeyError, TypeError, CkksError) as err:
@@ -183,6 +184,20 @@ def _check_ca(kit: Path, common: Mapping[str, Any]) -> x509.Certificate:
             fix="re-provision the consortium",
         )
     return ca
+
+
+def _ckks_files(kit: Path, content: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """``(name,)`` once the key ceremony installed the CKKS context, else ``()``."""
+    listed = content.get("files")
+    installed = isinstance(listed, dict) and name in listed
+    if installed != (content.get("ckks_fingerprint") is not None):
+        raise ProvisioningError(
+            f"{kit / MANIFEST} {'lists' if installed else 'does not list'} {name} but "
+            f"{'names no' if installed else 'names a'} CKKS fingerprint",
+            expected="both or neither (the key ceremony adds them together)",
+            fix="restore the kit from its original copy, or re-run the CKKS key ceremony",
+        )
+    return (name,) if installed else ()
 
 
 def _check_ckks(path: Path, data: bytes, fingerprint: str, *, private: bool) -> None:
@@ -226,12 +241,36 @@ def _check_keyring(path: Path, consortium_id: str) -> None:
         )
 
 
+def _load_authorized(kit: Path) -> dict[str, str]:
+    """The kit's authorised node list: node id -> OpenSSH EC public key."""
+    try:
+        authorized = json.loads((kit / AUTHORIZED_NODES).read_text(encoding="utf-8"))
+        if not isinstance(authorized, dict):
+            raise ValueError("not a JSON object")
+        for node_id, key in authorized.items():
+            if not isinstance(node_id, str) or not NODE_ID_PATTERN.fullmatch(node_id):
+                raise ValueError(f"{node_id!r} is not a node id")
+            if not isinstance(key, str) or not isinstance(
+                serialization.load_ssh_public_key(key.encode("ascii")), ec.EllipticCurvePublicKey
+            ):
+                raise ValueError(f"the key of {node_id!r} is not an EC public key")
+    except (ValueError, UnicodeError, UnsupportedAlgorithm) as err:
+        raise ProvisioningError(
+            f"{kit / AUTHORIZED_NODES} is invalid ({err})",
+            expected="a JSON object: node id -> OpenSSH EC public key",
+            fix="re-provision the kit",
+        ) from None
+    return dict(authorized)
+
+
 def load_node_kit(path: Path | str) -> NodeKit:
     """Load and verify a member node's kit.
 
     Checks the manifest hashes, that ``auth.pub`` matches ``auth.key`` (an EC key
-    Flower accepts), that the CKKS context holds the secret key, and that the DCPE
-    keyring loads (mode 0600) and belongs to the kit's consortium. Warns
+    Flower accepts), that the CKKS context (once the key ceremony installed it) holds
+    the secret key of the fingerprint in ``kit.json``, and that the DCPE
+    keyring loads (mode 0600) and belongs to the kit's consortium, and that the kit's
+    authorised node list parses and holds this node's own ``auth.pub``. Warns
     (:class:`KitPermissionWarning`) when another secret file is accessible by group or
     others.
 
@@ -239,7 +278,16 @@ def load_node_kit(path: Path | str) -> NodeKit:
         ProvisioningError: Naming the missing, altered or invalid file.
     """
     kit, content = _read_manifest(Path(path), "node")
-    _verify_files(kit, content, NODE_FILES, NODE_SECRETS)
+    if not (kit / AUTH_KEY).is_file():
+        raise ProvisioningError(
+            f"kit file {kit / AUTH_KEY} is missing",
+            expected="this member's SuperNode auth key (made by provisioning, or by "
+            "`fedembed node keygen` on the member's premises)",
+            fix="install the key made for this kit: `fedembed node install-auth-key --kit "
+            "KIT --key auth.key` (docs/key_custody.md), or restore the kit",
+        )
+    ckks = _ckks_files(kit, content, CKKS_SECRET)
+    _verify_files(kit, content, NODE_FILES + ckks, NODE_SECRETS + ckks)
     common = _common(kit, content)
     node_id = content.get("node_id")
     if not isinstance(node_id, str) or not NODE_ID_PATTERN.fullmatch(node_id):
@@ -270,9 +318,18 @@ def load_node_kit(path: Path | str) -> NodeKit:
             expected="the public half of auth.key",
             fix="restore the kit from its original copy, or re-provision",
         )
-    secret_ctx = (kit / CKKS_SECRET).read_bytes()
-    _check_ckks(kit / CKKS_SECRET, secret_ctx, common["ckks_fingerprint"], private=True)
+    secret_ctx = (kit / CKKS_SECRET).read_bytes() if ckks else None
+    if secret_ctx is not None:
+        _check_ckks(kit / CKKS_SECRET, secret_ctx, common["ckks_fingerprint"], private=True)
     _check_keyring(kit / DCPE_KEYRING, common["consortium_id"])
+    authorized = _load_authorized(kit)
+    auth_public_key = (kit / AUTH_PUB).read_text(encoding="ascii").strip()
+    if authorized.get(node_id, "").strip() != auth_public_key:
+        raise ProvisioningError(
+            f"{kit / AUTHORIZED_NODES} does not hold this node's {AUTH_PUB} under {node_id!r}",
+            expected="the consortium's authorised node list, this node's key among them",
+            fix="restore the kit from its original copy, or re-provision",
+        )
     return NodeKit(
         path=kit,
         node_id=node_id,
@@ -280,10 +337,12 @@ def load_node_kit(path: Path | str) -> NodeKit:
         ca_cert_path=kit / CA_CERT,
         auth_key_path=kit / AUTH_KEY,
         auth_pub_path=kit / AUTH_PUB,
-        ckks_secret_path=kit / CKKS_SECRET,
+        ckks_secret_path=kit / CKKS_SECRET if ckks else None,
         dcpe_keyring_path=kit / DCPE_KEYRING,
-        auth_public_key=(kit / AUTH_PUB).read_text(encoding="ascii").strip(),
-        ckks_secret_context=secret_ctx,
+        auth_public_key=auth_public_key,
+        authorized_nodes_path=kit / AUTHORIZED_NODES,
+        authorized_nodes=authorized,
+        ckks_secret=secret_ctx,
     )
 
 
@@ -291,7 +350,8 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
     """Load and verify the coordinator's kit.
 
     Checks the manifest hashes, that the server certificate was issued by the kit's CA,
-    is in date and matches ``server.key``, that the CKKS context holds *no* secret key,
+    is in date and matches ``server.key``, that the CKKS context (once installed) holds
+    *no* secret key,
     and that every authorized node key parses. Warns (:class:`KitPermissionWarning`)
     when ``server.key`` is accessible by group or others.
 
@@ -299,7 +359,8 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
         ProvisioningError: Naming the missing, altered or invalid file.
     """
     kit, content = _read_manifest(Path(path), "coordinator")
-    _verify_files(kit, content, COORDINATOR_FILES, COORDINATOR_SECRETS)
+    ckks = _ckks_files(kit, content, CKKS_PUBLIC)
+    _verify_files(kit, content, COORDINATOR_FILES + ckks, COORDINATOR_SECRETS)
     common = _common(kit, content)
     ca = _check_ca(kit, common)
     server = _load_cert(kit / SERVER_CERT)
@@ -326,23 +387,10 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
         raise ProvisioningError(
             f"{kit / SERVER_KEY} does not match {kit / SERVER_CERT}", fix="re-provision the kit"
         )
-    public_ctx = (kit / CKKS_PUBLIC).read_bytes()
-    _check_ckks(kit / CKKS_PUBLIC, public_ctx, common["ckks_fingerprint"], private=False)
-    try:
-        authorized = json.loads((kit / AUTHORIZED_NODES).read_text(encoding="utf-8"))
-        if not isinstance(authorized, dict):
-            raise ValueError("not a JSON object")
-        for node_id, key in authorized.items():
-            if not isinstance(key, str) or not isinstance(
-                serialization.load_ssh_public_key(key.encode("ascii")), ec.EllipticCurvePublicKey
-            ):
-                raise ValueError(f"the key of {node_id!r} is not an EC public key")
-    except (ValueError, UnicodeError, UnsupportedAlgorithm) as err:
-        raise ProvisioningError(
-            f"{kit / AUTHORIZED_NODES} is invalid ({err})",
-            expected="a JSON object: node id -> OpenSSH EC public key",
-            fix="re-provision the kit",
-        ) from None
+    public_ctx = (kit / CKKS_PUBLIC).read_bytes() if ckks else None
+    if public_ctx is not None:
+        _check_ckks(kit / CKKS_PUBLIC, public_ctx, common["ckks_fingerprint"], private=False)
+    authorized = _load_authorized(kit)
     node_ids = content.get("node_ids")
     if not isinstance(node_ids, list) or sorted(node_ids) != sorted(authorized):
         raise ProvisioningError(
@@ -356,10 +404,10 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
         ca_cert_path=kit / CA_CERT,
         server_cert_path=kit / SERVER_CERT,
         server_key_path=kit / SERVER_KEY,
-        ckks_public_path=kit / CKKS_PUBLIC,
+        ckks_public_path=kit / CKKS_PUBLIC if ckks else None,
         authorized_nodes_path=kit / AUTHORIZED_NODES,
         authorized_nodes=dict(authorized),
-        ckks_public_context=public_ctx,
+        ckks_public=public_ctx,
     )
 
 

@@ -6,15 +6,22 @@
       admin/                 kept by the consortium admin, never shipped
         ca.key  ca.crt       self-signed root CA (EC P-384); ca.key is mode 0600
       coordinator/           shipped to the coordinator (SuperLink + ServerApp)
-        ca.crt  server.crt  server.key  ckks_public.ctx  authorized_nodes.json  kit.json
+        ca.crt  server.crt  server.key  authorized_nodes.json  kit.json
+        (+ ckks_public.ctx, installed from the key holder's signed bundle)
       gateway/               shipped to the query gateway (secure index service)
         dcpe_keyring.json  ckks_search.key  kit.json
       nodes/<node_id>/       shipped to one member organisation (SuperNode + ClientApp)
-        ca.crt  auth.key  auth.pub  ckks_secret.ctx  dcpe_keyring.json  kit.json
+        ca.crt  auth.key  auth.pub  dcpe_keyring.json  authorized_nodes.json  kit.json
+        (+ ckks_secret.ctx, made or installed in the member-side key ceremony)
 
-The coordinator kit holds no secret that decrypts member data: its CKKS context carries
-the public key only, and it holds no DCPE key. Every node kit holds the same CKKS secret
-context (nodes decrypt the aggregate), its own SuperNode authentication key, and the
+Provisioning writes no CKKS key pair: the consortium's CKKS parameters go into every
+manifest, and one member makes the key pair on its premises
+(:mod:`kits.ckks_ceremony`; ``fedembed node ckks-keygen``), seals the secret context
+to every other member's kit key and signs the coordinator's public context, so neither
+the provisioner nor the coordinator's operator ever holds a CKKS secret
+(docs/key_custody.md). The coordinator kit holds no secret that decrypts member data:
+its CKKS context carries the public key only, and it holds no DCPE key. Every node kit
+holds its own SuperNode authentication key and the
 consortium's one DCPE keyring (:class:`~crypto.dcpe_keys.DcpeKeyring`,
 tenant = consortium id): distance-comparison-preserving encryption (Fuchsbauer et al.,
 SCN 2022) only keeps ciphertext distances meaningful between vectors encrypted under the
@@ -50,7 +57,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +65,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from crypto.ckks_aggregation import (
-    CkksParameters,
-    context_fingerprint,
-    make_contexts,
-)
+from crypto.ckks_aggregation import CkksParameters
 from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from crypto.dcpe import BETA_MAX
 from crypto.dcpe_keys import DcpeKeyring
@@ -81,9 +84,7 @@ from kits.layout import (
     AUTHORIZED_NODES,
     CA_CERT,
     CA_KEY,
-    CKKS_PUBLIC,
     CKKS_SEARCH_KEY,
-    CKKS_SECRET,
     COORDINATOR_FILES,
     DCPE_KEY_SCOPE,
     DCPE_KEYRING,
@@ -106,6 +107,7 @@ from kits.layout import (
     validate_node_ids,
 )
 from kits.loader import load_coordinator_kit, load_gateway_kit, load_node_kit
+from kits.node_keys import validate_member_keys
 
 __all__ = [
     "DCPE_KEYRING",
@@ -156,6 +158,7 @@ def provision(
     validity_days: int = 365,
     dcpe_beta: float = DEFAULT_DCPE_BETA,
     force: bool = False,
+    node_keys: Mapping[str, str] | None = None,
 ) -> ProvisionResult:
     """Write the admin CA, the coordinator kit, the gateway kit and one kit per node.
 
@@ -168,16 +171,22 @@ def provision(
         validity_days: Lifetime of the CA and server certificates.
         dcpe_beta: Approximation bound of the consortium's DCPE key (larger hides more
             and ranks worse; see :data:`DEFAULT_DCPE_BETA`).
+        node_keys: Node id -> the OpenSSH P-384 public key the member made on its own
+            premises (:func:`kits.node_keys.generate_auth_key`); such a kit gets no
+            ``auth.key`` (the member installs its own), so the provisioner never holds
+            it. Nodes not named here get a key made by provisioning.
         force: Replace the ``admin``, ``coordinator``, ``gateway`` and ``nodes`` folders
             of an existing ``out_dir`` (other files in it are left alone).
 
     Returns:
-        Where everything was written, with the CA and CKKS fingerprints.
+        Where everything was written, with the CA fingerprint (no CKKS key pair: see
+        :func:`kits.ckks_ceremony.run_ckks_ceremony`).
 
     Raises:
         ProvisioningError: Invalid input, or ``out_dir`` is in use and ``force`` is off.
     """
     ids = validate_node_ids(node_ids)
+    member_keys = validate_member_keys(node_keys or {}, ids)
     host_name = validate_host(superlink_host)
     if isinstance(validity_days, bool) or not isinstance(validity_days, int):
         raise ProvisioningError(
@@ -224,7 +233,15 @@ def provision(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.provision-", dir=out.parent))
     try:
         result = _provision_into(
-            staging, out, ids, superlink_host, host_name, params, validity_days, dcpe_beta
+            staging,
+            out,
+            ids,
+            superlink_host,
+            host_name,
+            params,
+            validity_days,
+            dcpe_beta,
+            member_keys,
         )
         if not out.exists():
             staging.rename(out)
@@ -250,6 +267,7 @@ def _provision_into(
     params: CkksParameters,
     days: int,
     dcpe_beta: float,
+    member_keys: Mapping[str, str],
 ) -> ProvisionResult:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     created = now.isoformat().replace("+00:00", "Z")
@@ -262,15 +280,13 @@ def _provision_into(
     _write(admin / CA_KEY, pem_private(ca_key), secret=True)
     _write(admin / CA_CERT, ca_pem)
 
-    secret_ctx, public_ctx = make_contexts(params)
-    ckks_fingerprint = context_fingerprint(public_ctx)
     common = {
         "format": KIT_FORMAT,
         "consortium_id": consortium_id,
         "created": created,
         "superlink_host": host,
         "ckks": params.as_dict(),
-        "ckks_fingerprint": ckks_fingerprint,
+        "ckks_fingerprint": None,  # set by the member-side key ceremony (kits.ckks_ceremony)
         "ca_fingerprint_sha256": ca_fingerprint,
     }
 
@@ -301,24 +317,32 @@ def _provision_into(
     authorized: dict[str, str] = {}
     for node_id in ids:
         node = _mkdir(staging / "nodes" / node_id)
-        auth_key = ec.generate_private_key(ec.SECP384R1())
-        auth_pub = auth_key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        authorized[node_id] = auth_pub.decode("ascii")
         _write(node / CA_CERT, ca_pem)
-        _write(
-            node / AUTH_KEY,
-            auth_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.OpenSSH,
-                serialization.NoEncryption(),
-            ),
-            secret=True,
-        )
+        if node_id in member_keys:  # the member made it and keeps auth.key (kits.node_keys)
+            auth_pub = member_keys[node_id].encode("ascii")
+        else:
+            auth_key = ec.generate_private_key(ec.SECP384R1())
+            auth_pub = auth_key.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+            _write(
+                node / AUTH_KEY,
+                auth_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.OpenSSH,
+                    serialization.NoEncryption(),
+                ),
+                secret=True,
+            )
+        authorized[node_id] = auth_pub.decode("ascii")
         _write(node / AUTH_PUB, auth_pub + b"\n")
-        _write(node / CKKS_SECRET, secret_ctx, secret=True)
         _write(node / DCPE_KEYRING, keyring, secret=True)
+    # Every node kit carries the consortium's authorised node list: a node checks signed
+    # contributions (and key-ceremony bundles) against its own copy, not the coordinator's.
+    authorized_json = (json.dumps(authorized, indent=2, sort_keys=True) + "\n").encode()
+    for node_id in ids:
+        node = staging / "nodes" / node_id
+        _write(node / AUTHORIZED_NODES, authorized_json)
         _write_manifest(
             node,
             {
@@ -327,8 +351,9 @@ def _provision_into(
                 "node_id": node_id,
                 "node_ids": [node_id],
                 "dcpe_key_scope": DCPE_KEY_SCOPE,
+                "auth_key_origin": "member" if node_id in member_keys else "provisioning",
             },
-            NODE_FILES,
+            NODE_FILES if node_id in member_keys else (AUTH_KEY, *NODE_FILES),
         )
 
     coordinator = _mkdir(staging / "coordinator")
@@ -336,11 +361,7 @@ def _provision_into(
     _write(coordinator / CA_CERT, ca_pem)
     _write(coordinator / SERVER_CERT, pem_cert(server_cert))
     _write(coordinator / SERVER_KEY, pem_private(server_key), secret=True)
-    _write(coordinator / CKKS_PUBLIC, public_ctx)
-    _write(
-        coordinator / AUTHORIZED_NODES,
-        (json.dumps(authorized, indent=2, sort_keys=True) + "\n").encode(),
-    )
+    _write(coordinator / AUTHORIZED_NODES, authorized_json)
     _write_manifest(
         coordinator,
         {**common, "kind": "coordinator", "node_ids": list(ids)},
@@ -355,5 +376,4 @@ def _provision_into(
         node_dirs={node_id: out / "nodes" / node_id for node_id in ids},
         consortium_id=consortium_id,
         ca_fingerprint=ca_fingerprint,
-        ckks_fingerprint=ckks_fingerprint,
     )

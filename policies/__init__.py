@@ -42,8 +42,15 @@ from policies.checks import (
 from policies.errors import PolicyError
 from policies.evaluation import check_partner_grant, check_privacy_budget, evaluate_audit
 from policies.loader import LoadedPolicy, default_policy_path, load_default_policy, load_policy
-from policies.model import AccessPolicy, AuditThresholds, Policy, PolicyMeta, PrivacyPolicy
-from policies.privacy_plan import PrivacyPlan, plan_privacy
+from policies.model import (
+    OBSERVERS,
+    AccessPolicy,
+    AuditThresholds,
+    Policy,
+    PolicyMeta,
+    PrivacyPolicy,
+)
+from policies.privacy_plan import ObserverBound, PrivacyPlan, plan_privacy
 from policies.regulations import (
     DISCLAIMER,
     RegulationEntry,
@@ -82,9 +89,11 @@ __all__ = [
     "INDEX_CHECK_IDS",
     "INDEX_EVIDENCE_KEYS",
     "KNOWN_CHECK_IDS",
+    "OBSERVERS",
     "AccessPolicy",
     "AuditThresholds",
     "LoadedPolicy",
+    "ObserverBound",
     "Policy",
     "PolicyCheck",
     "PolicyError",

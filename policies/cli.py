@@ -80,19 +80,36 @@ def plan(
     file: Annotated[
         Path | None, typer.Argument(help="Policy file (default: the shipped default).")
     ] = None,
+    noise_shares: Annotated[
+        int,
+        typer.Option(
+            "--noise-shares",
+            min=0,
+            help="The run's dp-noise-shares t (0: no distributed DP); sets what each "
+            "observer other than a fellow member faces.",
+        ),
+    ] = 0,
 ) -> None:
     """Print the per-node epsilon to train with (the default policy if no FILE).
 
     That is the policy's budget, or less where its MIA limit needs it: the largest epsilon
-    whose proven AUC bound is ``audit.max_mia_auc`` (full-batch recipes).
+    whose proven AUC bound is ``audit.max_mia_auc`` for the strictest observer the policy
+    names (full-batch recipes). Prints the plan as JSON, then one line per named observer
+    with the epsilon and MIA AUC bound it faces.
     """
     loaded = _load_or_exit(file if file is not None else default_policy_path())
     try:
-        result = plan_privacy(loaded.policy)
+        result = plan_privacy(loaded.policy, noise_shares=noise_shares)
     except PolicyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=EXIT_USAGE) from None
     typer.echo(json.dumps({"policy": str(loaded.path), **result.to_dict()}))
+    for bound in result.observers:
+        typer.echo(
+            f"# {bound.observer}: epsilon {bound.epsilon:.4f} (delta {result.delta:g}), "
+            f"MIA AUC bound {bound.auc_bound:.4f}",
+            err=True,
+        )
 
 
 @policy_app.command("init")

@@ -13,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 __all__ = [
     "AGGREGATION_MODES",
+    "OBSERVERS",
     "QUERY_KINDS",
     "AccessPolicy",
     "AggregationMode",
     "AuditThresholds",
+    "ObserverName",
     "Policy",
     "PolicyMeta",
     "PrivacyPolicy",
@@ -27,6 +29,9 @@ AggregationMode = Literal["secagg+", "ckks", "plaintext"]
 QueryKind = Literal["text", "vector"]
 AGGREGATION_MODES: tuple[str, ...] = ("secagg+", "ckks", "plaintext")
 QUERY_KINDS: tuple[str, ...] = ("text", "vector")
+ObserverName = Literal["outsider", "partner", "coordinator", "fellow-member"]
+OBSERVERS: tuple[str, ...] = ("outsider", "partner", "coordinator", "fellow-member")
+"""The observers a privacy guarantee can be stated for (``privacy.observers.Observer``)."""
 PLAINTEXT_AGGREGATION = "plaintext"
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -70,6 +75,18 @@ class PrivacyPolicy(BaseModel):
         description='a non-empty list drawn from "secagg+", "ckks", "plaintext"',
     )
     node_level_dp: bool = Field(description="true or false")
+    # Optional (default: all) so that policy files written before it still load.
+    observers: list[ObserverName] = Field(
+        default_factory=lambda: list(OBSERVERS),  # type: ignore[arg-type]
+        min_length=1,
+        description='a non-empty list drawn from "outsider", "partner", "coordinator", '
+        '"fellow-member": who the epsilon and MIA limits must hold against (default all)',
+    )
+
+    @field_validator("observers")
+    @classmethod
+    def _observers_unique(cls, value: list[str]) -> list[str]:
+        return _unique(value)
 
     @field_validator("allowed_aggregation_modes")
     @classmethod

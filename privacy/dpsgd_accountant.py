@@ -12,8 +12,10 @@ with RDP instead (the base class), which is a valid upper bound for any mix. The
 (mechanism parameters only) is the RDP accountant's; only the conversion differs.
 
 ``dpsgd_epsilon`` is the epsilon this accountant gives one DP-SGD run (``steps`` steps
-at one noise multiplier and sample rate): what a node's ledger charges for it, and what
-the trainer (:mod:`dp_training`) reports.
+at one noise multiplier and sample rate): what the noise calibration meets and the
+trainer (:mod:`dp_training`) reports. A node's ledger composes its whole history with
+privacy loss distributions instead (:mod:`privacy.pld_accountant`): the same at sample
+rate 1, and tighter than RDP below it.
 """
 
 from __future__ import annotations

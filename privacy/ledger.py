@@ -1,11 +1,14 @@
 """The member node's privacy ledger: every DP-SGD charge ever made, persisted on disk.
 
 The ledger is the node's memory of how much privacy its records have spent. It composes
-all charges ever recorded (across runs and rounds) with the node's DP-SGD accountant
-(exact Gaussian DP while every charge is full-batch, RDP otherwise) and refuses a
-charge that would take the total past the node's budget *before* recording it. It is a
-small JSON file written atomically; it holds mechanism parameters only (noise multiplier,
-sample rate, steps), never data or vectors.
+all charges ever recorded (across runs and rounds) with the ledger's accountant
+(:class:`privacy.pld_accountant.PLDAccountant`: exact Gaussian DP while every charge is
+full-batch, privacy loss distributions otherwise) and refuses a charge that would take
+the total past the node's budget *before* recording it. It is a small JSON file written
+atomically; it holds mechanism parameters only (noise multiplier, sample rate, steps)
+and the observer each charge holds for (:mod:`privacy.observers`), never data or
+vectors. The composed epsilon holds for the most informed observer every charge holds
+for.
 
 A lost or silently reset ledger would reset the node's privacy spending, so a missing
 entry is never papered over: a corrupt file is an error naming the file and the fix, and
@@ -25,7 +28,6 @@ from typing import Any
 from filelock import FileLock
 
 from privacy.analysis import PrivacyParameterError
-from privacy.dpsgd_accountant import DPSGDAccountant
 from privacy.ledger_errors import DEFAULT_UNIT, BudgetExceededError, LedgerError
 from privacy.ledger_file import (
     ACCOUNTANT,
@@ -37,6 +39,8 @@ from privacy.ledger_file import (
     utc_timestamp,
     write_ledger,
 )
+from privacy.observers import Observer, covered_by
+from privacy.pld_accountant import PLDAccountant
 
 __all__ = ["PrivacyLedger"]
 
@@ -52,7 +56,8 @@ class PrivacyLedger:
     Use ``PrivacyLedger.open`` to create or load one. The epsilon of the ledger composes
     all entries ever charged at the ledger's fixed delta, for the ledger's privacy unit:
     exactly (Gaussian DP, Dong, Roth and Su 2022) while every entry has sample rate 1,
-    else with RDP (Balle et al. 2020 conversion).
+    else with privacy loss distributions (dp-accounting, Poisson-subsampled Gaussian,
+    add/remove).
     """
 
     def __init__(
@@ -229,7 +234,18 @@ class PrivacyLedger:
 
     def spent_epsilon(self) -> float:
         """Epsilon of all charges ever recorded, composed (0.0 for an empty ledger)."""
-        return self._accountant.get_epsilon(self._delta, conversion=CONVERSION)
+        return self._accountant.get_epsilon(self._delta)
+
+    def observer(self) -> Observer:
+        """The most informed observer every recorded charge holds for.
+
+        A charge holds for the observer it names and every less informed one
+        (:func:`privacy.observers.covered_by`); an empty ledger holds for everyone.
+        """
+        held = set(Observer)
+        for entry in self._entries:
+            held &= set(covered_by(Observer(entry["observer"])))
+        return max(held, key=list(Observer).index)
 
     def remaining(self) -> float:
         """Budget left: ``max_epsilon - spent_epsilon``, never below 0."""
@@ -243,7 +259,7 @@ class PrivacyLedger:
         """
         hypothetical = self._accountant.copy()
         hypothetical.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
-        return hypothetical.get_epsilon(self._delta, conversion=CONVERSION)
+        return hypothetical.get_epsilon(self._delta)
 
     def summary(self) -> dict[str, Any]:
         """What the ledger covers, for manifests and reports (JSON-ready)."""
@@ -252,8 +268,9 @@ class PrivacyLedger:
         composition = (
             "exact Gaussian-DP composition (every charge full-batch)"
             if self._accountant.is_full_batch()
-            else "RDP composition"
+            else "PLD composition"
         )
+        observer = self.observer()
         return {
             "node_id": self._node_id,
             "path": str(self._path),
@@ -262,6 +279,8 @@ class PrivacyLedger:
             "accountant": ACCOUNTANT,
             "conversion": CONVERSION,
             "spent_epsilon": spent,
+            "observer": observer.value,
+            "holds_for": [o.value for o in covered_by(observer)],
             "max_epsilon": self._max_epsilon,
             "remaining_epsilon": max(0.0, self._max_epsilon - spent),
             "entries": len(self._entries),
@@ -269,7 +288,8 @@ class PrivacyLedger:
             "composition": (
                 f"{composition} of all {len(self._entries)} charges recorded on node "
                 f"{self._node_id!r} across {len(runs)} run(s), Poisson-subsampled Gaussian "
-                f"(DP-SGD), add/remove one {self._unit}"
+                f"(DP-SGD), add/remove one {self._unit}; holds for a {observer.value} and "
+                "every less informed observer"
             ),
         }
 
@@ -303,6 +323,7 @@ class PrivacyLedger:
         steps: int,
         run_id: str,
         round: int,
+        observer: Observer = Observer.FELLOW_MEMBER,
     ) -> float:
         """Records a DP-SGD charge if it fits the budget, and persists the ledger.
 
@@ -316,6 +337,10 @@ class PrivacyLedger:
             steps: Number of DP-SGD steps of this charge, >= 0.
             run_id: The training run.
             round: The federated round within the run, >= 0.
+            observer: The most informed observer ``noise_multiplier`` holds for: the
+                noise that observer faces on one record (:mod:`privacy.observers`).
+                The default suits a node that adds all of the noise itself, which every
+                observer faces.
 
         Returns:
             The epsilon spent after this charge.
@@ -337,6 +362,13 @@ class PrivacyLedger:
                 f"round must be an integer >= 0, got {round!r}",
                 expected="the federated round number",
             )
+        try:
+            held_for = Observer(observer)
+        except ValueError:
+            raise PrivacyParameterError(
+                f"observer must be one of {[o.value for o in Observer]}, got {observer!r}",
+                expected="the observer the charged noise multiplier holds for",
+            ) from None
         with self._lock(self._path):
             return self._charge_locked(
                 noise_multiplier=noise_multiplier,
@@ -344,10 +376,18 @@ class PrivacyLedger:
                 steps=steps,
                 run_id=run_id,
                 round=round,
+                observer=held_for,
             )
 
     def _charge_locked(
-        self, *, noise_multiplier: float, sample_rate: float, steps: int, run_id: str, round: int
+        self,
+        *,
+        noise_multiplier: float,
+        sample_rate: float,
+        steps: int,
+        run_id: str,
+        round: int,
+        observer: Observer,
     ) -> float:
         self._reload()
         self.check_new_round(run_id=run_id, round=round)
@@ -382,6 +422,7 @@ class PrivacyLedger:
             steps=int(steps),
             epsilon_after=after,
             timestamp=utc_timestamp(),
+            observer=observer.value,
         )
         accountant = self._accountant.copy()
         accountant.step(
@@ -394,7 +435,7 @@ class PrivacyLedger:
         self._accountant = accountant
         logger.info(
             "charge: node=%s run=%s round=%d noise_multiplier=%g sample_rate=%g steps=%d "
-            "epsilon_after=%.4f max_epsilon=%g delta=%g",
+            "epsilon_after=%.4f max_epsilon=%g delta=%g observer=%s",
             self._node_id,
             run_id,
             round,
@@ -404,6 +445,7 @@ class PrivacyLedger:
             after,
             self._max_epsilon,
             self._delta,
+            observer.value,
         )
         return after
 
@@ -461,8 +503,8 @@ class PrivacyLedger:
             self._accountant = self._accountant_of(entries)
 
     @staticmethod
-    def _accountant_of(entries: list[LedgerEntry]) -> DPSGDAccountant:
-        accountant = DPSGDAccountant()
+    def _accountant_of(entries: list[LedgerEntry]) -> PLDAccountant:
+        accountant = PLDAccountant()
         for entry in entries:
             accountant.step(
                 noise_multiplier=entry["noise_multiplier"],

@@ -22,7 +22,10 @@ __all__ = [
     "LedgerError",
 ]
 
-DEFAULT_UNIT: Final = "interaction record"
+DEFAULT_UNIT: Final = "query or person (all its interaction records)"
+"""DP-SGD clips and samples all records of one query, or of one person where the data names
+people, as one unit (:mod:`dp_training.privacy_unit`); a ledger written for another unit
+does not open, because epsilons of different units do not compose."""
 
 
 class LedgerError(FedembedError):

@@ -3,9 +3,12 @@
 A ledger file is a small JSON document (schema ``fedembed.privacy_ledger``, version 1)
 holding the node's identity (node id, delta, privacy unit), its budget and one
 ``LedgerEntry`` per charge: mechanism parameters only (noise multiplier, sample rate,
-steps), never data or vectors. It is written atomically (:mod:`embedding_core.atomic_file`:
-temporary file, fsync, rename, fsync of the directory), so it is always either the old
-or the new file.
+steps) and the observer the charged noise multiplier holds for
+(:class:`privacy.observers.Observer`), never data or vectors. Files written before
+entries named their observer load with ``LEGACY_OBSERVER``: they charged the secure
+sum's noise, which is what the coordinator faces. It is written atomically
+(:mod:`embedding_core.atomic_file`: temporary file, fsync, rename, fsync of the
+directory), so it is always either the old or the new file.
 
 Reading validates every field; anything unexpected is a ``LedgerError`` naming the file
 and the fix, never a silent reset of the node's privacy spending. The bookkeeping that
@@ -22,11 +25,14 @@ from typing import Any, Final, TypedDict
 
 from embedding_core.atomic_file import atomic_write_json
 from privacy.ledger_errors import LedgerError
+from privacy.observers import Observer
 
 __all__ = [
     "ACCOUNTANT",
     "CONVERSION",
     "LEGACY_ACCOUNTANTS",
+    "LEGACY_CONVERSIONS",
+    "LEGACY_OBSERVER",
     "SCHEMA",
     "VERSION",
     "LedgerEntry",
@@ -39,11 +45,17 @@ __all__ = [
 
 SCHEMA: Final = "fedembed.privacy_ledger"
 VERSION: Final = 1
-ACCOUNTANT: Final = "gdp-full-batch+rdp"
-"""Exact Gaussian DP while every charge is full-batch, RDP composition otherwise."""
-LEGACY_ACCOUNTANTS: Final = frozenset({"rdp"})
+ACCOUNTANT: Final = "gdp-full-batch+pld"
+"""Exact Gaussian DP while every charge is full-batch, PLD composition otherwise."""
+LEGACY_ACCOUNTANTS: Final = frozenset({"rdp", "gdp-full-batch+rdp"})
 """Labels of older ledgers: the same entries, read with the current accountant."""
-CONVERSION: Final = "balle2020"
+CONVERSION: Final = "none"
+"""Epsilon is read off the composed privacy curve itself (no RDP conversion)."""
+LEGACY_CONVERSIONS: Final = frozenset({"balle2020"})
+"""The RDP conversion older ledgers named; their entries are read as above."""
+LEGACY_OBSERVER: Final = Observer.COORDINATOR.value
+"""The observer of an entry written before entries named one."""
+_OBSERVERS: Final = tuple(observer.value for observer in Observer)
 
 
 class LedgerEntry(TypedDict):
@@ -56,6 +68,7 @@ class LedgerEntry(TypedDict):
     steps: int
     epsilon_after: float
     timestamp: str
+    observer: str
 
 
 def utc_timestamp() -> str:
@@ -136,9 +149,10 @@ def read_ledger(path: Path) -> dict[str, Any]:
             path, f"version {document.get('version')!r} is not supported (want {VERSION})"
         )
     accountant = document.get("accountant")
-    if (accountant != ACCOUNTANT and accountant not in LEGACY_ACCOUNTANTS) or document.get(
-        "conversion"
-    ) != CONVERSION:
+    conversion = document.get("conversion")
+    if (accountant != ACCOUNTANT and accountant not in LEGACY_ACCOUNTANTS) or (
+        conversion != CONVERSION and conversion not in LEGACY_CONVERSIONS
+    ):
         raise _corrupt(
             path,
             f"accountant {document.get('accountant')!r} / conversion "
@@ -161,7 +175,7 @@ def _parse_entry(path: Path, index: int, raw: object) -> LedgerEntry:
     where = f"entry {index}"
     if not isinstance(raw, dict):
         raise _corrupt(path, f"{where} is not a JSON object")
-    missing = [key for key in LedgerEntry.__annotations__ if key not in raw]
+    missing = [key for key in LedgerEntry.__annotations__ if key not in raw and key != "observer"]
     if missing:
         raise _corrupt(path, f"{where} lacks {', '.join(missing)}")
     run_id, rnd, steps = raw["run_id"], raw["round"], raw["steps"]
@@ -178,6 +192,9 @@ def _parse_entry(path: Path, index: int, raw: object) -> LedgerEntry:
         raise _corrupt(path, f"{where}: sample_rate must be in (0, 1], got {rate!r}")
     if not is_finite_number(eps_after) or eps_after < 0:
         raise _corrupt(path, f"{where}: epsilon_after must be >= 0, got {eps_after!r}")
+    observer = raw.get("observer", LEGACY_OBSERVER)
+    if observer not in _OBSERVERS:
+        raise _corrupt(path, f"{where}: observer must be one of {_OBSERVERS}, got {observer!r}")
     return LedgerEntry(
         run_id=run_id,
         round=rnd,
@@ -186,6 +203,7 @@ def _parse_entry(path: Path, index: int, raw: object) -> LedgerEntry:
         steps=steps,
         epsilon_after=float(eps_after),
         timestamp=stamp,
+        observer=observer,
     )
 
 

@@ -13,10 +13,12 @@ from attacks.membership_inference import (
     attack_report,
     balanced_membership,
     calibrated_loss_scores,
-    lira_leave_one_out,
+    half_membership,
     lira_scores,
+    no_signal_confidence,
     record_statistics,
     threshold_scores,
+    train_models,
     train_shadows,
 )
 from attacks.roc import roc_auc
@@ -28,14 +30,22 @@ TEMPERATURE = 0.05
 
 
 def _synthetic_game(
-    effect: float, *, models: int = 16, records: int = 400, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Confidences with per-record difficulty (sd 3) and an IN shift of ``effect``."""
+    effect: float, *, shadows: int = 16, targets: int = 4, records: int = 400, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Confidences with per-record difficulty (sd 3) and an IN shift of ``effect``.
+
+    Returns the shadows' confidences and IN-masks (balanced halves), then the targets'
+    (their own halves, drawn independently of the shadows').
+    """
     rng = np.random.default_rng(seed)
-    membership = balanced_membership(records, models, seed)
     difficulty = rng.normal(0.0, 3.0, size=records)
-    noise = rng.normal(0.0, 0.3, size=(models, records))
-    return difficulty + effect * membership + noise, membership
+    shadow_in = balanced_membership(records, shadows, seed + 1)
+    target_in = half_membership(records, targets, seed + 2)
+
+    def confidence(mask: np.ndarray) -> np.ndarray:
+        return difficulty + effect * mask + rng.normal(0.0, 0.3, size=mask.shape)
+
+    return confidence(shadow_in), shadow_in, confidence(target_in), target_in
 
 
 def _overfit_trainer(data: InteractionSet, seed: int) -> Adapter:
@@ -86,39 +96,78 @@ def test_balanced_membership_is_balanced_and_seeded() -> None:
     assert not np.array_equal(mask, balanced_membership(records=50, models=8, seed=4))
 
 
+def test_half_membership_gives_each_model_its_own_half() -> None:
+    mask = half_membership(records=51, models=200, seed=3)
+    assert mask.shape == (200, 51)
+    assert (mask.sum(axis=1) == 25).all()
+    np.testing.assert_array_equal(mask, half_membership(records=51, models=200, seed=3))
+    # Records are IN independently of each other across models: about half the time.
+    assert np.abs(mask.mean(axis=0) - 25 / 51).max() < 0.15
+
+
+def test_no_signal_confidence_shuffles_each_record_across_models() -> None:
+    values = np.arange(40.0).reshape(8, 5)
+    shuffled = no_signal_confidence(values, seed=1)
+    np.testing.assert_array_equal(np.sort(shuffled, axis=0), values)
+    assert not np.array_equal(shuffled, values)
+    np.testing.assert_array_equal(shuffled, no_signal_confidence(values, seed=1))
+
+
 @pytest.mark.parametrize("online", [True, False])
 def test_lira_separates_a_separable_game(online: bool) -> None:
     # Prepare: IN shifts the confidence by 2 against noise 0.3, but per-record difficulty
     # (sd 3) hides the shift from a single global threshold.
-    confidence, membership = _synthetic_game(effect=2.0)
+    shadows, shadow_in, targets, target_in = _synthetic_game(effect=2.0)
     # Execute
-    scores = lira_leave_one_out(confidence, membership, online=online)
+    scores = lira_scores(targets, shadows, shadow_in, online=online)
     # Assert
-    assert roc_auc(scores.ravel(), membership.ravel()) > 0.9
-    assert roc_auc(confidence.ravel(), membership.ravel()) < 0.75
+    assert scores.shape == targets.shape
+    assert roc_auc(scores.ravel(), target_in.ravel()) > 0.9
+    assert roc_auc(targets.ravel(), target_in.ravel()) < 0.75
 
 
-def test_lira_is_chance_on_a_null_game() -> None:
-    confidence, membership = _synthetic_game(effect=0.0)
-    scores = lira_leave_one_out(confidence, membership)
-    assert abs(roc_auc(scores.ravel(), membership.ravel()) - 0.5) < 0.03
+def test_lira_is_at_chance_on_a_null_game_where_leave_one_out_was_not() -> None:
+    # Prepare: no membership signal at all; 4 shadows, 4 targets of 20,000 records (over
+    # seeds the AUC's spread is 0.0013).
+    shadows, shadow_in, targets, target_in = _synthetic_game(
+        effect=0.0, shadows=4, targets=4, records=20_000
+    )
+    # Execute: the targets against shadows trained apart from them, and the old design
+    # (each shadow in turn the target, the other three its shadows) on the same values.
+    scores = lira_scores(targets, shadows, shadow_in)
+    held_out = np.stack(
+        [
+            lira_scores(shadows[i], np.delete(shadows, i, 0), np.delete(shadow_in, i, 0))
+            for i in range(4)
+        ]
+    )
+    # Assert: chance within 0.01; leave-one-out over balanced halves ranks non-members
+    # first (a member leaves one IN shadow against two OUT ones).
+    assert abs(roc_auc(scores.ravel(), target_in.ravel()) - 0.5) < 0.01
+    assert roc_auc(held_out.ravel(), shadow_in.ravel()) < 0.45
 
 
 def test_lira_per_record_variance_also_separates() -> None:
-    confidence, membership = _synthetic_game(effect=2.0)
-    scores = lira_scores(
-        confidence[0], confidence[1:], membership[1:], online=True, fixed_variance=False
-    )
-    assert roc_auc(scores, membership[0]) > 0.9
+    shadows, shadow_in, targets, target_in = _synthetic_game(effect=2.0)
+    scores = lira_scores(targets[0], shadows, shadow_in, online=True, fixed_variance=False)
+    assert roc_auc(scores, target_in[0]) > 0.9
 
 
 def test_lira_refuses_records_without_in_models() -> None:
-    confidence, membership = _synthetic_game(effect=1.0, models=4, records=10)
-    membership[:, 0] = False
+    shadows, shadow_in, targets, _ = _synthetic_game(effect=1.0, shadows=4, records=10)
+    shadow_in[:, 0] = False
     with pytest.raises(MembershipInferenceError):
-        lira_scores(confidence[0], confidence[1:], membership[1:])
+        lira_scores(targets[0], shadows, shadow_in)
     with pytest.raises(MembershipInferenceError):
-        lira_scores(confidence[0], confidence[1:, :5], membership[1:])
+        lira_scores(targets[0], shadows[:, :5], shadow_in[:, :5])
+
+
+def test_train_models_refuses_masks_of_another_pool() -> None:
+    pool = random_interactions(records=10, docs=4, dim=4, seed=0)
+    with pytest.raises(MembershipInferenceError):
+        train_models(
+            pool, _overfit_trainer, np.ones((2, 9), dtype=bool), seed=0, temperature=TEMPERATURE
+        )
 
 
 def test_threshold_attack_beats_chance_on_overfit_adapter() -> None:
@@ -137,14 +186,17 @@ def test_threshold_attack_beats_chance_on_overfit_adapter() -> None:
 
 
 def test_lira_with_real_shadow_adapters() -> None:
-    # Prepare: 6 adapters on balanced halves of a small random pool.
+    # Prepare: 6 shadows on balanced halves of a small random pool, 3 targets apart.
     pool = random_interactions(records=60, docs=32, dim=8, seed=2)
     shadows = train_shadows(pool, _overfit_trainer, models=6, seed=0, temperature=TEMPERATURE)
+    targets = train_models(
+        pool, _overfit_trainer, half_membership(60, 3, seed=1), seed=6, temperature=TEMPERATURE
+    )
     # Execute
-    scores = lira_leave_one_out(shadows.confidence, shadows.membership)
+    scores = lira_scores(targets.confidence, shadows.confidence, shadows.membership)
     report = attack_report(
         scores,
-        shadows.membership,
+        targets.membership,
         variant="lira online",
         target="tiny overfit",
         threat_model="test",
@@ -153,6 +205,6 @@ def test_lira_with_real_shadow_adapters() -> None:
     # Assert
     assert shadows.confidence.shape == (6, 60)
     assert report.metrics["auc"] > 0.75
-    assert report.metrics["members"] == 180
+    assert report.metrics["members"] == 90
     assert report.details["roc_fpr"][0] == 0.0
     assert report.details["roc_fpr"][-1] == 1.0

@@ -17,10 +17,18 @@ from typing import Any
 
 import pytest
 
+from attacks.membership_game import AUC_BOUND, CONTROL
 from audit.config import AuditConfig, AuditInputs
 from audit.full_audit import run_audit
 from embedding_core import Encoder
-from policies import AUDIT_CHECK_IDS, INDEX_CHECK_IDS, default_policy_path, load_policy
+from policies import (
+    AUDIT_CHECK_IDS,
+    EVIDENCE_MIA_AUC,
+    INDEX_CHECK_IDS,
+    default_policy_path,
+    load_policy,
+)
+from privacy.analysis import auc_bound, mu_for
 from report.compliance_report import write_report
 from tests.audit.subject import LEDGER, write_subject
 from tests.audit.tiny_data import BANK_ROWS, CLAIMS, write_tiny_data
@@ -37,6 +45,7 @@ SMALL = AuditConfig(
     noise_sigmas=(0.1,),
     kpa_pairs=100,
     mia_models=4,
+    mia_targets=4,
     bias_tests=("weat7",),
     bias_mc_samples=500,
 )
@@ -123,3 +132,24 @@ def test_every_protection_is_attacked_on_the_small_data(
     records = {s["name"]: s["records"] for s in results["subject"]["data"]}
     assert records["banking77 test (private targets)"] == BANK_ROWS[1]
     assert records["scifact test claims (private targets)"] == CLAIMS
+
+
+def test_the_membership_game_shows_the_releases_bound_and_a_no_signal_control(
+    audited: tuple[dict[str, Any], Path],
+) -> None:
+    results, _ = audited
+    # The release's bound: the worst node's epsilon 8.0 at delta 1e-5 (LEDGER), not the
+    # simulated recipe's.
+    bound = results["subject"]["adapter"]["membership_bound"]
+    assert bound["epsilon"] == max(LEDGER.values())
+    assert bound["auc_bound"] == pytest.approx(auc_bound(mu=mu_for(epsilon=8.0, delta=1e-5)))
+    rows = [r for r in results["attacks"] if r["attack"] == "membership_inference"]
+    dp = [r for r in rows if r["target"].startswith("DP-SGD")]
+    assert dp
+    assert all(r["metrics"][AUC_BOUND] == bound["auc_bound"] for r in dp)
+    # One control per recipe, at chance (a 40-query pool: a wide margin), and no attack.
+    controls = [r for r in rows if r["details"]["variant"] == CONTROL]
+    assert len(controls) == 2
+    assert all(abs(r["metrics"]["auc"] - 0.5) < 0.1 for r in controls)
+    attacks = [r["metrics"]["auc"] for r in dp if r["details"]["variant"] != CONTROL]
+    assert results["evidence"][EVIDENCE_MIA_AUC] == max(attacks)

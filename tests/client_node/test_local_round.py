@@ -99,15 +99,17 @@ def test_a_distributed_dp_round_charges_the_aggregate_noise_and_adds_a_share(
         server_round=1,
         node_privacy=NodePrivacy(max_epsilon=8.0),
     )
-    # Assert: the ledger is charged at the noise of the sum of three shares (one full-batch
-    # step per round), while this node adds 1/sqrt(3) of it.
-    aggregate = noise_multiplier_for(
+    # Assert: the ledger is charged at the noise a fellow member faces (the other two of
+    # three shares, one full-batch step per round); the sum holds sqrt(3/2) times that and
+    # this node adds 1/sqrt(3) of the sum.
+    member_view = noise_multiplier_for(
         target_epsilon=8.0, target_delta=1e-5, sample_rate=1.0, steps=2
     )
+    aggregate = member_view / (2 / 3) ** 0.5
     assert result.metrics[MetricKey.NOISE_MULTIPLIER.value] == pytest.approx(aggregate)
     assert result.metrics[MetricKey.NOISE_SHARE.value] == pytest.approx(aggregate / 3**0.5)
     # One full-batch step: the ledger reads the exact Gaussian-DP curve.
-    expected = epsilon_for_mu(mu=steps_mu(noise_multiplier=aggregate, steps=1), delta=1e-5)
+    expected = epsilon_for_mu(mu=steps_mu(noise_multiplier=member_view, steps=1), delta=1e-5)
     assert result.metrics[MetricKey.EPSILON.value] == pytest.approx(expected, rel=1e-6)
     assert 0 < result.metrics[MetricKey.EPSILON.value] < 8.0
 

@@ -47,6 +47,9 @@ def test_records_per_node_epsilon_and_node_level_accounting(tmp_path: Path) -> N
     assert ledger.node_level_epsilon > 0
     saved = json.loads((tmp_path / "ledger.json").read_text())
     assert saved["rounds"][0]["released"] is True
+    # Every epsilon says whom it holds for: nodes charge a fellow member's view.
+    assert saved["sample_level"]["observer"] == "fellow-member"
+    assert "coordinator" in saved["sample_level"]["holds_for"]
 
 
 def test_node_level_epsilon_is_exact_when_every_node_takes_part(tmp_path: Path) -> None:
@@ -61,10 +64,17 @@ def test_node_level_epsilon_is_exact_when_every_node_takes_part(tmp_path: Path) 
         start_round(ledger, server_round, GLOBAL, NODES)
         ledger.aggregate_train(server_round, [_reply(1, 0.1), _reply(2, 0.2), _reply(3, 0.3)])
 
-    # Assert: two Gaussian steps at noise 2 are sqrt(2) / 2-GDP; RDP would say more.
-    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=2.0, steps=2), delta=1e-5)
+    # Assert: replace-one moves the mean by 2C/m against noise zC/m, so two rounds at
+    # z = 2 are exactly sqrt(2) * 2 / 2-GDP; RDP would say more.
+    exact = epsilon_for_mu(mu=steps_mu(noise_multiplier=2.0 / 2, steps=2), delta=1e-5)
     assert ledger.node_level_epsilon == pytest.approx(exact, rel=1e-9)
-    assert exact < rdp_epsilon(noise_multiplier=2.0, sample_rate=1.0, steps=2, delta=1e-5)
+    assert exact < rdp_epsilon(noise_multiplier=1.0, sample_rate=1.0, steps=2, delta=1e-5)
+    node_level = json.loads((tmp_path / "ledger.json").read_text())["node_level"]
+    assert node_level["neighbour_relation"] == "replace-one"
+    assert node_level["sampling"] == "m of N without replacement"
+    assert node_level["delta"] == 1e-5
+    assert "pld" in node_level["accountant"]
+    assert "coordinator" in node_level["not_for"]
 
 
 def test_node_level_dp_withholds_release_when_a_sampled_node_is_missing(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
 from fedembed.loopback_consortium import LoopbackConsortium
 from federation.node_privacy import NodePrivacy
+from kits.ckks_ceremony import run_ckks_ceremony
 from kits.provisioning import provision
 
 SUBSET_NAME = "scifact-subset"
@@ -119,10 +120,12 @@ def consortium_data(
 def consortium(
     tmp_path: Path, consortium_data: tuple[Path, dict[str, Path]], embedding_cache_dir: Path
 ) -> Iterator[Consortium]:
-    """Provisioned kits, a TLS SuperLink with SuperNode auth, node keys registered."""
+    """Provisioned kits after the CKKS key ceremony, a TLS SuperLink with SuperNode auth,
+    node keys registered."""
     data_root, node_dirs = consortium_data
     kits = tmp_path / "kits"
     provision(kits, node_ids=list(NODES))
+    run_ckks_ceremony(kits, key_holder=NODES[0])  # members make and share the CKKS key pair
     env = {
         "FEDEMBED_CACHE_DIR": str(embedding_cache_dir),
         "FEDEMBED_DATA_DIR": str(data_root),

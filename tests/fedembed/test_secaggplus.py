@@ -45,7 +45,9 @@ from tests.fedembed.conftest import SUBSET_NAME
 NODE_IDS = (101, 202, 303)
 RECORDS = {"node-0": 70, "node-1": 85, "node-2": 95}
 CLIP = 0.5
-OPERATOR = NodePrivacy(max_epsilon=8.0)  # each member operator's bounds
+OPERATOR = NodePrivacy(
+    max_epsilon=8.0, public_record_count=True
+)  # operators' bounds; counts public
 DIM = 16
 
 
@@ -98,6 +100,7 @@ def _config(tmp_path: Path, rounds: int) -> FederationConfig:
         min_nodes=3,
         out_dir=str(tmp_path / "out"),
         round_timeout=60.0,
+        weighting="declared-counts",  # the test compares with count-weighted FedAvg
     )
 
 

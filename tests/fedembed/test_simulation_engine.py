@@ -11,7 +11,7 @@ from embedding_core.data.federated_split import split_iid, write_shards
 from fedembed.simulation import run_simulated_federation
 from federation.node_privacy import NodePrivacy
 from federation.run_config import FederationConfig
-from privacy.analysis import rdp_epsilon
+from privacy import node_level_epsilon
 from tests.fedembed.conftest import SUBSET_NAME
 
 NODES = 100
@@ -50,8 +50,9 @@ def test_hundred_virtual_nodes_with_node_level_dp(
         config, partition_root=tmp_path / "members", num_nodes=NODES, node_privacy=operator
     )
 
-    expected = rdp_epsilon(
-        sample_rate=PER_ROUND / NODES, noise_multiplier=NOISE, steps=ROUNDS, delta=1e-5
+    # Replace-one, PER_ROUND of NODES sampled without replacement (Flower's sampling).
+    expected = node_level_epsilon(
+        noise_multiplier=NOISE, sampled=PER_ROUND, total_nodes=NODES, rounds=ROUNDS, delta=1e-5
     )
     assert summary["node_level_epsilon"] == pytest.approx(expected, rel=1e-6)
     nodes = summary["nodes"]

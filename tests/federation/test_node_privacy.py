@@ -17,6 +17,7 @@ operators = st.builds(
     require_dp=st.booleans(),
     max_noise_shares=st.integers(1, 50),
     min_noise_multiplier=st.floats(0.0, 20.0),
+    public_record_count=st.booleans(),
 )
 
 
@@ -43,6 +44,7 @@ def test_node_config_text_values_are_read_as_flower_passes_them() -> None:
         ({"max-epsilon": 8.0, "max-noise-shares": 2.5}, NodeConfigKey.MAX_NOISE_SHARES),
         ({"max-epsilon": 8.0, "max-noise-shares": 0}, NodeConfigKey.MAX_NOISE_SHARES),
         ({"max-epsilon": 8.0, "min-noise-multiplier": -1}, NodeConfigKey.MIN_NOISE_MULTIPLIER),
+        ({"max-epsilon": 8.0, "public-record-count": "yes"}, NodeConfigKey.PUBLIC_RECORD_COUNT),
     ],
 )
 def test_a_bad_node_config_names_the_key(config: dict[str, object], key: NodeConfigKey) -> None:
@@ -63,3 +65,17 @@ def test_a_non_dp_round_passes_only_where_the_operator_allows_it() -> None:
     NodePrivacy(max_epsilon=1.0, require_dp=False).check_round(settings, node_name="n")
     with pytest.raises(RoundRefusedError, match="require-dp"):
         NodePrivacy(max_epsilon=1.0).check_round(settings, node_name="n")
+
+
+def test_a_record_count_is_private_unless_the_operator_declares_it_public() -> None:
+    assert NodePrivacy.from_node_config({"max-epsilon": 8.0}).public_record_count is False
+    declared = NodePrivacy.from_node_config({"max-epsilon": 8.0, "public-record-count": "true"})
+    assert declared.public_record_count is True
+
+
+def test_a_declared_counts_round_passes_only_where_the_count_is_declared_public() -> None:
+    settings = RoundSettings(weighting="declared-counts")
+
+    NodePrivacy(max_epsilon=8.0, public_record_count=True).check_round(settings, node_name="n")
+    with pytest.raises(RoundRefusedError, match="public-record-count"):
+        NodePrivacy(max_epsilon=8.0).check_round(settings, node_name="n")

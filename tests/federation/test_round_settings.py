@@ -34,6 +34,7 @@ settings = st.builds(
     max_grad_norm=st.floats(0.01, 10.0),
     update_clip_norm=st.just(0.0),
     dp_noise_shares=st.integers(0, 8),
+    weighting=st.sampled_from(["uniform", "declared-counts"]),
 )
 
 
@@ -110,3 +111,12 @@ def test_flowers_client_side_clipping_norm_must_be_the_update_clip_norm() -> Non
     assert RoundSettings.from_record({**record, CLIPPING_NORM_KEY: 0.5}) == settings
     with pytest.raises(FedembedError, match=CLIPPING_NORM_KEY):
         RoundSettings.from_record({**record, CLIPPING_NORM_KEY: 5.0})
+
+
+def test_nodes_are_weighted_uniformly_unless_the_run_says_otherwise() -> None:
+    assert RoundSettings().weighting == "uniform"
+    assert RoundSettings.from_record({"weighting": "declared-counts"}).weighting == (
+        "declared-counts"
+    )
+    with pytest.raises(FedembedError, match="weighting"):
+        RoundSettings.from_record({"weighting": "records"})

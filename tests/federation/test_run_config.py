@@ -65,3 +65,16 @@ def test_node_level_noise_is_refused_with_ckks_rather_than_reported_unadded() ->
         FederationConfig.from_run_config(
             {**CKKS, "node-noise-multiplier": 1.0, "update-clip-norm": 1.0}
         )
+
+
+def test_node_level_noise_needs_uniform_weights() -> None:
+    # The node-level noise z * C / m is calibrated to a mean of m equally weighted updates.
+    plaintext = {
+        "aggregation": "plaintext",
+        "allow-insecure-plaintext": True,
+        "node-noise-multiplier": 1.0,
+        "update-clip-norm": 1.0,
+    }
+    assert FederationConfig.from_run_config(plaintext).weighting == "uniform"
+    with pytest.raises(FedembedError, match="weighting"):
+        FederationConfig.from_run_config({**plaintext, "weighting": "declared-counts"})

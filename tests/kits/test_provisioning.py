@@ -36,6 +36,7 @@ from crypto.ckks_search_key import load_ckks_key
 from crypto.dcpe import ScaleAndPerturb
 from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.errors import FedembedError
+from kits.ckks_ceremony import run_ckks_ceremony
 from kits.provisioning import (
     DEFAULT_DCPE_BETA,
     CoordinatorKit,
@@ -64,8 +65,12 @@ SECRET_FILES = {
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> ProvisionResult:
+    """Provisioned kits after the one-host CKKS key ceremony (tests/kits/test_ckks_ceremony.py
+    covers the kits before it)."""
     out = tmp_path_factory.mktemp("consortium") / "kits"
-    return provision(out, node_ids=NODES, superlink_host="coord.example.org")
+    result = provision(out, node_ids=NODES, superlink_host="coord.example.org")
+    run_ckks_ceremony(out, key_holder="bank_b")
+    return result
 
 
 def _copy_kit(src: Path, dst: Path) -> Path:
@@ -107,7 +112,15 @@ def test_layout_and_permissions(consortium: ProvisionResult) -> None:
         *(
             f"nodes/{n}/{f}"
             for n in NODES
-            for f in ("ca.crt", "auth.key", "auth.pub", "ckks_secret.ctx", KEYRING, "kit.json")
+            for f in (
+                "ca.crt",
+                "auth.key",
+                "auth.pub",
+                "ckks_secret.ctx",
+                KEYRING,
+                "authorized_nodes.json",
+                "kit.json",
+            )
         ),
         f"gateway/{KEYRING}",
         "gateway/ckks_search.key",
@@ -278,8 +291,9 @@ def test_manifests(consortium: ProvisionResult) -> None:
     for kit in kits:
         manifest = json.loads((kit / "kit.json").read_text())
         assert manifest["consortium_id"] == consortium.consortium_id
-        if kit != consortium.gateway_dir:
-            assert manifest["ckks_fingerprint"] == consortium.ckks_fingerprint
+        if kit != consortium.gateway_dir:  # set by the key ceremony, the same everywhere
+            assert manifest["ckks_fingerprint"] == coordinator["ckks_fingerprint"]
+            assert isinstance(manifest["ckks_fingerprint"], str)
         files = {p.name for p in kit.iterdir()} - {"kit.json"}
         assert set(manifest["files"]) == files
         for name, digest in manifest["files"].items():
@@ -396,6 +410,25 @@ def test_load_kits(consortium: ProvisionResult) -> None:
         "--ssl-certfile",
         str(consortium.coordinator_dir / "server.crt"),
     ]
+
+
+def test_every_node_kit_carries_the_authorised_node_list(consortium: ProvisionResult) -> None:
+    coordinator = load_coordinator_kit(consortium.coordinator_dir)
+    for node_id, kit in consortium.node_dirs.items():
+        node = load_node_kit(kit)
+        assert node.authorized_nodes == coordinator.authorized_nodes
+        assert node.authorized_nodes[node_id] == node.auth_public_key
+
+
+def test_a_node_kit_whose_list_lacks_its_own_key_is_refused(
+    consortium: ProvisionResult, tmp_path: Path
+) -> None:
+    kit = _copy_kit(consortium.node_dirs["hospital-a"], tmp_path / "kit")
+    authorized = json.loads((kit / "authorized_nodes.json").read_text())
+    authorized["hospital-a"] = authorized["bank_b"]
+    _replace_consistently(kit, "authorized_nodes.json", json.dumps(authorized).encode())
+    with pytest.raises(ProvisioningError, match=r"authorized_nodes\.json does not hold"):
+        load_node_kit(kit)
 
 
 def test_load_gateway_kit(consortium: ProvisionResult) -> None:

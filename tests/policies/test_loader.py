@@ -10,6 +10,8 @@ import pytest
 
 from embedding_core.errors import FedembedError
 from policies import AuditThresholds, PolicyError, default_policy_path, load_policy
+from policies.model import OBSERVERS
+from privacy import Observer
 
 WritePolicy = Callable[..., Path]
 
@@ -136,3 +138,25 @@ def test_integer_is_accepted_where_a_number_is_expected(write_policy: WritePolic
 
     assert loaded.policy.audit.max_epsilon == 8.0
     assert loaded.sha256 != hashlib.sha256(default_policy_path().read_bytes()).hexdigest()
+
+
+def test_observers_default_to_every_observer_and_match_the_privacy_enum(
+    write_policy: WritePolicy,
+) -> None:
+    # Prepare
+    named = write_policy(
+        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["fellow-member"]\n')
+    )
+    unknown = write_policy(
+        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["neighbour"]\n'),
+        name="unknown.toml",
+    )
+
+    # Execute
+    default = load_policy(default_policy_path()).policy.privacy.observers
+
+    # Assert
+    assert tuple(default) == OBSERVERS == tuple(o.value for o in Observer)
+    assert load_policy(named).policy.privacy.observers == ["fellow-member"]
+    with pytest.raises(PolicyError, match=r"privacy\.observers"):
+        load_policy(unknown)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from fedembed.cli import app
 from policies import Policy, PolicyError, load_policy, plan_privacy
 from policies.privacy_plan import LIMIT_EPSILON, LIMIT_MIA_AUC
+from privacy import DEFAULT_UNIT
 from privacy.analysis import auc_bound, mu_for
 from tests.policies.conftest import WritePolicy
 
@@ -66,3 +67,77 @@ def test_cli_names_an_unplannable_policy(write_policy: WritePolicy) -> None:
     assert result.exit_code == 2
     assert "audit.max_mia_auc" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_plan_holds_for_the_strictest_observer_and_reports_each(
+    default_policy: Policy,
+) -> None:
+    # Execute: three noise shares, every observer named (the default).
+    plan = plan_privacy(default_policy, noise_shares=3)
+
+    # Assert: the target is the fellow member's epsilon and its bound meets the limit; the
+    # coordinator faces sqrt(3/2) times the noise, so a smaller mu.
+    assert plan.observer == "fellow-member"
+    assert [b.observer for b in plan.observers] == [
+        "outsider",
+        "partner",
+        "coordinator",
+        "fellow-member",
+    ]
+    member = plan.bound_for("fellow-member")
+    coordinator = plan.bound_for("coordinator")
+    assert member.epsilon == pytest.approx(plan.epsilon)
+    assert member.auc_bound == pytest.approx(0.55, abs=1e-9)
+    assert coordinator.mu == pytest.approx(member.mu * (2 / 3) ** 0.5)
+    assert coordinator.auc_bound < member.auc_bound
+    assert plan.epsilon == pytest.approx(plan_privacy(default_policy).epsilon)
+
+
+def test_a_policy_that_names_only_the_coordinator_plans_for_it(
+    write_policy: WritePolicy,
+) -> None:
+    # Prepare: fellow members are not named; three noise shares.
+    path = write_policy(
+        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["coordinator"]\n')
+    )
+    policy = load_policy(path).policy
+
+    # Execute
+    plan = plan_privacy(policy, noise_shares=3)
+
+    # Assert: the coordinator's bound meets the limit; the target (the fellow member's
+    # view, what ledgers charge) is larger, and the fellow member's bound is not reported.
+    assert plan.observer == "coordinator"
+    assert plan.bound_for("coordinator").auc_bound == pytest.approx(0.55, abs=1e-9)
+    assert plan.epsilon > plan_privacy(policy).epsilon
+    assert plan.auc_bound > 0.55
+    with pytest.raises(KeyError):
+        plan.bound_for("fellow-member")
+
+
+def test_cli_prints_each_observers_epsilon_and_auc_bound() -> None:
+    result = runner.invoke(app, ["policy", "plan", "--noise-shares", "3"])
+
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["observer"] == "fellow-member"
+    assert plan["epsilon_holds_for"] == "fellow-member"
+    assert plan["observers"]["fellow-member"]["auc_bound"] <= 0.55 + 1e-9
+    assert plan["observers"]["coordinator"]["epsilon"] < plan["epsilon"]
+    assert "# fellow-member: epsilon" in result.stderr
+    assert "MIA AUC bound 0.5500" in result.stderr
+
+
+def test_cli_refuses_negative_noise_shares() -> None:
+    result = runner.invoke(app, ["policy", "plan", "--noise-shares", "-1"])
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_the_plan_names_the_unit_the_ledgers_charge(default_policy: Policy) -> None:
+    # Execute
+    plan = plan_privacy(default_policy).to_dict()
+
+    # Assert: planning keeps its own copy of the name, so it must match the ledger's.
+    assert plan["privacy_unit"] == DEFAULT_UNIT

@@ -1,0 +1,322 @@
+"""Signed CKKS contributions: what a node signs, and what a decrypting node checks.
+
+Each node signs the SHA-256 digest of its own ciphertext chunks, bound to the run tag,
+Flower's run id, the server round, its kit node id and the consortium's CKKS key
+fingerprint (:class:`ContributionBinding`), with its kit's node key
+(:mod:`crypto.contribution_signature`). The coordinator admits only contributions
+signed by an authorised node key (:func:`verify_contribution`), once per node id. It
+then asks one node to decrypt the sum and sends every contribution along
+(:class:`DecryptRequest`); that node checks the set against its own kit and its own
+record (:func:`check_contribution_set`; every contributor has endorsed the same set
+first, :mod:`federation.contribution_endorsement`) and recomputes the sum itself, so a deviating
+coordinator cannot have one node's update, a sum of fewer than ``t`` noise shares, a
+sum without the decrypting node, or a contribution from another round decrypted.
+
+Every refusal on the decrypting side is one opaque :class:`DecryptionRefusedError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from flwr.app import ConfigRecord
+
+from crypto.contribution_signature import (
+    ContributionSignatureError,
+    ContributionSigner,
+    verify_contribution_signature,
+)
+from embedding_core.errors import FedembedError
+
+__all__ = [
+    "CONTRIBUTION_DOMAIN",
+    "ContributionBinding",
+    "ContributionField",
+    "DecryptRequest",
+    "DecryptionRefusedError",
+    "SignedContribution",
+    "check_contribution_set",
+    "ciphertext_digest",
+    "list_field",
+    "min_signers",
+    "scalar_field",
+    "verify_contribution",
+]
+
+_T = TypeVar("_T")
+
+CONTRIBUTION_DOMAIN = b"fedembed/ckks-contribution/v1"
+"""Prefix of every signed message and digest (no signature is valid in another protocol)."""
+
+
+class DecryptionRefusedError(FedembedError):
+    """A decrypt request was refused (one message for every cause, by design)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the node refuses to decrypt this request",
+            expected="the sum of at least t signed contributions of this run and round, "
+            "including the node's own, asked once",
+            fix="run the coordinator's ServerApp unchanged",
+        )
+
+
+class ContributionField(StrEnum):
+    """Fields that carry signed contributions on the wire."""
+
+    NODE_ID = "node-id"
+    """The kit node id that signed (in the CKKS update record)."""
+    SIGNATURE = "signature"
+    """The signature over the contribution's binding (in the CKKS update record)."""
+    RUN_TAG = "run-tag"
+    SERVER_ROUND = "server-round"
+    NODE_IDS = "node-ids"
+    SIGNATURES = "signatures"
+    CHUNK_COUNTS = "chunk-counts"
+    ENDORSEMENTS = "endorsements"
+    ENDORSEMENT = "endorsement"
+    """A node's endorsement signature (in its reply to an endorse request)."""
+
+
+def ciphertext_digest(chunks: Sequence[bytes]) -> bytes:
+    """SHA-256 over the domain, the chunk count and each length-prefixed chunk."""
+    digest = hashlib.sha256(CONTRIBUTION_DOMAIN)
+    digest.update(len(chunks).to_bytes(8, "big"))
+    for chunk in chunks:
+        digest.update(len(chunk).to_bytes(8, "big"))
+        digest.update(chunk)
+    return digest.digest()
+
+
+def min_signers(noise_shares: int) -> int:
+    """Fewest distinct signers a decryptable sum needs: ``t``, and at least 2."""
+    return max(int(noise_shares), 2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContributionBinding:
+    """What a node's signature covers: its ciphertexts in one run and round."""
+
+    run_tag: str
+    flower_run_id: int
+    server_round: int
+    node_id: str
+    ckks_fingerprint: str
+    digest: bytes
+
+    def message(self) -> bytes:
+        """The canonical bytes that are signed."""
+        body = {
+            "ckks_fingerprint": self.ckks_fingerprint,
+            "digest": self.digest.hex(),
+            "flower_run_id": int(self.flower_run_id),
+            "node_id": self.node_id,
+            "run_tag": self.run_tag,
+            "server_round": int(self.server_round),
+        }
+        return CONTRIBUTION_DOMAIN + b"\n" + json.dumps(body, sort_keys=True).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SignedContribution:
+    """One node's ciphertext chunks with its signature."""
+
+    node_id: str
+    chunks: tuple[bytes, ...]
+    signature: bytes
+
+    @property
+    def digest(self) -> bytes:
+        """:func:`ciphertext_digest` of the chunks."""
+        return ciphertext_digest(self.chunks)
+
+    @classmethod
+    def sign(
+        cls, signer: ContributionSigner, chunks: Sequence[bytes], binding: ContributionBinding
+    ) -> SignedContribution:
+        """Sign ``chunks`` under ``binding`` (whose digest must be theirs)."""
+        if binding.digest != ciphertext_digest(chunks):
+            raise ValueError("the binding's digest is not the digest of the chunks")
+        return cls(binding.node_id, tuple(chunks), signer.sign(binding.message()))
+
+    def update_fields(self) -> dict[str, str | bytes]:
+        """The fields to add to the node's CKKS update record."""
+        return {
+            ContributionField.NODE_ID.value: self.node_id,
+            ContributionField.SIGNATURE.value: self.signature,
+        }
+
+    @classmethod
+    def from_update(
+        cls, record: Mapping[str, object], chunks: Sequence[bytes]
+    ) -> SignedContribution:
+        """Read the node id and signature next to ``chunks`` in a CKKS update record.
+
+        Raises:
+            ContributionSignatureError: The record carries no node id or signature.
+        """
+        node_id = record.get(ContributionField.NODE_ID.value)
+        signature = record.get(ContributionField.SIGNATURE.value)
+        if not isinstance(node_id, str) or not isinstance(signature, bytes):
+            raise ContributionSignatureError()
+        return cls(node_id, tuple(chunks), signature)
+
+
+def verify_contribution(
+    contribution: SignedContribution,
+    *,
+    authorized: Mapping[str, str],
+    run_tag: str,
+    flower_run_id: int,
+    server_round: int,
+    ckks_fingerprint: str,
+) -> None:
+    """Check the signature against the authorised key of the contribution's node id.
+
+    Raises:
+        ContributionSignatureError: Unknown node id or a signature that does not verify.
+    """
+    key = authorized.get(contribution.node_id)
+    if key is None:
+        raise ContributionSignatureError()
+    binding = ContributionBinding(
+        run_tag=run_tag,
+        flower_run_id=flower_run_id,
+        server_round=server_round,
+        node_id=contribution.node_id,
+        ckks_fingerprint=ckks_fingerprint,
+        digest=contribution.digest,
+    )
+    verify_contribution_signature(key, binding.message(), contribution.signature)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecryptRequest:
+    """The coordinator's request to decrypt the sum of ``contributions``."""
+
+    run_tag: str
+    server_round: int
+    length: int
+    contributions: tuple[SignedContribution, ...]
+    endorsements: tuple[bytes, ...] = ()
+    """Each contributor's endorsement of the set (``federation.contribution_endorsement``)."""
+
+    def to_record(self) -> ConfigRecord:
+        """The request as a ConfigRecord (parallel lists; chunks concatenated in order)."""
+        return ConfigRecord(
+            {
+                ContributionField.RUN_TAG.value: self.run_tag,
+                ContributionField.SERVER_ROUND.value: int(self.server_round),
+                "length": int(self.length),
+                ContributionField.NODE_IDS.value: [c.node_id for c in self.contributions],
+                ContributionField.SIGNATURES.value: [c.signature for c in self.contributions],
+                ContributionField.CHUNK_COUNTS.value: [len(c.chunks) for c in self.contributions],
+                "chunks": [chunk for c in self.contributions for chunk in c.chunks],
+                ContributionField.ENDORSEMENTS.value: list(self.endorsements),
+            }
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> DecryptRequest:
+        """Parse :meth:`to_record`'s content.
+
+        Raises:
+            DecryptionRefusedError: Any field missing or of the wrong type or size.
+        """
+        run_tag = scalar_field(record, ContributionField.RUN_TAG.value, str)
+        server_round = scalar_field(record, ContributionField.SERVER_ROUND.value, int)
+        length = scalar_field(record, "length", int)
+        node_ids = list_field(record, ContributionField.NODE_IDS.value, str)
+        signatures = list_field(record, ContributionField.SIGNATURES.value, bytes)
+        counts = list_field(record, ContributionField.CHUNK_COUNTS.value, int)
+        chunks = list_field(record, "chunks", bytes)
+        endorsements = list_field(record, ContributionField.ENDORSEMENTS.value, bytes)
+        if not len(node_ids) == len(signatures) == len(counts) == len(endorsements) or sum(
+            counts
+        ) != len(chunks):
+            raise DecryptionRefusedError()
+        contributions: list[SignedContribution] = []
+        start = 0
+        for node_id, signature, count in zip(node_ids, signatures, counts, strict=True):
+            if count <= 0:
+                raise DecryptionRefusedError()
+            contributions.append(
+                SignedContribution(node_id, tuple(chunks[start : start + count]), signature)
+            )
+            start += count
+        return cls(
+            run_tag=run_tag,
+            server_round=server_round,
+            length=length,
+            contributions=tuple(contributions),
+            endorsements=tuple(endorsements),
+        )
+
+
+def scalar_field(record: Mapping[str, object], key: str, kind: type[_T]) -> _T:
+    """``record[key]`` if it is a ``kind`` (not a bool); else refused."""
+    value = record.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DecryptionRefusedError()
+    return value
+
+
+def list_field(record: Mapping[str, object], key: str, kind: type[_T]) -> list[_T]:
+    """``record[key]`` if it is a list of ``kind`` (no bools); else refused."""
+    value = record.get(key)
+    if not isinstance(value, list):
+        raise DecryptionRefusedError()
+    items: list[_T] = []
+    for item in value:
+        if not isinstance(item, kind) or isinstance(item, bool):
+            raise DecryptionRefusedError()
+        items.append(item)
+    return items
+
+
+def check_contribution_set(
+    contributions: Sequence[tuple[str, bytes, bytes]],
+    *,
+    authorized: Mapping[str, str],
+    run_tag: str,
+    flower_run_id: int,
+    server_round: int,
+    ckks_fingerprint: str,
+    own_node_id: str,
+    own_digest: bytes,
+    noise_shares: int,
+) -> None:
+    """Check a set of (node id, ciphertext digest, signature) as a member node must.
+
+    Every contribution must be signed by the key its node id has in the node's own
+    authorised list, for this run and round; node ids are distinct and at least
+    :func:`min_signers` (``noise_shares``); the node's own contribution is among them
+    with the digest it recorded when it contributed.
+
+    Raises:
+        DecryptionRefusedError: For any failure.
+    """
+    node_ids = [node_id for node_id, _, _ in contributions]
+    if len(set(node_ids)) != len(node_ids) or len(node_ids) < min_signers(noise_shares):
+        raise DecryptionRefusedError()
+    own = [digest for node_id, digest, _ in contributions if node_id == own_node_id]
+    if own != [own_digest]:
+        raise DecryptionRefusedError()
+    try:
+        for node_id, digest, signature in contributions:
+            binding = ContributionBinding(
+                run_tag=run_tag,
+                flower_run_id=flower_run_id,
+                server_round=server_round,
+                node_id=node_id,
+                ckks_fingerprint=ckks_fingerprint,
+                digest=digest,
+            )
+            verify_contribution_signature(authorized.get(node_id, ""), binding.message(), signature)
+    except ContributionSignatureError:
+        raise DecryptionRefusedError() from None
