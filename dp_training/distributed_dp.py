@@ -12,9 +12,11 @@ Federated Learning with Secure Aggregation", ICML 2021).
 
 The argument needs the aggregate to be *linear* in each node's noisy sum, so a node takes
 exactly one full-batch DP-SGD step per round (plain SGD, learning rate 1): its update is
-``-(sum of clipped gradients + noise share) / n``, and FedAvg weighted by ``n`` gives
-``-(noisy consortium sum) / N``. The coordinator's optimiser (:mod:`coordinator.server_adam`)
-post-processes that sum. Several local steps would make a node's update a non-linear
+``-(sum of clipped gradients + noise share) / n`` over its ``n`` units, and the node sends
+``n`` times that, the noisy sum itself, inside the secure sum. The coordinator divides the
+decrypted ``-(noisy consortium sum)`` by a denominator that is public (declared counts) or
+itself inside the noisy sum (:mod:`federation.record_count_slot`), never by a private
+count. The coordinator's optimiser (:mod:`coordinator.server_adam`) post-processes that. Several local steps would make a node's update a non-linear
 function of its own small noise, and the argument would not hold; so would scaling the
 step by its own norm, which is why ``update-clip-norm`` must be 0 with shares.
 

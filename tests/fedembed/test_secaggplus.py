@@ -8,20 +8,16 @@ The slow test runs 3 virtual nodes on Flower's simulation engine with DP-SGD.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
-import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from flwr.app import Context, Error, Message, RecordDict
-from flwr.clientapp import ClientApp
+from flwr.app import Context, RecordDict
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy.aggregate import aggregate
 
@@ -39,7 +35,7 @@ from federation.round_settings import RoundSettings
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SECAGGPLUS, SecAggPlusParams, quantization_tolerance
 from federation.wire import MetricKey
-from tests.coordinator.grid import ConnectedNodes
+from tests.coordinator.grid import LoopbackNodes
 from tests.fedembed.conftest import SUBSET_NAME
 
 NODE_IDS = (101, 202, 303)
@@ -49,31 +45,6 @@ OPERATOR = NodePrivacy(
     max_epsilon=8.0, public_record_count=True
 )  # operators' bounds; counts public
 DIM = 16
-
-
-class LoopbackGrid(ConnectedNodes):
-    """Delivers each message to an in-process ClientApp (a copy, as a real link would)."""
-
-    def __init__(self, app: ClientApp, node_configs: dict[int, dict[str, Any]]) -> None:
-        super().__init__(list(node_configs))
-        self.app = app
-        self.contexts = {
-            nid: Context(run_id=1, node_id=nid, node_config=cfg, state=RecordDict(), run_config={})
-            for nid, cfg in node_configs.items()
-        }
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        replies = []
-        for original in messages:
-            msg = copy.deepcopy(original)
-            msg.metadata.__dict__["_message_id"] = str(uuid.uuid4())
-            try:
-                replies.append(self.app(msg, self.contexts[msg.metadata.dst_node_id]))
-            except Exception as exc:  # the ClientApp raised: an error reply, as Flower does
-                replies.append(Message(Error(code=2, reason=str(exc)), reply_to=msg))
-        return replies
 
 
 def _deltas(seed: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -154,7 +125,7 @@ def _run_loopback(
         if router
         else secaggplus_client.make_secaggplus_client_app()
     )
-    grid = LoopbackGrid(
+    grid = LoopbackNodes(
         client,
         {
             nid: {"data-dir": str(tmp_path), "node-name": name, **OPERATOR.to_node_config()}

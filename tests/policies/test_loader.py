@@ -144,18 +144,15 @@ def test_observers_default_to_every_observer_and_match_the_privacy_enum(
     write_policy: WritePolicy,
 ) -> None:
     # Prepare
-    named = write_policy(
-        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["fellow-member"]\n')
-    )
-    unknown = write_policy(
-        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["neighbour"]\n'),
-        name="unknown.toml",
-    )
+    line = 'observers = ["outsider", "partner", "coordinator", "fellow-member"]\n'
+    named = write_policy((line, 'observers = ["fellow-member"]\n'))
+    unknown = write_policy((line, 'observers = ["neighbour"]\n'), name="unknown.toml")
+    silent = write_policy((line, ""), name="silent.toml")
 
     # Execute
-    default = load_policy(default_policy_path()).policy.privacy.observers
+    default = load_policy(silent).policy.privacy.observers
 
-    # Assert
+    # Assert: a policy without the key names every observer.
     assert tuple(default) == OBSERVERS == tuple(o.value for o in Observer)
     assert load_policy(named).policy.privacy.observers == ["fellow-member"]
     with pytest.raises(PolicyError, match=r"privacy\.observers"):

@@ -98,7 +98,10 @@ def test_a_policy_that_names_only_the_coordinator_plans_for_it(
 ) -> None:
     # Prepare: fellow members are not named; three noise shares.
     path = write_policy(
-        ("node_level_dp = false\n", 'node_level_dp = false\nobservers = ["coordinator"]\n')
+        (
+            'observers = ["outsider", "partner", "coordinator", "fellow-member"]\n',
+            'observers = ["coordinator"]\n',
+        )
     )
     policy = load_policy(path).policy
 

@@ -10,20 +10,19 @@ case the node replies with a refusal, trains nothing and charges nothing.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
+from flwr.app import Context, Message, RecordDict
 
 from client_node.client_app import ERROR_CODE_NODE_REFUSED, train
 from client_node.local_round import LEDGER_FILE
-from embedding_core.adapter import Adapter, AdapterSide
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
-from federation.wire import SERVER_ROUND_KEY, ContentKey, NodeConfigKey
+from federation.wire import SERVER_ROUND_KEY, NodeConfigKey
 from privacy import PrivacyLedger
+from tests.privacy.messages import train_message
 
 HONEST = RoundSettings(
     num_server_rounds=2, run_tag="run-1", aggregation="plaintext", target_epsilon=4.0
@@ -39,29 +38,6 @@ def _node(folder: Path) -> Path:
     return folder
 
 
-def _train_message(record: dict[str, Any]) -> Message:
-    content = RecordDict(
-        {
-            ContentKey.ARRAYS.value: ArrayRecord(
-                Adapter(384, side=AdapterSide.QUERY, seed=0).state_dict()
-            ),
-            ContentKey.CONFIG.value: ConfigRecord(record),
-        }
-    )
-    metadata = Metadata(
-        run_id=1,
-        message_id="train-1",
-        src_node_id=1,
-        dst_node_id=7,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=600.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
-
-
 def _context(node: Path, operator: NodePrivacy | None) -> Context:
     node_config: dict[str, Any] = {
         NodeConfigKey.DATA_DIR.value: str(node),
@@ -73,7 +49,7 @@ def _context(node: Path, operator: NodePrivacy | None) -> Context:
 
 
 def _ask(node: Path, record: dict[str, Any], operator: NodePrivacy | None) -> Message:
-    return train(_train_message(record), _context(node, operator))
+    return train(train_message(record), _context(node, operator))
 
 
 def _refusal(reply: Message) -> str:
