@@ -16,9 +16,10 @@ exactly one full-batch DP-SGD step per round (plain SGD, learning rate 1): its u
 ``n`` times that, the noisy sum itself, inside the secure sum. The coordinator divides the
 decrypted ``-(noisy consortium sum)`` by a denominator that is public (declared counts) or
 itself inside the noisy sum (:mod:`federation.record_count_slot`), never by a private
-count. The coordinator's optimiser (:mod:`coordinator.server_adam`) post-processes that. Several local steps would make a node's update a non-linear
-function of its own small noise, and the argument would not hold; so would scaling the
-step by its own norm, which is why ``update-clip-norm`` must be 0 with shares.
+count. The coordinator's optimiser (:mod:`coordinator.server_adam`) post-processes that.
+Several local steps would make a node's update a non-linear function of its own small
+noise, and the argument would not hold; so would scaling the step by its own norm, which
+is why ``update-clip-norm`` must be 0 with shares.
 
 Assumptions, stated wherever the epsilon is reported: secure aggregation (the coordinator
 and the other nodes never see one node's update), at least ``t`` honest nodes adding their
