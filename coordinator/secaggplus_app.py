@@ -18,6 +18,12 @@ the *sum* over the surviving nodes and never sees one node's update. A node that
 out or refuses (privacy budget) mid-round is removed by reconstructing its pairwise masks
 from its neighbours' shares.
 
+Only enrolled nodes take part: with a ``coordinator-kit`` in the run config the workflow
+sees the grid through :class:`coordinator.authorised_grid.AuthorisedNodesGrid`, which
+reports and messages only nodes whose registered SuperNode key is on the kit's
+authorised list; every other node is recorded in the ledger as a refusal. A config
+with a kit is refused on an engine that reports no node keys (Flower's simulation).
+
 What this mode cannot do: validate single updates (``UpdateValidation`` needs to see
 them); instead the *aggregate* is checked (finite, norm within the clip norm plus the
 quantization slack) and a round that fails is not released. Node-level DP noise is not
@@ -44,6 +50,7 @@ from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid, ServerApp
 
+from coordinator.authorised_grid import AuthorisedNodesGrid, authorised_grid
 from coordinator.central_evaluation import CentralEvaluator
 from coordinator.publication import LEDGER_FILE, initial_adapter, publish
 from coordinator.secaggplus_strategy import SecAggPlusFedAvg, default_params
@@ -77,7 +84,10 @@ class _RecordingSecAggPlusWorkflow(SecAggPlusWorkflow):
         strategy = getattr(context, "strategy", None)
         if isinstance(strategy, SecAggPlusFedAvg) and self._state is not None:
             cfg = context.state.config_records[MAIN_CONFIGS_RECORD]
-            strategy.record_round(int(cast(int, cfg[WorkflowKey.CURRENT_ROUND])), self._state)
+            excluded = grid.take_exclusions() if isinstance(grid, AuthorisedNodesGrid) else {}
+            strategy.record_round(
+                int(cast(int, cfg[WorkflowKey.CURRENT_ROUND])), self._state, excluded=excluded
+            )
 
 
 def make_workflow(config: FederationConfig, params: SecAggPlusParams) -> DefaultWorkflow:
@@ -136,7 +146,8 @@ def run_secaggplus_federation(
         strategy.clipping_range,
         params.quantization_range,
     )
-    make_workflow(config, params)(grid, legacy)
+    # Only nodes whose registered key is on the coordinator kit's list take part.
+    make_workflow(config, params)(authorised_grid(grid, config.coordinator_kit), legacy)
     summary = publish(
         config,
         evaluator=evaluator,

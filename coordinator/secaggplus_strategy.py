@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,19 @@ class SecAggPlusFedAvg(FedAvg):
             return f"mean update norm {norm:.4f} exceeds the clip norm bound {bound:.4f}"
         return ""
 
-    def record_round(self, server_round: int, state: WorkflowState) -> None:
-        """Record what the nodes reported in ``server_round`` (also for halted rounds)."""
+    def record_round(
+        self,
+        server_round: int,
+        state: WorkflowState,
+        *,
+        excluded: Mapping[int, str] | None = None,
+    ) -> None:
+        """Record what the nodes reported in ``server_round`` (also for halted rounds).
+
+        ``excluded``: Flower node id -> reason, for the nodes kept out of the round
+        (not enrolled: :class:`coordinator.authorised_grid.AuthorisedNodesGrid`); each is
+        recorded as a refusal.
+        """
         nodes: dict[str, dict[str, Any]] = {}
         reported: set[int] = set()
         for proxy, res in state.legacy_results:
@@ -236,6 +248,8 @@ class SecAggPlusFedAvg(FedAvg):
         for key, reason in zip(keys, reasons, strict=True):
             nodes[key] = {"error": reason}
             logger.warning("secaggplus: round=%d node=%s failed: %s", server_round, key, reason)
+        for node_id, reason in sorted((excluded or {}).items()):
+            nodes[str(node_id)] = {"error": f"not enrolled: {reason}"}
         self.ledger.rounds.append(
             {
                 "round": server_round,

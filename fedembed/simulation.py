@@ -21,6 +21,7 @@ from flwr.simulation import run_simulation
 
 from client_node.client_app import make_client_app
 from client_node.secaggplus_client import make_secaggplus_client_app
+from coordinator.authorised_grid import unverifiable_enrolment
 from coordinator.publication import HISTORY_FILE
 from coordinator.secaggplus_app import make_secaggplus_server_app
 from coordinator.server_app import run_federation
@@ -123,7 +124,14 @@ def run_simulated_secaggplus_federation(
     num_cpus: int = 2,
     params: SecAggPlusParams | None = None,
 ) -> dict[str, Any]:
-    """As :func:`run_simulated_federation`, with SecAgg+ on both sides."""
+    """As :func:`run_simulated_federation`, with SecAgg+ on both sides.
+
+    Raises:
+        FedembedError: ``config`` names a coordinator kit, whose authorised node list
+            cannot be checked on the simulation engine (its nodes register no keys).
+    """
+    if config.coordinator_kit:
+        raise unverifiable_enrolment("coordinator-kit is set for a simulated SecAgg+ run")
     server = make_secaggplus_server_app(config, params=params)
     client = make_secaggplus_client_app(
         mods=[partition_mod(partition_root, node_privacy=node_privacy)]
