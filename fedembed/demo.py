@@ -252,7 +252,8 @@ def demo(
         plan = fed["release"]["plan"]
         typer.echo(
             f"release: epsilon {plan['epsilon']:.4f} per node, set by {plan['limited_by']}; "
-            f"any membership-inference AUC <= {plan['auc_bound']:.4f} (proven, mu-GDP)"
+            f"any membership-inference AUC <= {plan['auc_bound']:.4f} for a {plan['observer']}"
+            " (the strictest observer; proven, mu-GDP)"
         )
         typer.echo(f"global adapter + manifest: {released}")
         if index:
