@@ -50,6 +50,9 @@ class AuditConfig:
     mia_targets: int = 4  # target models per recipe, trained apart from the shadows
     bias_tests: tuple[str, ...] | None = None
     bias_mc_samples: int = 100_000
+    score_documents: int = 300  # SciFact documents the score-reconstruction gateway holds
+    score_probes: int = 2000  # probes per collection kind (0: the row is skipped)
+    score_probes_ckks: int = 2000  # CKKS collections score every block per query: slower
     seed: int = 0
 
     @classmethod
@@ -69,6 +72,7 @@ class AuditConfig:
             mia_targets=2,
             bias_tests=("weat1", "weat2", "weat7"),
             bias_mc_samples=2_000,
+            score_probes_ckks=200,
         )
 
 

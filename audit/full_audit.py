@@ -35,6 +35,8 @@ from audit.results import (
     report_dict,
 )
 from audit.runner import AuditRunner, Progress
+from audit.score_reconstruction_evidence import control_report, probe_gateway, setup_from
+from audit.score_reconstruction_evidence import rows as score_rows
 from embedding_core.version import PRODUCT_VERSION
 from policies import (
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
@@ -46,6 +48,8 @@ from policies import (
     EVIDENCE_MIA_AUC,
     EVIDENCE_MIA_AUC_OVERFIT_CONTROL,
     EVIDENCE_RETRIEVAL_NDCG10_DROP,
+    EVIDENCE_SCORE_RECONSTRUCTION_CONTROL,
+    EVIDENCE_SCORE_RECONSTRUCTION_COSINE,
     evaluate_audit,
     map_regulations,
 )
@@ -113,6 +117,23 @@ def run_audit(
         scanned = gather_index_evidence(inputs.index)
         evidence.update(scanned.to_evidence())
         index_section.update(scanned.to_dict())
+    probing: list[dict[str, Any]] = []
+    if config.score_probes > 0:
+        probes = {"at-rest": config.score_probes, "dcpe": config.score_probes,
+                  "ckks": min(config.score_probes, config.score_probes_ckks)}  # fmt: skip
+        setup = setup_from(runner.data, runner.adapter, documents=config.score_documents,
+                           probes=probes, seed=config.seed)  # fmt: skip
+        partner = probe_gateway(setup, adapter=inputs.adapter, model=inputs.model,
+                                dcpe_keyring=inputs.dcpe_keyring, ckks_key=inputs.ckks_key,
+                                progress=step)  # fmt: skip
+        control = control_report(setup)
+        for report in (*partner, control):
+            runner.add(report)
+        probing = score_rows([*partner, control])
+        evidence[EVIDENCE_SCORE_RECONSTRUCTION_COSINE] = max(
+            r.metrics["mean_cosine"] for r in partner
+        )
+        evidence[EVIDENCE_SCORE_RECONSTRUCTION_CONTROL] = control.metrics["mean_cosine"]
     policy = inputs.policy
     checks = evaluate_audit(policy.policy, evidence)
     step("writing figures")
@@ -144,6 +165,7 @@ def run_audit(
         "privacy_budget": budget,
         "bias": bias_rows,
         "utility": utility,
+        "score_reconstruction": probing,
         "checks": [c.to_dict() for c in checks],
         "regulations": map_regulations(checks),
         "figures": report_figures,

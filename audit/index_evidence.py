@@ -19,7 +19,10 @@ established without any key and without reading content:
   :func:`~secure_index.service.audit_log.verify_audit_log`. When neither the log nor its
   head anchor exists (e.g. the data directory of a store-only host) there is nothing to
   verify and the integrity is ``None``; an anchor without its log is a deleted log and
-  fails verification.
+  fails verification. The auditor holds no KEK, so the chain and its agreement with the
+  head anchor are checked but not the anchor's MAC (``fedembed index verify-audit`` on
+  the gateway host checks it): a log rewritten together with its anchor is found only
+  with ``expected_head``, the head hash recorded off the host.
 
 :meth:`IndexEvidence.to_evidence` gives the two policy evidence keys
 (:data:`~policies.checks.EVIDENCE_INDEX_ENCRYPTED_FRACTION`,

@@ -112,7 +112,13 @@ def main() -> None:
                     "node", "node-0", [COLLECTION], rate_per_minute=1_000_000, burst=100_000
                 )
                 partner = admin.issue_credential(
-                    "partner", "bench", [COLLECTION], rate_per_minute=1_000_000, burst=100_000
+                    "partner",
+                    "bench",
+                    [COLLECTION],
+                    rate_per_minute=1_000_000,
+                    burst=100_000,
+                    vector_queries=True,
+                    query_budget=1_000_000_000,
                 )
             with service.gateway_client(node.token) as gateway:
                 for s in range(0, len(docs), 500):

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from federation.node_privacy import DEFAULT_MAX_NOISE_SHARES, NodePrivacy
+from index_client.names import COLLECTION, NODE, option_check
 
 __all__ = ["node_app"]
 
@@ -23,7 +24,13 @@ def start_cmd(
     max_epsilon: Annotated[
         float, typer.Option("--max-epsilon", help="Sample-level privacy budget (all runs).")
     ],
-    name: Annotated[str | None, typer.Option(help="Node name (default: kit's node id).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Node name (default: kit's node id).",
+            callback=option_check(NODE, typer.BadParameter),
+        ),
+    ] = None,
     require_dp: Annotated[
         bool,
         typer.Option(
@@ -126,13 +133,31 @@ def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
 def upload_cmd(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Node data folder.")],
     gateway: Annotated[str, typer.Option("--gateway", help="Query gateway URL.")],
-    collection: Annotated[str, typer.Option("--collection", help="Target collection.")],
-    node_id: Annotated[str, typer.Option("--node-id", help="This node's id (key owner).")],
+    collection: Annotated[
+        str,
+        typer.Option(
+            "--collection",
+            help="Target collection.",
+            callback=option_check(COLLECTION, typer.BadParameter),
+        ),
+    ],
+    node_id: Annotated[
+        str,
+        typer.Option(
+            "--node-id",
+            help="This node's id (key owner).",
+            callback=option_check(NODE, typer.BadParameter),
+        ),
+    ],
     dcpe_keyring: Annotated[
         Path | None, typer.Option(help="Tenant DCPE keyring (kit) for DCPE collections.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Encoder folder (default: bundled).")] = None,
     batch_size: Annotated[int, typer.Option(help="Documents per upsert.")] = 256,
+    ca: Annotated[
+        Path | None,
+        typer.Option("--ca", help="CA certificate of an https:// gateway (the kit's ca.crt)."),
+    ] = None,
 ) -> None:
     """Embed this node's documents and upload protected vectors (key: FEDEMBED_NODE_TOKEN)."""
     import os
@@ -157,6 +182,7 @@ def upload_cmd(
         encoder=Encoder.load(model),
         dcpe_key_file=dcpe_keyring,
         batch_size=batch_size,
+        verify=str(ca) if ca is not None else True,
     )
     typer.echo(json.dumps(report.__dict__))
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from deployment.flower_processes import start_superlink
+from index_client.names import NODE, option_check
 from kits.layout import AUTHORIZED_NODES, sha256_file
 from kits.provisioning import DEFAULT_DCPE_BETA, load_coordinator_kit, provision
 
@@ -25,7 +26,14 @@ def provision_cmd(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for admin/, coordinator/, gateway/, nodes/.")
     ],
-    node: Annotated[list[str], typer.Option("--node", help="Member node id (repeat).")],
+    node: Annotated[
+        list[str],
+        typer.Option(
+            "--node",
+            help="Member node id (repeat).",
+            callback=option_check(NODE, typer.BadParameter),
+        ),
+    ],
     superlink_host: Annotated[
         str, typer.Option(help="SuperLink host in the TLS cert.")
     ] = "127.0.0.1",

@@ -54,6 +54,13 @@ if TYPE_CHECKING:
         seal,
         unseal,
     )
+    from crypto.secret_files import (
+        SECRET_FILE_MODE,
+        SecretFileError,
+        read_secret_file,
+        require_secret_file,
+        write_secret_file,
+    )
 
 _SUBMODULE: dict[str, str] = {
     "BlockLayout": "ckks_search",
@@ -80,7 +87,9 @@ _SUBMODULE: dict[str, str] = {
     "NONCE_BYTES": "dcpe",
     "POLY_MODULUS_DEGREE": "ckks_search",
     "SCALE_BITS": "ckks_search",
+    "SECRET_FILE_MODE": "secret_files",
     "ScaleAndPerturb": "dcpe",
+    "SecretFileError": "secret_files",
     "TENSEAL_ERRORS": "ckks_context",
     "WRAP_MAGIC": "key_wrapping",
     "ciphertext_words": "ckks_search",
@@ -93,6 +102,8 @@ _SUBMODULE: dict[str, str] = {
     "is_private_context": "ckks_context",
     "load_ckks_key": "ckks_search_key",
     "load_context": "ckks_context",
+    "read_secret_file": "secret_files",
+    "require_secret_file": "secret_files",
     "make_contexts": "ckks_context",
     "num_chunks": "ckks_parameters",
     "round_decryption": "ckks_decryption_rounding",
@@ -102,6 +113,7 @@ _SUBMODULE: dict[str, str] = {
     "sum_encrypted": "ckks_aggregation",
     "unseal": "key_wrapping",
     "verify_contribution_signature": "contribution_signature",
+    "write_secret_file": "secret_files",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
@@ -114,6 +126,7 @@ __all__ = [
     "NONCE_BYTES",
     "POLY_MODULUS_DEGREE",
     "SCALE_BITS",
+    "SECRET_FILE_MODE",
     "TENSEAL_ERRORS",
     "WRAP_MAGIC",
     "BlockLayout",
@@ -134,6 +147,7 @@ __all__ = [
     "KeyUnwrapError",
     "LoadedBlock",
     "ScaleAndPerturb",
+    "SecretFileError",
     "ciphertext_words",
     "context_fingerprint",
     "context_slots",
@@ -146,6 +160,8 @@ __all__ = [
     "load_context",
     "make_contexts",
     "num_chunks",
+    "read_secret_file",
+    "require_secret_file",
     "round_decryption",
     "save_ckks_key",
     "seal",
@@ -153,4 +169,5 @@ __all__ = [
     "sum_encrypted",
     "unseal",
     "verify_contribution_signature",
+    "write_secret_file",
 ]

@@ -1,7 +1,8 @@
 """The query gateway's CKKS search key: exports contexts, encrypts queries, decrypts scores.
 
 The secret half of :mod:`crypto.ckks_search`: the gateway keeps it (the key
-file ``ckks_search.key`` of its kit, mode 0600), hands nodes the public context and the
+file ``ckks_search.key`` of its kit, a secret file: mode 0600, refused when group or
+others may access it, see :mod:`crypto.secret_files`), hands nodes the public context and the
 store the evaluation context, neither of which decrypts anything.
 """
 
@@ -27,7 +28,7 @@ from crypto.ckks_search import (
     seal_ciphertext,
 )
 from crypto.errors import CryptoInputError, KeyManagementError
-from embedding_core.atomic_file import atomic_write_bytes
+from crypto.secret_files import read_secret_file, write_secret_file
 
 __all__ = ["KEY_FILE_MAGIC", "CkksSearchKey", "load_ckks_key", "save_ckks_key"]
 
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 KEY_FILE_MAGIC = b"FECKKSK1"  # key file: magic || u32 dimension || secret context
 _KEY_HEAD = struct.Struct("<8sI")
-KEY_FILE_MODE = 0o600
 
 
 class CkksSearchKey:
@@ -141,15 +141,21 @@ class CkksSearchKey:
 def save_ckks_key(key: CkksSearchKey, path: Path) -> None:
     """Write the gateway's key file (owner-only permissions; it decrypts every document)."""
     data = _KEY_HEAD.pack(KEY_FILE_MAGIC, key.layout.dimension) + key.to_bytes()
-    atomic_write_bytes(Path(path), data, mode=KEY_FILE_MODE)
+    write_secret_file(Path(path), data)
     logger.info("ckks-search: wrote a key file for %d-wide vectors", key.layout.dimension)
 
 
 def load_ckks_key(path: Path) -> CkksSearchKey:
-    """Read :func:`save_ckks_key` output."""
+    """Read :func:`save_ckks_key` output.
+
+    Raises:
+        SecretFileError: Group or others may access the file, or another user owns it
+            (:mod:`crypto.secret_files`).
+        KeyManagementError: The file is missing, unreadable or not a CKKS key file.
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_secret_file(path, what="CKKS search key file")
     except OSError as exc:
         raise KeyManagementError(
             f"cannot read the CKKS key file {path} ({exc.strerror})",

@@ -7,24 +7,22 @@ the folder) holds every live version of the tenant's Scale-And-Perturb key (see
 ciphertexts can be re-encrypted with :meth:`DcpeKeyring.reencrypt`. All vectors of one
 index must be under one version to be comparable: the data owner or gateway re-encrypts
 and re-uploads them, then retires the old version. Retired ids are remembered and never
-reused. A file readable by group or others is refused (``chmod 600`` fixes it).
+reused. The file is a secret file (:mod:`crypto.secret_files`): one that group or others
+may access, or that another user owns, is refused (``chmod 600`` fixes it).
 The keyring serialises its own updates with a lock; it does not lock across processes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import stat
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from crypto.dcpe import DcpeCiphertext, DcpeKey, ScaleAndPerturb
 from crypto.errors import KeyManagementError
+from crypto.secret_files import read_secret_file, write_secret_file
 
 __all__ = ["DcpeKeyring"]
 
@@ -32,22 +30,12 @@ logger = logging.getLogger(__name__)
 
 KEYRING_FORMAT = "fedembed-dcpe-keyring"
 KEYRING_VERSION = 1
-KEYRING_MODE = 0o600
 _FIELDS = ("format", "version", "tenant", "current", "next_version", "retired", "keys")
 _FIX_FILE = "restore the keyring from its backup; never edit key files by hand"
 
 
 def _malformed(path: Path, problem: str, expected: str) -> KeyManagementError:
     return KeyManagementError(f"{path}: {problem}", expected=expected, fix=_FIX_FILE)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class DcpeKeyring:
@@ -125,25 +113,18 @@ class DcpeKeyring:
         """Read and validate a keyring file.
 
         Raises:
-            KeyManagementError: The file is missing, readable by others, or malformed.
+            SecretFileError: Group or others may access the file, or another user owns it.
+            KeyManagementError: The file is missing or malformed.
         """
         path = Path(path)
         try:
-            mode = path.stat().st_mode
-            text = path.read_text(encoding="utf-8")
+            text = read_secret_file(path, what="DCPE keyring").decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyManagementError(
                 f"cannot read the DCPE keyring {path} ({type(exc).__name__})",
                 expected="a keyring file written by DcpeKeyring.create",
                 fix="check the path and that this user may read it",
             ) from None
-        if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyManagementError(
-                f"the DCPE keyring {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(mode):04o})",
-                expected="mode 0600",
-                fix=f"run: chmod 600 {path}",
-            )
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -206,20 +187,7 @@ class DcpeKeyring:
 
     def _save(self) -> None:
         data = (json.dumps(self._document(), indent=2, allow_nan=False) + "\n").encode()
-        folder = self.path.parent
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-        try:
-            os.fchmod(fd, KEYRING_MODE)  # mkstemp already creates 0600; make it explicit
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(folder)
+        write_secret_file(self.path, data)
 
     @property
     def key_ids(self) -> list[str]:

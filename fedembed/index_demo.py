@@ -100,8 +100,17 @@ def run_index_demo(
                     )
             with contextlib.suppress(ConflictError):
                 admin.create_ckks_collection(CKKS)
+            # text queries, rank release (ranks are all nDCG needs), one budget unit per
+            # test query and collection
+            evaluated = sum(1 for qid in test.queries if qid in test.qrels)
             partner = admin.issue_credential(
-                "partner", "demo-partner", COLLECTIONS, rate_per_minute=100_000, burst=10_000
+                "partner",
+                "demo-partner",
+                COLLECTIONS,
+                rate_per_minute=100_000,
+                burst=10_000,
+                score_release="rank",
+                query_budget=evaluated * len(COLLECTIONS),
             )
             back: dict[str, str] = {}
             uploads = []

@@ -6,13 +6,15 @@ packages, never a component.
 
 - :mod:`index_client.routes`: every route of the gateway and the store, defined once;
 - :mod:`index_client.block_format`: the binary body of a CKKS block upload;
+- :mod:`index_client.names`: the one rule for collection, node and partner names
+  (every name that reaches a path, a URL or a folder);
 - :class:`GatewayClient` (partner and node keys) and :class:`AdminClient` (the
   operator's admin token): typed verbs over httpx;
 - :mod:`index_client.errors`: a refusal is a :class:`GatewayError` subclass carrying
   the service's problem, expected and fix.
 """
 
-from index_client import routes
+from index_client import names, routes
 from index_client.admin_client import AdminClient
 from index_client.answers import (
     ApiKey,
@@ -41,7 +43,9 @@ from index_client.errors import (
     UnexpectedAnswerError,
 )
 from index_client.gateway_client import GatewayClient
+from index_client.names import InvalidNameError, check_name, name_problem
 from index_client.routes import Route
+from index_client.transport import TlsTrustError
 
 __all__ = [
     "OCTET_STREAM",
@@ -55,6 +59,7 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "GatewayUnavailableError",
+    "InvalidNameError",
     "IssuedKey",
     "NotFoundError",
     "PermissionDeniedError",
@@ -63,8 +68,12 @@ __all__ = [
     "Route",
     "SearchHit",
     "SearchResult",
+    "TlsTrustError",
     "UnexpectedAnswerError",
     "UploadReceipt",
+    "check_name",
+    "name_problem",
+    "names",
     "pack_block_upload",
     "routes",
     "unpack_block_upload",

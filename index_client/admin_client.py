@@ -17,7 +17,7 @@ from typing import Any
 
 from index_client import routes
 from index_client.answers import ApiKey, CkksCollection, Collection, IssuedKey, list_of
-from index_client.transport import ServiceClient
+from index_client.transport import ServiceClient, TlsVerify
 
 __all__ = ["AdminClient"]
 
@@ -33,7 +33,8 @@ class AdminClient(ServiceClient):
         base_url: The gateway's URL.
         admin_token: The operator's admin token.
         timeout_s: Per-request timeout.
-        verify: TLS verification (a CA bundle path, or True).
+        verify: TLS trust: the CA certificate file that signed the gateway's (only
+            that CA is trusted), an ``ssl.SSLContext``, or True (the system trust store).
         retries: Extra attempts after a transport error, a 429 or a 503 (0: none).
     """
 
@@ -43,7 +44,7 @@ class AdminClient(ServiceClient):
         admin_token: str,
         *,
         timeout_s: float = 60.0,
-        verify: str | bool = True,
+        verify: TlsVerify = True,
         retries: int = 0,
     ) -> None:
         super().__init__(base_url, admin_token, timeout_s=timeout_s, verify=verify, retries=retries)
@@ -91,13 +92,38 @@ class AdminClient(ServiceClient):
         top_k_cap: int | None = None,
         rate_per_minute: int | None = None,
         burst: int | None = None,
+        vector_queries: bool | None = None,
+        score_release: str | None = None,
+        query_budget: int | None = None,
+        budget_window_s: int | None = None,
     ) -> IssuedKey:
         """Issue a ``partner`` or ``node`` key; its token is shown only in this answer.
 
-        Limits left out take the gateway's defaults.
+        Limits and policy left out take the gateway's defaults: no vector queries,
+        ``score_release="rank"`` (ranks, no scores), 1000 queries per 86,400 s.
+
+        Args:
+            role: ``partner`` or ``node``.
+            name: The partner's name or the node id.
+            scopes: Collection names (``*`` for all).
+            top_k_cap: Largest ``k`` per query.
+            rate_per_minute: Sustained request rate.
+            burst: Requests allowed at once.
+            vector_queries: Grant raw vector queries (risky: basis-vector probes).
+            score_release: ``rank``, ``coarse`` (rounded scores) or ``exact`` (risky).
+            query_budget: Answered queries per window.
+            budget_window_s: The budget's window in seconds.
         """
         body: dict[str, Any] = {"role": role, "name": name, "scopes": list(scopes)}
-        limits = {"top_k_cap": top_k_cap, "rate_per_minute": rate_per_minute, "burst": burst}
+        limits = {
+            "top_k_cap": top_k_cap,
+            "rate_per_minute": rate_per_minute,
+            "burst": burst,
+            "vector_queries": vector_queries,
+            "score_release": score_release,
+            "query_budget": query_budget,
+            "budget_window_s": budget_window_s,
+        }
         body.update({field: value for field, value in limits.items() if value is not None})
         return self._transport.call(routes.ISSUE_CREDENTIAL, IssuedKey.from_json, json=body)
 

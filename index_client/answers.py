@@ -102,16 +102,33 @@ class CkksCollection:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One result: a document's opaque id, its owning node and the similarity score."""
+    """One result: a document's opaque id, its owning node, its rank and maybe its score.
+
+    ``rank`` is 1 for the best hit. ``score`` is ``None`` unless the key's score release
+    is ``coarse`` (rounded to the gateway's grid) or ``exact``; the default ``rank``
+    release gives ranks only.
+    """
 
     doc_id: str
     owner: str
-    score: float
+    rank: int
+    score: float | None = None
+
+
+def _hit(position: int, document: Any) -> SearchHit:
+    d = _object(document)
+    score = d.get("score")
+    return SearchHit(
+        doc_id=str(d["doc_id"]),
+        owner=str(d["owner"]),
+        rank=int(d.get("rank", position + 1)),
+        score=None if score is None else float(score),
+    )
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The answer of a query, best hit first."""
+    """The answer of a query, in rank order (best hit first)."""
 
     collection: str
     k: int
@@ -124,16 +141,18 @@ class SearchResult:
         rows = d["results"]
         if not isinstance(rows, list):
             raise TypeError("results is not a list")
-        hits = tuple(
-            SearchHit(doc_id=str(h["doc_id"]), owner=str(h["owner"]), score=float(h["score"]))
-            for h in map(_object, rows)
-        )
+        hits = tuple(sorted((_hit(i, h) for i, h in enumerate(rows)), key=lambda h: h.rank))
         return cls(collection=str(d["collection"]), k=int(d["k"]), hits=hits)
 
     @property
     def doc_ids(self) -> list[str]:
         """The hits' document ids, best first."""
         return [h.doc_id for h in self.hits]
+
+    @property
+    def scores(self) -> list[float | None]:
+        """The hits' released scores, best first (``None`` where only ranks are released)."""
+        return [h.score for h in self.hits]
 
 
 @dataclass(frozen=True)
@@ -159,7 +178,12 @@ class UploadReceipt:
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A partner or node key's public record (never its token)."""
+    """A partner or node key's public record (never its token) and its query policy.
+
+    ``vector_queries``: whether it may query with raw vectors; ``score_release``:
+    ``rank``, ``coarse`` or ``exact``; ``query_budget`` answered queries per
+    ``budget_window_s`` seconds; ``suspended_at``: when it was suspended for probing.
+    """
 
     key_id: str
     role: str
@@ -170,12 +194,18 @@ class ApiKey:
     burst: int
     created_at: str
     revoked_at: str | None = None
+    vector_queries: bool = False
+    score_release: str = "rank"
+    query_budget: int = 1000
+    budget_window_s: int = 86_400
+    suspended_at: str | None = None
 
     @classmethod
     def from_json(cls, document: Any) -> ApiKey:
         """Parse the gateway's key answer."""
         d = _object(document)
         revoked = d.get("revoked_at")
+        suspended = d.get("suspended_at")
         return cls(
             key_id=str(d["key_id"]),
             role=str(d["role"]),
@@ -186,6 +216,11 @@ class ApiKey:
             burst=int(d["burst"]),
             created_at=str(d["created_at"]),
             revoked_at=None if revoked is None else str(revoked),
+            vector_queries=bool(d.get("vector_queries", False)),
+            score_release=str(d.get("score_release", "rank")),
+            query_budget=int(d.get("query_budget", 1000)),
+            budget_window_s=int(d.get("budget_window_s", 86_400)),
+            suspended_at=None if suspended is None else str(suspended),
         )
 
 

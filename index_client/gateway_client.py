@@ -1,6 +1,7 @@
 """The query gateway's client for partners and nodes: query, upload, delete, CKKS blocks.
 
-A partner key queries (ids, owners and scores come back, never vectors or text); a node
+A partner key queries (ids, owners, ranks and, as far as its score release allows,
+scores come back, never vectors or text; vector queries need the key's grant); a node
 key uploads its own documents' protected vectors (idempotent batch upserts), deletes its
 own documents and, for CKKS collections, fetches the public context and puts the blocks
 it encrypted. The gateway decides what a key may do; its refusals arrive as
@@ -8,7 +9,7 @@ it encrypted. The gateway decides what a key may do; its refusals arrive as
 
     with GatewayClient(url, partner_key) as gateway:
         for hit in gateway.query("scifact", "vitamin D and bone density", k=5).hits:
-            print(hit.doc_id, hit.owner, hit.score)
+            print(hit.rank, hit.doc_id, hit.owner, hit.score)  # score None by default
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crypto.ckks_search import EncryptedBlock
 from index_client import routes
 from index_client.answers import CkksCollection, Collection, SearchResult, UploadReceipt, list_of
 from index_client.block_format import OCTET_STREAM, pack_block_upload
-from index_client.transport import ServiceClient
+from index_client.transport import ServiceClient, TlsVerify
 
 __all__ = ["GatewayClient"]
 
@@ -39,7 +40,8 @@ class GatewayClient(ServiceClient):
         base_url: The gateway's URL.
         api_key: The partner or node key the operator issued.
         timeout_s: Per-request timeout.
-        verify: TLS verification (a CA bundle path, or True).
+        verify: TLS trust: the CA certificate file that signed the gateway's (only
+            that CA is trusted), an ``ssl.SSLContext``, or True (the system trust store).
         retries: Extra attempts after a transport error, a 429 or a 503 (0: none).
     """
 
@@ -49,7 +51,7 @@ class GatewayClient(ServiceClient):
         api_key: str,
         *,
         timeout_s: float = 60.0,
-        verify: str | bool = True,
+        verify: TlsVerify = True,
         retries: int = 0,
     ) -> None:
         super().__init__(base_url, api_key, timeout_s=timeout_s, verify=verify, retries=retries)
@@ -75,6 +77,11 @@ class GatewayClient(ServiceClient):
         tags: Sequence[str] = (),
     ) -> SearchResult:
         """The ``k`` best documents for ``text`` (embedded by the gateway) or ``vector``.
+
+        Hits come in rank order with ``rank`` 1..k; their ``score`` is ``None`` unless the
+        key's score release is ``coarse`` or ``exact``. A ``vector`` query needs the key's
+        ``vector_queries`` grant (else :class:`~index_client.errors.PermissionDeniedError`);
+        a spent query budget is a :class:`~index_client.errors.RateLimitedError` (429).
 
         Args:
             collection: The collection to search.

@@ -17,6 +17,12 @@ Gateway (``fedembed index serve``, roles ``all`` and ``gateway``):
 Store (role ``store``; only the gateway calls it, with the store token): the ``STORE_*``
 routes (at-rest and DCPE collections) and the ``STORE_CKKS_*`` routes (CKKS collections).
 Both services answer :data:`HEALTH` without a key.
+
+:meth:`Route.path` percent-encodes every value as one path segment and refuses, before
+it builds anything, a collection or node name that breaks
+:data:`index_client.names.NAME_RULE` (parameters ``collection``, ``name``, ``owner``),
+a block number that is not a non-negative integer, and an empty, ``.`` or ``..`` value
+of any other parameter: no value can add, remove or climb a segment.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from index_client.names import COLLECTION, NODE, InvalidNameError, check_name, shown
 
 __all__ = [
     "ADMIN_COLLECTIONS",
@@ -63,6 +71,31 @@ __all__ = [
 ]
 
 _PARAMETER = re.compile(r"\{([a-z_]+)\}")
+_NAMES = {"collection": COLLECTION, "name": COLLECTION, "owner": NODE}
+_NUMBERS = {"number"}
+
+
+def _segment(parameter: str, value: str | int) -> str:
+    """``value`` checked for ``parameter`` and percent-encoded as one path segment."""
+    if parameter in _NAMES:
+        text = check_name(value, _NAMES[parameter])
+    elif parameter in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidNameError(
+                f"{parameter} {shown(value)} is not a block number",
+                expected="an integer >= 0",
+                fix="number a node's blocks from 0",
+            )
+        text = str(value)
+    else:
+        text = str(value)
+        if text in {"", ".", ".."}:
+            raise InvalidNameError(
+                f"{parameter} {text!r} is not a path segment",
+                expected=f"a {parameter} (not empty, '.' or '..')",
+                fix=f"pass the {parameter} the service gave you",
+            )
+    return quote(text, safe="")
 
 
 @dataclass(frozen=True)
@@ -83,17 +116,21 @@ class Route:
         return tuple(_PARAMETER.findall(self.template))
 
     def path(self, **values: str | int) -> str:
-        """The concrete path, each value percent-encoded as one path segment.
+        """The concrete path, each value checked and percent-encoded as one path segment.
 
         Raises:
             ValueError: When a parameter is missing or an unknown one is given.
+            InvalidNameError: When a collection or node name breaks
+                :data:`~index_client.names.NAME_RULE`, a block number is not an integer
+                >= 0, or another value is empty, ``.`` or ``..`` (nothing is sent).
         """
         if set(values) != set(self.parameters):
             raise ValueError(
                 f"{self.method} {self.template} takes {sorted(self.parameters)}, "
                 f"got {sorted(values)}"
             )
-        return _PARAMETER.sub(lambda m: quote(str(values[m.group(1)]), safe=""), self.template)
+        segments = {name: _segment(name, value) for name, value in values.items()}
+        return _PARAMETER.sub(lambda m: segments[m.group(1)], self.template)
 
     @property
     def pattern(self) -> str:

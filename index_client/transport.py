@@ -5,13 +5,22 @@ token, retries (when asked to) on transport errors, 429 and 503 with exponential
 that honours ``Retry-After``, and turns any other 4xx/5xx into the
 :class:`~index_client.errors.GatewayError` of its status. Every request the clients
 send is idempotent (upserts, block puts, deletes, reads), so a retry never doubles one.
+
+TLS: ``verify`` is a CA certificate file (the consortium's ``ca.crt``: only that CA is
+trusted), an :class:`ssl.SSLContext`, or True (the system trust store). A certificate
+the client does not trust (another CA, another host name, expired) ends the handshake
+before a request byte, the bearer token included, is sent, and is raised at once (never
+retried) as :class:`TlsTrustError`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,7 +35,14 @@ from index_client.errors import (
 )
 from index_client.routes import HEALTH, Route
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ServiceClient", "ServiceTransport"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "ServiceClient",
+    "ServiceTransport",
+    "TlsTrustError",
+    "TlsVerify",
+    "client_tls_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +52,75 @@ FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
 _RETRY_STATUSES = (429, 503)
 
+TlsVerify = ssl.SSLContext | str | os.PathLike[str] | bool
+"""A CA certificate file, a client TLS context, True (system trust store) or False."""
+
+
+class TlsTrustError(GatewayUnavailableError):
+    """TLS with the service failed: its certificate is not trusted, or it speaks no TLS.
+
+    Raised before any request byte (the bearer token included) was sent.
+    """
+
+
+def client_tls_context(verify: TlsVerify) -> ssl.SSLContext | bool:
+    """The ``verify`` of an httpx client: a CA file becomes a context trusting only it.
+
+    Raises:
+        TlsTrustError: When the CA file cannot be read or holds no PEM certificate.
+    """
+    if isinstance(verify, bool):
+        return ssl.create_default_context() if verify else False
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    path = Path(verify)
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsTrustError(
+            0,
+            f"the CA certificate file {path} cannot be used ({type(exc).__name__}: {exc})",
+            expected="a readable PEM file with the CA certificate that signed the service's",
+            fix="pass the consortium's ca.crt (a node kit's ca.crt, or `fedembed index "
+            "tls-cert`'s ca.crt)",
+        ) from None
+
+
+def _ssl_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx transport error (the chain and arguments)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+    return None
+
+
+def _tls_error(base_url: str, failure: ssl.SSLError) -> TlsTrustError:
+    if isinstance(failure, ssl.SSLCertVerificationError):
+        return TlsTrustError(
+            0,
+            f"the TLS certificate of {base_url} is not trusted ({failure.verify_message}); "
+            "nothing was sent",
+            expected="a certificate signed by the CA this client trusts, naming the URL's host",
+            fix="pass the CA certificate that signed the service's (--ca, or "
+            "FEDEMBED_INDEX_STORE_CA for the gateway), or issue the service a certificate "
+            "for this host (`fedembed index tls-cert --host ...`)",
+        )
+    return TlsTrustError(
+        0,
+        f"TLS with {base_url} failed ({failure.reason or type(failure).__name__}); "
+        "nothing was sent",
+        expected="a service started with --tls-cert at an https:// URL",
+        fix="check the URL's scheme and port (http:// for a service without TLS)",
+    )
+
 
 class ServiceTransport:
     """An ``httpx.Client`` bound to one service and one bearer token.
@@ -44,8 +129,12 @@ class ServiceTransport:
         base_url: The service's URL (a path prefix is kept).
         token: The API key or admin token (sent as ``Authorization: Bearer``).
         timeout_s: Per-request timeout.
-        verify: TLS verification (a CA bundle path, or True).
+        verify: TLS trust: a CA certificate file (only that CA), an ``ssl.SSLContext``,
+            or True (the system trust store).
         retries: Extra attempts after a transport error, a 429 or a 503 (0: none).
+
+    Raises:
+        TlsTrustError: When ``verify`` names a CA file that cannot be used.
     """
 
     def __init__(
@@ -54,7 +143,7 @@ class ServiceTransport:
         token: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        verify: str | bool = True,
+        verify: TlsVerify = True,
         retries: int = 0,
     ) -> None:
         if retries < 0:
@@ -64,7 +153,7 @@ class ServiceTransport:
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
-            verify=verify,
+            verify=client_tls_context(verify),
         )
 
     @property
@@ -87,6 +176,7 @@ class ServiceTransport:
         Raises:
             GatewayError: The subclass of the answer's status (with the service's text),
                 or :class:`GatewayUnavailableError` when the service is unreachable.
+            TlsTrustError: When TLS fails (never retried: nothing was sent).
         """
         url = route.path(**(path or {}))
         delay = FIRST_DELAY_S
@@ -97,13 +187,18 @@ class ServiceTransport:
                     route.method, url, params=params, json=json, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
+                # the handshake is part of connecting: a TLS failure there precedes the request
+                failure = _ssl_failure(exc) if isinstance(exc, httpx.ConnectError) else None
+                if failure is not None:
+                    raise _tls_error(self.base_url, failure) from None
                 if last:
                     raise GatewayUnavailableError(
                         0,
                         f"the index service at {self.base_url} is unreachable "
                         f"({type(exc).__name__})",
                         expected="a running `fedembed index serve`",
-                        fix="check the URL and that the service runs",
+                        fix="check the URL (https:// for a service started with --tls-cert) "
+                        "and that the service runs",
                     ) from None
             else:
                 if response.is_success:
@@ -160,7 +255,8 @@ class ServiceClient:
         base_url: The service's URL.
         token: The API key or admin token.
         timeout_s: Per-request timeout.
-        verify: TLS verification (a CA bundle path, or True).
+        verify: TLS trust: a CA certificate file (only that CA), an ``ssl.SSLContext``,
+            or True (the system trust store).
         retries: Extra attempts after a transport error, a 429 or a 503.
     """
 
@@ -170,7 +266,7 @@ class ServiceClient:
         token: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        verify: str | bool = True,
+        verify: TlsVerify = True,
         retries: int = 0,
     ) -> None:
         self._transport = ServiceTransport(

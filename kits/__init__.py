@@ -46,6 +46,11 @@ if TYPE_CHECKING:
         provision,
         validate_node_ids,
     )
+    from kits.service_certificates import (
+        ServiceCertificate,
+        issue_service_certificate,
+        make_service_cert,
+    )
 
 _SUBMODULE: dict[str, str] = {
     "auth_key_fingerprint": "node_keys",
@@ -75,6 +80,9 @@ _SUBMODULE: dict[str, str] = {
     "pem_cert": "certificates",
     "pem_private": "certificates",
     "provision": "provisioning",
+    "ServiceCertificate": "service_certificates",
+    "issue_service_certificate": "service_certificates",
+    "make_service_cert": "service_certificates",
     "sha256_file": "layout",
     "validate_host": "certificates",
     "validate_node_ids": "provisioning",
@@ -94,6 +102,7 @@ __all__ = [
     "NodeKit",
     "ProvisionResult",
     "ProvisioningError",
+    "ServiceCertificate",
     "auth_key_fingerprint",
     "cert_fingerprint",
     "ckks_keygen",
@@ -101,11 +110,13 @@ __all__ = [
     "install_auth_key",
     "install_ckks_public",
     "install_ckks_secret",
+    "issue_service_certificate",
     "load_coordinator_kit",
     "load_gateway_kit",
     "load_node_kit",
     "make_ca",
     "make_server_cert",
+    "make_service_cert",
     "pem_cert",
     "pem_private",
     "provision",

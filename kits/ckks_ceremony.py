@@ -41,6 +41,7 @@ from crypto.ckks_aggregation import (
     make_contexts,
 )
 from crypto.key_wrapping import KeyUnwrapError, seal, unseal
+from crypto.secret_files import read_secret_file
 from embedding_core.atomic_file import atomic_write_bytes
 from kits.ckks_bundle import (
     COORDINATOR_RECIPIENT,
@@ -92,7 +93,7 @@ class CeremonyBundles:
 
 
 def _auth_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_ssh_private_key(path.read_bytes(), None)
+    key = serialization.load_ssh_private_key(read_secret_file(path, what="node auth key"), None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):  # the loader already checked it
         raise ProvisioningError(f"{path} is not an EC key", fix="re-provision the kit")
     return key

@@ -51,12 +51,13 @@ COORDINATOR_SECRETS: Final = (SERVER_KEY,)
 # AUTH_KEY is listed in kit.json only when provisioning made it; a member that made its
 # own (kits.node_keys) adds it unlisted. The loader always checks it against AUTH_PUB.
 NODE_FILES: Final = (CA_CERT, AUTH_PUB, DCPE_KEYRING, AUTHORIZED_NODES)
-# DCPE_KEYRING is secret too; DcpeKeyring.load refuses it (not just warns) when readable.
-NODE_SECRETS: Final = (AUTH_KEY,)
+# Secret files are refused, before anything reads them, when group or others may access
+# them or another user owns them (crypto.secret_files).
+NODE_SECRETS: Final = (AUTH_KEY, DCPE_KEYRING)
 CKKS_SEARCH_KEY: Final = "ckks_search.key"
 SEARCH_DIMENSION: Final = 384  # the shared model's width (all-MiniLM-L6-v2)
 GATEWAY_FILES: Final = (DCPE_KEYRING, CKKS_SEARCH_KEY)
-GATEWAY_SECRETS: Final = (CKKS_SEARCH_KEY,)
+GATEWAY_SECRETS: Final = (CKKS_SEARCH_KEY, DCPE_KEYRING)
 PARTS: Final = ("admin", "coordinator", "gateway", "nodes")
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
@@ -68,7 +69,11 @@ class ProvisioningError(FedembedError):
 
 
 class KitPermissionWarning(UserWarning):
-    """A secret file of a kit is readable by its group or by other users."""
+    """A secret file of a kit is readable by its group or by other users.
+
+    The kit loaders no longer warn: they refuse such a file with a
+    :class:`ProvisioningError` (see :mod:`crypto.secret_files`).
+    """
 
 
 # -- results and kits ----------------------------------------------------------------------

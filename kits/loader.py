@@ -1,17 +1,15 @@
 """Loading kits: every file checked against ``kit.json`` before anything is used.
 
 :func:`load_node_kit`, :func:`load_coordinator_kit` and :func:`load_gateway_kit` refuse a
-missing, changed or corrupt file with its name, warn when a secret file is readable by
-group or others, and refuse such a DCPE keyring.
+missing, changed or corrupt file with its name, and refuse a secret file (auth key, TLS
+key, CKKS secret or search key, DCPE keyring) that group or others may access or another
+user owns (:mod:`crypto.secret_files`), before anything reads it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import stat
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from crypto.ckks_aggregation import (
 )
 from crypto.dcpe_keys import DcpeKeyring
 from crypto.errors import KeyManagementError
+from crypto.secret_files import SecretFileError, read_secret_file, require_secret_file
 from kits.certificates import cert_fingerprint
 from kits.layout import (
     AUTH_KEY,
@@ -52,7 +51,6 @@ from kits.layout import (
     SERVER_KEY,
     CoordinatorKit,
     GatewayKit,
-    KitPermissionWarning,
     NodeKit,
     ProvisioningError,
     sha256_file,
@@ -94,6 +92,26 @@ def _read_manifest(path: Path, kind: str) -> tuple[Path, dict[str, Any]]:
     return kit, content
 
 
+def _secret_refused(err: SecretFileError) -> ProvisioningError:
+    return ProvisioningError(err.problem, expected=err.expected, fix=err.fix)
+
+
+def _require_secret(path: Path) -> None:
+    """Refuse a kit secret that group or others may access (:mod:`crypto.secret_files`)."""
+    try:
+        require_secret_file(path, what="kit secret")
+    except SecretFileError as err:
+        raise _secret_refused(err) from None
+
+
+def _read_secret(path: Path) -> bytes:
+    """A kit secret's bytes, read under the secret-file rule."""
+    try:
+        return read_secret_file(path, what="kit secret")
+    except SecretFileError as err:
+        raise _secret_refused(err) from None
+
+
 def _verify_files(
     kit: Path, content: Mapping[str, Any], required: Sequence[str], secret: Sequence[str]
 ) -> None:
@@ -102,6 +120,9 @@ def _verify_files(
         raise ProvisioningError(
             f"{kit / MANIFEST} has no file list", expected='a "files" mapping', fix="re-provision"
         )
+    for name in secret:  # before anything reads them (hashing does)
+        if (kit / name).is_file():
+            _require_secret(kit / name)
     for name in required:
         if name not in listed:
             raise ProvisioningError(
@@ -128,16 +149,6 @@ def _verify_files(
                 expected="the file exactly as provision() wrote it",
                 fix="restore the kit from its original copy, or re-provision",
             )
-    if os.name == "posix":
-        for name in secret:
-            mode = (kit / name).stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                warnings.warn(
-                    f"kit secret {kit / name} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {kit / name}",
-                    KitPermissionWarning,
-                    stacklevel=3,
-                )
 
 
 def _common(kit: Path, content: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,9 +281,8 @@ def load_node_kit(path: Path | str) -> NodeKit:
     Flower accepts), that the CKKS context (once the key ceremony installed it) holds
     the secret key of the fingerprint in ``kit.json``, and that the DCPE
     keyring loads (mode 0600) and belongs to the kit's consortium, and that the kit's
-    authorised node list parses and holds this node's own ``auth.pub``. Warns
-    (:class:`KitPermissionWarning`) when another secret file is accessible by group or
-    others.
+    authorised node list parses and holds this node's own ``auth.pub``. Refuses a secret
+    file (``auth.key``, the CKKS secret, the keyring) that group or others may access.
 
     Raises:
         ProvisioningError: Naming the missing, altered or invalid file.
@@ -296,7 +306,7 @@ def load_node_kit(path: Path | str) -> NodeKit:
         )
     _check_ca(kit, common)
     try:
-        private_key = serialization.load_ssh_private_key((kit / AUTH_KEY).read_bytes(), None)
+        private_key = serialization.load_ssh_private_key(_read_secret(kit / AUTH_KEY), None)
         public_key = serialization.load_ssh_public_key((kit / AUTH_PUB).read_bytes())
     except (ValueError, UnsupportedAlgorithm) as err:
         raise ProvisioningError(
@@ -318,7 +328,7 @@ def load_node_kit(path: Path | str) -> NodeKit:
             expected="the public half of auth.key",
             fix="restore the kit from its original copy, or re-provision",
         )
-    secret_ctx = (kit / CKKS_SECRET).read_bytes() if ckks else None
+    secret_ctx = _read_secret(kit / CKKS_SECRET) if ckks else None
     if secret_ctx is not None:
         _check_ckks(kit / CKKS_SECRET, secret_ctx, common["ckks_fingerprint"], private=True)
     _check_keyring(kit / DCPE_KEYRING, common["consortium_id"])
@@ -352,8 +362,8 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
     Checks the manifest hashes, that the server certificate was issued by the kit's CA,
     is in date and matches ``server.key``, that the CKKS context (once installed) holds
     *no* secret key,
-    and that every authorized node key parses. Warns (:class:`KitPermissionWarning`)
-    when ``server.key`` is accessible by group or others.
+    and that every authorized node key parses. Refuses ``server.key`` when group or
+    others may access it.
 
     Raises:
         ProvisioningError: Naming the missing, altered or invalid file.
@@ -378,7 +388,7 @@ def load_coordinator_kit(path: Path | str) -> CoordinatorKit:
             fix="re-provision the consortium",
         )
     try:
-        server_key = serialization.load_pem_private_key((kit / SERVER_KEY).read_bytes(), None)
+        server_key = serialization.load_pem_private_key(_read_secret(kit / SERVER_KEY), None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
         raise ProvisioningError(
             f"{kit / SERVER_KEY} cannot be loaded ({err})", fix="re-provision the kit"

@@ -24,6 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from crypto.secret_files import read_secret_file
 from kits.layout import AUTH_KEY, AUTH_PUB, MANIFEST, ProvisioningError, sha256_file
 from kits.loader import load_node_kit
 
@@ -128,6 +129,8 @@ def install_auth_key(kit: Path | str, key_file: Path | str) -> str:
         ProvisioningError: The kit already has a key, its ``auth.pub`` was altered, or
             the key is not the private half of the kit's ``auth.pub`` (the kit is left
             unchanged).
+        SecretFileError: Group or others may access ``key_file``, or another user owns
+            it (:mod:`crypto.secret_files`).
     """
     folder = Path(kit).expanduser().absolute()
     target = folder / AUTH_KEY
@@ -141,7 +144,8 @@ def install_auth_key(kit: Path | str, key_file: Path | str) -> str:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         listed = manifest["files"][AUTH_PUB]
         public_text = (folder / AUTH_PUB).read_text(encoding="ascii")
-        private = serialization.load_ssh_private_key(Path(key_file).read_bytes(), None)
+        private_bytes = read_secret_file(key_file, what="node auth key")
+        private = serialization.load_ssh_private_key(private_bytes, None)
     except (OSError, ValueError, KeyError, TypeError, UnicodeError, UnsupportedAlgorithm) as err:
         raise ProvisioningError(
             f"the kit {folder} or the key {key_file} cannot be read ({err})",
@@ -158,7 +162,7 @@ def install_auth_key(kit: Path | str, key_file: Path | str) -> str:
         )
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(Path(key_file).read_bytes())
+        handle.write(private_bytes)
     try:
         load_node_kit(folder)
     except BaseException:

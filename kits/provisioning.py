@@ -43,8 +43,8 @@ Use the material with Flower 1.42::
 
 ``kit.json`` lists the SHA-256 of every file of the kit; :func:`load_node_kit`,
 :func:`load_coordinator_kit` and :func:`load_gateway_kit` check them (a changed or
-corrupt file is refused with its name), warn when a secret file is readable by group or
-others, and refuse such a DCPE keyring. The hashes catch corruption and accidental
+corrupt file is refused with its name) and refuse a secret file that group or others may
+access or another user owns (:mod:`crypto.secret_files`). The hashes catch corruption and accidental
 edits, not an attacker who can rewrite the whole kit.
 """
 
@@ -70,6 +70,7 @@ from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from crypto.dcpe import BETA_MAX
 from crypto.dcpe_keys import DcpeKeyring
 from crypto.errors import KeyManagementError
+from crypto.secret_files import read_secret_file
 from kits.certificates import (
     cert_fingerprint,
     make_ca,
@@ -299,7 +300,7 @@ def _provision_into(
             expected=err.expected,
             fix=err.fix,
         ) from None
-    keyring = (gateway / DCPE_KEYRING).read_bytes()
+    keyring = read_secret_file(gateway / DCPE_KEYRING, what="DCPE keyring")
     save_ckks_key(CkksSearchKey.generate(dimension=SEARCH_DIMENSION), gateway / CKKS_SEARCH_KEY)
     _write_manifest(
         gateway,

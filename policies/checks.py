@@ -27,6 +27,8 @@ __all__ = [
     "CHECK_MIA",
     "CHECK_MIA_CONTROL",
     "CHECK_PRIVACY_BUDGET",
+    "CHECK_SCORE_RECONSTRUCTION",
+    "CHECK_SCORE_RECONSTRUCTION_CONTROL",
     "CHECK_UTILITY",
     "ENCRYPTED_PROTECTIONS",
     "EVIDENCE_ATTRIBUTE_ADVANTAGE",
@@ -41,10 +43,15 @@ __all__ = [
     "EVIDENCE_MIA_AUC",
     "EVIDENCE_MIA_AUC_OVERFIT_CONTROL",
     "EVIDENCE_RETRIEVAL_NDCG10_DROP",
+    "EVIDENCE_SCORE_RECONSTRUCTION_CONTROL",
+    "EVIDENCE_SCORE_RECONSTRUCTION_COSINE",
     "INDEX_CHECK_IDS",
     "INDEX_EVIDENCE_KEYS",
     "KNOWN_CHECK_IDS",
     "METRIC_PRIVACY_BUDGET_MAX_EPSILON",
+    "QUERY_CHECK_IDS",
+    "QUERY_EVIDENCE_KEYS",
+    "SCORE_RECONSTRUCTION_CONTROL",
     "STATUS_FAIL",
     "STATUS_NOT_EVALUATED",
     "STATUS_PASS",
@@ -81,7 +88,20 @@ INDEX_EVIDENCE_KEYS: Final[tuple[str, ...]] = (
     EVIDENCE_INDEX_ENCRYPTED_FRACTION,
     EVIDENCE_AUDIT_LOG_INTACT,
 )
-ALL_EVIDENCE_KEYS: Final[tuple[str, ...]] = (*EVIDENCE_KEYS, *INDEX_EVIDENCE_KEYS)
+# Only when the audit probed a gateway it started with the default partner policy: the
+# mean cosine of the strongest score reconstruction over the collection kinds, and the
+# same attack against exact scores and vector probes (its control).
+EVIDENCE_SCORE_RECONSTRUCTION_COSINE: Final = "score_reconstruction_cosine"
+EVIDENCE_SCORE_RECONSTRUCTION_CONTROL: Final = "score_reconstruction_control_cosine"
+QUERY_EVIDENCE_KEYS: Final[tuple[str, ...]] = (
+    EVIDENCE_SCORE_RECONSTRUCTION_CONTROL,
+    EVIDENCE_SCORE_RECONSTRUCTION_COSINE,
+)
+ALL_EVIDENCE_KEYS: Final[tuple[str, ...]] = (
+    *EVIDENCE_KEYS,
+    *INDEX_EVIDENCE_KEYS,
+    *QUERY_EVIDENCE_KEYS,
+)
 AUDIT_LOG_INTACT: Final = 1.0
 METRIC_PRIVACY_BUDGET_MAX_EPSILON: Final = "privacy_budget_max_epsilon"
 
@@ -109,8 +129,15 @@ AUDIT_CHECK_IDS: Final[tuple[str, ...]] = (
 CHECK_ENCRYPTION_AT_REST: Final = "encryption_at_rest"
 CHECK_AUDIT_LOG: Final = "audit_log_integrity"
 INDEX_CHECK_IDS: Final[tuple[str, ...]] = (CHECK_ENCRYPTION_AT_REST, CHECK_AUDIT_LOG)
+CHECK_SCORE_RECONSTRUCTION_CONTROL: Final = "score_reconstruction_control"
+CHECK_SCORE_RECONSTRUCTION: Final = "score_reconstruction"
+SCORE_RECONSTRUCTION_CONTROL: Final = 0.9  # the exact-score control must reach this cosine
+QUERY_CHECK_IDS: Final[tuple[str, ...]] = (
+    CHECK_SCORE_RECONSTRUCTION_CONTROL,
+    CHECK_SCORE_RECONSTRUCTION,
+)
 KNOWN_CHECK_IDS: Final[frozenset[str]] = frozenset(
-    {*AUDIT_CHECK_IDS, *INDEX_CHECK_IDS, CHECK_PRIVACY_BUDGET}
+    {*AUDIT_CHECK_IDS, *INDEX_CHECK_IDS, *QUERY_CHECK_IDS, CHECK_PRIVACY_BUDGET}
 )
 
 Status = Literal["pass", "fail", "not_evaluated"]

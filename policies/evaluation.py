@@ -34,6 +34,8 @@ from policies.checks import (
     CHECK_MIA,
     CHECK_MIA_CONTROL,
     CHECK_PRIVACY_BUDGET,
+    CHECK_SCORE_RECONSTRUCTION,
+    CHECK_SCORE_RECONSTRUCTION_CONTROL,
     CHECK_UTILITY,
     ENCRYPTED_PROTECTIONS,
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
@@ -48,9 +50,14 @@ from policies.checks import (
     EVIDENCE_MIA_AUC,
     EVIDENCE_MIA_AUC_OVERFIT_CONTROL,
     EVIDENCE_RETRIEVAL_NDCG10_DROP,
+    EVIDENCE_SCORE_RECONSTRUCTION_CONTROL,
+    EVIDENCE_SCORE_RECONSTRUCTION_COSINE,
     INDEX_CHECK_IDS,
     INDEX_EVIDENCE_KEYS,
     METRIC_PRIVACY_BUDGET_MAX_EPSILON,
+    QUERY_CHECK_IDS,
+    QUERY_EVIDENCE_KEYS,
+    SCORE_RECONSTRUCTION_CONTROL,
     STATUS_FAIL,
     STATUS_NOT_EVALUATED,
     STATUS_PASS,
@@ -209,11 +216,36 @@ _INDEX_SPECS: tuple[_Spec, ...] = (
           "(access.audit_log_required = false)"),
 )  # fmt: skip
 
+# Judged only when the evidence names their key (the audit probed a gateway it started).
+_QUERY_SPECS: tuple[_Spec, ...] = (
+    _Spec(CHECK_SCORE_RECONSTRUCTION_CONTROL, "Score reconstruction (exact-score control)",
+          EVIDENCE_SCORE_RECONSTRUCTION_CONTROL, ">=", lambda p: SCORE_RECONSTRUCTION_CONTROL,
+          _num, "given exact scores and vector probes, the reconstruction reached mean cosine "
+          "{v} to the stored vectors", "the attack must reach at least {t} there",
+          "the attack rebuilds stored vectors when scores leak, so a low value under the "
+          "deployed policy is meaningful",
+          "the attack cannot rebuild vectors even from exact scores, so the score "
+          "reconstruction result is inconclusive",
+          "no score reconstruction was run"),
+    _Spec(CHECK_SCORE_RECONSTRUCTION, "Score reconstruction (partner probing the gateway)",
+          EVIDENCE_SCORE_RECONSTRUCTION_COSINE, "<=",
+          lambda p: p.audit.max_score_reconstruction_cosine, _num,
+          "a partner key issued with the gateway's defaults rebuilt stored document vectors "
+          "from its query answers with mean cosine {v} (worst collection kind)",
+          "the policy allows at most {t}",
+          "a partner cannot rebuild the stored vectors from what the gateway answers",
+          "a partner can rebuild stored vectors from what the gateway answers; release "
+          "less (smaller top-k caps, smaller query budgets) or grant fewer partners",
+          "no score reconstruction was run", control=CHECK_SCORE_RECONSTRUCTION_CONTROL),
+)  # fmt: skip
+
 if (
     tuple(spec.id for spec in _SPECS) != AUDIT_CHECK_IDS
     or {s.metric for s in _SPECS} != set(EVIDENCE_KEYS)
     or tuple(spec.id for spec in _INDEX_SPECS) != INDEX_CHECK_IDS
     or tuple(s.metric for s in _INDEX_SPECS) != INDEX_EVIDENCE_KEYS
+    or tuple(spec.id for spec in _QUERY_SPECS) != QUERY_CHECK_IDS
+    or tuple(s.metric for s in _QUERY_SPECS) != QUERY_EVIDENCE_KEYS
 ):  # pragma: no cover - guards the two tables against drifting apart
     raise RuntimeError("policies: check specs and policies.checks constants disagree")
 
@@ -270,7 +302,9 @@ def evaluate_audit(policy: Policy, evidence: Mapping[str, float | None]) -> list
             fix="rename the keys to those of the audit results contract",
         )
     checks: dict[str, PolicyCheck] = {}
-    index_specs = tuple(spec for spec in _INDEX_SPECS if spec.metric in evidence)
+    index_specs = tuple(
+        spec for spec in (*_INDEX_SPECS, *_QUERY_SPECS) if spec.metric in evidence
+    )
     for spec in (*_SPECS, *index_specs):
         raw = evidence.get(spec.metric)
         value = None if raw is None else _number(raw, f"evidence {spec.metric!r}")

@@ -159,6 +159,14 @@ class AuditThresholds(BaseModel):
         description=f"{_FRACTION}: share of index collection files that must be encrypted, "
         "e.g. 1.0",
     )
+    # Optional (default 0.3) so that policy files written before it still load.
+    max_score_reconstruction_cosine: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="highest mean cosine a partner's score reconstruction (2,000 probes of "
+        "the deployed gateway) may reach, e.g. 0.3",
+    )
 
     @field_validator("min_attack_strength_f1")
     @classmethod

@@ -15,10 +15,13 @@ __all__ = [
     "CollectionError",
     "CollectionExistsError",
     "CollectionNotFoundError",
+    "CollectionUnavailableError",
     "IntegrityError",
     "OwnershipError",
     "RequestError",
+    "RollbackError",
     "SecureIndexError",
+    "StateAnchorError",
     "StorageError",
 ]
 
@@ -71,3 +74,56 @@ class CollectionExistsError(CollectionError):
 
 class OwnershipError(SecureIndexError):
     """A node tried to change documents another node owns."""
+
+
+ROLLBACK_FIX = (
+    "restore the newest backup of the index data folder (with the service stopped), or "
+    "accept the loss with `fedembed index accept-rollback --collection {name}`, which "
+    "re-anchors the collection at what the folder holds now"
+)
+
+
+class RollbackError(IntegrityError):
+    """Acknowledged data is missing: a collection's files are older than what was committed.
+
+    Raised when the store host deleted or rolled back files (a manifest, the log, a CKKS
+    block or the whole folder), so opening would silently serve less than was
+    acknowledged.
+
+    Args:
+        collection: The collection that lost data.
+        lost: What was lost, e.g. "log records 81-92" or "block 3 of node 'a'".
+        found: What the folder holds instead.
+    """
+
+    def __init__(self, collection: str, *, lost: str, found: str) -> None:
+        self.path = Path(collection)
+        self.collection, self.lost = collection, lost
+        SecureIndexError.__init__(
+            self,
+            f"collection {collection!r} was rolled back or lost data: {lost} were committed "
+            f"and acknowledged but are missing ({found})",
+            expected="every committed generation, log record and block of the collection",
+            fix=ROLLBACK_FIX.format(name=collection),
+        )
+
+
+class StateAnchorError(SecureIndexError):
+    """The state anchor (the store's record of its newest committed state) is unusable."""
+
+
+class CollectionUnavailableError(StorageError):
+    """A collection could not be opened; the other collections are served.
+
+    Args:
+        name: The collection.
+        cause: Why it could not be opened (its problem, expected and fix are kept).
+    """
+
+    def __init__(self, name: str, cause: SecureIndexError | FedembedError) -> None:
+        self.name, self.cause = name, cause
+        super().__init__(
+            f"collection {name!r} is unavailable: {cause.problem}",
+            expected=cause.expected,
+            fix=cause.fix,
+        )

@@ -12,53 +12,89 @@ At rest every file is a sealed file (AES-256-GCM envelope under the store's KEK,
 bound: tenant, collection, kind, dimension, document count), so a stolen disk holds
 ciphertexts of ciphertexts; in memory the store holds only CKKS ciphertexts.
 
-Layout: ``<root>/<collection>/evaluation.sealed`` and
-``<root>/<collection>/blocks/<sha256(collection|owner|number)[:32]>.sealed`` (payload: a
+Layout: ``<root>/<collection>/evaluation.sealed``, ``manifest.sealed`` (the blocks and a
+generation counter, :mod:`secure_index.index.ckks_manifest`) and
+``blocks/<sha256(collection|owner|number)[:32]>-<generation>.sealed`` (payload: a
 length-prefixed JSON header ``{"owner", "block", "ids"}`` then the block's framing).
+A deleted, rolled-back or foreign block is refused on open, an added one is ignored and
+removed, and the state anchor (:mod:`secure_index.storage.state_anchor`) refuses a
+manifest older than the newest one committed. A collection is created in a temporary
+folder and renamed into place; one that cannot be opened is reported on its own
+(:meth:`CkksCollections.broken`) while the others are served. CKKS and HNSW collections
+share one name space (:class:`~secure_index.index.store_layout.CollectionNamespace`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import struct
+import shutil
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.ckks_search import CkksInnerProductScorer, EncryptedBlock
-from secure_index.atomic_file import storage_error
+from embedding_core.errors import FedembedError
+from index_client.names import NAME_RULE, name_problem, shown
+from secure_index.atomic_file import fsync_directory, storage_error
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
+    CollectionUnavailableError,
     OwnershipError,
     RequestError,
+)
+from secure_index.index.ckks_folder import (
+    BLOCKS_DIR,
+    EVALUATION_FILE,
+    KIND_BLOCK,
+    KIND_EVALUATION,
+    METRIC,
+    CkksFolders,
+    block_payload,
+)
+from secure_index.index.ckks_manifest import (
+    BlockEntry,
+    CkksManifest,
+    read_manifest,
+    sealed_digest,
+    write_manifest,
 )
 from secure_index.index.collection_spec import (
     COLLECTION_PATTERN,
     validate_doc_id,
 )
+from secure_index.index.store_layout import (
+    CKKS_DIR,
+    DIR_MODE,
+    KIND_CKKS,
+    CollectionNamespace,
+    commit_directory,
+    make_directory,
+    remove_temporary_directories,
+    temporary_directory,
+)
 from secure_index.sealing.key_encryption_keys import KekProvider
 from secure_index.sealing.sealed_file import (
-    SealedContext,
-    open_sealed,
-    read_sealed_header,
+    rewrap_sealed,
     write_sealed,
 )
+from secure_index.storage.state_anchor import AnchoredState, StateAnchor
 
-__all__ = ["CkksCollectionInfo", "CkksCollections", "ScoredBlock"]
+__all__ = [
+    "BLOCKS_DIR",
+    "EVALUATION_FILE",
+    "KIND_BLOCK",
+    "KIND_EVALUATION",
+    "METRIC",
+    "CkksCollectionInfo",
+    "CkksCollections",
+    "ScoredBlock",
+]
 
 logger = logging.getLogger(__name__)
 
-EVALUATION_FILE = "evaluation.sealed"
-BLOCKS_DIR = "blocks"
-KIND_EVALUATION = "ckks-evaluation"
-KIND_BLOCK = "ckks-block"
-METRIC = "ip"
 MAX_BLOCK_NUMBER = 1_000_000
-_HEADER_LENGTH = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -87,22 +123,24 @@ class _Collection:
     scorer: CkksInnerProductScorer
     ids: dict[tuple[str, int], tuple[str, ...]]
     sizes: dict[tuple[str, int], int]
+    manifest: CkksManifest = field(default_factory=lambda: CkksManifest(1, ()))
 
 
 def _check_name(name: str) -> None:
-    if not COLLECTION_PATTERN.match(name):
+    problem = name_problem(name)  # the one rule: never '.', '..' or a '/' (a folder below root)
+    if problem is not None:
         raise RequestError(
-            f"collection name {name!r} is not allowed",
-            expected="1-64 letters, digits, '_', '.' or '-'",
-            fix="choose another name",
+            f"collection name {shown(name)} is not allowed: {problem}",
+            expected=NAME_RULE,
+            fix="choose a name such as 'claims-2026'",
         )
 
 
 def _check_block_ref(owner: str, number: int) -> None:
     if not COLLECTION_PATTERN.match(owner):
         raise RequestError(
-            f"owner {owner!r} is not a node name",
-            expected="1-64 letters, digits, '_', '.' or '-'",
+            f"owner {shown(owner)} is not a node name",
+            expected=NAME_RULE,
             fix="upload with a node key",
         )
     if not 0 <= number < MAX_BLOCK_NUMBER:
@@ -120,68 +158,103 @@ class CkksCollections:
         root: Folder of the CKKS collections.
         keks: Key-encryption keys for the sealed files.
         tenant: The consortium's tenant name (bound into every file).
+        namespace: The store's name space shared with its HNSW collections (default:
+            the folder's own, which still sees HNSW folders beside ``ckks/`` on disk).
+        anchor: The store's state anchor (``None``: a rolled-back manifest is not
+            detected).
+        accept_rollback: Collections whose detected loss the operator accepts.
     """
 
-    def __init__(self, root: Path, *, keks: KekProvider, tenant: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        keks: KekProvider,
+        tenant: str,
+        namespace: CollectionNamespace | None = None,
+        anchor: StateAnchor | None = None,
+        accept_rollback: Collection[str] = (),
+    ) -> None:
         self.root = Path(root)
         self._keks, self._tenant = keks, tenant
+        self._anchor = anchor
+        self._folders = CkksFolders(
+            self.root, tenant=tenant, keks=keks, anchor=anchor, accept_rollback=accept_rollback
+        )
+        self._namespace = namespace or CollectionNamespace(
+            self.root.parent if self.root.name == CKKS_DIR else None
+        )
         self._lock = threading.Lock()
         self._collections: dict[str, _Collection] = {}
+        self._broken: dict[str, FedembedError] = {}
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             raise storage_error(exc, path=self.root, operation="create the CKKS folder") from exc
-        for folder in sorted(p for p in self.root.iterdir() if (p / EVALUATION_FILE).exists()):
-            self._load(folder)
+        remove_temporary_directories(self.root)
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            try:
+                self._load(folder)
+            except FedembedError as exc:
+                logger.error("ckks-collections: %s is unavailable: %s", folder.name, exc.problem)
+                self._broken[folder.name] = exc
+            self._namespace.register(folder.name, KIND_CKKS)
+        for name, error in self._folders.missing_anchored().items():
+            self._broken[name] = error
+            self._namespace.register(name, KIND_CKKS)
 
     # -- files ------------------------------------------------------------------------
-    def _context(self, name: str, kind: str, dimension: int, count: int = 0) -> SealedContext:
-        return SealedContext(
-            tenant=self._tenant,
-            collection=name,
-            kind=kind,
-            dimension=dimension,
-            metric=METRIC,
-            element_count=count,
-        )
-
-    def _block_path(self, name: str, owner: str, number: int) -> Path:
-        # an opaque name: a disk thief learns neither node names nor block numbers
-        digest = hashlib.sha256(f"{name}|{owner}|{number}".encode()).hexdigest()[:32]
-        return self.root / name / BLOCKS_DIR / f"{digest}.sealed"
-
     def _load(self, folder: Path) -> None:
-        name = folder.name
-        # the header is unauthenticated, but open_sealed checks it against the tenant,
-        # name and kind below, so a swapped file is refused
-        dimension = read_sealed_header(folder / EVALUATION_FILE).context.dimension
-        expected = self._context(name, KIND_EVALUATION, dimension)
-        with open_sealed(folder / EVALUATION_FILE, expected=expected, keks=self._keks) as reader:
-            evaluation = bytes(reader.read())
-        collection = _Collection(
-            dimension, CkksInnerProductScorer(evaluation, dimension=dimension), {}, {}
+        opened = self._folders.open(folder)
+        scorer = CkksInnerProductScorer(opened.evaluation, dimension=opened.dimension)
+        collection = _Collection(opened.dimension, scorer, {}, {}, opened.manifest)
+        for key, ids, block in opened.blocks:
+            scorer.add_block(block, key)
+            collection.ids[key], collection.sizes[key] = ids, block.nbytes
+        if opened.lost_blocks:  # an accepted loss: commit what is left
+            kept = tuple(b for b in opened.manifest.blocks if (b.owner, b.number) in collection.ids)
+            self._commit(folder.name, collection, kept)
+        self._collections[folder.name] = collection
+        logger.info(
+            "ckks-collections: loaded %s (generation %d, %d blocks)",
+            folder.name,
+            collection.manifest.generation,
+            len(collection.ids),
         )
-        for path in sorted((folder / BLOCKS_DIR).glob("*.sealed")):
-            expected = self._context(name, KIND_BLOCK, dimension)
-            with open_sealed(
-                path, expected=expected, keks=self._keks, check_element_count=False
-            ) as reader:
-                payload = memoryview(reader.read())
-            (length,) = _HEADER_LENGTH.unpack_from(payload, 0)
-            header = json.loads(bytes(payload[4 : 4 + length]))
-            block = EncryptedBlock.from_bytes(payload[4 + length :])
-            key = (str(header["owner"]), int(header["block"]))
-            collection.scorer.add_block(block, key)
-            collection.ids[key] = tuple(header["ids"])
-            collection.sizes[key] = block.nbytes
-        self._collections[name] = collection
-        logger.info("ckks-collections: loaded %s (%d blocks)", name, len(collection.ids))
+
+    def _commit(self, name: str, c: _Collection, blocks: tuple[BlockEntry, ...]) -> None:
+        """Write the next manifest generation (the commit point) and anchor it."""
+        manifest = write_manifest(
+            self.root / name,
+            CkksManifest(c.manifest.generation + 1, blocks),
+            tenant=self._tenant,
+            dimension=c.dimension,
+            keks=self._keks,
+        )
+        c.manifest = manifest
+        if self._anchor is not None:
+            self._anchor.record(
+                name, AnchoredState(KIND_CKKS, manifest.generation, digest=manifest.digest)
+            )
+
+    def _remove(self, name: str, file: str) -> None:
+        path = self.root / name / BLOCKS_DIR / file
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("ckks-collections: could not remove %s: %s", path, exc.strerror)
+            return
+        fsync_directory(path.parent)
 
     # -- operations ---------------------------------------------------------------------
     def _get(self, name: str) -> _Collection:
         try:
             return self._collections[name]
         except KeyError:
+            if name in self._broken:
+                raise CollectionUnavailableError(name, self._broken[name]) from None
             raise CollectionNotFoundError(
                 f"no CKKS collection named {name!r}",
                 expected=f"one of {sorted(self._collections)}",
@@ -189,8 +262,12 @@ class CkksCollections:
             ) from None
 
     def names(self) -> list[str]:
-        """The CKKS collections."""
+        """The CKKS collections that are open (see :meth:`broken`)."""
         return sorted(self._collections)
+
+    def broken(self) -> dict[str, FedembedError]:
+        """The CKKS collections that could not be opened, each with its error."""
+        return dict(self._broken)
 
     def info(self, name: str) -> CkksCollectionInfo:
         """A collection's sizes."""
@@ -204,28 +281,52 @@ class CkksCollections:
         )
 
     def create(self, name: str, *, dimension: int, evaluation_context: bytes) -> CkksCollectionInfo:
-        """A new, empty collection scored with ``evaluation_context``."""
+        """A new, empty collection scored with ``evaluation_context``.
+
+        It is written in a temporary folder and renamed into place, so a failed create
+        leaves nothing; its name must be free among every collection kind.
+
+        Raises:
+            CollectionExistsError: When any collection (CKKS, at-rest, DCPE) has the name.
+        """
         _check_name(name)
-        with self._lock:
-            if name in self._collections:
+        with self._namespace.lock, self._lock:
+            if name in self._collections or name in self._broken:
                 raise CollectionExistsError(
                     f"a CKKS collection named {name!r} exists",
                     expected="a new name",
                     fix="use the existing collection or choose another name",
                 )
+            self._namespace.check_free(name)
             scorer = CkksInnerProductScorer(evaluation_context, dimension=dimension)
-            folder = self.root / name
+            temp = temporary_directory(self.root, name)
             try:
-                (folder / BLOCKS_DIR).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise storage_error(exc, path=folder, operation="create the collection") from exc
-            write_sealed(
-                folder / EVALUATION_FILE,
-                evaluation_context,
-                context=self._context(name, KIND_EVALUATION, dimension),
-                keks=self._keks,
+                make_directory(temp / BLOCKS_DIR)
+                write_sealed(
+                    temp / EVALUATION_FILE,
+                    evaluation_context,
+                    context=self._folders.context(name, KIND_EVALUATION, dimension),
+                    keks=self._keks,
+                )
+                write_manifest(
+                    temp,
+                    CkksManifest(1, ()),
+                    tenant=self._tenant,
+                    dimension=dimension,
+                    keks=self._keks,
+                    name=name,
+                )  # fmt: skip (built in a temporary folder: name it)
+            except BaseException:
+                shutil.rmtree(temp, ignore_errors=True)
+                raise
+            commit_directory(temp, self.root / name)
+            manifest = read_manifest(
+                self.root / name, tenant=self._tenant, dimension=dimension, keks=self._keks
             )
-            self._collections[name] = _Collection(dimension, scorer, {}, {})
+            self._collections[name] = _Collection(dimension, scorer, {}, {}, manifest)
+            self._namespace.register(name, KIND_CKKS)
+            if self._anchor is not None:
+                self._anchor.record(name, AnchoredState(KIND_CKKS, 1, digest=manifest.digest))
         logger.info("ckks-collections: created %s (d=%d)", name, dimension)
         return self.info(name)
 
@@ -257,14 +358,29 @@ class CkksCollections:
                     fix="delete the older block first, or keep the id in the same block",
                 )
             loaded = c.scorer.load_block(block)  # junk is refused before anything is written
-            header = json.dumps({"owner": owner, "block": number, "ids": list(checked)}).encode()
+            generation = c.manifest.generation + 1
+            file = self._folders.block_file(name, owner, number, generation)
+            path = self.root / name / BLOCKS_DIR / file
             write_sealed(
-                self._block_path(name, owner, number),
-                [_HEADER_LENGTH.pack(len(header)), header, block.to_bytes()],
-                context=self._context(name, KIND_BLOCK, c.dimension, block.count),
+                path,
+                block_payload(owner, number, checked, block.to_bytes()),
+                context=self._folders.context(
+                    name, KIND_BLOCK, c.dimension, block.count, generation
+                ),
                 keks=self._keks,
             )
-            c.scorer.add_block(loaded, key)  # only once the sealed file is durable
+            entry = BlockEntry(owner, number, file, generation, block.count, sealed_digest(path))
+            old = c.manifest.by_key().get(key)
+            others = tuple(b for b in c.manifest.blocks if (b.owner, b.number) != key)
+            try:
+                self._commit(name, c, (*others, entry))
+            except BaseException:
+                if c.manifest.generation < generation:  # not committed: drop the new file
+                    self._remove(name, file)
+                raise
+            if old is not None:
+                self._remove(name, old.file)
+            c.scorer.add_block(loaded, key)  # only once the manifest is durable
             c.ids[key], c.sizes[key] = checked, block.nbytes
         logger.info(
             "ckks-collections: %s: node %s put block %d (%d docs)", name, owner, number, block.count
@@ -279,10 +395,9 @@ class CkksCollections:
             key = (owner, number)
             if key not in c.ids:
                 return False
-            try:
-                self._block_path(name, owner, number).unlink()
-            except OSError as exc:
-                raise storage_error(exc, path=self.root / name, operation="delete a block") from exc
+            old = c.manifest.by_key()[key]
+            self._commit(name, c, tuple(b for b in c.manifest.blocks if b is not old))
+            self._remove(name, old.file)
             c.scorer.remove_block(key)
             del c.ids[key], c.sizes[key]
         logger.info("ckks-collections: %s: node %s deleted block %d", name, owner, number)
@@ -298,3 +413,24 @@ class CkksCollections:
                 ScoredBlock(owner=k[0], ids=c.ids[k], answer=a)
                 for k, a in zip(keys, answers, strict=True)
             ]
+
+    def rewrap(self) -> int:
+        """Re-wrap every sealed file of every collection under the primary KEK.
+
+        Only each file's data key is wrapped anew; the body is copied as is. Files are
+        replaced one at a time, atomically, so an interrupted run leaves every file
+        readable (old KEK versions stay in the key file until retired) and a new run
+        finishes it.
+
+        Returns:
+            The number of files re-wrapped (files already under the primary are skipped).
+        """
+        changed = 0
+        with self._lock:
+            for name in sorted(self._collections):
+                for path in sorted((self.root / name).rglob("*.sealed")):
+                    changed += int(rewrap_sealed(path, keks=self._keks))
+        logger.info(
+            "ckks-collections: re-wrapped %d file(s) under %s", changed, self._keks.primary_id
+        )
+        return changed

@@ -1,10 +1,12 @@
 """What a collection is: its fixed parameters, its document ids, and its search results.
 
-:class:`CollectionSpec` (dimension, metric, protection, HNSW parameters; validated on
-construction), :func:`validate_doc_id` for the opaque document ids every write and query
-names, and :class:`Hit`, the one result type the index hands out (never a vector, never
-text). Kept apart from :mod:`secure_index.index.hnsw_collection` so the service and the
-gateway can name them without the graph code.
+:class:`CollectionSpec` (name, dimension, metric, protection, HNSW parameters; validated
+on construction, the name by :mod:`index_client.names`, the rule every layer applies, so
+no collection folder is ever ``.``, ``..`` or outside the store), :func:`validate_doc_id`
+for the opaque document ids every write and query names, and :class:`Hit`, the one
+result type the index hands out (never a vector, never text). Kept apart from
+:mod:`secure_index.index.hnsw_collection` so the service and the gateway can name them
+without the graph code.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import enum
 import re
 from dataclasses import dataclass
 
+from index_client.names import (
+    COLLECTION,
+    DOC_ID_RE,
+    DOC_ID_RULE,
+    NAME_RE,
+    NAME_RULE,
+    name_problem,
+    shown,
+)
 from secure_index.errors import RequestError
 
 __all__ = [
@@ -25,8 +36,10 @@ __all__ = [
     "validate_doc_id",
 ]
 
-DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The rules of index_client.names; ``\Z`` (not ``$``) so that ``match`` refuses a final
+# newline too.
+DOC_ID_PATTERN = re.compile(DOC_ID_RE.pattern + r"\Z")
+COLLECTION_PATTERN = re.compile(NAME_RE.pattern + r"\Z")
 
 
 class Metric(enum.StrEnum):
@@ -57,10 +70,11 @@ class CollectionSpec:
     ef_search: int = 100
 
     def __post_init__(self) -> None:
-        if not COLLECTION_PATTERN.match(self.name):
+        problem = name_problem(self.name)
+        if problem is not None:
             raise RequestError(
-                f"collection name {self.name!r} is not allowed",
-                expected="1-64 characters from A-Z a-z 0-9 _ . -",
+                f"{COLLECTION} {shown(self.name)} is not allowed: {problem}",
+                expected=NAME_RULE,
                 fix="choose a name such as 'scifact' or 'claims-2026'",
             )
         if not 1 <= self.dimension <= 65536:
@@ -131,8 +145,8 @@ def validate_doc_id(doc_id: object) -> str:
     """Check an opaque document id; raise :class:`RequestError` if malformed."""
     if not isinstance(doc_id, str) or not DOC_ID_PATTERN.match(doc_id):
         raise RequestError(
-            f"document id {str(doc_id)[:40]!r} is not allowed",
-            expected="1-128 characters from A-Z a-z 0-9 _ . : @ / -",
+            f"document id {shown(doc_id)} is not allowed",
+            expected=DOC_ID_RULE,
             fix="use opaque ids (e.g. a hash or the node's own id), never document text",
         )
     return doc_id

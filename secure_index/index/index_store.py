@@ -14,6 +14,17 @@ after its log record is fsync'ed; a snapshot folds the log into a new generation
 the previous one) and then discards the folded log files. A crash at any point recovers
 to the last snapshot plus the log. Plaintext images exist only in anonymous memory.
 
+The store host may delete or roll back files. The log must continue the newest
+generation without a gap, and with a state anchor (:mod:`secure_index.storage.state_anchor`,
+kept outside the data folder and updated after each group commit, before the write is
+acknowledged) the folder must hold at least the anchored generation and log position;
+otherwise the collection is refused with a :class:`~secure_index.errors.RollbackError`
+naming what is missing. One collection that cannot be opened (damaged, half-made, rolled
+back) is reported by :meth:`IndexStore.broken` and answers
+:class:`~secure_index.errors.CollectionUnavailableError` while the others are served.
+Collections are created in a temporary folder and renamed into place, and share one name
+space with the CKKS collections (:meth:`IndexStore.ckks_collections`).
+
 The file names and contexts are in :mod:`secure_index.index.store_layout`, the sealed
 files of a generation in :mod:`secure_index.index.snapshot_files` and recovery on open in
 :mod:`secure_index.index.durable_collection`; this module holds the store itself.
@@ -26,33 +37,42 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedding_core.errors import FedembedError
 from secure_index.atomic_file import storage_error
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
+    CollectionUnavailableError,
     OwnershipError,
+    StateAnchorError,
     StorageError,
 )
+from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.collection_spec import CollectionSpec, Hit, validate_doc_id
 from secure_index.index.document_table import DocumentRow
-from secure_index.index.durable_collection import DurableCollection, recover_collection
-from secure_index.index.hnsw_collection import HnswCollection
+from secure_index.index.durable_collection import (
+    DurableCollection,
+    build_collection,
+    open_collections,
+)
 from secure_index.index.snapshot_files import prune_generations, write_generation
 from secure_index.index.store_layout import (
+    CKKS_DIR,
     COLLECTIONS_DIR,
+    DIR_MODE,
     GENERATION_FILE,
     KEEP_GENERATIONS,
+    KIND_HNSW,
     LOCK_FILE,
-    WAL_DIR,
-    wal_context,
+    CollectionNamespace,
 )
 from secure_index.index.wal_records import Operation, WalRecord
 from secure_index.sealing import KekProvider, rewrap_sealed
-from secure_index.storage import WriteAheadLog
+from secure_index.storage.state_anchor import AnchoredState, StateAnchor
 
 __all__ = ["COLLECTIONS_DIR", "LOCK_FILE", "CollectionStats", "IndexStore", "UpsertResult"]
 
@@ -92,6 +112,10 @@ class IndexStore:
         snapshot_records: Fold the log into a snapshot after this many records.
         snapshot_interval_s: ... or after this many seconds with unfolded records.
         background: Run the snapshotter thread.
+        state_anchor: The state anchor file, outside the data folder (``None``: no anchor,
+            so a rollback of the whole folder or a cut log is not detected).
+        accept_rollback: Collections whose detected loss the operator accepts: they open
+            with what the folder holds and are re-anchored there.
     """
 
     def __init__(
@@ -103,6 +127,8 @@ class IndexStore:
         snapshot_records: int = 50_000,
         snapshot_interval_s: float = 60.0,
         background: bool = True,
+        state_anchor: Path | None = None,
+        accept_rollback: Collection[str] = (),
     ) -> None:
         self.root = Path(root)
         self._keks = keks
@@ -110,11 +136,25 @@ class IndexStore:
         self._snapshot_records = snapshot_records
         self._snapshot_interval_s = snapshot_interval_s
         self._collections: dict[str, DurableCollection] = {}
-        self._registry = threading.Lock()
+        self._broken: dict[str, FedembedError] = {}
+        self.namespace = CollectionNamespace(self.root)
+        self._registry = self.namespace.lock
         self._closed = threading.Event()
+        self._accept = frozenset(accept_rollback)
+        self._ckks: CkksCollections | None = None
+        self.anchor: StateAnchor | None = None
         self.last_snapshot_error: str | None = None
+        if state_anchor is not None and state_anchor.resolve().is_relative_to(self.root.resolve()):
+            raise StateAnchorError(
+                f"the state anchor {state_anchor} is inside the index folder {self.root}",
+                expected="an anchor outside the data folder (whoever rolls the folder back "
+                "would roll the anchor back with it)",
+                fix="set FEDEMBED_INDEX_STATE_ANCHOR (or --state-anchor) to a path beside the "
+                "key file, or leave it unset to use the default there",
+            )
         try:
-            (self.root / COLLECTIONS_DIR).mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            (self.root / COLLECTIONS_DIR).mkdir(mode=DIR_MODE, exist_ok=True)
             self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise storage_error(exc, path=self.root, operation="open the index directory") from exc
@@ -128,14 +168,33 @@ class IndexStore:
                 fix="stop the other `fedembed index serve`, or use another --data-dir",
             ) from None
         try:
-            for directory in sorted((self.root / COLLECTIONS_DIR).iterdir()):
-                if directory.is_dir():
-                    self._collections[directory.name] = recover_collection(
-                        directory, tenant=self.tenant, keks=self._keks
+            if state_anchor is not None:
+                self.anchor = StateAnchor.open(state_anchor, keks=keks, tenant=tenant)
+                if not self.anchor.existed and any((self.root / COLLECTIONS_DIR).iterdir()):
+                    logger.warning(
+                        "state anchor: %s is new; anchoring what %s holds now (a rollback "
+                        "before this start cannot be detected)",
+                        state_anchor,
+                        self.root,
                     )
+            self._collections, self._broken = open_collections(
+                self.root / COLLECTIONS_DIR,
+                tenant=tenant,
+                keks=keks,
+                anchor=self.anchor,
+                accept_rollback=self._accept,
+            )
+            for name, durable in self._collections.items():
+                self.namespace.register(name, KIND_HNSW)
+                if name in self._accept:  # fold what is left, so the folder is whole again
+                    self._snapshot(durable)
+            for name in self._broken:
+                self.namespace.register(name, KIND_HNSW)
         except BaseException:
             for durable in self._collections.values():
                 durable.wal.close()
+            if self.anchor is not None:
+                self.anchor.close()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             raise
@@ -147,27 +206,31 @@ class IndexStore:
     # -- collections -----------------------------------------------------------------------
 
     def create_collection(self, spec: CollectionSpec) -> CollectionStats:
-        """Create and persist an empty collection (generation 1)."""
+        """Create and persist an empty collection (generation 1).
+
+        The collection is written in a temporary folder and renamed into place (both
+        synced), so a failed create leaves nothing behind. Its name must be free among
+        every collection kind (CKKS included).
+
+        Raises:
+            CollectionExistsError: When any collection (of any kind) has the name.
+            StorageError: When it cannot be written (nothing is left behind).
+        """
         with self._registry:
-            if spec.name in self._collections:
+            if spec.name in self._collections or spec.name in self._broken:
                 raise CollectionExistsError(
                     f"collection {spec.name!r} already exists",
                     expected="a new name",
                     fix="use the existing collection or choose another name",
                 )
-            directory = self.root / COLLECTIONS_DIR / spec.name
-            try:
-                directory.mkdir()
-            except OSError as exc:
-                raise storage_error(exc, path=directory, operation="create a collection") from exc
-            wal = WriteAheadLog.open(
-                directory / WAL_DIR, context=wal_context(self.tenant, spec), keks=self._keks
-            )
-            durable = DurableCollection(
-                directory, HnswCollection(spec), wal, generation=0, folded_seq=0
+            self.namespace.check_free(spec.name)
+            durable = build_collection(
+                self.root / COLLECTIONS_DIR, spec, tenant=self.tenant, keks=self._keks
             )
             self._collections[spec.name] = durable
-        self._snapshot(durable)
+            self.namespace.register(spec.name, KIND_HNSW)
+            if self.anchor is not None:
+                self.anchor.record(spec.name, AnchoredState(KIND_HNSW, 1, 0))
         logger.info(
             "collection: created %s (dim %d, %s, %s)",
             spec.name,
@@ -177,9 +240,38 @@ class IndexStore:
         )
         return self.stats(spec.name)
 
+    def _anchor_through(self, name: str, seq: int) -> None:
+        """Anchor the log of ``name`` through ``seq`` before the write is acknowledged.
+
+        Called after the commit lock is released, so the anchor's ``fdatasync`` of one
+        write overlaps the log's ``fdatasync`` of the next (and concurrent writers share
+        one anchor write). A failure here leaves the record durable (it replays) but
+        unacknowledged.
+        """
+        if self.anchor is not None:
+            self.anchor.advance(name, seq)
+
     def names(self) -> list[str]:
-        """The collections of this store."""
+        """The collections of this store that are open (see :meth:`broken`)."""
         return sorted(self._collections)
+
+    def broken(self) -> dict[str, FedembedError]:
+        """The collections that could not be opened, each with its error."""
+        return dict(self._broken)
+
+    def ckks_collections(self) -> CkksCollections:
+        """The store's CKKS collections (``<root>/ckks``): one name space and anchor."""
+        with self._registry:
+            if self._ckks is None:
+                self._ckks = CkksCollections(
+                    self.root / CKKS_DIR,
+                    keks=self._keks,
+                    tenant=self.tenant,
+                    namespace=self.namespace,
+                    anchor=self.anchor,
+                    accept_rollback=self._accept,
+                )
+            return self._ckks
 
     def spec(self, name: str) -> CollectionSpec:
         """The fixed parameters of a collection."""
@@ -204,6 +296,8 @@ class IndexStore:
         try:
             return self._collections[name]
         except KeyError:
+            if name in self._broken:
+                raise CollectionUnavailableError(name, self._broken[name]) from None
             raise CollectionNotFoundError(
                 f"collection {name!r} does not exist",
                 expected=f"one of {self.names()}",
@@ -238,6 +332,7 @@ class IndexStore:
                 )
             seq = durable.wal.append([record.encode()])
             inserted = coll.add_items(ids, array, owner=owner, tags=tag_lists)
+        self._anchor_through(name, seq)
         return UpsertResult(seq=seq, inserted=inserted, updated=len(ids) - inserted)
 
     def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
@@ -252,8 +347,10 @@ class IndexStore:
                     expected="ids owned by the requesting node",
                     fix="delete only your own documents",
                 )
-            durable.wal.append([WalRecord(Operation.DELETE, tuple(ids), owner).encode()])
-            return durable.collection.delete(ids)
+            seq = durable.wal.append([WalRecord(Operation.DELETE, tuple(ids), owner).encode()])
+            deleted = durable.collection.delete(ids)
+        self._anchor_through(name, seq)
+        return deleted
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -311,6 +408,8 @@ class IndexStore:
             finally:
                 chunks.clear()
             durable.generation, durable.folded_seq = generation, last_seq
+            if self.anchor is not None:
+                self.anchor.record(spec.name, AnchoredState(KIND_HNSW, generation, last_seq))
             self.last_snapshot_error = None
             prune_generations(durable.directory, keep_from=generation - KEEP_GENERATIONS + 1)
             removed = durable.wal.discard_through(last_seq)
@@ -345,12 +444,12 @@ class IndexStore:
     # -- keys ------------------------------------------------------------------------------
 
     def rewrap(self) -> int:
-        """Re-wrap every snapshot file under the primary KEK and roll the logs onto it.
+        """Re-wrap every snapshot file (and the anchor) under the primary KEK; roll the logs.
 
         Data is not re-encrypted: only each file's data key is wrapped anew. Old log
         files are folded by a snapshot, so afterwards no file needs an older KEK.
         """
-        changed = 0
+        changed = int(self.anchor.rewrap()) if self.anchor is not None else 0
         for durable in list(self._collections.values()):
             self._snapshot(durable)
             for path in sorted(durable.directory.iterdir()):
@@ -377,6 +476,8 @@ class IndexStore:
                         "close: %s keeps its log (snapshot failed)", durable.collection.spec.name
                     )
             durable.wal.close()
+        if self.anchor is not None:
+            self.anchor.close()
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
 

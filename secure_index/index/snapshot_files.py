@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from secure_index.errors import CollectionError
+from secure_index.atomic_file import fsync_directory
+from secure_index.errors import CollectionError, StorageError
 from secure_index.index.collection_spec import CollectionSpec, Metric, Protection
 from secure_index.index.document_table import DocumentTable
 from secure_index.index.graph_image import anonymous_buffer
@@ -157,11 +158,18 @@ def read_generation(
 
 
 def prune_generations(directory: Path, *, keep_from: int) -> None:
-    """Remove the snapshot files of generations before ``keep_from`` (best effort)."""
+    """Remove the snapshot files of generations before ``keep_from`` (best effort, synced)."""
+    removed = 0
     for path in directory.iterdir():
         match = GENERATION_FILE.match(path.name)
         if match and int(match.group(2)) < keep_from:
             try:
                 path.unlink()
+                removed += 1
             except OSError as exc:
                 logger.warning("snapshot: could not remove old %s: %s", path.name, exc.strerror)
+    if removed:
+        try:
+            fsync_directory(directory)
+        except StorageError as exc:
+            logger.warning("snapshot: %s", exc.problem)

@@ -10,8 +10,9 @@ header), so a wrapped key moved to another file, or relabelled with another KEK 
 fails to unwrap.
 
 Two providers: :class:`KeyFileKeks` keeps versioned KEKs in a JSON key file (mode 0600,
-rewritten atomically), :class:`EnvKeks` reads them from an environment variable. A KMS
-provider only has to implement :class:`KekProvider`.
+rewritten atomically; a secret file, refused when group or others may access it or another
+user owns it, see :mod:`crypto.secret_files`), :class:`EnvKeks` reads them from an
+environment variable. A KMS provider only has to implement :class:`KekProvider`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import logging
 import os
 import re
 import secrets
-import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from crypto.errors import KeyManagementError
+from crypto.secret_files import read_secret_file
+from secure_index.atomic_file import FILE_MODE, atomic_write
 from secure_index.sealing.aead import AEAD_KEY_SIZE, AesGcmAead, require_associated_data
 
 __all__ = [
@@ -224,16 +226,17 @@ class KeyFileKeks(_KekSet):
 
     @classmethod
     def load(cls, path: Path) -> KeyFileKeks:
-        """Load a key file; warns when group or others may read it.
+        """Load a key file (a secret file: see :mod:`crypto.secret_files`).
 
         Raises:
+            SecretFileError: When group or others may access the file, or another user
+                owns it (nothing of it is used).
             KeyManagementError: When the file is missing, malformed or holds a key of the
                 wrong length.
         """
         path = Path(path)
         try:
-            raw = path.read_bytes()
-            mode = path.stat().st_mode
+            raw = read_secret_file(path, what="KEK file")
         except FileNotFoundError:
             raise KeyManagementError(
                 f"key file {path} does not exist",
@@ -245,14 +248,8 @@ class KeyFileKeks(_KekSet):
             raise KeyManagementError(
                 f"key file {path} cannot be read: {exc.strerror}",
                 expected="a key file readable by the user running fedembed",
-                fix="fix the file's owner or permissions (chmod 600)",
+                fix=f"fix the file's owner or permissions (chown to that user, chmod 600 {path})",
             ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            logger.warning(
-                "keys: key file %s is accessible by group or others (mode %o); run chmod 600",
-                path,
-                stat.S_IMODE(mode),
-            )
         versions, primary, retired = _parse_key_file(path, raw)
         return cls(path, versions, primary, retired)
 
@@ -315,9 +312,6 @@ class KeyFileKeks(_KekSet):
             ]
 
     def _persist(self) -> None:
-        # Deferred: importing secure_index.storage imports the log, which imports crypto.
-        from secure_index.atomic_file import FILE_MODE, atomic_write
-
         document = {
             _FORMAT: KEY_FILE_FORMAT,
             _VERSION: KEY_FILE_VERSION,

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     )
     from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
     from secure_index.service.gateway_app import create_gateway_app
+    from secure_index.service.probe_detector import ProbeAlert, ProbeDetector
+    from secure_index.service.query_budget import QueryBudget
     from secure_index.service.rate_limit import RateLimiter
+    from secure_index.service.score_release import COARSE_SCORE_STEP, ScoreRelease
     from secure_index.service.server import build_service, serve
     from secure_index.service.settings import ServiceSettings
     from secure_index.service.store_app import create_store_app
@@ -32,7 +35,12 @@ _SUBMODULE: dict[str, str] = {
     "AuditVerification": "audit_log",
     "Credential": "credentials",
     "CredentialStore": "credentials",
+    "COARSE_SCORE_STEP": "score_release",
     "GENESIS_HASH": "audit_log",
+    "ProbeAlert": "probe_detector",
+    "ProbeDetector": "probe_detector",
+    "QueryBudget": "query_budget",
+    "ScoreRelease": "score_release",
     "RateLimiter": "rate_limit",
     "RemoteStore": "store_backend",
     "CredentialRole": "credentials",
@@ -49,6 +57,7 @@ _SUBMODULE: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
+    "COARSE_SCORE_STEP",
     "GENESIS_HASH",
     "AuditLog",
     "AuditRecord",
@@ -56,8 +65,12 @@ __all__ = [
     "Credential",
     "CredentialRole",
     "CredentialStore",
+    "ProbeAlert",
+    "ProbeDetector",
+    "QueryBudget",
     "RateLimiter",
     "RemoteStore",
+    "ScoreRelease",
     "ServiceSettings",
     "StoreBackend",
     "build_service",

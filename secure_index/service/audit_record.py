@@ -26,6 +26,7 @@ __all__ = [
     "BadRecordError",
     "canonical_json",
     "check_detail_value",
+    "ids_digest",
     "parse_record",
     "record_hash",
     "record_line",
@@ -79,6 +80,16 @@ def record_hash(fields: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of a record's fields other than ``hash``."""
     body = {k: v for k, v in fields.items() if k != HASH_FIELD}
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def ids_digest(ids: list[str]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a list of document ids, in request order.
+
+    Upload and delete records carry it instead of the ids themselves: whoever holds a
+    batch's ids (the node that sent it) recomputes the digest and finds the batch's
+    record; the log does not grow with the batch size.
+    """
+    return hashlib.sha256(canonical_json(list(ids))).hexdigest()
 
 
 def check_detail_value(value: Any, where: str) -> None:

@@ -20,6 +20,18 @@ readers wait up to :data:`BUSY_TIMEOUT_MS` for a writer). :meth:`CredentialStore
 reads the database on every call, so a key revoked by the CLI while the server runs
 is refused by the very next request; it is one primary-key lookup (tens of
 microseconds). Neither tokens nor their hashes are ever logged.
+
+A partner key also carries its query policy: whether it may send raw query vectors
+(``vector_queries``, off unless granted: 384 basis vectors would read every stored
+coordinate), how much of each score it gets back (``score_release``: ``rank`` by
+default, see :mod:`secure_index.service.score_release`), and how many answered queries
+it may spend per window (``query_budget`` per ``budget_window_s``, see
+:mod:`secure_index.service.query_budget`). A key whose queries look like probing is
+suspended (``suspended_at``) until the operator resumes it.
+
+Schema versions: 1 had no query policy; opening a version-1 file adds the columns with
+their defaults (no vector queries, rank release, 1000 queries a day, not suspended) and
+marks it version 2.
 """
 
 from __future__ import annotations
@@ -45,9 +57,18 @@ from types import TracebackType
 from typing import Any
 
 from crypto.errors import KeyManagementError
+from index_client.names import NAME_RE, NAME_RULE, name_problem, shown
 from secure_index.errors import RequestError, StorageError
+from secure_index.service.score_release import ScoreRelease
 
-__all__ = ["TOKEN_PREFIX", "Credential", "CredentialRole", "CredentialStore"]
+__all__ = [
+    "DEFAULT_BUDGET_WINDOW_S",
+    "DEFAULT_QUERY_BUDGET",
+    "TOKEN_PREFIX",
+    "Credential",
+    "CredentialRole",
+    "CredentialStore",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +81,12 @@ _TOKEN_RE = re.compile(
 )
 TOKEN_LENGTH = len(TOKEN_PREFIX) + KEY_ID_HEX_CHARS + 1 + _SECRET_CHARS
 ALL_COLLECTIONS = "*"
-COLLECTION_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_NAME_CHARS = 128
+COLLECTION_RE = NAME_RE  # scopes are collection names (or "*")
 FILE_MODE = 0o600
 BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DEFAULT_QUERY_BUDGET = 1000  # answered queries per window
+DEFAULT_BUDGET_WINDOW_S = 86_400  # one day
 _ID_ATTEMPTS = 8
 _DUMMY_DIGEST = bytes(hashlib.sha256().digest_size)
 
@@ -79,10 +101,26 @@ CREATE TABLE IF NOT EXISTS credentials (
     burst INTEGER NOT NULL,
     secret_sha256 BLOB NOT NULL,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    vector_queries INTEGER NOT NULL DEFAULT 0,
+    score_release TEXT NOT NULL DEFAULT 'rank',
+    query_budget INTEGER NOT NULL DEFAULT 1000,
+    budget_window_s INTEGER NOT NULL DEFAULT 86400,
+    suspended_at TEXT
 )
 """
-_COLUMNS = "key_id, role, name, scopes, top_k_cap, rate_per_minute, burst, created_at, revoked_at"
+# Version 1 -> 2: the query policy and the suspension state, with their defaults.
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE credentials ADD COLUMN vector_queries INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE credentials ADD COLUMN score_release TEXT NOT NULL DEFAULT 'rank'",
+    "ALTER TABLE credentials ADD COLUMN query_budget INTEGER NOT NULL DEFAULT 1000",
+    "ALTER TABLE credentials ADD COLUMN budget_window_s INTEGER NOT NULL DEFAULT 86400",
+    "ALTER TABLE credentials ADD COLUMN suspended_at TEXT",
+)
+_COLUMNS = (
+    "key_id, role, name, scopes, top_k_cap, rate_per_minute, burst, created_at, revoked_at, "
+    "vector_queries, score_release, query_budget, budget_window_s, suspended_at"
+)
 
 
 class CredentialRole(enum.StrEnum):
@@ -106,6 +144,11 @@ class Credential:
         burst: Requests allowed at once before the rate applies.
         created_at: ISO-8601 UTC time of issue.
         revoked_at: ISO-8601 UTC time of revocation, or None while the key is valid.
+        vector_queries: Whether the key may query with raw vectors (text only if not).
+        score_release: What its answers carry of each score: rank only, coarse, exact.
+        query_budget: Answered queries allowed per window.
+        budget_window_s: The budget's window in seconds.
+        suspended_at: ISO-8601 UTC time the key was suspended for probing, or None.
     """
 
     key_id: str
@@ -117,6 +160,11 @@ class Credential:
     burst: int
     created_at: str
     revoked_at: str | None
+    vector_queries: bool = False
+    score_release: ScoreRelease = ScoreRelease.RANK
+    query_budget: int = DEFAULT_QUERY_BUDGET
+    budget_window_s: int = DEFAULT_BUDGET_WINDOW_S
+    suspended_at: str | None = None
 
     def allows(self, collection: str) -> bool:
         """Whether this key may use ``collection``."""
@@ -136,17 +184,13 @@ def _invalid(problem: str, expected: str, fix: str) -> RequestError:
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+    # a node key's name is the owner of its uploads: a segment of the store's block URLs
+    problem = name_problem(name)
+    if problem is not None:
         raise _invalid(
-            f"key holder name {name!r} is empty or has control characters",
-            "a printable, non-empty partner name or node id",
+            f"key holder name {shown(name)} is not allowed: {problem}",
+            f"a partner name or node id of {NAME_RULE}",
             "pass the partner's name or the node id, e.g. 'insurer-x' or 'node-a'",
-        )
-    if len(name) > MAX_NAME_CHARS:
-        raise _invalid(
-            f"key holder name has {len(name)} characters",
-            f"at most {MAX_NAME_CHARS}",
-            "use a shorter name",
         )
     return name
 
@@ -185,8 +229,26 @@ def _check_positive(field: str, value: int) -> int:
     return value
 
 
+def _check_release(value: object) -> ScoreRelease:
+    try:
+        return ScoreRelease(str(value))
+    except ValueError:
+        raise _invalid(
+            f"score_release is {value!r}",
+            f"one of {[str(m) for m in ScoreRelease]}",
+            "use 'rank' (the default); 'coarse' and 'exact' let a partner rebuild vectors",
+        ) from None
+
+
+def _check_flag(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(f"{field} is {value!r}", "true or false", f"set {field} to a boolean")
+    return value
+
+
 def _row_to_credential(row: tuple[Any, ...]) -> Credential:
-    key_id, role, name, scopes, top_k_cap, rate, burst, created_at, revoked_at = row
+    key_id, role, name, scopes, top_k_cap, rate, burst, created_at, revoked_at = row[:9]
+    vector_queries, release, budget, window, suspended_at = row[9:]
     return Credential(
         key_id=key_id,
         role=CredentialRole(role),
@@ -197,6 +259,11 @@ def _row_to_credential(row: tuple[Any, ...]) -> Credential:
         burst=int(burst),
         created_at=created_at,
         revoked_at=revoked_at,
+        vector_queries=bool(vector_queries),
+        score_release=ScoreRelease(release),
+        query_budget=int(budget),
+        budget_window_s=int(window),
+        suspended_at=suspended_at,
     )
 
 
@@ -231,7 +298,11 @@ class CredentialStore:
             with self._write() as db:
                 db.execute(_SCHEMA)
                 version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
+                if version == 1:
+                    for statement in _MIGRATE_1_TO_2:
+                        db.execute(statement)
+                    logger.info("credentials: %s migrated from schema 1 to 2", self.path)
+                if version in (0, 1):
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 elif version != SCHEMA_VERSION:
                     raise KeyManagementError(
@@ -297,6 +368,10 @@ class CredentialStore:
         top_k_cap: int = 100,
         rate_per_minute: int = 600,
         burst: int = 60,
+        vector_queries: bool = False,
+        score_release: ScoreRelease | str = ScoreRelease.RANK,
+        query_budget: int = DEFAULT_QUERY_BUDGET,
+        budget_window_s: int = DEFAULT_BUDGET_WINDOW_S,
     ) -> tuple[Credential, str]:
         """Issue a key; the token is returned here and nowhere else.
 
@@ -307,6 +382,10 @@ class CredentialStore:
             top_k_cap: Largest ``k`` per query.
             rate_per_minute: Sustained request rate.
             burst: Requests allowed at once.
+            vector_queries: Grant raw vector queries (risky: basis vectors probe).
+            score_release: ``rank`` (default), ``coarse`` or ``exact`` (risky).
+            query_budget: Answered queries per window.
+            budget_window_s: The budget's window in seconds.
 
         Returns:
             The key's record and its token ``fek_<key_id>_<secret>`` (shown once).
@@ -326,6 +405,10 @@ class CredentialStore:
             burst=_check_positive("burst", burst),
             created_at=_now(),
             revoked_at=None,
+            vector_queries=_check_flag("vector_queries", vector_queries),
+            score_release=_check_release(score_release),
+            query_budget=_check_positive("query_budget", query_budget),
+            budget_window_s=_check_positive("budget_window_s", budget_window_s),
         )
         secret = secrets.token_urlsafe(SECRET_BYTES)
         for _ in range(_ID_ATTEMPTS):
@@ -334,7 +417,7 @@ class CredentialStore:
                 with self._write() as db:
                     db.execute(
                         f"INSERT INTO credentials ({_COLUMNS}, secret_sha256) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             key_id,
                             str(role),
@@ -344,6 +427,11 @@ class CredentialStore:
                             cred.rate_per_minute,
                             cred.burst,
                             cred.created_at,
+                            None,
+                            int(cred.vector_queries),
+                            str(cred.score_release),
+                            cred.query_budget,
+                            cred.budget_window_s,
                             None,
                             _digest(secret),
                         ),
@@ -370,16 +458,7 @@ class CredentialStore:
             KeyManagementError: When no key has this id.
         """
         with self._write() as db:
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM credentials WHERE key_id = ?", (key_id,)
-            ).fetchone()
-            if row is None:
-                raise KeyManagementError(
-                    f"no API key with id {key_id!r}",
-                    expected="a key id as listed by `fedembed partner list`",
-                    fix="run `fedembed partner list --include-revoked` and copy the key_id",
-                )
-            cred = _row_to_credential(row)
+            cred = self._existing(db, key_id)
             if cred.revoked_at is not None:
                 return cred
             revoked_at = _now()
@@ -388,6 +467,49 @@ class CredentialStore:
             )
         logger.info("credentials: revoked key %s of %s", key_id, cred.name)
         return replace(cred, revoked_at=revoked_at)
+
+    @staticmethod
+    def _existing(db: sqlite3.Connection, key_id: str) -> Credential:
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM credentials WHERE key_id = ?", (key_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyManagementError(
+                f"no API key with id {key_id!r}",
+                expected="a key id as listed by `fedembed partner list`",
+                fix="run `fedembed partner list --include-revoked` and copy the key_id",
+            )
+        return _row_to_credential(row)
+
+    def suspend(self, key_id: str) -> Credential:
+        """Suspend a key for probing: every process refuses its queries from now on.
+
+        Suspending a suspended key keeps its first suspension time.
+
+        Raises:
+            KeyManagementError: When no key has this id.
+        """
+        return self._set_suspended(key_id, suspend=True)
+
+    def resume(self, key_id: str) -> Credential:
+        """Lift a key's suspension (the operator's ``fedembed partner resume``).
+
+        Raises:
+            KeyManagementError: When no key has this id.
+        """
+        return self._set_suspended(key_id, suspend=False)
+
+    def _set_suspended(self, key_id: str, *, suspend: bool) -> Credential:
+        with self._write() as db:
+            cred = self._existing(db, key_id)
+            if (cred.suspended_at is not None) == suspend:
+                return cred
+            when = _now() if suspend else None
+            db.execute("UPDATE credentials SET suspended_at = ? WHERE key_id = ?", (when, key_id))
+        logger.warning(
+            "credentials: %s key %s of %s", "suspended" if suspend else "resumed", key_id, cred.name
+        )
+        return replace(cred, suspended_at=when)
 
     def get(self, key_id: str) -> Credential | None:
         """The record of ``key_id`` (revoked or not), or None."""
@@ -412,7 +534,8 @@ class CredentialStore:
         """The valid key a token belongs to, or None (malformed, unknown, wrong, revoked).
 
         Reads the database on every call, so a revocation by another process counts at
-        once. The secret's digest is compared in constant time.
+        once. The secret's digest is compared in constant time. A suspended key is
+        returned (with ``suspended_at`` set): the gateway refuses its queries with 403.
         """
         if not isinstance(token, str) or len(token) != TOKEN_LENGTH:
             return None

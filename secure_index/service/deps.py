@@ -7,7 +7,8 @@ one with ``app.dependency_overrides[get_store] = lambda: other_backend``.
 
 Gateway: :data:`StoreDep`, :data:`CkksDep` (and :data:`OptionalCkksDep`),
 :data:`EmbedderDep`, :data:`CredentialsDep`, :data:`AuditDep`, :data:`RateDep`,
-:data:`LimitsDep`, :data:`AccessDep` (built from the credentials, audit log and rate
+:data:`LimitsDep`, :data:`BudgetDep` and :data:`ProbesDep` (the query policy's budget
+and probe detector), :data:`AccessDep` (built from the credentials, audit log and rate
 limiter in use), :data:`CallerDep` (the caller's credential, else 401) and
 :func:`require_admin` (the admin token, else 401). Store: :data:`IndexDep`,
 :data:`CkksStoreDep` and :func:`require_gateway` (the store token, else 401).
@@ -16,6 +17,7 @@ limiter in use), :data:`CallerDep` (the caller's credential, else 401) and
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -25,9 +27,11 @@ from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import Credential, CredentialStore
-from secure_index.service.gateway_access import BEARER, GatewayAccess, GatewayLimits
+from secure_index.service.gateway_access import GatewayAccess, GatewayLimits, bearer_token
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.http_errors import ApiError
+from secure_index.service.probe_detector import ProbeDetector
+from secure_index.service.query_budget import QueryBudget
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.rate_limit import RateLimiter
 from secure_index.service.store_backend import StoreBackend
@@ -35,6 +39,7 @@ from secure_index.service.store_backend import StoreBackend
 __all__ = [
     "AccessDep",
     "AuditDep",
+    "BudgetDep",
     "CallerDep",
     "CkksDep",
     "CkksStoreDep",
@@ -44,13 +49,18 @@ __all__ = [
     "IndexDep",
     "LimitsDep",
     "OptionalCkksDep",
+    "ProbeGuard",
+    "ProbesDep",
     "RateDep",
     "StoreDep",
     "StoreParts",
     "caller",
+    "check_store_token",
+    "gateway_header_check",
     "gateway_parts",
     "get_access",
     "get_audit",
+    "get_budget",
     "get_ckks",
     "get_ckks_store",
     "get_credentials",
@@ -58,14 +68,17 @@ __all__ = [
     "get_index",
     "get_limits",
     "get_optional_ckks",
+    "get_probes",
     "get_rate",
     "get_store",
     "require_admin",
     "require_gateway",
+    "store_header_check",
     "store_parts",
 ]
 
 AuthorizationHeader = Annotated[str | None, Header()]
+ADMIN_PREFIX = "/v1/admin"  # every admin route is under it (index_client.routes)
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,20 @@ class GatewayParts:
     limits: GatewayLimits
     admin_token: str = field(repr=False)
     ckks: CkksGatewaySearch | None = None
+    suspend_on_probing: bool = True
+    probes: ProbeDetector = field(default_factory=ProbeDetector)
+    budget: QueryBudget = field(init=False)  # in the credentials file, so always theirs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "budget", QueryBudget(self.credentials))
+
+
+@dataclass(frozen=True)
+class ProbeGuard:
+    """The probe detector and whether an alert suspends the key."""
+
+    detector: ProbeDetector
+    suspend: bool
 
 
 @dataclass(frozen=True)
@@ -152,6 +179,16 @@ def get_limits(parts: GatewayPartsDep) -> GatewayLimits:
     return parts.limits
 
 
+def get_budget(parts: GatewayPartsDep) -> QueryBudget:
+    """The per-key query budgets (persisted in the credentials file)."""
+    return parts.budget
+
+
+def get_probes(parts: GatewayPartsDep) -> ProbeGuard:
+    """The probe detector and the gateway's suspend-on-probing setting."""
+    return ProbeGuard(parts.probes, parts.suspend_on_probing)
+
+
 StoreDep = Annotated[StoreBackend, Depends(get_store)]
 OptionalCkksDep = Annotated[CkksGatewaySearch | None, Depends(get_optional_ckks)]
 CkksDep = Annotated[CkksGatewaySearch, Depends(get_ckks)]
@@ -160,6 +197,8 @@ CredentialsDep = Annotated[CredentialStore, Depends(get_credentials)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 RateDep = Annotated[RateLimiter, Depends(get_rate)]
 LimitsDep = Annotated[GatewayLimits, Depends(get_limits)]
+BudgetDep = Annotated[QueryBudget, Depends(get_budget)]
+ProbesDep = Annotated[ProbeGuard, Depends(get_probes)]
 
 
 def get_access(
@@ -185,6 +224,28 @@ def require_admin(access: AccessDep, authorization: AuthorizationHeader = None) 
 
 
 CallerDep = Annotated[Credential, Depends(caller)]
+
+
+def gateway_header_check(parts: GatewayParts) -> Callable[[str, str | None], None]:
+    """The header check of a gateway request, run before its body is read.
+
+    :class:`~secure_index.service.auth_first.AuthenticateFirst` calls it: the admin
+    token on admin paths, a current partner or node key on every other path (else a 401).
+    """
+    access = GatewayAccess(
+        credentials=parts.credentials,
+        audit=parts.audit,
+        rate=parts.rate,
+        admin_token=parts.admin_token,
+    )
+
+    def check(path: str, authorization: str | None) -> None:
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            access.check_admin(authorization)
+        else:
+            access.authenticate(authorization)
+
+    return check
 
 
 # --- store --------------------------------------------------------------------------------
@@ -220,11 +281,14 @@ IndexDep = Annotated[IndexStore, Depends(get_index)]
 CkksStoreDep = Annotated[CkksCollections, Depends(get_ckks_store)]
 
 
-def require_gateway(parts: StorePartsDep, authorization: AuthorizationHeader = None) -> None:
-    """Passes only with the store token the gateway holds (else 401)."""
-    header = authorization or ""
-    given = header[len(BEARER) :].encode() if header.startswith(BEARER) else b""
-    if not header.startswith(BEARER) or not hmac.compare_digest(given, parts.token.encode()):
+def check_store_token(token: str, authorization: str | None) -> None:
+    """Passes only when the header is exactly ``Bearer <token>`` (else a 401).
+
+    An empty configured token matches nothing (the settings refuse one shorter than 32
+    characters; this is the second line of defence).
+    """
+    given = bearer_token(authorization)
+    if given is None or not token or not hmac.compare_digest(given.encode(), token.encode()):
         raise ApiError(
             401,
             "missing or wrong store token",
@@ -232,3 +296,17 @@ def require_gateway(parts: StorePartsDep, authorization: AuthorizationHeader = N
             fix="only the query gateway may call the store",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def require_gateway(parts: StorePartsDep, authorization: AuthorizationHeader = None) -> None:
+    """Passes only with the store token the gateway holds (else 401)."""
+    check_store_token(parts.token, authorization)
+
+
+def store_header_check(parts: StoreParts) -> Callable[[str, str | None], None]:
+    """The header check of every non-public store path: the store token (else a 401)."""
+
+    def check(_path: str, authorization: str | None) -> None:
+        check_store_token(parts.token, authorization)
+
+    return check

@@ -3,22 +3,37 @@
 ``GatewayAccess`` authenticates a caller (a partner or node API key, or the operator's
 admin token, sent as ``Authorization: Bearer``; the FastAPI dependencies of
 :mod:`secure_index.service.deps` call it) and authorises a request (role, collection
-scope, per-key rate limit). A denial after authentication is appended to the
-hash-chained audit log before the error is raised. ``Action`` and ``Decision`` are the
+scope, per-key rate limit; the rate token is taken first). A denial after
+authentication is appended to the hash-chained audit log before the error is raised,
+except the second and later 429s of a streak, which one summary record counts when the
+streak ends; a request that fails authentication (401) is never audited, so neither
+floods the log. ``Action`` and ``Decision`` are the
 audit log's vocabulary; ``GatewayLimits`` holds the gateway's request limits.
 """
 
 import hmac
 import math
+import re
+from collections.abc import Sequence
 
 from secure_index.service.audit_log import AuditLog
+from secure_index.service.audit_record import ids_digest
 from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
 from secure_index.service.http_errors import ApiError
 from secure_index.service.rate_limit import RateLimiter
 
-__all__ = ["ADMIN_ACTOR", "BEARER", "Action", "Decision", "GatewayAccess", "GatewayLimits"]
+__all__ = [
+    "ADMIN_ACTOR",
+    "BEARER",
+    "Action",
+    "Decision",
+    "GatewayAccess",
+    "GatewayLimits",
+    "bearer_token",
+]
 
 BEARER = "Bearer "
+_BEARER_HEADER = re.compile(r"Bearer ([A-Za-z0-9._~+/-]+=*)")
 ADMIN_ACTOR = "admin"
 
 
@@ -32,6 +47,7 @@ class Action:
     SNAPSHOT = "snapshot"
     CREATE_KEY = "create-key"
     REVOKE_KEY = "revoke-key"
+    RATE_SUMMARY = "rate-limit-summary"  # refusals of a 429 streak that were not audited
 
 
 class Decision:
@@ -43,6 +59,10 @@ class Decision:
     DENY_RATE = "deny:rate-limit"
     DENY_TOP_K = "deny:top-k-cap"
     DENY_BATCH = "deny:batch-size"
+    DENY_VECTOR = "deny:vector-queries"
+    DENY_BUDGET = "deny:query-budget"
+    DENY_SUSPENDED = "deny:suspended"
+    ALERT_PROBING = "alert:probing"
 
 
 class GatewayLimits:
@@ -55,16 +75,31 @@ class GatewayLimits:
         self.max_block_bytes = max(max_block_bytes, max_body_bytes)  # CKKS block uploads
 
 
-def _bearer(authorization: str | None) -> str:
-    if not authorization or not authorization.startswith(BEARER):
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization`` header of exactly ``Bearer <token>``, else None.
+
+    Strict (RFC 6750 section 2.1): the scheme ``Bearer``, one space, a non-empty token of
+    b64token characters and nothing else: no other scheme, no second space, no surrounding
+    whitespace, no control characters, no empty token.
+    """
+    if authorization is None:
+        return None
+    match = _BEARER_HEADER.fullmatch(authorization)
+    return match.group(1) if match else None
+
+
+def _bearer(authorization: str | None, what: str, fix: str) -> str:
+    token = bearer_token(authorization)
+    if token is None:
+        problem = f"missing {what}" if not authorization else "malformed Authorization header"
         raise ApiError(
             401,
-            "missing API key",
-            expected="an 'Authorization: Bearer <key>' header",
-            fix="send the key you were given (fedembed partner create)",
+            problem,
+            expected=f"exactly 'Authorization: Bearer <{what}>' (one space, nothing around it)",
+            fix=fix,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return authorization[len(BEARER) :]
+    return token
 
 
 class GatewayAccess:
@@ -92,7 +127,10 @@ class GatewayAccess:
 
     def authenticate(self, authorization: str | None) -> Credential:
         """The credential of the ``Authorization`` header's API key (else a 401)."""
-        credential = self._credentials.authenticate(_bearer(authorization))
+        token = _bearer(
+            authorization, "API key", "send the key you were given (fedembed partner create)"
+        )
+        credential = self._credentials.authenticate(token)
         if credential is None:
             raise ApiError(
                 401,
@@ -105,7 +143,8 @@ class GatewayAccess:
 
     def check_admin(self, authorization: str | None) -> None:
         """Passes only when the ``Authorization`` header holds the admin token (else a 401)."""
-        if not hmac.compare_digest(_bearer(authorization).encode(), self._admin_secret):
+        token = _bearer(authorization, "admin token", "use the operator's admin token")
+        if not self._admin_secret or not hmac.compare_digest(token.encode(), self._admin_secret):
             raise ApiError(
                 401,
                 "wrong admin token",
@@ -127,6 +166,43 @@ class GatewayAccess:
         """Appends an allowed action of ``cred`` (its name joins ``detail``)."""
         self._record(cred, action, collection, Decision.ALLOW, detail)
 
+    def allowed_write(
+        self, cred: Credential, action: str, collection: str, ids: Sequence[str]
+    ) -> None:
+        """Appends an allowed upload or delete of ``ids`` BEFORE the write is carried out.
+
+        The record (``items`` and ``ids_sha256``, the SHA-256 of the ids' canonical JSON:
+        :func:`~secure_index.service.audit_record.ids_digest`) is durable when this
+        returns; the route writes to the store next and acknowledges only after both. So
+        every acknowledged write has its record, even across a crash; a record whose
+        write then failed (the client got an error) shows an authorised attempt.
+        """
+        detail: dict[str, object] = {"items": len(ids), "ids_sha256": ids_digest(list(ids))}
+        self.allowed(cred, action, collection, detail)
+
+    def alert(
+        self, cred: Credential, action: str, collection: str, detail: dict[str, object]
+    ) -> None:
+        """Appends an alert about ``cred`` (e.g. probing) without refusing anything."""
+        self._record(cred, action, collection, Decision.ALERT_PROBING, detail)
+
+    def refuse_suspended(self, cred: Credential, action: str, collection: str) -> None:
+        """Denies (403, audited) a key suspended for probing; passes any other key."""
+        if cred.suspended_at is not None:
+            self.deny(
+                cred,
+                action,
+                collection,
+                Decision.DENY_SUSPENDED,
+                ApiError(
+                    403,
+                    "key suspended for probing",
+                    expected=f"a key in good standing (suspended at {cred.suspended_at})",
+                    fix="ask the operator to review and resume it: "
+                    f"fedembed partner resume {cred.key_id}",
+                ),
+            )
+
     def _record(
         self,
         cred: Credential,
@@ -147,7 +223,33 @@ class GatewayAccess:
     def authorise(
         self, cred: Credential, role: CredentialRole, action: str, collection: str
     ) -> None:
-        """Checks the key's role, its scope and its rate limit; a failure is denied."""
+        """Checks the key's rate limit, then its role and scope; a failure is denied.
+
+        Every request of an authenticated key takes a rate token first, denied or not, so
+        a flood of out-of-role or out-of-scope requests turns into 429s within the key's
+        rate. Of a streak of 429s only the first is audited; when the key next passes
+        the limiter, one ``rate-limit-summary`` record counts the refusals that were not
+        audited. So a flood writes a bounded number of audit records (burst plus rate of
+        403s, one 429, one summary), not one fsync'ed record per request.
+        """
+        verdict = self._rate.check(
+            cred.key_id, rate_per_minute=cred.rate_per_minute, burst=cred.burst
+        )
+        if not verdict.allowed:
+            retry = max(1, math.ceil(verdict.wait))
+            err = ApiError(
+                429,
+                f"rate limit of {cred.rate_per_minute}/min (burst {cred.burst}) exceeded",
+                expected="fewer requests",
+                fix=f"retry after {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+            if verdict.refusals == 1:
+                self.deny(cred, action, collection, Decision.DENY_RATE, err)
+            raise err
+        if verdict.refusals > 1:
+            detail: dict[str, object] = {"status": 429, "unaudited_refusals": verdict.refusals - 1}
+            self._record(cred, Action.RATE_SUMMARY, "*", Decision.DENY_RATE, detail)
         if cred.role is not role:
             self.deny(
                 cred,
@@ -172,23 +274,5 @@ class GatewayAccess:
                     f"your key is not scoped to collection {collection!r}",
                     expected=f"one of {sorted(cred.scopes)}",
                     fix="ask the operator to extend the key's scopes",
-                ),
-            )
-        wait = self._rate.acquire(
-            cred.key_id, rate_per_minute=cred.rate_per_minute, burst=cred.burst
-        )
-        if wait > 0:
-            retry = max(1, math.ceil(wait))
-            self.deny(
-                cred,
-                action,
-                collection,
-                Decision.DENY_RATE,
-                ApiError(
-                    429,
-                    f"rate limit of {cred.rate_per_minute}/min (burst {cred.burst}) exceeded",
-                    expected="fewer requests",
-                    fix=f"retry after {retry} s",
-                    headers={"Retry-After": str(retry)},
                 ),
             )

@@ -13,12 +13,14 @@ from dataclasses import asdict
 from fastapi import APIRouter, Depends
 
 from index_client import routes
+from secure_index.errors import CollectionExistsError
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.credentials import ALL_COLLECTIONS, CredentialRole
 from secure_index.service.deps import (
     AuditDep,
     CredentialsDep,
+    OptionalCkksDep,
     RateDep,
     StoreDep,
     require_admin,
@@ -36,6 +38,7 @@ from secure_index.service.schemas import (
     CollectionInfo,
     CredentialCreate,
     CredentialInfo,
+    NamePath,
 )
 
 __all__ = ["admin_router", "record_admin_action"]
@@ -58,8 +61,16 @@ def record_admin_action(
 
 
 @handle(admin_router, routes.CREATE_COLLECTION, status_code=201)
-def create_collection(body: CollectionCreate, store: StoreDep, audit: AuditDep) -> CollectionInfo:
+def create_collection(
+    body: CollectionCreate, store: StoreDep, ckks: OptionalCkksDep, audit: AuditDep
+) -> CollectionInfo:
     """Create a collection (fixed dimension, metric and protection)."""
+    if ckks is not None and ckks.has(body.name):  # one name, one collection of any kind
+        raise CollectionExistsError(
+            f"a CKKS collection named {body.name!r} exists",
+            expected="a name no collection has",
+            fix="use the existing collection or choose another name",
+        )
     spec = CollectionSpec(
         body.name,
         body.dimension,
@@ -83,7 +94,7 @@ def all_collections(store: StoreDep) -> list[CollectionInfo]:
 
 
 @handle(admin_router, routes.SNAPSHOT)
-def snapshot(collection: str, store: StoreDep, audit: AuditDep) -> dict[str, int]:
+def snapshot(collection: NamePath, store: StoreDep, audit: AuditDep) -> dict[str, int]:
     """Fold the collection's log into a new encrypted generation now."""
     generation = store.snapshot(collection)
     record_admin_action(audit, Action.SNAPSHOT, collection, {"generation": generation})
@@ -102,12 +113,24 @@ def create_key(
         top_k_cap=body.top_k_cap,
         rate_per_minute=body.rate_per_minute,
         burst=body.burst,
+        vector_queries=body.vector_queries,
+        score_release=body.score_release,
+        query_budget=body.query_budget,
+        budget_window_s=body.budget_window_s,
     )
     record_admin_action(
         audit,
         Action.CREATE_KEY,
         ALL_COLLECTIONS,
-        {"key_id": cred.key_id, "name": cred.name, "role": str(cred.role)},
+        {
+            "key_id": cred.key_id,
+            "name": cred.name,
+            "role": str(cred.role),
+            "vector_queries": cred.vector_queries,
+            "score_release": str(cred.score_release),
+            "query_budget": cred.query_budget,
+            "budget_window_s": cred.budget_window_s,
+        },
     )
     return credential_info(cred, token)
 

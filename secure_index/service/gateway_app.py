@@ -13,7 +13,8 @@ collection info), :mod:`secure_index.service.gateway_admin_routes` (collections,
 snapshots, keys) and :mod:`secure_index.service.gateway_ckks_routes` (CKKS collections,
 when the gateway holds a CKKS key). The routers take the gateway's parts, kept on
 ``app.state.gateway``, through the dependencies of :mod:`secure_index.service.deps`;
-authentication and authorisation are :mod:`secure_index.service.gateway_access`.
+authentication and authorisation are :mod:`secure_index.service.gateway_access`, and
+:mod:`secure_index.service.auth_first` checks the credential before any body is read.
 """
 
 import logging
@@ -21,8 +22,9 @@ import logging
 from fastapi import FastAPI
 
 from secure_index.service.audit_log import AuditLog
+from secure_index.service.auth_first import AuthenticateFirst, public_paths
 from secure_index.service.credentials import CredentialStore
-from secure_index.service.deps import GatewayParts
+from secure_index.service.deps import GatewayParts, gateway_header_check
 from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_admin_routes import admin_router
 from secure_index.service.gateway_ckks import CkksGatewaySearch
@@ -48,8 +50,13 @@ def create_gateway_app(
     limits: GatewayLimits,
     limiter: RateLimiter | None = None,
     ckks: CkksGatewaySearch | None = None,
+    suspend_on_probing: bool = True,
 ) -> FastAPI:
-    """The gateway application over its (real) parts (CKKS collections with ``ckks``)."""
+    """The gateway application over its (real) parts (CKKS collections with ``ckks``).
+
+    ``suspend_on_probing``: whether a probing alert suspends the partner's key (else it
+    is only logged and audited).
+    """
     app = FastAPI(
         title="fedembed query gateway",
         version="1",
@@ -74,6 +81,13 @@ def create_gateway_app(
         limits=limits,
         admin_token=admin_token,
         ckks=ckks,
+        suspend_on_probing=suspend_on_probing,
+    )
+    # outermost: no body is read (nor its size checked) before the credential is
+    app.add_middleware(
+        AuthenticateFirst,
+        check=gateway_header_check(app.state.gateway),
+        public_paths=public_paths(app),
     )
     app.include_router(health_router)
     app.include_router(data_router)

@@ -15,20 +15,28 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from index_client import routes
 from index_client.block_format import OCTET_STREAM, unpack_block_upload
+from secure_index.errors import CollectionExistsError
 from secure_index.service.credentials import CredentialRole
-from secure_index.service.deps import AccessDep, AuditDep, CallerDep, CkksDep, require_admin
+from secure_index.service.deps import (
+    AccessDep,
+    AuditDep,
+    CallerDep,
+    CkksDep,
+    StoreDep,
+    require_admin,
+)
 from secure_index.service.gateway_access import Action
 from secure_index.service.gateway_admin_routes import record_admin_action
 from secure_index.service.gateway_ckks import PROTECTION
 from secure_index.service.gateway_responses import ERROR_RESPONSES
 from secure_index.service.http_errors import ApiError
 from secure_index.service.routing import handle
-from secure_index.service.schemas import NAME
+from secure_index.service.schemas import Name, NamePath
 
 __all__ = ["CKKS_UPLOAD_PATHS", "ckks_router"]
 
@@ -41,7 +49,7 @@ class CkksCollectionCreate(BaseModel):
     """Body of ``POST /v1/admin/ckks-collections``."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME)
+    name: Name
 
 
 @handle(
@@ -50,8 +58,16 @@ class CkksCollectionCreate(BaseModel):
     status_code=201,
     dependencies=[Depends(require_admin)],
 )
-def create(body: CkksCollectionCreate, ckks: CkksDep, audit: AuditDep) -> dict[str, Any]:
+def create(
+    body: CkksCollectionCreate, ckks: CkksDep, store: StoreDep, audit: AuditDep
+) -> dict[str, Any]:
     """Create a CKKS collection scored with the gateway's evaluation keys."""
+    if ckks.has(body.name) or body.name in store.names():  # before exporting megabytes
+        raise CollectionExistsError(  # of evaluation keys; one name, one collection
+            f"a collection named {body.name!r} exists",
+            expected="a name no collection has",
+            fix="use the existing collection or choose another name",
+        )
     info = ckks.backend.create(
         body.name,
         dimension=ckks.key.layout.dimension,
@@ -81,7 +97,7 @@ def public_context(cred: CallerDep, ckks: CkksDep) -> Response:
 
 @handle(ckks_router, routes.PUT_BLOCK)
 async def put_block(
-    collection: str,
+    collection: NamePath,
     number: int,
     request: Request,
     cred: CallerDep,
@@ -100,7 +116,7 @@ async def put_block(
 
 @handle(ckks_router, routes.DELETE_BLOCK)
 def delete_block(
-    collection: str, number: int, cred: CallerDep, access: AccessDep, ckks: CkksDep
+    collection: NamePath, number: int, cred: CallerDep, access: AccessDep, ckks: CkksDep
 ) -> dict[str, Any]:
     """Delete the calling node's block ``number``."""
     access.authorise(cred, CredentialRole.NODE, Action.DELETE, collection)

@@ -1,7 +1,8 @@
 """The query gateway's data routes: health, collection info, partner queries, node uploads.
 
 Partners call ``POST /v1/collections/{c}/query`` with a scoped API key and get document
-ids, owning nodes and scores, never vectors or text. Nodes call ``PUT
+ids, owning nodes, ranks and (as far as the key's policy allows) scores, never vectors or
+text. Nodes call ``PUT
 /v1/collections/{c}/documents`` with their own key (idempotent batch upserts of
 protected vectors) and ``POST /v1/collections/{c}/documents/delete`` to delete their own
 documents. Every decision is appended to the hash-chained audit log. Paths and methods
@@ -16,27 +17,37 @@ from secure_index.index.hnsw_collection import Protection
 from secure_index.service.credentials import CredentialRole
 from secure_index.service.deps import (
     AccessDep,
+    BudgetDep,
     CallerDep,
+    CredentialsDep,
     EmbedderDep,
     LimitsDep,
     OptionalCkksDep,
+    ProbesDep,
     StoreDep,
 )
 from secure_index.service.gateway_access import Action, Decision
 from secure_index.service.gateway_ckks import CkksGatewaySearch, ckks_collection_info
 from secure_index.service.gateway_responses import ERROR_RESPONSES, collection_info
 from secure_index.service.http_errors import ApiError
+from secure_index.service.partner_policy import (
+    refuse_vector_query,
+    spend_query,
+    watch_for_probing,
+)
 from secure_index.service.routing import handle
 from secure_index.service.schemas import (
     CollectionInfo,
     DeleteRequest,
     DeleteResult,
     HitOut,
+    NamePath,
     QueryRequest,
     QueryResult,
     UploadRequest,
     UploadResult,
 )
+from secure_index.service.score_release import release_hits
 from secure_index.service.store_backend import StoreBackend
 
 __all__ = ["data_router", "health_router"]
@@ -66,7 +77,7 @@ def my_collections(cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep) -> l
 
 @handle(data_router, routes.DESCRIBE_COLLECTION)
 def describe(
-    collection: str, cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep
+    collection: NamePath, cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep
 ) -> CollectionInfo:
     """A collection's dimension, metric, protection and size."""
     if not cred.allows(collection):
@@ -81,7 +92,7 @@ def describe(
 
 @handle(data_router, routes.QUERY)
 def query(
-    collection: str,
+    collection: NamePath,
     body: QueryRequest,
     cred: CallerDep,
     access: AccessDep,
@@ -89,9 +100,18 @@ def query(
     ckks: OptionalCkksDep,
     embedder: EmbedderDep,
     limits: LimitsDep,
+    credentials: CredentialsDep,
+    budget: BudgetDep,
+    probes: ProbesDep,
 ) -> QueryResult:
-    """Search a collection by text or vector: ids, owners and scores."""
+    """Search a collection by text (or vector, with a grant): ids, owners, ranks, scores.
+
+    The key's query policy applies (:mod:`secure_index.service.partner_policy`): vector
+    queries only with a grant, a query budget per window, probe detection, and scores
+    only as far as its ``score_release`` allows (rank only by default).
+    """
     access.authorise(cred, CredentialRole.PARTNER, Action.QUERY, collection)
+    access.refuse_suspended(cred, Action.QUERY, collection)
     if (body.text is None) == (body.vector is None):
         raise ApiError(
             422,
@@ -99,6 +119,8 @@ def query(
             expected='{"text": "..."} or {"vector": [...]}',
             fix="drop one field",
         )
+    if body.vector is not None:
+        refuse_vector_query(access, cred, collection)
     if body.k > min(cred.top_k_cap, limits.max_k):
         cap = min(cred.top_k_cap, limits.max_k)
         access.deny(
@@ -132,22 +154,28 @@ def query(
             expected=f"{dimension} dimensions for {collection!r}",
             fix="embed with the collection's model",
         )
-    if encrypted is not None:
-        if body.filters.tags:
-            raise ApiError(
-                422,
-                "CKKS collections have no tags",
-                expected="no 'tags' filter (an 'owner' filter works)",
-                fix="drop the tags filter",
-            )
-        vector = embedder.protect(raw, dcpe=False)
-        hits = encrypted.search(collection, vector[0], body.k, owner=body.filters.owner)
-    else:
-        assert spec is not None
-        vector = embedder.protect(raw, dcpe=spec.protection is Protection.DCPE)
-        hits = store.knn_query(
-            collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
-        )[0]
+    if encrypted is not None and body.filters.tags:
+        raise ApiError(
+            422,
+            "CKKS collections have no tags",
+            expected="no 'tags' filter (an 'owner' filter works)",
+            fix="drop the tags filter",
+        )
+    dcpe = spec is not None and spec.protection is Protection.DCPE
+    vector = embedder.protect(raw, dcpe=dcpe)  # a zero or non-finite vector is a 422 here
+    spent = spend_query(access, budget, cred, collection)
+    try:
+        watch_for_probing(access, probes, credentials, cred, collection, raw[0])
+        if encrypted is not None:
+            hits = encrypted.search(collection, vector[0], body.k, owner=body.filters.owner)
+        else:
+            hits = store.knn_query(
+                collection, vector, body.k, owner=body.filters.owner, tags=body.filters.tags
+            )[0]
+    except BaseException:
+        budget.refund(cred.key_id)  # not answered: the unit goes back
+        raise
+    released = release_hits(hits, cred.score_release)
     access.allowed(
         cred,
         Action.QUERY,
@@ -155,19 +183,23 @@ def query(
         {
             "k": body.k,
             "kind": "text" if body.text else "vector",
-            "results": [h.doc_id for h in hits],
+            "results": [h.doc_id for h in released],
+            "release": str(cred.score_release),
+            "budget_spent": spent,
         },
     )
     return QueryResult(
         collection=collection,
         k=body.k,
-        results=[HitOut(doc_id=h.doc_id, owner=h.owner, score=h.score) for h in hits],
+        results=[
+            HitOut(doc_id=h.doc_id, owner=h.owner, rank=h.rank, score=h.score) for h in released
+        ],
     )
 
 
 @handle(data_router, routes.UPSERT_DOCUMENTS)
 def upload(
-    collection: str,
+    collection: NamePath,
     body: UploadRequest,
     cred: CallerDep,
     access: AccessDep,
@@ -189,23 +221,14 @@ def upload(
                 fix="split the upload into smaller batches",
             ),
         )
+    ids = [i.id for i in body.items]
+    access.allowed_write(cred, Action.UPLOAD, collection, ids)  # durable before the write
     result = store.upsert(
         collection,
-        [i.id for i in body.items],
+        ids,
         [i.vector for i in body.items],
         owner=cred.name,
         tags=[i.tags for i in body.items],
-    )
-    access.allowed(
-        cred,
-        Action.UPLOAD,
-        collection,
-        {
-            "items": len(body.items),
-            "inserted": result.inserted,
-            "updated": result.updated,
-            "seq": result.seq,
-        },
     )
     return UploadResult(
         collection=collection, inserted=result.inserted, updated=result.updated, seq=result.seq
@@ -214,12 +237,10 @@ def upload(
 
 @handle(data_router, routes.DELETE_DOCUMENTS)
 def delete(
-    collection: str, body: DeleteRequest, cred: CallerDep, access: AccessDep, store: StoreDep
+    collection: NamePath, body: DeleteRequest, cred: CallerDep, access: AccessDep, store: StoreDep
 ) -> DeleteResult:
     """Delete the calling node's own documents (durable)."""
     access.authorise(cred, CredentialRole.NODE, Action.DELETE, collection)
+    access.allowed_write(cred, Action.DELETE, collection, body.ids)  # durable before the write
     deleted = store.delete(collection, body.ids, owner=cred.name)
-    access.allowed(
-        cred, Action.DELETE, collection, {"requested": len(body.ids), "deleted": deleted}
-    )
     return DeleteResult(collection=collection, deleted=deleted)

@@ -37,5 +37,10 @@ def credential_info(cred: Credential, token: str | None = None) -> CredentialInf
         burst=cred.burst,
         created_at=cred.created_at,
         revoked_at=cred.revoked_at,
+        vector_queries=cred.vector_queries,
+        score_release=str(cred.score_release),
+        query_budget=cred.query_budget,
+        budget_window_s=cred.budget_window_s,
+        suspended_at=cred.suspended_at,
         token=token,
     )

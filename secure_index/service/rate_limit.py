@@ -14,6 +14,11 @@ that runs at most once per :data:`SWEEP_INTERVAL_S` of the clock and whenever th
 number of buckets doubles. What remains is one small entry per key that was active
 within its refill time (``burst / rate`` seconds), at most one per issued key.
 
+Each bucket also counts the refusals of the current *streak* (refusals since the key's
+last allowed request), so the gateway can audit the first refusal of a streak and a
+summary when it ends instead of every refused request (:meth:`RateLimiter.check`). A
+bucket with an unreported streak is kept by the sweep until its key returns.
+
 One lock guards all buckets; :meth:`RateLimiter.acquire` does O(1) work under it
 (a sweep is O(buckets), amortised over at least as many calls).
 """
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["SWEEP_INTERVAL_S", "RateLimiter"]
+__all__ = ["SWEEP_INTERVAL_S", "RateLimiter", "RateVerdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ class _Bucket:
     updated: float
     per_second: float
     burst: float
+    refused: int = 0  # refusals since the key's last allowed request
 
     def refill(self, now: float) -> None:
         elapsed = max(0.0, now - self.updated)  # a clock that steps back refills nothing
@@ -49,7 +55,27 @@ class _Bucket:
 
     def full_at(self, now: float) -> bool:
         elapsed = max(0.0, now - self.updated)
-        return self.tokens + elapsed * self.per_second >= self.burst
+        return self.tokens + elapsed * self.per_second >= self.burst and not self.refused
+
+
+@dataclass(frozen=True)
+class RateVerdict:
+    """The limiter's answer to one request.
+
+    Attributes:
+        wait: 0.0 when allowed (its tokens were taken), else the seconds until it would be.
+        refusals: For a refusal, its number in the key's current streak (1 for the first
+            refusal since the key's last allowed request). For an allowed request, the
+            length of the streak it ends (0 when the previous request was allowed too).
+    """
+
+    wait: float
+    refusals: int
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the request passes."""
+        return self.wait == 0.0
 
 
 class RateLimiter:
@@ -69,6 +95,15 @@ class RateLimiter:
     def acquire(self, key: str, *, rate_per_minute: int, burst: int, cost: float = 1.0) -> float:
         """Take ``cost`` tokens from ``key``'s bucket if it holds them.
 
+        The wait of :meth:`check`: 0.0 when allowed, else the seconds until it would be.
+        """
+        return self.check(key, rate_per_minute=rate_per_minute, burst=burst, cost=cost).wait
+
+    def check(
+        self, key: str, *, rate_per_minute: int, burst: int, cost: float = 1.0
+    ) -> RateVerdict:
+        """Take ``cost`` tokens from ``key``'s bucket if it holds them, counting refusals.
+
         The bucket follows the caps passed now (a key whose caps changed gets them at
         once; its tokens are clipped to the new ``burst``).
 
@@ -79,8 +114,9 @@ class RateLimiter:
             cost: Tokens this request needs (at most ``burst``).
 
         Returns:
-            0.0 when the request is allowed (its tokens are taken), else the seconds
-            until it would be allowed (nothing is taken; round up for ``Retry-After``).
+            The verdict: its ``wait`` is 0.0 when the request is allowed (its tokens are
+            taken), else the seconds until it would be allowed (nothing is taken; round
+            up for ``Retry-After``); its ``refusals`` count the key's refusal streak.
 
         Raises:
             ValueError: When the rate, burst or cost is not positive, or cost > burst.
@@ -105,8 +141,10 @@ class RateLimiter:
                 bucket.tokens = min(bucket.tokens, bucket.burst)
             if bucket.tokens >= cost:
                 bucket.tokens -= cost
-                return 0.0
-            return (cost - bucket.tokens) / per_second
+                ended, bucket.refused = bucket.refused, 0
+                return RateVerdict(0.0, ended)
+            bucket.refused += 1
+            return RateVerdict((cost - bucket.tokens) / per_second, bucket.refused)
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s bucket (e.g. after revoking the key)."""

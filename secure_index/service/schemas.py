@@ -1,10 +1,27 @@
-"""Request and response bodies of the HTTP APIs (the OpenAPI schema comes from these)."""
+"""Request and response bodies of the HTTP APIs (the OpenAPI schema comes from these).
+
+Names (collections, nodes, partners) are :data:`Name` in bodies, :data:`NamePath` in
+paths and :data:`OwnerQuery` in query strings: the one rule of :mod:`index_client.names`,
+checked before a handler runs, so a name that is ``..``, holds a ``/`` or has 10,000
+characters is a 422 with the standard error body, never a folder, a URL or a 500.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
-from secure_index.index.collection_spec import COLLECTION_PATTERN, DOC_ID_PATTERN
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from index_client.names import (
+    DOC_ID_PATTERN,
+    NAME_MAX_CHARS,
+    NAME_PATTERN,
+    NAME_RE,
+    NAME_RULE,
+    name_problem,
+    shown,
+)
 from secure_index.index.hnsw_collection import TAG_PATTERN
 
 __all__ = [
@@ -17,9 +34,13 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "HitOut",
+    "Name",
+    "NamePath",
+    "OwnerQuery",
     "QueryFilters",
     "QueryRequest",
     "QueryResult",
+    "Scope",
     "StoreQuery",
     "UploadItem",
     "UploadRequest",
@@ -27,9 +48,37 @@ __all__ = [
 ]
 
 # One definition of each identifier rule: the index validates with the same patterns.
-NAME = COLLECTION_PATTERN.pattern
-DOC_ID = DOC_ID_PATTERN.pattern
+NAME = NAME_PATTERN
+DOC_ID = DOC_ID_PATTERN
 TAG = TAG_PATTERN.pattern
+SCOPE = rf"^(\*|{NAME_RE.pattern})$"
+
+
+def _name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(f"{shown(value)} is not a name: {problem} (expected {NAME_RULE})")
+    return value
+
+
+def _scope(value: str) -> str:
+    return value if value == "*" else _name(value)
+
+
+def _schema(pattern: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"type": "string", "pattern": pattern, "minLength": 1, "maxLength": NAME_MAX_CHARS}
+    )
+
+
+Name = Annotated[str, AfterValidator(_name), _schema(NAME)]
+"""A collection, node or partner name (:data:`index_client.names.NAME_RULE`)."""
+Scope = Annotated[str, AfterValidator(_scope), _schema(SCOPE)]
+"""A key's scope: a collection name, or ``*`` for every collection."""
+NamePath = Annotated[Name, Path(description=f"A name: {NAME_RULE}.")]
+"""A name as a path parameter (``{collection}``, ``{name}``, ``{owner}``)."""
+OwnerQuery = Annotated[Name | None, Query(description=f"A node name: {NAME_RULE}.")]
+"""An optional node name as a query parameter."""
 MAX_TEXT = 2000
 MAX_DIM = 4096
 
@@ -55,7 +104,7 @@ class ErrorBody(_Strict):
 class QueryFilters(_Strict):
     """Restrict results to one owner node and/or documents carrying every tag."""
 
-    owner: str | None = Field(default=None, pattern=NAME)
+    owner: Name | None = None
     tags: list[str] = Field(default_factory=list, max_length=16)
 
 
@@ -69,15 +118,20 @@ class QueryRequest(_Strict):
 
 
 class HitOut(_Strict):
-    """One result: the document's opaque id, its owner node and the similarity score."""
+    """One result: the document's opaque id, its owner node, its rank and maybe its score.
+
+    ``rank`` is 1 for the best hit; ``score`` is what the key's ``score_release`` allows:
+    null (``rank``, the default), rounded (``coarse``) or the exact similarity.
+    """
 
     doc_id: str
     owner: str
-    score: float
+    rank: int = Field(ge=1)
+    score: float | None
 
 
 class QueryResult(_Strict):
-    """Results of a query: ids, owners and scores only, never vectors or text."""
+    """Results of a query in rank order: ids, owners, ranks, scores; never vectors or text."""
 
     collection: str
     k: int
@@ -123,7 +177,7 @@ class DeleteResult(_Strict):
 class CollectionCreate(_Strict):
     """A new collection."""
 
-    name: str = Field(pattern=NAME)
+    name: Name
     dimension: int = Field(ge=1, le=MAX_DIM)
     metric: str = Field(default="cosine", pattern=r"^(cosine|ip|l2)$")
     protection: str = Field(default="at-rest", pattern=r"^(at-rest|dcpe)$")
@@ -146,11 +200,21 @@ class CredentialCreate(_Strict):
     """A new partner or node key."""
 
     role: str = Field(pattern=r"^(partner|node)$")
-    name: str = Field(pattern=NAME)
-    scopes: list[str] = Field(min_length=1, max_length=64)
+    name: Name
+    scopes: list[Scope] = Field(min_length=1, max_length=64)
     top_k_cap: int = Field(default=100, ge=1, le=1000)
     rate_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     burst: int = Field(default=60, ge=1, le=100_000)
+    vector_queries: bool = Field(
+        default=False, description="Grant raw vector queries (risky: basis vectors probe)."
+    )
+    score_release: str = Field(
+        default="rank",
+        pattern=r"^(rank|coarse|exact)$",
+        description="rank (score null), coarse (rounded) or exact (risky).",
+    )
+    query_budget: int = Field(default=1000, ge=1, le=1_000_000_000)
+    budget_window_s: int = Field(default=86_400, ge=1, le=366 * 86_400)
 
 
 class CredentialInfo(_Strict):
@@ -165,6 +229,11 @@ class CredentialInfo(_Strict):
     burst: int
     created_at: str
     revoked_at: str | None = None
+    vector_queries: bool = False
+    score_release: str = "rank"
+    query_budget: int = 1000
+    budget_window_s: int = 86_400
+    suspended_at: str | None = None
     token: str | None = None
 
 
@@ -173,5 +242,5 @@ class StoreQuery(_Strict):
 
     vectors: list[list[float]] = Field(min_length=1, max_length=64)
     k: int = Field(ge=1, le=10_000)
-    owner: str | None = None
+    owner: Name | None = None
     tags: list[str] = Field(default_factory=list)

@@ -4,6 +4,10 @@
 runs only the encrypted store's internal API (it may live on an untrusted host: in DCPE
 collections it only sees ciphertext vectors); ``role=gateway`` runs the partner/node API
 against a remote store.
+
+With ``--tls-cert``/``--tls-key`` every role serves HTTPS (:mod:`.service_tls`); the
+gateway checks its TLS link to the store at start and refuses to run against a store
+whose certificate it does not trust.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from crypto.ckks_search_key import load_ckks_key
+from index_client.errors import GatewayError
+from index_client.routes import HEALTH
+from index_client.transport import TlsTrustError
 from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
-from secure_index.sealing import load_keks
+from secure_index.sealing import KekProvider, load_keks
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.ckks_backend import CkksBackend, RemoteCkksStore
 from secure_index.service.credentials import CredentialStore
@@ -26,13 +33,18 @@ from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.query_embedder import QueryEmbedder
-from secure_index.service.settings import CKKS_DIR, STORE_DIR, ServiceRole, ServiceSettings
+from secure_index.service.service_tls import check_server_tls
+from secure_index.service.settings import STORE_DIR, ServiceRole, ServiceSettings
 from secure_index.service.store_app import create_store_app
-from secure_index.service.store_backend import RemoteStore, StoreBackend
+from secure_index.service.store_backend import RemoteStore, StoreBackend, store_error
+from secure_index.storage.state_anchor import resolve_anchor_path
 
 __all__ = ["ServiceBundle", "build_service", "serve"]
 
 logger = logging.getLogger(__name__)
+
+# TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are all of that kind).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 @dataclass
@@ -51,22 +63,27 @@ class ServiceBundle:
 def build_service(settings: ServiceSettings) -> ServiceBundle:
     """Build the app of ``settings.role`` over real parts."""
     closers: list[Callable[[], None]] = []
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        check_server_tls(settings.tls_cert, settings.tls_key)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store: IndexStore | None = None
     ckks_store: CkksCollections | None = None
+    keks: KekProvider | None = None
     if settings.role in (ServiceRole.ALL, ServiceRole.STORE):
         keks = load_keks(key_file=settings.kek_file)
+        store_root = settings.data_dir / STORE_DIR
         store = IndexStore(
-            settings.data_dir / STORE_DIR,
+            store_root,
             keks=keks,
             tenant=settings.tenant,
             snapshot_records=settings.snapshot_records,
             snapshot_interval_s=settings.snapshot_interval_s,
+            state_anchor=resolve_anchor_path(
+                settings.state_anchor, key_file=settings.kek_file, store_root=store_root
+            ),
         )
         closers.append(store.close)
-        ckks_store = CkksCollections(
-            settings.data_dir / STORE_DIR / CKKS_DIR, keks=keks, tenant=settings.tenant
-        )
+        ckks_store = store.ckks_collections()  # one name space and anchor for every kind
     if settings.role is ServiceRole.STORE:
         assert store is not None
         assert settings.store_token is not None
@@ -87,9 +104,13 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
         assert settings.store_url is not None
         assert settings.store_token is not None
         remote = RemoteStore(
-            settings.store_url, token=settings.store_token.get_secret_value(), timeout_s=300.0
+            settings.store_url,
+            token=settings.store_token.get_secret_value(),
+            timeout_s=300.0,
+            verify=settings.store_ca if settings.store_ca is not None else True,
         )
         closers.append(remote.close)
+        _check_store_link(remote)
         backend, ckks_backend = remote, RemoteCkksStore(remote.transport)
     ckks = None
     if settings.ckks_key_file is not None:
@@ -104,7 +125,9 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
     app = create_gateway_app(
         backend=backend,
         credentials=CredentialStore(settings.credentials_path),
-        audit=AuditLog(settings.audit_path),
+        audit=AuditLog(  # its head anchor is keyed: the gateway needs a KEK of its own
+            settings.audit_path, keks=keks or load_keks(key_file=settings.kek_file)
+        ),
         embedder=embedder,
         admin_token=settings.admin_token.get_secret_value(),
         limits=GatewayLimits(
@@ -114,24 +137,49 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
             max_block_bytes=settings.max_block_bytes,
         ),
         ckks=ckks,
+        suspend_on_probing=settings.suspend_on_probing,
     )
     return ServiceBundle(app, closers)
+
+
+def _check_store_link(remote: RemoteStore) -> None:
+    """Refuse a store whose TLS certificate is not trusted (a store not up yet is fine).
+
+    Raises:
+        StorageError: With the TLS failure and its fix; the handshake failed before the
+            store token was sent.
+    """
+    try:
+        remote.transport.send(HEALTH)
+    except TlsTrustError as exc:
+        raise store_error(exc) from None
+    except GatewayError as exc:
+        logger.warning(
+            "serve: the store at %s does not answer yet (%s)",
+            remote.transport.base_url,
+            exc.problem,
+        )
 
 
 def serve(settings: ServiceSettings, *, log_level: str = "info") -> None:
     """Run the service until SIGINT/SIGTERM, then fold logs and release the directory."""
     bundle = build_service(settings)
     try:
+        tls = settings.tls_cert is not None and settings.tls_key is not None
         config = uvicorn.Config(
             bundle.app,
             host=settings.host,
             port=settings.port,
             log_level=log_level,
             access_log=False,  # the audit log records requests; no query strings in logs
+            ssl_certfile=settings.tls_cert if tls else None,
+            ssl_keyfile=settings.tls_key if tls else None,
+            ssl_ciphers=TLS12_CIPHERS,
         )
         logger.info(
-            "serve: %s on http://%s:%d (tenant %s)",
+            "serve: %s on %s://%s:%d (tenant %s)",
             settings.role,
+            "https" if tls else "http",
             settings.host,
             settings.port,
             settings.tenant,

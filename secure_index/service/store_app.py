@@ -3,7 +3,8 @@
 It holds the encrypted index and answers nearest-neighbour queries on the vectors it is
 given; in DCPE collections those are ciphertexts, so this process never sees a
 plaintext vector or any text. Every route but the health check needs the gateway's
-bearer token.
+bearer token, checked before any of a request's body is read
+(:mod:`secure_index.service.auth_first`).
 
 This module assembles the app from its routers:
 :mod:`secure_index.service.store_routes` (at-rest and DCPE collections) and
@@ -18,7 +19,8 @@ from fastapi import FastAPI
 
 from secure_index.index.ckks_collections import CkksCollections
 from secure_index.index.index_store import IndexStore
-from secure_index.service.deps import StoreParts
+from secure_index.service.auth_first import AuthenticateFirst, public_paths
+from secure_index.service.deps import StoreParts, store_header_check
 from secure_index.service.http_errors import BodySizeLimit, install_error_handlers
 from secure_index.service.store_ckks_routes import CKKS_LARGE_PATHS, store_ckks_router
 from secure_index.service.store_routes import store_health_router, store_router
@@ -50,6 +52,12 @@ def create_store_app(
         large_max_bytes=max_block_bytes,
     )
     app.state.store = StoreParts(index=store, token=token, ckks=ckks)
+    # outermost: no body is read (nor its size checked) before the store token is
+    app.add_middleware(
+        AuthenticateFirst,
+        check=store_header_check(app.state.store),
+        public_paths=public_paths(app),
+    )
     app.include_router(store_health_router)
     app.include_router(store_router)
     if ckks is not None:

@@ -21,7 +21,7 @@ from embedding_core.errors import FedembedError
 from index_client import routes
 from index_client.errors import GatewayError
 from index_client.routes import Route
-from index_client.transport import ServiceTransport
+from index_client.transport import ServiceTransport, TlsTrustError, TlsVerify
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -100,6 +100,14 @@ _BY_STATUS: dict[int, type[FedembedError]] = {
 
 def store_error(exc: GatewayError) -> FedembedError:
     """The user-facing error of a store's refusal (its problem, expected and fix)."""
+    if isinstance(exc, TlsTrustError):
+        return StorageError(
+            f"index store: {exc.problem}",
+            expected=exc.expected,
+            fix="set FEDEMBED_INDEX_STORE_CA to the CA certificate that signed the store's, "
+            "give the store a certificate for the host in FEDEMBED_INDEX_STORE_URL, and "
+            "check that URL's scheme and port",
+        )
     if exc.status == 0:
         return StorageError(
             exc.problem,
@@ -122,6 +130,23 @@ def call_store(transport: ServiceTransport, route: Route, **kwargs: Any) -> Any:
         return transport.call(route, _document, **kwargs)
     except GatewayError as exc:
         raise store_error(exc) from None
+
+
+def _numeric(vectors: object) -> np.ndarray:
+    """``vectors`` as float32, refused as the index refuses them (JSON has no NaN or inf)."""
+    try:
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            array = np.asarray(vectors, dtype=np.float32)
+        numeric = array.ndim > 0 and bool(np.isfinite(array).all())
+    except (TypeError, ValueError):  # rows of unequal length, not numbers
+        numeric = False
+    if not numeric:
+        raise RequestError(
+            "vectors are not rows of finite numbers",
+            expected="one row of finite float32 numbers (|x| < 3.4e38) per document or query",
+            fix="re-embed with the collection's model",
+        )
+    return array
 
 
 def spec_from_dict(raw: dict[str, Any]) -> CollectionSpec:
@@ -157,11 +182,12 @@ class RemoteStore:
         url: Base URL of the store service.
         token: Bearer token shared by gateway and store.
         timeout_s: Per-request timeout.
-        verify: TLS verification (a CA bundle path, or True).
+        verify: TLS trust: the store's CA certificate file, an ``ssl.SSLContext``, or True
+            (the system trust store).
     """
 
     def __init__(
-        self, url: str, *, token: str, timeout_s: float = 30.0, verify: str | bool = True
+        self, url: str, *, token: str, timeout_s: float = 30.0, verify: TlsVerify = True
     ) -> None:
         self._transport = ServiceTransport(url, token, timeout_s=timeout_s, verify=verify)
 
@@ -202,7 +228,7 @@ class RemoteStore:
         """Durable upsert on the store."""
         body = {
             "ids": list(doc_ids),
-            "vectors": np.asarray(vectors, dtype=np.float32).tolist(),
+            "vectors": _numeric(vectors).tolist(),
             "owner": owner,
             "tags": [list(t) for t in tags] if tags is not None else None,
         }
@@ -223,7 +249,7 @@ class RemoteStore:
         tags: Sequence[str] = (),
     ) -> list[list[Hit]]:
         """Nearest documents from the store."""
-        array = np.asarray(vectors, dtype=np.float32)
+        array = _numeric(vectors)
         body = {
             "vectors": array.reshape(-1, array.shape[-1]).tolist(),
             "k": k,

@@ -23,7 +23,7 @@ from secure_index.errors import RequestError
 from secure_index.service.ckks_backend import encode_scored
 from secure_index.service.deps import CkksStoreDep, require_gateway
 from secure_index.service.routing import handle
-from secure_index.service.schemas import MAX_DIM, NAME
+from secure_index.service.schemas import MAX_DIM, Name, NamePath, OwnerQuery
 
 __all__ = ["CKKS_LARGE_PATHS", "store_ckks_router"]
 
@@ -38,7 +38,7 @@ store_ckks_router = APIRouter(dependencies=[Depends(require_gateway)])
 
 class _CreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME)
+    name: Name
     dimension: int = Field(ge=1, le=MAX_DIM)
     evaluation_context: str = Field(min_length=1)
 
@@ -49,7 +49,7 @@ def names(ckks: CkksStoreDep) -> dict[str, Any]:
 
 
 @handle(store_ckks_router, routes.STORE_CKKS_DESCRIBE)
-def info(name: str, ckks: CkksStoreDep) -> dict[str, Any]:
+def info(name: NamePath, ckks: CkksStoreDep) -> dict[str, Any]:
     return asdict(ckks.info(name))
 
 
@@ -68,7 +68,7 @@ def create(body: _CreateBody, ckks: CkksStoreDep) -> dict[str, Any]:
 
 @handle(store_ckks_router, routes.STORE_CKKS_PUT_BLOCK)
 async def put_block(
-    name: str, owner: str, number: int, request: Request, ckks: CkksStoreDep
+    name: NamePath, owner: NamePath, number: int, request: Request, ckks: CkksStoreDep
 ) -> dict[str, Any]:
     ids, block = unpack_block_upload(await request.body())
     info = await run_in_threadpool(ckks.put_block, name, owner, number, ids, block)
@@ -76,13 +76,15 @@ async def put_block(
 
 
 @handle(store_ckks_router, routes.STORE_CKKS_DELETE_BLOCK)
-def delete_block(name: str, owner: str, number: int, ckks: CkksStoreDep) -> dict[str, Any]:
+def delete_block(
+    name: NamePath, owner: NamePath, number: int, ckks: CkksStoreDep
+) -> dict[str, Any]:
     return {"deleted": ckks.delete_block(name, owner, number)}
 
 
 @handle(store_ckks_router, routes.STORE_CKKS_SCORE)
 async def score(
-    name: str, request: Request, ckks: CkksStoreDep, owner: str | None = None
+    name: NamePath, request: Request, ckks: CkksStoreDep, owner: OwnerQuery = None
 ) -> dict[str, Any]:
     query = await request.body()
     blocks = await run_in_threadpool(lambda: ckks.score(name, query, owner=owner))

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from index_client import routes
 from secure_index.service.deps import IndexDep, require_gateway
 from secure_index.service.routing import handle
-from secure_index.service.schemas import DOC_ID, MAX_DIM, NAME, StoreQuery
+from secure_index.service.schemas import DOC_ID, MAX_DIM, Name, NamePath, StoreQuery
 from secure_index.service.store_backend import spec_from_dict, spec_to_dict
 
 __all__ = ["store_health_router", "store_router"]
@@ -28,7 +28,7 @@ store_router = APIRouter(dependencies=[Depends(require_gateway)])
 
 class _SpecBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME)
+    name: Name
     dimension: int = Field(ge=1, le=MAX_DIM)
     metric: str = Field(pattern=r"^(cosine|ip|l2)$")
     protection: str = Field(pattern=r"^(at-rest|dcpe)$")
@@ -41,14 +41,14 @@ class _UpsertBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[Annotated[str, Field(pattern=DOC_ID)]] = Field(min_length=1)
     vectors: list[list[float]] = Field(min_length=1)
-    owner: str = Field(pattern=NAME)
+    owner: Name
     tags: list[list[str]] | None = None
 
 
 class _DeleteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[Annotated[str, Field(pattern=DOC_ID)]] = Field(min_length=1)
-    owner: str = Field(pattern=NAME)
+    owner: Name
 
 
 @handle(store_health_router, routes.HEALTH)
@@ -67,27 +67,27 @@ def create(body: _SpecBody, store: IndexDep) -> dict[str, Any]:
 
 
 @handle(store_router, routes.STORE_DESCRIBE)
-def describe(name: str, store: IndexDep) -> dict[str, Any]:
+def describe(name: NamePath, store: IndexDep) -> dict[str, Any]:
     return {"spec": spec_to_dict(store.spec(name)), "stats": asdict(store.stats(name))}
 
 
 @handle(store_router, routes.STORE_UPSERT)
-def upsert(name: str, body: _UpsertBody, store: IndexDep) -> dict[str, Any]:
+def upsert(name: NamePath, body: _UpsertBody, store: IndexDep) -> dict[str, Any]:
     result = store.upsert(name, body.ids, body.vectors, owner=body.owner, tags=body.tags)
     return asdict(result)
 
 
 @handle(store_router, routes.STORE_DELETE)
-def delete(name: str, body: _DeleteBody, store: IndexDep) -> dict[str, Any]:
+def delete(name: NamePath, body: _DeleteBody, store: IndexDep) -> dict[str, Any]:
     return {"deleted": store.delete(name, body.ids, owner=body.owner)}
 
 
 @handle(store_router, routes.STORE_QUERY)
-def query(name: str, body: StoreQuery, store: IndexDep) -> dict[str, Any]:
+def query(name: NamePath, body: StoreQuery, store: IndexDep) -> dict[str, Any]:
     rows = store.knn_query(name, body.vectors, body.k, owner=body.owner, tags=body.tags)
     return {"results": [[hit.as_dict() for hit in row] for row in rows]}
 
 
 @handle(store_router, routes.STORE_SNAPSHOT)
-def snapshot(name: str, store: IndexDep) -> dict[str, Any]:
+def snapshot(name: NamePath, store: IndexDep) -> dict[str, Any]:
     return {"generation": store.snapshot(name)}

@@ -116,7 +116,7 @@ class WriteAheadLog:
         directory = Path(directory)
         log = cls(directory, context, keks)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             names = sorted(os.listdir(directory))
         except OSError as exc:
             raise storage_error(exc, path=directory, operation="open the log directory") from exc
@@ -159,6 +159,13 @@ class WriteAheadLog:
     def last_seq(self) -> int:
         """The seq of the last durable record (0 when none was ever written)."""
         return self._last_seq
+
+    @property
+    def first_seq(self) -> int:
+        """The seq of the oldest record the log still holds (or of its next record)."""
+        with self._cond:
+            files = [*self._closed_files, *([self._current] if self._current else [])]
+            return files[0].first_seq if files else self._last_seq + 1
 
     @property
     def commits(self) -> int:

@@ -49,7 +49,7 @@ def test_kek_lifecycle_rotate_rewraps_and_retire_is_guarded(tmp_path: Path) -> N
         fedembed("index", "keys", "retire", "kek-1", "--key-file", kek, "--data-dir", data)
     )
     # Assert
-    assert rotated == {"primary": "kek-2", "rewrapped_files": 3}
+    assert rotated == {"primary": "kek-2", "rewrapped_files": 3, "older_files": {}}
     assert retired == {"retired": "kek-1", "primary": "kek-2"}
     listed = _json(fedembed("index", "keys", "list", "--key-file", kek))
     assert [v["id"] for v in listed] == ["kek-2"]  # type: ignore[union-attr, index]
@@ -80,7 +80,7 @@ def test_retire_refuses_while_files_still_use_the_version(tmp_path: Path) -> Non
     result = fedembed("index", "keys", "retire", "kek-1", "--key-file", kek, "--data-dir", data)
     assert result.returncode == 2
     assert "still use kek-1" in result.stderr
-    assert "keys rotate" in result.stderr
+    assert "keys rewrap" in result.stderr
 
 
 def test_partner_keys_are_shown_once_listed_without_secrets_and_audited(tmp_path: Path) -> None:

@@ -42,7 +42,14 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
             admin.create_collection(OTHER, DIM)
             admin.create_ckks_collection(SEALED)
             node = admin.issue_credential("node", "node-a", [DOCS, SEALED])
-            partner = admin.issue_credential("partner", "insurer-x", [DOCS, SEALED], top_k_cap=20)
+            partner = admin.issue_credential(
+                "partner",
+                "insurer-x",
+                [DOCS, SEALED],
+                top_k_cap=20,
+                vector_queries=True,
+                score_release="exact",
+            )
         yield Consortium(service, node.token, partner.token)
     finally:
         service.stop()

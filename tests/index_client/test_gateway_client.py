@@ -151,7 +151,9 @@ def test_a_rate_limited_query_is_refused_or_retried_after_the_wait(
 ) -> None:
     # Prepare: a key with one token, refilled at one per second
     with AdminClient(consortium.service.url, consortium.service.admin_token) as admin:
-        key = admin.issue_credential("partner", "slow", [DOCS], rate_per_minute=60, burst=1)
+        key = admin.issue_credential(
+            "partner", "slow", [DOCS], rate_per_minute=60, burst=1, vector_queries=True
+        )
     once = GatewayClient(consortium.service.url, key.token)
     patient = GatewayClient(consortium.service.url, key.token, retries=2)
     vector = _unit(1, seed=7)[0]

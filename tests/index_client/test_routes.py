@@ -98,7 +98,7 @@ def test_gateway_and_store_routes_do_not_collide() -> None:
 
 def test_a_path_encodes_each_value_as_one_segment() -> None:
     assert routes.PUT_BLOCK.path(collection="claims", number=3) == "/v1/collections/claims/blocks/3"
-    assert routes.QUERY.path(collection="a/b c") == "/v1/collections/a%2Fb%20c/query"
+    assert routes.REVOKE_CREDENTIAL.path(key_id="a/b c") == "/v1/admin/credentials/a%2Fb%20c"
     assert routes.HEALTH.path() == "/healthz"
 
 

@@ -41,7 +41,6 @@ from kits.provisioning import (
     DEFAULT_DCPE_BETA,
     CoordinatorKit,
     GatewayKit,
-    KitPermissionWarning,
     NodeKit,
     ProvisioningError,
     ProvisionResult,
@@ -560,14 +559,14 @@ def test_secret_context_in_coordinator_kit_is_refused(
         load_coordinator_kit(kit)
 
 
-def test_readable_secret_warns(consortium: ProvisionResult, tmp_path: Path) -> None:
+def test_readable_secret_is_refused(consortium: ProvisionResult, tmp_path: Path) -> None:
     kit = _copy_kit(consortium.node_dirs["bank_b"], tmp_path / "kit")
     os.chmod(kit / "auth.key", 0o644)
-    with pytest.warns(KitPermissionWarning, match=r"auth\.key.*chmod 600"):
+    with pytest.raises(ProvisioningError, match=r"auth\.key.*mode 0644.*chmod 600"):
         load_node_kit(kit)
     coordinator = _copy_kit(consortium.coordinator_dir, tmp_path / "coordinator")
     os.chmod(coordinator / "server.key", 0o640)
-    with pytest.warns(KitPermissionWarning, match=r"server\.key"):
+    with pytest.raises(ProvisioningError, match=r"server\.key.*mode 0640"):
         load_coordinator_kit(coordinator)
 
 

@@ -1,9 +1,11 @@
 """SIGKILL the service during 10,000 concurrent inserts: every acknowledged insert
-survives, none is duplicated, and the index opens and answers after a restart."""
+survives, none is duplicated, each has its audit record, and the index and the audit
+log open, answer and verify after a restart."""
 
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import threading
 from pathlib import Path
@@ -13,8 +15,9 @@ import numpy as np
 
 from secure_index.index.index_store import IndexStore
 from secure_index.sealing import EnvKeks
+from secure_index.service.audit_log import ids_digest, verify_audit_log
 from secure_index.service.local_service import start_index_service
-from secure_index.service.settings import STORE_DIR
+from secure_index.service.settings import STORE_DIR, audit_path
 
 DIM = 16
 COLLECTION = "crash"
@@ -88,11 +91,21 @@ def test_sigkill_during_concurrent_inserts_loses_no_acknowledged_insert(
         tmp_path / "svc" / STORE_DIR, keks=EnvKeks.from_env(), tenant="consortium", background=False
     ) as store:
         rows = store.lookup(COLLECTION, [f"doc-{d}" for d in sorted(acknowledged)])
+        stored = [
+            row.doc_id for row in store.lookup(COLLECTION, [f"doc-{d}" for d in range(TOTAL)])
+        ]
         documents = store.stats(COLLECTION).documents
         probe = sorted(acknowledged)
         hits = store.knn_query(
             COLLECTION, np.array([_vector(d) for d in probe], dtype=np.float32), k=2
         )
+    log = audit_path(tmp_path / "svc")
+    audited = {
+        record["detail"]["ids_sha256"]
+        for record in map(json.loads, log.read_text().splitlines())
+        if (record["action"], record["decision"]) == ("upload", "allow")
+    }
+    verdict = verify_audit_log(log, keks=EnvKeks.from_env())
     assert len(acknowledged) < TOTAL  # the kill really interrupted the run
     assert len(rows) == len(acknowledged)
     assert len({r.label for r in rows}) == len(rows)
@@ -100,3 +113,7 @@ def test_sigkill_during_concurrent_inserts_loses_no_acknowledged_insert(
     assert stats["documents"] == documents
     assert all(h[0].doc_id == f"doc-{d}" for h, d in zip(hits, probe, strict=True))
     assert all(h[0].doc_id != h[1].doc_id for h in hits)
+    unaudited = [d for d in sorted(acknowledged) if ids_digest([f"doc-{d}"]) not in audited]
+    assert unaudited == []  # every acknowledged upload has its audit record
+    assert [d for d in stored if ids_digest([d]) not in audited] == []  # and every stored one
+    assert verdict.ok, verdict.problem

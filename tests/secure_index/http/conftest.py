@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from secure_index.service.local_service import LocalIndexService, start_index_service
+from secure_index.service.local_service import KEK_ENV, LocalIndexService, start_index_service
 
 DIM = 16
 COLLECTION = "claims"
@@ -44,19 +45,25 @@ def provision(
             top_k_cap=top_k_cap,
             burst=burst,
             rate_per_minute=rate_per_minute,
+            vector_queries=True,  # these tests search with vectors and read exact scores
+            score_release="exact",
         )
     return Deployment(service, node.token, node.key.key_id, partner.token, partner.key.key_id)
 
 
 @pytest.fixture
-def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+def deployment_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Deployment]]:
     services: list[LocalIndexService] = []
 
     def make(**limits: int) -> Deployment:
+        kek = secrets.token_bytes(32)
+        # the operator's shell holds the KEK: the CLI's key operations and verify-audit
+        # need it (the audit anchor is keyed); the latest service's KEK wins
+        monkeypatch.setenv(KEK_ENV, base64.b64encode(kek).decode())
         service = start_index_service(
-            tmp_path / f"svc{len(services)}",
-            kek=secrets.token_bytes(32),
-            extra_args=("--no-text-queries",),
+            tmp_path / f"svc{len(services)}", kek=kek, extra_args=("--no-text-queries",)
         )
         services.append(service)
         return provision(service, **limits)
@@ -82,12 +89,13 @@ def provision_deployment() -> Callable[..., Deployment]:
 @pytest.fixture(scope="module")
 def module_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """One service shared by a module's read-mostly tests."""
+    kek = secrets.token_bytes(32)
     service = start_index_service(
-        tmp_path_factory.mktemp("gateway") / "svc",
-        kek=secrets.token_bytes(32),
-        extra_args=("--no-text-queries",),
+        tmp_path_factory.mktemp("gateway") / "svc", kek=kek, extra_args=("--no-text-queries",)
     )
     try:
-        yield provision(service)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(KEK_ENV, base64.b64encode(kek).decode())  # as in deployment_factory
+            yield provision(service)
     finally:
         service.stop()

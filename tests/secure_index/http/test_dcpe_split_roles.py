@@ -42,7 +42,7 @@ def test_dcpe_collection_through_split_gateway_and_store(
             with gateway.admin_client() as admin:
                 created = admin.create_collection("enc", DIM, metric="l2", protection="dcpe")
                 node = admin.issue_credential("node", "node-a", ["enc"])
-                partner = admin.issue_credential("partner", "p", ["enc"])
+                partner = admin.issue_credential("partner", "p", ["enc"], vector_queries=True)
             x = np.random.default_rng(0).standard_normal((200, DIM)).astype(np.float32)
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             ciphertexts = ScaleAndPerturb(keyring.current()).encrypt(x).vectors  # on the node

@@ -51,10 +51,12 @@ def test_node_uploads_and_partner_finds_ids_owners_scores_only(deployment: Deplo
     assert body["results"][0] == {
         "doc_id": "doc-7",
         "owner": "node-a",
+        "rank": 1,
         "score": pytest.approx(1.0, abs=1e-4),
     }
     assert set(body) == {"collection", "k", "results"}
-    assert all(set(hit) == {"doc_id", "owner", "score"} for hit in body["results"])
+    assert all(set(hit) == {"doc_id", "owner", "rank", "score"} for hit in body["results"])
+    assert [hit["rank"] for hit in body["results"]] == [1, 2, 3]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""CKKS collections: blocks persist sealed, ownership holds, scores decrypt at the gateway."""
+"""CKKS collections: blocks persist sealed, ownership holds, scores decrypt at the gateway;
+one name space with the HNSW collections, failed creates leave nothing, a broken
+collection is reported alone."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import tenseal as ts
 
 from crypto.ckks_search import CkksDocumentEncryptor
 from crypto.ckks_search_key import CkksSearchKey
+from crypto.errors import KeyManagementError
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
+    CollectionUnavailableError,
     IntegrityError,
     OwnershipError,
     RequestError,
@@ -23,7 +27,9 @@ from secure_index.index.ckks_collections import (
     METRIC,
     CkksCollections,
 )
-from secure_index.sealing import KeyFileKeks
+from secure_index.index.hnsw_collection import CollectionSpec
+from secure_index.index.index_store import IndexStore
+from secure_index.sealing import KeyFileKeks, WrappedKey
 from secure_index.sealing.sealed_file import SealedContext, open_sealed
 
 TENANT = "consortium"
@@ -42,7 +48,8 @@ def keks(tmp_path: Path) -> KeyFileKeks:
 
 def _unit(n: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, DIM))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    unit: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit
 
 
 def _ranked(store: CkksCollections, key: CkksSearchKey, q: np.ndarray, **kw: str) -> list[str]:
@@ -127,3 +134,87 @@ def test_replace_delete_and_ownership(
         store.info("nope")
     with pytest.raises(RequestError, match="not allowed"):
         store.create("../x", dimension=DIM, evaluation_context=key.evaluation_context())
+
+
+def test_one_name_space_for_every_collection_kind(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey
+) -> None:
+    # Prepare: a store with an HNSW collection and a CKKS collection
+    root = tmp_path / "store"
+    store = IndexStore(root, keks=keks, tenant=TENANT, background=False)
+    ckks = store.ckks_collections()
+    store.create_collection(CollectionSpec("claims", DIM))
+    ckks.create("sealed", dimension=DIM, evaluation_context=key.evaluation_context())
+    # Execute / Assert: in one process, both ways
+    with pytest.raises(CollectionExistsError, match="at-rest or DCPE"):
+        ckks.create("claims", dimension=DIM, evaluation_context=key.evaluation_context())
+    with pytest.raises(CollectionExistsError, match="CKKS"):
+        store.create_collection(CollectionSpec("sealed", DIM))
+    store.close()
+    # Execute / Assert: after a restart, before and without opening the CKKS side
+    reopened = IndexStore(root, keks=keks, tenant=TENANT, background=False)
+    with pytest.raises(CollectionExistsError, match="CKKS"):
+        reopened.create_collection(CollectionSpec("sealed", DIM))
+    reopened.close()
+    alone = CkksCollections(root / "ckks", keks=keks, tenant=TENANT)  # opened on its own
+    with pytest.raises(CollectionExistsError, match="at-rest or DCPE"):
+        alone.create("claims", dimension=DIM, evaluation_context=key.evaluation_context())
+
+
+class _KmsOutage:
+    """A KEK provider whose KMS fails from the ``fail_at``-th wrap on (until healed)."""
+
+    def __init__(self, keks: KeyFileKeks, fail_at: int) -> None:
+        self._keks, self.fail_at, self.wraps = keks, fail_at, 0
+
+    @property
+    def primary_id(self) -> str:
+        return self._keks.primary_id
+
+    def wrap(self, data_key: bytes, *, associated_data: bytes) -> WrappedKey:
+        self.wraps += 1
+        if self.fail_at and self.wraps >= self.fail_at:
+            raise KeyManagementError("the KMS is unreachable", expected="a KMS", fix="retry")
+        return self._keks.wrap(data_key, associated_data=associated_data)
+
+    def unwrap(self, wrapped: WrappedKey, *, associated_data: bytes) -> bytes:
+        return self._keks.unwrap(wrapped, associated_data=associated_data)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_failed_create_leaves_nothing(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey, fail_at: int
+) -> None:
+    kms = _KmsOutage(keks, fail_at)
+    store = CkksCollections(tmp_path / "ckks", keks=kms, tenant=TENANT)
+    with pytest.raises(KeyManagementError):
+        store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    assert list((tmp_path / "ckks").iterdir()) == []
+    kms.fail_at = 0
+    store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())
+    assert CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT).names() == ["c"]
+
+
+def test_a_broken_collection_is_reported_and_the_others_are_served(
+    tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey
+) -> None:
+    # Prepare: two collections; one's evaluation context is damaged
+    encryptor = CkksDocumentEncryptor(key.public_context(), dimension=DIM)
+    store = CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT)
+    for name in ("good", "bad"):
+        store.create(name, dimension=DIM, evaluation_context=key.evaluation_context())
+        store.put_block(name, "node-a", 0, ["x", "y"], encryptor.encrypt_block(_unit(2, 5)))
+        store.put_block(name, "node-a", 0, ["x", "y"], encryptor.encrypt_block(_unit(2, 6)))
+    path = tmp_path / "ckks" / "bad" / EVALUATION_FILE
+    damaged = bytearray(path.read_bytes())
+    damaged[-100] ^= 1
+    path.write_bytes(bytes(damaged))
+    # Execute
+    reopened = CkksCollections(tmp_path / "ckks", keks=keks, tenant=TENANT)
+    # Assert: a replaced block left one file; "bad" is named with its problem
+    assert len(list((tmp_path / "ckks" / "good" / "blocks").iterdir())) == 1
+    assert reopened.names() == ["good"]
+    assert reopened.info("good").documents == 2
+    assert isinstance(reopened.broken()["bad"], IntegrityError)
+    with pytest.raises(CollectionUnavailableError, match="'bad' is unavailable"):
+        reopened.score("bad", key.encrypt_query(_unit(1, 4)[0]))

@@ -1,5 +1,6 @@
-"""IndexStore: durable upserts, recovery from snapshot + log, refusal of damaged files,
-no plaintext on disk, concurrency with snapshots, key rotation."""
+"""IndexStore: durable upserts, recovery from snapshot + log, refusal of damaged files
+(one broken collection never takes the others down), no plaintext on disk, concurrency
+with snapshots, key rotation, creates that fail leave nothing, private folders."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crypto.errors import KeyManagementError
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
+    CollectionUnavailableError,
     IntegrityError,
     OwnershipError,
 )
 from secure_index.index.hnsw_collection import CollectionSpec, Metric
 from secure_index.index.index_store import IndexStore
-from secure_index.sealing import KeyFileKeks, sealed_kek_id
+from secure_index.sealing import KeyFileKeks, WrappedKey, sealed_kek_id
 
 TENANT = "acme-consortium"
 
@@ -25,7 +28,8 @@ TENANT = "acme-consortium"
 def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    unit: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit
 
 
 @pytest.fixture
@@ -154,16 +158,23 @@ def test_tampered_or_swapped_snapshot_files_are_refused(
     original = target.read_bytes()
     # Execute: swap in b's file of the same kind and generation
     target.write_bytes((folder / "b" / target.name).read_bytes())
-    # Assert
-    with pytest.raises(IntegrityError, match="could not be decrypted and authenticated"):
-        _store(tmp_path / "idx", keks)
+    reopened = _store(tmp_path / "idx", keks)
+    # Assert: a is refused with one clear error, b is still served
+    assert isinstance(reopened.broken()["a"], IntegrityError)
+    with pytest.raises(CollectionUnavailableError, match="could not be decrypted and authent"):
+        reopened.knn_query("a", _unit(1), k=1)
+    assert reopened.names() == ["b"]
+    assert reopened.knn_query("b", _unit(1), k=1)[0]
+    reopened.close()
     # Execute: a's own file with one flipped byte
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 1
     target.write_bytes(bytes(flipped))
+    reopened = _store(tmp_path / "idx", keks)
     # Assert
-    with pytest.raises(IntegrityError, match=target.name):
-        _store(tmp_path / "idx", keks)
+    with pytest.raises(CollectionUnavailableError, match=target.name):
+        reopened.stats("a")
+    reopened.close()
 
 
 def test_wrong_kek_is_refused_with_one_clear_error(tmp_path: Path, keks: KeyFileKeks) -> None:
@@ -171,8 +182,11 @@ def test_wrong_kek_is_refused_with_one_clear_error(tmp_path: Path, keks: KeyFile
     store.create_collection(CollectionSpec("docs", 32))
     store.close()
     other = KeyFileKeks.create(tmp_path / "other.json")
-    with pytest.raises(IntegrityError, match="key-encryption key"):
-        _store(tmp_path / "idx", other)
+    reopened = _store(tmp_path / "idx", other)
+    with pytest.raises(CollectionUnavailableError, match="key-encryption key"):
+        reopened.stats("docs")
+    assert isinstance(reopened.broken()["docs"], IntegrityError)
+    reopened.close()
 
 
 def test_kek_rotation_rewraps_every_file(tmp_path: Path, keks: KeyFileKeks) -> None:
@@ -280,4 +294,113 @@ def test_a_lost_log_folder_never_hides_new_inserts(tmp_path: Path, keks: KeyFile
     # Assert: new sequence numbers continue after the folded ones and replay
     assert result.seq > 1
     assert reopened.stats("docs").documents == 20
+    reopened.close()
+
+
+class _KmsOutage:
+    """A KEK provider whose KMS fails from the ``fail_at``-th wrap on (until healed)."""
+
+    def __init__(self, keks: KeyFileKeks, fail_at: int) -> None:
+        self._keks, self.fail_at, self.wraps = keks, fail_at, 0
+
+    @property
+    def primary_id(self) -> str:
+        return self._keks.primary_id
+
+    def wrap(self, data_key: bytes, *, associated_data: bytes) -> WrappedKey:
+        self.wraps += 1
+        if self.fail_at and self.wraps >= self.fail_at:
+            raise KeyManagementError("the KMS is unreachable", expected="a KMS", fix="retry")
+        return self._keks.wrap(data_key, associated_data=associated_data)
+
+    def unwrap(self, wrapped: WrappedKey, *, associated_data: bytes) -> bytes:
+        return self._keks.unwrap(wrapped, associated_data=associated_data)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
+def test_a_failed_create_leaves_nothing_and_the_store_still_opens(
+    tmp_path: Path, keks: KeyFileKeks, fail_at: int
+) -> None:
+    # Prepare: a store with one collection; the KMS fails during the next create
+    root = tmp_path / "idx"
+    store = _store(root, keks)
+    store.create_collection(CollectionSpec("kept", 32))
+    store.close()
+    kms = _KmsOutage(keks, fail_at)
+    store = IndexStore(root, keks=kms, tenant=TENANT, background=False)
+    # Execute
+    with pytest.raises(KeyManagementError):
+        store.create_collection(CollectionSpec("docs", 32))
+    # Assert: no folder, no name taken; the create works once the KMS is back
+    assert sorted(p.name for p in (root / "collections").iterdir()) == ["kept"]
+    kms.fail_at = 0
+    store.create_collection(CollectionSpec("docs", 32))
+    store.upsert("docs", ["x"], _unit(1), owner="n")
+    store.close()
+    reopened = _store(root, keks)
+    assert reopened.names() == ["docs", "kept"]
+    assert reopened.broken() == {}
+    reopened.close()
+
+
+def test_a_half_made_collection_is_reported_and_the_others_are_served(
+    tmp_path: Path, keks: KeyFileKeks
+) -> None:
+    # Prepare: what an older version's failed create left: a folder without a manifest
+    root = tmp_path / "idx"
+    store = _store(root, keks)
+    store.create_collection(CollectionSpec("good", 32))
+    store.upsert("good", ["x"], _unit(1), owner="n")
+    store.close()
+    (root / "collections" / "half").mkdir()
+    (root / "collections" / ".new-docs.0a1b2c3d").mkdir()  # an interrupted create
+    # Execute
+    reopened = _store(root, keks)
+    # Assert
+    assert reopened.names() == ["good"]
+    assert reopened.knn_query("good", _unit(1), k=1)[0][0].doc_id == "x"
+    with pytest.raises(CollectionUnavailableError, match=r"'half' is unavailable.*no manifest"):
+        reopened.upsert("half", ["y"], _unit(1), owner="n")
+    with pytest.raises(CollectionExistsError):
+        reopened.create_collection(CollectionSpec("half", 32))
+    assert not (root / "collections" / ".new-docs.0a1b2c3d").exists()
+    reopened.close()
+
+
+def test_folders_are_private(tmp_path: Path, keks: KeyFileKeks) -> None:
+    root = tmp_path / "a" / "idx"
+    store = _store(root, keks)
+    store.create_collection(CollectionSpec("docs", 32))
+    store.ckks_collections()
+    store.close()
+    for folder in (root, root / "collections", root / "collections" / "docs", root / "ckks"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert (root / "collections" / "docs" / "wal").stat().st_mode & 0o077 == 0
+
+
+def test_an_anchored_store_reopens_after_snapshots_crashes_and_kek_rotation(
+    tmp_path: Path, keks: KeyFileKeks
+) -> None:
+    # Prepare
+    root, anchor = tmp_path / "idx", tmp_path / "keys" / "idx.state-anchor"
+    store = _store(root, keks, state_anchor=anchor)
+    store.create_collection(CollectionSpec("docs", 32))
+    store.upsert("docs", ["a"], _unit(1), owner="n")
+    store.snapshot("docs")
+    store.upsert("docs", ["b"], _unit(1, seed=1), owner="n")
+    store.close(snapshot=False)  # a crash: the log holds "b"
+    # Execute: reopen, rotate the KEK, write, close cleanly, retire the old KEK
+    store = _store(root, keks, state_anchor=anchor)
+    old = keks.primary_id
+    keks.rotate()
+    store.rewrap()
+    store.upsert("docs", ["c"], _unit(1, seed=2), owner="n")
+    store.close()
+    store = _store(root, keks, state_anchor=anchor)  # re-wraps the anchor's key
+    store.close()
+    keks.retire(old)
+    reopened = _store(root, keks, state_anchor=anchor)
+    # Assert: no false alarm, nothing lost
+    assert reopened.broken() == {}
+    assert reopened.stats("docs").documents == 3
     reopened.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import stat
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from crypto.errors import KeyManagementError
+from crypto.secret_files import SecretFileError
 from secure_index.sealing.aead import DecryptionError
 from secure_index.sealing.key_encryption_keys import (
     EnvKeks,
@@ -147,6 +147,7 @@ def _write_key_file(path: Path, **changes: object) -> None:
 def test_load_rejects_malformed_files_clearly(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "kek.json"
     path.write_bytes(content)
+    path.chmod(0o600)
     with pytest.raises(KeyManagementError, match=message):
         KeyFileKeks.load(path)
 
@@ -174,18 +175,28 @@ def test_load_of_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     assert "fedembed index keys create --key-file" in excinfo.value.fix
 
 
-def test_load_warns_when_group_or_others_can_read(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_load_refuses_a_key_file_that_group_or_others_may_access(tmp_path: Path, mode: int) -> None:
+    # Prepare: a valid key file whose mode an operator widened
     path = tmp_path / "kek.json"
     KeyFileKeks.create(path)
-    KeyFileKeks.load(path)
-    quiet = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    path.chmod(0o644)
-    with caplog.at_level(logging.WARNING):
+    path.chmod(mode)
+    # Execute
+    with pytest.raises(SecretFileError) as excinfo:
         KeyFileKeks.load(path)
-    assert quiet == []
-    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    # Assert: the path, the mode, what is expected and the fix
+    assert str(path) in excinfo.value.problem
+    assert f"mode {mode:04o}" in excinfo.value.problem
+    assert "0600 or stricter" in excinfo.value.expected
+    assert excinfo.value.fix == f"chmod 600 {path}"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_load_accepts_an_owner_only_key_file(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "kek.json"
+    created = KeyFileKeks.create(path)
+    path.chmod(mode)
+    assert KeyFileKeks.load(path).primary_id == created.primary_id
 
 
 def test_env_keks_first_entry_is_primary(monkeypatch: pytest.MonkeyPatch) -> None:

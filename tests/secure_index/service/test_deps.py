@@ -26,7 +26,7 @@ from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.store_backend import StoreBackend
 
 DIM = 4
-ADMIN_TOKEN = "operator-token"
+ADMIN_TOKEN = "operator-token-of-at-least-32-characters"
 
 
 @contextmanager
@@ -62,7 +62,7 @@ def test_an_overridden_store_answers_every_route(tmp_path: Path) -> None:
     app = create_gateway_app(
         backend=own,
         credentials=credentials,
-        audit=AuditLog(tmp_path / "audit" / "audit.jsonl"),
+        audit=AuditLog(tmp_path / "audit" / "audit.jsonl", keks=keks),
         embedder=QueryEmbedder(None),
         admin_token=ADMIN_TOKEN,
         limits=GatewayLimits(max_body_bytes=1 << 20, max_batch=100, max_k=100),

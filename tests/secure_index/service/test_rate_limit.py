@@ -55,6 +55,39 @@ def test_a_refusal_takes_no_tokens(clock: FakeClock) -> None:
     assert limiter.acquire("k", rate_per_minute=120, burst=1) == 0.0
 
 
+def test_a_refusal_streak_is_counted_and_reported_once_when_it_ends(clock: FakeClock) -> None:
+    # Prepare: 60/min, burst 2, emptied
+    limiter = RateLimiter(clock=clock)
+    caps = {"rate_per_minute": 60, "burst": 2}
+    passed = [limiter.check("k", **caps) for _ in range(2)]
+    # Execute: five refusals, then a token refills
+    refused = [limiter.check("k", **caps) for _ in range(5)]
+    clock.advance(1.0)
+    ended = limiter.check("k", **caps)
+    clock.advance(1.0)
+    next_one = limiter.check("k", **caps)
+    # Assert
+    assert [(v.allowed, v.refusals) for v in passed] == [(True, 0), (True, 0)]
+    assert [v.refusals for v in refused] == [1, 2, 3, 4, 5]
+    assert not any(v.allowed for v in refused)
+    assert refused[0].wait == pytest.approx(1.0)
+    assert (ended.allowed, ended.refusals) == (True, 5)
+    assert (next_one.allowed, next_one.refusals) == (True, 0)
+
+
+def test_a_bucket_with_an_unreported_streak_survives_the_sweep(clock: FakeClock) -> None:
+    # Prepare: a key refused once, then idle until its bucket is full again
+    limiter = RateLimiter(clock=clock)
+    limiter.check("k", rate_per_minute=60, burst=1)
+    limiter.check("k", rate_per_minute=60, burst=1)
+    clock.advance(SWEEP_INTERVAL_S + 10)
+    # Execute: a sweep runs when another key's bucket is created
+    limiter.check("other", rate_per_minute=60, burst=1)
+    back = limiter.check("k", rate_per_minute=60, burst=1)
+    # Assert: the streak is still reported when the key returns
+    assert (back.allowed, back.refusals) == (True, 1)
+
+
 def test_tokens_refill_at_the_rate_up_to_the_burst(clock: FakeClock) -> None:
     # Prepare: 600/min = 10 tokens per second, bucket of 4, emptied
     limiter = RateLimiter(clock=clock)
