@@ -187,9 +187,10 @@ def _compare(chain: _Chain, anchor: Anchor, authenticated: bool) -> AuditVerific
         return AuditVerification(False, chain.entries, chain.last, problem, line, authenticated)
 
     note = None
-    in_flight = anchor.record is not None and anchor.seq == chain.entries + 1
-    if chain.torn and not (in_flight and record_line(asdict(anchor.record)).startswith(chain.torn)):
-        return bad("no line end: a torn or truncated write", chain.entries + 1)
+    if chain.torn:  # only the anchored record, cut short (or still being written), may be
+        pending = anchor.record if anchor.seq == chain.entries + 1 else None
+        if pending is None or not record_line(asdict(pending)).startswith(chain.torn):
+            return bad("no line end: a torn or truncated write", chain.entries + 1)
     if anchor.seq > chain.entries + 1:
         return bad(
             f"the log ends after record {chain.entries} but its head anchor names record "

@@ -165,9 +165,8 @@ def _tamper_blank_line(lines: list[str]) -> list[str]:
     return [*lines[:1], "\n", *lines[1:]]
 
 
-def _tamper_torn_tail(lines: list[str]) -> list[str]:
-    lines[-1] = lines[-1][:40]
-    return lines
+def _tamper_unended_tail(lines: list[str]) -> list[str]:
+    return [*lines, '{"seq":7']
 
 
 def _tamper_extra_field(lines: list[str]) -> list[str]:
@@ -188,7 +187,7 @@ def _tamper_extra_field(lines: list[str]) -> list[str]:
         (_tamper_insert_forged, 4, "seq 3 on line 4"),
         (_tamper_insert_garbage, 5, "not a JSON record"),
         (_tamper_blank_line, 2, "not a JSON record"),
-        (_tamper_torn_tail, 6, "no line end"),
+        (_tamper_unended_tail, 7, "no line end"),
         (_tamper_extra_field, 2, "unexpected ['extra']"),
     ],
     ids=lambda v: getattr(v, "__name__", str(v)).removeprefix("_tamper_"),
@@ -500,8 +499,13 @@ def test_a_record_lost_from_the_log_is_completed_from_the_anchor(
 
 
 def test_a_torn_last_line_is_completed_from_the_anchor(log_path: Path, keks: KeyFileKeks) -> None:
+    # Prepare: the last record cut short (a power cut during its write)
     lines = _lines(log_path)
     _write(log_path, [*lines[:-1], lines[-1][:40]])
+    torn = verify_audit_log(log_path, keks=keks)
+    assert torn.ok
+    assert "held only in the head anchor" in (torn.note or "")
+    # Execute / Assert: the service completes it before appending
     with AuditLog(log_path, keks=keks) as log:
         record = _append(log, 7)
     assert _lines(log_path)[:-1] == lines
