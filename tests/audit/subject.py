@@ -44,15 +44,14 @@ class AuditSubject:
 
 def _index(data: Path, keks_file: Path) -> Path:
     """An index data dir as the service leaves it: sealed snapshot, WAL, audit log."""
-    store = IndexStore(
-        data / "store", keks=KeyFileKeks.create(keks_file), tenant="consortium", background=False
-    )
+    keks = KeyFileKeks.create(keks_file)
+    store = IndexStore(data / "store", keks=keks, tenant="consortium", background=False)
     vectors = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
     store.create_collection(CollectionSpec("docs", 8))
     store.upsert("docs", ["a", "b", "c", "d"], vectors, owner="node-a")
     store.snapshot("docs")
     store.close(snapshot=False)
-    with AuditLog(audit_path(data)) as log:
+    with AuditLog(audit_path(data), keks=keks) as log:
         log.append(
             actor="p1", role="partner", action="query", collection="docs", decision="allow",
             detail={"k": 4},

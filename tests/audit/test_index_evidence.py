@@ -40,7 +40,7 @@ def index_dir(tmp_path: Path) -> Path:
     store.snapshot("docs")
     store.upsert("docs", ["b0"], vectors[5:], owner="node-1")  # stays in the WAL
     store.close(snapshot=False)
-    with AuditLog(audit_path(data)) as log:
+    with AuditLog(audit_path(data), keks=keks) as log:
         for action in ("upload", "query"):
             log.append(
                 actor="key-1", role="partner", action=action, collection="docs",
@@ -63,8 +63,8 @@ def test_index_written_by_the_store_is_encrypted_and_its_log_intact(index_dir: P
     assert evidence.unencrypted_files == ()
     assert (evidence.audit_log_intact, evidence.audit_log_entries) == (True, 2)
     assert evidence.audit_log_problem is None
-    with AuditLog(audit_path(index_dir)) as log:
-        assert evidence.audit_log_head_hash == log.head[1]
+    last = json.loads(audit_path(index_dir).read_text().splitlines()[-1])
+    assert evidence.audit_log_head_hash == last["hash"]
     assert evidence.to_evidence() == {
         EVIDENCE_INDEX_ENCRYPTED_FRACTION: 1.0,
         EVIDENCE_AUDIT_LOG_INTACT: 1.0,

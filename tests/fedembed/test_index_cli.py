@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -85,20 +86,21 @@ def test_retire_refuses_while_files_still_use_the_version(tmp_path: Path) -> Non
 
 def test_partner_keys_are_shown_once_listed_without_secrets_and_audited(tmp_path: Path) -> None:
     data = str(tmp_path / "svc")
+    kek = {"FEDEMBED_INDEX_KEK": base64.b64encode(bytes(range(32))).decode()}
     created = _json(
-        fedembed("partner", "create", "insurer-x", "--scope", "claims", "--data-dir", data)
+        fedembed("partner", "create", "insurer-x", "--scope", "claims", "--data-dir", data, env=kek)
     )
     token, key_id = created["token"], created["key_id"]  # type: ignore[index]
     listed = fedembed("partner", "list", "--data-dir", data)
-    revoked = _json(fedembed("partner", "revoke", key_id, "--data-dir", data))
-    audit = _json(fedembed("index", "verify-audit", "--data-dir", data))
+    revoked = _json(fedembed("partner", "revoke", key_id, "--data-dir", data, env=kek))
+    audit = _json(fedembed("index", "verify-audit", "--data-dir", data, env=kek))
     assert token.startswith("fek_")
     assert token not in listed.stdout
     assert key_id in listed.stdout
     assert revoked["revoked_at"]  # type: ignore[index]
     assert audit["ok"] is True  # type: ignore[index]
     assert audit["entries"] == 2  # type: ignore[index]
-    unknown = fedembed("partner", "revoke", "000000000000", "--data-dir", data)
+    unknown = fedembed("partner", "revoke", "000000000000", "--data-dir", data, env=kek)
     assert unknown.returncode == 2
     assert "000000000000" in unknown.stderr
 

@@ -41,7 +41,9 @@ def _gateway(tmp_path: Path, store: IndexStore, ckks: CkksCollections | None) ->
     return create_gateway_app(
         backend=store,
         credentials=CredentialStore(tmp_path / "credentials.sqlite"),
-        audit=AuditLog(tmp_path / "audit" / "audit.jsonl"),
+        audit=AuditLog(
+            tmp_path / "audit" / "audit.jsonl", keks=KeyFileKeks.load(tmp_path / "kek.json")
+        ),
         embedder=QueryEmbedder(None),
         admin_token="admin-token",
         limits=GatewayLimits(max_body_bytes=1 << 20, max_batch=10, max_k=10),

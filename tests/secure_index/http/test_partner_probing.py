@@ -37,7 +37,7 @@ from secure_index.service.settings import audit_path
 DIM = 384
 DOCS = 100
 AT_REST, DCPE = "abstracts", "abstracts-dcpe"
-BIG = {"rate_per_minute": 1_000_000, "burst": 100_000}
+BIG: dict[str, Any] = {"rate_per_minute": 1_000_000, "burst": 100_000}
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,9 @@ def test_an_overridden_store_answers_every_route(tmp_path: Path) -> None:
     other.create_collection(CollectionSpec("claims", DIM))
     other.upsert("claims", ["d0", "d1", "d2"], np.eye(DIM, dtype=np.float32)[:3], owner="node-b")
     credentials = CredentialStore(tmp_path / "credentials.sqlite")
-    _, token = credentials.create(role=CredentialRole.PARTNER, name="p", scopes=["claims"])
+    _, token = credentials.create(
+        role=CredentialRole.PARTNER, name="p", scopes=["claims"], vector_queries=True
+    )
     app = create_gateway_app(
         backend=own,
         credentials=credentials,
