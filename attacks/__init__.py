@@ -2,7 +2,8 @@
 
 Inversion (nearest-neighbour, bag-of-words, optimisation), attribute inference,
 membership inference (the shadow-model game, LiRA), the known-plaintext linear map and
-the ciphertext-only distribution alignment, the WEAT/SEAT bias tests, plus what they
+the ciphertext-only distribution alignment, the partner's score reconstruction through
+the query endpoint, the WEAT/SEAT bias tests, plus what they
 share: :class:`AttackReport`, the ROC and text metrics, the inverters' vocabulary and
 the protections (:mod:`attacks.protections`). The audit (``audit``) runs them.
 
@@ -83,6 +84,14 @@ if TYPE_CHECKING:
         roc_curve,
         tpr_at_fpr,
     )
+    from attacks.score_reconstruction import (
+        ProbePlan,
+        Reconstruction,
+        ScoreReconstructionAttack,
+        reconstruction_report,
+        text_probes,
+        vector_probes,
+    )
     from attacks.text_metrics import Inverter, TextScores, inversion_report, score_texts
     from attacks.word_relevance_map import WordRelevanceMap
 
@@ -106,10 +115,13 @@ _SUBMODULE: dict[str, str] = {
     "NearestNeighbourInverter": "nearest_neighbour_inversion",
     "OptimisationInverter": "optimisation_inversion",
     "PermutationTest": "bias_weat",
+    "ProbePlan": "score_reconstruction",
     "RawEmbeddings": "protections",
+    "Reconstruction": "score_reconstruction",
     "RecordStatistics": "membership_inference",
     "RocCurve": "roc",
     "RocError": "roc",
+    "ScoreReconstructionAttack": "score_reconstruction",
     "SearchConfig": "optimisation_inversion",
     "ShadowSet": "membership_inference",
     "TextScores": "text_metrics",
@@ -140,17 +152,20 @@ _SUBMODULE: dict[str, str] = {
     "overfit_trainer": "membership_game",
     "permutation_test": "bias_weat",
     "play_game": "membership_game",
+    "reconstruction_report": "score_reconstruction",
     "record_statistics": "membership_inference",
     "resolve_seat_dir": "bias_audit",
     "roc_auc": "roc",
     "roc_curve": "roc",
     "run_bias_audit": "bias_audit",
     "score_texts": "text_metrics",
+    "text_probes": "score_reconstruction",
     "threshold_scores": "membership_inference",
     "tokenizer_words": "inversion_vocabulary",
     "tpr_at_fpr": "roc",
     "train_models": "membership_inference",
     "train_shadows": "membership_inference",
+    "vector_probes": "score_reconstruction",
     "weat": "bias_weat",
     "weat_statistic": "bias_weat",
 }
@@ -178,10 +193,13 @@ __all__ = [
     "NearestNeighbourInverter",
     "OptimisationInverter",
     "PermutationTest",
+    "ProbePlan",
     "RawEmbeddings",
+    "Reconstruction",
     "RecordStatistics",
     "RocCurve",
     "RocError",
+    "ScoreReconstructionAttack",
     "SearchConfig",
     "ShadowSet",
     "TextScores",
@@ -212,17 +230,20 @@ __all__ = [
     "overfit_trainer",
     "permutation_test",
     "play_game",
+    "reconstruction_report",
     "record_statistics",
     "resolve_seat_dir",
     "roc_auc",
     "roc_curve",
     "run_bias_audit",
     "score_texts",
+    "text_probes",
     "threshold_scores",
     "tokenizer_words",
     "tpr_at_fpr",
     "train_models",
     "train_shadows",
+    "vector_probes",
     "weat",
     "weat_statistic",
 ]

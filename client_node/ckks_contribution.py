@@ -33,6 +33,7 @@ from client_node.node_data import STATE_DIR
 from crypto.ckks_aggregation import CkksError, decrypt_vector, sum_encrypted
 from crypto.ckks_decryption_rounding import round_decryption
 from crypto.contribution_signature import ContributionSigner
+from crypto.secret_files import read_secret_file
 from embedding_core.errors import FedembedError
 from federation.contribution_endorsement import (
     EndorsementBinding,
@@ -79,7 +80,17 @@ def _kit(kit_dir: str) -> NodeKit:
 
 @functools.lru_cache(maxsize=4)
 def _signer(kit_dir: str) -> ContributionSigner:
-    return ContributionSigner.from_openssh(_kit(kit_dir).auth_key_path.read_bytes())
+    """The kit's node key, read under the secret-file rule (checked again at this read)."""
+    path = _kit(kit_dir).auth_key_path
+    try:
+        private = read_secret_file(path, what="node auth key")
+    except OSError as exc:  # a SecretFileError (mode, owner) passes through as it is
+        raise FedembedError(
+            f"the node auth key {path} cannot be read ({exc.strerror})",
+            expected="the kit's auth.key, readable by the user running the node",
+            fix="check the kit folder passed with kit-dir",
+        ) from None
+    return ContributionSigner.from_openssh(private)
 
 
 def _fingerprint(kit: NodeKit) -> str:

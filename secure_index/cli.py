@@ -20,7 +20,13 @@ from index_client.names import COLLECTION, NODE, PARTNER, option_check
 from kits.service_certificates import issue_service_certificate
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.index.index_store import IndexStore
-from secure_index.index.key_rotation import REWRAP_COMMAND, kek_usage, rewrap_store, rotate_store
+from secure_index.index.key_rotation import (
+    REWRAP_COMMAND,
+    kek_usage,
+    rewrap_store,
+    rotate_store,
+    usage_summary,
+)
 from secure_index.sealing import KekProvider, KeyFileKeks, load_keks
 from secure_index.service.audit_log import AuditLog, verify_audit_log
 from secure_index.service.credentials import (
@@ -246,13 +252,16 @@ def keys_rotate(
 ) -> None:
     """Add a KEK version and re-wrap every sealed file under it (service stopped).
 
+    The store's files, its state anchor and the audit log's head anchor are re-wrapped.
     Refuses before changing anything while the service runs. Older versions stay in the
     key file until `keys retire`; after an interruption, `keys rewrap` finishes the job.
     """
     keks = KeyFileKeks.load(key_file)
     store = data_dir / STORE_DIR
     anchor = resolve_anchor_path(state_anchor, key_file=key_file, store_root=store)
-    result = rotate_store(store, keks=keks, tenant=tenant, state_anchor=anchor)
+    result = rotate_store(
+        store, keks=keks, tenant=tenant, state_anchor=anchor, audit_log=audit_path(data_dir)
+    )
     _echo(result.__dict__)
 
 
@@ -263,11 +272,13 @@ def keys_rewrap(
     tenant: Tenant = "consortium",
     state_anchor: StateAnchorPath = None,
 ) -> None:
-    """Re-wrap every sealed file under the primary KEK (finishes an interrupted rotate)."""
+    """Re-wrap every sealed file and both anchors under the primary KEK (finishes a rotate)."""
     keks = load_keks(key_file=key_file)
     store = data_dir / STORE_DIR
     anchor = resolve_anchor_path(state_anchor, key_file=key_file, store_root=store)
-    result = rewrap_store(store, keks=keks, tenant=tenant, state_anchor=anchor)
+    result = rewrap_store(
+        store, keks=keks, tenant=tenant, state_anchor=anchor, audit_log=audit_path(data_dir)
+    )
     _echo(result.__dict__)
 
 
@@ -276,18 +287,24 @@ def keys_retire(
     kek_id: Annotated[str, typer.Argument(help="The old KEK version to remove.")],
     key_file: Annotated[Path, typer.Option("--key-file")],
     data_dir: DataDir,
+    state_anchor: StateAnchorPath = None,
 ) -> None:
-    """Remove an old KEK version, refusing while any sealed file of the index needs it."""
+    """Remove an old KEK version, refusing while any sealed file or anchor still needs it."""
     keks = KeyFileKeks.load(key_file)
     store = data_dir / STORE_DIR
-    usage = kek_usage(store)  # refuses a folder that holds no index store
+    anchor = resolve_anchor_path(state_anchor, key_file=key_file, store_root=store)
+    audit = audit_path(data_dir)
+    # refuses a folder that holds no index store
+    usage = kek_usage(store, state_anchor=anchor, audit_log=audit)
     still = usage.get(kek_id, []) if kek_id != keks.primary_id else []
     if still:
+        found = usage_summary(still, store_root=store, state_anchor=anchor, audit_log=audit)
         raise KeyManagementError(
-            f"{len(still)} sealed file(s) in {store} still use {kek_id}, e.g. {still[0]}",
+            f"{found} still use {kek_id}",
             expected="no file wrapped under the KEK version being retired",
             fix=f"stop the service and run `{REWRAP_COMMAND} --key-file {key_file} --data-dir "
-            f"{data_dir}` (it re-wraps every file under the primary {keks.primary_id}), then "
+            f"{data_dir}{f' --state-anchor {state_anchor}' if state_anchor else ''}` (it "
+            f"re-wraps every file under the primary {keks.primary_id}), then "
             f"retire {kek_id} again",
         )
     keks.retire(kek_id)

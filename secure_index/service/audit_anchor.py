@@ -20,6 +20,12 @@ File format (one JSON object, mode 0600, replaced atomically)::
      "record": {...the record of seq N, or null for N = 0...},
      "kek_id": "kek-1", "wrapped_key": "<base64>", "mac": "<64 hex>"}
 
+KEK rotation re-wraps the anchor's MAC key under the new primary version
+(:func:`rewrap_anchor`, called by ``fedembed index keys rotate`` and ``keys rewrap``),
+only after its MAC verified under the KEKs it names, so a forged anchor is never
+re-MAC'd into a genuine one; ``keys retire`` counts the anchor among the files that
+still use a version.
+
 What the anchor does not stop: an attacker who holds the KEK (or who can make the
 service append) and can write the files; and putting back an older anchor together with
 the log as it was then (a rollback to a state the attacker copied). Only a head hash
@@ -30,11 +36,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +53,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from crypto.errors import KeyManagementError
+from secure_index.atomic_file import atomic_write, storage_error
 from secure_index.sealing import DecryptionError, KekProvider, WrappedKey
 from secure_index.service.audit_record import (
     GENESIS_HASH,
@@ -63,7 +75,10 @@ __all__ = [
     "anchor_path",
     "encode_anchor",
     "read_anchor",
+    "rewrap_anchor",
 ]
+
+logger = logging.getLogger(__name__)
 
 HEAD_SUFFIX = ".head"
 ANCHOR_FORMAT = "fedembed-audit-anchor"
@@ -233,3 +248,55 @@ def _record(where: Path, seq: int, head: str, fields: object) -> AuditRecord | N
     if (record.seq, record.hash) != (seq, head):
         raise BadRecordError(f"the head anchor {where} holds a record other than its head")
     return record
+
+
+@contextlib.contextmanager
+def _log_locked(path: Path) -> Iterator[None]:
+    """The log's ``flock``, which every append holds (no lock when there is no log)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        yield
+        return
+    except OSError as exc:
+        raise storage_error(exc, path=path, operation="open the audit log") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def rewrap_anchor(path: Path, *, keks: KekProvider) -> bool:
+    """Re-wrap the anchor of the log at ``path`` under ``keks.primary_id``; whether it changed.
+
+    The anchor's MAC is checked under ``keks`` first, so only an authentic anchor gets a
+    MAC under the new key (a forged one is refused, not laundered); its head and record
+    copy stay as they are. Runs under the log's ``flock``, so a concurrent append (a CLI
+    key operation) waits and then extends the re-wrapped anchor. No anchor: nothing to do.
+
+    Raises:
+        KeyManagementError: When the anchor is malformed, names a KEK version ``keks``
+            does not hold, or does not verify.
+        StorageError: When it cannot be replaced.
+    """
+    path = Path(path)
+    with _log_locked(path):
+        try:
+            anchor = read_anchor(path)
+            if anchor is None or anchor.wrapped.kek_id == keks.primary_id:
+                return False
+            key = anchor.key(keks)
+        except BadRecordError as exc:
+            raise KeyManagementError(
+                f"the audit log's head anchor {anchor_path(path)} cannot be re-wrapped: {exc}",
+                expected="an anchor that verifies under a KEK version in the key file",
+                fix="check it with `fedembed index verify-audit`; restore the log and its "
+                ".head anchor together from a backup if it was tampered with, then run "
+                "`fedembed index keys rewrap`",
+            ) from None
+        record = asdict(anchor.record) if anchor.record is not None else None
+        fresh = key.under_primary(keks)
+        atomic_write(anchor_path(path), [encode_anchor(fresh, anchor.seq, anchor.hash, record)])
+    logger.info("audit: head anchor of %s re-wrapped under %s", path, keks.primary_id)
+    return True

@@ -45,6 +45,8 @@ class Action:
     DELETE = "delete"
     CREATE_COLLECTION = "create-collection"
     SNAPSHOT = "snapshot"
+    DESCRIBE = "describe"  # its denials are audited (an allowed describe is not)
+    LIST = "list-collections"  # rate-limited only
     CREATE_KEY = "create-key"
     REVOKE_KEY = "revoke-key"
     RATE_SUMMARY = "rate-limit-summary"  # refusals of a 429 streak that were not audited
@@ -180,6 +182,24 @@ class GatewayAccess:
         detail: dict[str, object] = {"items": len(ids), "ids_sha256": ids_digest(list(ids))}
         self.allowed(cred, action, collection, detail)
 
+    def allowed_block_write(
+        self,
+        cred: Credential,
+        action: str,
+        collection: str,
+        number: int,
+        ids: Sequence[str] | None = None,
+    ) -> None:
+        """Appends an allowed CKKS block put (with its ``ids``) or delete BEFORE the write.
+
+        As :meth:`allowed_write`: durable when this returns, so every acknowledged block
+        write has its record (``block``, and for a put ``items`` and ``ids_sha256``).
+        """
+        detail: dict[str, object] = {"block": number}
+        if ids is not None:
+            detail |= {"items": len(ids), "ids_sha256": ids_digest(list(ids))}
+        self.allowed(cred, action, collection, detail)
+
     def alert(
         self, cred: Credential, action: str, collection: str, detail: dict[str, object]
     ) -> None:
@@ -220,17 +240,12 @@ class GatewayAccess:
             detail={"name": cred.name, **detail},
         )
 
-    def authorise(
-        self, cred: Credential, role: CredentialRole, action: str, collection: str
-    ) -> None:
-        """Checks the key's rate limit, then its role and scope; a failure is denied.
+    def throttle(self, cred: Credential, action: str, collection: str = "*") -> None:
+        """Takes one rate token of ``cred``: a 429 when none is left (see :meth:`authorise`).
 
-        Every request of an authenticated key takes a rate token first, denied or not, so
-        a flood of out-of-role or out-of-scope requests turns into 429s within the key's
-        rate. Of a streak of 429s only the first is audited; when the key next passes
-        the limiter, one ``rate-limit-summary`` record counts the refusals that were not
-        audited. So a flood writes a bounded number of audit records (burst plus rate of
-        403s, one 429, one summary), not one fsync'ed record per request.
+        :meth:`authorise` starts with it; a route with no role or scope to check (a key's
+        list of its collections) calls it alone, so every request of an authenticated key
+        spends its rate.
         """
         verdict = self._rate.check(
             cred.key_id, rate_per_minute=cred.rate_per_minute, burst=cred.burst
@@ -250,7 +265,21 @@ class GatewayAccess:
         if verdict.refusals > 1:
             detail: dict[str, object] = {"status": 429, "unaudited_refusals": verdict.refusals - 1}
             self._record(cred, Action.RATE_SUMMARY, "*", Decision.DENY_RATE, detail)
-        if cred.role is not role:
+
+    def authorise(
+        self, cred: Credential, role: CredentialRole | None, action: str, collection: str
+    ) -> None:
+        """Checks the key's rate limit, then its role (``None``: any) and scope; denies a failure.
+
+        Every request of an authenticated key takes a rate token first, denied or not, so
+        a flood of out-of-role or out-of-scope requests turns into 429s within the key's
+        rate. Of a streak of 429s only the first is audited; when the key next passes
+        the limiter, one ``rate-limit-summary`` record counts the refusals that were not
+        audited. So a flood writes a bounded number of audit records (burst plus rate of
+        403s, one 429, one summary), not one fsync'ed record per request.
+        """
+        self.throttle(cred, action, collection)
+        if role is not None and cred.role is not role:
             self.deny(
                 cred,
                 action,

@@ -6,6 +6,10 @@
   node's block (binary body, :func:`index_client.block_format.pack_block_upload`);
 * ``DELETE /v1/collections/{c}/blocks/{number}`` (node key): delete it.
 
+A block write is audited before it is made, as every write of the gateway
+(:meth:`~secure_index.service.gateway_access.GatewayAccess.allowed_block_write`): the
+record is durable when the store is called, and the node gets its answer only after both.
+
 Partner queries use the usual ``POST /v1/collections/{c}/query``
 (:mod:`secure_index.service.gateway_data_routes`); the search itself is
 :class:`~secure_index.service.gateway_ckks.CkksGatewaySearch`.
@@ -107,10 +111,13 @@ async def put_block(
     """Insert or replace the calling node's encrypted block ``number`` (durable)."""
     access.authorise(cred, CredentialRole.NODE, Action.UPLOAD, collection)
     ids, block = unpack_block_upload(await request.body())
+    # durable before the write (an fsync'ed append: off the event loop, like the write)
+    await run_in_threadpool(
+        access.allowed_block_write, cred, Action.UPLOAD, collection, number, ids
+    )
     info = await run_in_threadpool(
         ckks.backend.put_block, collection, cred.name, number, ids, block
     )
-    access.allowed(cred, Action.UPLOAD, collection, {"block": number, "items": len(ids)})
     return asdict(info)
 
 
@@ -120,6 +127,6 @@ def delete_block(
 ) -> dict[str, Any]:
     """Delete the calling node's block ``number``."""
     access.authorise(cred, CredentialRole.NODE, Action.DELETE, collection)
+    access.allowed_block_write(cred, Action.DELETE, collection, number)  # before the write
     deleted = ckks.backend.delete_block(collection, cred.name, number)
-    access.allowed(cred, Action.DELETE, collection, {"block": number, "deleted": deleted})
     return {"collection": collection, "block": number, "deleted": deleted}

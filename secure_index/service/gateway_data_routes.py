@@ -69,24 +69,25 @@ def _info(store: StoreBackend, ckks: CkksGatewaySearch | None, name: str) -> Col
 
 
 @handle(data_router, routes.LIST_COLLECTIONS)
-def my_collections(cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep) -> list[CollectionInfo]:
-    """The collections your key may use."""
+def my_collections(
+    cred: CallerDep, access: AccessDep, store: StoreDep, ckks: OptionalCkksDep
+) -> list[CollectionInfo]:
+    """The collections your key may use (each request spends a rate token)."""
+    access.throttle(cred, Action.LIST)
     names = [*store.names(), *(ckks.backend.names() if ckks is not None else [])]
     return [_info(store, ckks, n) for n in sorted(names) if cred.allows(n)]
 
 
 @handle(data_router, routes.DESCRIBE_COLLECTION)
 def describe(
-    collection: NamePath, cred: CallerDep, store: StoreDep, ckks: OptionalCkksDep
+    collection: NamePath,
+    cred: CallerDep,
+    access: AccessDep,
+    store: StoreDep,
+    ckks: OptionalCkksDep,
 ) -> CollectionInfo:
-    """A collection's dimension, metric, protection and size."""
-    if not cred.allows(collection):
-        raise ApiError(
-            403,
-            f"your key is not scoped to collection {collection!r}",
-            expected=f"one of {sorted(cred.scopes)}",
-            fix="ask the operator",
-        )
+    """A collection's dimension, metric, protection and size (any role, in scope)."""
+    access.authorise(cred, None, Action.DESCRIBE, collection)  # rate first; 403s audited
     return _info(store, ckks, collection)
 
 

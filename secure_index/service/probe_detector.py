@@ -16,9 +16,9 @@ partner's vector, normalised) and raises an alert on either signal:
 (a) **basis-like queries**: a query's participation ratio ``(sum x_i^2)^2 / sum x_i^4``
     (the effective number of non-zero coordinates; R. J. Bell, P. Dean, Discussions of
     the Faraday Society 50, 1970) below ``max(2, dim / 20)``. A basis vector has 1, a
-    k-sparse probe at most k; MiniLM embeddings of text have 75 to 180 (median 127 of
-    384) and random directions about ``dim / 3``. :data:`SPARSE_TRIGGER` such queries in
-    the window raise the alert.
+    k-sparse probe at most k; MiniLM embeddings of text have 75 to 162 (median 127 of
+    384; SciFact, STS-B, BANKING77) and random directions about ``dim / 3``.
+    :data:`SPARSE_TRIGGER` such queries in the window raise the alert.
 (b) **near-orthogonal query sets**: the mean absolute pairwise cosine of a full window
     below :data:`ORTHOGONAL_MEAN_ABS_COSINE`. Random unit vectors in ``d`` dimensions
     have ``E|cos| = sqrt(2 / (pi d))`` (0.041 at 384; basis vectors 0), while text
@@ -26,8 +26,8 @@ partner's vector, normalised) and raises an alert on either signal:
     random windows of 32: SciFact claims 0.105 (1st percentile; median 0.127), SciFact
     abstracts 0.126, STS-B captions and news 0.065, BANKING77 0.166, a mix of the three
     domains 0.063; random directions at most 0.045. The threshold 0.052 sits between.
-    Below about 260 dimensions random directions are no longer near-orthogonal, so this
-    signal only fires for the basis-like sets there.
+    Below about 260 dimensions random directions are not that orthogonal (0.2 at 16), so
+    there this signal fires only for sets more orthogonal than random, such as a basis.
 
 Signals the measurements ruled out: the cosine to the mean of public embeddings (the
 mean of STS-B sentences: SciFact claims median -0.02, random directions 0.00: MiniLM's
@@ -37,8 +37,9 @@ normalises every query before searching, so the norm tells the index nothing).
 On an alert the key's window is cleared (one alert per window of fresh evidence; a
 resumed key starts clean). What this cannot catch: an adaptive prober who mixes natural
 texts into the window, adds a natural offset to random probes, or probes with chosen
-texts. The guarantees against those are the others of the query policy: no vector
-queries without a grant, rank-only scores by default, and the query budget.
+texts. What bounds those is the rest of the query policy: no vector queries without a
+grant, rank-only scores by default, and the query budget (docs/index.md, "What a
+probing partner learns", measures what each still leaks).
 """
 
 from __future__ import annotations

@@ -17,10 +17,9 @@ Persistence: one row per key (``key_id``, ``window_start``, ``spent``) in a smal
 of the credentials SQLite file, written in a ``BEGIN IMMEDIATE`` transaction, so the
 check and the spend are atomic across threads and processes and a restarted gateway
 continues the window where it was. Wall-clock time (``time.time``) is used because
-windows must survive restarts; a clock set back only shortens nothing (the window
-start stays in the future until the clock catches up, and the key keeps its spent
-units). Counting the queries a partner sent is not a secret: the table holds key ids,
-times and counts, never queries.
+windows must survive restarts; a clock set back only makes the current window last
+longer (its spent units stay). The table holds key ids, times and counts, never
+queries.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ less: class labels only, or rounded confidences. We do the same for retrieval:
 
 - ``rank`` (the default): hits carry their rank 1..k and ``score: null``. A ranking
   is invariant under any monotone change of the scores, so it gives no linear
-  equation to solve; it is all that ranking metrics (nDCG, recall) need.
+  equation to solve (only an order, which still hints at directions: docs/index.md
+  measures how much); it is all that ranking metrics (nDCG, recall) need.
 - ``coarse``: scores rounded to a grid of :data:`COARSE_SCORE_STEP` (0.05 for cosine
   scores in [-1, 1]: 41 levels). Each answer then bounds a coordinate only to within
   half a step, but averaging many queries still narrows it: a risky grant.

@@ -53,7 +53,18 @@ class _DeleteBody(BaseModel):
 
 @handle(store_health_router, routes.HEALTH)
 def healthz(store: IndexDep) -> dict[str, Any]:
-    return {"status": "ok", "snapshot_error": store.last_snapshot_error}
+    """Liveness, the last snapshot error and the collections that could not be opened.
+
+    ``unavailable`` maps each broken collection (at-rest, DCPE or CKKS: damaged, rolled
+    back or half-made) to its problem; the others keep serving, and a request to a broken
+    one answers 503 with the same problem.
+    """
+    broken = {**store.broken(), **store.ckks_collections().broken()}
+    return {
+        "status": "ok",
+        "snapshot_error": store.last_snapshot_error,
+        "unavailable": {name: error.problem for name, error in sorted(broken.items())},
+    }
 
 
 @handle(store_router, routes.STORE_LIST)

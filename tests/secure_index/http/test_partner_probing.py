@@ -248,11 +248,15 @@ def test_the_operator_resumes_a_suspended_key(guarded: LocalIndexService, corpus
 def test_natural_text_queries_are_never_flagged(guarded: LocalIndexService, corpus: Corpus) -> None:
     # Prepare: a default key; three windows of SciFact claims, as a partner sends them
     key_id, token = _partner(guarded, "natural")
+    _, exact_token = _partner(guarded, "natural-exact", score_release="exact")
     claims = corpus.claims[: 3 * WINDOW]
     # Execute
     with guarded.gateway_client(token) as partner:
         results = [partner.query(AT_REST, claim, k=10) for claim in claims]
-    # Assert
+    with guarded.gateway_client(exact_token) as partner:
+        exact = [partner.query(AT_REST, claim, k=10) for claim in claims]
+    # Assert: answered, never flagged, and in the same order as exact scores rank them
+    assert [r.doc_ids for r in results] == [r.doc_ids for r in exact]
     assert len(results) == 3 * WINDOW
     assert all([h.rank for h in r.hits] == list(range(1, 11)) for r in results)
     assert all(h.score is None for r in results for h in r.hits)

@@ -1,13 +1,18 @@
 """Through a real service: one name space for every collection kind (409 either way, also
 after a restart), and one broken collection answers 503 naming its problem while the
-others keep serving."""
+others keep serving; the store's health answer lists every broken collection, of any
+kind, with its problem."""
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
 
+import httpx
+
 from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
+from index_client import routes
+from secure_index.index.ckks_collections import EVALUATION_FILE
 from secure_index.service.local_service import LocalIndexService, start_index_service
 
 DIM = 16
@@ -77,3 +82,47 @@ def test_collection_names_are_one_space_and_a_broken_collection_stays_alone(
     assert "has no manifest" in broken.json()["error"]["problem"]
     assert healthy.status_code == 200
     assert taken.status_code == 409
+
+
+def test_the_store_health_answer_names_each_broken_collection_and_its_problem(
+    tmp_path: Path,
+) -> None:
+    # Prepare: an at-rest, a second at-rest and a CKKS collection, made by a full service
+    key_file = tmp_path / "ckks_search.key"
+    save_ckks_key(CkksSearchKey.generate(dimension=DIM), key_file)
+    kek = secrets.token_bytes(32)
+    data = tmp_path / "svc"
+    service = _start(data, kek, key_file)
+    try:
+        with service.admin() as admin:
+            for name in ("claims", "other"):
+                made = admin.post("/v1/admin/collections", json={"name": name, "dimension": DIM})
+                assert made.status_code == 201
+            made = admin.post("/v1/admin/ckks-collections", json={"name": "sealed"})
+            assert made.status_code == 201
+    finally:
+        service.stop()
+    # "claims" loses its manifests, one bit of the CKKS collection's evaluation keys flips
+    for path in (data / "store" / "collections" / "claims").glob("manifest-*.sealed"):
+        path.unlink()
+    evaluation = data / "store" / "ckks" / "sealed" / EVALUATION_FILE
+    damaged = bytearray(evaluation.read_bytes())
+    damaged[-100] ^= 1
+    evaluation.write_bytes(bytes(damaged))
+    # Execute: the same data dir served by a store process
+    store = start_index_service(
+        data,
+        kek=kek,
+        extra_args=("--role", "store"),
+        env={"FEDEMBED_INDEX_STORE_TOKEN": secrets.token_urlsafe(32)},
+    )
+    try:
+        health = httpx.get(store.url + routes.HEALTH.path(), timeout=60)
+    finally:
+        store.stop()
+    # Assert: both broken collections, each with its problem; the healthy one is not listed
+    assert health.status_code == 200
+    unavailable = health.json()["unavailable"]
+    assert set(unavailable) == {"claims", "sealed"}
+    assert "has no manifest" in unavailable["claims"]
+    assert "could not be decrypted and authenticated" in unavailable["sealed"]

@@ -3,7 +3,9 @@
 Rotation re-wraps every sealed file (snapshots, log files, CKKS evaluation contexts and
 blocks), refuses before changing anything while a service holds the store, and a crash
 in the middle is finished by ``keys rewrap`` or another ``rotate``; ``retire`` refuses
-while any file still names the version and succeeds once none does.
+while any file still names the version and succeeds once none does. The audit log's keyed
+head anchor and the store's state anchor are among those files: after rotate and retire
+the audit log still verifies, and a forged audit anchor is never re-MAC'd.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from crypto.dcpe import DcpeKey, ScaleAndPerturb
 from crypto.errors import KeyManagementError
 from secure_index.index.hnsw_collection import CollectionSpec, Metric, Protection
 from secure_index.index.index_store import IndexStore
-from secure_index.index.key_rotation import kek_usage
+from secure_index.index.key_rotation import kek_usage, rewrap_store
 from secure_index.sealing import KeyFileKeks
-from secure_index.service.settings import STORE_DIR
+from secure_index.service.audit_anchor import AnchorKey, anchor_path, encode_anchor
+from secure_index.service.audit_log import AuditLog
+from secure_index.service.settings import STORE_DIR, audit_path
 from secure_index.storage.state_anchor import resolve_anchor_path
 
 TENANT = "consortium"
@@ -239,3 +243,97 @@ def test_rewrap_is_idempotent_and_retire_of_a_mistyped_data_dir_is_refused(
     assert "holds no index store" in mistyped.stderr
     with pytest.raises(KeyManagementError, match="holds no index store"):
         kek_usage(tmp_path / "nowhere")
+
+
+def _audited(index: Index, records: int = 3) -> Path:
+    """The data dir's audit log with ``records`` records, its head anchor under kek-1."""
+    log = audit_path(index.data_dir)
+    with AuditLog(log, keks=KeyFileKeks.load(index.key_file)) as audit:
+        for i in range(records):
+            audit.append(
+                actor=f"key-{i}", role="partner", action="query", collection="plain",
+                decision="allow", detail={"k": 5},
+            )  # fmt: skip
+    return log
+
+
+def _verify_audit(index: Index) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDEMBED_INDEX_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fedembed", "index", "verify-audit", "--data-dir",
+         str(index.data_dir), "--key-file", str(index.key_file)],
+        capture_output=True, text=True, check=False, env=env | {"HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    verdict = json.loads(result.stdout)
+    assert isinstance(verdict, dict)
+    return verdict
+
+
+def test_rotate_then_retire_leaves_the_audit_log_verifiable_with_the_new_key_file(
+    tmp_path: Path, ckks_key: CkksSearchKey
+) -> None:
+    # Prepare: an index whose data dir holds an audit log anchored under kek-1
+    index = Index(tmp_path, ckks_key)
+    log = _audited(index)
+    # Execute: rotate and retire at once, with no service start in between
+    rotated = _json(index.keys("rotate"))
+    retired = _json(index.keys("retire", "kek-1"))
+    verdict = _verify_audit(index)
+    # Assert: the anchor follows the rotation; kek-1 is gone and the log still verifies
+    assert rotated["older_files"] == {}
+    assert retired == {"retired": "kek-1", "primary": "kek-2"}
+    assert json.loads(anchor_path(log).read_bytes())["kek_id"] == "kek-2"
+    assert (verdict["ok"], verdict["entries"], verdict["anchor_authenticated"]) == (True, 3, True)
+    assert set(kek_usage(index.store, state_anchor=index.anchor, audit_log=log)) == {"kek-2"}
+
+
+def test_retire_before_the_anchors_are_rewrapped_is_refused_naming_them(
+    tmp_path: Path, ckks_key: CkksSearchKey
+) -> None:
+    # Prepare: kek-2 added and the store's own files re-wrapped, but neither anchor (a
+    # re-wrap run without the data dir's audit log and without the state anchor)
+    index = Index(tmp_path, ckks_key)
+    log = _audited(index)
+    keks = KeyFileKeks.load(index.key_file)
+    keks.rotate()
+    partial = rewrap_store(index.store, keks=keks, tenant=TENANT)
+    assert partial.older_files == {}  # the store folder alone looks done
+    # Execute: retire is refused; the advised command is run; retire again
+    refused = index.keys("retire", "kek-1")
+    finished = _json(index.keys("rewrap"))
+    retired = _json(index.keys("retire", "kek-1"))
+    # Assert
+    assert refused.returncode == 2
+    assert "sealed file(s)" not in refused.stderr
+    assert f"the state anchor {index.anchor}" in refused.stderr
+    assert f"the audit log's head anchor {anchor_path(log)}" in refused.stderr
+    assert "still use kek-1" in refused.stderr
+    assert "keys rewrap" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (finished["rewrapped_files"], finished["older_files"]) == (1, {})
+    assert retired == {"retired": "kek-1", "primary": "kek-2"}
+    assert _verify_audit(index)["ok"] is True
+    index.assert_readable()
+
+
+def test_a_forged_audit_anchor_is_not_laundered_by_a_rotation(
+    tmp_path: Path, ckks_key: CkksSearchKey
+) -> None:
+    # Prepare: someone without the KEK cut the log's last record and wrote an anchor for
+    # the shorter chain under a key of their own
+    index = Index(tmp_path, ckks_key)
+    log = _audited(index)
+    lines = log.read_text().splitlines(keepends=True)[:2]
+    log.write_text("".join(lines))
+    last = json.loads(lines[-1])
+    forger = AnchorKey.create(KeyFileKeks.create(tmp_path / "forger.json"))
+    anchor_path(log).write_bytes(encode_anchor(forger, 2, last["hash"], last))
+    forged = anchor_path(log).read_bytes()
+    # Execute
+    rotated = index.keys("rotate")
+    # Assert: the rotation stops at the anchor, which keeps the forger's MAC
+    assert rotated.returncode == 2
+    assert f"head anchor {anchor_path(log)} cannot be re-wrapped" in rotated.stderr
+    assert "keys rewrap" in rotated.stderr
+    assert anchor_path(log).read_bytes() == forged
+    assert _verify_audit(index)["ok"] is False

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import secrets
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +157,48 @@ def test_a_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(KeyManagementError, match="schema version 3"):
         CredentialStore(path)
+
+
+def _fedembed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedembed", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_the_cli_issues_a_granted_key_and_resumes_a_suspended_one(tmp_path: Path) -> None:
+    # Prepare
+    kek = {"FEDEMBED_INDEX_KEK": base64.b64encode(secrets.token_bytes(32)).decode()}
+    data = str(tmp_path / "svc")
+    # Execute
+    created = _fedembed(
+        "partner", "create", "insurer-x", "--scope", "claims", "--data-dir", data,
+        "--allow-vector-queries", "--scores", "coarse", "--query-budget", "5",
+        "--budget-window-hours", "2", env=kek,
+    )  # fmt: skip
+    default = _fedembed("partner", "create", "insurer-y", "--scope", "claims",
+                        "--data-dir", data, env=kek)  # fmt: skip
+    wrong = _fedembed("partner", "create", "insurer-z", "--scope", "claims",
+                      "--data-dir", data, "--scores", "precise", env=kek)  # fmt: skip
+    key_id = json.loads(created.stdout)["key_id"]
+    store = CredentialStore(tmp_path / "svc" / "credentials.sqlite")
+    store.suspend(key_id)
+    resumed = _fedembed("partner", "resume", key_id, "--data-dir", data, env=kek)
+    # Assert
+    assert created.returncode == 0, created.stderr
+    granted = store.get(key_id)
+    assert granted is not None
+    assert (granted.vector_queries, granted.score_release) == (True, ScoreRelease.COARSE)
+    assert (granted.query_budget, granted.budget_window_s) == (5, 7200)
+    plain = store.get(json.loads(default.stdout)["key_id"])
+    assert plain is not None
+    assert (plain.vector_queries, plain.score_release, plain.query_budget) == (
+        False,
+        ScoreRelease.RANK,
+        1000,
+    )
+    assert wrong.returncode == 2
+    assert "--scores" in wrong.stderr
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["suspended_at"] is None
+    assert granted.suspended_at is None
