@@ -360,14 +360,16 @@ class ScoreReconstructionAttack:
         """Gaussian rank scores of every (probe, document); the censored-tail mean if unseen."""
         n = self.corpus_size
         column = {d: i for i, d in enumerate(doc_ids)}
+        ranks = norm.ppf(1.0 - (np.arange(1, n + 1) - 0.5) / n)  # rank r -> ranks[r - 1]
         y = np.empty((len(answers), len(doc_ids)))
         for p, answer in enumerate(answers):
             k = min(len(answer), n - 1)
-            z = norm.ppf(1.0 - k / n) if k > 0 else np.inf
+            z = norm.ppf(1.0 - k / n) if k > 0 else 0.0
             y[p] = -norm.pdf(z) / max(norm.cdf(z), 1e-12) if k > 0 else 0.0
-            for h in answer:
-                if h.doc_id in column:
-                    y[p, column[h.doc_id]] = norm.ppf(1.0 - (min(h.rank, n) - 0.5) / n)
+            hits = [(column[h.doc_id], min(h.rank, n) - 1) for h in answer if h.doc_id in column]
+            if hits:
+                cols, rows = zip(*hits, strict=True)
+                y[p, list(cols)] = ranks[list(rows)]
         return y
 
     @staticmethod

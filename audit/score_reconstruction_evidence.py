@@ -60,6 +60,7 @@ from secure_index.service.local_service import LocalIndexService, start_index_se
 
 __all__ = [
     "KINDS",
+    "LIFTED_RATE",
     "GatewayOracle",
     "ProbeSetup",
     "attack_collection",

@@ -28,6 +28,7 @@ import numpy as np
 
 from audit.score_reconstruction_evidence import (
     KINDS,
+    LIFTED_RATE,
     ProbeSetup,
     attack_collection,
     serve,
@@ -61,13 +62,17 @@ def _ndcg(service: Any, data_dir: Path, encoder: Encoder, cache: EmbeddingCache)
     vectors = embed_retrieval(encoder, test, cache=cache).documents
     ids = [f"d{i}" for i in range(len(test.corpus_ids))]
     back = dict(zip(ids, test.corpus_ids, strict=True))
+    lifted = {"rate_per_minute": LIFTED_RATE, "burst": LIFTED_RATE}
     with service.admin_client() as admin:
         admin.create_collection("ndcg", vectors.shape[1], metric="cosine", protection="at-rest")
-        node = admin.issue_credential("node", "bench-node", ["ndcg"])
+        node = admin.issue_credential("node", "bench-node", ["ndcg"], **lifted)
+        lifted = {"rate_per_minute": LIFTED_RATE, "burst": LIFTED_RATE}
         keys = {
-            "default (rank)": admin.issue_credential("partner", "bench-default", ["ndcg"]),
+            "default (rank)": admin.issue_credential(
+                "partner", "bench-default", ["ndcg"], **lifted
+            ),
             "exact": admin.issue_credential(
-                "partner", "bench-exact", ["ndcg"], score_release="exact"
+                "partner", "bench-exact", ["ndcg"], score_release="exact", **lifted
             ),
         }
     with service.gateway_client(node.token, timeout_s=300.0) as gateway:
