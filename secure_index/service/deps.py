@@ -39,6 +39,7 @@ from secure_index.service.store_backend import StoreBackend
 __all__ = [
     "AccessDep",
     "AuditDep",
+    "AuthorizationHeader",
     "BudgetDep",
     "CallerDep",
     "CkksDep",
@@ -54,6 +55,7 @@ __all__ = [
     "RateDep",
     "StoreDep",
     "StoreParts",
+    "StorePartsDep",
     "caller",
     "check_store_token",
     "gateway_header_check",

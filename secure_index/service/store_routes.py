@@ -1,7 +1,8 @@
 """The index store's internal routes for at-rest and DCPE collections (role ``store``).
 
 Only the gateway calls them, with the store token (the router's
-:func:`~secure_index.service.deps.require_gateway`); the health check needs none. The
+:func:`~secure_index.service.deps.require_gateway`); the health check needs none (then it
+says only whether the store is up and how many collections could not be opened). The
 store answers nearest-neighbour queries on the vectors it is given; in DCPE collections
 those are ciphertexts, so it never sees a plaintext vector or any text. Paths and
 methods come from :mod:`index_client.routes`; the gateway's client of these routes is
@@ -15,7 +16,14 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from index_client import routes
-from secure_index.service.deps import IndexDep, require_gateway
+from secure_index.service.deps import (
+    AuthorizationHeader,
+    IndexDep,
+    StorePartsDep,
+    check_store_token,
+    require_gateway,
+)
+from secure_index.service.http_errors import ApiError
 from secure_index.service.routing import handle
 from secure_index.service.schemas import DOC_ID, MAX_DIM, Name, NamePath, StoreQuery
 from secure_index.service.store_backend import spec_from_dict, spec_to_dict
@@ -52,16 +60,24 @@ class _DeleteBody(BaseModel):
 
 
 @handle(store_health_router, routes.HEALTH)
-def healthz(store: IndexDep) -> dict[str, Any]:
-    """Liveness, the last snapshot error and the collections that could not be opened.
+def healthz(parts: StorePartsDep, authorization: AuthorizationHeader = None) -> dict[str, Any]:
+    """Liveness for anyone; the last snapshot error and broken collections for the gateway.
 
+    Without the store token the answer is the status and how many collections could not
+    be opened, nothing more (names and problems may carry file paths). With it,
     ``unavailable`` maps each broken collection (at-rest, DCPE or CKKS: damaged, rolled
     back or half-made) to its problem; the others keep serving, and a request to a broken
     one answers 503 with the same problem.
     """
+    store = parts.index
     broken = {**store.broken(), **store.ckks_collections().broken()}
+    answer: dict[str, Any] = {"status": "ok", "unavailable_count": len(broken)}
+    try:
+        check_store_token(parts.token, authorization)
+    except ApiError:
+        return answer
     return {
-        "status": "ok",
+        **answer,
         "snapshot_error": store.last_snapshot_error,
         "unavailable": {name: error.problem for name, error in sorted(broken.items())},
     }

@@ -110,17 +110,23 @@ def test_the_store_health_answer_names_each_broken_collection_and_its_problem(
     damaged[-100] ^= 1
     evaluation.write_bytes(bytes(damaged))
     # Execute: the same data dir served by a store process
+    token = secrets.token_urlsafe(32)
     store = start_index_service(
-        data,
-        kek=kek,
-        extra_args=("--role", "store"),
-        env={"FEDEMBED_INDEX_STORE_TOKEN": secrets.token_urlsafe(32)},
+        data, kek=kek, extra_args=("--role", "store"), env={"FEDEMBED_INDEX_STORE_TOKEN": token}
     )
     try:
-        health = httpx.get(store.url + routes.HEALTH.path(), timeout=60)
+        anonymous = httpx.get(store.url + routes.HEALTH.path(), timeout=60)
+        health = httpx.get(
+            store.url + routes.HEALTH.path(),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
     finally:
         store.stop()
-    # Assert: both broken collections, each with its problem; the healthy one is not listed
+    # Assert: anyone learns only the count; the gateway's token gets both broken
+    # collections, each with its problem; the healthy one is not listed
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "ok", "unavailable_count": 2}
     assert health.status_code == 200
     unavailable = health.json()["unavailable"]
     assert set(unavailable) == {"claims", "sealed"}
