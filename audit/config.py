@@ -57,7 +57,12 @@ class AuditConfig:
 
     @classmethod
     def quick(cls) -> AuditConfig:
-        """A small audit (about a minute after caching): for tests and smoke runs."""
+        """A small audit (a few minutes after caching): for tests and smoke runs.
+
+        The score-reconstruction row keeps its 2,000 probes at rest and under DCPE (the
+        default budget answers 1,000 of them) but sends 200 to the CKKS collection, whose
+        every query scores the whole block under encryption.
+        """
         return cls(
             bank_targets=150,
             claim_targets=60,

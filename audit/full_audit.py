@@ -37,6 +37,7 @@ from audit.results import (
 from audit.runner import AuditRunner, Progress
 from audit.score_reconstruction_evidence import control_report, probe_gateway, setup_from
 from audit.score_reconstruction_evidence import rows as score_rows
+from embedding_core.errors import FedembedError
 from embedding_core.version import PRODUCT_VERSION
 from policies import (
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
@@ -123,17 +124,21 @@ def run_audit(
                   "ckks": min(config.score_probes, config.score_probes_ckks)}  # fmt: skip
         setup = setup_from(runner.data, runner.adapter, documents=config.score_documents,
                            probes=probes, seed=config.seed)  # fmt: skip
-        partner = probe_gateway(setup, adapter=inputs.adapter, model=inputs.model,
-                                dcpe_keyring=inputs.dcpe_keyring, ckks_key=inputs.ckks_key,
-                                progress=step)  # fmt: skip
-        control = control_report(setup)
-        for report in (*partner, control):
+        control = runner.add(control_report(setup))
+        evidence[EVIDENCE_SCORE_RECONSTRUCTION_CONTROL] = control.metrics["mean_cosine"]
+        try:
+            partner = probe_gateway(setup, adapter=inputs.adapter, model=inputs.model,
+                                    dcpe_keyring=inputs.dcpe_keyring, ckks_key=inputs.ckks_key,
+                                    progress=step)  # fmt: skip
+        except FedembedError as exc:  # e.g. an adapter the gateway refuses to serve
+            logger.warning("audit: score reconstruction not run: %s", exc.problem)
+            partner = []
+        for report in partner:
             runner.add(report)
         probing = score_rows([*partner, control])
         evidence[EVIDENCE_SCORE_RECONSTRUCTION_COSINE] = max(
-            r.metrics["mean_cosine"] for r in partner
+            (r.metrics["mean_cosine"] for r in partner), default=None
         )
-        evidence[EVIDENCE_SCORE_RECONSTRUCTION_CONTROL] = control.metrics["mean_cosine"]
     policy = inputs.policy
     checks = evaluate_audit(policy.policy, evidence)
     step("writing figures")

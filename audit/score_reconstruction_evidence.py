@@ -307,11 +307,14 @@ def attack_collection(
     )
 
 
-def control_report(setup: ProbeSetup, *, k: int = 100) -> AttackReport:
-    """The same attack against exact scores and vector probes, in process (the control)."""
+def control_report(setup: ProbeSetup, *, probes: int | None = None, k: int = 100) -> AttackReport:
+    """The same attack against exact scores and vector probes, in process (the control).
+
+    ``probes`` defaults to the most any collection kind gets.
+    """
     started = time.perf_counter()
     ids, docs = setup.doc_ids, np.asarray(setup.documents, dtype=np.float64)
-    count = max(setup.probes.values())
+    count = probes if probes is not None else max(setup.probes.values())
 
     def oracle(batch: ProbeBatch) -> Sequence[Answer]:
         return simulate_answers(batch.vectors, ids, docs, k, "exact")

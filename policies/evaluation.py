@@ -8,7 +8,9 @@ overfitted model) did not pass is inconclusive and reported as ``not_evaluated``
 The index checks (encryption at rest, audit-log integrity) are reported only when the
 evidence names their keys, i.e. when the audit was given an index data directory; the
 audit-log check applies only while the policy requires an audit log
-(``access.audit_log_required``).
+(``access.audit_log_required``). Likewise the score-reconstruction checks (a partner key
+with the gateway's defaults probing a gateway the audit started, and its exact-score
+control) are reported only when the evidence names their keys.
 """
 
 from __future__ import annotations
@@ -289,7 +291,8 @@ def evaluate_audit(policy: Policy, evidence: Mapping[str, float | None]) -> list
     Returns:
         One check per key of :data:`~policies.checks.EVIDENCE_KEYS`, in a fixed order
         (controls before what they control), then one per index key present in
-        ``evidence``.
+        ``evidence``, then one per score-reconstruction key present
+        (:data:`~policies.checks.QUERY_EVIDENCE_KEYS`).
 
     Raises:
         PolicyError: An evidence key is unknown or a value is not a finite number.
@@ -302,9 +305,7 @@ def evaluate_audit(policy: Policy, evidence: Mapping[str, float | None]) -> list
             fix="rename the keys to those of the audit results contract",
         )
     checks: dict[str, PolicyCheck] = {}
-    index_specs = tuple(
-        spec for spec in (*_INDEX_SPECS, *_QUERY_SPECS) if spec.metric in evidence
-    )
+    index_specs = tuple(spec for spec in (*_INDEX_SPECS, *_QUERY_SPECS) if spec.metric in evidence)
     for spec in (*_SPECS, *index_specs):
         raw = evidence.get(spec.metric)
         value = None if raw is None else _number(raw, f"evidence {spec.metric!r}")
