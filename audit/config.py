@@ -50,7 +50,9 @@ class AuditConfig:
     mia_targets: int = 4  # target models per recipe, trained apart from the shadows
     bias_tests: tuple[str, ...] | None = None
     bias_mc_samples: int = 100_000
-    score_documents: int = 300  # SciFact documents the score-reconstruction gateway holds
+    # SciFact documents the score-reconstruction gateway holds (None: the whole audit corpus,
+    # as deployed; a smaller collection returns each document more often: a larger leak)
+    score_documents: int | None = None
     score_probes: int = 2000  # probes per collection kind (0: the row is skipped)
     score_probes_ckks: int = 2000  # CKKS collections score every block per query: slower
     seed: int = 0
@@ -77,6 +79,7 @@ class AuditConfig:
             mia_targets=2,
             bias_tests=("weat1", "weat2", "weat7"),
             bias_mc_samples=2_000,
+            score_documents=1500,
             score_probes_ckks=200,
         )
 

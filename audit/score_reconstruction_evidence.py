@@ -23,6 +23,7 @@ an upper bound for larger collections with the same probes.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,7 @@ from secure_index.service.local_service import LocalIndexService, start_index_se
 __all__ = [
     "KINDS",
     "LIFTED_RATE",
+    "MAX_K",
     "GatewayOracle",
     "ProbeSetup",
     "attack_collection",
@@ -78,6 +80,8 @@ KINDS: Final = ("at-rest", "dcpe", "ckks")
 AUDIT_DCPE_BETA: Final = 1.0
 RATE_WAIT_S: Final = 10.0  # a 429 asking for a longer wait is the budget, not the rate
 LIFTED_RATE: Final = 100_000  # per minute, and as the burst (the schema allows both)
+MAX_K: Final = 1000  # the largest k the query schema accepts: the first ask
+_CAP_RE: Final = re.compile(r"k <= (\d+)")
 Matrix = NDArray[np.float32]
 Progress = Callable[[str], None]
 
@@ -85,12 +89,18 @@ Progress = Callable[[str], None]
 class GatewayOracle:
     """The partner's side of the query endpoint: probes in, (id, rank, score) out.
 
-    Rate-limit 429s are waited out (a real attacker waits); a 429 that asks for more than
-    :data:`RATE_WAIT_S` (the query budget) and every 403 come back as :class:`Refusal`.
+    A strong attacker asks for as many results per probe as its key allows: with ``k``
+    None the oracle first asks for :data:`MAX_K` (the query schema's largest ``k``) and
+    reads its key's cap from the 403 that refuses it (``expected: k <= N``), then keeps
+    that ``k``. Rate-limit 429s are waited out (a real attacker waits); a 429 that asks
+    for more than :data:`RATE_WAIT_S` (the query budget) and every other 403 come back as
+    :class:`Refusal`.
     """
 
-    def __init__(self, client: GatewayClient, collection: str, k: int) -> None:
-        self.client, self.collection, self.k = client, collection, k
+    def __init__(self, client: GatewayClient, collection: str, k: int | None = None) -> None:
+        self.client, self.collection = client, collection
+        self.k = MAX_K if k is None else k
+        self.cap_refusals = 0  # 403s that told the oracle its key's top-k cap
 
     def __call__(self, batch: ProbeBatch) -> Sequence[Answer]:
         """Answer the batch's probes one by one; stop at the first refusal."""
@@ -115,8 +125,19 @@ class GatewayOracle:
                 time.sleep(exc.retry_after_s)
                 continue
             except PermissionDeniedError as exc:
+                cap = _top_k_cap(exc.expected)
+                if cap is not None and 1 <= cap < self.k:
+                    self.k, self.cap_refusals = cap, self.cap_refusals + 1
+                    logger.info("score reconstruction: the key's top-k cap is %d", cap)
+                    continue
                 return Refusal(exc.status, exc.problem)
             return tuple(Hit(h.doc_id, h.rank, h.score) for h in result.hits)
+
+
+def _top_k_cap(expected: str) -> int | None:
+    """The cap a top-k refusal states (``k <= N``), or None for any other refusal."""
+    found = _CAP_RE.fullmatch(expected.strip())
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -144,17 +165,14 @@ def setup_from(
     data: AuditData,
     adapter: Adapter | None,
     *,
-    documents: int,
+    documents: int | None,
     probes: dict[str, int],
     seed: int,
 ) -> ProbeSetup:
-    """A seeded sample of the audit's SciFact documents and the attacker's public texts."""
+    """A seeded sample of the audit's SciFact documents (None: all) and the public texts."""
     corpus = data.retrieval.documents
-    pick = np.sort(
-        np.random.default_rng(seed + 11).choice(
-            len(corpus), min(documents, len(corpus)), replace=False
-        )
-    )
+    size = len(corpus) if documents is None else min(documents, len(corpus))
+    pick = np.sort(np.random.default_rng(seed + 11).choice(len(corpus), size, replace=False))
     public = np.asarray(data.public_vectors, dtype=np.float32)
     seen = adapter.transform(public) if adapter is not None else public
     return ProbeSetup(
@@ -193,14 +211,22 @@ def serve(
     return start_index_service(work / "service", extra_args=tuple(args)), dcpe_keyring
 
 
-def upload(service: LocalIndexService, setup: ProbeSetup, keyring: Path) -> dict[str, str]:
-    """Create one collection per kind and upload the documents as a node would."""
+def upload(
+    service: LocalIndexService,
+    setup: ProbeSetup,
+    keyring: Path,
+    kinds: Sequence[str] = KINDS,
+) -> dict[str, str]:
+    """Create one collection per kind (of ``kinds``) and upload the documents as a node would."""
     dim = setup.documents.shape[1]
-    names = {kind: f"audit-probe-{kind}" for kind in KINDS}
+    names = {kind: f"audit-probe-{kind}" for kind in kinds}
     with service.admin_client() as admin:
-        admin.create_collection(names["at-rest"], dim, metric="cosine", protection="at-rest")
-        admin.create_collection(names["dcpe"], dim, metric="l2", protection="dcpe")
-        admin.create_ckks_collection(names["ckks"])
+        if "at-rest" in names:
+            admin.create_collection(names["at-rest"], dim, metric="cosine", protection="at-rest")
+        if "dcpe" in names:
+            admin.create_collection(names["dcpe"], dim, metric="l2", protection="dcpe")
+        if "ckks" in names:
+            admin.create_ckks_collection(names["ckks"])
         node = admin.issue_credential(
             "node", "audit-node", list(names.values()), rate_per_minute=LIFTED_RATE,
             burst=LIFTED_RATE,
@@ -208,9 +234,12 @@ def upload(service: LocalIndexService, setup: ProbeSetup, keyring: Path) -> dict
     ids, vectors = setup.doc_ids, np.asarray(setup.documents, dtype=np.float32)
     with service.gateway_client(node.token, timeout_s=300.0) as gateway:
         cipher = ScaleAndPerturb(DcpeKeyring.load(keyring).current()).encrypt(vectors).vectors
-        for name, rows in ((names["at-rest"], vectors), (names["dcpe"], cipher)):
-            for start in range(0, len(ids), 256):
-                gateway.upsert_documents(name, ids[start : start + 256], rows[start : start + 256])
+        for kind, rows in (("at-rest", vectors), ("dcpe", cipher)):
+            for start in range(0, len(ids) if kind in names else 0, 256):
+                batch = slice(start, start + 256)
+                gateway.upsert_documents(names[kind], ids[batch], rows[batch])
+        if "ckks" not in names:
+            return names
         encryptor = CkksDocumentEncryptor(gateway.ckks_public_context(), dimension=dim)
         capacity = encryptor.layout.capacity
         for number, start in enumerate(range(0, len(ids), capacity)):
@@ -269,13 +298,22 @@ def attack_collection(
     *,
     probe_kinds: Sequence[str] = ("vector", "text"),
     grant: dict[str, Any] | None = None,
+    budget: int | None = None,
+    lift_rate: bool = True,
 ) -> AttackReport:
-    """Issue a partner key (defaults, plus ``grant``) and attack ``collection`` with it."""
+    """Issue a partner key (defaults, plus ``grant``) and attack ``collection`` with it.
+
+    Each probe kind has ``count`` probes; ``budget`` (default ``count``) bounds the probes
+    sent in all, a refused one included. ``lift_rate`` lifts the key's token-bucket rate
+    limit, which spaces the queries in time and so changes only the wall time. The
+    attacker learns its top-k cap from the gateway (:class:`GatewayOracle`).
+    """
     started = time.perf_counter()
+    rate = {"rate_per_minute": LIFTED_RATE, "burst": LIFTED_RATE} if lift_rate else {}
     with service.admin_client() as admin:
         key = admin.issue_credential(
             "partner", f"prober-{kind}-{time.monotonic_ns()}", [collection],
-            rate_per_minute=LIFTED_RATE, burst=LIFTED_RATE, **(grant or {}),
+            **rate, **(grant or {}),
         )  # fmt: skip
     policy = {
         "top_k_cap": key.key.top_k_cap,
@@ -283,10 +321,13 @@ def attack_collection(
         "score_release": key.key.score_release,
         "query_budget": key.key.query_budget,
         "budget_window_s": key.key.budget_window_s,
+        "rate_per_minute": key.key.rate_per_minute,
+        "burst": key.key.burst,
     }
     plans = [p for p in _plans(setup, count) if p.kind in probe_kinds]
     with service.gateway_client(key.token, timeout_s=300.0) as client:
-        transcript = collect(GatewayOracle(client, collection, key.key.top_k_cap), plans, count)
+        oracle = GatewayOracle(client, collection)
+        transcript = collect(oracle, plans, count if budget is None else budget)
     attack = ScoreReconstructionAttack(
         setup.public_vectors, len(setup.doc_ids), affine=kind == "dcpe", seed=setup.seed
     )
@@ -300,10 +341,17 @@ def attack_collection(
         target=f"scifact-docs {kind} collection ({'default' if not grant else 'granted'} key)",
         threat_model=f"a partner with a key issued with {granted} sends up to {count} "
         f"{' or '.join(probe_kinds)} probes (texts: public sentences it embeds with the public "
-        "encoder and adapter) and rebuilds the stored vectors from ids, ranks and any "
-        "released scores",
+        "encoder and adapter), each asking for the largest k its key allows, and rebuilds "
+        "the stored vectors from ids, ranks and any released scores",
         seconds=time.perf_counter() - started,
-        details={"collection_kind": kind, "partner_policy": policy, "rate_limit": "lifted"},
+        details={
+            "collection_kind": kind,
+            "documents": len(setup.doc_ids),
+            "partner_policy": policy,
+            "top_k": oracle.k,
+            "top_k_refusals": oracle.cap_refusals,
+            "rate_limit": "lifted" if lift_rate else "default",
+        },
     )
 
 

@@ -10,7 +10,14 @@ only the token-bucket rate limit is lifted. Then the partner nDCG@10 of the 300 
 test claims as text over the whole corpus, with the default release and with exact
 scores, on one gateway in the same run. Prints JSON.
 
+``--defaults-only`` keeps one row per collection kind: a partner key issued with every
+default (its rate limit too), ``--probes`` vector probes and then ``--probes`` text
+probes, each asking for the largest ``k`` the key allows (the attacker reads its cap
+from the gateway's 403). ``--documents all`` uploads the whole 5,183-document corpus.
+
     python benchmarks/bench_score_reconstruction.py --data-dir ../shared/data
+    python benchmarks/bench_score_reconstruction.py --data-dir ../shared/data \
+        --documents all --defaults-only --kinds at-rest dcpe
 """
 
 from __future__ import annotations
@@ -40,6 +47,31 @@ from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.retrieval import embed_retrieval
 
 RELEASES = ("exact", "coarse", "rank")
+
+
+def _documents(value: str) -> int | None:
+    """``all`` (None: the whole corpus) or a positive count."""
+    if value == "all":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {value!r}")
+    return int(value)
+
+
+def _row(kind: str, release: str, probe: str, report: Any) -> dict[str, Any]:
+    m = report.metrics
+    return {
+        "collection": kind, "release": release, "probes": probe,
+        "documents": int(m["documents"]), "top_k": report.details["top_k"],
+        "attempted": int(m["probes_attempted"]), "answered": int(m["probes_answered"]),
+        "answered_by_kind": report.details["answered_by_kind"],
+        "mean_cosine": round(m["mean_cosine"], 4),
+        "share_above_0_9": round(m["share_above_0_9"], 4),
+        "baseline_cosine": round(m["baseline_cosine"], 4),
+        "refusals": report.details["refusals"][:2],
+        "rate_limit": report.details["rate_limit"],
+        "seconds": round(report.seconds, 1),
+    }  # fmt: skip
 
 
 def _public(data_dir: Path, encoder: Encoder, cache: EmbeddingCache) -> tuple[list[str], Any]:
@@ -93,7 +125,16 @@ def _ndcg(service: Any, data_dir: Path, encoder: Encoder, cache: EmbeddingCache)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--documents", type=int, default=300)
+    parser.add_argument(
+        "--documents", type=_documents, default=300, help="a count, or 'all' (5,183)"
+    )
+    parser.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="one default key per kind (vector, then text probes; rate limit not lifted)",
+    )
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--skip-ndcg", action="store_true", help="no nDCG@10 rows")
     parser.add_argument("--probes", type=int, default=2000)
     parser.add_argument("--ckks-probes", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
@@ -105,9 +146,8 @@ def main() -> None:
     texts, public = _public(args.data_dir, encoder, cache)
     test = load_beir(args.data_dir / "scifact", split="test")
     corpus = embed_retrieval(encoder, test, cache=cache).documents
-    pick = np.sort(
-        np.random.default_rng(args.seed + 11).choice(len(corpus), args.documents, replace=False)
-    )
+    size = len(corpus) if args.documents is None else min(args.documents, len(corpus))
+    pick = np.sort(np.random.default_rng(args.seed + 11).choice(len(corpus), size, replace=False))
     setup = ProbeSetup(
         doc_ids=[f"doc-{i}" for i in pick],
         documents=np.asarray(corpus[pick], dtype=np.float32),
@@ -120,9 +160,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-score-reconstruction-") as tmp:
         service, keyring = serve(Path(tmp), None, None, corpus.shape[1], None, None)
         try:
-            names = upload(service, setup, keyring)
-            for kind in KINDS:
+            names = upload(service, setup, keyring, args.kinds)
+            for kind in args.kinds:
                 count = args.ckks_probes if kind == "ckks" else args.probes
+                if args.defaults_only:
+                    report = attack_collection(
+                        service, setup, kind, names[kind], count, budget=2 * count,
+                        lift_rate=False,
+                    )  # fmt: skip
+                    rows.append(_row(kind, "rank (default)", "vector, then text", report))
+                    print(json.dumps(rows[-1]), flush=True)
+                    continue
                 for release in RELEASES:
                     for probe in ("vector", "text"):
                         grant: dict[str, Any] = {"score_release": release}
@@ -132,22 +180,13 @@ def main() -> None:
                             service, setup, kind, names[kind], count, probe_kinds=(probe,),
                             grant=grant,
                         )  # fmt: skip
-                        m = report.metrics
-                        rows.append({
-                            "collection": kind, "release": release, "probes": probe,
-                            "attempted": int(m["probes_attempted"]),
-                            "answered": int(m["probes_answered"]),
-                            "mean_cosine": round(m["mean_cosine"], 4),
-                            "share_above_0_9": round(m["share_above_0_9"], 3),
-                            "baseline_cosine": round(m["baseline_cosine"], 4),
-                            "refusals": report.details["refusals"][:1],
-                            "seconds": round(report.seconds, 1),
-                        })  # fmt: skip
+                        rows.append(_row(kind, release, probe, report))
                         print(json.dumps(rows[-1]), flush=True)
-            ndcg = _ndcg(service, args.data_dir, encoder, cache)
+            ndcg = {} if args.skip_ndcg else _ndcg(service, args.data_dir, encoder, cache)
         finally:
             service.stop()
-    print(json.dumps({"documents": args.documents, "probes": args.probes,
+    print(json.dumps({"documents": size, "probes": args.probes,
+                      "defaults_only": args.defaults_only,
                       "ckks_probes": args.ckks_probes, "rows": rows, "ndcg10": ndcg,
                       "seconds": round(time.perf_counter() - started, 1)}, indent=1))  # fmt: skip
 

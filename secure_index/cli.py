@@ -32,6 +32,7 @@ from secure_index.service.audit_log import AuditLog, verify_audit_log
 from secure_index.service.credentials import (
     DEFAULT_BUDGET_WINDOW_S,
     DEFAULT_QUERY_BUDGET,
+    DEFAULT_TOP_K_CAP,
     CredentialRole,
     CredentialStore,
 )
@@ -359,9 +360,7 @@ def collection_create(
     keks = load_keks(key_file=key_file)
     root = data_dir / STORE_DIR
     anchor = resolve_anchor_path(state_anchor, key_file=key_file, store_root=root)
-    with IndexStore(
-        root, keks=keks, tenant=tenant, background=False, state_anchor=anchor
-    ) as store:
+    with IndexStore(root, keks=keks, tenant=tenant, background=False, state_anchor=anchor) as store:
         _echo(store.create_collection(spec).__dict__)
 
 
@@ -457,7 +456,10 @@ def partner_create(
     name: PartnerName,
     scope: Scopes,
     data_dir: DataDir,
-    top_k_cap: Annotated[int, typer.Option(help="Largest k per query.")] = 100,
+    top_k_cap: Annotated[
+        int,
+        typer.Option(help="Largest k per query (each result more per answer leaks more)."),
+    ] = DEFAULT_TOP_K_CAP,
     rate_per_minute: Annotated[int, typer.Option(help="Sustained requests per minute.")] = 600,
     burst: Annotated[int, typer.Option(help="Requests allowed in a burst.")] = 60,
     key_file: KeyFile = None,

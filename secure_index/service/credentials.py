@@ -64,6 +64,7 @@ from secure_index.service.score_release import ScoreRelease
 __all__ = [
     "DEFAULT_BUDGET_WINDOW_S",
     "DEFAULT_QUERY_BUDGET",
+    "DEFAULT_TOP_K_CAP",
     "TOKEN_PREFIX",
     "Credential",
     "CredentialRole",
@@ -85,6 +86,7 @@ COLLECTION_RE = NAME_RE  # scopes are collection names (or "*")
 FILE_MODE = 0o600
 BUSY_TIMEOUT_MS = 5000
 SCHEMA_VERSION = 2
+DEFAULT_TOP_K_CAP = 10  # what nDCG@10 needs; more results per answer leak more per query
 DEFAULT_QUERY_BUDGET = 1000  # answered queries per window
 DEFAULT_BUDGET_WINDOW_S = 86_400  # one day
 _ID_ATTEMPTS = 8
@@ -365,7 +367,7 @@ class CredentialStore:
         role: CredentialRole,
         name: str,
         scopes: Iterable[str],
-        top_k_cap: int = 100,
+        top_k_cap: int = DEFAULT_TOP_K_CAP,
         rate_per_minute: int = 600,
         burst: int = 60,
         vector_queries: bool = False,

@@ -23,6 +23,7 @@ from index_client.names import (
     shown,
 )
 from secure_index.index.hnsw_collection import TAG_PATTERN
+from secure_index.service.credentials import DEFAULT_TOP_K_CAP
 
 __all__ = [
     "CollectionCreate",
@@ -202,7 +203,7 @@ class CredentialCreate(_Strict):
     role: str = Field(pattern=r"^(partner|node)$")
     name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=64)
-    top_k_cap: int = Field(default=100, ge=1, le=1000)
+    top_k_cap: int = Field(default=DEFAULT_TOP_K_CAP, ge=1, le=1000)
     rate_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     burst: int = Field(default=60, ge=1, le=100_000)
     vector_queries: bool = Field(

@@ -30,6 +30,7 @@ from policies import (
     evaluate_audit,
     load_default_policy,
 )
+from secure_index.service.credentials import DEFAULT_TOP_K_CAP
 
 DOCUMENTS, PROBES, CKKS_PROBES = 120, 150, 12
 CONTROL_PROBES = 800  # beyond the 2 x 384 basis vectors: every coordinate is measured
@@ -76,8 +77,18 @@ def test_a_default_key_is_refused_vectors_and_answered_texts_with_ranks(
         assert report.details["answered_by_kind"] == {"text": report.metrics["probes_answered"]}
         assert report.details["estimator"] == "ranks"
     at_rest = probed[0].metrics
+    assert at_rest["documents"] == DOCUMENTS
     assert at_rest["probes_answered"] == PROBES - 1  # the refused vector probe counts as sent
     assert -1.0 <= at_rest["mean_cosine"] <= 1.0
+
+
+def test_the_attacker_asks_for_the_largest_k_its_key_allows(probed: list[AttackReport]) -> None:
+    for report in probed:
+        cap = report.details["partner_policy"]["top_k_cap"]
+        assert cap == DEFAULT_TOP_K_CAP
+        assert report.details["top_k"] == cap  # read from the one 403 that refused k=1000
+        assert report.details["top_k_refusals"] == 1
+        assert report.details["rate_limit"] == "lifted"
 
 
 def test_the_control_rebuilds_the_same_documents_from_exact_scores(setup: ProbeSetup) -> None:

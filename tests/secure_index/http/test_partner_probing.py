@@ -269,8 +269,10 @@ def test_rank_release_stops_exact_reconstruction_where_exact_scores_allow_it(
 ) -> None:
     # Prepare: suspension is off here, so the probers get every answer; k = all documents
     probes = np.eye(DIM)
-    _, exact_token = _partner(lenient, "exact-prober", vector_queries=True, score_release="exact")
-    _, rank_token = _partner(lenient, "rank-prober", vector_queries=True)
+    _, exact_token = _partner(
+        lenient, "exact-prober", vector_queries=True, score_release="exact", top_k_cap=DOCS
+    )
+    _, rank_token = _partner(lenient, "rank-prober", vector_queries=True, top_k_cap=DOCS)
     # Execute
     with lenient.client(exact_token) as client:
         exact_answers = _probe(client, probes, k=DOCS)
