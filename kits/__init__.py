@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         make_server_cert,
         pem_cert,
         pem_private,
+        sign_server_cert,
         validate_host,
     )
     from kits.ckks_bundle import BundleRefusedError
@@ -84,6 +85,7 @@ _SUBMODULE: dict[str, str] = {
     "issue_service_certificate": "service_certificates",
     "make_service_cert": "service_certificates",
     "sha256_file": "layout",
+    "sign_server_cert": "certificates",
     "validate_host": "certificates",
     "validate_node_ids": "provisioning",
 }
@@ -122,6 +124,7 @@ __all__ = [
     "provision",
     "run_ckks_ceremony",
     "sha256_file",
+    "sign_server_cert",
     "validate_host",
     "validate_node_ids",
 ]

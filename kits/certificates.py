@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +25,7 @@ __all__ = [
     "make_server_cert",
     "pem_cert",
     "pem_private",
+    "sign_server_cert",
     "validate_host",
 ]
 
@@ -112,17 +114,34 @@ def make_server_cert(
     now: dt.datetime,
     days: int,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """The SuperLink's TLS key and certificate for ``host``, signed by the CA."""
-    key = ec.generate_private_key(ec.SECP384R1())
+    """The SuperLink's TLS key and certificate for ``host`` (and loopback), signed by the CA."""
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.DNSName("localhost"),
     ]
     if host_name not in sans:
         sans.append(host_name)
+    return sign_server_cert(ca_key, ca_cert, host, sans, now=now, days=days)
+
+
+def sign_server_cert(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    common_name: str,
+    sans: Sequence[x509.GeneralName],
+    *,
+    now: dt.datetime,
+    days: int,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh EC P-384 key and its serverAuth certificate for ``sans``, signed by the CA.
+
+    Every name a client dials must be in ``sans`` (clients check it, RFC 6125); the
+    certificate is valid from five minutes before ``now`` (clock skew) for ``days``.
+    """
+    key = ec.generate_private_key(ec.SECP384R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(host))
+        .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -144,7 +163,7 @@ def make_server_cert(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),

@@ -16,27 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from crypto.secret_files import read_secret_file, write_secret_file
-from kits.certificates import cert_fingerprint, pem_cert, pem_private, validate_host
+from kits.certificates import (
+    cert_fingerprint,
+    pem_cert,
+    pem_private,
+    sign_server_cert,
+    validate_host,
+)
 from kits.layout import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ProvisioningError
 
 __all__ = ["ServiceCertificate", "issue_service_certificate", "make_service_cert"]
-
-_CLOCK_SKEW = dt.timedelta(minutes=5)
-_NO_USAGE = {
-    "content_commitment": False,
-    "key_encipherment": False,
-    "data_encipherment": False,
-    "key_cert_sign": False,
-    "crl_sign": False,
-    "encipher_only": False,
-    "decipher_only": False,
-}
 
 
 @dataclass(frozen=True)
@@ -86,36 +79,7 @@ def make_service_cert(
         if name not in sans:
             sans.append(name)
     start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    key = ec.generate_private_key(ec.SECP384R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fedembed consortium"),
-            x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64]),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - _CLOCK_SKEW)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, key_agreement=True, **_NO_USAGE),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA384())
-    )
-    return key, cert
+    return sign_server_cert(ca_key, ca_cert, hosts[0][:64], sans, now=start, days=days)
 
 
 def _load_ca(ca_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
