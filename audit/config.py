@@ -61,9 +61,10 @@ class AuditConfig:
     def quick(cls) -> AuditConfig:
         """A small audit (a few minutes after caching): for tests and smoke runs.
 
-        The score-reconstruction row keeps its 2,000 probes at rest and under DCPE (the
-        default budget answers 1,000 of them) but sends 200 to the CKKS collection, whose
-        every query scores the whole block under encryption.
+        The score-reconstruction row holds the quick corpus (1,500 documents: a larger
+        leak per document than the deployed 5,183) and keeps its 2,000 probes at rest and
+        under DCPE (the default budget answers 1,000 of them) but sends 200 to the CKKS
+        collection, whose every query scores every block under encryption.
         """
         return cls(
             bank_targets=150,
