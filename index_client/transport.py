@@ -50,6 +50,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 60.0
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
+MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After (a spent query budget) is not waited out
 _RETRY_STATUSES = (429, 503)
 
 TlsVerify = ssl.SSLContext | str | os.PathLike[str] | bool
@@ -131,7 +132,9 @@ class ServiceTransport:
         timeout_s: Per-request timeout.
         verify: TLS trust: a CA certificate file (only that CA), an ``ssl.SSLContext``,
             or True (the system trust store).
-        retries: Extra attempts after a transport error, a 429 or a 503 (0: none).
+        retries: Extra attempts after a transport error, a 429 or a 503 (0: none); a
+            ``Retry-After`` over :data:`MAX_RETRY_AFTER_S` (a spent query budget) is
+            raised at once, never slept on.
 
     Raises:
         TlsTrustError: When ``verify`` names a CA file that cannot be used.
@@ -206,6 +209,8 @@ class ServiceTransport:
                 if last or response.status_code not in _RETRY_STATUSES:
                     raise error_for(response)
                 delay = retry_after(response, delay)
+                if delay > MAX_RETRY_AFTER_S:
+                    raise error_for(response)
             logger.info(
                 "index client: %s %s: attempt %d failed, retrying in %.1f s",
                 route.method,

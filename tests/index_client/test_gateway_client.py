@@ -20,6 +20,7 @@ from index_client.errors import (
     RequestRejectedError,
 )
 from index_client.gateway_client import GatewayClient
+from index_client.transport import MAX_RETRY_AFTER_S
 
 DIM, DOCS, OTHER, SEALED = 16, "docs", "other", "sealed"  # as provisioned by conftest
 Consortium = Any
@@ -168,6 +169,28 @@ def test_a_rate_limited_query_is_refused_or_retried_after_the_wait(
     assert caught.value.retry_after_s >= 1
     assert "rate limit" in caught.value.problem
     assert retried.k == 1
+
+
+def test_a_spent_query_budget_is_raised_at_once_even_with_retries(
+    consortium: Consortium,
+) -> None:
+    # Prepare: a key with a budget of one answered query a day
+    with AdminClient(consortium.service.url, consortium.service.admin_token) as admin:
+        key = admin.issue_credential(
+            "partner", "thrifty", [DOCS], query_budget=1, budget_window_s=86_400,
+            vector_queries=True,
+        )  # fmt: skip
+    patient = GatewayClient(consortium.service.url, key.token, retries=3)
+    vector = _unit(1, seed=8)[0]
+    with patient:
+        patient.query(DOCS, vector=vector, k=1)
+        # Execute: the budget's Retry-After is hours away: no client sleeps that long
+        with pytest.raises(RateLimitedError) as caught:
+            patient.query(DOCS, vector=vector, k=1)
+    # Assert
+    assert caught.value.status == 429
+    assert caught.value.retry_after_s > MAX_RETRY_AFTER_S
+    assert "budget" in caught.value.problem
 
 
 def test_a_service_that_is_not_running_is_unavailable() -> None:
