@@ -29,8 +29,9 @@ from secure_index.index.ckks_collections import (
 )
 from secure_index.index.hnsw_collection import CollectionSpec
 from secure_index.index.index_store import IndexStore
-from secure_index.sealing import KeyFileKeks, WrappedKey
+from secure_index.sealing import KeyFileKeks
 from secure_index.sealing.sealed_file import SealedContext, open_sealed
+from tests.secure_index.kms_outage import KmsOutage
 
 TENANT = "consortium"
 DIM = 12
@@ -161,31 +162,11 @@ def test_one_name_space_for_every_collection_kind(
         alone.create("claims", dimension=DIM, evaluation_context=key.evaluation_context())
 
 
-class _KmsOutage:
-    """A KEK provider whose KMS fails from the ``fail_at``-th wrap on (until healed)."""
-
-    def __init__(self, keks: KeyFileKeks, fail_at: int) -> None:
-        self._keks, self.fail_at, self.wraps = keks, fail_at, 0
-
-    @property
-    def primary_id(self) -> str:
-        return self._keks.primary_id
-
-    def wrap(self, data_key: bytes, *, associated_data: bytes) -> WrappedKey:
-        self.wraps += 1
-        if self.fail_at and self.wraps >= self.fail_at:
-            raise KeyManagementError("the KMS is unreachable", expected="a KMS", fix="retry")
-        return self._keks.wrap(data_key, associated_data=associated_data)
-
-    def unwrap(self, wrapped: WrappedKey, *, associated_data: bytes) -> bytes:
-        return self._keks.unwrap(wrapped, associated_data=associated_data)
-
-
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_a_failed_create_leaves_nothing(
     tmp_path: Path, keks: KeyFileKeks, key: CkksSearchKey, fail_at: int
 ) -> None:
-    kms = _KmsOutage(keks, fail_at)
+    kms = KmsOutage(keks, fail_at)
     store = CkksCollections(tmp_path / "ckks", keks=kms, tenant=TENANT)
     with pytest.raises(KeyManagementError):
         store.create("c", dimension=DIM, evaluation_context=key.evaluation_context())

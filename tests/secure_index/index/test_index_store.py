@@ -20,7 +20,8 @@ from secure_index.errors import (
 )
 from secure_index.index.hnsw_collection import CollectionSpec, Metric
 from secure_index.index.index_store import IndexStore
-from secure_index.sealing import KeyFileKeks, WrappedKey, sealed_kek_id
+from secure_index.sealing import KeyFileKeks, sealed_kek_id
+from tests.secure_index.kms_outage import KmsOutage
 
 TENANT = "acme-consortium"
 
@@ -297,26 +298,6 @@ def test_a_lost_log_folder_never_hides_new_inserts(tmp_path: Path, keks: KeyFile
     reopened.close()
 
 
-class _KmsOutage:
-    """A KEK provider whose KMS fails from the ``fail_at``-th wrap on (until healed)."""
-
-    def __init__(self, keks: KeyFileKeks, fail_at: int) -> None:
-        self._keks, self.fail_at, self.wraps = keks, fail_at, 0
-
-    @property
-    def primary_id(self) -> str:
-        return self._keks.primary_id
-
-    def wrap(self, data_key: bytes, *, associated_data: bytes) -> WrappedKey:
-        self.wraps += 1
-        if self.fail_at and self.wraps >= self.fail_at:
-            raise KeyManagementError("the KMS is unreachable", expected="a KMS", fix="retry")
-        return self._keks.wrap(data_key, associated_data=associated_data)
-
-    def unwrap(self, wrapped: WrappedKey, *, associated_data: bytes) -> bytes:
-        return self._keks.unwrap(wrapped, associated_data=associated_data)
-
-
 @pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
 def test_a_failed_create_leaves_nothing_and_the_store_still_opens(
     tmp_path: Path, keks: KeyFileKeks, fail_at: int
@@ -326,7 +307,7 @@ def test_a_failed_create_leaves_nothing_and_the_store_still_opens(
     store = _store(root, keks)
     store.create_collection(CollectionSpec("kept", 32))
     store.close()
-    kms = _KmsOutage(keks, fail_at)
+    kms = KmsOutage(keks, fail_at)
     store = IndexStore(root, keks=kms, tenant=TENANT, background=False)
     # Execute
     with pytest.raises(KeyManagementError):
