@@ -13,6 +13,7 @@ from embedding_core.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from deployment.flower_processes import (
         ManagedProcess,
+        flwr_command,
         flwr_run,
         free_port,
         register_supernode,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 _SUBMODULE: dict[str, str] = {
     "ManagedProcess": "flower_processes",
+    "flwr_command": "flower_processes",
     "flwr_run": "flower_processes",
     "free_port": "flower_processes",
     "register_supernode": "flower_processes",
@@ -37,6 +39,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
     "ManagedProcess",
+    "flwr_command",
     "flwr_run",
     "free_port",
     "register_supernode",

@@ -28,6 +28,7 @@ from kits.layout import CoordinatorKit, NodeKit
 
 __all__ = [
     "ManagedProcess",
+    "flwr_command",
     "flwr_run",
     "free_port",
     "register_supernode",
@@ -175,15 +176,36 @@ def _flwr_env(flwr_home: Path) -> dict[str, str]:
     return {**_child_env(), "FLWR_HOME": str(flwr_home)}
 
 
+def flwr_command(
+    args: list[str], *, flwr_home: Path, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``flwr ARGS...`` with ``FLWR_HOME=flwr_home``; output captured, never raises on exit.
+
+    Raises:
+        FedembedError: ``flwr`` is not installed, or it ran past ``timeout`` seconds.
+    """
+    try:
+        return subprocess.run(
+            [_tool("flwr"), *args],
+            capture_output=True,
+            text=True,
+            env=_flwr_env(flwr_home),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FedembedError(
+            f"`flwr {args[0] if args else ''}` did not answer within {timeout:.0f} s",
+            expected="a SuperLink that answers on its Control API",
+            fix="check that the SuperLink runs and that FLWR_HOME/config.toml names it",
+        ) from exc
+
+
 def register_supernode(*, public_key: Path, name: str, connection: str, flwr_home: Path) -> None:
     """Register a SuperNode's public key with the SuperLink (``flwr supernode register``)."""
-    result = subprocess.run(
-        [_tool("flwr"), "supernode", "register", str(public_key), connection, "--name", name],
-        capture_output=True,
-        text=True,
-        env=_flwr_env(flwr_home),
-        timeout=120,
-        check=False,
+    result = flwr_command(
+        ["supernode", "register", str(public_key), connection, "--name", name],
+        flwr_home=flwr_home,
     )
     if result.returncode != 0:
         raise FedembedError(f"registering SuperNode {name} failed: {result.stdout}{result.stderr}")

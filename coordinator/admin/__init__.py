@@ -1,0 +1,1 @@
+"""The consortium's control plane: the admin API (``fedembed coordinator admin serve``)."""
