@@ -8,6 +8,13 @@ from typing import Annotated
 
 import typer
 
+from client_node.cli_options import (
+    CHECK_HELP,
+    MAX_EPSILON_LIMIT,
+    REGISTER_FIX,
+    check_max_epsilon,
+    data_dir_exists,
+)
 from federation.node_privacy import DEFAULT_MAX_NOISE_SHARES, NodePrivacy
 from index_client.names import COLLECTION, NODE, option_check
 
@@ -18,11 +25,26 @@ node_app = typer.Typer(help="Member node: start the SuperNode, check data, show 
 
 @node_app.command("start")
 def start_cmd(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Node data folder.")],
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            callback=data_dir_exists,
+            help="Node data folder (formats: `fedembed node check --help`).",
+        ),
+    ],
     kit: Annotated[Path, typer.Option("--kit", help="This node's kit folder.")],
     superlink: Annotated[str, typer.Option("--superlink", help="SuperLink host:port.")],
     max_epsilon: Annotated[
-        float, typer.Option("--max-epsilon", help="Sample-level privacy budget (all runs).")
+        float,
+        typer.Option(
+            "--max-epsilon",
+            callback=check_max_epsilon,
+            help="This node's whole privacy budget epsilon, every run and round composed "
+            f"(0 < epsilon <= {MAX_EPSILON_LIMIT:g}; the consortium default is 8). Above "
+            f"{MAX_EPSILON_LIMIT:g} DP bounds nothing: a membership-inference attacker's "
+            "proven AUC bound is then 1.0, so such a value is refused as a typo.",
+        ),
     ],
     name: Annotated[
         str | None,
@@ -60,10 +82,13 @@ def start_cmd(
         ),
     ] = False,
 ) -> None:
-    """Validate data and kit, then run an authenticated TLS SuperNode until interrupted.
+    """Validate data and kit, then run an authenticated TLS SuperNode until stopped.
 
     The privacy options bound what the coordinator may ask of this node: a round that
-    asks for less is refused before anything is trained or charged.
+    asks for less is refused before anything is trained or charged. Its auth.pub must be
+    registered with the SuperLink first (docs/operations.md). Ctrl-C, SIGTERM or SIGHUP
+    stop the SuperNode and everything it started; when the SuperNode fails on its own,
+    its error is printed and its exit status is this command's.
     """
     # Commands import their machinery (torch, Flower) when they run: `--help` stays fast.
     from client_node.node_data import load_node_data
@@ -93,15 +118,32 @@ def start_cmd(
         f"SuperNode {node_name}: {len(data.interactions)} interactions, "
         f"{len(data.documents)} documents, budget epsilon {max_epsilon}; log {node.log_path}"
     )
-    try:
-        node.process.wait()
-    except KeyboardInterrupt:
-        node.stop()
+    status = node.run_in_foreground()
+    if status is None:
+        typer.echo(f"SuperNode {node_name} stopped")
+        return
+    if status != 0:
+        reason = node.error_line() or "it logged no error"
+        typer.echo(
+            f"error: SuperNode {node_name} exited with status {status}: {reason}. "
+            f"Fix: {REGISTER_FIX}; the whole log is {node.log_path}.",
+            err=True,
+        )
+        raise typer.Exit(status)
 
 
-@node_app.command("check")
-def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
-    """Validate the node's documents and interactions."""
+@node_app.command("check", help=CHECK_HELP)
+def check_cmd(
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            callback=data_dir_exists,
+            help="Node data folder: documents.jsonl and interactions.jsonl.",
+        ),
+    ],
+) -> None:
+    """Validate the node's documents and interactions (formats: ``CHECK_HELP``)."""
     from client_node.node_data import load_node_data
 
     data = load_node_data(data_dir)
@@ -109,24 +151,27 @@ def check_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
 
 
 @node_app.command("ledger")
-def ledger_cmd(data_dir: Annotated[Path, typer.Option("--data-dir")]) -> None:
-    """Show the node's privacy ledger (epsilon spent per run and round)."""
-    from client_node.local_round import LEDGER_FILE
-    from client_node.node_data import STATE_DIR
-    from privacy import PrivacyLedger
+def ledger_cmd(
+    data_dir: Annotated[
+        Path,
+        typer.Option("--data-dir", callback=data_dir_exists, help="Node data folder."),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Show the node's privacy ledger: the total, then each run and round it was charged.
 
-    path = data_dir / STATE_DIR / LEDGER_FILE
-    if not path.is_file():
-        typer.echo(json.dumps({"ledger": str(path), "spent_epsilon": 0.0, "entries": 0}))
+    Per round: the epsilon it added to the node's composed total, the total after it,
+    the observer the charge holds for, and the DP-SGD parameters. Refused rounds (nothing
+    charged) are listed from the SuperNode logs in state/.
+    """
+    from client_node.ledger_view import read_ledger_view
+
+    view = read_ledger_view(data_dir)
+    if as_json:
+        typer.echo(json.dumps(view.to_json(), indent=2))
         return
-    document = json.loads(path.read_text())
-    ledger = PrivacyLedger.open(
-        path,
-        node_id=str(document["node_id"]),
-        max_epsilon=float(document["max_epsilon"]),
-        delta=float(document["delta"]),
-    )
-    typer.echo(json.dumps(ledger.summary(), indent=2))
+    for line in view.lines():
+        typer.echo(line)
 
 
 @node_app.command("upload")
@@ -269,3 +314,80 @@ def ckks_install_cmd(
             }
         )
     )
+
+
+@node_app.command("ckks-seal")
+def ckks_seal_cmd(
+    kit: Annotated[
+        Path, typer.Option("--kit", help="This (key-holding) node's kit, with the CKKS secret.")
+    ],
+    member: Annotated[
+        str,
+        typer.Option(
+            "--member",
+            help="The newly enrolled member's kit name.",
+            callback=option_check(NODE, typer.BadParameter),
+        ),
+    ],
+    auth_pub: Annotated[
+        Path, typer.Option("--auth-pub", help="The new member's auth.pub (its kit's auth.pub).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the bundle to relay.")],
+) -> None:
+    """Seal this kit's CKKS secret context to a member enrolled after the key ceremony.
+
+    Compare the printed fingerprint of --auth-pub with the one the new member's
+    `fedembed node keygen` printed, out of band, before relaying the bundle; the member
+    installs it with `fedembed node ckks-install` (docs/key_custody.md).
+    """
+    from embedding_core.cli import in_cli_words
+    from kits.ckks_ceremony import ckks_seal_for
+    from kits.layout import ProvisioningError
+    from kits.node_keys import auth_key_fingerprint
+
+    if not auth_pub.is_file():
+        raise typer.BadParameter(f"--auth-pub {auth_pub} is not a file: pass the member's auth.pub")
+    text = auth_pub.read_text(encoding="ascii", errors="replace")
+    try:
+        bundle = ckks_seal_for(kit, out, node_id=member, auth_pub=text)
+    except ProvisioningError as exc:
+        raise in_cli_words(exc, {"the new member's name": "--member"}) from None
+    typer.echo(
+        json.dumps(
+            {
+                "bundle": str(bundle),
+                "member": member,
+                "auth_pub_fingerprint": auth_key_fingerprint(text),
+                "next": f"relay the bundle to {member}: `fedembed node ckks-install --kit KIT "
+                f"--bundle {bundle.name}`",
+            }
+        )
+    )
+
+
+@node_app.command("accept-members")
+def accept_members_cmd(
+    kit: Annotated[Path, typer.Option("--kit", help="This node's kit folder.")],
+    authorized_nodes: Annotated[
+        Path,
+        typer.Option("--authorized-nodes", help="The consortium's current authorized_nodes.json."),
+    ],
+    sha256: Annotated[
+        str,
+        typer.Option(
+            "--sha256",
+            help="Its SHA-256 as the consortium admin gave it to you out of band "
+            "(`coordinator enrol` and `revoke` print authorized_nodes_sha256).",
+        ),
+    ],
+) -> None:
+    """Take the consortium's member list after an enrolment or a revocation.
+
+    This node checks signed CKKS contributions against its own kit's list: until it
+    takes the new one it refuses sets that hold a member enrolled after it. The list is
+    accepted only with the pinned digest and with this node's own key on it.
+    """
+    from kits.member_list import accept_member_list
+
+    digest = accept_member_list(kit, authorized_nodes, sha256=sha256)
+    typer.echo(json.dumps({"authorized_nodes_sha256": digest}))

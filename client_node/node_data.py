@@ -17,6 +17,7 @@ Raw text and plaintext vectors never leave this folder.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,20 @@ class NodeData:
         return int(self.unit_ids().max()) + 1
 
 
+def _identifier(path: Path, number: int, record: dict[str, object], key: str) -> str:
+    """``record[key]`` as an id: a non-empty string or a number (never null or a list)."""
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value):
+        raise DataFormatError(
+            path,
+            number,
+            f'"{key}" is {json.dumps(value)}',
+            expected=f'"{key}" as a non-empty string or a number',
+            fix=f'give the line its "{key}"',
+        )
+    return str(value)
+
+
 def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
     out: list[Interaction] = []
     for number, record in iter_jsonl(path, what='{"query_id", "query", "doc_id"} per line'):
@@ -123,12 +138,22 @@ def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
                 expected=f"keys {', '.join(_INTERACTION_KEYS)}",
                 fix="add the missing keys to the line",
             )
-        query = str(record["query"]).strip()
+        raw_query = record["query"]
+        if not isinstance(raw_query, str):
+            raise DataFormatError(
+                path,
+                number,
+                f'"query" is {json.dumps(raw_query)}',
+                expected='"query" as the query text (a JSON string)',
+                fix="put the query text on the line, or remove the line",
+            )
+        query = raw_query.strip()
         if not query:
             raise DataFormatError(
                 path, number, "empty query", expected="a non-empty query", fix="remove the line"
             )
-        doc_id = str(record["doc_id"])
+        query_id = _identifier(path, number, record, "query_id")
+        doc_id = _identifier(path, number, record, "doc_id")
         if doc_id not in known_docs:
             raise DataFormatError(
                 path,
@@ -149,7 +174,10 @@ def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
             )
         out.append(
             Interaction(
-                str(record["query_id"]), query, doc_id, None if person is None else str(person)
+                query_id,
+                query,
+                doc_id,
+                None if person is None else _identifier(path, number, record, PERSON_KEY),
             )
         )
     if not out:
@@ -159,17 +187,42 @@ def _load_interactions(path: Path, known_docs: set[str]) -> list[Interaction]:
     return out
 
 
+def _reworded(exc: DataFormatError) -> DataFormatError:
+    """The same error, its fix in the node folder's terms (fixed field names, no options)."""
+    if "--id-column" not in exc.fix and "--text-column" not in exc.fix:
+        return exc
+    where = f"{exc.path}:{exc.line}" if exc.line > 0 else f"{exc.path}"
+    return DataFormatError(
+        exc.path,
+        exc.line,
+        exc.problem.removeprefix(f"{where}: "),
+        expected=exc.expected,
+        fix=f'give every line of {DOCUMENTS_FILE} an "id" and a "text" field '
+        "(formats: `fedembed node check --help`)",
+    )
+
+
 def load_node_data(node_dir: str | Path) -> NodeData:
     """Load and cross-check a node's data folder."""
     folder = Path(node_dir)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"the node data folder {folder} "
+            f"{'is not a folder' if folder.exists() else 'does not exist'}",
+            expected=f"a node folder holding {DOCUMENTS_FILE} and {INTERACTIONS_FILE}",
+            fix="pass the node's data folder (--data-dir / node-config data-dir)",
+        )
     for name in (DOCUMENTS_FILE, INTERACTIONS_FILE):
         if not (folder / name).is_file():
             raise DatasetNotFoundError(
                 f"node data file {folder / name} does not exist",
                 expected=f"a node folder holding {DOCUMENTS_FILE} and {INTERACTIONS_FILE}",
-                fix="pass the node's data folder (--data-dir / node-config data-dir)",
+                fix=f"add {name} to the folder (formats: `fedembed node check --help`)",
             )
-    documents = load_documents(folder / DOCUMENTS_FILE)
+    try:
+        documents = load_documents(folder / DOCUMENTS_FILE)
+    except DataFormatError as exc:  # its fixes name `data validate`'s column options
+        raise _reworded(exc) from None
     interactions = _load_interactions(folder / INTERACTIONS_FILE, {d.id for d in documents})
     logger.info(
         "load: node_dir=%s documents=%d interactions=%d",

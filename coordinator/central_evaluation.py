@@ -1,25 +1,49 @@
 """Central evaluation of the global adapter on the evaluator's held-out queries.
 
 The test queries never go to nodes: the coordinator side scores each round's global
-(query-side) adapter on a BEIR test split with base vectors computed once (cached).
+(query-side) adapter on a BEIR test split. The run config's ``eval-dataset`` names the
+dataset folder under ``data-dir`` (``"none"`` skips the evaluation; rounds still run).
+
+The base vectors are computed once per machine, not once per run: documents are encoded
+in chunks through the :class:`~embedding_core.cache.EmbeddingCache` (``FEDEMBED_CACHE_DIR``
+or the default cache folder), each chunk logged as it is done, so a first run shows its
+progress and a later run (or one interrupted half-way) reuses every chunk already stored.
+Each round's metrics are written to the run folder as they are computed
+(:data:`CENTRAL_METRICS_FILE`), so a run's progress can be followed while it runs.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from flwr.app import ArrayRecord, MetricRecord
+from numpy.typing import NDArray
 
+from coordinator.run_folder import CENTRAL_METRICS_FILE
 from embedding_core.adapter import Adapter, AdapterSide
+from embedding_core.atomic_file import atomic_write_json
 from embedding_core.cache import EmbeddingCache
-from embedding_core.data import load_beir, resolve_dataset_dir
+from embedding_core.data import BeirDataset, load_beir, resolve_dataset_dir
 from embedding_core.encoder import Encoder
-from embedding_core.evaluation import embed_retrieval, score_retrieval
+from embedding_core.evaluation import RetrievalVectors, score_retrieval
+from federation.run_config import NO_EVALUATION
 
-__all__ = ["CentralEvaluator", "adapter_from_arrays"]
+__all__ = [
+    "CENTRAL_METRICS_FILE",
+    "ENCODE_CHUNK",
+    "CentralEvaluator",
+    "adapter_from_arrays",
+    "cached_vectors",
+]
 
 logger = logging.getLogger(__name__)
+
+ENCODE_CHUNK = 512
+"""Documents per cached chunk (one progress line each)."""
 
 
 def adapter_from_arrays(arrays: ArrayRecord, *, kind: str, rank: int) -> Adapter:
@@ -31,8 +55,59 @@ def adapter_from_arrays(arrays: ArrayRecord, *, kind: str, rank: int) -> Adapter
     return adapter
 
 
+def _encode_in_chunks(
+    encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache, *, what: str
+) -> NDArray[np.float32]:
+    """``texts`` encoded chunk by chunk through ``cache``, with a progress line per chunk."""
+    if not texts:
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    started = time.perf_counter()
+    parts: list[NDArray[np.float32]] = []
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        chunk = texts[start : start + ENCODE_CHUNK]
+        parts.append(cache.get_or_encode(encoder, chunk, show_progress=False))
+        logger.info(
+            "evaluate: %s %d/%d encoded (%.0f s, cache %s)",
+            what,
+            start + len(chunk),
+            len(texts),
+            time.perf_counter() - started,
+            cache.directory,
+        )
+    return np.concatenate(parts, axis=0)
+
+
+def cached_vectors(
+    encoder: Encoder, dataset: BeirDataset, cache: EmbeddingCache
+) -> RetrievalVectors:
+    """Base vectors of ``dataset``'s corpus and judged queries, through ``cache``."""
+    logger.info(
+        "evaluate: dataset=%s documents=%d queries=%d (cached in %s)",
+        dataset.name,
+        dataset.num_docs,
+        len(dataset.qrels),
+        cache.directory,
+    )
+    documents = _encode_in_chunks(encoder, dataset.corpus_texts, cache, what="documents")
+    query_ids = [qid for qid in dataset.qrels if qid in dataset.queries]
+    queries = _encode_in_chunks(
+        encoder, [dataset.queries[q] for q in query_ids], cache, what="queries"
+    )
+    return RetrievalVectors(query_ids=query_ids, queries=queries, documents=documents)
+
+
 class CentralEvaluator:
-    """Callable ``(round, arrays) -> MetricRecord`` for ``Strategy.start(evaluate_fn=...)``."""
+    """Callable ``(round, arrays) -> MetricRecord`` for ``Strategy.start(evaluate_fn=...)``.
+
+    Args:
+        data_dir: The data folder (``None``: ``FEDEMBED_DATA_DIR``).
+        dataset: The BEIR dataset folder under ``data_dir``, or ``"none"`` (no evaluation:
+            :attr:`enabled` is False and only the encoder is loaded, for the manifest).
+        kind: The adapter kind.
+        rank: The adapter rank.
+        cache_dir: The embedding cache (``None``: ``FEDEMBED_CACHE_DIR`` or the default).
+        out_dir: The run folder; each round's metrics are written there (``None``: not).
+    """
 
     def __init__(
         self,
@@ -42,18 +117,38 @@ class CentralEvaluator:
         kind: str,
         rank: int,
         cache_dir: str | Path | None = None,
+        out_dir: str | Path | None = None,
     ) -> None:
-        folder = resolve_dataset_dir(data_dir, dataset, marker="corpus.jsonl")
-        self.dataset = load_beir(folder, split="test", name=dataset)
         self.encoder = Encoder.load()
-        self.vectors = embed_retrieval(self.encoder, self.dataset, cache=EmbeddingCache(cache_dir))
         self.kind, self.rank = kind, rank
         self.history: dict[int, dict[str, float]] = {}
+        self.metrics_path = Path(out_dir) / CENTRAL_METRICS_FILE if out_dir else None
+        self.enabled = dataset != NO_EVALUATION
+        self.dataset: BeirDataset | None = None
+        self.vectors: RetrievalVectors | None = None
+        if not self.enabled:
+            logger.info("evaluate: eval-dataset=none, no central evaluation")
+            return
+        folder = resolve_dataset_dir(data_dir, dataset, marker="corpus.jsonl")
+        self.dataset = load_beir(folder, split="test", name=dataset)
+        self.vectors = cached_vectors(self.encoder, self.dataset, EmbeddingCache(cache_dir))
 
     def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        """Score the adapter held in ``arrays``."""
+        """Score the adapter held in ``arrays`` (and write the run's metrics so far)."""
+        if self.dataset is None or self.vectors is None:
+            return MetricRecord()
         adapter = adapter_from_arrays(arrays, kind=self.kind, rank=self.rank)
         metrics = score_retrieval(self.vectors, self.dataset, adapter=adapter)
         self.history[server_round] = metrics
         logger.info("evaluate: round=%d ndcg@10=%.4f", server_round, metrics["ndcg@10"])
+        self.save()
         return MetricRecord(metrics)  # type: ignore[arg-type]
+
+    def save(self) -> None:
+        """Write the metrics of every round evaluated so far to the run folder."""
+        if self.metrics_path is None:
+            return
+        rounds = {str(r): m for r, m in sorted(self.history.items())}
+        dataset = self.dataset.name if self.dataset is not None else NO_EVALUATION
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.metrics_path, {"dataset": dataset, "rounds": rounds})

@@ -8,13 +8,19 @@ Models"): m of N nodes sampled without replacement, noise ``z * C / m`` on the m
 replace-one neighbours, with :class:`~privacy.NodeLevelAccountant` (dp-accounting's PLD;
 exact Gaussian DP when every node takes part in every round). Persisted as JSON next to
 the run's outputs.
+
+Nodes are named by their kit name (the member's name in the consortium), not by the
+number Flower gives a SuperNode: :class:`NodeNames` learns, from the grid at each round,
+which kit name each connected node's registered public key belongs to (the coordinator
+kit's authorised list), else the name its key was registered under; each report keeps
+Flower's number as ``flower_node_id``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from coordinator.authorised_grid import canonical_key
 from coordinator.strategy_wrapper import StrategyWrapper
 from federation.wire import ContentKey, MetricKey, as_float
 from privacy import (
@@ -35,7 +42,7 @@ from privacy import (
     covered_by,
 )
 
-__all__ = ["FederationLedger"]
+__all__ = ["FederationLedger", "NodeNames"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,65 @@ _MECHANISM = {
 """The charged DP-SGD mechanism a node reports, as the manifest's round reports name it."""
 
 
+class NodeNames:
+    """Flower node id -> the member's kit name, learnt from the grid's registered keys.
+
+    Args:
+        authorized_nodes: The coordinator kit's authorised list (kit name -> OpenSSH EC
+            public key); empty when the run has no coordinator kit.
+    """
+
+    def __init__(self, authorized_nodes: Mapping[str, str] | None = None) -> None:
+        self._by_key: dict[bytes, str] = {}
+        for name, key in (authorized_nodes or {}).items():
+            canonical = canonical_key(key)
+            if canonical is not None:
+                self._by_key[canonical] = name
+        self._names: dict[int, str] = {}
+
+    def learn(self, grid: Grid) -> None:
+        """Name every connected node whose registered key (or registration) names it."""
+        for info in grid.get_nodes():
+            key = canonical_key(info.public_key) if info.public_key else None
+            name = self._by_key.get(key) if key is not None else None
+            if name is None and info.HasField("name") and info.name:
+                name = info.name
+            if name:
+                self._names[int(info.node_id)] = name
+
+    def update(self, names: Mapping[int, str]) -> None:
+        """Add known names (e.g. the nodes an authorised grid admitted)."""
+        self._names.update({int(node): name for node, name in names.items() if name})
+
+    def name(self, node_id: int | str) -> str:
+        """The node's kit name, else Flower's number as text."""
+        try:
+            number = int(node_id)
+        except ValueError:
+            return str(node_id)
+        return self._names.get(number, str(node_id))
+
+    def put(
+        self, nodes: dict[str, dict[str, Any]], node_id: int | str, report: dict[str, Any]
+    ) -> str:
+        """Enter ``report`` in a round's ``nodes`` under the node's name; returns the key.
+
+        A named report keeps Flower's number as ``flower_node_id``; a second SuperNode
+        under a name already taken this round (the same key twice) is entered as
+        ``name#<number>``, so neither report hides the other.
+        """
+        name = self.name(node_id)
+        if name == str(node_id) or not str(node_id).isdigit():
+            nodes[name] = report
+            return name
+        number = int(node_id)
+        taken = nodes.get(name)
+        if taken is not None and taken.get("flower_node_id") != number:
+            name = f"{name}#{number}"
+        nodes[name] = {**report, "flower_node_id": number}
+        return name
+
+
 class FederationLedger(StrategyWrapper):
     """Wrap a strategy; record per-node privacy reports and node-level accounting.
 
@@ -56,6 +122,8 @@ class FederationLedger(StrategyWrapper):
         node_noise_multiplier: Node-level noise multiplier (0: node-level DP off).
         total_nodes: Population size for the node-level sampling rate.
         delta: Node-level delta.
+        names: How nodes are named in the ledger (default: by Flower's number, unless
+            the grid reports the names they were registered under).
     """
 
     def __init__(
@@ -66,8 +134,10 @@ class FederationLedger(StrategyWrapper):
         node_noise_multiplier: float = 0.0,
         total_nodes: int = 0,
         delta: float = 1e-5,
+        names: NodeNames | None = None,
     ) -> None:
         super().__init__(strategy)
+        self.names = names or NodeNames()
         self.path = path
         self.node_noise_multiplier = node_noise_multiplier
         self.total_nodes = total_nodes
@@ -84,7 +154,7 @@ class FederationLedger(StrategyWrapper):
         return float(self.accountant.get_epsilon(self.delta))
 
     def per_node_epsilon(self) -> dict[str, float]:
-        """The latest sample-level epsilon each node reported (by Flower node id)."""
+        """The latest sample-level epsilon each node reported (by kit name)."""
         out: dict[str, float] = {}
         for entry in self.rounds:
             for node, report in entry["nodes"].items():
@@ -93,7 +163,7 @@ class FederationLedger(StrategyWrapper):
         return out
 
     def refusals(self) -> list[dict[str, Any]]:
-        """Every node error reported, with round, node id and reason."""
+        """Every node error reported, with round, node (kit name) and reason."""
         return [
             {"round": entry["round"], "node": node, "reason": report["error"]}
             for entry in self.rounds
@@ -109,7 +179,8 @@ class FederationLedger(StrategyWrapper):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Delegate and remember how many nodes were sampled."""
+        """Delegate, remember how many nodes were sampled and learn the nodes' names."""
+        self.names.learn(grid)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sampled = len(messages)
         if self.total_nodes <= 0:
@@ -123,9 +194,11 @@ class FederationLedger(StrategyWrapper):
         replies = list(replies)
         nodes: dict[str, dict[str, Any]] = {}
         for reply in replies:
-            node = str(reply.metadata.src_node_id)
+            node_id = reply.metadata.src_node_id
             if reply.has_error():
-                nodes[node] = {"error": reply.error.reason or f"code {reply.error.code}"}
+                node = self.names.put(
+                    nodes, node_id, {"error": reply.error.reason or f"code {reply.error.code}"}
+                )
                 logger.warning(
                     "ledger: round=%d node=%s refused: %s", server_round, node, reply.error.reason
                 )
@@ -138,12 +211,12 @@ class FederationLedger(StrategyWrapper):
             for key, name in _MECHANISM.items():
                 if key.value in metrics:
                     report[name] = as_float(metrics[key.value])
-            nodes[node] = report
+            self.names.put(nodes, node_id, report)
         arrays, metrics_out = self.strategy.aggregate_train(server_round, replies)
         for refusal in self._inner_refusals(server_round):
             # A reply the aggregation refused (e.g. not signed by an authorised node key)
             # is a refusal here too, whatever it reported.
-            nodes[refusal["node"]] = {"error": refusal["reason"]}
+            self.names.put(nodes, refusal["node"], {"error": refusal["reason"]})
         answered = sum(1 for r in replies if not r.has_error())
         if self.node_noise_multiplier > 0 and answered < self._sampled:
             # The node-level noise is calibrated to the sampled count; with fewer

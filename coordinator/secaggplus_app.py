@@ -52,7 +52,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from coordinator.authorised_grid import AuthorisedNodesGrid, authorised_grid
 from coordinator.central_evaluation import CentralEvaluator
-from coordinator.publication import LEDGER_FILE, initial_adapter, publish
+from coordinator.publication import LEDGER_FILE, finish, initial_adapter
 from coordinator.secaggplus_strategy import SecAggPlusFedAvg, default_params
 from embedding_core.app_logging import configure_logging
 from federation.run_config import FederationConfig
@@ -85,6 +85,8 @@ class _RecordingSecAggPlusWorkflow(SecAggPlusWorkflow):
         if isinstance(strategy, SecAggPlusFedAvg) and self._state is not None:
             cfg = context.state.config_records[MAIN_CONFIGS_RECORD]
             excluded = grid.take_exclusions() if isinstance(grid, AuthorisedNodesGrid) else {}
+            if isinstance(grid, AuthorisedNodesGrid):
+                strategy.ledger.names.update(grid.admitted)  # kit names in the ledger
             strategy.record_round(
                 int(cast(int, cfg[WorkflowKey.CURRENT_ROUND])), self._state, excluded=excluded
             )
@@ -113,6 +115,7 @@ def run_secaggplus_federation(
 ) -> dict[str, object]:
     """Run all rounds with SecAgg+, evaluate centrally, publish; returns the summary."""
     check_config(config)
+    config = config.with_run_tag(context.run_id)
     params = params or default_params(config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,13 +127,14 @@ def run_secaggplus_federation(
         dataset=config.eval_dataset,
         kind=config.adapter_kind,
         rank=config.adapter_rank,
+        out_dir=out_dir,
     )
     strategy = SecAggPlusFedAvg(
         config,
         names=list(state),
         initial=[t.detach().cpu().numpy() for t in state.values()],
         ledger_path=out_dir / LEDGER_FILE,
-        evaluator=evaluator,
+        evaluator=evaluator if evaluator.enabled else None,
         params=params,
     )
     legacy = LegacyContext(
@@ -148,7 +152,7 @@ def run_secaggplus_federation(
     )
     # Only nodes whose registered key is on the coordinator kit's list take part.
     make_workflow(config, params)(authorised_grid(grid, config.coordinator_kit), legacy)
-    summary = publish(
+    summary = finish(  # raises when no round was aggregated: nothing published
         config,
         evaluator=evaluator,
         ledger=strategy.ledger,

@@ -237,7 +237,7 @@ class SecAggPlusFedAvg(FedAvg):
             report: dict[str, Any] = {"answered": True}
             if MetricKey.EPSILON.value in res.metrics:
                 report["epsilon"] = as_float(res.metrics[MetricKey.EPSILON.value])
-            nodes[str(proxy.node_id)] = report
+            self.ledger.names.put(nodes, proxy.node_id, report)  # by kit name
         dropped = sorted(state.sampled_node_ids - reported)
         # Flower's collect stage appends each failure twice: keep distinct reasons.
         reasons = list(dict.fromkeys(_reason(f) for f in state.failures))

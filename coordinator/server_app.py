@@ -11,7 +11,10 @@ Strategy stack (privacy added by wrapping, never by forking FedAvg)::
 Nodes are weighted by public numbers only (``weighting``: 1 each, or the record counts
 their operators declared public); nodes report no losses, norms or timings, and the
 ledger and manifest keep no per-node counts. The global adapter is evaluated centrally
-each round and published with a manifest.
+each round (unless ``eval-dataset = "none"``) and published with a manifest; the ledger
+and the central metrics land in the run folder every round. A run in which no round was
+aggregated publishes nothing and fails (:func:`coordinator.publication.finish`). A run
+without a ``run-tag`` is tagged ``flwr-<Flower run id>``, so no two runs share a tag.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from flwr.serverapp.strategy import (
 
 from coordinator.central_evaluation import CentralEvaluator
 from coordinator.ckks_fedavg import CkksFedAvg
-from coordinator.federation_ledger import FederationLedger
-from coordinator.publication import LEDGER_FILE, initial_adapter, publish
+from coordinator.federation_ledger import FederationLedger, NodeNames
+from coordinator.publication import LEDGER_FILE, finish, initial_adapter
 from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
@@ -66,9 +69,11 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
         weighted_by_key=weighted_by,
     )
     inner: Strategy
+    names = NodeNames()
     if config.aggregation == AggregationMode.CKKS:
         # The checked loader: manifest hashes, and no secret key in the coordinator kit.
         kit = load_coordinator_kit(config.coordinator_kit)
+        names = NodeNames(kit.authorized_nodes)
         inner = CkksFedAvg(
             fedavg,
             public_context=kit.ckks_public_context,
@@ -99,11 +104,17 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
         path=out_dir / LEDGER_FILE,
         node_noise_multiplier=config.node_noise_multiplier,
         delta=config.target_delta,
+        names=names,
     )
 
 
 def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
-    """Run all rounds, evaluate centrally, publish the adapter; returns the summary."""
+    """Run all rounds, evaluate centrally, publish the adapter; returns the summary.
+
+    Raises:
+        FederationFailedError: No round was aggregated (nothing is published).
+    """
+    config = config.with_run_tag(grid.run.run_id)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -113,6 +124,7 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         dataset=config.eval_dataset,
         kind=config.adapter_kind,
         rank=config.adapter_rank,
+        out_dir=out_dir,
     )
     strategy = build_strategy(config, out_dir=out_dir)
     result = strategy.start(
@@ -121,11 +133,11 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         num_rounds=config.num_server_rounds,
         timeout=config.round_timeout,
         train_config=ConfigRecord(config.round_settings().to_record()),  # type: ignore[arg-type]
-        evaluate_fn=evaluator,
+        evaluate_fn=evaluator if evaluator.enabled else None,
     )
     initial_arrays = ArrayRecord(initial.state_dict())
-    final_arrays = result.arrays if len(result.arrays) else initial_arrays  # no round released
-    return publish(
+    final_arrays = result.arrays if len(result.arrays) else initial_arrays
+    return finish(
         config, evaluator=evaluator, ledger=strategy, final_arrays=final_arrays, started=started
     )
 
@@ -135,6 +147,8 @@ def main(grid: Grid, context: Context) -> None:
     """Flower entry point."""
     configure_logging()
     config = FederationConfig.from_run_config(dict(context.run_config))
+    config = config.with_run_tag(context.run_id)
+    logger.info("federation: run-tag=%s out-dir=%s", config.run_tag, config.out_dir)
     if config.aggregation == AggregationMode.SECAGGPLUS:
         run_secaggplus_federation(grid, context, config)
     else:

@@ -1,7 +1,8 @@
 """Process helpers for deployments.
 
 Process helpers for deployments: start Flower's SuperLink and SuperNodes from checked
-kits, register node keys, run ``flwr run``.
+kits, register node keys, run ``flwr run``; federation runs through Flower's Control
+API (``flower_runs``: submit, list, status, stop, logs).
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ from typing import TYPE_CHECKING
 from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from deployment.flower_nodes import (
+        SuperLinkUnreachableError,
+        SuperNodeInfo,
+        SuperNodeKeyInUseError,
+        SuperNodeNotFoundError,
+        list_supernodes,
+        register_node_key,
+        unregister_supernode,
+    )
     from deployment.flower_processes import (
         ManagedProcess,
         flwr_command,
@@ -22,8 +32,31 @@ if TYPE_CHECKING:
         wait_for_port,
         write_flwr_connection,
     )
+    from deployment.flower_runs import (
+        FlowerRun,
+        FlowerRunError,
+        list_runs,
+        run_logs,
+        run_status,
+        stop_run,
+        submit_run,
+    )
 
 _SUBMODULE: dict[str, str] = {
+    "SuperLinkUnreachableError": "flower_nodes",
+    "SuperNodeInfo": "flower_nodes",
+    "SuperNodeKeyInUseError": "flower_nodes",
+    "SuperNodeNotFoundError": "flower_nodes",
+    "list_supernodes": "flower_nodes",
+    "register_node_key": "flower_nodes",
+    "unregister_supernode": "flower_nodes",
+    "FlowerRun": "flower_runs",
+    "FlowerRunError": "flower_runs",
+    "list_runs": "flower_runs",
+    "run_logs": "flower_runs",
+    "run_status": "flower_runs",
+    "stop_run": "flower_runs",
+    "submit_run": "flower_runs",
     "ManagedProcess": "flower_processes",
     "flwr_command": "flower_processes",
     "flwr_run": "flower_processes",
@@ -38,13 +71,27 @@ _SUBMODULE: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
+    "FlowerRun",
+    "FlowerRunError",
     "ManagedProcess",
+    "SuperLinkUnreachableError",
+    "SuperNodeInfo",
+    "SuperNodeKeyInUseError",
+    "SuperNodeNotFoundError",
     "flwr_command",
     "flwr_run",
     "free_port",
+    "list_runs",
+    "list_supernodes",
+    "register_node_key",
     "register_supernode",
+    "run_logs",
+    "run_status",
     "start_superlink",
     "start_supernode",
+    "stop_run",
+    "submit_run",
+    "unregister_supernode",
     "wait_for_port",
     "write_flwr_connection",
 ]

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from embedding_core.errors import FedembedError
@@ -42,6 +45,21 @@ logger = logging.getLogger(__name__)
 
 _BIN = Path(sys.executable).parent
 _STARTUP_TIMEOUT = 60.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOG_ENTRY = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s*:")
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _StopRequestedError(Exception):
+    """A stop signal arrived while a foreground process ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _request_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequestedError(signum)
 
 
 def _tool(name: str) -> str:
@@ -110,6 +128,42 @@ class ManagedProcess:
     def log(self) -> str:
         """The process's output so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def error_line(self) -> str | None:
+        """The log's last ERROR entry with its continuation lines, on one line (no colours).
+
+        ``None`` when the log holds no ERROR entry.
+        """
+        lines = [_ANSI.sub("", line).rstrip() for line in self.log().splitlines()]
+        starts = [n for n, line in enumerate(lines) if line.startswith("ERROR")]
+        if not starts:
+            return None
+        first = lines[starts[-1]].split(":", 1)[1].strip()
+        entry = [first] if first else []
+        for line in lines[starts[-1] + 1 :]:
+            if not line.strip() or _LOG_ENTRY.match(line):
+                break
+            entry.append(line.strip())
+        return " ".join(entry)
+
+    def run_in_foreground(self) -> int | None:
+        """Wait for the process; Ctrl-C, SIGTERM or SIGHUP stop its whole process group.
+
+        Returns:
+            The process's exit status when it ended on its own, ``None`` when a signal
+            stopped it (the process group is then terminated, as by :meth:`stop`).
+        """
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, _request_stop) for s in _STOP_SIGNALS} if in_main else {}
+        try:
+            try:
+                return self.process.wait()
+            finally:  # a second signal while stopping acts as usual
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        except (KeyboardInterrupt, _StopRequestedError):
+            self.stop()
+            return None
 
 
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,11 +19,12 @@ from embedding_core.data import (
 )
 from embedding_core.data.download import download_beir
 from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
+from embedding_core.errors import DatasetNotFoundError, FedembedError
 
 if TYPE_CHECKING:  # torch and scipy load only when a command needs them
     from embedding_core.adapter import Adapter
 
-__all__ = ["data_app", "eval_app", "model_app"]
+__all__ = ["data_app", "eval_app", "in_cli_words", "model_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,24 @@ CacheOpt = Annotated[
     typer.Option("--cache-dir", help="Embedding cache folder (default $FEDEMBED_CACHE_DIR)."),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Always re-encode the corpus.")]
+
+
+def in_cli_words(error: FedembedError, words: Mapping[str, str]) -> FedembedError:
+    """``error`` as a CLI command says it: each Python-API phrase replaced by its flag.
+
+    Library errors name keyword arguments (``force=True``, ``out_dir``); a command
+    translates them into its own options, e.g. ``{"force=True": "--force"}``, so that
+    its output names only flags the user can type. Phrases are replaced in order.
+    """
+
+    def say(text: str) -> str:
+        for phrase, flag in words.items():
+            text = text.replace(phrase, flag)
+        return text
+
+    translated = FedembedError(say(error.problem), expected=say(error.expected), fix=say(error.fix))
+    translated.__cause__ = error.__cause__
+    return translated
 
 
 def _emit(result: dict[str, float], *, as_json: bool, title: str) -> None:
@@ -134,15 +154,34 @@ def data_validate(
     split: Annotated[str, typer.Option(help="Split for beir/stsb.")] = "test",
     id_column: Annotated[str, typer.Option(help="Id column (documents).")] = "id",
     text_column: Annotated[str, typer.Option(help="Text column (documents).")] = "text",
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl, csv, tsv or parquet (documents; default: from the file's suffix).",
+        ),
+    ] = None,
 ) -> None:
-    """Check a dataset or documents file; prints a summary or a precise error."""
+    """Check a dataset or documents file; prints a summary or a precise error.
+
+    PATH is a documents file (--kind documents), a BEIR dataset folder (--kind beir:
+    corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or an STS-B folder (--kind stsb).
+    """
+    if kind in {"beir", "stsb"} and not path.is_dir():
+        raise DatasetNotFoundError(
+            f"{path} {'is a file, not a folder' if path.exists() else 'does not exist'}",
+            expected=f"the {kind} dataset folder as PATH",
+            fix=f"pass the dataset's folder: `fedembed data validate DIR --kind {kind}`",
+        )
     if kind == "beir":
         beir = load_beir(path, split=split)
         typer.echo(f"ok: {len(beir.corpus_ids)} documents, {len(beir.qrels)} {split} queries")
     elif kind == "stsb":
         typer.echo(f"ok: {len(load_stsb(path, split=split))} pairs")
     elif kind == "documents":
-        docs = load_documents(path, id_column=id_column, text_column=text_column)
+        docs = load_documents(
+            path, id_column=id_column, text_column=text_column, file_format=file_format
+        )
         typer.echo(f"ok: {len(docs)} documents")
     else:
         raise typer.BadParameter(f"unknown kind {kind!r}; expected beir, stsb or documents")

@@ -29,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    suggest_commands=False,  # click already suggests a command for a typo
 )
 
 app.add_typer(eval_app, name="eval")

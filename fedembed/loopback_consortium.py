@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,9 +111,16 @@ class LoopbackConsortium:
     def run(
         self, run_config: Mapping[str, Any], *, out_dir: Path, timeout: float = 3600
     ) -> dict[str, Any]:
-        """``flwr run`` the project with ``run_config``; returns the run's summary."""
+        """``flwr run`` the project with ``run_config``; returns the run's summary.
+
+        Every run gets its own ``run-tag`` (the out folder's name and a random suffix)
+        unless ``run_config`` names one. The summary's ``status`` is ``"failed"`` when no
+        round was aggregated (nothing was published; ``reason`` and ``refusals`` say why).
+        """
+        tag = re.sub(r"[^A-Za-z0-9._-]", "-", out_dir.name).strip("-._") or "run"
         config = {
             "coordinator-kit": str(self.kits / "coordinator"),
+            "run-tag": f"{tag}-{secrets.token_hex(4)}",
             **run_config,
             "out-dir": str(out_dir),
         }

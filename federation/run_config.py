@@ -10,7 +10,9 @@ names the key, the value and the fix; the rest of the coordinator only sees a ty
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -19,9 +21,15 @@ from embedding_core.errors import FedembedError
 from federation.round_settings import RoundSettings
 from federation.wire import AggregationMode, WeightingMode
 
-__all__ = ["FederationConfig"]
+__all__ = ["NO_EVALUATION", "FederationConfig"]
 
 logger = logging.getLogger(__name__)
+
+NO_EVALUATION = "none"
+"""``eval-dataset = "none"``: no central evaluation (rounds still run)."""
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_RUN_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@-]{0,127}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +37,8 @@ class FederationConfig(RoundSettings):
     """Typed run configuration (names match the TOML keys with ``-`` for ``_``).
 
     Attributes:
+        run_tag: As the round's, but empty by default: the ServerApp then tags the run
+            ``flwr-<Flower run id>`` (:meth:`with_run_tag`), so no two runs share a tag.
         allow_insecure_plaintext: Permit ``aggregation = "plaintext"`` (tests only).
         coordinator_kit: The coordinator kit folder (CKKS public context).
         embedding_dim: Width of the base encoder's vectors.
@@ -36,7 +46,8 @@ class FederationConfig(RoundSettings):
         server_learning_rate: Server Adam on the aggregate (0 = FedAvg).
         min_nodes: Nodes every round needs.
         fraction_train: Fraction of the available nodes sampled per round.
-        eval_dataset: The public dataset of the central evaluation.
+        eval_dataset: The public dataset of the central evaluation: a BEIR dataset
+            folder under ``data_dir``, or ``"none"`` to skip the evaluation.
         data_dir: Where that dataset lives (empty: the default data folder).
         out_dir: Where the global adapter, ledger and history are written.
         round_timeout: Seconds a round waits for replies.
@@ -44,6 +55,7 @@ class FederationConfig(RoundSettings):
 
     source: ClassVar[str] = "run config"
 
+    run_tag: str = ""  # empty: the ServerApp tags the run flwr-<Flower run id>
     allow_insecure_plaintext: bool = False
     coordinator_kit: str = ""
     embedding_dim: int = 384
@@ -61,9 +73,32 @@ class FederationConfig(RoundSettings):
         """Validate Flower's run config (unknown keys are an error, not ignored)."""
         return cls._from_mapping(run_config, source="run config")
 
+    def with_run_tag(self, flower_run_id: int) -> FederationConfig:
+        """This config with a run tag: its own, or ``flwr-<run id>`` when ``run-tag`` is empty.
+
+        Every run needs a distinct tag: it names the run in every node's privacy ledger
+        and in its signed contributions, and a node refuses a round of a run tag it has
+        already been charged for.
+        """
+        if self.run_tag:
+            return self
+        return dataclasses.replace(self, run_tag=f"flwr-{flower_run_id}")
+
     def validate(self) -> None:
         """Check ranges and combinations (the round's own, then the coordinator's)."""
         super().validate()
+        if self.run_tag and not _RUN_TAG.fullmatch(self.run_tag):
+            raise self._bad(
+                "run_tag",
+                "empty (the Flower run id names the run) or up to 128 letters, digits "
+                "and ._:+@- starting with a letter or digit",
+            )
+        if self.eval_dataset != NO_EVALUATION and not _DATASET_NAME.fullmatch(self.eval_dataset):
+            raise self._bad(
+                "eval_dataset",
+                f"{NO_EVALUATION!r} (no central evaluation) or the name of a BEIR dataset "
+                "folder under data-dir (letters, digits, ._-; no path)",
+            )
         if self.aggregation == AggregationMode.PLAINTEXT and not self.allow_insecure_plaintext:
             raise FedembedError(
                 "plaintext aggregation lets the coordinator see every node's update",

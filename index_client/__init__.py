@@ -15,7 +15,7 @@ packages, never a component.
 """
 
 from index_client import names, routes
-from index_client.admin_client import AdminClient
+from index_client.admin_client import AdminClient, ServedAdapter
 from index_client.answers import (
     ApiKey,
     CkksCollection,
@@ -68,6 +68,7 @@ __all__ = [
     "Route",
     "SearchHit",
     "SearchResult",
+    "ServedAdapter",
     "TlsTrustError",
     "UnexpectedAnswerError",
     "UploadReceipt",

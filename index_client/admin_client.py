@@ -8,22 +8,72 @@ returns and nowhere else::
     with AdminClient(url, admin_token) as admin:
         admin.create_collection("scifact", 384)
         partner = admin.issue_credential("partner", "insurer-x", ["scifact"])
+
+It also promotes a released query-side adapter (:meth:`AdminClient.load_adapter`): the
+gateway serves it from the next query on, without a restart.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from index_client import routes
 from index_client.answers import ApiKey, CkksCollection, Collection, IssuedKey, list_of
 from index_client.transport import ServiceClient, TlsVerify
 
-__all__ = ["AdminClient"]
+__all__ = ["ADAPTER_MANIFEST", "ADAPTER_WEIGHTS", "AdminClient", "ServedAdapter"]
+
+ADAPTER_MANIFEST = "adapter.json"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+"""The two files of a released adapter (``embedding_core.adapter``'s names)."""
 
 
 def _generation(document: Any) -> int:
     return int(document["generation"])
+
+
+def _optional(document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class ServedAdapter:
+    """The adapter a gateway serves (:data:`~index_client.routes.CURRENT_ADAPTER`).
+
+    Attributes:
+        source: ``promoted``, ``configured`` (the gateway's ``--adapter``) or ``none``.
+        version: The promoted release's label.
+        weights_sha256: SHA-256 of its ``adapter.safetensors``.
+        manifest_sha256: SHA-256 of its ``adapter.json``.
+        base_model_fingerprint: The encoder it was trained on.
+        encoder_fingerprint: The gateway encoder's (None: no text queries).
+    """
+
+    source: str
+    version: str | None
+    weights_sha256: str | None
+    manifest_sha256: str | None
+    base_model_fingerprint: str | None
+    encoder_fingerprint: str | None
+
+    @classmethod
+    def from_json(cls, document: Any) -> ServedAdapter:
+        """Parse the gateway's answer."""
+        if not isinstance(document, dict):
+            raise TypeError(f"expected a JSON object, got {type(document).__name__}")
+        return cls(
+            source=str(document["source"]),
+            version=_optional(document, "version"),
+            weights_sha256=_optional(document, "weights_sha256"),
+            manifest_sha256=_optional(document, "manifest_sha256"),
+            base_model_fingerprint=_optional(document, "base_model_fingerprint"),
+            encoder_fingerprint=_optional(document, "encoder_fingerprint"),
+        )
 
 
 class AdminClient(ServiceClient):
@@ -140,3 +190,34 @@ class AdminClient(ServiceClient):
         return self._transport.call(
             routes.REVOKE_CREDENTIAL, ApiKey.from_json, path={"key_id": key_id}
         )
+
+    def load_adapter(
+        self, folder: Path, *, version: str, manifest_sha256: str, weights_sha256: str
+    ) -> ServedAdapter:
+        """Promote the released adapter in ``folder``; the gateway serves it at once.
+
+        The gateway refuses it (nothing changes) when a file does not match its SHA-256,
+        the adapter was trained on another base model, or the files are malformed.
+
+        Args:
+            folder: Holds ``adapter.json`` and ``adapter.safetensors``.
+            version: The release's label (letters, digits, ``.``, ``_``, ``-``).
+            manifest_sha256: The expected SHA-256 of ``adapter.json``.
+            weights_sha256: The expected SHA-256 of ``adapter.safetensors``.
+
+        Raises:
+            OSError: When a file cannot be read.
+            index_client.errors.RequestRejectedError: When the gateway refuses it.
+        """
+        body = {
+            "version": version,
+            "manifest": base64.b64encode((folder / ADAPTER_MANIFEST).read_bytes()).decode(),
+            "weights": base64.b64encode((folder / ADAPTER_WEIGHTS).read_bytes()).decode(),
+            "manifest_sha256": manifest_sha256,
+            "weights_sha256": weights_sha256,
+        }
+        return self._transport.call(routes.LOAD_ADAPTER, ServedAdapter.from_json, json=body)
+
+    def current_adapter(self) -> ServedAdapter:
+        """The adapter the gateway serves now, and its encoder's fingerprint."""
+        return self._transport.call(routes.CURRENT_ADAPTER, ServedAdapter.from_json)

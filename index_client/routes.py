@@ -12,7 +12,8 @@ Gateway (``fedembed index serve``, roles ``all`` and ``gateway``):
   :data:`DELETE_BLOCK`;
 * the operator (admin token): :data:`CREATE_COLLECTION`, :data:`ADMIN_COLLECTIONS`,
   :data:`SNAPSHOT`, :data:`CREATE_CKKS_COLLECTION`, :data:`ISSUE_CREDENTIAL`,
-  :data:`LIST_CREDENTIALS`, :data:`REVOKE_CREDENTIAL`.
+  :data:`LIST_CREDENTIALS`, :data:`REVOKE_CREDENTIAL`, :data:`LOAD_ADAPTER` and
+  :data:`CURRENT_ADAPTER` (the released query-side adapter, swapped without a restart).
 
 Store (role ``store``; only the gateway calls it, with the store token): the ``STORE_*``
 routes (at-rest and DCPE collections) and the ``STORE_CKKS_*`` routes (CKKS collections).
@@ -38,6 +39,7 @@ __all__ = [
     "CKKS_PUBLIC_CONTEXT",
     "CREATE_CKKS_COLLECTION",
     "CREATE_COLLECTION",
+    "CURRENT_ADAPTER",
     "DELETE_BLOCK",
     "DELETE_DOCUMENTS",
     "DESCRIBE_COLLECTION",
@@ -46,6 +48,7 @@ __all__ = [
     "ISSUE_CREDENTIAL",
     "LIST_COLLECTIONS",
     "LIST_CREDENTIALS",
+    "LOAD_ADAPTER",
     "PUT_BLOCK",
     "QUERY",
     "REVOKE_CREDENTIAL",
@@ -174,6 +177,8 @@ CREATE_CKKS_COLLECTION = Route("POST", _ADMIN + "/ckks-collections")
 ISSUE_CREDENTIAL = Route("POST", _CREDENTIALS)
 LIST_CREDENTIALS = Route("GET", _CREDENTIALS)
 REVOKE_CREDENTIAL = Route("DELETE", _CREDENTIALS + "/{key_id}")
+LOAD_ADAPTER = Route("PUT", _ADMIN + "/adapter")
+CURRENT_ADAPTER = Route("GET", _ADMIN + "/adapter")
 
 # --- store: at-rest and DCPE collections (only the gateway calls) -----------------------
 _STORE = "/internal/v1/collections"
@@ -216,6 +221,8 @@ GATEWAY_ROUTES: tuple[Route, ...] = (
     ISSUE_CREDENTIAL,
     LIST_CREDENTIALS,
     REVOKE_CREDENTIAL,
+    LOAD_ADAPTER,
+    CURRENT_ADAPTER,
 )
 """Every gateway route (the CKKS ones exist when the gateway holds a CKKS key)."""
 

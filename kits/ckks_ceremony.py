@@ -51,13 +51,22 @@ from kits.ckks_bundle import (
     secret_associated_data,
     write_bundle,
 )
-from kits.layout import CKKS_PUBLIC, CKKS_SECRET, MANIFEST, ProvisioningError, sha256_file
+from kits.layout import (
+    CKKS_PUBLIC,
+    CKKS_SECRET,
+    MANIFEST,
+    ProvisioningError,
+    sha256_file,
+    validate_node_ids,
+)
 from kits.loader import load_coordinator_kit, load_node_kit
+from kits.node_keys import validate_member_keys
 
 __all__ = [
     "PUBLIC_BUNDLE",
     "CeremonyBundles",
     "ckks_keygen",
+    "ckks_seal_for",
     "install_ckks_public",
     "install_ckks_secret",
     "run_ckks_ceremony",
@@ -250,6 +259,79 @@ def install_ckks_secret(kit: Path | str, bundle: Path | str) -> str:
     load_node_kit(node.path)  # the installed kit passes the checked loader
     logger.info("ckks ceremony: secret context installed")
     return verified.ckks_fingerprint
+
+
+def ckks_seal_for(kit: Path | str, out_dir: Path | str, *, node_id: str, auth_pub: str) -> Path:
+    """Seal this member's installed CKKS secret context to a newly enrolled member.
+
+    The key-holding member (or any member holding the secret) runs it for a member
+    enrolled after the ceremony (:func:`kits.enrolment.enrol_member`): the bundle is
+    sealed to ``auth_pub`` and signed with this kit's auth key exactly as
+    :func:`ckks_keygen` signs its bundles, so the new member installs it with
+    :func:`install_ckks_secret`, which accepts it because this kit's member is on the
+    new member's authorised list. Compare ``auth_pub``'s fingerprint with the one the
+    new member's ``fedembed node keygen`` printed, out of band, before sealing.
+
+    Returns:
+        The bundle's path, ``out_dir/ckks_secret.<node_id>.bundle.json``.
+
+    Raises:
+        ProvisioningError: The kit holds no CKKS secret yet, ``node_id`` or
+            ``auth_pub`` is malformed, ``node_id`` is this kit's own member, or this
+            kit's authorised list names ``node_id`` with another key.
+    """
+    node = load_node_kit(kit)
+    secret = node.ckks_secret_context  # refused before this kit holds the secret
+    (member,) = validate_node_ids([node_id])
+    key_text = validate_member_keys({member: auth_pub}, (member,))[member]
+    if member == node.node_id:
+        raise ProvisioningError(
+            f"{member!r} is this kit's own member",
+            expected="the name of the newly enrolled member",
+            fix="pass the new member's name and its auth.pub",
+        )
+    listed = node.authorized_nodes.get(member)
+    if listed is not None and listed.strip() != key_text:
+        raise ProvisioningError(
+            f"this kit's authorised list names {member!r} with another public key",
+            expected="the auth.pub this member is authorised with",
+            fix="check the key's fingerprint with the member out of band",
+        )
+    fingerprint = context_fingerprint(secret)
+    member_key = serialization.load_ssh_public_key(key_text.encode("ascii"))
+    if not isinstance(member_key, ec.EllipticCurvePublicKey):  # validated as P-384 above
+        raise ProvisioningError(f"the key of {member!r} is not an EC key")
+    sealed = seal(
+        member_key,
+        secret,
+        associated_data=secret_associated_data(
+            consortium_id=node.consortium_id,
+            recipient=member,
+            sender=node.node_id,
+            ckks_fingerprint=fingerprint,
+        ),
+    )
+    out = Path(out_dir).expanduser().absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / secret_bundle_name(member)
+    if path.exists():
+        raise ProvisioningError(
+            f"{path} already exists",
+            expected="no earlier bundle for this member in the output folder",
+            fix="choose another output folder",
+        )
+    bundle = CkksBundle(
+        kind="secret",
+        consortium_id=node.consortium_id,
+        sender=node.node_id,
+        recipient=member,
+        ckks=node.ckks_parameters.as_dict(),
+        ckks_fingerprint=fingerprint,
+        payload=sealed,
+    )
+    write_bundle(path, bundle, _auth_key(node.auth_key_path))
+    logger.info("ckks ceremony: secret context sealed to one newly enrolled member")
+    return path
 
 
 def install_ckks_public(kit: Path | str, bundle: Path | str) -> str:

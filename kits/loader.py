@@ -334,6 +334,18 @@ def load_node_kit(path: Path | str) -> NodeKit:
     _check_keyring(kit / DCPE_KEYRING, common["consortium_id"])
     authorized = _load_authorized(kit)
     auth_public_key = (kit / AUTH_PUB).read_text(encoding="ascii").strip()
+    owners = [other for other, key in authorized.items() if key.strip() == auth_public_key]
+    listed = content.get("node_ids")
+    owners += [str(n) for n in listed if n != node_id] if isinstance(listed, list) else []
+    if owners and node_id not in owners:
+        named = owners[0]
+        raise ProvisioningError(
+            f"{kit / MANIFEST} names node_id {node_id!r}, but this kit was provisioned for "
+            f"{named!r} (its {AUTH_PUB} is authorised under that id): kit.json was edited",
+            expected=f'"node_id": "{named}", as provisioning wrote it',
+            fix="restore the kit from its original copy; a node's id is fixed at "
+            "provisioning (ask the consortium admin for a kit under another id)",
+        )
     if authorized.get(node_id, "").strip() != auth_public_key:
         raise ProvisioningError(
             f"{kit / AUTHORIZED_NODES} does not hold this node's {AUTH_PUB} under {node_id!r}",

@@ -120,17 +120,22 @@ __all__ = [
     "NodeKit",
     "ProvisionResult",
     "ProvisioningError",
+    "authorized_nodes_bytes",
     "load_coordinator_kit",
     "load_gateway_kit",
     "load_node_kit",
+    "make_kit_dir",
+    "manifest_bytes",
     "provision",
     "validate_node_ids",
+    "write_kit_file",
+    "write_manifest",
 ]
 
 # -- writing -------------------------------------------------------------------------------
 
 
-def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
+def write_kit_file(path: Path, data: bytes, *, secret: bool = False) -> None:
     """Create ``path`` (never overwrite); secrets are 0600 from the first byte."""
     mode = 0o600 if secret else 0o644
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -139,15 +144,27 @@ def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     os.chmod(path, mode)  # the umask may have removed bits from a public file
 
 
-def _mkdir(path: Path) -> Path:
+def make_kit_dir(path: Path) -> Path:
+    """Create a kit folder (mode 0700, parents included; never an existing one)."""
     path.mkdir(mode=0o700, parents=True)
     os.chmod(path, 0o700)
     return path
 
 
-def _write_manifest(directory: Path, content: dict[str, Any], files: Sequence[str]) -> None:
+def manifest_bytes(directory: Path, content: Mapping[str, Any], files: Sequence[str]) -> bytes:
+    """``kit.json`` for ``directory``: ``content`` plus the SHA-256 of each of ``files``."""
     content = {**content, "files": {name: sha256_file(directory / name) for name in files}}
-    _write(directory / MANIFEST, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
+    return (json.dumps(content, indent=2, sort_keys=True) + "\n").encode()
+
+
+def authorized_nodes_bytes(authorized: Mapping[str, str]) -> bytes:
+    """``authorized_nodes.json``: node id -> OpenSSH public key, as every kit holds it."""
+    return (json.dumps(dict(authorized), indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_manifest(directory: Path, content: dict[str, Any], files: Sequence[str]) -> None:
+    """Create ``directory/kit.json`` (never overwrite) listing ``files`` with their hashes."""
+    write_kit_file(directory / MANIFEST, manifest_bytes(directory, content, files))
 
 
 def provision(
@@ -277,9 +294,9 @@ def _provision_into(
     ca_key, ca_cert = make_ca(consortium_id, now, days)
     ca_pem = pem_cert(ca_cert)
     ca_fingerprint = cert_fingerprint(ca_cert)
-    admin = _mkdir(staging / "admin")
-    _write(admin / CA_KEY, pem_private(ca_key), secret=True)
-    _write(admin / CA_CERT, ca_pem)
+    admin = make_kit_dir(staging / "admin")
+    write_kit_file(admin / CA_KEY, pem_private(ca_key), secret=True)
+    write_kit_file(admin / CA_CERT, ca_pem)
 
     common = {
         "format": KIT_FORMAT,
@@ -291,7 +308,7 @@ def _provision_into(
         "ca_fingerprint_sha256": ca_fingerprint,
     }
 
-    gateway = _mkdir(staging / "gateway")
+    gateway = make_kit_dir(staging / "gateway")
     try:
         DcpeKeyring.create(gateway / DCPE_KEYRING, tenant=consortium_id, beta=dcpe_beta)
     except KeyManagementError as err:
@@ -302,7 +319,7 @@ def _provision_into(
         ) from None
     keyring = read_secret_file(gateway / DCPE_KEYRING, what="DCPE keyring")
     save_ckks_key(CkksSearchKey.generate(dimension=SEARCH_DIMENSION), gateway / CKKS_SEARCH_KEY)
-    _write_manifest(
+    write_manifest(
         gateway,
         {
             "format": KIT_FORMAT,
@@ -317,8 +334,8 @@ def _provision_into(
 
     authorized: dict[str, str] = {}
     for node_id in ids:
-        node = _mkdir(staging / "nodes" / node_id)
-        _write(node / CA_CERT, ca_pem)
+        node = make_kit_dir(staging / "nodes" / node_id)
+        write_kit_file(node / CA_CERT, ca_pem)
         if node_id in member_keys:  # the member made it and keeps auth.key (kits.node_keys)
             auth_pub = member_keys[node_id].encode("ascii")
         else:
@@ -326,7 +343,7 @@ def _provision_into(
             auth_pub = auth_key.public_key().public_bytes(
                 serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
             )
-            _write(
+            write_kit_file(
                 node / AUTH_KEY,
                 auth_key.private_bytes(
                     serialization.Encoding.PEM,
@@ -336,15 +353,15 @@ def _provision_into(
                 secret=True,
             )
         authorized[node_id] = auth_pub.decode("ascii")
-        _write(node / AUTH_PUB, auth_pub + b"\n")
-        _write(node / DCPE_KEYRING, keyring, secret=True)
+        write_kit_file(node / AUTH_PUB, auth_pub + b"\n")
+        write_kit_file(node / DCPE_KEYRING, keyring, secret=True)
     # Every node kit carries the consortium's authorised node list: a node checks signed
     # contributions (and key-ceremony bundles) against its own copy, not the coordinator's.
-    authorized_json = (json.dumps(authorized, indent=2, sort_keys=True) + "\n").encode()
+    authorized_json = authorized_nodes_bytes(authorized)
     for node_id in ids:
         node = staging / "nodes" / node_id
-        _write(node / AUTHORIZED_NODES, authorized_json)
-        _write_manifest(
+        write_kit_file(node / AUTHORIZED_NODES, authorized_json)
+        write_manifest(
             node,
             {
                 **common,
@@ -357,13 +374,13 @@ def _provision_into(
             NODE_FILES if node_id in member_keys else (AUTH_KEY, *NODE_FILES),
         )
 
-    coordinator = _mkdir(staging / "coordinator")
+    coordinator = make_kit_dir(staging / "coordinator")
     server_key, server_cert = make_server_cert(ca_key, ca_cert, host, host_name, now, days)
-    _write(coordinator / CA_CERT, ca_pem)
-    _write(coordinator / SERVER_CERT, pem_cert(server_cert))
-    _write(coordinator / SERVER_KEY, pem_private(server_key), secret=True)
-    _write(coordinator / AUTHORIZED_NODES, authorized_json)
-    _write_manifest(
+    write_kit_file(coordinator / CA_CERT, ca_pem)
+    write_kit_file(coordinator / SERVER_CERT, pem_cert(server_cert))
+    write_kit_file(coordinator / SERVER_KEY, pem_private(server_key), secret=True)
+    write_kit_file(coordinator / AUTHORIZED_NODES, authorized_json)
+    write_manifest(
         coordinator,
         {**common, "kind": "coordinator", "node_ids": list(ids)},
         COORDINATOR_FILES,

@@ -18,19 +18,35 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 
+from coordinator.admin.audit_jobs import AuditJobs
+from coordinator.admin.audit_reports import AuditReports
+from coordinator.admin.budgets import Budgets
 from coordinator.admin.errors import AdminError
+from coordinator.admin.members import MemberRoster
+from coordinator.admin.model_registry import ModelRegistry
+from coordinator.admin.partners import PartnerKeys
+from coordinator.admin.runs import RunManager
 from coordinator.admin.settings import AdminSettings
+from coordinator.admin.token_store import AdminTokenStore
 from coordinator.admin.tokens import AdminRole, AdminToken
 
 __all__ = [
     "AdminDep",
     "AdminParts",
+    "AuditJobsDep",
+    "AuditReportsDep",
     "AuthError",
+    "BudgetsDep",
+    "MembersDep",
+    "ModelsDep",
     "OperatorDep",
+    "PartnersDep",
     "PartsDep",
     "ReaderDep",
+    "RunsDep",
     "SettingsDep",
     "TokenAuthenticator",
+    "TokenStoreDep",
     "Trail",
     "TrailDep",
     "require_role",
@@ -141,3 +157,73 @@ OperatorDep = Annotated[AdminToken, Depends(require_role(AdminRole.ADMIN, AdminR
 AdminDep = Annotated[AdminToken, Depends(require_role(AdminRole.ADMIN))]
 
 # --- domain services (each domain adds its dependency below) ------------------------
+
+
+def get_token_store(request: Request) -> AdminTokenStore:
+    """The admin API's token store (``/v1/tokens``)."""
+    store: AdminTokenStore = request.app.state.tokens
+    return store
+
+
+TokenStoreDep = Annotated[AdminTokenStore, Depends(get_token_store)]
+
+
+def get_members(request: Request) -> MemberRoster:
+    """The member roster (``/v1/members``)."""
+    roster: MemberRoster = request.app.state.members
+    return roster
+
+
+MembersDep = Annotated[MemberRoster, Depends(get_members)]
+
+
+def get_runs(request: Request) -> RunManager:
+    """The federation runs (``/v1/runs``)."""
+    runs: RunManager = request.app.state.runs
+    return runs
+
+
+RunsDep = Annotated[RunManager, Depends(get_runs)]
+
+
+def get_models(request: Request) -> ModelRegistry:
+    """The model registry (``/v1/models``)."""
+    registry: ModelRegistry = request.app.state.models
+    return registry
+
+
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
+
+
+def get_budgets(request: Request) -> Budgets:
+    """Members' privacy budgets and the planner (``/v1/budgets``)."""
+    budgets: Budgets = request.app.state.budgets
+    return budgets
+
+
+BudgetsDep = Annotated[Budgets, Depends(get_budgets)]
+
+
+def get_partners(request: Request) -> PartnerKeys:
+    """The gateway's partner keys (``/v1/partners``)."""
+    partners: PartnerKeys = request.app.state.partners
+    return partners
+
+
+PartnersDep = Annotated[PartnerKeys, Depends(get_partners)]
+
+
+def get_audit_jobs(request: Request) -> AuditJobs:
+    """Audit jobs (``/v1/audit/jobs``)."""
+    jobs: AuditJobs = request.app.state.audit_jobs
+    return jobs
+
+
+def get_audit_reports(request: Request) -> AuditReports:
+    """Audit reports (``/v1/audit/reports``)."""
+    reports: AuditReports = request.app.state.audit_reports
+    return reports
+
+
+AuditJobsDep = Annotated[AuditJobs, Depends(get_audit_jobs)]
+AuditReportsDep = Annotated[AuditReports, Depends(get_audit_reports)]

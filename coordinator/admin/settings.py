@@ -57,6 +57,16 @@ class AdminSettings(BaseSettings):
     python: str = Field(
         default=sys.executable, description="Interpreter for audit jobs (`-m fedembed audit`)."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="A bearer token that may read /metrics only (FEDEMBED_ADMIN_METRICS_TOKEN), "
+        "for a Prometheus scraper; any admin API token reads /metrics too.",
+    )
+    trail_key: SecretStr | None = Field(
+        default=None,
+        description="The audit trail's anchor key (FEDEMBED_ADMIN_TRAIL_KEY); else the 0600 "
+        "file admin/trail.key, created on first start.",
+    )
 
     @property
     def consortium(self) -> ConsortiumHome:

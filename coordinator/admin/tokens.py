@@ -1,6 +1,7 @@
 """Admin API tokens: roles, issued once, stored hashed, scoped, revocable.
 
-(Skeleton: the role names are fixed here; the token store is filled in below.)
+The roles and a token's public record; the store that issues, hashes, revokes and
+authenticates tokens is :mod:`coordinator.admin.token_store`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     )
     from secure_index.service.credentials import Credential, CredentialRole, CredentialStore
     from secure_index.service.gateway_app import create_gateway_app
+    from secure_index.service.metrics import ServiceMetrics, install_metrics
     from secure_index.service.probe_detector import ProbeAlert, ProbeDetector
     from secure_index.service.query_budget import QueryBudget
     from secure_index.service.rate_limit import RateLimiter
@@ -38,6 +39,8 @@ _SUBMODULE: dict[str, str] = {
     "COARSE_SCORE_STEP": "score_release",
     "GENESIS_HASH": "audit_log",
     "ProbeAlert": "probe_detector",
+    "ServiceMetrics": "metrics",
+    "install_metrics": "metrics",
     "ProbeDetector": "probe_detector",
     "QueryBudget": "query_budget",
     "ScoreRelease": "score_release",
@@ -71,11 +74,13 @@ __all__ = [
     "RateLimiter",
     "RemoteStore",
     "ScoreRelease",
+    "ServiceMetrics",
     "ServiceSettings",
     "StoreBackend",
     "build_service",
     "create_gateway_app",
     "create_store_app",
+    "install_metrics",
     "serve",
     "verify_audit_log",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -31,6 +32,7 @@ from secure_index.service.gateway_access import GatewayAccess, GatewayLimits, be
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.http_errors import ApiError
 from secure_index.service.probe_detector import ProbeDetector
+from secure_index.service.promoted_adapter import PromotedAdapters
 from secure_index.service.query_budget import QueryBudget
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.rate_limit import RateLimiter
@@ -47,6 +49,7 @@ __all__ = [
     "CredentialsDep",
     "EmbedderDep",
     "GatewayParts",
+    "GatewayPartsDep",
     "IndexDep",
     "LimitsDep",
     "OptionalCkksDep",
@@ -98,9 +101,12 @@ class GatewayParts:
     suspend_on_probing: bool = True
     probes: ProbeDetector = field(default_factory=ProbeDetector)
     budget: QueryBudget = field(init=False)  # in the credentials file, so always theirs
+    adapter_dir: Path | None = None  # where promoted adapters are kept (None: memory only)
+    adapters: PromotedAdapters = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budget", QueryBudget(self.credentials))
+        object.__setattr__(self, "adapters", PromotedAdapters(self.embedder, self.adapter_dir))
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ authentication and authorisation are :mod:`secure_index.service.gateway_access`,
 """
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from index_client import routes
 from secure_index.service.audit_log import AuditLog
 from secure_index.service.auth_first import AuthenticateFirst, public_paths
 from secure_index.service.credentials import CredentialStore
@@ -30,7 +32,14 @@ from secure_index.service.gateway_admin_routes import admin_router
 from secure_index.service.gateway_ckks import CkksGatewaySearch
 from secure_index.service.gateway_ckks_routes import CKKS_UPLOAD_PATHS, ckks_router
 from secure_index.service.gateway_data_routes import data_router, health_router
+from secure_index.service.gateway_model_routes import model_router
 from secure_index.service.http_errors import BodySizeLimit, install_error_handlers
+from secure_index.service.metrics import (
+    GATEWAY_NAMESPACE,
+    KeyStateCollector,
+    install_metrics,
+    token_check,
+)
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.rate_limit import RateLimiter
 from secure_index.service.store_backend import StoreBackend
@@ -51,11 +60,14 @@ def create_gateway_app(
     limiter: RateLimiter | None = None,
     ckks: CkksGatewaySearch | None = None,
     suspend_on_probing: bool = True,
+    adapter_dir: Path | None = None,
 ) -> FastAPI:
     """The gateway application over its (real) parts (CKKS collections with ``ckks``).
 
     ``suspend_on_probing``: whether a probing alert suspends the partner's key (else it
-    is only logged and audited).
+    is only logged and audited). ``adapter_dir``: where promoted adapters are kept; the
+    adapter live there when the gateway stopped is served again (None: promotions last
+    until the process ends).
     """
     app = FastAPI(
         title="fedembed query gateway",
@@ -82,7 +94,9 @@ def create_gateway_app(
         admin_token=admin_token,
         ckks=ckks,
         suspend_on_probing=suspend_on_probing,
+        adapter_dir=adapter_dir,
     )
+    app.state.gateway.adapters.restore()
     # outermost: no body is read (nor its size checked) before the credential is
     app.add_middleware(
         AuthenticateFirst,
@@ -94,4 +108,13 @@ def create_gateway_app(
     if ckks is not None:
         app.include_router(ckks_router)
     app.include_router(admin_router)
+    app.include_router(model_router)
+    # outermost of all: counts the header check's 401s too; /metrics needs the admin token
+    install_metrics(
+        app,
+        namespace=GATEWAY_NAMESPACE,
+        check=token_check(admin_token, variable="FEDEMBED_INDEX_ADMIN_TOKEN"),
+        answered_routes=[(routes.QUERY.method, routes.QUERY.template)],
+        collectors=[KeyStateCollector(credentials, namespace=GATEWAY_NAMESPACE)],
+    )
     return app

@@ -73,6 +73,53 @@ class QueryEmbedder:
         return cls(encoder, adapter=adapter, dcpe_key_file=dcpe_key_file)
 
     @property
+    def adapter(self) -> Adapter | None:
+        """The query-side adapter in use (None: the encoder alone)."""
+        with self._lock:
+            return self._adapter
+
+    def swap_adapter(self, adapter: Adapter | None) -> Adapter | None:
+        """Use ``adapter`` (None: the encoder alone) from the next query on.
+
+        Returns the adapter it replaces.
+
+        A query in flight finishes with the adapter it started with: embedding and the
+        swap take the same lock, so no query ever mixes two adapters.
+
+        Raises:
+            RequestError: This gateway does not embed text, or ``adapter`` is not a
+                query-side adapter for this encoder (its width or base model differ).
+        """
+        if adapter is None:
+            with self._lock:
+                previous, self._adapter = self._adapter, None
+            return previous
+        if self._encoder is None:
+            raise RequestError(
+                "this gateway does not embed text, so it uses no adapter",
+                expected="a gateway started with text queries on",
+                fix="start the gateway without --no-text-queries",
+            )
+        if adapter.side is not AdapterSide.QUERY:
+            raise RequestError(
+                f"the adapter transforms documents too (side={adapter.side})",
+                expected="a query-side adapter (documents in the index do not change)",
+                fix="release a query-side adapter",
+            )
+        if adapter.in_dim != self._encoder.dimension or adapter.out_dim != adapter.in_dim:
+            raise RequestError(
+                f"the adapter maps width {adapter.in_dim} to {adapter.out_dim}",
+                expected=f"width {self._encoder.dimension} in and out (the gateway encoder's "
+                "and the indexed documents')",
+                fix="promote an adapter trained on the gateway's base model",
+            )
+        adapter.check_base(self._encoder.fingerprint)
+        with self._lock:
+            previous, self._adapter = self._adapter, adapter
+        logger.info("swap_adapter: kind=%s", adapter.kind.value)
+        return previous
+
+    @property
     def model_fingerprint(self) -> str | None:
         """The encoder's fingerprint (None without text queries)."""
         return self._encoder.fingerprint if self._encoder is not None else None

@@ -32,6 +32,7 @@ from secure_index.service.credentials import CredentialStore
 from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.gateway_ckks import CkksGatewaySearch
+from secure_index.service.promoted_adapter import ADAPTERS_DIR
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.service_tls import check_server_tls
 from secure_index.service.settings import STORE_DIR, ServiceRole, ServiceSettings
@@ -138,6 +139,7 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
         ),
         ckks=ckks,
         suspend_on_probing=settings.suspend_on_probing,
+        adapter_dir=settings.data_dir / ADAPTERS_DIR,
     )
     return ServiceBundle(app, closers)
 

@@ -22,6 +22,7 @@ from secure_index.index.index_store import IndexStore
 from secure_index.service.auth_first import AuthenticateFirst, public_paths
 from secure_index.service.deps import StoreParts, store_header_check
 from secure_index.service.http_errors import BodySizeLimit, install_error_handlers
+from secure_index.service.metrics import STORE_NAMESPACE, install_metrics, token_check
 from secure_index.service.store_ckks_routes import CKKS_LARGE_PATHS, store_ckks_router
 from secure_index.service.store_routes import store_health_router, store_router
 
@@ -62,4 +63,10 @@ def create_store_app(
     app.include_router(store_router)
     if ckks is not None:
         app.include_router(store_ckks_router)
+    # outermost of all: counts the token check's 401s too; /metrics needs the store token
+    install_metrics(
+        app,
+        namespace=STORE_NAMESPACE,
+        check=token_check(token, variable="FEDEMBED_INDEX_STORE_TOKEN"),
+    )
     return app

@@ -45,6 +45,9 @@ SCHEMA_EXAMPLES = 6
 DOCS, DCPE, SEALED = "fz-docs", "fz-dcpe", "fz-sealed"
 COLLECTIONS = (DOCS, DCPE, SEALED)
 NEVER_2XX = {routes.CREATE_CKKS_COLLECTION, routes.STORE_CKKS_CREATE}  # valid ones: 18 MB each
+NEVER_2XX |= {routes.LOAD_ADAPTER}  # this gateway embeds no text, so it takes no adapter
+ADAPTER_BODY = {"version": "1", "manifest": "", "weights": "", "manifest_sha256": "0" * 64,
+                "weights_sha256": "0" * 64}  # fmt: skip
 SETTINGS = settings(
     max_examples=EXAMPLES,
     derandomize=True,
@@ -60,7 +63,7 @@ ADVERSARIAL = (
 ADMIN_ROUTES = {
     routes.CREATE_COLLECTION, routes.ADMIN_COLLECTIONS, routes.SNAPSHOT,
     routes.CREATE_CKKS_COLLECTION, routes.ISSUE_CREDENTIAL, routes.LIST_CREDENTIALS,
-    routes.REVOKE_CREDENTIAL,
+    routes.REVOKE_CREDENTIAL, routes.LOAD_ADAPTER, routes.CURRENT_ADAPTER,
 }  # fmt: skip
 NODE_ROUTES = {
     routes.UPSERT_DOCUMENTS, routes.DELETE_DOCUMENTS, routes.CKKS_PUBLIC_CONTEXT,
@@ -495,6 +498,8 @@ def _gateway_valid(fleet: Fleet) -> list[Call]:
         _post(routes.ISSUE_CREDENTIAL, {}, a, issue),
         Call(routes.LIST_CREDENTIALS, token=a),
         Call(routes.REVOKE_CREDENTIAL, {"key_id": fleet.throwaway_key_ids[0]}, a),
+        _post(routes.LOAD_ADAPTER, {}, a, ADAPTER_BODY),
+        Call(routes.CURRENT_ADAPTER, token=a),
     ]
 
 
