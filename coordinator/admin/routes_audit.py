@@ -48,8 +48,10 @@ _REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; san
 
 
 class AuditJobCreate(BaseModel):
-    """An audit job to start: the released adapter (exactly one of ``run`` and
-    ``model_version``) and how thoroughly."""
+    """An audit job to start: the released adapter and how thoroughly.
+
+    The adapter is named by exactly one of ``run`` and ``model_version``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

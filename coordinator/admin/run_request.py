@@ -16,12 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator.admin.errors import AdminInvalidError, AdminUnavailableError
+from coordinator.admin.errors import (
+    AdminConflictError,
+    AdminInvalidError,
+    AdminUnavailableError,
+)
 from coordinator.admin.settings import AdminSettings
 from embedding_core.data import resolve_dataset_dir
 from embedding_core.errors import FedembedError
 from federation.round_settings import RecordValue
 from federation.run_config import NO_EVALUATION, FederationConfig
+from federation.wire import AggregationMode
+from kits.layout import CKKS_PUBLIC
 
 __all__ = ["MANAGED_KEYS", "RunRequest", "validated_run_config"]
 
@@ -94,6 +100,18 @@ def validated_run_config(
             fix="correct that key in the request's run_config object (keys as in "
             "[tool.flwr.app.config], e.g. num-server-rounds)",
         ) from None
+    if (
+        parsed.aggregation == AggregationMode.CKKS
+        and not (settings.consortium.coordinator_kit / CKKS_PUBLIC).is_file()
+    ):
+        raise AdminConflictError(
+            "the coordinator kit has no public CKKS context: a CKKS run cannot start",
+            expected=f"{settings.consortium.coordinator_kit / CKKS_PUBLIC} from the members' "
+            "key ceremony",
+            fix="have the key-holding member make the CKKS key pair (`fedembed node "
+            "ckks-keygen`) and install its public bundle (`fedembed coordinator "
+            "ckks-install-public`), or set run_config.aggregation to 'secaggplus'",
+        )
     if parsed.eval_dataset != NO_EVALUATION:
         try:
             resolve_dataset_dir(data_dir or None, parsed.eval_dataset, marker="corpus.jsonl")

@@ -80,6 +80,12 @@ def _write_json(path: Path, document: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _save_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write ``run.json``; ``status`` repeats ``state`` for readers of the run's outcome."""
+    record["status"] = record.get("state")
+    _write_json(folder / RUN_FILE, record)
+
+
 def _check_name(name: str) -> None:
     if not NAME_RE.fullmatch(name):
         raise AdminInvalidError(
@@ -209,12 +215,12 @@ class RunManager:
             "finished": None,
             "state": RunState.PENDING,
         }
-        _write_json(folder / RUN_FILE, record)
+        _save_record(folder, record)
         try:
             run_id = submit_run(self.settings.project_dir, connection, self.home.flwr_home, config)
         except FlowerRunError as err:
             record.update(state=RunState.FAILED, finished=_now(), error=err.problem)
-            _write_json(folder / RUN_FILE, record)
+            _save_record(folder, record)
             raise AdminUnavailableError(
                 f"the SuperLink did not accept run {name!r}: {err.problem}",
                 expected="a SuperLink whose Control API answers at "
@@ -223,7 +229,7 @@ class RunManager:
                 "(the failed run keeps its folder; the next one gets a new name)",
             ) from None
         record.update(flower_run_id=run_id, submitted=_now())
-        _write_json(folder / RUN_FILE, record)
+        _save_record(folder, record)
         logger.info("runs: started name=%s flower_run_id=%d", name, run_id)
         return run_view(record, folder)
 
@@ -263,7 +269,7 @@ class RunManager:
             record["finished"] = _now()
             self._save_log(record, folder)
         if changed:
-            _write_json(folder / RUN_FILE, record)
+            _save_record(folder, record)
 
     def _flower_run(self, record: Mapping[str, Any]) -> FlowerRun | None:
         run_id = record.get("flower_run_id")
@@ -329,7 +335,7 @@ class RunManager:
                 fix="check that the SuperLink runs, then try again",
             ) from None
         record.update(state=RunState.STOPPED, finished=_now(), flower_status="finished:stopped")
-        _write_json(folder / RUN_FILE, record)
+        _save_record(folder, record)
         self._save_log(record, folder)
         logger.info("runs: stopped name=%s", name)
         return run_view(record, folder)
