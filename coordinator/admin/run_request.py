@@ -100,18 +100,6 @@ def validated_run_config(
             fix="correct that key in the request's run_config object (keys as in "
             "[tool.flwr.app.config], e.g. num-server-rounds)",
         ) from None
-    if (
-        parsed.aggregation == AggregationMode.CKKS
-        and not (settings.consortium.coordinator_kit / CKKS_PUBLIC).is_file()
-    ):
-        raise AdminConflictError(
-            "the coordinator kit has no public CKKS context: a CKKS run cannot start",
-            expected=f"{settings.consortium.coordinator_kit / CKKS_PUBLIC} from the members' "
-            "key ceremony",
-            fix="have the key-holding member make the CKKS key pair (`fedembed node "
-            "ckks-keygen`) and install its public bundle (`fedembed coordinator "
-            "ckks-install-public`), or set run_config.aggregation to 'secaggplus'",
-        )
     if parsed.eval_dataset != NO_EVALUATION:
         try:
             resolve_dataset_dir(data_dir or None, parsed.eval_dataset, marker="corpus.jsonl")
@@ -124,4 +112,16 @@ def validated_run_config(
                 fix="set run_config.eval-dataset to an existing dataset, or to 'none' to "
                 "skip the central evaluation",
             ) from None
+    if (
+        parsed.aggregation == AggregationMode.CKKS
+        and not (settings.consortium.coordinator_kit / CKKS_PUBLIC).is_file()
+    ):
+        raise AdminConflictError(
+            "the coordinator kit has no public CKKS context: a CKKS run cannot start",
+            expected=f"{settings.consortium.coordinator_kit / CKKS_PUBLIC} from the members' "
+            "key ceremony",
+            fix="have the key-holding member make the CKKS key pair (`fedembed node "
+            "ckks-keygen`) and install its public bundle (`fedembed coordinator "
+            "ckks-install-public`), or set run_config.aggregation to 'secaggplus'",
+        )
     return config

@@ -24,7 +24,7 @@ from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole
 from coordinator.run_folder import CENTRAL_METRICS_FILE, HISTORY_FILE, LEDGER_FILE
 from deployment.flower_processes import free_port
-from kits.layout import CA_CERT
+from kits.layout import CA_CERT, CKKS_PUBLIC
 
 Auth = dict[AdminRole, dict[str, str]]
 
@@ -34,6 +34,7 @@ def kit(admin_home: ConsortiumHome) -> Path:
     """A coordinator kit folder whose SuperLink does not run (nothing listens)."""
     admin_home.coordinator_kit.mkdir(parents=True)
     (admin_home.coordinator_kit / CA_CERT).write_text("not used: nothing listens\n")
+    (admin_home.coordinator_kit / CKKS_PUBLIC).write_bytes(b"read by the ServerApp, not here")
     return admin_home.coordinator_kit
 
 
@@ -112,6 +113,20 @@ def test_nothing_is_claimed_when_the_superlink_does_not_answer(
     assert caught.value.status == 503
     assert "no run was created" in caught.value.fix
     assert not (offline_settings.consortium.runs / "trial").exists()
+
+
+def test_a_ckks_run_before_the_key_ceremony_is_a_conflict_that_says_what_to_do(
+    admin_client: TestClient, admin_auth: Auth, admin_home: ConsortiumHome, kit: Path
+) -> None:
+    (kit / CKKS_PUBLIC).unlink()
+
+    answer = admin_client.post(
+        "/v1/runs", json={"run_config": {}}, headers=admin_auth[AdminRole.OPERATOR]
+    )
+
+    assert answer.status_code == 409
+    assert "ckks-install-public" in _error(answer)["fix"]
+    assert not admin_home.runs.exists() or not any(admin_home.runs.iterdir())
 
 
 def _existing_run(home: ConsortiumHome, name: str, **record: Any) -> Path:
