@@ -261,18 +261,12 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = [500]  # what a crash without a response start amounts to
+        counted = [False]
 
-        async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            if scope["path"] == METRICS_PATH:
-                await self._serve(scope, receive, counting_send)
-            else:
-                await self.app(scope, receive, counting_send)
-        finally:
+        def count() -> None:
+            if counted[0]:
+                return
+            counted[0] = True
             route = METRICS_PATH if scope["path"] == METRICS_PATH else self._template(scope)
             self._metrics.observe(
                 route,
@@ -281,6 +275,21 @@ class MetricsMiddleware:
                 time.perf_counter() - started,
                 _authorization(scope),
             )
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                count()  # before the client has the whole answer: a scrape after it sees it
+            await send(message)
+
+        try:
+            if scope["path"] == METRICS_PATH:
+                await self._serve(scope, receive, counting_send)
+            else:
+                await self.app(scope, receive, counting_send)
+        finally:
+            count()  # an answer that never finished (a crash, a client gone)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         response: Response
