@@ -38,7 +38,7 @@ from coordinator.admin.errors import (
     AdminUnavailableError,
 )
 from coordinator.admin.settings import AdminSettings
-from coordinator.publication import ADAPTER_DIR, LEDGER_FILE
+from coordinator.run_folder import ADAPTER_DIR, HISTORY_FILE, LEDGER_FILE, STATUS_SUCCEEDED
 from embedding_core.adapter import MANIFEST_FILE, WEIGHTS_FILE, Adapter
 from embedding_core.atomic_file import atomic_write_json
 from embedding_core.errors import AdapterError
@@ -55,7 +55,6 @@ from privacy import Observer
 __all__ = [
     "REGISTRY_FILE",
     "RUN_NAME_PATTERN",
-    "SUCCEEDED",
     "VERSION_FILE",
     "ModelRegistry",
     "epsilon_per_observer",
@@ -66,10 +65,7 @@ logger = logging.getLogger(__name__)
 REGISTRY_FILE = "registry.json"
 VERSION_FILE = "version.json"
 VERSIONS_DIR = "versions"
-RUN_FILE = "run.json"
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-SUCCEEDED = frozenset({"succeeded", "completed", "finished:completed"})
-"""The states of ``run.json``'s ``status`` that allow registering the run's adapter."""
 ADAPTER_FILES = (MANIFEST_FILE, WEIGHTS_FILE)
 
 
@@ -258,12 +254,14 @@ class ModelRegistry:
                 expected="run: a run's name as GET /v1/runs lists it",
                 fix="check the name",
             )
-        record = _read_json(folder / RUN_FILE)
-        status = str(record.get("status", "")).lower() if isinstance(record, dict) else ""
-        if status and status not in SUCCEEDED:
+        # The outcome the ServerApp itself wrote when the run ended (history.json), not
+        # the admin API's view of it: a run without one has not finished.
+        record = _read_json(folder / HISTORY_FILE)
+        status = str(record.get("status", "")) if isinstance(record, dict) else "running"
+        if status != STATUS_SUCCEEDED:
             raise AdminConflictError(
-                f"run {run!r} is {status}, so it released no model",
-                expected="a run whose status is succeeded",
+                f"run {run!r} is {status or 'unfinished'}, so it released no model",
+                expected="a run whose status is succeeded (GET /v1/runs/{name})",
                 fix="wait until the run has finished, or register another run",
             )
         source = folder / ADAPTER_DIR

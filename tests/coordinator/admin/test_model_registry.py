@@ -91,7 +91,7 @@ def _reply(node: int, epsilon: float) -> Message:
 def _publish(
     home: ConsortiumHome, run: str, fingerprint: str, *, seed: int, status: str = "succeeded"
 ) -> Path:
-    """A run folder as a run publishes it: run.json, the ledger and global_adapter/."""
+    """A run folder as a run publishes it: the ledger, global_adapter/ and history.json."""
     folder = home.runs / run
     names = NodeNames()
     names.update({1: "clinic-a", 2: "clinic-b"})
@@ -115,7 +115,7 @@ def _publish(
         base_model_fingerprint=fingerprint,
         metadata={"ledger": ledger.to_dict()},
     )
-    (folder / "run.json").write_text(json.dumps({"name": run, "status": status}))
+    (folder / "history.json").write_text(json.dumps({"rounds": 1, "status": status}))
     return folder / ADAPTER_DIR
 
 
