@@ -12,13 +12,7 @@ from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from coordinator.admin.app import DOMAINS, create_admin_app
-    from coordinator.admin.audit_trail import (
-        AdminAuditTrail,
-        TrailError,
-        TrailVerification,
-        load_trail_key,
-        verify_trail,
-    )
+    from coordinator.admin.audit_trail import AdminAuditTrail
     from coordinator.admin.deps import AdminParts
     from coordinator.admin.home import ConsortiumHome
     from coordinator.admin.http_errors import install_error_handlers
@@ -27,15 +21,18 @@ if TYPE_CHECKING:
     from coordinator.admin.settings import AdminSettings
     from coordinator.admin.token_store import AdminTokenStore, TokenStoreError
     from coordinator.admin.tokens import AdminRole, AdminToken
+    from coordinator.admin.trail_anchor import load_trail_key
+    from coordinator.admin.trail_records import TrailError
+    from coordinator.admin.trail_verification import TrailVerification, verify_trail
 
 _SUBMODULE: dict[str, str] = {
     "DOMAINS": "app",
     "create_admin_app": "app",
     "AdminAuditTrail": "audit_trail",
-    "TrailError": "audit_trail",
-    "TrailVerification": "audit_trail",
-    "load_trail_key": "audit_trail",
-    "verify_trail": "audit_trail",
+    "TrailError": "trail_records",
+    "TrailVerification": "trail_verification",
+    "load_trail_key": "trail_anchor",
+    "verify_trail": "trail_verification",
     "AdminParts": "deps",
     "ConsortiumHome": "home",
     "install_error_handlers": "http_errors",

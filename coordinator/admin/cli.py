@@ -24,9 +24,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from coordinator.admin.audit_trail import TRAIL_FILE, load_trail_key, verify_trail
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole, AdminToken
+from coordinator.admin.trail_anchor import load_trail_key
+from coordinator.admin.trail_records import TRAIL_FILE
+from coordinator.admin.trail_verification import verify_trail
 from embedding_core.errors import FedembedError
 
 __all__ = ["admin_app", "local_actor"]

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import uvicorn
 
 from coordinator.admin.app import create_admin_app
-from coordinator.admin.audit_trail import TRAIL_FILE, AdminAuditTrail, load_trail_key
+from coordinator.admin.audit_trail import AdminAuditTrail
 from coordinator.admin.deps import AdminParts
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.token_store import TOKENS_FILE, AdminTokenStore
+from coordinator.admin.trail_anchor import load_trail_key
+from coordinator.admin.trail_records import TRAIL_FILE
 
 __all__ = ["AdminState", "build_parts", "open_state", "serve"]
 

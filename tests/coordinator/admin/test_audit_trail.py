@@ -16,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.admin.audit_trail import (
-    GENESIS_HASH,
-    TRAIL_FILE,
-    AdminAuditTrail,
-    TrailError,
-    load_trail_key,
-    verify_trail,
-)
+from coordinator.admin.audit_trail import AdminAuditTrail
 from coordinator.admin.tokens import AdminRole, AdminToken
+from coordinator.admin.trail_anchor import load_trail_key
+from coordinator.admin.trail_records import GENESIS_HASH, TRAIL_FILE, TrailError
+from coordinator.admin.trail_verification import verify_trail
 
 ACTOR = AdminToken("0123456789ab", "ops-alice", AdminRole.ADMIN, "2026-01-01T00:00:00+00:00")
 RECORDS = 5

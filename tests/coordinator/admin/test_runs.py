@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from coordinator.admin.audit_trail import TRAIL_FILE
 from coordinator.admin.errors import AdminConflictError, AdminUnavailableError
 from coordinator.admin.home import ConsortiumHome
 from coordinator.admin.run_request import RunRequest
 from coordinator.admin.runs import RUN_FILE, RunManager
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole
+from coordinator.admin.trail_records import TRAIL_FILE
 from coordinator.run_folder import CENTRAL_METRICS_FILE, HISTORY_FILE, LEDGER_FILE
 from deployment.flower_processes import free_port
 from kits.layout import CA_CERT, CKKS_PUBLIC
