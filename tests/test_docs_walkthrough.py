@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import fastapi.routing
 import pytest
 import typer.main
-from fastapi.routing import APIRoute
 
 from coordinator.admin.app import create_admin_app
 from coordinator.admin.server import build_parts
@@ -132,30 +132,30 @@ def _fedembed_commands(markdown: str) -> list[tuple[list[str], str]]:
     ]
 
 
+def _curl(words: list[str], line: str) -> Curl:
+    """The service, method and path of one ``curl`` command's words."""
+    method = None
+    has_data = False
+    urls = []
+    args = iter(words[1:])
+    for word in args:
+        if word in {"-X", "--request"} or re.fullmatch(r"-[a-zA-Z]*X", word):
+            method = next(args, None)
+        elif word in DATA_FLAGS or re.fullmatch(r"-[a-zA-Z]*d", word):
+            has_data = True
+            next(args, None)
+        elif word == "--header" or re.fullmatch(r"-[a-zA-Z]*H", word):
+            next(args, None)
+        elif word.startswith(tuple(BASES)):
+            urls.append(word)
+    assert len(urls) == 1, f"{line!r}: name one URL, as $ADMIN/... or $GATEWAY/..."
+    base = next(b for b in sorted(BASES, key=len, reverse=True) if urls[0].startswith(b))
+    path = urls[0][len(base) :].split("?", 1)[0]
+    return Curl(BASES[base], method or ("POST" if has_data else "GET"), path, line)
+
+
 def _curls(markdown: str) -> list[Curl]:
-    calls = []
-    for words, line in _commands(markdown):
-        if words[0] != "curl":
-            continue
-        method = None
-        has_data = False
-        urls = []
-        args = iter(words[1:])
-        for word in args:
-            if word in {"-X", "--request"} or (re.fullmatch(r"-[a-zA-Z]*X", word) is not None):
-                method = next(args, None)
-            elif word in DATA_FLAGS or re.fullmatch(r"-[a-zA-Z]*d", word):
-                has_data = True
-                next(args, None)
-            elif re.fullmatch(r"-[a-zA-Z]*H", word) or word == "--header":
-                next(args, None)
-            elif word.startswith(tuple(BASES)):
-                urls.append(word)
-        assert len(urls) == 1, f"{line!r}: name one URL as $ADMIN/... or $GATEWAY/..."
-        base = next(b for b in sorted(BASES, key=len, reverse=True) if urls[0].startswith(b))
-        path = urls[0][len(base) :].split("?", 1)[0]
-        calls.append(Curl(BASES[base], method or ("POST" if has_data else "GET"), path, line))
-    return calls
+    return [_curl(words, line) for words, line in _commands(markdown) if words[0] == "curl"]
 
 
 # --- what exists ------------------------------------------------------------------------
@@ -174,11 +174,11 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[tuple[str,
     home = tmp_path_factory.mktemp("home")
     settings = AdminSettings(home=home, port=0)
     admin = create_admin_app(settings, parts=build_parts(settings))
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)  # lazily included routers
     admin_routes = {
         (method, route.path)
-        for route in admin.routes
-        if isinstance(route, APIRoute)
-        for method in route.methods
+        for route in (flatten(admin.routes) if flatten is not None else admin.routes)
+        for method in getattr(route, "methods", None) or ()
     }
     return {
         "admin": admin_routes,
@@ -283,12 +283,10 @@ def test_the_walkthrough_covers_the_path_in_order(
     steps: list[str] = []
     for words, line in _commands(section):
         if words[0] == "fedembed":
-            command, _ = _resolve(cli, words[1:], line)
-            steps.append(command.name or "")
-            steps.append(" ".join(w for w in words[1:] if not w.startswith(("-", "$"))))
+            _, args = _resolve(cli, words[1:], line)
+            steps.append(" ".join(words[1 : len(words) - len(args)]))
         elif words[0] == "curl":
-            (call,) = _curls("```bash\n" + line + "\n```\n")
-            steps.append(_route_of(call, routes))
+            steps.append(_route_of(_curl(words, line), routes))
 
     # Assert: each step is there, after the steps it needs.
     order = [
