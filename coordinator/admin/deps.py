@@ -2,8 +2,8 @@
 
 Core parts live on ``app.state.admin`` (:class:`AdminParts`); each domain's service lives
 on ``app.state.<domain>`` (set by its router module's ``install``) and is reached through
-a dependency below, never a closure, so a test replaces one with
-``app.dependency_overrides[...]``.
+a module-level dependency below (``get_<domain>``, made by :func:`state_service`), never
+one made per request, so a test replaces one with ``app.dependency_overrides[...]``.
 
 Callers: :data:`ReaderDep` (any valid token: admin, operator, auditor), :data:`OperatorDep`
 (admin or operator), :data:`AdminDep` (admin only). A missing, unknown or revoked token is
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar, cast
 
 from fastapi import Depends, Header, Request
 
@@ -50,7 +50,10 @@ __all__ = [
     "Trail",
     "TrailDep",
     "require_role",
+    "state_service",
 ]
+
+T = TypeVar("T")
 
 
 class TokenAuthenticator(Protocol):
@@ -159,71 +162,36 @@ AdminDep = Annotated[AdminToken, Depends(require_role(AdminRole.ADMIN))]
 # --- domain services (each domain adds its dependency below) ------------------------
 
 
-def get_token_store(request: Request) -> AdminTokenStore:
-    """The admin API's token store (``/v1/tokens``)."""
-    store: AdminTokenStore = request.app.state.tokens
-    return store
+def state_service(attribute: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency that returns the service a domain put on ``app.state.<attribute>``.
 
+    Args:
+        attribute: The name the domain's ``install`` gave it.
+        kind: Its type (for the type checker and the dependency's name).
+    """
+
+    def dependency(request: Request) -> T:
+        return cast(T, getattr(request.app.state, attribute))
+
+    dependency.__name__ = f"get_{attribute}"
+    dependency.__doc__ = f"The {kind.__name__} on app.state.{attribute}."
+    return dependency
+
+
+get_token_store = state_service("tokens", AdminTokenStore)  # /v1/tokens
+get_members = state_service("members", MemberRoster)  # /v1/members
+get_runs = state_service("runs", RunManager)  # /v1/runs
+get_models = state_service("models", ModelRegistry)  # /v1/models
+get_budgets = state_service("budgets", Budgets)  # /v1/budgets: budgets and the planner
+get_partners = state_service("partners", PartnerKeys)  # /v1/partners
+get_audit_jobs = state_service("audit_jobs", AuditJobs)  # /v1/audit/jobs
+get_audit_reports = state_service("audit_reports", AuditReports)  # /v1/audit/reports
 
 TokenStoreDep = Annotated[AdminTokenStore, Depends(get_token_store)]
-
-
-def get_members(request: Request) -> MemberRoster:
-    """The member roster (``/v1/members``)."""
-    roster: MemberRoster = request.app.state.members
-    return roster
-
-
 MembersDep = Annotated[MemberRoster, Depends(get_members)]
-
-
-def get_runs(request: Request) -> RunManager:
-    """The federation runs (``/v1/runs``)."""
-    runs: RunManager = request.app.state.runs
-    return runs
-
-
 RunsDep = Annotated[RunManager, Depends(get_runs)]
-
-
-def get_models(request: Request) -> ModelRegistry:
-    """The model registry (``/v1/models``)."""
-    registry: ModelRegistry = request.app.state.models
-    return registry
-
-
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
-
-
-def get_budgets(request: Request) -> Budgets:
-    """Members' privacy budgets and the planner (``/v1/budgets``)."""
-    budgets: Budgets = request.app.state.budgets
-    return budgets
-
-
 BudgetsDep = Annotated[Budgets, Depends(get_budgets)]
-
-
-def get_partners(request: Request) -> PartnerKeys:
-    """The gateway's partner keys (``/v1/partners``)."""
-    partners: PartnerKeys = request.app.state.partners
-    return partners
-
-
 PartnersDep = Annotated[PartnerKeys, Depends(get_partners)]
-
-
-def get_audit_jobs(request: Request) -> AuditJobs:
-    """Audit jobs (``/v1/audit/jobs``)."""
-    jobs: AuditJobs = request.app.state.audit_jobs
-    return jobs
-
-
-def get_audit_reports(request: Request) -> AuditReports:
-    """Audit reports (``/v1/audit/reports``)."""
-    reports: AuditReports = request.app.state.audit_reports
-    return reports
-
-
 AuditJobsDep = Annotated[AuditJobs, Depends(get_audit_jobs)]
 AuditReportsDep = Annotated[AuditReports, Depends(get_audit_reports)]

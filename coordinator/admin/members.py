@@ -186,14 +186,15 @@ class MemberRoster:
         return Roster(views, reachable, unmatched)
 
     def get(self, name: str) -> MemberView:
-        """One member (enrolled or revoked).
+        """One member (enrolled or revoked); the SuperLink is asked only for a member.
 
         Raises:
             AdminNotFoundError: No member has had this name.
         """
-        for view in self.list().members:
-            if view.name == name:
-                return view
+        if self.home.coordinator_kit.is_dir():
+            record = self._current(self._authorized()).get(name)
+            if record is not None:
+                return self._view(record, self._nodes()[1], kit=True)
         raise AdminNotFoundError(
             f"no member is named {name!r}",
             expected="a name from GET /v1/members",

@@ -8,6 +8,7 @@ trail. Reports are verified against the SHA-256 the audit recorded
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path
@@ -83,19 +84,7 @@ class AuditJobOut(BaseModel):
     @classmethod
     def of(cls, job: AuditJob) -> AuditJobOut:
         """The answer for ``job``."""
-        return cls(
-            job=job.job,
-            state=job.state.value,
-            exit_code=job.exit_code,
-            created=job.created,
-            finished=job.finished,
-            requested_by=job.requested_by,
-            request=job.request,
-            command=job.command,
-            log_tail=job.log_tail,
-            json_sha256=job.json_sha256,
-            failed_checks=job.failed_checks,
-        )
+        return cls.model_validate(asdict(job) | {"state": job.state.value})
 
 
 class AuditJobList(BaseModel):
@@ -123,14 +112,7 @@ class ReportOut(BaseModel):
     @classmethod
     def of(cls, report: ReportSummary) -> ReportOut:
         """The answer for ``report``."""
-        return cls(
-            job=report.job,
-            modified=report.modified,
-            json_sha256=report.json_sha256,
-            files=[
-                ReportFileOut(name=f.name, bytes=f.bytes, sha256=f.sha256) for f in report.files
-            ],
-        )
+        return cls.model_validate(report, from_attributes=True)
 
 
 class ReportList(BaseModel):
@@ -180,21 +162,7 @@ def verify_report(
     job: JobName, caller: ReaderDep, reports: AuditReportsDep
 ) -> ReportVerificationOut:
     """Check each file of a report against the recorded SHA-256 (ok/mismatch per file)."""
-    checked = reports.verify(job)
-    return ReportVerificationOut(
-        job=checked.job,
-        ok=checked.ok,
-        files=[
-            FileCheckOut(
-                name=c.name,
-                status=c.status,
-                recorded_sha256=c.recorded_sha256,
-                sha256=c.sha256,
-            )
-            for c in checked.files
-        ],
-        html_names_json_sha256=checked.html_names_json_sha256,
-    )
+    return ReportVerificationOut.model_validate(asdict(reports.verify(job)))
 
 
 @router.get(

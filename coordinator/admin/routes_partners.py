@@ -79,21 +79,7 @@ class PartnerKeyOut(BaseModel):
     @classmethod
     def of(cls, key: ApiKey) -> PartnerKeyOut:
         """The record of ``key``."""
-        return cls(
-            key_id=key.key_id,
-            name=key.name,
-            scopes=list(key.scopes),
-            top_k_cap=key.top_k_cap,
-            rate_per_minute=key.rate_per_minute,
-            burst=key.burst,
-            vector_queries=key.vector_queries,
-            score_release=key.score_release,
-            query_budget=key.query_budget,
-            budget_window_s=key.budget_window_s,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            suspended_at=key.suspended_at,
-        )
+        return cls.model_validate(key, from_attributes=True)
 
 
 class PartnerCreated(BaseModel):
@@ -119,19 +105,7 @@ def create_partner(
     body: PartnerCreate, caller: AdminDep, partners: PartnersDep, trail: TrailDep
 ) -> PartnerCreated:
     """Issue a partner key at the gateway; its token is in this answer only."""
-    issued = partners.create(
-        PartnerGrant(
-            name=body.name,
-            scopes=tuple(body.scopes),
-            top_k_cap=body.top_k_cap,
-            rate_per_minute=body.rate_per_minute,
-            burst=body.burst,
-            vector_queries=body.vector_queries,
-            score_release=body.score_release,
-            query_budget=body.query_budget,
-            budget_window_s=body.budget_window_s,
-        )
-    )
+    issued = partners.create(PartnerGrant(**body.model_dump() | {"scopes": tuple(body.scopes)}))
     key = issued.key
     trail.record(
         caller,

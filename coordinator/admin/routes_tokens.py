@@ -46,13 +46,7 @@ class TokenOut(BaseModel):
     @classmethod
     def of(cls, token: AdminToken) -> TokenOut:
         """The record of ``token``."""
-        return cls(
-            token_id=token.token_id,
-            name=token.name,
-            role=token.role,
-            created=token.created,
-            revoked=token.revoked,
-        )
+        return cls.model_validate(token, from_attributes=True)
 
 
 class TokenCreated(BaseModel):

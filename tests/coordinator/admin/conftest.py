@@ -9,17 +9,17 @@
   :class:`AdminRole` members, which also match the plain strings ``"admin"`` ...);
 - ``admin_auth``: role -> ``{"Authorization": "Bearer ..."}``;
 - ``admin_client``: a ``fastapi.testclient.TestClient`` over ``admin_app``;
-- ``admin_url``: ``admin_app`` behind a real uvicorn server on loopback, in a thread.
+- ``admin_url``: ``admin_app`` behind a real uvicorn server on loopback, in a thread;
+- ``consortium``: the home filled as :mod:`tests.coordinator.admin.console_home` fills it.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -30,7 +30,8 @@ from coordinator.admin.server import build_parts
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.token_store import AdminTokenStore
 from coordinator.admin.tokens import AdminRole
-from deployment.flower_processes import free_port
+from tests.coordinator.admin.console_home import prepare_consortium
+from tests.coordinator.admin.serving import serving
 
 
 @pytest.fixture(autouse=True)
@@ -81,19 +82,12 @@ def admin_client(admin_app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def consortium(admin_settings: AdminSettings) -> dict[str, Any]:
+    """A consortium home with members, runs, a model version and audit reports."""
+    return prepare_consortium(admin_settings)
+
+
+@pytest.fixture
 def admin_url(admin_app: FastAPI) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        admin_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started and thread.is_alive():
-            thread.join(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
+    with serving(admin_app) as url:
+        yield url

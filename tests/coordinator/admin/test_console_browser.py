@@ -2,7 +2,7 @@
 data, the stylesheet applied under the CSP, no console error, a screenshot that shows it.
 
 Served by uvicorn on loopback (the ``admin_url`` fixture) over the home that
-``tests/coordinator/admin/test_console.py`` prepares.
+``tests/coordinator/admin/console_home.py`` prepares (the ``consortium`` fixture).
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole
-from tests.coordinator.admin.test_console import MEMBERS, NDCG, REVOKED, prepare_consortium
-
-
-@pytest.fixture
-def consortium(admin_settings: AdminSettings) -> dict[str, Any]:
-    return prepare_consortium(admin_settings)
+from tests.coordinator.admin.console_home import MEMBERS, NDCG, REVOKED
 
 
 @pytest.mark.skipif(

@@ -103,6 +103,8 @@ def test_enrol_register_list_and_revoke_against_a_running_superlink(
     by_hand = CliRunner().invoke(coordinator_app, cli_register)
     listing = _members(admin_client, admin_auth)
     after = {m["name"]: m for m in listing["members"]}
+    one = admin_client.get("/v1/members/node-a", headers=admin_auth[AdminRole.AUDITOR])
+    nobody = admin_client.get("/v1/members/nobody", headers=admin_auth[AdminRole.AUDITOR])
     # Assert: provisioned members are listed before the SuperLink knows them
     assert before.status_code == 200, before.text
     assert before.json()["superlink_reachable"] is True
@@ -136,6 +138,10 @@ def test_enrol_register_list_and_revoke_against_a_running_superlink(
     assert after["node-a"]["flower_node_id"] == node_a
     assert after["node-a"]["status"] == "registered"
     assert after["node-a"]["online"] is False
+    assert one.status_code == 200, one.text
+    assert one.json() == after["node-a"]  # one member: as the list shows it
+    assert nobody.status_code == 404
+    assert "nobody" in nobody.json()["error"]["problem"]
     # registered by the operator's CLI: the SuperLink's node matches no member record
     assert by_hand.exit_code == 0, by_hand.output
     printed = json.loads(by_hand.output)

@@ -5,83 +5,38 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coordinator.admin.errors import AdminNotFoundError, AdminUnavailableError
 from coordinator.admin.partners import PartnerGrant, PartnerKeys
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole
-from deployment.flower_processes import free_port
 from index_client.admin_client import AdminClient
 from index_client.errors import AuthenticationError
 from index_client.gateway_client import GatewayClient
-from secure_index.index.index_store import IndexStore
-from secure_index.sealing import KeyFileKeks
-from secure_index.service.audit_log import AuditLog
-from secure_index.service.credentials import CredentialStore
-from secure_index.service.gateway_access import GatewayLimits
-from secure_index.service.gateway_app import create_gateway_app
-from secure_index.service.query_embedder import QueryEmbedder
+from tests.coordinator.admin.serving import serving_gateway
 
 DIM = 4
 COLLECTION = "claims"
 GATEWAY_TOKEN = "gateway-admin-token-of-at-least-32-characters"
 
 
-@contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn server on loopback, in a thread of this process."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started and thread.is_alive():
-            thread.join(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-
-
 @pytest.fixture
 def gateway_url(tmp_path: Path) -> Iterator[str]:
     """A real gateway (encrypted store, key store, audit log) with a collection of 3 documents."""
-    keks = KeyFileKeks.create(tmp_path / "gateway" / "kek.json")
-    store = IndexStore(tmp_path / "gateway" / "store", keks=keks, tenant="t", background=False)
-    app = create_gateway_app(
-        backend=store,
-        credentials=CredentialStore(tmp_path / "gateway" / "credentials.sqlite"),
-        audit=AuditLog(tmp_path / "gateway" / "audit" / "audit.jsonl", keks=keks),
-        embedder=QueryEmbedder(None),
-        admin_token=GATEWAY_TOKEN,
-        limits=GatewayLimits(max_body_bytes=1 << 20, max_batch=100, max_k=100),
-    )
-    try:
-        with _serving(app) as url:
-            with AdminClient(url, GATEWAY_TOKEN) as admin:
-                admin.create_collection(COLLECTION, DIM)
-                node = admin.issue_credential("node", "node-a", [COLLECTION])
-            with GatewayClient(url, node.token) as client:
-                vectors = np.eye(DIM, dtype=np.float32)[:3]
-                client.upsert_documents(COLLECTION, ["d0", "d1", "d2"], vectors)
-            yield url
-    finally:
-        store.close()
+    with serving_gateway(tmp_path / "gateway", GATEWAY_TOKEN) as url:
+        with AdminClient(url, GATEWAY_TOKEN) as admin:
+            admin.create_collection(COLLECTION, DIM)
+            node = admin.issue_credential("node", "node-a", [COLLECTION])
+        with GatewayClient(url, node.token) as client:
+            vectors = np.eye(DIM, dtype=np.float32)[:3]
+            client.upsert_documents(COLLECTION, ["d0", "d1", "d2"], vectors)
+        yield url
 
 
 @pytest.fixture
