@@ -192,9 +192,9 @@ def register_cmd(
         ),
     ] = None,
 ) -> None:
-    """Register an enrolled member's auth key with the SuperLink (`flwr supernode register`).
+    r"""Register an enrolled member's auth key with the SuperLink (`flwr supernode register`).
 
-    Writes the \\[superlink.fedembed] connection into FLWR_HOME/config.toml if it is
+    Writes the \[superlink.fedembed] connection into FLWR_HOME/config.toml if it is
     missing (the Control API address and the consortium CA), registers the key the
     coordinator kit authorises for --name, and prints the node id, the connection and the
     equivalent `flwr` command. Register a member before its node starts.

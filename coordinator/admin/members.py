@@ -47,7 +47,7 @@ from coordinator.admin.member_records import (
     Roster,
 )
 from coordinator.admin.settings import AdminSettings
-from coordinator.admin.superlink import ensure_connection
+from coordinator.admin.superlink import control_api_listening, ensure_connection
 from coordinator.authorised_grid import canonical_key
 from deployment.flower_nodes import (
     SuperLinkUnreachableError,
@@ -115,7 +115,15 @@ class MemberRoster:
                 fix=err.fix or "restore <home>/kits from its original copy",
             ) from None
 
+    def _listening(self) -> bool:
+        if control_api_listening(self.settings.superlink_control):
+            return True
+        logger.warning("members: no SuperLink listens at %s", self.settings.superlink_control)
+        return False
+
     def _nodes(self) -> tuple[bool, dict[int, SuperNodeInfo]]:
+        if not self._listening():
+            return False, {}
         try:
             nodes = list_supernodes(ensure_connection(self.settings), self.home.flwr_home)
         except FedembedError as err:  # unreachable, or a connection flwr cannot use
@@ -205,6 +213,8 @@ class MemberRoster:
 
     def _register(self, record: MemberRecord) -> MemberRecord:
         """Register ``record``'s key with the SuperLink; the record with the outcome."""
+        if not self._listening():
+            return replace(record, superlink=PENDING)
         try:
             connection = ensure_connection(self.settings)
             with tempfile.TemporaryDirectory(prefix="member-key-") as folder:
@@ -363,6 +373,8 @@ class MemberRoster:
     def _unregister(self, record: MemberRecord) -> MemberRecord:
         if record.flower_node_id is None:
             return record  # not registered through the admin API: the grid refuses it
+        if not self._listening():
+            return replace(record, superlink=PENDING)
         try:
             unregister_supernode(
                 record.flower_node_id, ensure_connection(self.settings), self.home.flwr_home

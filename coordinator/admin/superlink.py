@@ -7,11 +7,16 @@ commands run with ``FLWR_HOME=<home>/flwr-home``
 (:func:`deployment.flower_processes.flwr_command`). :func:`ensure_flwr_connection` does
 the same for any ``FLWR_HOME`` (``fedembed coordinator register --kits``). An existing
 block of that name is left as the operator wrote it.
+
+:func:`control_api_listening` is the cheap check before a ``flwr`` command: ``flwr``
+takes a second or two to start and as long again to give up on a SuperLink that is not
+running, so a roster or a console page asks first whether anything listens there.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import tomllib
 from pathlib import Path
@@ -21,7 +26,7 @@ from coordinator.admin.settings import DEFAULT_CONNECTION, AdminSettings
 from deployment.flower_processes import write_flwr_connection
 from kits.layout import CA_CERT
 
-__all__ = ["ensure_connection", "ensure_flwr_connection"]
+__all__ = ["control_api_listening", "ensure_connection", "ensure_flwr_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,3 +80,18 @@ def ensure_connection(settings: AdminSettings) -> str:
         address=settings.superlink_control,
         ca_cert=home.coordinator_kit / CA_CERT,
     )
+
+
+def control_api_listening(address: str, *, timeout: float = 1.0) -> bool:
+    """Whether anything accepts a TCP connection at ``address`` (``host:port``).
+
+    An address this cannot read counts as listening: ``flwr`` then judges it.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, OverflowError, ValueError):
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from coordinator.admin.home import ConsortiumHome
 from coordinator.admin.settings import AdminSettings
+from coordinator.admin.superlink import control_api_listening
 from coordinator.admin.tokens import AdminRole
 from coordinator.cli import coordinator_app
 from deployment.flower_processes import ManagedProcess, free_port, start_superlink
@@ -209,3 +211,17 @@ def test_roles_invalid_input_conflicts_and_a_superlink_that_does_not_answer(
     names = {m["name"]: m for m in listed.json()["members"]}
     assert names[NEW]["superlink"] == "pending"
     assert names[NEW]["online"] is None
+
+
+def test_the_control_api_check_sees_a_listener_and_its_absence() -> None:
+    # Prepare: one loopback port with a listener, one without
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        open_port = listener.getsockname()[1]
+        # Execute
+        listening = control_api_listening(f"127.0.0.1:{open_port}")
+        closed = control_api_listening(f"127.0.0.1:{free_port()}")
+        unreadable = control_api_listening("superlink-without-port")
+    # Assert: an address it cannot read is left to `flwr` to judge
+    assert (listening, closed, unreadable) == (True, False, True)
