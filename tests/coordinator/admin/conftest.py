@@ -31,7 +31,7 @@ from coordinator.admin.settings import AdminSettings
 from coordinator.admin.token_store import AdminTokenStore
 from coordinator.admin.tokens import AdminRole
 from tests.coordinator.admin.console_home import prepare_consortium
-from tests.coordinator.admin.serving import serving
+from tests.serving import serving
 
 
 @pytest.fixture(autouse=True)

@@ -3,20 +3,15 @@ is required, and nothing secret (tokens, names, collection names) is in the outp
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from deployment.flower_processes import free_port
 from index_client import routes
 from index_client.admin_client import AdminClient
 from index_client.gateway_client import GatewayClient
@@ -28,6 +23,7 @@ from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.store_app import create_store_app
+from tests.serving import serving
 
 DIM = 4
 COLLECTION = "claims-secret-name"
@@ -35,27 +31,6 @@ PARTNER = "insurer-hidden"
 ADMIN_TOKEN = "gateway-admin-token-of-at-least-32-characters"
 STORE_TOKEN = "store-token-of-at-least-32-characters-long"
 QUERY_TEMPLATE = routes.QUERY.template
-
-
-@contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn server on loopback, in a thread of this process."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started and thread.is_alive():
-            thread.join(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 @dataclass
@@ -78,7 +53,7 @@ def gateway(tmp_path: Path) -> Iterator[Served]:
         limits=GatewayLimits(max_body_bytes=1 << 20, max_batch=100, max_k=100),
     )
     try:
-        with _serving(app) as url:
+        with serving(app) as url:
             yield Served(url, store)
     finally:
         store.close()
@@ -182,7 +157,7 @@ def test_store_metrics_need_the_store_token_and_count_requests(tmp_path: Path) -
     index = IndexStore(tmp_path / "store", keks=keks, tenant="t", background=False)
     app = create_store_app(index, token=STORE_TOKEN, max_body_bytes=1 << 20)
     try:
-        with _serving(app) as url, httpx.Client(base_url=url) as raw:
+        with serving(app) as url, httpx.Client(base_url=url) as raw:
             # Execute: one listing with the token, one without, then scrape
             listed = raw.get(
                 routes.STORE_LIST.path(), headers={"Authorization": f"Bearer {STORE_TOKEN}"}

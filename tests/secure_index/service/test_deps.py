@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import uvicorn
-from fastapi import FastAPI
 
-from deployment.flower_processes import free_port
 from index_client.admin_client import AdminClient
 from index_client.gateway_client import GatewayClient
 from secure_index.index.collection_spec import CollectionSpec
@@ -24,30 +18,10 @@ from secure_index.service.gateway_access import GatewayLimits
 from secure_index.service.gateway_app import create_gateway_app
 from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.store_backend import StoreBackend
+from tests.serving import serving
 
 DIM = 4
 ADMIN_TOKEN = "operator-token-of-at-least-32-characters"
-
-
-@contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn server on loopback, in a thread of this process."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started and thread.is_alive():
-            thread.join(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 def test_an_overridden_store_answers_every_route(tmp_path: Path) -> None:
@@ -76,7 +50,7 @@ def test_an_overridden_store_answers_every_route(tmp_path: Path) -> None:
     app.dependency_overrides[get_store] = use_other
     try:
         # Execute
-        with _serving(app) as url:
+        with serving(app) as url:
             with GatewayClient(url, token) as partner:
                 found = partner.query("claims", vector=[0.0, 1.0, 0.0, 0.0], k=2)
                 described = partner.describe("claims")
