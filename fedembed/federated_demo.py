@@ -33,6 +33,7 @@ from embedding_core.cache import EmbeddingCache
 from embedding_core.data import BeirDataset, load_beir
 from embedding_core.data.federated_split import split_non_iid, write_shards
 from embedding_core.encoder import Encoder
+from embedding_core.errors import FedembedError
 from embedding_core.evaluation import RetrievalVectors, score_retrieval
 from fedembed.loopback_consortium import LoopbackConsortium
 from federation.node_privacy import NodePrivacy
@@ -65,6 +66,17 @@ ACCOUNTING = (
     "'inf' once the records were used without DP"
 )
 """How the demo table's cumulative epsilon column is kept (printed under the table)."""
+
+
+def _published(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a run that published a model; a failed run stops the demo."""
+    if summary.get("status") == "failed":
+        raise FedembedError(
+            f"a demo federation published nothing: {summary.get('reason', 'no round released')}",
+            expected="every member answering the demo's rounds",
+            fix="see the refusals in the run's history.json and the nodes' logs",
+        )
+    return summary
 
 
 def member_budget(epsilons: tuple[float, ...], release_epsilon: float) -> float:
@@ -172,13 +184,15 @@ def run_distributed_row(
     root = {folder.parent for folder in members.values()}
     if len(root) != 1:
         raise ValueError("the members' folders must share one parent (the partition root)")
-    summary = run_simulated_federation(
-        config,
-        partition_root=root.pop(),
-        num_nodes=len(members),
-        kit_root=kits,
-        # Each member's operator: its budget for the whole demo, DP required.
-        node_privacy=NodePrivacy(max_epsilon=budget, max_noise_shares=recipe.noise_shares),
+    summary = _published(
+        run_simulated_federation(
+            config,
+            partition_root=root.pop(),
+            num_nodes=len(members),
+            kit_root=kits,
+            # Each member's operator: its budget for the whole demo, DP required.
+            node_privacy=NodePrivacy(max_epsilon=budget, max_noise_shares=recipe.noise_shares),
+        )
     )
     return {
         "setting": setting
@@ -342,9 +356,11 @@ def run_federated_demo(
                 # The members' operators allow the non-DP comparison run explicitly.
                 operator = NodePrivacy(max_epsilon=budget, require_dp=dp)
                 consortium.start_node(node_id, data_dir=folder, node_privacy=operator)
-            summary = consortium.run(
-                recipe.run_config(dp=dp, epsilon=eps or 8.0, data_dir=data_dir, tag=tag),
-                out_dir=out / "runs" / tag,
+            summary = _published(
+                consortium.run(
+                    recipe.run_config(dp=dp, epsilon=eps or 8.0, data_dir=data_dir, tag=tag),
+                    out_dir=out / "runs" / tag,
+                )
             )
             consortium.stop_nodes()
             runs[tag] = summary
