@@ -114,11 +114,12 @@ def start_cmd(
         log_dir=data.state_dir,
         node_privacy=node_privacy,
     )
-    typer.echo(
-        f"SuperNode {node_name}: {len(data.interactions)} interactions, "
-        f"{len(data.documents)} documents, budget epsilon {max_epsilon}; log {node.log_path}"
+    status = node.run_in_foreground(
+        ready=lambda: typer.echo(
+            f"SuperNode {node_name}: {len(data.interactions)} interactions, "
+            f"{len(data.documents)} documents, budget epsilon {max_epsilon}; log {node.log_path}"
+        )
     )
-    status = node.run_in_foreground()
     if status is None:
         typer.echo(f"SuperNode {node_name} stopped")
         return

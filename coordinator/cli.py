@@ -145,8 +145,11 @@ def superlink_cmd(
     coordinator_kit = load_coordinator_kit(kit)
     state_dir.mkdir(parents=True, exist_ok=True)
     link = start_superlink(coordinator_kit=coordinator_kit, state_dir=state_dir, port=port)
-    typer.echo(f"SuperLink on {link.extra['address']} (log: {link.log_path}); Ctrl-C stops it")
-    status = link.run_in_foreground()
+    status = link.run_in_foreground(
+        ready=lambda: typer.echo(
+            f"SuperLink on {link.extra['address']} (log: {link.log_path}); Ctrl-C stops it"
+        )
+    )
     if status:
         reason = link.error_line() or "it logged no error"
         typer.echo(

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -146,8 +147,12 @@ class ManagedProcess:
             entry.append(line.strip())
         return " ".join(entry)
 
-    def run_in_foreground(self) -> int | None:
+    def run_in_foreground(self, *, ready: Callable[[], None] | None = None) -> int | None:
         """Wait for the process; Ctrl-C, SIGTERM or SIGHUP stop its whole process group.
+
+        Args:
+            ready: Called once the signal handlers are in place (e.g. to announce that
+                the process runs), so a signal sent on that announcement is handled.
 
         Returns:
             The process's exit status when it ended on its own, ``None`` when a signal
@@ -157,6 +162,8 @@ class ManagedProcess:
         previous = {s: signal.signal(s, _request_stop) for s in _STOP_SIGNALS} if in_main else {}
         try:
             try:
+                if ready is not None:
+                    ready()
                 return self.process.wait()
             finally:  # a second signal while stopping acts as usual
                 for signum, handler in previous.items():

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from attacks.wordnet_glosses import DATA_FILES
 from audit.data import corpus_subset, load_audit_data
@@ -49,6 +50,7 @@ def test_a_size_below_the_judged_count_keeps_only_judged_documents() -> None:
     assert corpus_subset(test, train, 1, seed=0).corpus_ids == ["d5", "d6", "d42"]
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-all` runs it (benchmarks/RESULTS.md, CI row)
 def test_wordnet_glosses_are_loaded_embedded_and_named_among_the_sources(
     tmp_path: Path, shared_data_dir: Path, embedding_cache_dir: Path
 ) -> None:

@@ -51,6 +51,9 @@ SMALL = AuditConfig(
 )
 STRICT_EPSILON = 4.0  # below what the ledger's nodes spent (LEDGER): that check must fail
 
+# The whole audit on small data (3 minutes on 2 cores): `make test-all` runs it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def audited(

@@ -28,6 +28,7 @@ def _run(c: Consortium, out: Path, **overrides: object) -> dict[str, object]:
     return c.loopback.run(config, out_dir=out)  # pytest-timeout guards a hang
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-all` runs it (benchmarks/RESULTS.md, CI row)
 def test_ckks_dp_federation_then_budget_refusal(consortium: Consortium, tmp_path: Path) -> None:
     consortium.start_fresh_nodes(max_epsilon=8.0)
 
@@ -100,6 +101,7 @@ def test_node_killed_mid_round_round_completes_and_node_rejoins(
     assert summary["rounds"] == 3
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-all` runs it (benchmarks/RESULTS.md, CI row)
 def test_distributed_dp_over_ckks_charges_the_secure_sum(
     consortium: Consortium, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ ROUNDS = 3
 NOISE = 1.0
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-all` runs it (benchmarks/RESULTS.md, CI row)
 def test_hundred_virtual_nodes_with_node_level_dp(
     consortium_data: tuple[Path, dict[str, Path]], tmp_path: Path
 ) -> None:

@@ -84,6 +84,7 @@ def _start_store(path: Path, kek: bytes, token: str, port: int | None = None) ->
     )
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-all` runs it (benchmarks/RESULTS.md, CI row)
 def test_ckks_collection_through_split_gateway_and_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
