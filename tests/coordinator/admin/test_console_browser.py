@@ -35,6 +35,7 @@ def test_the_console_renders_real_data_in_headless_chromium(
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     for argument in (
@@ -56,6 +57,9 @@ def test_the_console_renders_real_data_in_headless_chromium(
         seen["login_url"] = driver.current_url
         driver.find_element(By.ID, "token").send_keys(admin_tokens[AdminRole.AUDITOR])
         driver.find_element(By.ID, "sign-in").click()
+        # a form post's redirect may still be under way when click() returns: wait for it
+        # (a bound on a hang, not on speed)
+        WebDriverWait(driver, 120).until(lambda d: not d.current_url.endswith("/login"))
         seen["after_login"] = driver.current_url
         seen["cookie_visible_to_pages"] = driver.execute_script("return document.cookie;")
         seen["overview"] = driver.find_element(By.ID, "content").text
@@ -94,7 +98,9 @@ def test_the_console_renders_real_data_in_headless_chromium(
         screenshot = driver.get_screenshot_as_png()
         seen["log"] = driver.get_log("browser")
         # sign out
+        signed_in_at = driver.current_url
         driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+        WebDriverWait(driver, 120).until(lambda d: d.current_url != signed_in_at)
         seen["after_logout"] = driver.current_url
         driver.get(f"{admin_url}/console/nodes")
         seen["nodes_after_logout"] = driver.current_url
