@@ -228,6 +228,7 @@ def audit_embeddings(
     exact_limit: int = DEFAULT_EXACT_LIMIT,
     n_samples: int = DEFAULT_MC_SAMPLES,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AttackReport:
     """Run every test on vectors from ``embed`` and Holm-adjust across them.
 
@@ -240,6 +241,7 @@ def audit_embeddings(
         exact_limit: Enumerate the partitions of a test when there are at most this many.
         n_samples: Monte Carlo partitions per test otherwise.
         seed: Base seed; test ``i`` draws from ``default_rng([seed, i])``.
+        progress: Called as ``progress(done, total)`` after each test.
 
     Returns:
         An :class:`AttackReport` whose ``details["tests"]`` holds one row per test and
@@ -287,6 +289,8 @@ def audit_embeddings(
                 "n_partitions": str(result.n_partitions),
             }
         )
+        if progress is not None:
+            progress(index + 1, len(tests))
     adjusted, reject = holm_bonferroni([r["p_value"] for r in rows_out], alpha=alpha)
     metrics: dict[str, float] = {}
     for row, p_adj, rej in zip(rows_out, adjusted, reject, strict=True):
@@ -343,6 +347,7 @@ def run_bias_audit(
     exact_limit: int = DEFAULT_EXACT_LIMIT,
     n_samples: int = DEFAULT_MC_SAMPLES,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AttackReport:
     """Audit ``encoder`` (followed by ``adapter`` when given) on ``tests``.
 
@@ -357,6 +362,7 @@ def run_bias_audit(
         exact_limit: See :func:`audit_embeddings`.
         n_samples: See :func:`audit_embeddings`.
         seed: See :func:`audit_embeddings`.
+        progress: See :func:`audit_embeddings`.
     """
     check_base = getattr(adapter, "check_base", None)
     if callable(check_base):
@@ -379,4 +385,5 @@ def run_bias_audit(
         exact_limit=exact_limit,
         n_samples=n_samples,
         seed=seed,
+        progress=progress,
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -196,16 +197,28 @@ class CkksEncryptedSearch:
         result: NDArray[np.float32] = view.astype(np.float32)
         return result
 
-    def scores(self, queries: np.ndarray, documents: np.ndarray) -> NDArray[np.float64]:
-        """``(n_queries, n_documents)`` inner products computed under encryption."""
+    def scores(
+        self,
+        queries: np.ndarray,
+        documents: np.ndarray,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> NDArray[np.float64]:
+        """``(n_queries, n_documents)`` inner products computed under encryption.
+
+        ``progress`` is called as ``progress(done, total)`` after each query.
+        """
         scorer = CkksInnerProductScorer(
             self.key.evaluation_context(), dimension=self.layout.dimension
         )
         for block in self.encryptor.encrypt(documents):
             scorer.add_block(block)
-        rows = [
-            self.key.decrypt_scores(scorer.score(self.key.encrypt_query(q)), scorer.counts)
-            for q in np.asarray(queries, dtype=np.float64)
-        ]
+        rows = []
+        for q in np.asarray(queries, dtype=np.float64):
+            rows.append(
+                self.key.decrypt_scores(scorer.score(self.key.encrypt_query(q)), scorer.counts)
+            )
+            if progress is not None:
+                progress(len(rows), len(queries))
         logger.info("ckks-search: scored %d queries under encryption", len(rows))
         return np.vstack(rows) if rows else np.zeros((0, len(documents)))

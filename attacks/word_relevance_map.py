@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,8 @@ class WordRelevanceMap:
         public_vectors: np.ndarray,
         vocabulary: Sequence[str],
         word_vectors: np.ndarray,
+        *,
+        progress: Callable[[int, int], None] | None = None,
     ) -> WordRelevanceMap:
         """Learn ``M`` from public sentences and their embeddings.
 
@@ -83,6 +85,7 @@ class WordRelevanceMap:
             public_vectors: Their embeddings, one row per sentence.
             vocabulary: The search's words (as given to the optimisation attack).
             word_vectors: Each word's own embedding, one row per word.
+            progress: Called as ``progress(done, total)`` after each batch.
 
         Returns:
             ``self``.
@@ -107,6 +110,7 @@ class WordRelevanceMap:
         matrix = torch.nn.Parameter(torch.eye(dim))
         scale = torch.nn.Parameter(torch.tensor(INITIAL_SCALE))
         optimiser = torch.optim.Adam([matrix, scale], lr=self.learning_rate)
+        steps, done = self.epochs * -(-len(usable) // self.batch_size), 0
         for _ in range(self.epochs):
             order = usable[torch.randperm(len(usable), generator=generator).numpy()]
             for start in range(0, len(order), self.batch_size):
@@ -128,6 +132,9 @@ class WordRelevanceMap:
                 optimiser.zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimiser.step()
+                done += 1
+                if progress is not None:
+                    progress(done, steps)
         self.matrix = matrix.detach().numpy().astype(np.float32)
         logger.info(
             "word-map: fitted on %d public sentences, %d words, %d epochs in %.1f s",

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from embedding_core.cli import EncoderBackendOpt
 from embedding_core.data.paths import resolve_data_dir
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 
 __all__ = ["audit"]
 
@@ -23,6 +25,7 @@ def audit(
     model: Annotated[
         Path | None, typer.Option("--model", help="Local encoder folder (default: bundled).")
     ] = None,
+    encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
     adapter: Annotated[
         Path | None,
         typer.Option("--adapter", help="Released adapter folder (global_adapter of a run)."),
@@ -97,6 +100,7 @@ def audit(
     inputs = AuditInputs(
         policy=loaded,
         model=model,
+        encoder_backend=encoder_backend,
         adapter=adapter,
         dcpe_keyring=dcpe_key_file,
         ckks_key=ckks_key_file,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from attacks.inversion_vocabulary import FREQUENT_MIN_ZIPF
 from attacks.optimisation_inversion import SearchConfig
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 from policies import LoadedPolicy
 
 __all__ = ["DEFAULT_DELTA", "DEFAULT_EPSILON", "AuditConfig", "AuditInputs"]
@@ -91,6 +92,7 @@ class AuditInputs:
 
     policy: LoadedPolicy
     model: Path | None = None
+    encoder_backend: str = DEFAULT_ENCODER_BACKEND  # the nodes' and the gateway's backend
     adapter: Path | None = None
     dcpe_keyring: Path | None = None
     ckks_key: Path | None = None  # the gateway's CKKS search key (CKKS collections deployed)

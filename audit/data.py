@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,7 @@ def load_audit_data(
     corpus_documents: int | None = None,
     wordnet: Path | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> AuditData:
     """Load and embed every set the audit uses (through ``cache`` when given).
 
@@ -197,13 +198,23 @@ def load_audit_data(
             text for its word map (:func:`attacks.wordnet_glosses.wordnet_glosses`);
             ``None`` = none. About 160,000 short texts: several minutes to embed once.
         seed: Seeds the samples.
+        progress: Called with a line before each set is embedded (counts, never texts);
+            the encoder shows each encode's own progress.
     """
     started = time.perf_counter()
 
-    def embed(texts: Sequence[str]) -> Matrix:
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(line)
+        else:
+            logger.info("audit: %s", line)
+
+    def embed(texts: Sequence[str], what: str) -> Matrix:
+        say(f"embedding {what} ({len(texts)} texts)")
+        step = f"audit: embed {what}"
         if cache is not None:
-            return cache.get_or_encode(encoder, list(texts), show_progress=False)
-        return encoder.encode(list(texts))
+            return cache.get_or_encode(encoder, list(texts), what=step)
+        return encoder.encode(list(texts), what=step)
 
     stsb_root = resolve_dataset_dir(data_dir, "stsb", marker="stsb-test.jsonl")
     bank_root = resolve_dataset_dir(data_dir, BANKING, marker="test.csv")
@@ -227,9 +238,13 @@ def load_audit_data(
         test = corpus_subset(test, load_beir(scifact, split="train"), corpus_documents, seed)
     claims = [test.queries[q] for q in test.qrels if q in test.queries]
     claim_texts = [claims[i] for i in _sample(len(claims), claim_targets, seed + 1)]
-    v_stsb, v_train = embed(stsb), embed(bank_train)
+    v_stsb = embed(stsb, "STS-B sentences (public)")
+    v_train = embed(bank_train, "BANKING77 train (public)")
+    say(f"embedding the SciFact corpus ({len(test.corpus_ids)} documents) and its claims")
     retrieval = embed_retrieval(encoder, test, cache=cache)
-    pool, pairs = _membership_pool(scifact, test, retrieval, embed)
+    pool, pairs = _membership_pool(
+        scifact, test, retrieval, lambda texts: embed(texts, "SciFact train claims (pool)")
+    )
     sources = [
         {
             "name": "stsb (public auxiliary)",
@@ -282,15 +297,17 @@ def load_audit_data(
         intent_train_labels=train_labels,
         bank_texts=bank_texts,
         bank_labels=bank_labels,
-        bank_vectors=embed(bank_texts),
+        bank_vectors=embed(bank_texts, "BANKING77 test (targets)"),
         claim_texts=claim_texts,
-        claim_vectors=embed(claim_texts),
+        claim_vectors=embed(claim_texts, "SciFact test claims (targets)"),
         scifact_test=test,
         retrieval=retrieval,
         membership_pool=pool,
         sources=sources,
         gloss_texts=glosses,
-        gloss_vectors=embed(glosses) if glosses else np.zeros((0, 0), np.float32),
+        gloss_vectors=(
+            embed(glosses, "WordNet glosses (public)") if glosses else np.zeros((0, 0), np.float32)
+        ),
     )
     logger.info(
         "audit: loaded data (%d public texts, %d + %d targets, %d pool records) in %.1f s",

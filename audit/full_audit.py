@@ -34,11 +34,12 @@ from audit.results import (
     privacy_budget,
     report_dict,
 )
-from audit.runner import AuditRunner, Progress
+from audit.runner import AuditRunner, AuditSteps, Progress
 from audit.score_reconstruction_evidence import control_report, probe_gateway, setup_from
 from audit.score_reconstruction_evidence import rows as score_rows
 from embedding_core.errors import FedembedError
 from embedding_core.version import PRODUCT_VERSION
+from index_client.vector_space import VectorSpace
 from policies import (
     EVIDENCE_ATTRIBUTE_ADVANTAGE,
     EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE,
@@ -55,12 +56,21 @@ from policies import (
     map_regulations,
 )
 
-__all__ = ["REPORT_VERSION", "TITLE", "run_audit"]
+__all__ = ["REPORT_VERSION", "TITLE", "audit_step_count", "run_audit"]
 
 logger = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
 TITLE = "fedembed privacy and bias audit"
+
+
+def audit_step_count(inputs: AuditInputs, config: AuditConfig) -> int:
+    """How many steps :func:`run_audit` announces for ``inputs`` and ``config``.
+
+    Data, protections, inversion and attributes, the two membership games, bias, the
+    report; the index scan when an index is given; score reconstruction when it probes.
+    """
+    return 7 + (inputs.index is not None) + (config.score_probes > 0)
 
 
 def run_audit(
@@ -71,22 +81,18 @@ def run_audit(
     Args:
         inputs: Model, adapter, index keyring, data and the policy.
         config: Sample sizes and budgets; :class:`AuditConfig` defaults if ``None``.
-        progress: Called with a line per stage (the CLI prints them).
+        progress: Called with each step's line, numbered (``audit [3/9] ...``), and the
+            lines within it (the CLI prints them).
     """
     config = config or AuditConfig()
     started = time.perf_counter()
-
-    def step(message: str) -> None:
-        line = f"[{time.perf_counter() - started:6.0f} s] {message}"
-        logger.info("audit: %s", message)
-        if progress is not None:
-            progress(line)
-
-    runner = AuditRunner(inputs, config, step)
+    steps = AuditSteps(audit_step_count(inputs, config), progress)
+    runner = AuditRunner(inputs, config, steps)
     meta = runner.adapter.metadata if runner.adapter is not None else {}
     epsilon = float(meta.get("target_epsilon") or DEFAULT_EPSILON)
     delta = float(meta.get("target_delta") or DEFAULT_DELTA)
     deployed = DeployedProtection.from_files(inputs.dcpe_keyring, inputs.ckks_key)
+    steps.step("protections: retrieval utility (SciFact nDCG@10) under each protection")
     cases = protection_cases(runner.data, runner.adapter, deployed, config)
     utility = runner.inversions(cases)
     raw = next(r for r in utility if r["protection"] == "raw")
@@ -114,7 +120,7 @@ def run_audit(
     }
     index_section = deployed.describe(inputs.index)
     if inputs.index is not None:
-        step("checking the index: encryption at rest, audit-log chain")
+        steps.step("checking the index: encryption at rest, audit-log chain")
         scanned = gather_index_evidence(inputs.index)
         evidence.update(scanned.to_evidence())
         index_section.update(scanned.to_dict())
@@ -122,14 +128,19 @@ def run_audit(
     if config.score_probes > 0:
         probes = {"at-rest": config.score_probes, "dcpe": config.score_probes,
                   "ckks": min(config.score_probes, config.score_probes_ckks)}  # fmt: skip
+        steps.step(
+            f"score reconstruction: {config.score_probes} probes per collection kind, "
+            "a control and a gateway with the default partner policy"
+        )
         setup = setup_from(runner.data, runner.adapter, documents=config.score_documents,
-                           probes=probes, seed=config.seed)  # fmt: skip
+                           probes=probes, seed=config.seed,
+                           space=VectorSpace.of(runner.encoder))  # fmt: skip
         control = runner.add(control_report(setup))
         evidence[EVIDENCE_SCORE_RECONSTRUCTION_CONTROL] = control.metrics["mean_cosine"]
         try:
             partner = probe_gateway(setup, adapter=inputs.adapter, model=inputs.model,
                                     dcpe_keyring=inputs.dcpe_keyring, ckks_key=inputs.ckks_key,
-                                    progress=step)  # fmt: skip
+                                    progress=steps)  # fmt: skip
         except FedembedError as exc:  # e.g. an adapter the gateway refuses to serve
             logger.warning("audit: score reconstruction not run: %s", exc.problem)
             partner = []
@@ -141,7 +152,7 @@ def run_audit(
         )
     policy = inputs.policy
     checks = evaluate_audit(policy.policy, evidence)
-    step("writing figures")
+    steps.step("judging the evidence by the policy and drawing the figures")
     report_figures = figures(runner.reports, utility, bias_rows)
     results: dict[str, Any] = {
         "report_version": REPORT_VERSION,
@@ -149,7 +160,12 @@ def run_audit(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "fedembed_version": PRODUCT_VERSION,
         "subject": {
-            "model": {"id": runner.encoder.model_id, "fingerprint": runner.encoder.fingerprint},
+            "model": {
+                "id": runner.encoder.model_id,
+                "fingerprint": runner.encoder.fingerprint,
+                "encoder_backend": runner.encoder.backend,
+                "space": runner.encoder.space,
+            },
             "adapter": None
             if runner.adapter is None
             else {
@@ -178,5 +194,5 @@ def run_audit(
         "seconds": round(time.perf_counter() - started, 1),
         "json_sha256": None,
     }
-    step("audit done")
+    steps.detail(f"audit done in {time.perf_counter() - started:.0f} s")
     return dict(json_safe(results))

@@ -32,6 +32,7 @@ from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
+from embedding_core.progress import Progress
 
 __all__ = [
     "DeployedProtection",
@@ -177,7 +178,12 @@ def _ckks_cases(
     queries, docs = data.retrieval.queries, data.retrieval.documents
     is_live = deployed.ckks_key is not None
     ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
-    ndcg = scored_ndcg10(ckks.scores(queries, docs), data)
+    what = f"audit: CKKS search under encryption, {len(docs)} documents"
+    with Progress(len(queries), what=what, unit="queries") as progress:
+        scores = ckks.scores(
+            queries, docs, progress=lambda done, _: progress.advance(done - progress.done)
+        )
+    ndcg = scored_ndcg10(scores, data)
     origin = "the gateway's key" if is_live else "a fresh key"
     suffix = "" if is_live else " (not deployed)"
     threat = (

@@ -6,13 +6,20 @@ inversion (nearest-neighbour and optimisation) and attribute inference (intent a
 owning node) against each protection case, the membership-inference game on the DP
 recipe and an overfit control, and the WEAT/SEAT bias audit on the base and fine-tuned
 models. Each stage returns the numbers the policy checks are computed from.
+
+Each stage announces itself through :class:`AuditSteps` (``audit [5/9] membership
+inference: DP recipe, 8 shadows + 4 targets``), and its long loops (optimisation
+inversion's targets, the membership game's models, the word map's batches, the bias
+tests) advance an :class:`embedding_core.progress.Progress`: a bar on a terminal, a log
+line every 10 s otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -25,6 +32,7 @@ from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
 from attacks.inversion_vocabulary import frequent_words, tokenizer_words
 from attacks.membership_game import (
     CONTROL,
+    Trainer,
     dp_trainer,
     game_reports,
     overfit_trainer,
@@ -39,14 +47,17 @@ from audit.config import AuditConfig, AuditInputs
 from audit.data import AuditData, load_audit_data, owning_nodes
 from audit.membership_bound import ReleaseBound
 from audit.protection_cases import ProtectionCase
+from dp_training import InteractionSet
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter, AdapterKind
+from embedding_core.progress import Progress as Meter
 
-__all__ = ["HOLM_ALPHA", "STATIC", "AuditRunner", "Progress"]
+__all__ = ["HOLM_ALPHA", "STATIC", "AuditRunner", "AuditSteps", "Progress", "counted"]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+"""Where the audit's step lines go (the CLI prints them)."""
 HOLM_ALPHA = 0.05
 # One pass over public sentences + glosses (185,000 texts) is 7 times the steps of the
 # default 3 passes over the public sentences alone, and ranked claim words best.
@@ -56,19 +67,112 @@ STATIC = (
 )
 
 
+class AuditSteps:
+    """The audit's steps, announced numbered: ``audit [3/9] inversion and attribute ...``.
+
+    Each line goes to the log and to ``progress`` (if any), after the seconds since the
+    audit started. :meth:`step` starts the next step; calling the object (or
+    :meth:`detail`) says something within the current one, so an :class:`AuditSteps` is
+    also a :data:`Progress`.
+
+    Args:
+        total: How many steps the audit has (0: unknown, the lines show no total).
+        progress: Called with each line (the CLI prints them).
+    """
+
+    def __init__(self, total: int = 0, progress: Progress | None = None) -> None:
+        self.total, self.number = total, 0
+        self._progress = progress
+        self._started = time.perf_counter()
+
+    @property
+    def label(self) -> str:
+        """``audit [3/9]`` (``audit [3]`` when the total is unknown)."""
+        of = f"/{self.total}" if self.total else ""
+        return f"audit [{self.number}{of}]"
+
+    def step(self, title: str) -> None:
+        """Start the next step, called ``title``."""
+        self.number += 1
+        self._say(f"{self.label} {title}")
+
+    def detail(self, message: str) -> None:
+        """Say ``message`` within the current step."""
+        self._say(f"{self.label}   {message}")
+
+    def __call__(self, message: str) -> None:
+        """Say ``message`` within the current step (a :data:`Progress`)."""
+        self.detail(message)
+
+    def _say(self, line: str) -> None:
+        logger.info("%s", line)
+        if self._progress is not None:
+            self._progress(f"[{time.perf_counter() - self._started:6.0f} s] {line}")
+
+
+@contextmanager
+def counted(what: str, unit: str, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback (the attacks' kind) that drives a :class:`Meter`.
+
+    The meter opens now when ``total`` is given, else at the first call (which tells the
+    total), and closes on exit.
+    """
+    meter: Meter | None = None if total is None else Meter(total, what=what, unit=unit)
+
+    def report(done: int, total: int) -> None:
+        nonlocal meter
+        if meter is None:
+            meter = Meter(total, what=what, unit=unit)
+        meter.advance(max(done - meter.done, 0))
+
+    try:
+        yield report
+    finally:
+        if meter is not None:
+            meter.close()
+
+
+class _CountedInverter:
+    """An optimisation inverter whose :meth:`invert` advances a progress per target."""
+
+    def __init__(self, inverter: OptimisationInverter, what: str) -> None:
+        self.inverter, self.what = inverter, what
+
+    def invert(self, vectors: np.ndarray) -> list[str]:
+        with counted(self.what, "targets", len(vectors)) as progress:
+            return self.inverter.invert(vectors, progress=progress)
+
+
+def _counted_trainer(train: Trainer, meter: Meter) -> Trainer:
+    """``train`` advancing ``meter`` by one per model trained."""
+
+    def counting(data: InteractionSet, seed: int) -> Adapter:
+        adapter = train(data, seed)
+        meter.advance()
+        return adapter
+
+    return counting
+
+
 class AuditRunner:
-    """One audit's loaded models and data, and the reports of every attack run so far."""
+    """One audit's loaded models and data, and the reports of every attack run so far.
+
+    ``progress`` takes the audit's lines; an :class:`AuditSteps` numbers the stages the
+    runner starts (any other callable gets them numbered without a total).
+    """
 
     def __init__(self, inputs: AuditInputs, config: AuditConfig, progress: Progress) -> None:
-        self.inputs, self.config, self.progress = inputs, config, progress
+        self.inputs, self.config = inputs, config
+        self.steps = progress if isinstance(progress, AuditSteps) else AuditSteps(0, progress)
+        self.progress: Progress = self.steps
         self.reports: list[AttackReport] = []
-        self.encoder = Encoder.load(inputs.model)
+        self.steps.step("loading and embedding the audit data")
+        self.encoder = Encoder.load(inputs.model, backend=inputs.encoder_backend)
         self.adapter = Adapter.load(inputs.adapter) if inputs.adapter is not None else None
         if self.adapter is not None:
             self.adapter.check_base(self.encoder.fingerprint)
         cache = EmbeddingCache(inputs.cache) if inputs.cache is not None else None
         self.cache = cache
-        progress("loading and embedding the audit data")
         self.owners: dict[int, str] = {}
         self.data: AuditData = load_audit_data(
             inputs.data_dir,
@@ -80,6 +184,7 @@ class AuditRunner:
             corpus_documents=config.corpus_documents,
             wordnet=inputs.wordnet if config.word_map else None,
             seed=config.seed,
+            progress=self.steps.detail,
         )
         if inputs.members is not None:
             self.owners = owning_nodes(inputs.members, self.data.scifact_test.corpus_ids)
@@ -94,6 +199,10 @@ class AuditRunner:
     def inversions(self, cases: Sequence[ProtectionCase]) -> list[dict[str, Any]]:
         """Run the inversion and attribute attacks on each case; one utility row per case."""
         data, n_opt = self.data, self.config.optimisation_targets
+        self.steps.step(
+            f"inversion and attribute inference: {len(cases)} protections"
+            + (f", optimisation inversion on {n_opt} targets each" if n_opt > 0 else "")
+        )
         nn = NearestNeighbourInverter().fit(data.public_texts, data.public_vectors)
         opt = self._optimisation_inverter() if n_opt > 0 else None
         notes = []
@@ -114,8 +223,8 @@ class AuditRunner:
             ("banking77-test", data.bank_texts, data.bank_vectors),
             ("scifact-claims", data.claim_texts, data.claim_vectors),
         )
-        for case in cases:
-            self.progress(f"attacking {case.label}")
+        for number, case in enumerate(cases, start=1):
+            self.progress(f"attacking {case.label} ({number}/{len(cases)})")
             best = 0.0
             for name, texts, vectors in targets:
                 seen = case.attacker_view(vectors)
@@ -136,7 +245,7 @@ class AuditRunner:
                     opt_report = self.add(
                         inversion_report(
                             optimisation_inversion.ATTACK_NAME,
-                            opt,
+                            _CountedInverter(opt, f"audit: optimisation inversion, {label}"),
                             texts[:n_opt],
                             seen[:n_opt],
                             target=label,
@@ -181,18 +290,22 @@ class AuditRunner:
     def _optimisation_inverter(self) -> OptimisationInverter:
         """The optimisation attack, fitted on the tokenizer's words (and its word map)."""
         data = self.data
-        self.progress("optimisation attack: embedding the vocabulary")
         vocab = tokenizer_words(self.encoder.model.tokenizer.get_vocab().keys())
         if self.config.vocabulary_min_zipf is not None:
             vocab = sorted({*vocab, *frequent_words(min_zipf=self.config.vocabulary_min_zipf)})
         batch = self.config.search.batch_size
+        self.progress(f"optimisation attack: embedding its vocabulary ({len(vocab)} words)")
+        what = "audit: embed the optimisation attack's vocabulary"
         vocab_vectors = (
-            self.cache.get_or_encode(self.encoder, vocab, batch_size=batch, show_progress=False)
+            self.cache.get_or_encode(self.encoder, vocab, batch_size=batch, what=what)
             if self.cache is not None
-            else None
+            else self.encoder.encode(vocab, batch_size=batch, what=what)
         )
+        # The attack's oracle calls are many and short: no progress of their own (the
+        # targets are counted instead).
         opt = OptimisationInverter(
-            lambda texts: self.encoder.encode(texts, batch_size=batch), config=self.config.search
+            lambda texts: self.encoder.encode(texts, batch_size=batch, show_progress=False),
+            config=self.config.search,
         ).fit(vocab, vectors=vocab_vectors)
         if self.config.word_map:
             self.progress("optimisation attack: learning word relevance on public sentences")
@@ -201,9 +314,10 @@ class AuditRunner:
                 texts = [*texts, *data.gloss_texts]
                 vectors = np.vstack([vectors, data.gloss_vectors])
             epochs = GLOSS_WORD_MAP_EPOCHS if data.gloss_texts else WordRelevanceMap().epochs
-            word_map = WordRelevanceMap(epochs=epochs, seed=self.config.seed).fit(
-                texts, vectors, vocab, opt.word_vectors
-            )
+            with counted("audit: word relevance map", "batches") as progress:
+                word_map = WordRelevanceMap(epochs=epochs, seed=self.config.seed).fit(
+                    texts, vectors, vocab, opt.word_vectors, progress=progress
+                )
             opt = opt.with_word_map(word_map)
         return opt
 
@@ -260,9 +374,9 @@ class AuditRunner:
         models = self.config.mia_models + self.config.mia_targets
         for name, recipe in (("control", None), ("dp", epsilon)):
             started = time.perf_counter()
-            self.progress(
-                f"membership inference: training {models} "
-                f"{'overfit' if recipe is None else 'DP'} adapters"
+            self.steps.step(
+                f"membership inference: {'overfit control' if recipe is None else 'DP recipe'}, "
+                f"{self.config.mia_models} shadows + {self.config.mia_targets} targets"
             )
             if recipe is None:
                 train, sigma = overfit_trainer(), None
@@ -272,17 +386,19 @@ class AuditRunner:
                     target_epsilon=recipe, target_delta=delta, kind=kind, rank=rank
                 )
                 target = f"DP-SGD {kind} adapter recipe (eps {recipe:.4g}, delta {delta:g})"
-            game = play_game(
-                target,
-                pool,
-                base,
-                train,
-                shadows=self.config.mia_models,
-                targets=self.config.mia_targets,
-                seed=self.config.seed,
-                epsilon=recipe,
-                noise_multiplier=sigma,
-            )
+            what = f"audit: membership inference, {name} models"
+            with Meter(models, what=what, unit="models") as meter:
+                game = play_game(
+                    target,
+                    pool,
+                    base,
+                    _counted_trainer(train, meter),
+                    shadows=self.config.mia_models,
+                    targets=self.config.mia_targets,
+                    seed=self.config.seed,
+                    epsilon=recipe,
+                    noise_multiplier=sigma,
+                )
             dp_row = recipe is not None
             reports = game_reports(
                 game,
@@ -298,21 +414,28 @@ class AuditRunner:
     # -- bias -------------------------------------------------------------------------------
     def bias(self) -> tuple[list[dict[str, Any]], float | None]:
         """Run WEAT/SEAT on the base and tuned models: rows and the largest significant |d|."""
-        self.progress("bias audit (WEAT/SEAT)")
         tests = load_bias_tests(
             self.inputs.data_dir / "seat" if self.inputs.data_dir else None,
             names=list(self.config.bias_tests) if self.config.bias_tests else None,
         )
-        kwargs = {
+        models = "base model" + (" and the adapted one" if self.adapter is not None else "")
+        self.steps.step(f"bias audit (WEAT/SEAT): {len(tests)} tests on the {models}")
+        kwargs: dict[str, Any] = {
             "cache": self.cache,
             "n_samples": self.config.bias_mc_samples,
             "seed": self.config.seed,
             "alpha": HOLM_ALPHA,
         }
-        base = self.add(run_bias_audit(tests, self.encoder, **kwargs))  # type: ignore[arg-type]
+        with counted("audit: bias tests, base model", "tests", len(tests)) as progress:
+            base = self.add(run_bias_audit(tests, self.encoder, progress=progress, **kwargs))
         tuned = None
         if self.adapter is not None:
-            tuned = self.add(run_bias_audit(tests, self.encoder, adapter=self.adapter, **kwargs))  # type: ignore[arg-type]
+            with counted("audit: bias tests, adapted model", "tests", len(tests)) as progress:
+                tuned = self.add(
+                    run_bias_audit(
+                        tests, self.encoder, adapter=self.adapter, progress=progress, **kwargs
+                    )
+                )
         tuned_rows = {r["test"]: r for r in (tuned.details["tests"] if tuned else [])}
         rows, significant = [], []
         for row in base.details["tests"]:

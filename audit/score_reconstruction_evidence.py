@@ -58,8 +58,10 @@ from crypto.ckks_search_key import CkksSearchKey, save_ckks_key
 from crypto.dcpe import ScaleAndPerturb
 from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.adapter import Adapter
+from embedding_core.progress import Progress as Meter
 from index_client.errors import PermissionDeniedError, RateLimitedError
 from index_client.gateway_client import GatewayClient
+from index_client.vector_space import VectorSpace
 from secure_index.sealing import KeyFileKeks
 from secure_index.service.local_service import LocalIndexService, start_index_service
 
@@ -163,6 +165,7 @@ class ProbeSetup:
     public_vectors: Matrix
     probes: dict[str, int]
     seed: int = 0
+    space: VectorSpace | None = None  # the encoder space of both (the gateway's too)
 
 
 def setup_from(
@@ -172,6 +175,7 @@ def setup_from(
     documents: int | None,
     probes: dict[str, int],
     seed: int,
+    space: VectorSpace | None = None,
 ) -> ProbeSetup:
     """A seeded sample of the audit's SciFact documents (None: all) and the public texts."""
     corpus = data.retrieval.documents
@@ -186,6 +190,7 @@ def setup_from(
         public_vectors=np.asarray(seen, dtype=np.float32),
         probes=probes,
         seed=seed,
+        space=space,
     )
 
 
@@ -196,6 +201,7 @@ def serve(
     dimension: int,
     adapter: Path | None,
     model: Path | None,
+    encoder_backend: str | None = None,
 ) -> tuple[LocalIndexService, Path]:
     """Start ``fedembed index serve`` with these keys (fresh ones where None); its keyring."""
     kek = work / "kek.json"
@@ -212,6 +218,8 @@ def serve(
         args += ["--adapter", str(adapter)]
     if model is not None:
         args += ["--model", str(model)]
+    if encoder_backend is not None:  # the gateway embeds text probes in the audited space
+        args += ["--encoder-backend", encoder_backend]
     return start_index_service(work / "service", extra_args=tuple(args)), dcpe_keyring
 
 
@@ -236,12 +244,17 @@ def upload(
             burst=LIFTED_RATE,
         )  # fmt: skip
     ids, vectors = setup.doc_ids, np.asarray(setup.documents, dtype=np.float32)
-    with service.gateway_client(node.token, timeout_s=300.0) as gateway:
+    what = f"audit: score reconstruction, uploading {len(ids)} documents to each collection"
+    with (
+        service.gateway_client(node.token, timeout_s=300.0) as gateway,
+        Meter(len(ids) * len(names), what=what, unit="documents") as meter,
+    ):
         cipher = ScaleAndPerturb(DcpeKeyring.load(keyring).current()).encrypt(vectors).vectors
         for kind, rows in (("at-rest", vectors), ("dcpe", cipher)):
             for start in range(0, len(ids) if kind in names else 0, 256):
                 batch = slice(start, start + 256)
-                gateway.upsert_documents(names[kind], ids[batch], rows[batch])
+                gateway.upsert_documents(names[kind], ids[batch], rows[batch], space=setup.space)
+                meter.advance(len(ids[batch]))
         if "ckks" not in names:
             return names
         encryptor = CkksDocumentEncryptor(gateway.ckks_public_context(), dimension=dim)
@@ -249,6 +262,7 @@ def upload(
         for number, start in enumerate(range(0, len(ids), capacity)):
             block = encryptor.encrypt_block(vectors[start : start + capacity])
             gateway.upload_block(names["ckks"], number, ids[start : start + capacity], block)
+            meter.advance(len(ids[start : start + capacity]))
     return names
 
 
@@ -279,7 +293,8 @@ def probe_gateway(
         work = Path(tmp)
         dim = setup.documents.shape[1]
         progress("score reconstruction: starting a gateway with the default partner policy")
-        service, keyring = serve(work, dcpe_keyring, ckks_key, dim, adapter, model)
+        backend = setup.space.encoder_backend if setup.space is not None else None
+        service, keyring = serve(work, dcpe_keyring, ckks_key, dim, adapter, model, backend)
         try:
             names = upload(service, setup, keyring)
             for kind in KINDS:
@@ -324,9 +339,20 @@ def attack_collection(
               "budget_window_s", "rate_per_minute", "burst")  # fmt: skip
     policy = {name: getattr(key.key, name) for name in fields}
     plans = [p for p in _plans(setup, count) if p.kind in probe_kinds]
-    with service.gateway_client(key.token, timeout_s=300.0) as client:
+    limit = count if budget is None else budget
+    what = f"audit: score reconstruction, {kind} collection"
+    with (
+        service.gateway_client(key.token, timeout_s=300.0) as client,
+        Meter(limit, what=what, unit="probes") as meter,
+    ):
         oracle = GatewayOracle(client, collection)
-        transcript = collect(oracle, plans, count if budget is None else budget)
+
+        def counted(batch: ProbeBatch) -> Sequence[Answer]:
+            answers = oracle(batch)
+            meter.advance(len(answers))
+            return answers
+
+        transcript = collect(counted, plans, limit)
     attack = ScoreReconstructionAttack(
         setup.public_vectors, len(setup.doc_ids), affine=kind == "dcpe", seed=setup.seed
     )

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dp_training import GRAD_SAMPLE_MODES, CorpusSoftmaxLoss
-from dp_training.dp_sgd import _batch_as_is, _Records
+from dp_training import GRAD_SAMPLE_MODES, CorpusSoftmaxLoss, PackedRecords, batch_as_is
 from embedding_core.adapter import Adapter
 
 DOCS = 5183
@@ -110,7 +109,7 @@ def _dp_step(
 
 
 def _loader_fetch(batch: int, queries: torch.Tensor, positives: torch.Tensor) -> dict[str, Step]:
-    """Poisson batch fetch: per-item TensorDataset vs the bulk ``_Records`` dataset."""
+    """Poisson batch fetch: per-item TensorDataset vs the bulk ``PackedRecords`` dataset."""
     from opacus.data_loader import DPDataLoader
 
     def make(loader: DataLoader[Any]) -> Step:
@@ -124,7 +123,7 @@ def _loader_fetch(batch: int, queries: torch.Tensor, positives: torch.Tensor) ->
     return {
         "loader_tensordataset": make(DataLoader(TensorDataset(queries, positives), batch)),
         "loader_records": make(
-            DataLoader(_Records(queries, positives), batch, collate_fn=_batch_as_is)
+            DataLoader(PackedRecords(queries, positives), batch, collate_fn=batch_as_is)
         ),
     }
 

@@ -1,11 +1,14 @@
-"""Encode throughput: fedembed's ``Encoder.encode`` vs sentence-transformers called directly.
+"""Encode throughput per encoder backend (torch fp32, ONNX fp32, ONNX int8), side by side.
 
-Both run in the same process on the same model object, interleaved (A, B, A, B, ...)
-so machine noise hits both alike. Sentences are SciFact's queries (claims); documents
-are SciFact corpus entries (title + text). Prints one JSON object.
+All backends run in the same process on the same texts, interleaved (torch, onnx,
+onnx-int8, torch, ...) so machine noise hits them alike; the medians of the repeats
+and each backend's ratio to the first backend are printed as one JSON object.
+Sentences are STS-B test sentences (short); documents are SciFact corpus entries
+(title + text, truncated at the model's 256 tokens). ``sentence-transformers`` as a
+backend name times the torch model called directly (fedembed's overhead).
 
     .venv/bin/python benchmarks/bench_encode.py --data-dir ../shared/data \
-        [--docs 1000] [--repeats 3]
+        [--backends torch,onnx,onnx-int8] [--sentences 1000] [--docs 300] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -20,71 +23,98 @@ from collections.abc import Callable, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
+from embedding_core.data import load_beir, load_stsb, resolve_dataset_dir
+from embedding_core.encoder import DEFAULT_BATCH_SIZE, ENCODER_BACKENDS, Encoder, check_backend
+from embedding_core.onnx_encoder import onnx_threads
 
-from embedding_core.data import load_beir, resolve_dataset_dir
-from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
+DIRECT = "sentence-transformers"
+
+Encode = Callable[[Sequence[str]], object]
 
 
-def _rate(fn: Callable[[Sequence[str]], object], texts: Sequence[str]) -> float:
+def _rate(fn: Encode, texts: Sequence[str]) -> float:
     started = time.perf_counter()
     fn(texts)
     return len(texts) / (time.perf_counter() - started)
 
 
-def bench(
-    texts: Sequence[str], encoder: Encoder, repeats: int, batch_size: int
-) -> dict[str, object]:
-    model = encoder.model
+def _encoders(backends: list[str], batch_size: int) -> dict[str, Encode]:
+    out: dict[str, Encode] = {}
+    for name in backends:
+        if name == DIRECT:
+            model = Encoder.load(backend="torch").model
 
-    def ours(t: Sequence[str]) -> object:
-        return encoder.encode(t, batch_size=batch_size, show_progress=False)
+            def direct(t: Sequence[str], model: object = model) -> object:
+                return model.encode(  # type: ignore[attr-defined]
+                    list(t),
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
 
-    def direct(t: Sequence[str]) -> object:
-        return model.encode(
-            list(t), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
+            out[name] = direct
+            continue
+        encoder = Encoder.load(backend=check_backend(name))
+        encoder.prepare()  # the one-off export / model load is not timed
 
-    ours(texts[:64])
-    direct(texts[:64])  # warm-up
-    ours_rates, direct_rates = [], []
+        def ours(t: Sequence[str], encoder: Encoder = encoder) -> object:
+            return encoder.encode(t, batch_size=batch_size, show_progress=False)
+
+        out[name] = ours
+    return out
+
+
+def bench(texts: Sequence[str], fns: dict[str, Encode], repeats: int) -> dict[str, object]:
+    """Interleaved repeats over ``texts``; medians, ratios to the first backend, runs."""
+    for fn in fns.values():
+        fn(texts[:64])  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        ours_rates.append(_rate(ours, texts))
-        direct_rates.append(_rate(direct, texts))
-    ours_med, direct_med = statistics.median(ours_rates), statistics.median(direct_rates)
+        for name, fn in fns.items():
+            rates[name].append(_rate(fn, texts))
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    first = next(iter(fns))
     return {
         "n": len(texts),
-        "fedembed_per_s": round(ours_med, 2),
-        "sentence_transformers_per_s": round(direct_med, 2),
-        "ratio": round(ours_med / direct_med, 3),
-        "fedembed_runs": [round(r, 2) for r in ours_rates],
-        "sentence_transformers_runs": [round(r, 2) for r in direct_rates],
+        "per_s": {name: round(m, 1) for name, m in medians.items()},
+        f"ratio_to_{first}": {name: round(m / medians[first], 3) for name, m in medians.items()},
+        "runs": {name: [round(r, 1) for r in rs] for name, rs in rates.items()},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--docs", type=int, default=1000, help="corpus docs per run (0 = all)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", default=",".join(ENCODER_BACKENDS))
+    parser.add_argument("--sentences", type=int, default=1000, help="STS-B sentences (0 = all)")
+    parser.add_argument("--docs", type=int, default=300, help="SciFact docs per run (0 = all)")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",")]
 
-    folder = resolve_dataset_dir(args.data_dir, "scifact", marker="corpus.jsonl")
-    dataset = load_beir(folder)
-    train = load_beir(folder, split="train")
-    sentences = list(dataset.queries.values()) + list(train.queries.values())
-    docs = dataset.corpus_texts if args.docs == 0 else dataset.corpus_texts[: args.docs]
-    encoder = Encoder.load()
+    pairs = load_stsb(resolve_dataset_dir(args.data_dir, "stsb", marker="stsb-test.jsonl"))
+    sentences = list(dict.fromkeys(s for p in pairs for s in (p.sentence1, p.sentence2)))
+    if args.sentences:
+        sentences = sentences[: args.sentences]
+    corpus = load_beir(resolve_dataset_dir(args.data_dir, "scifact", marker="corpus.jsonl"))
+    docs = corpus.corpus_texts if args.docs == 0 else corpus.corpus_texts[: args.docs]
+    fns = _encoders(backends, args.batch_size)
+    import torch
+
+    load = os.getloadavg()
     result = {
         "benchmark": "encode_throughput",
-        "model": encoder.model_id,
+        "backends": backends,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
+        "onnx_threads": onnx_threads(),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
-        "sentences": bench(sentences, encoder, args.repeats, args.batch_size),
-        "docs": bench(docs, encoder, args.repeats, args.batch_size),
+        "load_before": [round(x, 2) for x in load],
+        "sentences": bench(sentences, fns, args.repeats),
+        "docs": bench(docs, fns, args.repeats),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(result))
 

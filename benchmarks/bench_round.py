@@ -1,7 +1,19 @@
 """Cost of one federated round for each aggregation mode, on Flower's simulation engine.
 
 Three member nodes (a SciFact subset, split non-IID, written to a temporary folder),
-the same recipe (DP-SGD, clip norms, batch, learning rate) and seeds for each mode:
+the same recipe and seeds for each mode. Two recipes (``--recipe``):
+
+- ``long`` (the default): local DP-SGD, one epoch of batches of 32 with clip norms, so
+  local training dominates a round;
+- ``distributed-dp``: the distributed-DP recipe of ``fedembed demo``
+  (``fedembed.federated_demo.Recipe.distributed_run_config``): one full-batch DP-SGD step
+  a round (learning rate 1, server Adam 3e-3), so secure aggregation dominates. CKKS
+  runs it with ``dp-noise-shares = 3`` (each node adds a third of the noise); plaintext
+  and SecAgg+ cannot split the noise (``dp-noise-shares <= 1``), so they run the same
+  one full-batch step with ``dp-noise-shares = 1`` (the same local work), SecAgg+
+  without server Adam (it allows none).
+
+The modes:
 
 - ``plaintext``: FedAvg with ``allow_insecure_plaintext=True`` (the baseline);
 - ``ckks``: ``CkksFedAvg`` with kits from ``kits.provisioning.provision``;
@@ -16,7 +28,8 @@ Round 1 also pays each virtual node's one-off start (worker process, encoder loa
 loading) and is reported but left out of the median; the median is over rounds 2..R.
 Start-up (Ray, evaluator, initial evaluation) is reported separately.
 
-    .venv/bin/python benchmarks/bench_round.py [--rounds 4] [--train-queries 240]
+    .venv/bin/python benchmarks/bench_round.py [--recipe long|distributed-dp] [--rounds 4]
+        [--repeats 2] [--train-queries 240]
 
 Prints one JSON object. Nothing is written into the repository.
 """
@@ -58,6 +71,29 @@ RECIPE: dict[str, Any] = {
     "local_epochs": 1,
     "adapter_kind": "residual_linear",
 }
+"""The ``long`` recipe: local DP-SGD with batches of 32 (local training dominates)."""
+
+DISTRIBUTED_DP_RECIPE: dict[str, Any] = {
+    **RECIPE,
+    "update_clip_norm": 0.0,  # dp-noise-shares > 1 allows no node-level clipping
+    "local_epochs": 1,
+    "learning_rate": 1.0,
+    "server_learning_rate": 3e-3,
+    "dp_noise_shares": NODES,
+}
+"""The ``distributed-dp`` recipe (``Recipe.distributed_run_config`` of the demo)."""
+
+RECIPES = {"long": RECIPE, "distributed-dp": DISTRIBUTED_DP_RECIPE}
+
+
+def recipe_for(recipe: str, mode: str) -> dict[str, Any]:
+    """The run-config fields of ``recipe`` for ``mode`` (see the module docstring)."""
+    fields = dict(RECIPES[recipe])
+    if fields.get("dp_noise_shares", 0) and mode != "ckks":
+        fields["dp_noise_shares"] = 1  # only CKKS may split the noise among nodes
+        if mode == "secaggplus":
+            fields["server_learning_rate"] = 0.0  # SecAgg+ allows no server optimiser
+    return fields
 
 
 OPERATOR = NodePrivacy(max_epsilon=1000.0)  # room for every repeat of the benchmark
@@ -116,7 +152,7 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
     run_ckks_ceremony(work / "kits")  # the members' key ceremony
 
 
-def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:
+def run_mode(mode: str, work: Path, rounds: int, tag: str, recipe: str) -> dict[str, Any]:
     """One federation in this process; returns the evaluator's call timestamps."""
     import coordinator.central_evaluation as central_evaluation
     from fedembed.simulation import run_simulated_federation, run_simulated_secaggplus_federation
@@ -144,7 +180,7 @@ def run_mode(mode: str, work: Path, rounds: int, tag: str) -> dict[str, Any]:
         data_dir=str(work / "data"),
         out_dir=str(work / f"run-{mode}-{tag}" / "out"),
         run_tag=f"bench-{mode}",
-        **RECIPE,
+        **recipe_for(recipe, mode),
     )
     started = time.perf_counter()
     if mode == "secaggplus":
@@ -192,6 +228,12 @@ def analyse(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="long",
+        help="long: local DP-SGD epochs; distributed-dp: one full-batch step a round",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--train-queries", type=int, default=240)
     parser.add_argument(
@@ -208,7 +250,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(run_mode(args.child, args.work, args.rounds, args.tag)))
+        print(json.dumps(run_mode(args.child, args.work, args.rounds, args.tag, args.recipe)))
         return
 
     work = Path(tempfile.mkdtemp(prefix="fedembed-bench-round-"))
@@ -238,6 +280,8 @@ def main() -> None:
                     str(args.rounds),
                     "--tag",
                     str(repeat),
+                    "--recipe",
+                    args.recipe,
                 ],
                 env=env,
                 capture_output=True,
@@ -271,7 +315,8 @@ def main() -> None:
             "repeats": args.repeats,
             "nodes": NODES,
             "data": f"{SUBSET}: {args.train_queries} train queries split non-IID",
-            "recipe": RECIPE,
+            "recipe": args.recipe,
+            "recipe_fields": {mode: recipe_for(args.recipe, mode) for mode in runs},
             "modes": modes,
             "ratios": ratios,
             "ckks_target_ratio": 1.5,

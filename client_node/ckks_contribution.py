@@ -30,7 +30,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
 
 from client_node.node_data import STATE_DIR
-from crypto.ckks_aggregation import CkksError, decrypt_vector, sum_encrypted
+from crypto.ckks_aggregation import CkksError, decrypt_sum
 from crypto.ckks_decryption_rounding import round_decryption
 from crypto.contribution_signature import ContributionSigner
 from crypto.secret_files import read_secret_file
@@ -245,8 +245,9 @@ def decrypt_verified_sum(
                 raise DecryptionRefusedError()
 
         entry = _log(context).claim_decryption(request.run_tag, request.server_round, check)
-        summed = sum_encrypted([list(c.chunks) for c in request.contributions], secret_context)
-        total = decrypt_vector(summed, secret_context, entry.length)
+        total = decrypt_sum(
+            [list(c.chunks) for c in request.contributions], secret_context, entry.length
+        )
         released = round_decryption(total, scale_bits=kit.ckks_parameters.global_scale_bits)
     except (FedembedError, CkksError, ValueError, TypeError, OSError) as exc:
         return _refusal(msg, exc)

@@ -49,6 +49,12 @@ def _secret_context(kit_dir: str) -> bytes:
     return load_node_kit(kit_dir).ckks_secret_context
 
 
+@functools.lru_cache(maxsize=4)
+def _members(kit_dir: str) -> int:
+    """How many contributions a sum may hold: the kit's authorised node keys."""
+    return max(1, len(load_node_kit(kit_dir).authorized_nodes))
+
+
 def _kit_dir(context: Context) -> str:
     kit = context.node_config.get(NodeConfigKey.KIT_DIR.value)
     if not kit:
@@ -104,11 +110,10 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
         metrics,
         context,
     )
-    chunks = encrypt_vector(update, _secret_context(_kit_dir(context)))
+    kit_dir = _kit_dir(context)
+    chunks = encrypt_vector(update, _secret_context(kit_dir), summands=_members(kit_dir))
     logger.info("ckks: encrypted update values=%d chunks=%d", update.size, len(chunks))
-    signed = sign_and_record(
-        msg, context, kit_dir=_kit_dir(context), chunks=chunks, length=int(update.size)
-    )
+    signed = sign_and_record(msg, context, kit_dir=kit_dir, chunks=chunks, length=int(update.size))
     content = RecordDict(
         {
             ContentKey.CKKS_UPDATE.value: ConfigRecord(

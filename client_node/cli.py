@@ -15,6 +15,8 @@ from client_node.cli_options import (
     check_max_epsilon,
     data_dir_exists,
 )
+from embedding_core.cli import EncoderBackendOpt
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 from federation.node_privacy import DEFAULT_MAX_NOISE_SHARES, NodePrivacy
 from index_client.names import COLLECTION, NODE, option_check
 
@@ -199,13 +201,19 @@ def upload_cmd(
         Path | None, typer.Option(help="Tenant DCPE keyring (kit) for DCPE collections.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Encoder folder (default: bundled).")] = None,
+    encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
     batch_size: Annotated[int, typer.Option(help="Documents per upsert.")] = 256,
     ca: Annotated[
         Path | None,
         typer.Option("--ca", help="CA certificate of an https:// gateway (the kit's ca.crt)."),
     ] = None,
 ) -> None:
-    """Embed this node's documents and upload protected vectors (key: FEDEMBED_NODE_TOKEN)."""
+    """Embed this node's documents and upload protected vectors (key: FEDEMBED_NODE_TOKEN).
+
+    The collection records the encoder space of the first vectors it gets (model and
+    --encoder-backend) and refuses vectors of another: every node of a collection
+    uploads with the same --encoder-backend, the gateway's.
+    """
     import os
 
     from client_node.index_upload import upload_documents
@@ -225,7 +233,7 @@ def upload_cmd(
         gateway_url=gateway,
         token=token,
         collection=collection,
-        encoder=Encoder.load(model),
+        encoder=Encoder.load(model, backend=encoder_backend),
         dcpe_key_file=dcpe_keyring,
         batch_size=batch_size,
         verify=str(ca) if ca is not None else True,

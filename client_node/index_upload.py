@@ -2,9 +2,13 @@
 
 The node embeds its own documents (cached in ``state/``), encrypts the vectors with the
 tenant's DCPE key when the collection is DCPE-protected, and sends idempotent batch
-upserts with its node key through :class:`index_client.GatewayClient`. Document ids are
+upserts with its node key through :class:`index_client.GatewayClient`. Every upsert
+names the encoder space of its vectors (backend and model): a collection records the
+first one and refuses vectors of any other (``index_client.vector_space``). Document ids are
 opaque (``<node>:<sha256 of the local id>`` by default) so the index learns nothing from
-them. A failed batch is retried with backoff; re-running an upload is safe (upserts).
+them. A failed batch is retried with backoff; re-running an upload is safe (upserts). The
+documents sent are counted by a :class:`~embedding_core.progress.Progress` (a bar on a
+terminal, a log line every 10 s otherwise; counts only, never texts).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from client_node.node_data import load_node_data
 from crypto.ckks_search import CkksDocumentEncryptor
 from embedding_core.encoder import Encoder
 from embedding_core.errors import FedembedError
+from embedding_core.progress import Progress
 from index_client.gateway_client import GatewayClient
+from index_client.vector_space import VectorSpace
 
 __all__ = ["UploadReport", "opaque_id", "upload_documents"]
 
@@ -44,6 +50,8 @@ class UploadReport:
     batches: int
     protection: str
     seconds: float
+    encoder_backend: str = ""  # which encoder backend made the vectors
+    space: str = ""  # their encoder space (Encoder.space), recorded by the collection
 
 
 def opaque_id(node_id: str, local_id: str) -> str:
@@ -68,6 +76,7 @@ def upload_documents(
     started = time.perf_counter()
     data = load_node_data(node_dir)
     _, _, vectors = data.vectors(encoder)
+    space = VectorSpace.of(encoder)
     gateway = GatewayClient(
         gateway_url, token, verify=verify, timeout_s=timeout_s, retries=ATTEMPTS - 1
     )
@@ -94,7 +103,7 @@ def upload_documents(
             vectors = scheme.encrypt(vectors).vectors
         ids = [opaque_id(node_id, d.id) for d in data.documents]
         if protection == CKKS:
-            blocks = _upload_ckks(gateway, collection, ids, vectors)
+            blocks = _upload_ckks(gateway, collection, ids, vectors, space)
             return UploadReport(
                 collection=collection,
                 documents=len(ids),
@@ -103,17 +112,23 @@ def upload_documents(
                 batches=blocks,
                 protection=protection,
                 seconds=time.perf_counter() - started,
+                encoder_backend=space.encoder_backend,
+                space=space.space,
             )
         inserted = updated = batches = 0
+        progress = Progress(len(ids), what=f"upload to {collection}", unit="documents")
         for start in range(0, len(ids), batch_size):
             result = gateway.upsert_documents(
                 collection,
                 ids[start : start + batch_size],
                 np.asarray(vectors[start : start + batch_size], dtype=np.float32),
+                space=space,
             )
             inserted += result.inserted
             updated += result.updated
             batches += 1
+            progress.advance(min(batch_size, len(ids) - start))
+        progress.close()
         logger.info(
             "upload: %d documents to %s in %d batches (%s)",
             len(ids),
@@ -129,13 +144,19 @@ def upload_documents(
             batches=batches,
             protection=protection,
             seconds=time.perf_counter() - started,
+            encoder_backend=space.encoder_backend,
+            space=space.space,
         )
     finally:
         gateway.close()
 
 
 def _upload_ckks(
-    gateway: GatewayClient, collection: str, ids: list[str], vectors: np.ndarray
+    gateway: GatewayClient,
+    collection: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    space: VectorSpace,
 ) -> int:
     """Encrypt the vectors into CKKS blocks on this node and put them as blocks 0..n-1.
 
@@ -148,10 +169,14 @@ def _upload_ckks(
     encryptor = CkksDocumentEncryptor(public, dimension=unit.shape[1])
     capacity = encryptor.layout.capacity
     number = 0
-    for number, start in enumerate(range(0, len(ids), capacity)):
-        block = encryptor.encrypt_block(unit[start : start + capacity])
-        gateway.upload_block(collection, number, ids[start : start + capacity], block)
-        logger.info("upload: %s: block %d (%d documents)", collection, number, block.count)
+    with Progress(len(ids), what=f"upload to {collection} (CKKS)", unit="documents") as progress:
+        for number, start in enumerate(range(0, len(ids), capacity)):
+            block = encryptor.encrypt_block(unit[start : start + capacity])
+            gateway.upload_block(
+                collection, number, ids[start : start + capacity], block, space=space
+            )
+            logger.debug("upload: %s: block %d (%d documents)", collection, number, block.count)
+            progress.advance(block.count)
     count = number + 1 if ids else 0
     stale = count
     while gateway.delete_block(collection, stale):

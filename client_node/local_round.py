@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from client_node import round_timing
 from client_node.node_data import load_node_data
 from dp_training import (
     DPConfig,
@@ -55,8 +56,8 @@ class LocalResult:
 
 
 @functools.lru_cache(maxsize=2)
-def _encoder(model_path: str | None) -> Encoder:
-    return Encoder.load(model_path)
+def _encoder(model_path: str | None, backend: str) -> Encoder:
+    return Encoder.load(model_path, backend=backend)
 
 
 def clip_update(
@@ -176,7 +177,10 @@ def run_local_round(
             max_grad_norm=grad_clip,
             delta=settings.target_delta,
         )
-    queries, positive, docs = data.vectors(_encoder(model_path))
+    round_timing.mark("data_loaded")
+    # The run's encoder backend (validated in its settings): the evaluation's space too.
+    queries, positive, docs = data.vectors(_encoder(model_path, settings.encoder_backend))
+    round_timing.mark("vectors_ready")
     records = InteractionSet(
         query_vectors=queries, positive_index=positive, doc_vectors=docs, unit_ids=data.unit_ids()
     )
@@ -187,7 +191,9 @@ def run_local_round(
     metrics: dict[str, Any] = {MetricKey.UNIT_WEIGHT.value: 1.0}
     if settings.weighting == WeightingMode.DECLARED_COUNTS and node_privacy.public_record_count:
         metrics[MetricKey.NUM_EXAMPLES.value] = float(len(records))
+    round_timing.mark("train_start")
     report = train_adapter(adapter, records, config, dp=dp)
+    round_timing.mark("train_end")
     if ledger is not None and dp is not None:
         spent = ledger.charge(
             noise_multiplier=charged_noise,
@@ -208,10 +214,11 @@ def run_local_round(
         metrics[MetricKey.STEPS.value] = float(report.steps)
     new_state, norm = clip_update(adapter.state_dict(), global_state, settings.update_clip_norm)
     logger.info(
-        "round: node=%s round=%d epsilon=%s",
+        "round: node=%s round=%d epsilon=%s encoder=%s",
         node_name,
         server_round,
         metrics.get(MetricKey.EPSILON.value),
+        settings.encoder_backend,
     )
     logger.debug(  # on the node only: never sent
         "round: node=%s update_norm=%.4f seconds=%.1f",

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from embedding_core.cache import EmbeddingCache
+from embedding_core.cache import CACHE_DIR_ENV, EmbeddingCache
 from embedding_core.data.documents import Document, iter_jsonl, load_documents
 from embedding_core.data.federated_split import DOCUMENTS_FILE, INTERACTIONS_FILE
 from embedding_core.encoder import Encoder
@@ -68,11 +69,15 @@ class NodeData:
     def vectors(self, encoder: Encoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encode (cached on the node) documents and queries.
 
+        The cache is the node's ``state/embeddings`` unless its operator names one with
+        ``FEDEMBED_CACHE_DIR`` (``fedembed demo`` does: every party on its one host shares
+        one cache, so SciFact is encoded once).
+
         Returns:
             ``(query_vectors, positive_index, doc_vectors)`` aligned with
             ``interactions`` and ``documents``.
         """
-        cache = EmbeddingCache(self.state_dir / "embeddings")
+        cache = EmbeddingCache(os.environ.get(CACHE_DIR_ENV) or self.state_dir / "embeddings")
         doc_vectors = cache.get_or_encode(encoder, [d.text for d in self.documents])
         query_vectors = cache.get_or_encode(encoder, [i.query for i in self.interactions])
         position = {d.id: n for n, d in enumerate(self.documents)}

@@ -6,10 +6,13 @@ dataset folder under ``data-dir`` (``"none"`` skips the evaluation; rounds still
 
 The base vectors are computed once per machine, not once per run: documents are encoded
 in chunks through the :class:`~embedding_core.cache.EmbeddingCache` (``FEDEMBED_CACHE_DIR``
-or the default cache folder), each chunk logged as it is done, so a first run shows its
-progress and a later run (or one interrupted half-way) reuses every chunk already stored.
-Each round's metrics are written to the run folder as they are computed
-(:data:`CENTRAL_METRICS_FILE`), so a run's progress can be followed while it runs.
+or the default cache folder), counted by a :class:`~embedding_core.progress.Progress` (a
+bar on a terminal, a log line every 10 s otherwise), so a first run shows its progress and
+a later run (or one interrupted half-way) reuses every chunk already stored. A round's
+scoring runs in chunks of queries, with a progress of its own when the corpus is large
+enough to take a while (:data:`SCORE_PROGRESS_PAIRS`). Each round's metrics are written to
+the run folder as they are computed (:data:`CENTRAL_METRICS_FILE`), so a run's progress
+can be followed while it runs.
 """
 
 from __future__ import annotations
@@ -28,22 +31,32 @@ from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.atomic_file import atomic_write_json
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import BeirDataset, load_beir, resolve_dataset_dir
-from embedding_core.encoder import Encoder
-from embedding_core.evaluation import RetrievalVectors, score_retrieval
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, Encoder
+from embedding_core.evaluation import RetrievalVectors, exact_top_k, mean_metrics
+from embedding_core.evaluation.retrieval import RETRIEVAL_DEPTH
+from embedding_core.progress import Progress
 from federation.run_config import NO_EVALUATION
 
 __all__ = [
     "CENTRAL_METRICS_FILE",
     "ENCODE_CHUNK",
+    "SCORE_CHUNK",
+    "SCORE_PROGRESS_PAIRS",
     "CentralEvaluator",
     "adapter_from_arrays",
     "cached_vectors",
+    "score_in_chunks",
 ]
 
 logger = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 512
-"""Documents per cached chunk (one progress line each)."""
+"""Texts per cached chunk (the progress advances a chunk at a time)."""
+SCORE_CHUNK = 256
+"""Queries scored at once in a round's evaluation."""
+SCORE_PROGRESS_PAIRS = 50_000_000
+"""A round's scoring shows progress from this many (query, document) pairs on; below, it
+takes well under a second and a progress would only add lines to every round."""
 
 
 def adapter_from_arrays(arrays: ArrayRecord, *, kind: str, rank: int) -> Adapter:
@@ -58,22 +71,15 @@ def adapter_from_arrays(arrays: ArrayRecord, *, kind: str, rank: int) -> Adapter
 def _encode_in_chunks(
     encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache, *, what: str
 ) -> NDArray[np.float32]:
-    """``texts`` encoded chunk by chunk through ``cache``, with a progress line per chunk."""
+    """``texts`` encoded chunk by chunk through ``cache``, counted by a :class:`Progress`."""
     if not texts:
         return np.zeros((0, encoder.dimension), dtype=np.float32)
-    started = time.perf_counter()
     parts: list[NDArray[np.float32]] = []
-    for start in range(0, len(texts), ENCODE_CHUNK):
-        chunk = texts[start : start + ENCODE_CHUNK]
-        parts.append(cache.get_or_encode(encoder, chunk, show_progress=False))
-        logger.info(
-            "evaluate: %s %d/%d encoded (%.0f s, cache %s)",
-            what,
-            start + len(chunk),
-            len(texts),
-            time.perf_counter() - started,
-            cache.directory,
-        )
+    with Progress(len(texts), what=what, unit="texts") as progress:
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            chunk = texts[start : start + ENCODE_CHUNK]
+            parts.append(cache.get_or_encode(encoder, chunk, show_progress=False))
+            progress.advance(len(chunk))
     return np.concatenate(parts, axis=0)
 
 
@@ -88,12 +94,44 @@ def cached_vectors(
         len(dataset.qrels),
         cache.directory,
     )
-    documents = _encode_in_chunks(encoder, dataset.corpus_texts, cache, what="documents")
+    step = f"evaluate: encode {dataset.name}"
+    documents = _encode_in_chunks(encoder, dataset.corpus_texts, cache, what=f"{step} documents")
     query_ids = [qid for qid in dataset.qrels if qid in dataset.queries]
     queries = _encode_in_chunks(
-        encoder, [dataset.queries[q] for q in query_ids], cache, what="queries"
+        encoder, [dataset.queries[q] for q in query_ids], cache, what=f"{step} queries"
     )
     return RetrievalVectors(query_ids=query_ids, queries=queries, documents=documents)
+
+
+def score_in_chunks(
+    vectors: RetrievalVectors,
+    dataset: BeirDataset,
+    adapter: Adapter,
+    *,
+    what: str,
+    show_progress: bool,
+) -> dict[str, float]:
+    """:func:`~embedding_core.evaluation.score_retrieval`'s metrics, queries in chunks.
+
+    ``adapter`` transforms each chunk of queries (a ``both``-side one also the documents,
+    once); a :class:`Progress` counts the queries scored when ``show_progress``.
+    """
+    documents = vectors.documents
+    if adapter.side is AdapterSide.BOTH:
+        documents = adapter.transform(documents)
+    corpus_ids = dataset.corpus_ids
+    rankings: dict[str, list[str]] = {}
+    total = len(vectors.query_ids)
+    mode = None if show_progress else "off"
+    with Progress(total, what=what, unit="queries", mode=mode) as progress:
+        for start in range(0, total, SCORE_CHUNK):
+            queries = adapter.transform(vectors.queries[start : start + SCORE_CHUNK])
+            indices, _ = exact_top_k(queries, documents, RETRIEVAL_DEPTH)
+            chunk_ids = vectors.query_ids[start : start + SCORE_CHUNK]
+            for qid, row in zip(chunk_ids, indices, strict=True):
+                rankings[qid] = [corpus_ids[j] for j in row]
+            progress.advance(len(chunk_ids))
+    return mean_metrics(rankings, dataset.qrels)
 
 
 class CentralEvaluator:
@@ -107,6 +145,10 @@ class CentralEvaluator:
         rank: The adapter rank.
         cache_dir: The embedding cache (``None``: ``FEDEMBED_CACHE_DIR`` or the default).
         out_dir: The run folder; each round's metrics are written there (``None``: not).
+        score_progress_pairs: A round's scoring shows progress from this many (query,
+            document) pairs on (0: always; default :data:`SCORE_PROGRESS_PAIRS`).
+        encoder_backend: How texts are encoded (the run config's ``encoder-backend``, the
+            nodes' too): ``torch``, ``onnx`` or ``onnx-int8``.
     """
 
     def __init__(
@@ -118,9 +160,12 @@ class CentralEvaluator:
         rank: int,
         cache_dir: str | Path | None = None,
         out_dir: str | Path | None = None,
+        score_progress_pairs: int = SCORE_PROGRESS_PAIRS,
+        encoder_backend: str = DEFAULT_ENCODER_BACKEND,
     ) -> None:
-        self.encoder = Encoder.load()
+        self.encoder = Encoder.load(backend=encoder_backend)
         self.kind, self.rank = kind, rank
+        self.score_progress_pairs = score_progress_pairs
         self.history: dict[int, dict[str, float]] = {}
         self.metrics_path = Path(out_dir) / CENTRAL_METRICS_FILE if out_dir else None
         self.enabled = dataset != NO_EVALUATION
@@ -137,10 +182,23 @@ class CentralEvaluator:
         """Score the adapter held in ``arrays`` (and write the run's metrics so far)."""
         if self.dataset is None or self.vectors is None:
             return MetricRecord()
+        started = time.perf_counter()
         adapter = adapter_from_arrays(arrays, kind=self.kind, rank=self.rank)
-        metrics = score_retrieval(self.vectors, self.dataset, adapter=adapter)
+        pairs = len(self.vectors.query_ids) * len(self.vectors.documents)
+        metrics = score_in_chunks(
+            self.vectors,
+            self.dataset,
+            adapter,
+            what=f"evaluate: round {server_round} on {self.dataset.name}",
+            show_progress=pairs >= self.score_progress_pairs,
+        )
         self.history[server_round] = metrics
-        logger.info("evaluate: round=%d ndcg@10=%.4f", server_round, metrics["ndcg@10"])
+        logger.info(
+            "evaluate: round=%d ndcg@10=%.4f (%.1f s)",
+            server_round,
+            metrics["ndcg@10"],
+            time.perf_counter() - started,
+        )
         self.save()
         return MetricRecord(metrics)  # type: ignore[arg-type]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ class FederationLedger(StrategyWrapper):
         delta: Node-level delta.
         names: How nodes are named in the ledger (default: by Flower's number, unless
             the grid reports the names they were registered under).
+        num_rounds: The run's rounds, for the line logged after each (0: unknown).
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class FederationLedger(StrategyWrapper):
         total_nodes: int = 0,
         delta: float = 1e-5,
         names: NodeNames | None = None,
+        num_rounds: int = 0,
     ) -> None:
         super().__init__(strategy)
         self.names = names or NodeNames()
@@ -145,6 +148,8 @@ class FederationLedger(StrategyWrapper):
         self.accountant = NodeLevelAccountant()
         self.rounds: list[dict[str, Any]] = []
         self._sampled = 0
+        self.num_rounds = num_rounds
+        self._round_started = time.perf_counter()
 
     @property
     def node_level_epsilon(self) -> float | None:
@@ -181,6 +186,7 @@ class FederationLedger(StrategyWrapper):
     ) -> Iterable[Message]:
         """Delegate, remember how many nodes were sampled and learn the nodes' names."""
         self.names.learn(grid)
+        self._round_started = time.perf_counter()
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._sampled = len(messages)
         if self.total_nodes <= 0:
@@ -245,6 +251,16 @@ class FederationLedger(StrategyWrapper):
             }
         )
         self.save()
+        logger.info(
+            "round %d%s: %d replies of %d sampled, %d refused, %s, %.1f s",
+            server_round,
+            f"/{self.num_rounds}" if self.num_rounds else "",
+            answered,
+            self._sampled,
+            sum(1 for report in nodes.values() if "error" in report),
+            "aggregated" if arrays is not None else "nothing aggregated",
+            time.perf_counter() - self._round_started,
+        )
         return arrays, metrics_out
 
     def _inner_refusals(self, server_round: int) -> list[dict[str, Any]]:

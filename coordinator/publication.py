@@ -92,6 +92,9 @@ def _summary(
         "node_level_epsilon": ledger.node_level_epsilon,
         "refusals": ledger.refusals(),
         "eval_dataset": config.eval_dataset,
+        # which encoder made every vector of the run (the nodes' and the evaluation's)
+        "encoder_backend": config.encoder_backend,
+        "encoder_space": evaluator.encoder.space,
     }
     if evaluator.enabled:
         history = {str(r): m for r, m in sorted(evaluator.history.items())}

@@ -128,6 +128,7 @@ def run_secaggplus_federation(
         kind=config.adapter_kind,
         rank=config.adapter_rank,
         out_dir=out_dir,
+        encoder_backend=config.encoder_backend,
     )
     strategy = SecAggPlusFedAvg(
         config,

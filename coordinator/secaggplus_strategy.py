@@ -260,3 +260,12 @@ class SecAggPlusFedAvg(FedAvg):
             }
         )
         self.ledger.save()
+        logger.info(
+            "round %d/%d: %d replies of %d sampled, %d refused, %s",
+            server_round,
+            self.config.num_server_rounds,
+            len(reported),
+            len(state.sampled_node_ids),
+            sum(1 for report in nodes.values() if "error" in report),
+            "aggregated" if self.released.get(server_round, False) else "nothing aggregated",
+        )

@@ -35,6 +35,7 @@ from flwr.serverapp.strategy import (
 from coordinator.central_evaluation import CentralEvaluator
 from coordinator.ckks_fedavg import CkksFedAvg
 from coordinator.federation_ledger import FederationLedger, NodeNames
+from coordinator.prompt_grid import PromptGrid
 from coordinator.publication import LEDGER_FILE, finish, initial_adapter
 from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
@@ -105,6 +106,7 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
         node_noise_multiplier=config.node_noise_multiplier,
         delta=config.target_delta,
         names=names,
+        num_rounds=config.num_server_rounds,
     )
 
 
@@ -125,6 +127,7 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         kind=config.adapter_kind,
         rank=config.adapter_rank,
         out_dir=out_dir,
+        encoder_backend=config.encoder_backend,
     )
     strategy = build_strategy(config, out_dir=out_dir)
     result = strategy.start(
@@ -149,6 +152,7 @@ def main(grid: Grid, context: Context) -> None:
     config = FederationConfig.from_run_config(dict(context.run_config))
     config = config.with_run_tag(context.run_id)
     logger.info("federation: run-tag=%s out-dir=%s", config.run_tag, config.out_dir)
+    grid = PromptGrid(grid)  # replies collected within 0.1 s, not Flower's 3 s
     if config.aggregation == AggregationMode.SECAGGPLUS:
         run_secaggplus_federation(grid, context, config)
     else:

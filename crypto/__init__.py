@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from crypto.ckks_aggregation import decrypt_vector, encrypt_vector, sum_encrypted
+    from crypto.ckks_aggregation import (
+        decrypt_sum,
+        decrypt_vector,
+        encrypt_vector,
+        max_abs_sum,
+        sum_encrypted,
+    )
     from crypto.ckks_context import (
         TENSEAL_ERRORS,
         context_fingerprint,
@@ -95,6 +101,7 @@ _SUBMODULE: dict[str, str] = {
     "ciphertext_words": "ckks_search",
     "context_fingerprint": "ckks_context",
     "context_slots": "ckks_context",
+    "decrypt_sum": "ckks_aggregation",
     "decrypt_vector": "ckks_aggregation",
     "decryption_grid": "ckks_decryption_rounding",
     "derive_coin_key": "dcpe",
@@ -105,6 +112,7 @@ _SUBMODULE: dict[str, str] = {
     "read_secret_file": "secret_files",
     "require_secret_file": "secret_files",
     "make_contexts": "ckks_context",
+    "max_abs_sum": "ckks_aggregation",
     "num_chunks": "ckks_parameters",
     "round_decryption": "ckks_decryption_rounding",
     "save_ckks_key": "ckks_search_key",
@@ -151,6 +159,7 @@ __all__ = [
     "ciphertext_words",
     "context_fingerprint",
     "context_slots",
+    "decrypt_sum",
     "decrypt_vector",
     "decryption_grid",
     "derive_coin_key",
@@ -159,6 +168,7 @@ __all__ = [
     "load_ckks_key",
     "load_context",
     "make_contexts",
+    "max_abs_sum",
     "num_chunks",
     "read_secret_file",
     "require_secret_file",

@@ -8,13 +8,15 @@ and their ciphertexts, so a raw decryption must never be handed to another party
 We round every decrypted value to a grid of step ``2^(GRID_BITS_ABOVE_SCALE - scale_bits)``
 (``2^-16`` at the consortium's default scale ``2^40``). Why this step:
 
-- The decryption error of a sum is far below it: measured on this machine with the
-  default parameters (degree 8192, moduli 60+40+40+60, scale ``2^40``), the largest
-  error of a decrypted sum of five fresh ciphertexts was ``2.2e-8`` (about ``2^-25.4``),
+- The decryption error of a sum is far below it: measured on this machine at degree
+  8192 and scale ``2^40``, the largest error of a decrypted sum of five fresh
+  public-key ciphertexts (moduli 60+40+40+60, before 2026-12-07) was ``2.2e-8`` (about
+  ``2^-25.4``), and of three fresh secret-key ciphertexts, two values a slot (moduli
+  60+60, :mod:`crypto.ckks_aggregation` since then) about ``1.7e-9`` (``2^-29``),
   independent of the values' magnitude. The error grows like the square root of the
-  number of summands and of the ring degree, so even a sum of 100 updates at degree
-  32768 stays below ``2^-22``: the grid is ``2^6`` or more above it, and rounding removes
-  ``e`` from every value not within ``|e|`` of a grid midpoint.
+  number of summands and of the ring degree, so even a sum of 100 public-key updates at
+  degree 32768 stays below ``2^-22``: the grid is ``2^6`` or more above it, and rounding
+  removes ``e`` from every value not within ``|e|`` of a grid midpoint.
 - Those few values near a midpoint still reveal the sign of ``e`` there. Exploiting that
   needs chosen ciphertexts; the decrypting node only decrypts a sum it recomputed itself
   from contributions signed by authorised nodes, so a deviating coordinator chooses

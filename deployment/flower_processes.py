@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from deployment.flower_supernode import POLL_ENV, WARM_ENV, warm_enabled
 from embedding_core.errors import FedembedError
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RecordValue
@@ -31,6 +32,8 @@ from federation.wire import NodeConfigKey
 from kits.layout import CoordinatorKit, NodeKit
 
 __all__ = [
+    "FLOWER_DEFAULTS_ENV",
+    "FLOWER_ENV",
     "ManagedProcess",
     "flwr_command",
     "flwr_run",
@@ -49,6 +52,23 @@ _STARTUP_TIMEOUT = 60.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LOG_ENTRY = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s*:")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# Every Flower process fedembed starts: no telemetry or update check (nothing leaves the
+# host but the federation's own traffic; offline, each process's exit would wait up to
+# 4 s for the telemetry call), and SuperExec picks up a waiting ClientApp/ServerApp task
+# within 0.1 s instead of 1 s. The caller's environment wins.
+FLOWER_ENV: dict[str, str] = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
+}
+# Flower 1.42's own defaults, for comparison (benchmarks/bench_round_cost.py).
+FLOWER_DEFAULTS_ENV: dict[str, str] = {
+    "FLWR_TELEMETRY_ENABLED": "1",
+    "FLWR_DISABLE_UPDATE_CHECK": "0",
+    "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "1.0",
+    POLL_ENV: "3",
+    WARM_ENV: "0",
+}
 
 
 class _StopRequestedError(Exception):
@@ -176,7 +196,7 @@ class ManagedProcess:
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # SuperLink/SuperNode start flower-superexec and friends through PATH.
     path = f"{_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, **(extra or {})}
+    return {**FLOWER_ENV, **os.environ, "PATH": path, **(extra or {})}
 
 
 def _spawn(
@@ -294,6 +314,12 @@ def start_supernode(
 ) -> ManagedProcess:
     """Start an authenticated SuperNode over TLS for one member's data folder.
 
+    The SuperNode runs through ``deployment.flower_supernode`` (Flower's SuperNode,
+    polling its SuperLink every 0.5 s) in Flower's ``process`` isolation mode, with the
+    warm SuperExec of ``deployment.warm_superexec`` beside it in its process group:
+    :meth:`ManagedProcess.stop` stops both. ``FEDEMBED_WARM_CLIENTAPP=0`` in ``env`` or
+    the environment keeps Flower's own SuperExec (a fresh process per message).
+
     ``node_privacy`` is the operator's bound on what the coordinator may ask of the node
     (its budget, whether DP is required, the shares and noise it accepts).
     """
@@ -305,8 +331,12 @@ def start_supernode(
         **node_privacy.to_node_config(),
     }
     config_text = " ".join(f"{k}={_toml_value(v)}" for k, v in node_config.items())
+    _tool("flower-supernode")  # Flower installed; its SuperNode, polling more often
+    isolation = ["--isolation", "process"] if warm_enabled(_child_env(env)) else []
     args = [
-        _tool("flower-supernode"),
+        sys.executable,
+        "-m",
+        "deployment.flower_supernode",
         "--superlink",
         superlink_address,
         "--port",
@@ -314,6 +344,7 @@ def start_supernode(
         *node_kit.supernode_args(),
         "--node-config",
         config_text,
+        *isolation,
     ]
     node = _spawn(f"supernode-{node_name}", args, log_dir / f"supernode-{node_name}.log", env)
     node.extra.update(port=port, node_name=node_name)

@@ -10,6 +10,7 @@ come from public text (:mod:`dp_training.public_negatives`; docs/privacy_unit.md
 """
 
 from dp_training.distributed_dp import distributed_step_config, noise_share_multiplier
+from dp_training.dp_sgd import PackedRecords, batch_as_is
 from dp_training.interactions import (
     CorpusSoftmaxLoss,
     InteractionSet,
@@ -43,10 +44,12 @@ __all__ = [
     "DPConfig",
     "InteractionSet",
     "IterateAverager",
+    "PackedRecords",
     "TrainConfig",
     "TrainReport",
     "TrainingError",
     "UnitSoftmaxLoss",
+    "batch_as_is",
     "clipped_unit_gradient_sum",
     "corpus_softmax_loss",
     "distributed_step_config",

@@ -46,7 +46,7 @@ from privacy import ACCOUNTANT, dpsgd_epsilon
 _OPACUS_ACCOUNTANT = "rdp"  # Opacus's own accountant only counts the steps taken here
 
 
-class _Records(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+class PackedRecords(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Packed units as a map dataset with a bulk ``__getitems__`` (one gather per batch)."""
 
     def __init__(self, queries: torch.Tensor, positives: torch.Tensor) -> None:
@@ -64,8 +64,8 @@ class _Records(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return [self.queries[rows], self.positives[rows]]
 
 
-def _batch_as_is(batch: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Collate for :class:`_Records`: ``__getitems__`` already returns the batch."""
+def batch_as_is(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Collate for :class:`PackedRecords`: ``__getitems__`` already returns the batch."""
     return batch
 
 
@@ -101,9 +101,9 @@ def _train_dp(
     sampling_generator = torch.Generator().manual_seed(seed)
     noise_generator = torch.Generator().manual_seed(seed ^ 0x5EED_0F_D0_1CE)
     loader = DataLoader(
-        _Records(queries, positives),
+        PackedRecords(queries, positives),
         batch_size=config.batch_size,
-        collate_fn=_batch_as_is,
+        collate_fn=batch_as_is,
         generator=sampling_generator,
     )
     criterion: CorpusSoftmaxLoss | UnitSoftmaxLoss

@@ -16,7 +16,14 @@ from embedding_core.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from embedding_core.adapter import Adapter, AdapterKind, AdapterSide
     from embedding_core.cache import EmbeddingCache, default_cache_dir
-    from embedding_core.encoder import DEFAULT_MODEL_ID, Encoder, default_model_path
+    from embedding_core.encoder import (
+        DEFAULT_ENCODER_BACKEND,
+        DEFAULT_MODEL_ID,
+        ENCODER_BACKENDS,
+        Encoder,
+        check_backend,
+        default_model_path,
+    )
     from embedding_core.errors import (
         AdapterError,
         DataFormatError,
@@ -30,13 +37,16 @@ _SUBMODULE: dict[str, str] = {
     "AdapterError": "errors",
     "AdapterKind": "adapter",
     "AdapterSide": "adapter",
+    "DEFAULT_ENCODER_BACKEND": "encoder",
     "DEFAULT_MODEL_ID": "encoder",
+    "ENCODER_BACKENDS": "encoder",
     "DataFormatError": "errors",
     "DatasetNotFoundError": "errors",
     "EmbeddingCache": "cache",
     "Encoder": "encoder",
     "FedembedError": "errors",
     "ModelNotFoundError": "errors",
+    "check_backend": "encoder",
     "default_cache_dir": "cache",
     "default_model_path": "encoder",
 }
@@ -45,7 +55,9 @@ _SUBMODULE: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)
 
 __all__ = [
+    "DEFAULT_ENCODER_BACKEND",
     "DEFAULT_MODEL_ID",
+    "ENCODER_BACKENDS",
     "Adapter",
     "AdapterError",
     "AdapterKind",
@@ -56,6 +68,7 @@ __all__ = [
     "Encoder",
     "FedembedError",
     "ModelNotFoundError",
+    "check_backend",
     "default_cache_dir",
     "default_model_path",
 ]

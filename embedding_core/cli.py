@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from embedding_core.cache import EmbeddingCache
@@ -18,13 +19,18 @@ from embedding_core.data import (
     resolve_dataset_dir,
 )
 from embedding_core.data.download import download_beir
-from embedding_core.encoder import DEFAULT_BATCH_SIZE, Encoder
+from embedding_core.encoder import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_ENCODER_BACKEND,
+    ENCODER_BACKENDS,
+    Encoder,
+)
 from embedding_core.errors import DatasetNotFoundError, FedembedError
 
 if TYPE_CHECKING:  # torch and scipy load only when a command needs them
     from embedding_core.adapter import Adapter
 
-__all__ = ["data_app", "eval_app", "in_cli_words", "model_app"]
+__all__ = ["EncoderBackendOpt", "data_app", "eval_app", "in_cli_words", "model_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,24 @@ CacheOpt = Annotated[
     Path | None,
     typer.Option("--cache-dir", help="Embedding cache folder (default $FEDEMBED_CACHE_DIR)."),
 ]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Always re-encode the corpus.")]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Encode every text again (no embedding cache; honest timing)."),
+]
+EncoderBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--encoder-backend",
+        click_type=click.Choice(ENCODER_BACKENDS),
+        help=(
+            "How texts are encoded: torch (PyTorch, fp32), onnx (ONNX Runtime, fp32, same "
+            "vectors as torch) or onnx-int8 (ONNX Runtime, int8 weights: fastest, vectors "
+            "close to but not equal to fp32; exported once and cached offline). Vectors of "
+            "different backends are never mixed in a cache or an index."
+        ),
+        show_default=True,
+    ),
+]
 
 
 def in_cli_words(error: FedembedError, words: Mapping[str, str]) -> FedembedError:
@@ -95,6 +118,9 @@ def eval_sts(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Spearman correlation (cosine) on the STS Benchmark."""
@@ -103,8 +129,15 @@ def eval_sts(
     )
     from embedding_core.evaluation import evaluate_sts
 
-    encoder = Encoder.load(model)
-    result = evaluate_sts(encoder, pairs, adapter=_load_adapter(adapter), batch_size=batch_size)
+    encoder = Encoder.load(model, backend=encoder_backend)
+    result = evaluate_sts(
+        encoder,
+        pairs,
+        adapter=_load_adapter(adapter),
+        cache=None if no_cache else EmbeddingCache(cache_dir),
+        batch_size=batch_size,
+        what=f"encode stsb {split}",
+    )
     _emit(result, as_json=as_json, title=f"STS-B {split} ({len(pairs)} pairs)")
 
 
@@ -116,6 +149,7 @@ def eval_beir(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
     cache_dir: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     as_json: JsonOpt = False,
@@ -126,7 +160,7 @@ def eval_beir(
     )
     from embedding_core.evaluation import evaluate_retrieval
 
-    encoder = Encoder.load(model)
+    encoder = Encoder.load(model, backend=encoder_backend)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     result = evaluate_retrieval(
         encoder, data, adapter=_load_adapter(adapter), cache=cache, batch_size=batch_size
@@ -188,9 +222,11 @@ def data_validate(
 
 
 @model_app.command("info")
-def model_info(model: ModelOpt = None) -> None:
-    """Show the model's id, dimension, sequence length and fingerprint."""
-    encoder = Encoder.load(model)
+def model_info(
+    model: ModelOpt = None, encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND
+) -> None:
+    """Show the model's id, dimension, sequence length, fingerprint and vector space."""
+    encoder = Encoder.load(model, backend=encoder_backend)
     typer.echo(
         json.dumps(
             {
@@ -199,6 +235,8 @@ def model_info(model: ModelOpt = None) -> None:
                 "dimension": encoder.dimension,
                 "max_seq_length": encoder.max_seq_length,
                 "fingerprint": encoder.fingerprint,
+                "backend": encoder.backend,
+                "space": encoder.space,
             }
         )
     )

@@ -1,29 +1,93 @@
-"""The ``fedembed`` command: one subcommand group per component."""
+"""The ``fedembed`` command: one subcommand group per component.
+
+Each component's commands are imported when they are run (or listed by ``--help``),
+not when the ``fedembed`` command starts: ``fedembed node start`` does not load the
+index, the audit or the coordinator, and ``import fedembed.cli`` loads none of torch,
+TenSEAL or Flower (``tests/fedembed/test_cli_imports.py``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from typer.core import TyperGroup
 
-from audit.cli import audit
-from client_node.cli import node_app
-from coordinator.cli import coordinator_app
 from embedding_core.app_logging import configure_logging
-from embedding_core.cli import data_app, eval_app, model_app
 from embedding_core.errors import FedembedError
 from embedding_core.version import PRODUCT_VERSION
-from fedembed.demo import demo
-from policies.cli import policy_app
-from secure_index.cli import index_app, partner_app
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+# Subcommand -> "module:attribute" of its Typer group or command function, in --help order.
+COMMANDS: dict[str, str] = {
+    "eval": "embedding_core.cli:eval_app",
+    "data": "embedding_core.cli:data_app",
+    "model": "embedding_core.cli:model_app",
+    "node": "client_node.cli:node_app",
+    "coordinator": "coordinator.cli:coordinator_app",
+    "index": "secure_index.cli:index_app",
+    "partner": "secure_index.cli:partner_app",
+    "policy": "policies.cli:policy_app",
+    "audit": "audit.cli:audit",
+    "demo": "fedembed.demo:demo",
+}
+
+
+def _command(name: str) -> click.Command:
+    """Import subcommand ``name`` and build its click command."""
+    module, attribute = COMMANDS[name].split(":")
+    target: Any = getattr(importlib.import_module(module), attribute)
+    command: click.Command
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:  # a command function: a one-command Typer gives its click command
+        single = typer.Typer()
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    _no_second_suggestion(command)
+    return command
+
+
+def _no_second_suggestion(command: click.Command) -> None:
+    """Click suggests a command for a typo already; Typer's own suggestion stays off."""
+    if isinstance(command, TyperGroup):
+        command.suggest_commands = False
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _no_second_suggestion(sub)
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: subcommands from :data:`COMMANDS`, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            return _command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # suggest among the lazy ones too
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=[*self.commands, *COMMANDS], ctx=ctx
+            ) from None
+
 
 app = typer.Typer(
+    cls=_LazyGroup,
     name="fedembed",
     help="Privacy-preserving federated embeddings: train, index, query and audit.",
     no_args_is_help=True,
@@ -31,17 +95,6 @@ app = typer.Typer(
     add_completion=False,
     suggest_commands=False,  # click already suggests a command for a typo
 )
-
-app.add_typer(eval_app, name="eval")
-app.add_typer(data_app, name="data")
-app.add_typer(model_app, name="model")
-app.add_typer(node_app, name="node")
-app.add_typer(coordinator_app, name="coordinator")
-app.add_typer(index_app, name="index")
-app.add_typer(partner_app, name="partner")
-app.add_typer(policy_app, name="policy")
-app.command("audit")(audit)
-app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:

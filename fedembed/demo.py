@@ -7,23 +7,37 @@
    aggregation on Flower's deployment engine on loopback, compared with base,
    local-only, non-DP federated and centralised training; writes a table, a PNG of
    nDCG@10 per round, and the published global adapter with its manifest.
+3. Serve the release over HTTP (at rest, DCPE and CKKS collections) and audit it.
+
+Every dataset is checked before any work (:mod:`fedembed.demo_data`); every party (the
+demo, the nodes, the coordinator's central evaluation, the audit) shares one embedding
+cache, so SciFact is encoded once. Each long step prints ``[n/N] what`` when it starts;
+``results.json`` records each step's wall seconds (``"timings"``), printed as a table at
+the end (:mod:`fedembed.demo_steps`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from embedding_core.cache import EmbeddingCache
-from embedding_core.data import load_beir, load_stsb, resolve_data_dir, resolve_dataset_dir
-from embedding_core.encoder import Encoder
+from embedding_core.cache import CACHE_DIR_ENV, EmbeddingCache, default_cache_dir
+from embedding_core.cli import EncoderBackendOpt
+from embedding_core.data import load_beir, load_stsb
+from embedding_core.data.paths import DATA_DIR_ENV
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, Encoder
+from fedembed.demo_data import QUICK_SEAT_TESTS, MissingDataError, ensure_demo_data
+from fedembed.demo_parts import audit_part, index_part, print_federation
+from fedembed.demo_steps import DemoSteps, load_average
 
 if TYPE_CHECKING:
+    from embedding_core.data import BeirDataset
+    from embedding_core.evaluation import RetrievalVectors
     from policies import LoadedPolicy
 
 __all__ = ["PUBLISHED", "demo"]
@@ -33,149 +47,100 @@ logger = logging.getLogger(__name__)
 # MTEB's published all-MiniLM-L6-v2 scores (fractions).
 PUBLISHED = {"stsb_spearman": 0.8203, "scifact_ndcg@10": 0.6451}
 TOLERANCE = 0.005
+FULL_AUDIT_TIME = "about 30 minutes more on 2 cores (1,931 s measured in `make demo`, 2026-11-29)"
 
 
-def _plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        per_round = row.get("per_round")
-        if per_round:
-            rounds = sorted(per_round, key=int)
-            ax.plot(
-                [int(r) for r in rounds],
-                [100 * per_round[r] for r in rounds],
-                marker="o",
-                label=row["setting"],
-            )
-    for row in rows:
-        if row["setting"].startswith(("base", "centralised")):
-            ax.axhline(100 * row["ndcg@10"], linestyle="--", linewidth=1, color="grey")
-            ax.annotate(row["setting"], (0, 100 * row["ndcg@10"]), fontsize=8)
-    ax.set_xlabel("round")
-    ax.set_ylabel("SciFact test nDCG@10")
-    ax.set_title("Federated query adapter (3 nodes, CKKS, DP-SGD per node)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _audit_part(
-    out: Path,
-    released: Path,
-    model: Path | None,
-    data_dir: Path,
-    cache_dir: Path | None,
-    *,
-    quick: bool,
-    policy: LoadedPolicy,
-) -> dict[str, Any]:
-    from audit import AuditConfig, AuditInputs, run_audit
-    from kits.layout import CKKS_SEARCH_KEY, DCPE_KEYRING
-    from report import write_report
-
-    keyring = out / "kits" / "gateway" / DCPE_KEYRING
-    if not keyring.exists():
-        keyring = out / "index" / DCPE_KEYRING
-    ckks_key = out / "kits" / "gateway" / CKKS_SEARCH_KEY
-    if not ckks_key.exists():
-        ckks_key = out / "index" / CKKS_SEARCH_KEY
-    typer.echo("\naudit: attacking the released model and the index protection")
-    inputs = AuditInputs(
-        policy=policy,
-        model=model,
-        adapter=released if (released / "adapter.safetensors").exists() else None,
-        dcpe_keyring=keyring if keyring.exists() else None,
-        ckks_key=ckks_key if ckks_key.exists() else None,
-        index=out / "index" / "service" if (out / "index" / "service").exists() else None,
-        data_dir=data_dir,
-        cache=cache_dir,
-        members=out / "members" if (out / "members").is_dir() else None,
-    )
-    config = AuditConfig.quick() if quick else AuditConfig()
-    results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))
-    files = write_report(results, out / "audit")
-    typer.echo(f"{'policy check':<28}{'value':>10}{'limit':>10}  status")
-    for check in results["checks"]:
-        value = "-" if check["value"] is None else f"{check['value']:.3f}"
-        typer.echo(
-            f"{check['id']:<28}{value:>10}{check['comparison']:>3}{check['threshold']:>7.3g}  "
-            f"{check['status']}"
+def _data_folder(data_dir: Path | None) -> Path:
+    """``--data-dir``, else ``$FEDEMBED_DATA_DIR``; one clear line when neither is set."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV, "").strip()
+    if not chosen:
+        raise MissingDataError(
+            "no data folder was given",
+            fix=f"pass --data-dir or set {DATA_DIR_ENV} to the folder that holds stsb/, "
+            "scifact/, banking77/ and seat/ (see ../shared/data/README.md)",
         )
-    typer.echo(f"report: {files.html} (+ .json, .pdf; JSON SHA-256 {files.json_sha256[:16]}...)")
-    return {
-        "html": str(files.html),
-        "json_sha256": files.json_sha256,
-        "checks": {c["id"]: c["status"] for c in results["checks"]},
-        "evidence": results["evidence"],
-    }
-
-
-def _index_part(
-    out: Path,
-    scifact: Any,
-    encoder: Encoder,
-    vectors: Any,
-    released: Path,
-    model: Path | None,
-) -> dict[str, Any]:
-    from embedding_core.adapter import Adapter
-    from embedding_core.evaluation import score_retrieval
-    from fedembed.index_demo import run_index_demo
-
-    adapter = released if (released / "adapter.safetensors").exists() else None
-    members = {p.name: p for p in sorted((out / "members").iterdir()) if p.is_dir()}
-    typer.echo("\nindex: members upload their documents, a partner sends every test claim")
-    part = run_index_demo(
-        out=out, members=members, test=scifact, encoder=encoder, adapter=adapter,
-        kits=out / "kits", model=model,
-    )  # fmt: skip
-    in_process = score_retrieval(
-        vectors, scifact, adapter=Adapter.load(adapter) if adapter is not None else None
-    )
-    typer.echo(f"{'setting':<48}{'nDCG@10':>9}{'p50 ms':>9}")
-    typer.echo(
-        f"{'exact search in process, same adapter':<48}{100 * in_process['ndcg@10']:>9.2f}{'-':>9}"
-    )
-    for row in part["rows"]:
-        typer.echo(f"{row['setting']:<48}{100 * row['ndcg@10']:>9.2f}{row['p50_ms']:>9.1f}")
-    typer.echo(
-        f"audit log: {part['audit_entries']} entries, chain "
-        f"{'verified' if part['audit_ok'] else 'BROKEN'}, head {part['audit_head'][:16]}"
-    )
-    part["in_process_ndcg@10"] = in_process["ndcg@10"]
-    return part
+    return Path(chosen).expanduser().absolute()
 
 
 def demo(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Datasets folder (default $FEDEMBED_DATA_DIR)."),
+        typer.Option(
+            "--data-dir",
+            help="Datasets folder (default $FEDEMBED_DATA_DIR): stsb/, scifact/, banking77/, "
+            "seat/. Missing ones are downloaded when the network allows.",
+        ),
     ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(help="Download missing datasets when the network allows (else stop at once)."),
+    ] = True,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out/demo"),
     model: Annotated[Path | None, typer.Option("--model", help="Local model folder.")] = None,
+    encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Embedding cache folder.")
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help=f"Embedding cache folder shared by every party (default ${CACHE_DIR_ENV} "
+            "or ~/.cache/fedembed/embeddings).",
+        ),
     ] = None,
     federation: Annotated[
-        bool, typer.Option(help="Run the federated part (minutes on 2 CPU cores).")
+        bool, typer.Option(help="Run the federated part (the table, the release).")
     ] = True,
-    rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = 5,
+    rounds: Annotated[
+        int, typer.Option(help="Rounds of each deployment-engine federation.", min=1)
+    ] = 5,
+    distributed_rounds: Annotated[
+        int,
+        typer.Option(
+            help="Rounds of each distributed-DP federation, the release's included "
+            "(simulation engine; its DP noise is calibrated to them).",
+            min=1,
+        ),
+    ] = 100,
+    full_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--full-sweep",
+            help="Every DP row kind at epsilon 1, 2, 4 and 8 (default: epsilon 8 only, plus "
+            "the release at the policy's epsilon). Adds 6 federations: about 15 minutes on "
+            "2 cores.",
+        ),
+    ] = False,
     index: Annotated[
         bool,
         typer.Option(help="Serve the index: node uploads, partner queries (needs the federation)."),
     ] = True,
+    ckks_claims: Annotated[
+        int,
+        typer.Option(
+            "--ckks-claims",
+            min=0,
+            help="Test claims the partner sends to the CKKS collection (a seeded sample; 0: "
+            "all 300, about 2 more minutes). The other collections get all 300.",
+        ),
+    ] = 100,
     audit: Annotated[
         bool,
         typer.Option(help="Run the privacy and bias audit and write the compliance report."),
     ] = True,
+    full_audit: Annotated[
+        bool,
+        typer.Option(
+            "--full-audit",
+            help="The full-size audit (default: every check on samples sized to a few "
+            f"minutes); {FULL_AUDIT_TIME}.",
+        ),
+    ] = False,
     audit_quick: Annotated[
-        bool, typer.Option(help="Small audit samples (about 2 minutes instead of about 10).")
+        bool,
+        typer.Option(
+            "--audit-quick",
+            hidden=True,
+            help="Accepted for old scripts: the quick audit is now the default.",
+        ),
     ] = False,
     policy_file: Annotated[
         Path | None,
@@ -186,24 +151,137 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Run the main job: evaluation, then the federation and its comparison table."""
-    # torch and scipy load here, not when any other command (or --help) starts
-    from embedding_core.evaluation import embed_retrieval, evaluate_sts, score_retrieval
+    """Run the main job: reproduction, the federation table, the release, the index, the audit.
+
+    The default fits about 15 minutes on 2 CPU cores from empty caches. --full-sweep adds the
+    epsilon 1, 2 and 4 columns, --ckks-claims 0 all claims on the CKKS collection,
+    --full-audit the full-size audit.
+    """
     from policies import PolicyError, load_default_policy, load_policy
 
-    started = time.perf_counter()
-    out = out.resolve()
+    if audit_quick and full_audit:
+        raise typer.BadParameter(
+            "--audit-quick and --full-audit contradict each other; the quick audit is the "
+            "default, so drop --audit-quick",
+            param_hint="--audit-quick",
+        )
+    if audit_quick:
+        typer.echo("note: --audit-quick is the default now; --full-audit runs the full audit")
     try:
         policy = load_policy(policy_file) if policy_file else load_default_policy()
     except PolicyError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
-    encoder = Encoder.load(model)
-    cache = EmbeddingCache(cache_dir)
-    pairs = load_stsb(resolve_dataset_dir(data_dir, "stsb", marker="stsb-test.jsonl"))
-    sts = evaluate_sts(encoder, pairs, cache=cache)
-    scifact = load_beir(resolve_dataset_dir(data_dir, "scifact", marker="corpus.jsonl"))
-    vectors = embed_retrieval(encoder, scifact, cache=cache, show_progress=True)
-    beir = score_retrieval(vectors, scifact)
+    data = _data_folder(data_dir)
+    seat: tuple[str, ...] | None = ()
+    if federation and audit:
+        seat = None if full_audit else QUICK_SEAT_TESTS
+    downloaded = ensure_demo_data(data, seat_tests=seat, download=download)
+    if downloaded:
+        typer.echo(f"downloaded into {data}: {', '.join(downloaded)}")
+    out = out.resolve()
+    # One cache for every party: this process, the Flower nodes and ServerApps it starts
+    # (in process and as subprocesses), the gateway and the audit.
+    cache_folder = (cache_dir or default_cache_dir()).expanduser().resolve()
+    os.environ[CACHE_DIR_ENV] = str(cache_folder)
+    _run(
+        data=data, out=out, model=model, backend=encoder_backend, cache_folder=cache_folder,
+        policy=policy,
+        federation=federation, index=index, audit=audit, rounds=rounds, ckks_claims=ckks_claims,
+        distributed_rounds=distributed_rounds,
+        full_sweep=full_sweep, full_audit=full_audit,
+    )  # fmt: skip
+
+
+def _run(
+    *,
+    data: Path,
+    out: Path,
+    model: Path | None,
+    backend: str,
+    cache_folder: Path,
+    policy: LoadedPolicy,
+    federation: bool,
+    index: bool,
+    audit: bool,
+    rounds: int,
+    distributed_rounds: int,
+    ckks_claims: int,
+    full_sweep: bool,
+    full_audit: bool,
+) -> None:
+    load_start = load_average()
+    steps = DemoSteps(echo=typer.echo)
+    steps.plan("encoder", f"encoder: load ({backend}; an ONNX backend exports once per cache)")
+    steps.plan("stsb", "reproduction: STS-B test (encode 1,379 sentence pairs)")
+    steps.plan("scifact", "reproduction: SciFact test (encode the corpus, score the claims)")
+    recipe = epsilons = None
+    if federation:
+        from fedembed.federated_demo import EPSILONS, QUICK_EPSILONS, Recipe, plan_federation
+
+        recipe = Recipe(
+            rounds=rounds, distributed_rounds=distributed_rounds, encoder_backend=backend
+        )
+        epsilons = EPSILONS if full_sweep else QUICK_EPSILONS
+        plan_federation(steps, recipe, epsilons)
+        if index:
+            steps.plan("index", "index over HTTP: uploads, partner claims (at rest, DCPE, CKKS)")
+        if audit:
+            profile = "full" if full_audit else "quick"
+            steps.plan("audit", f"audit ({profile}): attacks, membership, bias, report")
+    encoder = Encoder.load(model, backend=backend)
+    cache = EmbeddingCache(cache_folder)
+    result: dict[str, Any] = {
+        "model": encoder.model_id,
+        "model_fingerprint": encoder.fingerprint,
+        "encoder_backend": encoder.backend,
+        "cache_dir": str(cache_folder),
+        "published": PUBLISHED,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with steps.run("encoder"):
+            encoder.encode(["fedembed"], show_progress=False)  # the lazy load happens here
+        scifact, vectors = _reproduce(data, encoder, cache, steps, result)
+        if federation and recipe is not None and epsilons is not None:
+            from fedembed.federated_demo import run_federated_demo
+
+            fed = run_federated_demo(
+                data_dir=data, out=out, encoder=encoder, cache=cache, test_vectors=vectors,
+                test=scifact, recipe=recipe, epsilons=epsilons, policy=policy.policy, steps=steps,
+            )  # fmt: skip
+            result["federation"] = fed["rows"]
+            released = print_federation(fed, out)
+            if index:
+                with steps.run("index"):
+                    result["index"] = index_part(
+                        out, scifact, encoder, vectors, released, model, ckks_claims or None
+                    )
+            if audit:
+                with steps.run("audit"):
+                    result["audit"] = audit_part(
+                        out, released, model, data, cache_folder, backend=backend,
+                        full=full_audit, policy=policy, steps=steps,
+                    )  # fmt: skip
+    except BaseException:  # a failed or stopped job still leaves its timings so far
+        _write(out, result, steps, load_start)
+        raise
+    _write(out, result, steps, load_start)
+    typer.echo(json.dumps({"stsb_spearman": result["stsb"]["spearman"], **result["scifact"]}))
+
+
+def _reproduce(
+    data: Path, encoder: Encoder, cache: EmbeddingCache, steps: DemoSteps, result: dict[str, Any]
+) -> tuple[BeirDataset, RetrievalVectors]:
+    """STS-B and SciFact against MTEB's published numbers; returns SciFact and its vectors."""
+    from embedding_core.evaluation import embed_retrieval, evaluate_sts, score_retrieval
+
+    with steps.run("stsb"):
+        sts = evaluate_sts(encoder, load_stsb(data / "stsb"), cache=cache)
+    with steps.run("scifact"):
+        scifact = load_beir(data / "scifact")
+        vectors = embed_retrieval(encoder, scifact, cache=cache, show_progress=True)
+        beir = score_retrieval(vectors, scifact)
+    result["stsb"], result["scifact"] = sts, beir
     rows = [
         ("STS-B test Spearman (cosine)", sts["spearman"], PUBLISHED["stsb_spearman"]),
         ("SciFact test nDCG@10", beir["ndcg@10"], PUBLISHED["scifact_ndcg@10"]),
@@ -216,59 +294,17 @@ def demo(
         ref_s = f"{100 * ref:.2f}" if ref is not None else "-"
         ok = "-" if ref is None else ("yes" if abs(ours - ref) <= TOLERANCE else "NO")
         typer.echo(f"{name:<32}{100 * ours:>8.2f}{ref_s:>11}{ok:>12}")
-    result: dict[str, Any] = {
-        "model": encoder.model_id,
-        "model_fingerprint": encoder.fingerprint,
-        "stsb": sts,
-        "scifact": beir,
-        "published": PUBLISHED,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    if federation:
-        from fedembed.federated_demo import RELEASE_TAG, Recipe, run_federated_demo
+    return scifact, vectors
 
-        fed = run_federated_demo(
-            data_dir=resolve_data_dir(data_dir),
-            out=out,
-            encoder=encoder,
-            cache=cache,
-            test_vectors=vectors,
-            test=scifact,
-            recipe=Recipe(rounds=rounds),
-            policy=policy.policy,
-        )
-        result["federation"] = fed["rows"]
-        typer.echo(f"\n{'setting':<46}{'nDCG@10':>9}{'run eps':>9}  cumulative epsilon per member")
-        for row in fed["rows"]:
-            eps = row.get("epsilon_per_node")
-            eps_s = ", ".join(f"{n}={e:.2f}" for n, e in eps.items()) if eps else "-"
-            run_eps = row.get("run_epsilon")
-            run_s = "-" if run_eps is None else f"{run_eps:.2f}"
-            typer.echo(f"{row['setting']:<46}{100 * row['ndcg@10']:>9.2f}{run_s:>9}  {eps_s}")
-        typer.echo(f"(delta=1e-5; {fed['accounting']})")
-        _plot(fed["rows"], out / "ndcg_per_round.png")
-        typer.echo(f"\nplot: {out / 'ndcg_per_round.png'}")
-        released = out / "runs" / RELEASE_TAG / "global_adapter"
-        plan = fed["release"]["plan"]
-        typer.echo(
-            f"release: epsilon {plan['epsilon']:.4f} per node, set by {plan['limited_by']}; "
-            f"any membership-inference AUC <= {plan['auc_bound']:.4f} for a {plan['observer']}"
-            " (the strictest observer; proven, mu-GDP)"
-        )
-        typer.echo(f"global adapter + manifest: {released}")
-        if index:
-            result["index"] = _index_part(out, scifact, encoder, vectors, released, model)
-        if audit:
-            result["audit"] = _audit_part(
-                out,
-                released,
-                model,
-                resolve_data_dir(data_dir),
-                cache_dir,
-                quick=audit_quick,
-                policy=policy,
-            )
-    result["seconds"] = round(time.perf_counter() - started, 1)
+
+def _write(out: Path, result: dict[str, Any], steps: DemoSteps, load_start: Any) -> None:
+    """Write ``results.json`` (with ``timings``) and print the timings table."""
+    result["seconds"] = steps.total_s
+    result["timings"] = steps.timings()
+    result["load_average"] = {"start": load_start, "end": load_average()}
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo("")
+    for line in steps.table():
+        typer.echo(line)
     typer.echo(f"results written to {out / 'results.json'}")
-    typer.echo(json.dumps({"stsb_spearman": sts["spearman"], **beir}))

@@ -24,6 +24,7 @@ from deployment.flower_processes import (
     write_flwr_connection,
 )
 from embedding_core.errors import FedembedError
+from fedembed.round_progress import watch_rounds
 from federation.node_privacy import NodePrivacy
 from kits.loader import load_coordinator_kit, load_node_kit
 
@@ -124,14 +125,16 @@ class LoopbackConsortium:
             **run_config,
             "out-dir": str(out_dir),
         }
-        result = flwr_run(
-            project_dir=PROJECT_DIR,
-            connection=CONNECTION,
-            flwr_home=self.flwr_home,
-            run_config=config,
-            timeout=timeout,
-            log_path=out_dir / "flwr-run.log",
-        )
+        rounds = int(config.get("num-server-rounds", 0)) or None
+        with watch_rounds(out_dir, total=rounds or 0, what=f"federation {out_dir.name}"):
+            result = flwr_run(
+                project_dir=PROJECT_DIR,
+                connection=CONNECTION,
+                flwr_home=self.flwr_home,
+                run_config=config,
+                timeout=timeout,
+                log_path=out_dir / "flwr-run.log",
+            )
         history = out_dir / HISTORY_FILE
         if result.returncode != 0 or not history.is_file():
             raise FedembedError(

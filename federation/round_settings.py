@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, ClassVar, Self
 
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, ENCODER_BACKENDS
 from embedding_core.errors import FedembedError
 from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY, AggregationMode, WeightingMode
 
@@ -92,6 +93,10 @@ class RoundSettings:
         weighting: ``uniform`` (every node weighs 1) or ``declared-counts`` (nodes weigh
             their record counts, which only nodes whose operators declared them public
             send; any other node refuses the round).
+        encoder_backend: How every node (and the coordinator's central evaluation)
+            encodes texts: ``torch``, ``onnx`` or ``onnx-int8``. One backend per run:
+            vectors of two backends are of two spaces (int8 ones are only cosine
+            0.94-0.96 to fp32 ones).
     """
 
     source: ClassVar[str] = "round settings"
@@ -113,6 +118,7 @@ class RoundSettings:
     update_clip_norm: float = 0.0
     dp_noise_shares: int = 0
     weighting: str = WeightingMode.UNIFORM.value
+    encoder_backend: str = DEFAULT_ENCODER_BACKEND
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,6 +137,8 @@ class RoundSettings:
             raise self._bad("aggregation", "'ckks', 'plaintext' or 'secaggplus'")
         if self.weighting not in {m.value for m in WeightingMode}:
             raise self._bad("weighting", "'uniform' or 'declared-counts'")
+        if self.encoder_backend not in ENCODER_BACKENDS:
+            raise self._bad("encoder_backend", " or ".join(repr(b) for b in ENCODER_BACKENDS))
         for name in ("num_server_rounds", "local_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise self._bad(name, ">= 1")

@@ -10,6 +10,8 @@ packages, never a component.
   (every name that reaches a path, a URL or a folder);
 - :class:`GatewayClient` (partner and node keys) and :class:`AdminClient` (the
   operator's admin token): typed verbs over httpx;
+- :mod:`index_client.vector_space`: the encoder space an upload, a collection or the
+  gateway's text queries are of (vectors of two spaces never mix);
 - :mod:`index_client.errors`: a refusal is a :class:`GatewayError` subclass carrying
   the service's problem, expected and fix.
 """
@@ -46,8 +48,10 @@ from index_client.gateway_client import GatewayClient
 from index_client.names import InvalidNameError, check_name, name_problem
 from index_client.routes import Route
 from index_client.transport import TlsTrustError
+from index_client.vector_space import LEGACY_BACKEND, VectorSpace
 
 __all__ = [
+    "LEGACY_BACKEND",
     "OCTET_STREAM",
     "AdminClient",
     "ApiKey",
@@ -72,6 +76,7 @@ __all__ = [
     "TlsTrustError",
     "UnexpectedAnswerError",
     "UploadReceipt",
+    "VectorSpace",
     "check_name",
     "name_problem",
     "names",

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from index_client.vector_space import VectorSpace
+
 __all__ = [
     "ApiKey",
     "CkksCollection",
@@ -60,6 +62,7 @@ class Collection:
     generation: int
     last_seq: int
     folded_seq: int
+    space: VectorSpace | None = None  # the encoder space of its vectors, once recorded
 
     @classmethod
     def from_json(cls, document: Any) -> Collection:
@@ -74,6 +77,7 @@ class Collection:
             generation=int(d["generation"]),
             last_seq=int(d["last_seq"]),
             folded_seq=int(d["folded_seq"]),
+            space=VectorSpace.from_fields(d),  # a malformed one is a ValueError
         )
 
 

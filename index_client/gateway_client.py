@@ -15,16 +15,19 @@ it encrypted. The gateway decides what a key may do; its refusals arrive as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crypto.ckks_search import EncryptedBlock
 from index_client import routes
 from index_client.answers import CkksCollection, Collection, SearchResult, UploadReceipt, list_of
 from index_client.block_format import OCTET_STREAM, pack_block_upload
 from index_client.transport import ServiceClient, TlsVerify
+from index_client.vector_space import VectorSpace
+
+if TYPE_CHECKING:  # TenSEAL loads with it; the caller made the block
+    from crypto.ckks_search import EncryptedBlock
 
 __all__ = ["GatewayClient"]
 
@@ -114,6 +117,7 @@ class GatewayClient(ServiceClient):
         vectors: ArrayLike,
         *,
         tags: Sequence[Sequence[str]] | None = None,
+        space: VectorSpace | None = None,
     ) -> UploadReceipt:
         """Insert or replace this node's documents (one batch; durable when it returns).
 
@@ -122,6 +126,9 @@ class GatewayClient(ServiceClient):
             ids: The documents' opaque ids.
             vectors: One vector per id (DCPE ciphertexts for DCPE collections).
             tags: One list of tags per id.
+            space: The encoder space of the vectors (``VectorSpace.of(encoder)``); the
+                collection refuses vectors of another space (409, ``ConflictError``).
+                None: the torch space, as every client before spaces were recorded.
 
         Raises:
             ValueError: When ``vectors`` is not one row per id or ``tags`` not one list per id.
@@ -148,7 +155,7 @@ class GatewayClient(ServiceClient):
             routes.UPSERT_DOCUMENTS,
             UploadReceipt.from_json,
             path={"collection": collection},
-            json={"items": items},
+            json={"items": items, **(space.as_fields() if space is not None else {})},
         )
 
     def delete_documents(self, collection: str, ids: Sequence[str]) -> int:
@@ -165,14 +172,24 @@ class GatewayClient(ServiceClient):
         return self._transport.send(routes.CKKS_PUBLIC_CONTEXT).content
 
     def upload_block(
-        self, collection: str, number: int, ids: Sequence[str], block: EncryptedBlock
+        self,
+        collection: str,
+        number: int,
+        ids: Sequence[str],
+        block: EncryptedBlock,
+        *,
+        space: VectorSpace | None = None,
     ) -> CkksCollection:
-        """Insert or replace this node's encrypted block ``number`` of ``ids`` (durable)."""
+        """Insert or replace this node's encrypted block ``number`` of ``ids`` (durable).
+
+        ``space``: the encoder space of the encrypted vectors; a block of another space
+        than the collection's other blocks is refused (409, ``ConflictError``).
+        """
         return self._transport.call(
             routes.PUT_BLOCK,
             CkksCollection.from_json,
             path={"collection": collection, "number": number},
-            content=pack_block_upload(ids, block),
+            content=pack_block_upload(ids, block, space=space),
             headers={"Content-Type": OCTET_STREAM},
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from crypto.ckks_aggregation import CkksParameters
+from crypto.ckks_parameters import CkksParameters
 from embedding_core.errors import FedembedError
 
 __all__ = [

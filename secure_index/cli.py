@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from crypto.errors import KeyManagementError
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, check_backend
 from embedding_core.errors import FedembedError
 from index_client.names import COLLECTION, NODE, PARTNER, option_check
 from kits.service_certificates import issue_service_certificate
@@ -73,6 +74,30 @@ StateAnchorPath = Annotated[
         "key file; none with FEDEMBED_INDEX_KEK unless set).",
     ),
 ]
+
+
+def _encoder_backend(value: str | None) -> str | None:
+    """``--encoder-backend`` (or FEDEMBED_INDEX_ENCODER_BACKEND): a known backend."""
+    if value is None:
+        return None
+    try:
+        return check_backend(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+EncoderBackend = Annotated[
+    str | None,
+    typer.Option(
+        "--encoder-backend",
+        envvar="FEDEMBED_INDEX_ENCODER_BACKEND",
+        callback=_encoder_backend,
+        help="How the gateway embeds text queries: torch (PyTorch fp32), onnx (ONNX Runtime "
+        "fp32) or onnx-int8 (ONNX Runtime, int8-quantised; default "
+        f"{DEFAULT_ENCODER_BACKEND}). A collection whose vectors another backend made "
+        "refuses the gateway's text queries (409): use the nodes' backend.",
+    ),
+]
 # Names reach folders and URLs: the one rule of index_client.names, refused as a usage error
 CollectionName = Annotated[
     str,
@@ -117,6 +142,7 @@ def serve_cmd(
         Path | None, typer.Option(help="The gateway's CKKS search key (CKKS collections).")
     ] = None,
     text_queries: Annotated[bool, typer.Option(help="Embed text queries.")] = True,
+    encoder_backend: EncoderBackend = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(envvar="FEDEMBED_INDEX_TLS_CERT", help="Serve HTTPS with this certificate."),
@@ -146,6 +172,7 @@ def serve_cmd(
         ("kek_file", key_file),
         ("store_url", store_url),
         ("model_path", model),
+        ("encoder_backend", encoder_backend),
         ("adapter_path", adapter),
         ("dcpe_key_file", dcpe_key_file),
         ("ckks_key_file", ckks_key_file),

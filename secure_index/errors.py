@@ -23,6 +23,7 @@ __all__ = [
     "SecureIndexError",
     "StateAnchorError",
     "StorageError",
+    "VectorSpaceError",
 ]
 
 
@@ -70,6 +71,10 @@ class CollectionNotFoundError(CollectionError):
 
 class CollectionExistsError(CollectionError):
     """A collection of that name already exists."""
+
+
+class VectorSpaceError(CollectionError):
+    """Vectors or a text query of another encoder space than the collection's (409)."""
 
 
 class OwnershipError(SecureIndexError):

@@ -44,17 +44,30 @@ def embed_retrieval(
     started = time.perf_counter()
     if cache is not None:
         documents = cache.get_or_encode(
-            encoder, dataset.corpus_texts, batch_size=batch_size, show_progress=show_progress
+            encoder,
+            dataset.corpus_texts,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what=f"encode {dataset.name} corpus",
         )
     else:
         documents = encoder.encode(
-            dataset.corpus_texts, batch_size=batch_size, show_progress=show_progress
+            dataset.corpus_texts,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what=f"encode {dataset.name} corpus",
         )
     query_ids = [qid for qid in dataset.qrels if qid in dataset.queries]
-    queries = encoder.encode([dataset.queries[q] for q in query_ids], batch_size=batch_size)
+    queries = encoder.encode(
+        [dataset.queries[q] for q in query_ids],
+        batch_size=batch_size,
+        show_progress=show_progress,
+        what=f"encode {dataset.name} queries",
+    )
     logger.info(
-        "embed: dataset=%s docs=%d queries=%d seconds=%.1f",
+        "embed: dataset=%s backend=%s docs=%d queries=%d seconds=%.1f",
         dataset.name,
+        encoder.backend,
         documents.shape[0],
         queries.shape[0],
         time.perf_counter() - started,

@@ -30,17 +30,27 @@ def evaluate_sts(
     adapter: Adapter | None = None,
     cache: EmbeddingCache | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    show_progress: bool | None = None,
+    what: str = "encode sts pairs",
 ) -> dict[str, float]:
-    """Return ``{"spearman": rho}`` (a fraction) for the pairs."""
+    """Return ``{"spearman": rho}`` (a fraction) for the pairs.
+
+    Both sentences of every pair are encoded in one call (through ``cache`` when given),
+    with progress reported as ``what`` for inputs of 1,000 texts or more.
+    """
     if len(pairs) < 2:
         raise ValueError(f"STS evaluation needs at least 2 pairs, got {len(pairs)}")
     if adapter is not None:
         adapter.check_base(encoder.fingerprint)
     texts = [p.sentence1 for p in pairs] + [p.sentence2 for p in pairs]
     if cache is not None:
-        vectors = cache.get_or_encode(encoder, texts, batch_size=batch_size)
+        vectors = cache.get_or_encode(
+            encoder, texts, batch_size=batch_size, show_progress=show_progress, what=what
+        )
     else:
-        vectors = encoder.encode(texts, batch_size=batch_size)
+        vectors = encoder.encode(
+            texts, batch_size=batch_size, show_progress=show_progress, what=what
+        )
     if adapter is not None:
         vectors = adapter.transform(vectors)
     left, right = vectors[: len(pairs)], vectors[len(pairs) :]

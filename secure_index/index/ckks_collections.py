@@ -36,6 +36,7 @@ from pathlib import Path
 from crypto.ckks_search import CkksInnerProductScorer, EncryptedBlock
 from embedding_core.errors import FedembedError
 from index_client.names import NAME_RULE, name_problem, shown
+from index_client.vector_space import VectorSpace
 from secure_index.atomic_file import fsync_directory, storage_error
 from secure_index.errors import (
     CollectionExistsError,
@@ -60,6 +61,7 @@ from secure_index.index.ckks_manifest import (
     sealed_digest,
     write_manifest,
 )
+from secure_index.index.collection_space import check_vectors_join
 from secure_index.index.collection_spec import (
     COLLECTION_PATTERN,
     validate_doc_id,
@@ -106,6 +108,9 @@ class CkksCollectionInfo:
     documents: int
     blocks: int
     stored_bytes: int
+    space: str | None = None  # the encoder space its blocks named, if any
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,11 @@ def _check_name(name: str) -> None:
             expected=NAME_RULE,
             fix="choose a name such as 'claims-2026'",
         )
+
+
+def _blocks_space(blocks: Sequence[BlockEntry]) -> VectorSpace | None:
+    """The encoder space the blocks named (one, by construction; None: none named one)."""
+    return next((s for b in blocks if (s := b.vector_space) is not None), None)
 
 
 def _check_block_ref(owner: str, number: int) -> None:
@@ -272,12 +282,16 @@ class CkksCollections:
     def info(self, name: str) -> CkksCollectionInfo:
         """A collection's sizes."""
         c = self._get(name)
+        space = _blocks_space(c.manifest.blocks)
         return CkksCollectionInfo(
             name=name,
             dimension=c.dimension,
             documents=sum(len(ids) for ids in c.ids.values()),
             blocks=len(c.ids),
             stored_bytes=sum(c.sizes.values()),
+            space=space.space if space is not None else None,
+            encoder_backend=space.encoder_backend if space is not None else None,
+            model_fingerprint=space.model_fingerprint if space is not None else None,
         )
 
     def create(self, name: str, *, dimension: int, evaluation_context: bytes) -> CkksCollectionInfo:
@@ -331,9 +345,21 @@ class CkksCollections:
         return self.info(name)
 
     def put_block(
-        self, name: str, owner: str, number: int, ids: Sequence[str], block: EncryptedBlock
+        self,
+        name: str,
+        owner: str,
+        number: int,
+        ids: Sequence[str],
+        block: EncryptedBlock,
+        *,
+        space: VectorSpace | None = None,
     ) -> CkksCollectionInfo:
-        """Insert or replace ``owner``'s block ``number`` (durable when it returns)."""
+        """Insert or replace ``owner``'s block ``number`` (durable when it returns).
+
+        ``space`` is the encoder space of the encrypted vectors (None: an older client,
+        the torch space); a block of another space than the collection's other blocks is
+        refused with :class:`~secure_index.errors.VectorSpaceError`.
+        """
         _check_block_ref(owner, number)
         checked = tuple(validate_doc_id(doc_id) for doc_id in ids)
         if len(checked) != block.count or len(set(checked)) != len(checked):
@@ -357,6 +383,8 @@ class CkksCollections:
                     expected="each document id in one block only",
                     fix="delete the older block first, or keep the id in the same block",
                 )
+            beside = [b for b in c.manifest.blocks if (b.owner, b.number) != key]
+            check_vectors_join(name, _blocks_space(beside), space, populated=bool(beside))
             loaded = c.scorer.load_block(block)  # junk is refused before anything is written
             generation = c.manifest.generation + 1
             file = self._folders.block_file(name, owner, number, generation)
@@ -369,7 +397,17 @@ class CkksCollections:
                 ),
                 keks=self._keks,
             )
-            entry = BlockEntry(owner, number, file, generation, block.count, sealed_digest(path))
+            entry = BlockEntry(
+                owner,
+                number,
+                file,
+                generation,
+                block.count,
+                sealed_digest(path),
+                space=space.space if space is not None else None,
+                encoder_backend=space.encoder_backend if space is not None else None,
+                model_fingerprint=space.model_fingerprint if space is not None else None,
+            )
             old = c.manifest.by_key().get(key)
             others = tuple(b for b in c.manifest.blocks if (b.owner, b.number) != key)
             try:

@@ -24,6 +24,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from index_client.vector_space import VectorSpace
 from secure_index.errors import IntegrityError
 from secure_index.sealing.envelope_header import (
     MAX_HEADER_SIZE,
@@ -64,6 +65,15 @@ class BlockEntry:
     generation: int
     count: int
     digest: str
+    # the encoder space of its vectors (index_client.vector_space); none: not named
+    space: str | None = None
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
+
+    @property
+    def vector_space(self) -> VectorSpace | None:
+        """The space its uploader named (None: an older client, the torch space)."""
+        return VectorSpace.from_fields(asdict(self))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """What a collection is: its fixed parameters, its document ids, and its search results.
 
-:class:`CollectionSpec` (name, dimension, metric, protection, HNSW parameters; validated
+:class:`CollectionSpec` (name, dimension, metric, protection, HNSW parameters, and the
+encoder space of its vectors, recorded by the first upload that names one; validated
 on construction, the name by :mod:`index_client.names`, the rule every layer applies, so
 no collection folder is ever ``.``, ``..`` or outside the store), :func:`validate_doc_id`
 for the opaque document ids every write and query names, and :class:`Hit`, the one
@@ -24,6 +25,7 @@ from index_client.names import (
     name_problem,
     shown,
 )
+from index_client.vector_space import VectorSpace, VectorSpaceFormatError
 from secure_index.errors import RequestError
 
 __all__ = [
@@ -68,6 +70,22 @@ class CollectionSpec:
     m: int = 16
     ef_construction: int = 200
     ef_search: int = 100
+    # The encoder space of its vectors (index_client.vector_space): all three or none;
+    # none until the first upload that names one (docs/index.md, "Encoder spaces").
+    space: str | None = None
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
+
+    @property
+    def vector_space(self) -> VectorSpace | None:
+        """The recorded space of the collection's vectors (None: not recorded yet)."""
+        return VectorSpace.from_fields(
+            {
+                "space": self.space,
+                "encoder_backend": self.encoder_backend,
+                "model_fingerprint": self.model_fingerprint,
+            }
+        )
 
     def __post_init__(self) -> None:
         problem = name_problem(self.name)
@@ -100,6 +118,14 @@ class CollectionSpec:
                     expected=f"an integer between {low} and 4096",
                     fix="keep the defaults (m=16, ef_construction=200, ef_search=100)",
                 )
+        try:
+            self.vector_space  # noqa: B018 - validates the three space fields together
+        except VectorSpaceFormatError as exc:
+            raise RequestError(
+                f"collection {shown(self.name)} has a malformed vector space: {exc}",
+                expected="space, encoder_backend and model_fingerprint of one encoder, or none",
+                fix="leave them out: the first upload records its encoder's space",
+            ) from None
 
 
 class Hit(tuple[str, str, float]):

@@ -5,8 +5,11 @@ queries), so it never touches the disk in plaintext: :meth:`DocumentTable.serial
 returns one image, which the store seals (AES-256-GCM envelope) into the collection's
 snapshot. The query path resolves labels through two label-indexed lists that the
 image also carries in a compact form, so opening a 100k-document collection does not
-pay for turning 100k SQLite rows into Python objects; the reverse map (id -> label),
-needed only by writes, is built on first use.
+pay for turning 100k SQLite rows into Python objects. What only writes, filters and
+lookups need is made on first use: the reverse map (id -> label), and the SQLite
+database itself, which stays a view of the (already authenticated) image until then,
+so an open copies no database bytes and a snapshot of an unchanged table re-seals the
+image as it came.
 """
 
 from __future__ import annotations
@@ -64,16 +67,32 @@ class DocumentTable:
     """
 
     def __init__(self, image: bytes | bytearray | memoryview | None = None) -> None:
-        self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._mutex = threading.Lock()
         self._doc_ids: list[str | None] = []
         self._owners: list[str | None] = []
         self._by_doc: dict[str, int] | None = {}
         self._count = 0
+        self._db: sqlite3.Connection | None = None
+        self._image: memoryview | None = None  # the loaded image until the database is made
+        self._image_db: memoryview | None = None
         if image:
-            self._load(memoryview(image))
-        self._db.executescript(_SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (_NEXT_LABEL,))
+            self._load(memoryview(image).cast("B"))
+        else:
+            self._database()
+
+    def _database(self) -> sqlite3.Connection:
+        """The SQLite database, deserialised from the image on first use.
+
+        Callers hold ``_mutex`` once the table is shared.
+        """
+        if self._db is None:
+            db = sqlite3.connect(":memory:", check_same_thread=False)
+            if self._image_db is not None:
+                db.deserialize(self._image_db)
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (_NEXT_LABEL,))
+            self._db, self._image, self._image_db = db, None, None
+        return self._db
 
     def _load(self, image: memoryview) -> None:
         # Views, not slices: the image of a 100k-document table is about 18 MB.
@@ -81,7 +100,7 @@ class DocumentTable:
         if magic != _MAGIC:
             raise ValueError("not a document table image")
         at = _HEADER.size
-        self._db.deserialize(image[at : at + db_len])
+        self._image, self._image_db = image, image[at : at + db_len]
         at += db_len
         labels = np.frombuffer(image, dtype=">u8", count=rows, offset=at).astype(np.int64)
         at += 8 * rows
@@ -92,7 +111,8 @@ class DocumentTable:
         names = str(image[at : at + owners_len], "utf-8").split(_SEP) if rows else []
         owner_of = np.asarray(names, dtype=object)[codes] if rows else np.empty(0, dtype=object)
         if rows and int(labels[-1]) == rows - 1:  # labels ascend: 0..rows-1, no gaps
-            self._doc_ids, self._owners = list(ids), owner_of.tolist()
+            self._doc_ids = ids  # type: ignore[assignment]  # a list[str] is a list[str | None]
+            self._owners = [names[0]] * rows if len(names) == 1 else owner_of.tolist()
         else:  # deleted labels leave gaps (None)
             size = int(labels.max()) + 1 if rows else 0
             doc_ids = np.full(size, None, dtype=object)
@@ -132,8 +152,8 @@ class DocumentTable:
         """Insert or update documents; returns ``(label, is_new)`` per document."""
         out: list[tuple[int, bool]] = []
         index = self._doc_index()
-        with self._mutex, self._db:
-            (next_label,) = self._db.execute(
+        with self._mutex, self._database() as db:
+            (next_label,) = db.execute(
                 "SELECT value FROM counters WHERE name = ?", (_NEXT_LABEL,)
             ).fetchone()
             for doc_id, doc_tags in zip(doc_ids, tags, strict=True):
@@ -143,12 +163,12 @@ class DocumentTable:
                 if label is None:
                     label = int(next_label)
                     next_label += 1
-                self._db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
                     (label, doc_id, owner, json.dumps(tag_list)),
                 )
-                self._db.execute("DELETE FROM document_tags WHERE label = ?", (label,))
-                self._db.executemany(
+                db.execute("DELETE FROM document_tags WHERE label = ?", (label,))
+                db.executemany(
                     "INSERT INTO document_tags VALUES (?, ?)", [(label, t) for t in tag_list]
                 )
                 if label >= len(self._doc_ids):
@@ -159,23 +179,21 @@ class DocumentTable:
                 index[doc_id] = label
                 self._count += is_new
                 out.append((label, is_new))
-            self._db.execute(
-                "UPDATE counters SET value = ? WHERE name = ?", (next_label, _NEXT_LABEL)
-            )
+            db.execute("UPDATE counters SET value = ? WHERE name = ?", (next_label, _NEXT_LABEL))
         return out
 
     def delete(self, doc_ids: Iterable[str]) -> list[int]:
         """Remove documents; returns the labels removed (unknown ids are ignored)."""
         removed: list[int] = []
         index = self._doc_index()
-        with self._mutex, self._db:
+        with self._mutex, self._database() as db:
             for doc_id in doc_ids:
                 label = index.pop(doc_id, None)
                 if label is None:
                     continue
                 self._doc_ids[label] = self._owners[label] = None
-                self._db.execute("DELETE FROM documents WHERE label = ?", (label,))
-                self._db.execute("DELETE FROM document_tags WHERE label = ?", (label,))
+                db.execute("DELETE FROM documents WHERE label = ?", (label,))
+                db.execute("DELETE FROM document_tags WHERE label = ?", (label,))
                 self._count -= 1
                 removed.append(label)
         return removed
@@ -191,15 +209,17 @@ class DocumentTable:
             params.append(tag)
         where = " AND ".join(clauses) if clauses else "1"
         with self._mutex:
-            rows = self._db.execute(f"SELECT d.label FROM documents d WHERE {where}", params)
+            query = f"SELECT d.label FROM documents d WHERE {where}"
+            rows = self._database().execute(query, params)
             return np.fromiter((int(r[0]) for r in rows), dtype=np.uint64)
 
     def rows(self, doc_ids: Iterable[str]) -> list[DocumentRow]:
         """Full rows of the given documents (missing ids are skipped)."""
         out = []
         with self._mutex:
+            db = self._database()
             for doc_id in doc_ids:
-                row = self._db.execute(
+                row = db.execute(
                     "SELECT label, doc_id, owner, tags FROM documents WHERE doc_id = ?", (doc_id,)
                 ).fetchone()
                 if row is not None:
@@ -207,9 +227,14 @@ class DocumentTable:
         return out
 
     def serialize(self) -> bytes:
-        """One image: the SQLite database plus the compact label maps (plaintext: seal it)."""
+        """One image: the SQLite database plus the compact label maps (plaintext: seal it).
+
+        A table not changed since it was loaded returns its image as it came.
+        """
         with self._mutex:
-            database = self._db.serialize()
+            if self._image is not None:
+                return bytes(self._image)
+            database = self._database().serialize()
         present = [n for n, d in enumerate(self._doc_ids) if d is not None]
         names = sorted({self._owners[n] or "" for n in present})
         code = {name: n for n, name in enumerate(names)}
@@ -222,4 +247,7 @@ class DocumentTable:
 
     def close(self) -> None:
         """Release the database."""
-        self._db.close()
+        with self._mutex:
+            if self._db is not None:
+                self._db.close()
+            self._image = self._image_db = None

@@ -20,7 +20,9 @@ from collections.abc import Collection
 from pathlib import Path
 
 from embedding_core.errors import FedembedError
+from embedding_core.progress import track
 from secure_index.errors import RollbackError
+from secure_index.index.collection_space import with_space
 from secure_index.index.collection_spec import CollectionSpec
 from secure_index.index.hnsw_collection import HnswCollection
 from secure_index.index.snapshot_files import latest_generation, read_generation, write_generation
@@ -40,6 +42,9 @@ from secure_index.storage.state_anchor import AnchoredState, StateAnchor
 __all__ = ["DurableCollection", "build_collection", "open_collections", "recover_collection"]
 
 logger = logging.getLogger(__name__)
+
+REPLAY_PROGRESS_MIN = 100
+"""Replaying at least this many log records at open shows progress."""
 
 
 class DurableCollection:
@@ -99,9 +104,15 @@ def recover_collection(
     try:
         _check_complete(name, generation, folded, wal, anchored, accept_rollback)
         replayed = 0
-        for _seq, data in wal.replay(after_seq=folded):
+        records = wal.replay(after_seq=folded)
+        if wal.last_seq - folded >= REPLAY_PROGRESS_MIN:  # a long replay shows progress
+            what = f"replay {name} log"
+            records = track(records, total=wal.last_seq - folded, what=what, unit="records")
+        for _seq, data in records:
             record = WalRecord.decode(data)
             if record.op is Operation.UPSERT:
+                if record.space is not None and collection.spec.vector_space is None:
+                    collection.spec = with_space(collection.spec, record.space)
                 collection.add_items(
                     record.doc_ids, record.vectors, owner=record.owner, tags=record.tags
                 )

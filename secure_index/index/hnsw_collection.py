@@ -20,6 +20,7 @@ from typing import cast
 import hnswlib
 import numpy as np
 
+from embedding_core.progress import Progress
 from secure_index.errors import RequestError
 from secure_index.index._hit_rows import hit_rows
 from secure_index.index.collection_spec import (
@@ -53,6 +54,10 @@ EXACT_FILTER_LIMIT = 4096  # filtered queries over at most this many documents a
 # even for a single query (its "few rows" shortcut only applies to a positive count):
 # about 40 us per call here. Small batches run on the calling thread.
 PARALLEL_MIN_QUERIES = 16
+# A batch of at least this many vectors is an index build: inserted in chunks of
+# BUILD_CHUNK with a progress bar (log lines without a terminal).
+BUILD_PROGRESS_MIN = 50_000
+BUILD_CHUNK = 10_000
 
 
 class HnswCollection:
@@ -189,10 +194,21 @@ class HnswCollection:
                 capacity = max(needed, 2 * self._index.get_max_elements())
                 self._index.resize_index(capacity)
                 logger.info("index: resized %s to %d", self.spec.name, capacity)
-            self._index.add_items(
-                array, np.array([lab for lab, _ in labels], dtype=np.uint64), replace_deleted=True
-            )
+            label_array = np.array([lab for lab, _ in labels], dtype=np.uint64)
+            if len(array) < BUILD_PROGRESS_MIN:
+                self._index.add_items(array, label_array, replace_deleted=True)
+            else:
+                self._build(array, label_array)
         return sum(new for _, new in labels)
+
+    def _build(self, array: np.ndarray, labels: np.ndarray) -> None:
+        """Insert a large batch in chunks, reporting progress (call under the write lock)."""
+        what = f"index build {self.spec.name}"
+        with Progress(len(array), what=what, unit="vectors") as progress:
+            for start in range(0, len(array), BUILD_CHUNK):
+                stop = start + BUILD_CHUNK
+                self._index.add_items(array[start:stop], labels[start:stop], replace_deleted=True)
+                progress.advance(len(labels[start:stop]))
 
     def foreign_ids(self, doc_ids: Sequence[str], *, owner: str) -> list[str]:
         """The ids among ``doc_ids`` that exist and belong to another owner."""

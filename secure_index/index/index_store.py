@@ -32,6 +32,7 @@ files of a generation in :mod:`secure_index.index.snapshot_files` and recovery o
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedding_core.errors import FedembedError
+from index_client.vector_space import VectorSpace
 from secure_index.atomic_file import storage_error
 from secure_index.errors import (
     CollectionExistsError,
@@ -52,6 +54,7 @@ from secure_index.errors import (
     StorageError,
 )
 from secure_index.index.ckks_collections import CkksCollections
+from secure_index.index.collection_space import check_upload_space, with_space
 from secure_index.index.collection_spec import CollectionSpec, Hit, validate_doc_id
 from secure_index.index.document_table import DocumentRow
 from secure_index.index.durable_collection import (
@@ -100,6 +103,9 @@ class CollectionStats:
     generation: int
     last_seq: int
     folded_seq: int
+    space: str | None = None  # the encoder space of its vectors, once recorded
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
 
 
 class IndexStore:
@@ -290,6 +296,9 @@ class IndexStore:
             generation=durable.generation,
             last_seq=durable.wal.last_seq,
             folded_seq=durable.folded_seq,
+            space=spec.space,
+            encoder_backend=spec.encoder_backend,
+            model_fingerprint=spec.model_fingerprint,
         )
 
     def _get(self, name: str) -> DurableCollection:
@@ -314,8 +323,15 @@ class IndexStore:
         *,
         owner: str,
         tags: Sequence[Sequence[str]] | None = None,
+        space: VectorSpace | None = None,
     ) -> UpsertResult:
-        """Insert or replace documents of ``owner``; durable when it returns."""
+        """Insert or replace documents of ``owner``; durable when it returns.
+
+        ``space`` is the encoder space of the vectors (None: a client that names none,
+        the torch space); vectors of another space than the collection's are refused
+        with :class:`~secure_index.errors.VectorSpaceError`, and the first upload that
+        names a space records it for the collection (:mod:`.collection_space`).
+        """
         durable = self._get(name)
         coll = durable.collection
         ids, array, tag_lists = coll.validate_batch(doc_ids, vectors, tags)
@@ -323,6 +339,9 @@ class IndexStore:
             return UpsertResult(seq=durable.wal.last_seq, inserted=0, updated=0)
         record = WalRecord(Operation.UPSERT, tuple(ids), owner, tag_lists, array)
         with durable.commit:
+            recorded = check_upload_space(coll.spec, space, populated=len(coll) > 0)
+            if recorded is not None:  # logged with the vectors: replayed after a crash
+                record = dataclasses.replace(record, space=recorded)
             foreign = coll.foreign_ids(ids, owner=owner)
             if foreign:
                 raise OwnershipError(
@@ -332,6 +351,9 @@ class IndexStore:
                 )
             seq = durable.wal.append([record.encode()])
             inserted = coll.add_items(ids, array, owner=owner, tags=tag_lists)
+            if recorded is not None:
+                coll.spec = with_space(coll.spec, recorded)
+                logger.info("collection: %s records %s", name, recorded.describe())
         self._anchor_through(name, seq)
         return UpsertResult(seq=seq, inserted=inserted, updated=len(ids) - inserted)
 

@@ -1,7 +1,8 @@
 """The operations the store writes to its write-ahead log, as compact binary records.
 
 A record is ``>I`` header length, a canonical JSON header (operation, ids, owner,
-tags, dimension) and, for upserts, the float32 vectors. The whole record is encrypted by
+tags, dimension; the encoder space an upsert records for its collection, if any) and,
+for upserts, the float32 vectors. The whole record is encrypted by
 the write-ahead log before it reaches the disk.
 """
 
@@ -13,6 +14,8 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from index_client.vector_space import VectorSpace
 
 __all__ = ["Operation", "WalRecord"]
 
@@ -32,6 +35,7 @@ class _Key(enum.StrEnum):
     OWNER = "owner"
     TAGS = "tags"
     DIM = "dim"
+    SPACE = "space"
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,19 @@ class WalRecord:
     owner: str
     tags: tuple[tuple[str, ...], ...] = ()
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    space: VectorSpace | None = None  # recorded for the collection with these vectors
 
     def encode(self) -> bytes:
         """The record's bytes (plaintext: the log encrypts them)."""
-        header = {
+        header: dict[str, object] = {
             _Key.OP: str(self.op),
             _Key.IDS: list(self.doc_ids),
             _Key.OWNER: self.owner,
             _Key.TAGS: [list(t) for t in self.tags],
             _Key.DIM: int(self.vectors.shape[1]) if self.vectors.size else 0,
         }
+        if self.space is not None:
+            header[_Key.SPACE] = self.space.as_fields()
         raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
         body = np.ascontiguousarray(self.vectors, dtype="<f4").tobytes()
         return _LENGTH.pack(len(raw)) + raw + body
@@ -75,4 +82,5 @@ class WalRecord:
             owner=str(header[_Key.OWNER]),
             tags=tuple(tuple(t) for t in header[_Key.TAGS]),
             vectors=vectors,
+            space=VectorSpace.from_fields(header[_Key.SPACE]) if _Key.SPACE in header else None,
         )

@@ -21,6 +21,7 @@ from index_client import routes
 from index_client.block_format import OCTET_STREAM, pack_block_upload
 from index_client.routes import Route
 from index_client.transport import ServiceTransport
+from index_client.vector_space import VectorSpace
 from secure_index.errors import StorageError
 from secure_index.index.ckks_collections import CkksCollectionInfo, ScoredBlock
 from secure_index.service.store_backend import call_store
@@ -44,9 +45,16 @@ class CkksBackend(Protocol):
         ...
 
     def put_block(
-        self, name: str, owner: str, number: int, ids: Sequence[str], block: EncryptedBlock
+        self,
+        name: str,
+        owner: str,
+        number: int,
+        ids: Sequence[str],
+        block: EncryptedBlock,
+        *,
+        space: VectorSpace | None = None,
     ) -> CkksCollectionInfo:
-        """Insert or replace a node's block."""
+        """Insert or replace a node's block (vectors of encoder ``space``)."""
         ...
 
     def delete_block(self, name: str, owner: str, number: int) -> bool:
@@ -122,14 +130,21 @@ class RemoteCkksStore:
         return CkksCollectionInfo(**self._call(routes.STORE_CKKS_CREATE, json=body))
 
     def put_block(
-        self, name: str, owner: str, number: int, ids: Sequence[str], block: EncryptedBlock
+        self,
+        name: str,
+        owner: str,
+        number: int,
+        ids: Sequence[str],
+        block: EncryptedBlock,
+        *,
+        space: VectorSpace | None = None,
     ) -> CkksCollectionInfo:
         """Send a node's block to the store."""
         return CkksCollectionInfo(
             **self._call(
                 routes.STORE_CKKS_PUT_BLOCK,
                 {"name": name, "owner": owner, "number": number},
-                content=pack_block_upload(ids, block),
+                content=pack_block_upload(ids, block, space=space),
                 headers={"Content-Type": OCTET_STREAM},
             )
         )

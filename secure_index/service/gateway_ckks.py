@@ -77,4 +77,7 @@ def ckks_collection_info(info: CkksCollectionInfo) -> CollectionInfo:
         generation=0,
         last_seq=0,
         folded_seq=0,
+        space=info.space,
+        encoder_backend=info.encoder_backend,
+        model_fingerprint=info.model_fingerprint,
     )

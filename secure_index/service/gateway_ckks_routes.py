@@ -15,6 +15,7 @@ Partner queries use the usual ``POST /v1/collections/{c}/query``
 :class:`~secure_index.service.gateway_ckks.CkksGatewaySearch`.
 """
 
+import functools
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from index_client import routes
-from index_client.block_format import OCTET_STREAM, unpack_block_upload
+from index_client.block_format import OCTET_STREAM, block_upload_space, unpack_block_upload
 from secure_index.errors import CollectionExistsError
 from secure_index.service.credentials import CredentialRole
 from secure_index.service.deps import (
@@ -110,13 +111,20 @@ async def put_block(
 ) -> dict[str, Any]:
     """Insert or replace the calling node's encrypted block ``number`` (durable)."""
     access.authorise(cred, CredentialRole.NODE, Action.UPLOAD, collection)
-    ids, block = unpack_block_upload(await request.body())
+    body = await request.body()
+    ids, block = unpack_block_upload(body)
+    space = block_upload_space(body)
     # durable before the write (an fsync'ed append: off the event loop, like the write)
     await run_in_threadpool(
         access.allowed_block_write, cred, Action.UPLOAD, collection, number, ids
     )
     info = await run_in_threadpool(
-        ckks.backend.put_block, collection, cred.name, number, ids, block
+        functools.partial(ckks.backend.put_block, space=space),
+        collection,
+        cred.name,
+        number,
+        ids,
+        block,
     )
     return asdict(info)
 

@@ -9,10 +9,15 @@ documents. Every decision is appended to the hash-chained audit log. Paths and m
 come from :mod:`index_client.routes`.
 """
 
+from dataclasses import asdict
+
 import numpy as np
 from fastapi import APIRouter
 
 from index_client import routes
+from index_client.vector_space import SPACE_FIELDS, VectorSpace
+from secure_index.index.collection_space import check_query_in, check_query_space, parse_space
+from secure_index.index.collection_spec import CollectionSpec
 from secure_index.index.hnsw_collection import Protection
 from secure_index.service.credentials import CredentialRole
 from secure_index.service.deps import (
@@ -35,6 +40,7 @@ from secure_index.service.partner_policy import (
     spend_query,
     watch_for_probing,
 )
+from secure_index.service.query_embedder import QueryEmbedder
 from secure_index.service.routing import handle
 from secure_index.service.schemas import (
     CollectionInfo,
@@ -91,6 +97,25 @@ def describe(
     return _info(store, ckks, collection)
 
 
+def _check_text_space(store: StoreBackend, spec: CollectionSpec, embedder: QueryEmbedder) -> None:
+    """Refuse (409) a text query the gateway would embed in another space than ``spec``'s."""
+    space = embedder.vector_space
+    if space is None:
+        return  # no text queries here: embed_text refuses the query
+    populated = spec.vector_space is None and store.stats(spec.name).documents > 0
+    check_query_space(spec, space, populated=populated)
+
+
+def _check_ckks_text_space(ckks: CkksGatewaySearch, name: str, embedder: QueryEmbedder) -> None:
+    """Refuse (409) a text query in another space than the CKKS collection's blocks'."""
+    space = embedder.vector_space
+    if space is None:
+        return
+    info = ckks.backend.info(name)
+    recorded = VectorSpace.from_fields(asdict(info))
+    check_query_in(name, recorded, space, populated=info.blocks > 0)
+
+
 @handle(data_router, routes.QUERY)
 def query(
     collection: NamePath,
@@ -140,9 +165,13 @@ def query(
     spec = None
     if encrypted is not None:
         dimension = encrypted.key.layout.dimension
+        if body.text is not None:  # never answer from vectors of another encoder space
+            _check_ckks_text_space(encrypted, collection, embedder)
     else:
         spec = store.spec(collection)
         dimension = spec.dimension
+        if body.text is not None:  # never answer from vectors of another encoder space
+            _check_text_space(store, spec, embedder)
     raw = (
         embedder.embed_text(body.text)
         if body.text is not None
@@ -230,6 +259,7 @@ def upload(
         [i.vector for i in body.items],
         owner=cred.name,
         tags=[i.tags for i in body.items],
+        space=parse_space(body.model_dump(include=set(SPACE_FIELDS))),
     )
     return UploadResult(
         collection=collection, inserted=result.inserted, updated=result.updated, seq=result.seq

@@ -29,6 +29,7 @@ from secure_index.errors import (
     OwnershipError,
     RequestError,
     StorageError,
+    VectorSpaceError,
 )
 
 __all__ = ["ApiError", "BodySizeLimit", "error_response", "install_error_handlers"]
@@ -40,6 +41,7 @@ STORAGE_RETRY_S = 30
 _STATUS: tuple[tuple[type[FedembedError], int], ...] = (
     (CollectionNotFoundError, 404),
     (CollectionExistsError, 409),
+    (VectorSpaceError, 409),
     (OwnershipError, 403),
     (RequestError, 422),
     (BlockFormatError, 422),

@@ -17,6 +17,7 @@ import numpy as np
 from crypto.errors import KeyManagementError
 from embedding_core.adapter import Adapter, AdapterSide
 from embedding_core.encoder import Encoder
+from index_client.vector_space import VectorSpace
 from secure_index.errors import RequestError
 
 __all__ = ["QueryEmbedder"]
@@ -60,9 +61,20 @@ class QueryEmbedder:
         adapter_path: Path | None,
         dcpe_key_file: Path | None,
         text_queries: bool,
+        encoder_backend: str | None = None,
     ) -> QueryEmbedder:
-        """Load the model (if text queries are on), the adapter and the DCPE key."""
-        encoder = Encoder.load(model_path) if text_queries else None
+        """Load the model (if text queries are on), the adapter and the DCPE key.
+
+        ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; None: the default) fixes
+        the encoder space of text queries: collections of another space refuse them.
+        """
+        encoder = None
+        if text_queries:
+            encoder = (
+                Encoder.load(model_path)
+                if encoder_backend is None
+                else Encoder.load(model_path, backend=encoder_backend)
+            )
         adapter = Adapter.load(adapter_path) if adapter_path is not None else None
         if adapter is not None and adapter.side is not AdapterSide.QUERY:
             raise RequestError(
@@ -118,6 +130,11 @@ class QueryEmbedder:
             previous, self._adapter = self._adapter, adapter
         logger.info("swap_adapter: kind=%s", adapter.kind.value)
         return previous
+
+    @property
+    def vector_space(self) -> VectorSpace | None:
+        """The encoder space text queries are embedded in (None without text queries)."""
+        return VectorSpace.of(self._encoder) if self._encoder is not None else None
 
     @property
     def model_fingerprint(self) -> str | None:

@@ -151,6 +151,14 @@ class UploadRequest(_Strict):
     """An idempotent batch upsert."""
 
     items: list[UploadItem] = Field(min_length=1)
+    space: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Encoder space of the vectors (Encoder.space); with encoder_backend and "
+        "model_fingerprint. A collection refuses vectors of another space (409).",
+    )
+    encoder_backend: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    model_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class UploadResult(_Strict):
@@ -195,6 +203,11 @@ class CollectionInfo(_Strict):
     generation: int
     last_seq: int
     folded_seq: int
+    space: str | None = Field(
+        default=None, description="Encoder space of its vectors (none: not recorded yet)."
+    )
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
 
 
 class CredentialCreate(_Strict):

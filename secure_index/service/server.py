@@ -122,6 +122,7 @@ def build_service(settings: ServiceSettings) -> ServiceBundle:
         adapter_path=settings.adapter_path,
         dcpe_key_file=settings.dcpe_key_file,
         text_queries=settings.text_queries,
+        encoder_backend=settings.encoder_backend,
     )
     app = create_gateway_app(
         backend=backend,

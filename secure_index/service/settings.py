@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, check_backend
 from secure_index.service.service_tls import store_link_problem
 
 __all__ = [
@@ -81,6 +82,11 @@ class ServiceSettings(BaseSettings):
         default=None, description="The gateway's CKKS search key (gateway/all): CKKS collections."
     )
     model_path: str | None = Field(default=None, description="Encoder folder; default bundled.")
+    encoder_backend: str = Field(
+        default=DEFAULT_ENCODER_BACKEND,
+        description="How the gateway embeds text queries: torch, onnx or onnx-int8. "
+        "Collections of another encoder space refuse its text queries.",
+    )
     adapter_path: Path | None = Field(default=None, description="Query-side adapter folder.")
     text_queries: bool = True
     suspend_on_probing: bool = Field(
@@ -116,6 +122,12 @@ class ServiceSettings(BaseSettings):
             f"{problem}; expected a random token of at least {MIN_TOKEN_CHARS} characters "
             f"(letters, digits, - . _ ~ + /); make one with {MAKE_TOKEN}"
         )
+
+    @field_validator("encoder_backend")
+    @classmethod
+    def _check_backend(cls, backend: str) -> str:
+        """FEDEMBED_INDEX_ENCODER_BACKEND: one of the encoder backends."""
+        return check_backend(backend)
 
     @model_validator(mode="after")
     def _check_role(self) -> ServiceSettings:

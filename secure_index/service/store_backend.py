@@ -22,6 +22,7 @@ from index_client import routes
 from index_client.errors import GatewayError
 from index_client.routes import Route
 from index_client.transport import ServiceTransport, TlsTrustError, TlsVerify
+from index_client.vector_space import SPACE_FIELDS, VectorSpace
 from secure_index.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -64,8 +65,9 @@ class StoreBackend(Protocol):
         *,
         owner: str,
         tags: Sequence[Sequence[str]] | None = None,
+        space: VectorSpace | None = None,
     ) -> UpsertResult:
-        """Insert or replace documents of ``owner``; durable when it returns."""
+        """Insert or replace documents of ``owner`` (vectors of encoder ``space``); durable."""
         ...
 
     def delete(self, name: str, doc_ids: Sequence[str], *, owner: str) -> int:
@@ -159,6 +161,7 @@ def spec_from_dict(raw: dict[str, Any]) -> CollectionSpec:
         m=int(raw.get("m", 16)),
         ef_construction=int(raw.get("ef_construction", 200)),
         ef_search=int(raw.get("ef_search", 100)),
+        **{k: str(raw[k]) for k in SPACE_FIELDS if raw.get(k) is not None},
     )
 
 
@@ -172,6 +175,7 @@ def spec_to_dict(spec: CollectionSpec) -> dict[str, Any]:
         "m": spec.m,
         "ef_construction": spec.ef_construction,
         "ef_search": spec.ef_search,
+        **{k: getattr(spec, k) for k in SPACE_FIELDS if getattr(spec, k) is not None},
     }
 
 
@@ -224,6 +228,7 @@ class RemoteStore:
         *,
         owner: str,
         tags: Sequence[Sequence[str]] | None = None,
+        space: VectorSpace | None = None,
     ) -> UpsertResult:
         """Durable upsert on the store."""
         body = {
@@ -231,6 +236,7 @@ class RemoteStore:
             "vectors": _numeric(vectors).tolist(),
             "owner": owner,
             "tags": [list(t) for t in tags] if tags is not None else None,
+            **(space.as_fields() if space is not None else {}),
         }
         return UpsertResult(**self._call(routes.STORE_UPSERT, name, body))
 

@@ -8,6 +8,7 @@ routes is :class:`~secure_index.service.ckks_backend.RemoteCkksStore`.
 """
 
 import base64
+import functools
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crypto.errors import KeyManagementError
 from index_client import routes
-from index_client.block_format import unpack_block_upload
+from index_client.block_format import block_upload_space, unpack_block_upload
 from secure_index.errors import RequestError
 from secure_index.service.ckks_backend import encode_scored
 from secure_index.service.deps import CkksStoreDep, require_gateway
@@ -70,8 +71,12 @@ def create(body: _CreateBody, ckks: CkksStoreDep) -> dict[str, Any]:
 async def put_block(
     name: NamePath, owner: NamePath, number: int, request: Request, ckks: CkksStoreDep
 ) -> dict[str, Any]:
-    ids, block = unpack_block_upload(await request.body())
-    info = await run_in_threadpool(ckks.put_block, name, owner, number, ids, block)
+    body = await request.body()
+    ids, block = unpack_block_upload(body)
+    space = block_upload_space(body)
+    info = await run_in_threadpool(
+        functools.partial(ckks.put_block, space=space), name, owner, number, ids, block
+    )
     return asdict(info)
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from index_client import routes
+from secure_index.index.collection_space import parse_space
 from secure_index.service.deps import (
     AuthorizationHeader,
     IndexDep,
@@ -51,6 +52,9 @@ class _UpsertBody(BaseModel):
     vectors: list[list[float]] = Field(min_length=1)
     owner: Name
     tags: list[list[str]] | None = None
+    space: str | None = None  # the vectors' encoder space: all three or none
+    encoder_backend: str | None = None
+    model_fingerprint: str | None = None
 
 
 class _DeleteBody(BaseModel):
@@ -100,7 +104,14 @@ def describe(name: NamePath, store: IndexDep) -> dict[str, Any]:
 
 @handle(store_router, routes.STORE_UPSERT)
 def upsert(name: NamePath, body: _UpsertBody, store: IndexDep) -> dict[str, Any]:
-    result = store.upsert(name, body.ids, body.vectors, owner=body.owner, tags=body.tags)
+    result = store.upsert(
+        name,
+        body.ids,
+        body.vectors,
+        owner=body.owner,
+        tags=body.tags,
+        space=parse_space(body.model_dump()),
+    )
     return asdict(result)
 
 

@@ -151,14 +151,22 @@ def test_valid_minimal_file_round_trips(tmp_path: Path) -> None:
 def test_audit_runs_every_test_with_holm_and_stated_method(
     word_tests: list[BiasTest], embed: Embed
 ) -> None:
+    done: list[tuple[int, int]] = []
     # Execute
     report = audit_embeddings(
-        word_tests, embed, target="minilm", n_samples=20_000, seed=1, alpha=0.05
+        word_tests,
+        embed,
+        target="minilm",
+        n_samples=20_000,
+        seed=1,
+        alpha=0.05,
+        progress=lambda *step: done.append(step),
     )
 
     # Assert
     rows = {r["test"]: r for r in report.details["tests"]}
     assert list(rows) == WORD_WEAT
+    assert done == [(i, len(WORD_WEAT)) for i in range(1, len(WORD_WEAT) + 1)]
     assert report.attack == "bias_audit"
     assert report.details["ddof"] == 1
     # weat6: 8 + 8 targets -> C(16, 8) = 12,870 partitions, enumerated.

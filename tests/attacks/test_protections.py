@@ -200,7 +200,8 @@ def test_ckks_search_scores_like_plaintext_and_hides_the_vectors() -> None:
     view = ckks.protect(plain)
     from_ckks = _linear_attack(view, plain, known)
     from_rotation = _linear_attack(rotation.protect(plain), plain, known)
-    scores = ckks.scores(plain[:3], plain[:50])
+    scored: list[tuple[int, int]] = []
+    scores = ckks.scores(plain[:3], plain[:50], progress=lambda *done: scored.append(done))
 
     # Assert: the map that undoes a rotation learns no more from the ciphertext words than
     # from noise, and the bound it is held to is far below what a carrying view gives.
@@ -210,3 +211,4 @@ def test_ckks_search_scores_like_plaintext_and_hides_the_vectors() -> None:
     assert abs(float(np.corrcoef(view.ravel(), plain.ravel())[0, 1])) < correlation_bound
     assert view.shape == plain.shape
     np.testing.assert_allclose(scores, plain[:3] @ plain[:50].T, atol=1e-5)
+    assert scored == [(1, 3), (2, 3), (3, 3)]  # each query reported as it is scored

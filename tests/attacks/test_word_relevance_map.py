@@ -77,3 +77,16 @@ def test_fit_refuses_mismatched_inputs_and_bad_settings() -> None:
         WordRelevanceMap(epochs=0)
     with pytest.raises(RuntimeError, match="fit must run"):
         WordRelevanceMap().query(np.ones(DIM))
+
+
+def test_fit_reports_each_batch_done_out_of_all() -> None:
+    # Prepare: 100 usable sentences, batches of 32 over 2 epochs: 4 batches an epoch.
+    words, vectors, mixing = _world(0)
+    texts, embeddings = _sentences(np.random.default_rng(2), words, vectors, mixing, range(50), 100)
+    seen: list[tuple[int, int]] = []
+    # Execute
+    WordRelevanceMap(epochs=2, batch_size=32).fit(
+        texts, embeddings, words, vectors, progress=lambda done, total: seen.append((done, total))
+    )
+    # Assert
+    assert seen == [(done, 8) for done in range(1, 9)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ def audited(
     results = run_audit(inputs, SMALL, progress=progress.append)
     write_report(results, work / "report")
     assert any("loading and embedding" in line for line in progress)
+    # Each step announced once, numbered in order out of the 9 this audit has.
+    numbered = [re.search(r"audit \[(\d+)/(\d+)\] \S", line) for line in progress]
+    steps = [(int(m[1]), int(m[2])) for m in numbered if m]
+    assert steps == [(n, 9) for n in range(1, 10)]
     return results, work / "report"
 
 

@@ -222,7 +222,10 @@ class FixedUpdate(NumPyClient):
 
 
 def test_secaggplus_round_aggregates_authorised_nodes_only(
-    kits: ProvisionResult, authorised: Mapping[str, str], tmp_path: Path
+    kits: ProvisionResult,
+    authorised: Mapping[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls: list[int] = []
 
@@ -252,8 +255,10 @@ def test_secaggplus_round_aggregates_authorised_nodes_only(
     context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=strategy)
 
-    make_workflow(config, params)(grid, legacy)
+    with caplog.at_level("INFO", logger="coordinator.secaggplus_strategy"):
+        make_workflow(config, params)(grid, legacy)
 
+    assert "round 1/1: 3 replies of 3 sampled, 1 refused, aggregated" in caplog.messages
     assert ROGUE not in calls
     assert sorted(set(calls)) == sorted(MEMBERS)
     want = np.mean([DELTA[nid] for nid in MEMBERS])  # the rogue's 0.4 would move it by 0.1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,23 @@ def test_without_node_level_dp_fewer_replies_are_fine(tmp_path: Path) -> None:
 
     assert arrays is not None
     np.testing.assert_allclose(arrays["w"].numpy(), 0.2, atol=1e-6)
+
+
+def test_each_round_logs_its_replies_and_time_without_node_content(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Prepare: a run of 5 rounds, three nodes sampled.
+    inner = FedAvg(min_train_nodes=1, min_available_nodes=1, weighted_by_key="unit-weight")
+    ledger = FederationLedger(inner, path=tmp_path / "ledger.json", num_rounds=5)
+    start_round(ledger, 3, GLOBAL, NODES)
+    caplog.set_level("INFO", logger="coordinator.federation_ledger")
+
+    # Execute
+    ledger.aggregate_train(3, [_reply(1, 0.1), _reply(2, 0.2), _reply(3, 0.3)])
+
+    # Assert
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("round ")]
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"round 3/5: 3 replies of 3 sampled, 0 refused, aggregated, \d+\.\d s", lines[0]
+    )

@@ -200,7 +200,7 @@ def test_central_metrics_land_in_the_run_folder_each_round_and_vectors_are_cache
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("cache: hit") for m in messages)
     assert not any(m.startswith("cache: miss") for m in messages)
-    assert any("documents 5/5 encoded" in m for m in messages)
+    assert any(m.startswith("evaluate: encode tiny documents: done, 5 texts") for m in messages)
 
 
 def _openssh_key() -> tuple[str, bytes]:

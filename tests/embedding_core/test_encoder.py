@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,17 @@ def test_fingerprint_depends_on_max_seq_length(encoder: Encoder) -> None:
     short = Encoder.load(encoder.path, max_seq_length=32)
 
     assert short.fingerprint != encoder.fingerprint
+
+
+def test_progress_is_reported_in_log_lines_without_texts(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FEDEMBED_PROGRESS", "log")
+
+    with caplog.at_level(logging.INFO, logger="embedding_core.progress"):
+        encoder.encode(TEXTS, show_progress=True, what="encode test texts")
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "embedding_core.progress"]
+    assert lines[0] == f"encode test texts: started ({len(TEXTS)} texts)"
+    assert lines[-1].startswith(f"encode test texts: done, {len(TEXTS)} texts in")
+    assert not any(text in caplog.text for text in TEXTS[:4])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,3 +75,46 @@ def test_any_history_of_upserts_and_deletes_round_trips(
     assert len(loaded) == len(table)
     for doc_id, _owner in live.values():
         assert loaded.label_of(doc_id) == table.label_of(doc_id)
+
+
+def test_a_loaded_table_unchanged_reseals_its_image_as_it_came() -> None:
+    # Prepare
+    table = DocumentTable()
+    table.upsert(["a", "b"], owner="node-a", tags=[("x",), ()])
+    image = table.serialize()
+    # Execute
+    loaded = DocumentTable(memoryview(bytearray(image)))
+    # Assert: no database was made for an unchanged table; its image is the one loaded
+    assert loaded.serialize() == image
+
+
+def test_a_loaded_table_makes_its_database_on_first_use_for_filters_rows_and_writes() -> None:
+    # Prepare
+    table = DocumentTable()
+    table.upsert(["a", "b", "c"], owner="node-a", tags=[("x",), (), ("x",)])
+    table.upsert(["d"], owner="node-b", tags=[("x",)])
+    loaded = _reloaded(table)
+    # Execute: concurrent first filters (the database is made once, under the mutex)
+    results: list[list[int]] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                sorted(loaded.matching_labels(owner="node-a", tags=["x"]).tolist())
+            )
+        )
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    loaded.upsert(["e"], owner="node-b", tags=[("x",)])
+    loaded.delete(["a"])
+    # Assert
+    assert results == [[0, 2]] * 4
+    assert [r.doc_id for r in loaded.rows(["c", "d", "a"])] == ["c", "d"]
+    assert sorted(loaded.matching_labels(owner="node-b", tags=["x"]).tolist()) == [3, 4]
+    again = _reloaded(loaded)  # the changed table serialises its database, not the old image
+    assert again.label_of("a") is None
+    assert again.resolve(4) == ("e", "node-b")
+    assert sorted(again.matching_labels(owner=None, tags=["x"]).tolist()) == [2, 3, 4]

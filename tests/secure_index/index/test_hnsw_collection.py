@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 import pytest
 
+from embedding_core.progress import PROGRESS_ENV
 from secure_index.errors import RequestError
+from secure_index.index import hnsw_collection
 from secure_index.index.document_table import DocumentTable
 from secure_index.index.graph_image import anonymous_buffer
 from secure_index.index.hnsw_collection import (
@@ -283,3 +286,23 @@ def test_concurrent_queries_during_inserts_and_deletes_stay_correct() -> None:
     assert not errors
     assert not wrong
     assert len(coll) == 1000 + 3 * 40 * 25 - 3 * 14 * 10
+
+
+def test_a_large_batch_is_built_in_chunks_with_progress(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Prepare: a "large" batch of 120 vectors in chunks of 16, progress as log lines
+    monkeypatch.setattr(hnsw_collection, "BUILD_PROGRESS_MIN", 100)
+    monkeypatch.setattr(hnsw_collection, "BUILD_CHUNK", 16)
+    monkeypatch.setenv(PROGRESS_ENV, "log")
+    caplog.set_level(logging.INFO, logger="embedding_core.progress")
+    coll = _collection(Metric.INNER_PRODUCT)
+    x = _unit(120)
+    # Execute
+    inserted = coll.add_items([f"d{i}" for i in range(120)], x, owner="n")
+    # Assert: every vector is in the graph under its own id, and the build was reported
+    assert inserted == 120
+    assert [h[0].doc_id for h in coll.knn_query(x, k=1)] == [f"d{i}" for i in range(120)]
+    lines = [r.getMessage() for r in caplog.records if r.name == "embedding_core.progress"]
+    assert lines[0] == "index build test: started (120 vectors)"
+    assert lines[-1].startswith("index build test: done, 120 vectors")
