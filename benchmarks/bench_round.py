@@ -226,6 +226,41 @@ def analyse(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def run_child(
+    args: argparse.Namespace, work: Path, env: dict[str, str], mode: str, repeat: int
+) -> dict[str, Any]:
+    """One mode's federation in a child process; one retry when it fails to start
+    (on a loaded machine Ray's start-up can time out), then the benchmark stops."""
+    proc: subprocess.CompletedProcess[str] | None = None
+    for attempt in range(2):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--work",
+                str(work),
+                "--rounds",
+                str(args.rounds),
+                "--tag",
+                f"{repeat}-{attempt}",
+                "--recipe",
+                args.recipe,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+        sys.stderr.write(proc.stderr[-5000:])
+        print(f"{mode} run {repeat} failed (exit {proc.returncode})", file=sys.stderr)
+    assert proc is not None
+    raise SystemExit(f"{mode} run failed twice (exit {proc.returncode})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -268,30 +303,7 @@ def main() -> None:
         load_before = os.getloadavg()
         runs: dict[str, list[dict[str, Any]]] = {}
         for repeat, mode in itertools.product(range(args.repeats), args.modes.split(",")):
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    mode,
-                    "--work",
-                    str(work),
-                    "--rounds",
-                    str(args.rounds),
-                    "--tag",
-                    str(repeat),
-                    "--recipe",
-                    args.recipe,
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                sys.stderr.write(proc.stderr[-5000:])
-                raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
-            runs.setdefault(mode, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs.setdefault(mode, []).append(run_child(args, work, env, mode, repeat))
         modes = {mode: analyse(mode_runs) for mode, mode_runs in runs.items()}
         base = modes.get("plaintext", {}).get("median_round_seconds")
         ratios = {
