@@ -196,10 +196,11 @@ def _resolve(cli: click.Group, words: list[str], line: str) -> tuple[click.Comma
         while rest and rest[0] in {"-v", "--verbose", "-q", "--quiet"}:
             rest.pop(0)
         assert rest, f"{line!r}: names a command group, not a command"
-        sub = command.commands.get(rest[0])
+        context = click.Context(command)  # the root group imports its groups on demand
+        sub = command.get_command(context, rest[0])
         assert sub is not None, (
             f"{line!r}: `{command.name} {rest[0]}` does not exist "
-            f"(commands: {', '.join(sorted(command.commands))})"
+            f"(commands: {', '.join(sorted(command.list_commands(context)))})"
         )
         command, rest = sub, rest[1:]
     return command, rest

@@ -198,8 +198,9 @@ def test_central_metrics_land_in_the_run_folder_each_round_and_vectors_are_cache
     assert 0 < after_round["rounds"]["1"]["ndcg@10"] <= 1
     # A second evaluator on the same cache encodes nothing again, and says how far it is.
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("cache: hit") for m in messages)
-    assert not any(m.startswith("cache: miss") for m in messages)
+    lookups = [m for m in messages if m.startswith("cache: space=")]
+    assert lookups, messages
+    assert all(m.endswith(" misses=0") for m in lookups), lookups
     assert any(m.startswith("evaluate: encode tiny documents: done, 5 texts") for m in messages)
 
 
