@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flwr.app import Message, RecordDict
+from flwr.app import Message
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
+from coordinator.delegating_grid import DelegatingGrid
 from embedding_core.errors import FedembedError
 from kits.loader import load_coordinator_kit
 
@@ -75,7 +75,7 @@ def unverifiable_enrolment(problem: str) -> FedembedError:
     )
 
 
-class AuthorisedNodesGrid(Grid):
+class AuthorisedNodesGrid(DelegatingGrid):
     """Delegate to ``grid``, reporting and messaging only kit-authorised nodes.
 
     Args:
@@ -89,7 +89,7 @@ class AuthorisedNodesGrid(Grid):
     """
 
     def __init__(self, grid: Grid, authorized_nodes: Mapping[str, str]) -> None:
-        self.grid = grid
+        super().__init__(grid)
         self._names: dict[bytes, str] = {}
         for name, key in authorized_nodes.items():
             canonical = canonical_key(key)
@@ -163,26 +163,6 @@ class AuthorisedNodesGrid(Grid):
                 self._exclude(message.metadata.dst_node_id, f"message not sent: {NOT_AUTHORISED}")
         return kept
 
-    def set_run(self, run: Run) -> None:
-        """Delegate."""
-        self.grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        """The wrapped grid's run."""
-        return self.grid.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        """Delegate (the message is checked when it is sent)."""
-        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
     def get_node_ids(self) -> Iterable[int]:
         """The ids of the connected nodes whose registered key is authorised."""
         return [info.node_id for info in self._screen()]
@@ -194,10 +174,6 @@ class AuthorisedNodesGrid(Grid):
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Push the messages addressed to authorised nodes; drop (and record) the rest."""
         return self.grid.push_messages(self._admit(messages))
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        """Delegate."""
-        return self.grid.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

@@ -13,58 +13,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from flwr.app import Message, RecordDict
-from flwr.proto.node_pb2 import NodeInfo
+from flwr.app import Message
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
+
+from coordinator.delegating_grid import DelegatingGrid
 
 __all__ = ["POLL_SECONDS", "PromptGrid"]
 
 POLL_SECONDS = 0.1
 
 
-class PromptGrid(Grid):
+class PromptGrid(DelegatingGrid):
     """Delegate to ``grid``; ``send_and_receive`` looks for replies every ``poll_seconds``."""
 
     def __init__(self, grid: Grid, *, poll_seconds: float = POLL_SECONDS) -> None:
-        self.grid = grid
+        super().__init__(grid)
         self.poll_seconds = poll_seconds
-
-    def set_run(self, run: Run) -> None:
-        """Delegate."""
-        self.grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        """The wrapped grid's run."""
-        return self.grid.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        """Delegate."""
-        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        """Delegate."""
-        return self.grid.get_node_ids()
-
-    def get_nodes(self) -> Iterable[NodeInfo]:
-        """Delegate."""
-        return self.grid.get_nodes()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        """Delegate."""
-        return self.grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        """Delegate."""
-        return self.grid.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
