@@ -189,11 +189,28 @@ def _quantize(source: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logger.info("onnx: quantising %s to int8 (once; cached)", source.name)
-    quantize_dynamic(
-        str(source),
-        str(out),
-        weight_type=getattr(QuantType, str(INT8_SETTINGS["weight_type"])),
-        per_channel=bool(INT8_SETTINGS["per_channel"]),
-        reduce_range=bool(INT8_SETTINGS["reduce_range"]),
-        op_types_to_quantize=list(INT8_SETTINGS["op_types_to_quantize"]),
-    )
+    # onnxruntime's quantiser logs a line per tensor on the root logger: keep them off
+    # the console (our own line above says what happens).
+    quiet = _DropRootRecords()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        quantize_dynamic(
+            str(source),
+            str(out),
+            weight_type=getattr(QuantType, str(INT8_SETTINGS["weight_type"])),
+            per_channel=bool(INT8_SETTINGS["per_channel"]),
+            reduce_range=bool(INT8_SETTINGS["reduce_range"]),
+            op_types_to_quantize=list(INT8_SETTINGS["op_types_to_quantize"]),
+        )
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
+class _DropRootRecords(logging.Filter):
+    """Drops the records logged on the root logger itself (a library's ``logging.info``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root"
