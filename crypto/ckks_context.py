@@ -79,17 +79,22 @@ def make_contexts(params: CkksParameters | None = None) -> tuple[bytes, bytes]:
     return bytes(secret), bytes(public)
 
 
-def load_context(data: bytes, *, what: str, need_secret: bool) -> Any:
-    """Parse serialized context bytes into a TenSEAL CKKS context (CkksError if invalid).
-
-    ``what`` names the input in errors; ``need_secret`` requires the secret key.
-    """
+def _require_bytes(data: object, *, what: str) -> None:
+    """Raise :class:`CkksError` unless ``data`` is non-empty bytes of a context."""
     if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
         raise CkksError(
             f"the {what} is empty or not bytes ({type(data).__name__})",
             expected="the bytes of a serialized TenSEAL CKKS context",
             fix="pass the content of the kit's .ctx file",
         )
+
+
+def load_context(data: bytes, *, what: str, need_secret: bool) -> Any:
+    """Parse serialized context bytes into a TenSEAL CKKS context (CkksError if invalid).
+
+    ``what`` names the input in errors; ``need_secret`` requires the secret key.
+    """
+    _require_bytes(data, what=what)
     try:
         ctx = ts.context_from(bytes(data))
         scheme = ctx.seal_context().data.key_context_data().parms().scheme()
@@ -262,12 +267,7 @@ def seal_handles(data: bytes, *, what: str, need_secret: bool) -> SealHandles:
 
     ``what`` names the input in errors; ``need_secret`` requires the secret key.
     """
-    if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
-        raise CkksError(
-            f"the {what} is empty or not bytes ({type(data).__name__})",
-            expected="the bytes of a serialized TenSEAL CKKS context",
-            fix="pass the content of the kit's .ctx file",
-        )
+    _require_bytes(data, what=what)
     handles = _seal_handles(bytes(data))
     if need_secret and handles.secret_key is None:
         raise CkksError(
