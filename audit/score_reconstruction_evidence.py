@@ -261,7 +261,9 @@ def upload(
         capacity = encryptor.layout.capacity
         for number, start in enumerate(range(0, len(ids), capacity)):
             block = encryptor.encrypt_block(vectors[start : start + capacity])
-            gateway.upload_block(names["ckks"], number, ids[start : start + capacity], block)
+            gateway.upload_block(
+                names["ckks"], number, ids[start : start + capacity], block, space=setup.space
+            )
             meter.advance(len(ids[start : start + capacity]))
     return names
 

@@ -288,7 +288,8 @@ def _reproduce(
         ("SciFact test recall@100", beir["recall@100"], None),
         ("SciFact test MRR@10", beir["mrr@10"], None),
     ]
-    typer.echo(f"\nfedembed demo: {encoder.model_id}")
+    exact = "" if encoder.backend == "torch" else "; --encoder-backend torch gives MTEB's exactly"
+    typer.echo(f"\nfedembed demo: {encoder.model_id} (encoder backend {encoder.backend}{exact})")
     typer.echo(f"{'metric':<32}{'ours':>8}{'published':>11}{'within 0.5':>12}")
     for name, ours, ref in rows:
         ref_s = f"{100 * ref:.2f}" if ref is not None else "-"

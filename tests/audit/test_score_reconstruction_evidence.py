@@ -23,6 +23,7 @@ from audit.score_reconstruction_evidence import (
 )
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.data import load_beir, load_stsb
+from index_client.vector_space import VectorSpace
 from policies import (
     EVIDENCE_SCORE_RECONSTRUCTION_CONTROL,
     EVIDENCE_SCORE_RECONSTRUCTION_COSINE,
@@ -51,6 +52,7 @@ def setup(shared_data_dir: Path, embedding_cache_dir: Path) -> ProbeSetup:
         public_texts=texts,
         public_vectors=cache.get_or_encode(encoder, texts, show_progress=False),
         probes={"at-rest": PROBES, "dcpe": PROBES, "ckks": CKKS_PROBES},
+        space=VectorSpace.of(encoder),  # the gateway embeds text probes in the same space
     )
 
 

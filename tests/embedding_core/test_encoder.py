@@ -92,7 +92,7 @@ def test_hub_name_needs_explicit_download_permission() -> None:
 
 def test_explicit_local_path_equals_default(encoder: Encoder) -> None:
     assert encoder.path is not None
-    other = Encoder.load(encoder.path)
+    other = Encoder.load(encoder.path, backend=encoder.backend)
 
     assert other.fingerprint == encoder.fingerprint
     np.testing.assert_allclose(other.encode(TEXTS[:2]), encoder.encode(TEXTS[:2]), atol=1e-6)

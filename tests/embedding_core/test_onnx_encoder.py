@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from embedding_core.encoder import ENCODER_BACKENDS, Encoder, check_backend
+from embedding_core.onnx_encoder import ONNX_BATCH_TOKENS_ENV
 from embedding_core.onnx_export import file_sha256
 
 TEXTS = [
@@ -65,6 +66,34 @@ def test_onnx_batch_size_and_order_do_not_change_vectors(onnx_encoder: Encoder) 
     many = onnx_encoder.encode(TEXTS[::-1], batch_size=64)[::-1]
 
     np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_a_token_budget_of_one_text_a_batch_gives_the_same_vectors(
+    onnx_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the default budget (1,024 tokens: all eight texts in one or two batches)
+    batched = onnx_encoder.encode(TEXTS)
+    # Execute: a budget smaller than any text, so every batch holds one text
+    monkeypatch.setenv(ONNX_BATCH_TOKENS_ENV, "1")
+    alone = onnx_encoder.encode(TEXTS)
+    # Assert
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+
+
+def test_the_export_traces_eager_attention_not_sdpas_nan_guard(
+    onnx_encoder: Encoder, onnx_dir: Path
+) -> None:
+    # Prepare
+    import onnx
+
+    onnx_encoder.encode(TEXTS[:1])
+    (path,) = onnx_dir.glob("*/model.onnx")
+    # Execute
+    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    # Assert: SDPA's trace guards the scores with IsNaN + Where (a third of the time on
+    # 256-token documents); eager attention is MatMul + Softmax
+    assert "Softmax" in ops
+    assert "IsNaN" not in ops
 
 
 def test_backends_share_the_model_fingerprint_not_the_vector_space(

@@ -30,6 +30,7 @@ from coordinator.admin.tokens import AdminRole
 from embedding_core.encoder import Encoder
 from fedembed.loopback_consortium import LoopbackConsortium
 from federation.node_privacy import NodePrivacy
+from index_client.vector_space import VectorSpace
 from kits.ckks_ceremony import ckks_seal_for, install_ckks_secret, run_ckks_ceremony
 from kits.layout import AUTHORIZED_NODES
 from kits.member_list import accept_member_list
@@ -90,12 +91,18 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIn
     monkeypatch.setenv("FEDEMBED_INDEX_ADMIN_TOKEN", token)  # the admin API's gateway token
     try:
         texts = [f"clinical note {i}: patient with condition {i % 7}" for i in range(40)]
-        vectors = Encoder.load().encode(texts)
+        encoder = Encoder.load()
+        vectors = encoder.encode(texts)
         with service.admin_client() as admin:
             admin.create_collection(COLLECTION, int(vectors.shape[1]))
             node = admin.issue_credential("node", NODES[0], [COLLECTION])
         with service.gateway_client(node.token) as member:
-            member.upsert_documents(COLLECTION, [f"doc-{i}" for i in range(40)], vectors)
+            member.upsert_documents(
+                COLLECTION,
+                [f"doc-{i}" for i in range(40)],
+                vectors,
+                space=VectorSpace.of(encoder),
+            )
         yield service
     finally:
         service.stop()

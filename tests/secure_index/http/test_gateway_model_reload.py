@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from embedding_core.adapter import MANIFEST_FILE, WEIGHTS_FILE, Adapter
+from embedding_core.encoder import Encoder
 from index_client import AuthenticationError, RequestRejectedError
 from index_client.admin_client import AdminClient
+from index_client.vector_space import VectorSpace
 from secure_index.service.local_service import LocalIndexService, start_index_service
 from secure_index.service.settings import audit_path
 
@@ -50,7 +52,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             node = admin.issue_credential("node", "node-a", [COLLECTION])
             partner = admin.issue_credential("partner", "insurer-x", [COLLECTION], top_k_cap=DOCS)
         with service.gateway_client(node.token) as client:
-            client.upsert_documents(COLLECTION, shared.ids, vectors)
+            client.upsert_documents(
+                COLLECTION, shared.ids, vectors, space=VectorSpace.of(Encoder.load())
+            )  # the gateway's default space: partners query it as text
         shared.partner_token = partner.token
         yield shared
     finally:

@@ -30,6 +30,7 @@ from embedding_core.data.beir import load_beir
 from embedding_core.encoder import Encoder
 from index_client import routes
 from index_client.errors import PermissionDeniedError, RateLimitedError
+from index_client.vector_space import VectorSpace
 from secure_index.service.local_service import LocalIndexService, start_index_service
 from secure_index.service.probe_detector import SPARSE_TRIGGER, WINDOW
 from secure_index.service.settings import audit_path
@@ -73,7 +74,9 @@ def _fill(service: LocalIndexService, corpus: Corpus, *, dcpe_keyring: Path | No
             admin.create_collection(DCPE, DIM, metric="l2", protection="dcpe")
         node = admin.issue_credential("node", "node-a", ["*"], **BIG)
     with service.gateway_client(node.token) as client:
-        client.upsert_documents(AT_REST, corpus.ids, corpus.vectors)
+        client.upsert_documents(
+            AT_REST, corpus.ids, corpus.vectors, space=VectorSpace.of(Encoder.load())
+        )
 
 
 @pytest.fixture(scope="module")
