@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from client_node.analysis.cli import analyse_app
 from client_node.cli_options import (
     CHECK_HELP,
     MAX_EPSILON_LIMIT,
@@ -23,6 +24,7 @@ from index_client.names import COLLECTION, NODE, option_check
 __all__ = ["node_app"]
 
 node_app = typer.Typer(help="Member node: start the SuperNode, check data, show the ledger.")
+node_app.add_typer(analyse_app, name="analyse")
 
 
 @node_app.command("start")

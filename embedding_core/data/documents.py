@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,10 +140,11 @@ def _coerce_id(value: object) -> str | None:
 class _Builder:
     """Validate records one by one and collect the documents."""
 
-    def __init__(self, path: Path, id_column: str, text_column: str, unit: str) -> None:
+    def __init__(self, path: Path, id_column: str | None, text_column: str, unit: str) -> None:
         self.path = path
-        self.id_column = id_column
+        self.id_column = id_column  # None: each record's line (or row) number is its id
         self.text_column = text_column
+        self.columns = [c for c in (id_column, text_column) if c is not None]
         self.unit = unit  # "line" or "row"
         self.documents: list[Document] = []
         self.first_seen: dict[str, int] = {}
@@ -154,19 +155,27 @@ class _Builder:
         return DataFormatError(self.path, number, problem, expected=expected, fix=fix)
 
     def missing_columns(self, number: int, columns: list[str], where: str) -> DataFormatError:
-        missing = [c for c in (self.id_column, self.text_column) if c not in columns]
+        missing = [c for c in self.columns if c not in columns]
+        wanted = f"a text column {self.text_column!r}"
+        if self.id_column is not None:
+            wanted = f"an id column {self.id_column!r} and {wanted}"
         return self._error(
             number,
             f"no column {', '.join(repr(c) for c in missing)}; {where} "
             f"{', '.join(repr(c) for c in columns) or 'no columns'}",
-            expected=f"an id column {self.id_column!r} and a text column {self.text_column!r}",
+            expected=wanted,
             fix="pass --id-column/--text-column naming the columns that hold them",
         )
 
+    def lacks_columns(self, columns: Iterable[str]) -> bool:
+        """Whether a header or record misses the id or the text column."""
+        present = set(columns)
+        return any(c not in present for c in self.columns)
+
     def add(self, number: int, record: dict[str, Any]) -> None:
-        if self.id_column not in record or self.text_column not in record:
+        if self.lacks_columns(record):
             raise self.missing_columns(number, list(record), "the record has")
-        raw_id = record[self.id_column]
+        raw_id = number if self.id_column is None else record[self.id_column]
         doc_id = _coerce_id(raw_id)
         if doc_id is None:
             raise self._error(
@@ -232,7 +241,7 @@ def _read_delimited(path: Path, builder: _Builder, delimiter: str) -> None:
                             expected="unique column names",
                             fix="rename the duplicate columns",
                         )
-                    if builder.id_column not in header or builder.text_column not in header:
+                    if builder.lacks_columns(header):
                         raise builder.missing_columns(start, header, "the header has")
                     continue
                 if len(row) != len(header):
@@ -273,7 +282,7 @@ def _read_parquet(path: Path, builder: _Builder) -> None:
             fix=f"re-export {path.name} as Parquet, or use JSON lines or CSV",
         ) from exc
     columns = list(table.column_names)
-    if builder.id_column not in columns or builder.text_column not in columns:
+    if builder.lacks_columns(columns):
         raise builder.missing_columns(0, columns, "the table has")
     for index, record in enumerate(table.to_pylist()):
         builder.add(index + 1, record)
@@ -306,7 +315,7 @@ def _detect_format(path: Path, file_format: str | None) -> str:
 def load_documents(
     path: str | Path,
     *,
-    id_column: str = "id",
+    id_column: str | None = "id",
     text_column: str = "text",
     file_format: str | None = None,
 ) -> list[Document]:
@@ -317,7 +326,8 @@ def load_documents(
 
     Args:
         path: The file to read.
-        id_column: The field holding each document's unique id.
+        id_column: The field holding each document's unique id; ``None``: the record's
+            line number (row number for Parquet) is its id.
         text_column: The field holding each document's text.
         file_format: ``"jsonl"`` (or ``"ndjson"``), ``"csv"``, ``"tsv"`` or
             ``"parquet"``; by default taken from the file's suffix.
@@ -353,7 +363,7 @@ def load_documents(
             file_path,
             0,
             "the file holds no documents",
-            expected=f"at least one record with {id_column!r} and {text_column!r}",
+            expected=f"at least one record with {' and '.join(repr(c) for c in builder.columns)}",
             fix="check that you passed the right file",
         )
     logger.info("loaded %d documents from %s", len(builder.documents), file_path)
