@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.decomposition import PCA
 
 __all__ = ["MAP_POINTS", "cluster_map", "project_2d"]
 
@@ -28,6 +27,8 @@ def project_2d(vectors: NDArray[np.floating], *, seed: int = 0) -> NDArray[np.fl
     matrix = np.asarray(vectors, dtype=np.float64)
     if matrix.shape[0] < 2 or matrix.shape[1] < 2:
         return np.zeros((matrix.shape[0], 2), dtype=np.float64)
+    from sklearn.decomposition import PCA
+
     return np.asarray(PCA(n_components=2, random_state=seed).fit_transform(matrix))
 
 

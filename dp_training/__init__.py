@@ -10,7 +10,20 @@ come from public text (:mod:`dp_training.public_negatives`; docs/privacy_unit.md
 """
 
 from dp_training.distributed_dp import distributed_step_config, noise_share_multiplier
+from dp_training.dp_kmeans import (
+    DEFAULT_COUNT_WEIGHT,
+    DPKMeansCalibration,
+    NoisyCentroids,
+    NoisyStatistics,
+    assign_corrected,
+    calibrate_dp_kmeans,
+    kmeans_sensitivity,
+    noisy_node_statistics,
+    public_initial_centroids,
+    update_from_noisy_sums,
+)
 from dp_training.dp_sgd import PackedRecords, batch_as_is
+from dp_training.federated_kmeans import FederatedKMeansResult, federated_kmeans
 from dp_training.interactions import (
     CorpusSoftmaxLoss,
     InteractionSet,
@@ -38,24 +51,36 @@ from dp_training.train_config import (
 
 __all__ = [
     "AVERAGING_MODES",
+    "DEFAULT_COUNT_WEIGHT",
     "GRAD_SAMPLE_MODES",
     "AveragingConfig",
     "CorpusSoftmaxLoss",
     "DPConfig",
+    "DPKMeansCalibration",
+    "FederatedKMeansResult",
     "InteractionSet",
     "IterateAverager",
+    "NoisyCentroids",
+    "NoisyStatistics",
     "PackedRecords",
     "TrainConfig",
     "TrainReport",
     "TrainingError",
     "UnitSoftmaxLoss",
+    "assign_corrected",
     "batch_as_is",
+    "calibrate_dp_kmeans",
     "clipped_unit_gradient_sum",
     "corpus_softmax_loss",
     "distributed_step_config",
     "document_unit_ids",
+    "federated_kmeans",
+    "kmeans_sensitivity",
     "noise_share_multiplier",
+    "noisy_node_statistics",
     "pack_units",
+    "public_initial_centroids",
     "public_negative_loss",
     "train_adapter",
+    "update_from_noisy_sums",
 ]
