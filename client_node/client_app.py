@@ -125,6 +125,14 @@ def query(msg: Message, context: Context) -> Message:
     return ckks_decrypt_sum(msg, context)
 
 
+def _kmeans_train(msg: Message, context: Context) -> Message:
+    """``train.kmeans``: one DP federated k-means step (``client_node.kmeans_round``)."""
+    round_timing.set_label("kind", "kmeans")
+    from client_node.kmeans_round import kmeans_train
+
+    return kmeans_train(msg, context)
+
+
 def _timing_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Mark when the message enters and leaves the ClientApp (``round_timing``)."""
     round_timing.mark("call_start")
@@ -155,6 +163,7 @@ def make_client_app(*, mods: list[Mod] | None = None) -> ClientApp:
     """A ClientApp with the node handlers; ``mods`` run outside the CKKS mod."""
     client = ClientApp(mods=[_timing_mod, *(mods or []), _ckks_update])
     client.train()(train)
+    client.train("kmeans")(_kmeans_train)
     client.query()(query)
     return client
 

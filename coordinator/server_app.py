@@ -41,6 +41,7 @@ from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
 from embedding_core.app_logging import configure_logging
+from federation.kmeans_settings import Task
 from federation.record_count_slot import uses_count_slot
 from federation.run_config import FederationConfig
 from federation.wire import AggregationMode, MetricKey, WeightingMode
@@ -113,9 +114,16 @@ def build_strategy(config: FederationConfig, *, out_dir: Path) -> FederationLedg
 def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
     """Run all rounds, evaluate centrally, publish the adapter; returns the summary.
 
+    A run with ``task = "kmeans"`` runs DP federated k-means instead
+    (:func:`coordinator.kmeans_strategy.run_kmeans_federation`).
+
     Raises:
         FederationFailedError: No round was aggregated (nothing is published).
     """
+    if config.task == Task.KMEANS:
+        from coordinator.kmeans_strategy import run_kmeans_federation
+
+        return run_kmeans_federation(grid, config)
     config = config.with_run_tag(grid.run.run_id)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

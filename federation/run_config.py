@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from embedding_core.errors import FedembedError
+from federation.kmeans_settings import check_kmeans_config
 from federation.round_settings import RoundSettings
 from federation.wire import AggregationMode, WeightingMode
 
@@ -51,6 +52,8 @@ class FederationConfig(RoundSettings):
         data_dir: Where that dataset lives (empty: the default data folder).
         out_dir: Where the global adapter, ledger and history are written.
         round_timeout: Seconds a round waits for replies.
+        task, kmeans_*: ``task = "kmeans"`` runs DP federated k-means instead of
+            training (:mod:`federation.kmeans_settings` describes its keys).
     """
 
     source: ClassVar[str] = "run config"
@@ -67,6 +70,13 @@ class FederationConfig(RoundSettings):
     data_dir: str = ""
     out_dir: str = "out/federation"
     round_timeout: float = 1800.0
+    task: str = "train"
+    kmeans_k: int = 8
+    kmeans_rounds: int = 5
+    kmeans_epsilon: float = 1.0
+    kmeans_records: str = "records.csv"
+    kmeans_text_column: str = "text"
+    kmeans_public_corpus: str = ""
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, object]) -> FederationConfig:
@@ -135,6 +145,7 @@ class FederationConfig(RoundSettings):
             # The node-level noise is calibrated to a mean of equally weighted updates.
             raise self._bad("weighting", "'uniform' when node-level DP is on")
         self._validate_distributed_dp()
+        check_kmeans_config(self)
 
     def _validate_distributed_dp(self) -> None:
         shares = self.dp_noise_shares
