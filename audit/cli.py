@@ -7,21 +7,33 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from embedding_core.cli import EncoderBackendOpt
 from embedding_core.data.paths import resolve_data_dir
 from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_app"]
 
 logger = logging.getLogger(__name__)
 
 VERDICT_EXIT = {"pass": 0, "fail": 1}
 
+audit_app = typer.Typer(
+    name="audit",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+)
 
+
+@audit_app.callback(invoke_without_command=True)
 def audit(
-    out: Annotated[Path, typer.Option("--out", help="Report folder (created).")],
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (created); required for the full audit."),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option("--model", help="Local encoder folder (default: bundled).")
     ] = None,
@@ -73,7 +85,19 @@ def audit(
         bool, typer.Option("--strict", help="Exit 1 when any policy check fails.")
     ] = False,
 ) -> None:
-    """Run the privacy and bias audit and write report.html, report.json and report.pdf."""
+    """Run the privacy and bias audit and write report.html, report.json and report.pdf.
+
+    Without a subcommand, the full audit runs: every attack against every protection,
+    judged by the policy. A subcommand runs one part of it on the auditor's own material.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise click.UsageError(
+            "the full audit needs --out DIR (the report folder), e.g. "
+            "'fedembed audit --out out/audit'; or run one part: 'fedembed audit bias --help'",
+            ctx=ctx,
+        )
     # Imported here: the attacks load torch and scikit-learn, which every other
     # ``fedembed`` command would otherwise wait for at start-up.
     from attacks.wordnet_glosses import check_wordnet_dir

@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "index": "secure_index.cli:index_app",
     "partner": "secure_index.cli:partner_app",
     "policy": "policies.cli:policy_app",
-    "audit": "audit.cli:audit",
+    "audit": "audit.cli:audit_app",
     "demo": "fedembed.demo:demo",
 }
 
