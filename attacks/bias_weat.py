@@ -10,42 +10,56 @@ Biases in Sentence Encoders", NAACL 2019) measure whether two target sets ``X``,
 * ``s(w, A, B) = mean_{a in A} cos(w, a) - mean_{b in B} cos(w, b)``
 * test statistic ``sum_{x in X} s(x) - sum_{y in Y} s(y)``
 * effect size ``(mean_X s - mean_Y s) / std_{w in X u Y} s(w)``
-* one-sided p-value: the share of equal-size re-partitions ``(X_i, Y_i)`` of ``X u Y``
-  whose statistic is at least the observed one (ties count, as in the SEAT reference
-  code). Enumerated exactly when ``C(|X|+|Y|, |X|)`` is at most ``exact_limit``, else
-  estimated from ``n_samples`` seeded random partitions as ``(count + 1) / (n + 1)``
-  (Phipson and Smyth, "Permutation p-values should never be zero", SAGMB 2010).
+* permutation p-value over the re-partitions of ``X u Y`` (:mod:`attacks.bias_permutation`):
+  two-sided by default (``|effect size|`` at least the observed one, so a strong
+  reversed association counts as much as the expected one), one-sided on request.
 
 Standard-deviation convention: ``ddof=1`` (sample) is the default, as in the SEAT
 reference implementation (``np.std(..., ddof=1)`` in sent-bias ``weat.py``); ``ddof=0``
 (population) is what WEFE's ``WEAT`` metric and the original WEAT paper's code use. The
-two differ by the factor ``sqrt((n - 1) / n)`` with ``n = |X| + |Y|``.
+two differ by the factor ``sqrt((n - 1) / n)`` with ``n = |X| + |Y|``; :func:`weat`
+returns both.
 
 Holm-Bonferroni (Holm, "A simple sequentially rejective multiple test procedure",
-Scand. J. Statist. 6, 1979) adjusts the p-values of the tests of one audit.
+Scand. J. Statist. 6, 1979) adjusts the p-values of the tests of one audit. In a family
+of ``m`` tests the smallest p-value is compared with ``alpha / m`` first, so a test whose
+smallest achievable p-value exceeds ``alpha / m`` can be rejected only after others
+are, and one whose smallest achievable p-value exceeds ``alpha`` never
+(:func:`holm_power`).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from attacks.bias_permutation import (
+    DEFAULT_ALTERNATIVE,
+    DEFAULT_EXACT_LIMIT,
+    DEFAULT_MC_SAMPLES,
+    Alternative,
+    PermutationMethod,
+    PermutationTest,
+    permutation_test,
+)
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_EXACT_LIMIT",
     "DEFAULT_MC_SAMPLES",
+    "POPULATION_DDOF",
     "SAMPLE_DDOF",
+    "HolmPower",
     "PermutationTest",
     "WeatResult",
     "association",
     "effect_size",
     "holm_bonferroni",
+    "holm_power",
     "permutation_test",
     "weat",
     "weat_statistic",
@@ -55,35 +69,10 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_DDOF = 1
 """Delta degrees of freedom of the SEAT reference code's standard deviation (sample)."""
-DEFAULT_EXACT_LIMIT = 100_000
-"""Enumerate every partition when there are at most this many."""
-DEFAULT_MC_SAMPLES = 100_000
-"""Random partitions drawn when there are more than ``DEFAULT_EXACT_LIMIT``."""
+POPULATION_DDOF = 0
+"""Delta degrees of freedom of WEFE's and the original WEAT code's (population)."""
 DEFAULT_ALPHA = 0.05
 """Family-wise error rate of the Holm-Bonferroni procedure."""
-_CHUNK_ELEMENTS = 4_000_000
-"""Partition-matrix elements evaluated per vectorised step (bounds memory)."""
-_TIE_RTOL = 1e-10
-"""Partition sums within this fraction of ``sum |s|`` of the observed one count as ties."""
-
-PermutationMethod = Literal["exact", "monte_carlo"]
-
-
-@dataclass(frozen=True)
-class PermutationTest:
-    """Outcome of the one-sided permutation test.
-
-    Attributes:
-        p_value: Share of partitions whose statistic is at least the observed one.
-        method: ``"exact"`` (every partition enumerated) or ``"monte_carlo"``.
-        n_permutations: Partitions evaluated (all of them when exact, else samples drawn).
-        n_partitions: Number of distinct equal-size partitions, ``C(|X|+|Y|, |X|)``.
-    """
-
-    p_value: float
-    method: PermutationMethod
-    n_permutations: int
-    n_partitions: int
 
 
 @dataclass(frozen=True)
@@ -91,13 +80,18 @@ class WeatResult:
     """All statistics of one WEAT/SEAT test.
 
     Attributes:
-        effect_size: Cohen's-d-like effect size (see the module docstring).
+        effect_size: Cohen's-d-like effect size with the ``ddof`` convention; ``nan`` when
+            every association is equal (undefined).
         statistic: ``sum_X s - sum_Y s``.
-        p_value: One-sided permutation p-value.
+        p_value: Permutation p-value (``alternative``).
         method: How the p-value was obtained (``"exact"`` or ``"monte_carlo"``).
         n_permutations: Partitions evaluated for the p-value.
         n_partitions: Distinct equal-size partitions of ``X u Y``.
-        ddof: Delta degrees of freedom of the effect size's standard deviation.
+        ddof: Delta degrees of freedom of ``effect_size``'s standard deviation.
+        effect_size_sample: The effect size with the sample standard deviation (SEAT code).
+        effect_size_population: With the population one (WEFE, the original WEAT code).
+        alternative: ``"two-sided"``, ``"greater"`` or ``"less"``.
+        p_min: Smallest p-value the test could give at these sizes (and sample count).
     """
 
     effect_size: float
@@ -107,6 +101,26 @@ class WeatResult:
     n_permutations: int
     n_partitions: int
     ddof: int
+    effect_size_sample: float = math.nan
+    effect_size_population: float = math.nan
+    alternative: Alternative = DEFAULT_ALTERNATIVE
+    p_min: float = 0.0
+
+
+@dataclass(frozen=True)
+class HolmPower:
+    """Whether a test can be significant after Holm in a family of ``m`` tests.
+
+    Attributes:
+        reachable: ``p_min * m <= alpha``: significance is within reach whatever the
+            other tests show.
+        after_others: ``p_min <= alpha``: reachable, at best, once others are rejected.
+        note: The verdict in words, for a report's power column.
+    """
+
+    reachable: bool
+    after_others: bool
+    note: str
 
 
 def _unit_rows(vectors: NDArray[np.floating], name: str) -> NDArray[np.float64]:
@@ -175,80 +189,6 @@ def effect_size(
     return float((x.mean() - y.mean()) / std)
 
 
-def _exact_sums(s: NDArray[np.float64], k: int, count: int) -> NDArray[np.float64]:
-    n = s.size
-    flat = np.fromiter(
-        itertools.chain.from_iterable(itertools.combinations(range(n), k)),
-        dtype=np.intp,
-        count=count * k,
-    )
-    sums: NDArray[np.float64] = s[flat.reshape(count, k)].sum(axis=1)
-    return sums
-
-
-def _monte_carlo_count(
-    s: NDArray[np.float64], k: int, n_samples: int, threshold: float, rng: np.random.Generator
-) -> int:
-    n = s.size
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    hits = 0
-    done = 0
-    while done < n_samples:
-        m = min(chunk, n_samples - done)
-        shuffled = rng.permuted(np.broadcast_to(s, (m, n)), axis=1)
-        hits += int(np.count_nonzero(shuffled[:, :k].sum(axis=1) >= threshold))
-        done += m
-    return hits
-
-
-def permutation_test(
-    s_x: NDArray[np.floating],
-    s_y: NDArray[np.floating],
-    *,
-    exact_limit: int = DEFAULT_EXACT_LIMIT,
-    n_samples: int = DEFAULT_MC_SAMPLES,
-    seed: int | np.random.Generator = 0,
-) -> PermutationTest:
-    """One-sided permutation p-value of the WEAT statistic.
-
-    ``X_i`` ranges over the ``|X|``-subsets of ``X u Y`` (``Y_i`` is the rest). Since
-    ``sum_{X_i} s - sum_{Y_i} s = 2 sum_{X_i} s - sum_{X u Y} s``, comparing statistics
-    is comparing ``sum_{X_i} s`` with ``sum_X s``; ties count as at least as extreme.
-
-    Args:
-        s_x: ``s(x, A, B)`` for the first target set.
-        s_y: ``s(y, A, B)`` for the second target set.
-        exact_limit: Enumerate all partitions when there are at most this many.
-        n_samples: Random partitions drawn otherwise.
-        seed: Seed (or generator) of the Monte Carlo draws.
-
-    Returns:
-        The p-value with the method and the number of partitions evaluated.
-    """
-    x = np.asarray(s_x, dtype=np.float64)
-    y = np.asarray(s_y, dtype=np.float64)
-    if x.size == 0 or y.size == 0:
-        raise ValueError("permutation_test: both target sets need at least one value")
-    if n_samples < 1:
-        raise ValueError(f"permutation_test: n_samples must be >= 1, got {n_samples}")
-    pooled = np.concatenate([x, y])
-    k = x.size
-    n_partitions = math.comb(pooled.size, k)
-    observed = float(x.sum())
-    threshold = observed - _TIE_RTOL * max(1.0, float(np.abs(pooled).sum()))
-    if n_partitions <= exact_limit:
-        sums = _exact_sums(pooled, k, n_partitions)
-        hits = int(np.count_nonzero(sums >= threshold))
-        logger.debug(
-            "weat: exact test over %d partitions, %d at least as extreme", n_partitions, hits
-        )
-        return PermutationTest(hits / n_partitions, "exact", n_partitions, n_partitions)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    hits = _monte_carlo_count(pooled, k, n_samples, threshold, rng)
-    logger.debug("weat: monte carlo %d samples, %d at least as extreme", n_samples, hits)
-    return PermutationTest((hits + 1) / (n_samples + 1), "monte_carlo", n_samples, n_partitions)
-
-
 def weat(
     targ_x: NDArray[np.floating],
     targ_y: NDArray[np.floating],
@@ -256,6 +196,7 @@ def weat(
     attr_b: NDArray[np.floating],
     *,
     ddof: int = SAMPLE_DDOF,
+    alternative: Alternative = DEFAULT_ALTERNATIVE,
     exact_limit: int = DEFAULT_EXACT_LIMIT,
     n_samples: int = DEFAULT_MC_SAMPLES,
     seed: int | np.random.Generator = 0,
@@ -267,22 +208,72 @@ def weat(
         targ_y: Vectors of target set ``Y`` ``(n_y, d)``.
         attr_a: Vectors of attribute set ``A``.
         attr_b: Vectors of attribute set ``B``.
-        ddof: Standard-deviation convention of the effect size (see :func:`effect_size`).
-        exact_limit: See :func:`permutation_test`.
-        n_samples: See :func:`permutation_test`.
-        seed: See :func:`permutation_test`.
+        ddof: Standard-deviation convention of ``effect_size`` (see :func:`effect_size`);
+            both conventions are returned as well.
+        alternative: See :func:`attacks.bias_permutation.permutation_test`.
+        exact_limit: See :func:`attacks.bias_permutation.permutation_test`.
+        n_samples: See :func:`attacks.bias_permutation.permutation_test`.
+        seed: See :func:`attacks.bias_permutation.permutation_test`.
     """
     s_x = association(targ_x, attr_a, attr_b)
     s_y = association(targ_y, attr_a, attr_b)
-    perm = permutation_test(s_x, s_y, exact_limit=exact_limit, n_samples=n_samples, seed=seed)
+    perm = permutation_test(
+        s_x, s_y, alternative=alternative, exact_limit=exact_limit, n_samples=n_samples, seed=seed
+    )
     return WeatResult(
-        effect_size=effect_size(s_x, s_y, ddof=ddof),
+        effect_size=_defined_effect_size(s_x, s_y, ddof),
         statistic=weat_statistic(s_x, s_y),
         p_value=perm.p_value,
         method=perm.method,
         n_permutations=perm.n_permutations,
         n_partitions=perm.n_partitions,
         ddof=ddof,
+        effect_size_sample=_defined_effect_size(s_x, s_y, SAMPLE_DDOF),
+        effect_size_population=_defined_effect_size(s_x, s_y, POPULATION_DDOF),
+        alternative=perm.alternative,
+        p_min=perm.p_min,
+    )
+
+
+def _defined_effect_size(s_x: NDArray[np.float64], s_y: NDArray[np.float64], ddof: int) -> float:
+    """:func:`effect_size`, or ``nan`` where undefined (every ``s`` equal)."""
+    pooled = np.concatenate([s_x, s_y])
+    if pooled.size <= ddof or float(np.std(pooled)) == 0.0:
+        return math.nan
+    return effect_size(s_x, s_y, ddof=ddof)
+
+
+def holm_power(p_min: float, m: int, *, alpha: float = DEFAULT_ALPHA) -> HolmPower:
+    """Can a test whose smallest achievable p-value is ``p_min`` be significant after Holm?
+
+    Holm compares the smallest of ``m`` p-values with ``alpha / m``, the next with
+    ``alpha / (m - 1)``, ..., the largest with ``alpha``: at best a test is compared with
+    ``alpha / m`` (when nothing else is rejected first) and with ``alpha`` (when every
+    other test is rejected first).
+
+    Args:
+        p_min: The test's smallest achievable p-value.
+        m: The number of tests in the Holm family.
+        alpha: Family-wise error rate.
+    """
+    if m < 1:
+        raise ValueError(f"holm_power: the family needs at least one test, got m={m}")
+    bound = alpha / m
+    if p_min * m <= alpha:
+        return HolmPower(
+            True, True, f"reachable: smallest achievable p {p_min:.3g} <= alpha/m = {bound:.2g}"
+        )
+    if p_min <= alpha:
+        return HolmPower(
+            False,
+            True,
+            f"underpowered: smallest achievable p {p_min:.3g} > alpha/m = {bound:.2g} "
+            "(significant only if other tests are rejected first)",
+        )
+    return HolmPower(
+        False,
+        False,
+        f"underpowered: smallest achievable p {p_min:.3g} > alpha = {alpha:g} (never significant)",
     )
 
 

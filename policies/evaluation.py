@@ -161,9 +161,11 @@ _SPECS: tuple[_Spec, ...] = (
           "no attribute-inference attack was run"),
     _Spec(CHECK_BIAS, "Social bias (WEAT effect size)",
           EVIDENCE_BIAS_MAX_ABS_EFFECT_SIZE, "<=", lambda p: p.audit.max_abs_effect_size, _num,
-          "the largest absolute bias effect size (Cohen's d) over all tests was {v}",
+          "the largest absolute bias effect size (Cohen's d, sample sd) among the tests "
+          "significant after Holm, in either direction (two-sided p), was {v}",
           "the policy allows at most {t} (0.8 is conventionally 'large')",
-          "no tested stereotype association reaches the strength the policy forbids",
+          "no association shown significant reaches the strength the policy forbids (tests "
+          "marked underpowered in the bias table can show none)",
           "at least one tested stereotype association is stronger than allowed; review the "
           "bias table before deployment", "no bias test was run"),
     _Spec(CHECK_EPSILON, "Differential privacy: epsilon",

@@ -319,12 +319,16 @@ def _results(results: Mapping[str, Any]) -> list[Block]:
 
 
 BIAS_CONVENTION = (
-    "Effect sizes use the sample standard deviation (ddof=1), the convention of the SEAT "
-    "reference code; with the population standard deviation (ddof=0) they equal the peer "
-    "library WEFE's WEAT effect sizes on the same embeddings (checked in the test suite). "
-    "Permutation p-values are one-sided, exact when the partitions are few and Monte Carlo "
-    "otherwise, Holm-Bonferroni adjusted across the tests shown. GloVe references are "
-    "Caliskan et al. (Science 2017), Table 1."
+    "Effect sizes d are shown with both standard-deviation conventions: the sample one "
+    "(ddof=1), the SEAT reference code's and the one the policy judges, and the population "
+    "one (ddof=0), the original WEAT code's, with which they equal the peer library WEFE's "
+    "WEAT effect sizes on the same embeddings (checked in the test suite). Permutation "
+    "p-values are two-sided (a reversed association counts as much as the expected one), "
+    "exact when the partitions can be counted (up to 21 vs 21 targets) and Monte Carlo "
+    "otherwise, Holm-Bonferroni adjusted across the tests shown. Smallest p is the smallest "
+    "p-value a test can reach at its sizes: a test marked underpowered cannot be "
+    "significant in this family and shows neither bias nor its absence. GloVe references "
+    "are Caliskan et al. (Science 2017), Table 1."
 )
 
 
@@ -332,8 +336,26 @@ def _bias(results: Mapping[str, Any]) -> list[Block]:
     bias = _mappings(results.get("bias"))
     if not bias:
         return [Paragraph("No bias audit was run.")]
-    headers = ("Test", "Effect size", "Holm p", "GloVe reference", "Adapter effect size")
-    keys = ("test", "effect_size", "holm_p", "glove_reference", "adapter_effect_size")
+    headers = (
+        "Test",
+        "d (sample sd)",
+        "d (population sd, WEFE)",
+        "Holm p (two-sided)",
+        "Smallest p",
+        "Power",
+        "GloVe reference",
+        "Adapter d (sample sd)",
+    )
+    keys = (
+        "test",
+        "effect_size",
+        "effect_size_population",
+        "holm_p",
+        "p_min",
+        "power",
+        "glove_reference",
+        "adapter_effect_size",
+    )
     return [
         Paragraph(BIAS_CONVENTION),
         _records_table("WEAT/SEAT bias tests", headers, keys, bias),

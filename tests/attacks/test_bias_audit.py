@@ -1,7 +1,9 @@
-"""Bias audit on the real sent-bias tests and encoder; WEFE cross-check; file errors."""
+"""Bias audit: the sent-bias suite on the real encoder, an auditor's own tests, WEFE, errors."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,7 +23,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from attacks.bias_audit import (
     BiasTest,
     Embed,
+    TextSet,
     audit_embeddings,
+    collect_bias_tests,
+    load_bias_folder,
     load_bias_test,
     load_bias_tests,
     resolve_seat_dir,
@@ -276,3 +283,257 @@ def test_identity_adapter_keeps_and_trained_adapter_changes_effect_sizes(
         np.array(effects(moved.details["tests"])) - np.array(effects(base.details["tests"]))
     )
     assert differences.max() > 1e-3
+
+
+# -- the auditor's own tests -----------------------------------------------------------------
+
+
+def _seat(
+    targ1: Sequence[str], targ2: Sequence[str], attr1: Sequence[str], attr2: Sequence[str]
+) -> dict[str, Any]:
+    names = ("X", "Y", "A", "B")
+    sets = (targ1, targ2, attr1, attr2)
+    return {
+        key: {"category": name, "examples": list(examples)}
+        for key, name, examples in zip(
+            ("targ1", "targ2", "attr1", "attr2"), names, sets, strict=True
+        )
+    }
+
+
+def _write(folder: Path, name: str, test: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    path.write_text(json.dumps(test), encoding="utf-8")
+    return path
+
+
+def _hashed_embed(texts: Sequence[str]) -> NDArray[np.float32]:
+    """A deterministic stand-in encoder: each text's vector is seeded by its SHA-256."""
+    rows = [
+        np.random.default_rng(
+            int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big")
+        ).normal(size=16)
+        for t in texts
+    ]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_a_folder_without_the_default_tests_loads_every_file_in_natural_order(
+    tmp_path: Path,
+) -> None:
+    # Prepare: names the suite never uses
+    for name in ("hiring12", "hiring2", "loans"):
+        _write(tmp_path, name, _VALID)
+
+    # Execute
+    tests = load_bias_folder(tmp_path)
+
+    # Assert
+    assert [t.name for t in tests] == ["hiring2", "hiring12", "loans"]
+    assert tests[0].path == tmp_path / "hiring2.jsonl"
+    assert tests[0].file_name == "hiring2"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "absent", "--tests .*absent: no such folder"),
+        (lambda p: _write(p, "one", _VALID), "--tests .*one.jsonl is a file"),
+        (lambda p: p, "--tests .* holds no \\*.jsonl file"),
+    ],
+)
+def test_bad_test_folder_says_so_in_the_callers_words(
+    tmp_path: Path, make: Any, message: str
+) -> None:
+    # Prepare
+    (tmp_path / "notes.txt").write_text("not a test", encoding="utf-8")
+    folder = make(tmp_path)
+
+    # Execute / Assert
+    with pytest.raises(DatasetNotFoundError, match=message) as caught:
+        load_bias_folder(folder, option="--tests")
+    assert "targ1" in str(caught.value)  # says what a test file must hold
+
+
+def test_a_malformed_file_in_a_folder_names_the_file(tmp_path: Path) -> None:
+    _write(tmp_path, "good", _VALID)
+    bad = _write(tmp_path, "bad", {k: v for k, v in _VALID.items() if k != "targ2"})
+
+    with pytest.raises(DataFormatError, match=r"missing set.*targ2") as caught:
+        load_bias_folder(tmp_path)
+
+    assert caught.value.path == bad
+    assert "sent-bias format" in str(caught.value)
+
+
+def test_same_file_name_in_two_folders_is_disambiguated_and_a_repeated_folder_counted_once(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    # Prepare: mine/weat1 clashes with the suite's weat1; two folders both called "x".
+    mine = tmp_path / "mine"
+    _write(mine, "weat1", _VALID)
+    _write(mine, "own", _VALID)
+    _write(tmp_path / "a" / "x", "twin", _VALID)
+    _write(tmp_path / "b" / "x", "twin", _VALID)
+    suite = [t for t in load_bias_tests(shared_data_dir) if t.name in {"weat1", "weat2"}]
+
+    # Execute
+    tests, renamed = collect_bias_tests(
+        [
+            suite,
+            load_bias_folder(mine),
+            load_bias_folder(mine),
+            load_bias_folder(tmp_path / "a" / "x"),
+            load_bias_folder(tmp_path / "b" / "x"),
+        ]
+    )
+
+    # Assert
+    names = [t.name for t in tests]
+    assert names[:4] == ["tests/weat1", "weat2", "own", "mine/weat1"]
+    assert names[4:] == [f"{tmp_path / 'a' / 'x'}/twin", f"{tmp_path / 'b' / 'x'}/twin"]
+    assert renamed["weat1"] == ["tests/weat1", "mine/weat1"]
+    assert tests[0].file_name == "weat1"
+
+
+def test_quick_names_keep_only_the_tests_the_suite_holds(shared_data_dir: Path) -> None:
+    # Execute
+    some = load_bias_tests(shared_data_dir, names=["weat1", "weat7", "not-a-test"])
+    none_held = load_bias_tests(shared_data_dir, names=["not-a-test"])
+
+    # Assert
+    assert [t.name for t in some] == ["weat1", "weat7"]
+    assert len(none_held) == N_SUITE_TESTS
+
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+).filter(str.strip)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sets=st.lists(st.lists(_TEXT, min_size=1, max_size=6), min_size=4, max_size=4))
+def test_any_seat_file_round_trips(tmp_path: Path, sets: list[list[str]]) -> None:
+    # Prepare
+    path = _write(tmp_path, "roundtrip", _seat(*sets))
+
+    # Execute
+    test = load_bias_test(path)
+
+    # Assert
+    assert [list(s.examples) for s in (test.targ1, test.targ2, test.attr1, test.attr2)] == sets
+    assert test.texts() == [t for s in sets for t in s]
+
+
+_SIZES = [(n, n) for n in range(1, 13)] + [(1, 4), (3, 7), (12, 5), (2, 9)]
+
+
+def _associations(
+    vectors: dict[str, NDArray[np.float64]], test: dict[str, Any]
+) -> tuple[list[float], list[float]]:
+    """s(w, A, B) by its definition, for the test's two target sets."""
+
+    def unit(text: str) -> NDArray[np.float64]:
+        v = vectors[text].astype(np.float64)
+        return v / np.linalg.norm(v)
+
+    def s(word: str) -> float:
+        a = [float(unit(word) @ unit(t)) for t in test["attr1"]["examples"]]
+        b = [float(unit(word) @ unit(t)) for t in test["attr2"]["examples"]]
+        return sum(a) / len(a) - sum(b) / len(b)
+
+    return [s(w) for w in test["targ1"]["examples"]], [s(w) for w in test["targ2"]["examples"]]
+
+
+def test_tests_of_every_size_get_brute_force_p_values_and_a_power_column(tmp_path: Path) -> None:
+    # Prepare: 1-vs-1 to 12-vs-12 and unequal sizes, in a folder without the suite.
+    written = {}
+    for n_x, n_y in _SIZES:
+        name = f"size{n_x}v{n_y}"
+        written[name] = _seat(
+            [f"{name} x{i}" for i in range(n_x)],
+            [f"{name} y{i}" for i in range(n_y)],
+            [f"{name} a{i}" for i in range(3)],
+            [f"{name} b{i}" for i in range(4)],
+        )
+        _write(tmp_path, name, written[name])
+    tests = load_bias_folder(tmp_path, option="--tests")
+
+    # Execute
+    report = audit_embeddings(tests, _hashed_embed, target="hashed", alpha=0.05)
+
+    # Assert
+    rows = {r["test"]: r for r in report.details["tests"]}
+    m = len(_SIZES)
+    assert set(rows) == set(written)
+    assert report.details["family_size"] == m
+    texts = sorted({t for test in tests for t in test.texts()})
+    vectors = dict(zip(texts, _hashed_embed(texts).astype(np.float64), strict=True))
+    for name, row in rows.items():
+        n_x, n_y = row["sizes"][:2]
+        equal = n_x == n_y
+        p_min = (2 if equal else 1) / math.comb(n_x + n_y, n_x)
+        assert row["p_method"] == "exact"
+        assert row["alternative"] == "two-sided"
+        assert row["p_min"] == pytest.approx(p_min)
+        assert row["reachable"] == (p_min * m <= 0.05)
+        assert row["power"].startswith("reachable" if row["reachable"] else "underpowered")
+        if not row["reachable"]:
+            assert row["verdict"].startswith("underpowered")
+        if n_x + n_y <= 14:
+            s_x, s_y = _associations(vectors, written[name])
+            assert row["p_value"] == pytest.approx(_brute_force_two_sided(s_x, s_y), abs=1e-12), (
+                name
+            )
+        n = n_x + n_y
+        if row["effect_size_sample"] is not None and n > 2:
+            ratio = math.sqrt(n / (n - 1))
+            assert row["effect_size_population"] == pytest.approx(row["effect_size_sample"] * ratio)
+    assert rows["size1v1"]["power"].endswith("(never significant)")
+    assert rows["size12v12"]["reachable"]
+
+
+def _brute_force_two_sided(s_x: list[float], s_y: list[float]) -> float:
+    pooled = s_x + s_y
+
+    def gap(chosen: tuple[int, ...]) -> float:
+        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        return abs(sum(pooled[i] for i in chosen) / len(chosen) - sum(rest) / len(rest))
+
+    observed = gap(tuple(range(len(s_x))))
+    combos = list(itertools.combinations(range(len(pooled)), len(s_x)))
+    return sum(gap(c) >= observed - 1e-9 for c in combos) / len(combos)
+
+
+def test_a_strong_reversed_effect_is_significant_two_sided_and_judged_by_its_size() -> None:
+    # Prepare: A along e1, B along e2; targ1 leans to B, targ2 to A: a reversed association.
+    vectors: dict[str, list[float]] = {"a": [1.0, 0.0, 0.1], "b": [0.0, 1.0, 0.1]}
+    for i in range(8):
+        vectors[f"x{i}"] = [0.2 + 0.01 * i, 1.0, 0.3]  # near B
+        vectors[f"y{i}"] = [1.0, 0.2 + 0.01 * i, 0.3]  # near A
+    test = BiasTest(
+        "reversed",
+        TextSet("X", tuple(f"x{i}" for i in range(8))),
+        TextSet("Y", tuple(f"y{i}" for i in range(8))),
+        TextSet("A", ("a",)),
+        TextSet("B", ("b",)),
+    )
+
+    def embed(texts: Sequence[str]) -> NDArray[np.float32]:
+        return np.asarray([vectors[t] for t in texts], dtype=np.float32)
+
+    # Execute
+    two_sided = audit_embeddings([test], embed, target="toy")
+    one_sided = audit_embeddings([test], embed, target="toy", alternative="greater")
+
+    # Assert
+    row = two_sided.details["tests"][0]
+    assert row["effect_size_sample"] < -1.5
+    assert row["p_value"] == pytest.approx(2 / math.comb(16, 8))  # only X and its mirror
+    assert row["significant"]
+    assert row["direction"] == "X ~ B (vs Y)"
+    assert not one_sided.details["tests"][0]["significant"]
+    assert one_sided.details["tests"][0]["p_value"] == 1.0

@@ -134,6 +134,9 @@ def results() -> dict[str, Any]:
                 "effect_size": 1.2,
                 "p_value": 0.001,
                 "holm_p": 0.002,
+                "effect_size_population": 1.23,
+                "p_min": 0.0286,
+                "power": "underpowered: smallest achievable p 0.0286 > alpha/m = 0.0063",
                 "glove_reference": 1.5,
                 "adapter_effect_size": 1.1,
             }
@@ -348,7 +351,9 @@ def test_html_has_every_section_the_verdict_and_status_badges(report: ReportFile
     for badge in ("pass", "fail", "not_evaluated", "partial"):
         assert f'class="badge badge-{badge}"' in page
     assert "engineering evidence, not legal advice" in page
-    assert '<th scope="col">Holm p</th>' in page
+    assert '<th scope="col">Holm p (two-sided)</th>' in page
+    assert '<th scope="col">d (population sd, WEFE)</th>' in page
+    assert "underpowered: smallest achievable p 0.0286 &gt; alpha/m = 0.0063" in page
     assert page.count("An honest-but-curious index operator") == 1  # grouped per attack
     assert "f1=0.58, precision=0.5, recall=0.69" in page
 
