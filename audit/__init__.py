@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from embedding_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from audit.auditor_data import AuditorData
+    from audit.auditor_records import read_auditor_records
     from audit.config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
     from audit.full_audit import run_audit
     from audit.index_evidence import IndexDirectoryError, IndexEvidence, gather_index_evidence
@@ -30,10 +32,12 @@ _SUBMODULE: dict[str, str] = {
     "DEFAULT_EPSILON": "config",
     "AuditConfig": "config",
     "AuditInputs": "config",
+    "AuditorData": "auditor_data",
     "IndexDirectoryError": "index_evidence",
     "IndexEvidence": "index_evidence",
     "ReleaseBound": "membership_bound",
     "gather_index_evidence": "index_evidence",
+    "read_auditor_records": "auditor_records",
     "release_auc_bound": "membership_bound",
     "run_audit": "full_audit",
 }
@@ -46,10 +50,12 @@ __all__ = [
     "DEFAULT_EPSILON",
     "AuditConfig",
     "AuditInputs",
+    "AuditorData",
     "IndexDirectoryError",
     "IndexEvidence",
     "ReleaseBound",
     "gather_index_evidence",
+    "read_auditor_records",
     "release_auc_bound",
     "run_audit",
 ]

@@ -10,6 +10,7 @@ from typing import Annotated
 import click
 import typer
 
+from audit.bias_cli import bias
 from embedding_core.cli import EncoderBackendOpt
 from embedding_core.data.paths import resolve_data_dir
 from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
@@ -25,6 +26,8 @@ audit_app = typer.Typer(
     no_args_is_help=False,
     pretty_exceptions_enable=False,
 )
+# The part commands import their attacks when they run, so loading this group stays light.
+audit_app.command("bias")(bias)
 
 
 @audit_app.callback(invoke_without_command=True)
@@ -68,6 +71,57 @@ def audit(
             "inversion attacker's word map also learns from its 160,000 public glosses.",
         ),
     ] = None,
+    attribute_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--attribute-data",
+            help="Your labelled records (CSV, TSV, JSON lines, Parquet): the attribute attack "
+            "infers --attribute-label; a seeded half is the attacker's, the rest the targets "
+            "(default: BANKING77 intent).",
+        ),
+    ] = None,
+    attribute_label: Annotated[
+        str | None,
+        typer.Option("--attribute-label", help="The column of --attribute-data to infer."),
+    ] = None,
+    attribute_text: Annotated[
+        str, typer.Option("--attribute-text", help="The text column of --attribute-data.")
+    ] = "text",
+    target_records: Annotated[
+        Path | None,
+        typer.Option(
+            "--target-records",
+            help="Your records (CSV, TSV, JSON lines, Parquet) the inversion attacks try to "
+            "recover (default: BANKING77 test queries and SciFact claims).",
+        ),
+    ] = None,
+    target_text: Annotated[
+        str, typer.Option("--target-text", help="The text column of --target-records.")
+    ] = "text",
+    membership_records: Annotated[
+        Path | None,
+        typer.Option(
+            "--membership-records",
+            help='Your interactions ({"query_id", "query", "doc_id"} JSON lines, the node '
+            "format): the membership game's pool (default: SciFact train pairs).",
+        ),
+    ] = None,
+    membership_documents: Annotated[
+        Path | None,
+        typer.Option(
+            "--membership-documents",
+            help='The documents --membership-records point at ({"id", "text"} JSON lines).',
+        ),
+    ] = None,
+    bias_tests: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--bias-tests",
+            help="Folder of your SEAT tests (<name>.jsonl: targ1, targ2, attr1, attr2); "
+            "repeatable. They join the sent-bias suite in one Holm family (--quick: its "
+            "weat1, weat2, weat7). Bias alone, in seconds: 'fedembed audit bias --tests DIR'.",
+        ),
+    ] = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy TOML (default: consortium default).")
     ] = None,
@@ -89,6 +143,17 @@ def audit(
 
     Without a subcommand, the full audit runs: every attack against every protection,
     judged by the policy. A subcommand runs one part of it on the auditor's own material.
+
+    Aim each attack at your own material:
+
+    attribute   --attribute-data FILE --attribute-label COL [--attribute-text COL]
+                (static and adaptive attackers; default: BANKING77 intent)
+    inversion   --target-records FILE [--target-text COL]
+                (default: BANKING77 test queries, SciFact test claims)
+    membership  --membership-records FILE --membership-documents FILE
+                (default: SciFact train pairs)
+    bias        --bias-tests DIR (repeatable; your SEAT-format tests beside the suite),
+                or alone, in seconds: fedembed audit bias --tests DIR [--json]
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -100,7 +165,9 @@ def audit(
         )
     # Imported here: the attacks load torch and scikit-learn, which every other
     # ``fedembed`` command would otherwise wait for at start-up.
+    from attacks.seat_tests import load_bias_folder
     from attacks.wordnet_glosses import check_wordnet_dir
+    from audit.auditor_records import read_auditor_inputs
     from audit.config import AuditConfig, AuditInputs
     from audit.full_audit import run_audit
     from audit.index_evidence import gather_index_evidence
@@ -121,6 +188,8 @@ def audit(
         gather_index_evidence(index)
     if wordnet is not None:
         check_wordnet_dir(wordnet)  # a folder without WordNet's files fails before any attack
+    for folder in bias_tests or []:
+        load_bias_folder(folder, option="--bias-tests")  # bad tests fail before any attack
     inputs = AuditInputs(
         policy=loaded,
         model=model,
@@ -133,7 +202,16 @@ def audit(
         cache=cache_dir,
         members=members,
         wordnet=wordnet,
+        bias_tests=tuple(bias_tests or ()),
+        attribute_data=attribute_data,
+        attribute_label=attribute_label,
+        attribute_text=attribute_text,
+        target_records=target_records,
+        target_text=target_text,
+        membership_records=membership_records,
+        membership_documents=membership_documents,
     )
+    read_auditor_inputs(inputs)  # the auditor's files and columns, before any attack
     config = AuditConfig.quick() if quick else AuditConfig()
     results = run_audit(inputs, config, progress=lambda line: typer.echo(line, err=True))
     files = write_report(results, out)

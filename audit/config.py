@@ -49,7 +49,7 @@ class AuditConfig:
     kpa_pairs: int = 1000
     mia_models: int = 8  # shadow models per recipe (online LiRA's IN/OUT fits)
     mia_targets: int = 4  # target models per recipe, trained apart from the shadows
-    bias_tests: tuple[str, ...] | None = None
+    bias_tests: tuple[str, ...] | None = None  # the suite's tests (those it holds); None: all
     bias_mc_samples: int = 100_000
     # SciFact documents the score-reconstruction gateway holds (None: the whole audit corpus,
     # as deployed; a smaller collection returns each document more often: a larger leak)
@@ -101,3 +101,12 @@ class AuditInputs:
     cache: Path | None = None
     members: Path | None = None
     wordnet: Path | None = None  # WordNet folder: its glosses join the word map's public text
+    bias_tests: tuple[Path, ...] = ()  # folders of the auditor's SEAT tests, beside the suite
+    # The auditor's own material (audit.auditor_data); None: the audit's default data.
+    attribute_data: Path | None = None  # labelled records: half attacker's, half targets
+    attribute_label: str | None = None  # the column holding the attribute
+    attribute_text: str = "text"
+    target_records: Path | None = None  # texts the inversion attacks try to recover
+    target_text: str = "text"
+    membership_records: Path | None = None  # node-format interactions: the game's pool
+    membership_documents: Path | None = None  # the documents they point at

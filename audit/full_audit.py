@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.audit_steps import AuditSteps, Progress
 from audit.config import DEFAULT_DELTA, DEFAULT_EPSILON, AuditConfig, AuditInputs
 from audit.figures import figures
 from audit.index_evidence import gather_index_evidence
@@ -34,7 +35,7 @@ from audit.results import (
     privacy_budget,
     report_dict,
 )
-from audit.runner import AuditRunner, AuditSteps, Progress
+from audit.runner import AuditRunner
 from audit.score_reconstruction_evidence import control_report, probe_gateway, setup_from
 from audit.score_reconstruction_evidence import rows as score_rows
 from embedding_core.errors import FedembedError
@@ -190,7 +191,12 @@ def run_audit(
         "checks": [c.to_dict() for c in checks],
         "regulations": map_regulations(checks),
         "figures": report_figures,
-        "limitations": audit_limitations(config, runner.adapter is not None, deployed),
+        "limitations": audit_limitations(
+            config,
+            runner.adapter is not None,
+            deployed,
+            pool=runner.auditor.membership_name,
+        ),
         "seconds": round(time.perf_counter() - started, 1),
         "json_sha256": None,
     }

@@ -74,7 +74,11 @@ def adapter_sha256(folder: Path | None) -> str | None:
 
 
 def audit_limitations(
-    config: AuditConfig, adapter: bool, deployed: DeployedProtection
+    config: AuditConfig,
+    adapter: bool,
+    deployed: DeployedProtection,
+    *,
+    pool: str | None = None,
 ) -> list[str]:
     """The notes that qualify the audit's findings for this ``config`` and deployment.
 
@@ -82,13 +86,15 @@ def audit_limitations(
         config: The budgets the audit ran with.
         adapter: Whether an adapter was audited.
         deployed: The deployed protection (its key is ``None`` without a keyring).
+        pool: The auditor's membership records file, when the game played on them.
     """
+    records = f"the auditor's records ({pool})" if pool else "SciFact's public train pairs"
     notes = [
         f"The optimisation inversion attack ran on the first {config.optimisation_targets} "
         "targets of each set (it queries the encoder thousands of times per target); the "
         "nearest-neighbour attack and the probes ran on every sampled target.",
         f"Membership inference trains {config.mia_models} shadow and "
-        f"{config.mia_targets} target adapters per recipe on SciFact's public train pairs, "
+        f"{config.mia_targets} target adapters per recipe on {records}, "
         "the targets apart from the shadows on independently drawn halves (Carlini et al. "
         "2022), with the full-batch DP-SGD recipe at the adapter's epsilon, on adapters of "
         "the released adapter's shape; it measures the recipe, not the federation's exact "
@@ -97,6 +103,10 @@ def audit_limitations(
         "bound on any attack's AUC (key metric auc_bound_gdp) is the release's own, read "
         "from its manifest (subject.adapter.membership_bound says how, or why there is "
         "none); the simulated recipe's bound is the detail auc_bound_recipe.",
+        "Attribute inference is played by a static attacker (probe trained on raw public "
+        "embeddings) and an adaptive one (probe trained on public embeddings under the same "
+        "protection); the check judges the larger advantage. Neither is the strongest "
+        "possible attacker.",
         "The bag-of-words inverter (Song and Raghunathan 2020) is measured in the benchmarks "
         "(benchmarks/RESULTS.md), not here: it was weaker than the two attacks shown.",
         "The keyed-rotation rows measure a protection that is not deployed: a secret random "

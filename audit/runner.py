@@ -2,12 +2,14 @@
 
 :class:`AuditRunner` loads the audited encoder and adapter and embeds the audit data,
 then runs each stage of the audit and keeps every :class:`~attacks.base.AttackReport`:
-inversion (nearest-neighbour and optimisation) and attribute inference (intent and
-owning node) against each protection case, the membership-inference game on the DP
-recipe and an overfit control, and the WEAT/SEAT bias audit on the base and fine-tuned
-models. Each stage returns the numbers the policy checks are computed from.
+inversion (nearest-neighbour and optimisation) and attribute inference (intent, or the
+auditor's attribute, by static and adaptive attackers; owning node) against each
+protection case, the membership-inference game on the DP recipe and an overfit control
+(on the auditor's own records when given: :mod:`audit.auditor_data`), and the WEAT/SEAT
+bias audit on the base and fine-tuned models. Each stage returns the numbers the policy
+checks are computed from.
 
-Each stage announces itself through :class:`AuditSteps` (``audit [5/9] membership
+Each stage announces itself through :class:`audit.audit_steps.AuditSteps` (``audit [5/9] membership
 inference: DP recipe, 8 shadows + 4 targets``), and its long loops (optimisation
 inversion's targets, the membership game's models, the word map's batches, the bias
 tests) advance an :class:`embedding_core.progress.Progress`: a bar on a terminal, a log
@@ -18,21 +20,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from attacks import nearest_neighbour_inversion, optimisation_inversion
+from attacks.adaptive_attribute import attribute_attacks
 from attacks.attribute_inference import AttributeProbe, attribute_report
 from attacks.base import AttackReport
-from attacks.bias_audit import GLOVE_PUBLISHED, load_bias_tests, run_bias_audit
+from attacks.bias_audit import GLOVE_PUBLISHED, run_bias_audit
 from attacks.inversion_vocabulary import frequent_words, tokenizer_words
 from attacks.membership_game import (
     CONTROL,
-    Trainer,
     dp_trainer,
     game_reports,
     overfit_trainer,
@@ -41,23 +42,25 @@ from attacks.membership_game import (
 from attacks.membership_inference import record_statistics
 from attacks.nearest_neighbour_inversion import NearestNeighbourInverter
 from attacks.optimisation_inversion import OptimisationInverter
+from attacks.seat_tests import collect_bias_tests, load_bias_folder, load_bias_tests
 from attacks.text_metrics import inversion_report
 from attacks.word_relevance_map import WordRelevanceMap
+from audit.audit_steps import AuditSteps, CountedInverter, Progress, counted, counted_trainer
+from audit.auditor_data import AttributeTask, AuditorData, embed_auditor_records, replace_sources
+from audit.auditor_records import read_auditor_inputs
 from audit.config import AuditConfig, AuditInputs
 from audit.data import AuditData, load_audit_data, owning_nodes
 from audit.membership_bound import ReleaseBound
 from audit.protection_cases import ProtectionCase
-from dp_training import InteractionSet
 from embedding_core import EmbeddingCache, Encoder
 from embedding_core.adapter import Adapter, AdapterKind
+from embedding_core.errors import DatasetNotFoundError
 from embedding_core.progress import Progress as Meter
 
-__all__ = ["HOLM_ALPHA", "STATIC", "AuditRunner", "AuditSteps", "Progress", "counted"]
+__all__ = ["HOLM_ALPHA", "STATIC", "AuditRunner"]
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-"""Where the audit's step lines go (the CLI prints them)."""
 HOLM_ALPHA = 0.05
 # One pass over public sentences + glosses (185,000 texts) is 7 times the steps of the
 # default 3 passes over the public sentences alone, and ranked claim words best.
@@ -65,93 +68,6 @@ GLOSS_WORD_MAP_EPOCHS = 1
 STATIC = (
     "knows the encoder (black-box queries) and holds public auxiliary text (STS-B, BANKING77 train)"
 )
-
-
-class AuditSteps:
-    """The audit's steps, announced numbered: ``audit [3/9] inversion and attribute ...``.
-
-    Each line goes to the log and to ``progress`` (if any), after the seconds since the
-    audit started. :meth:`step` starts the next step; calling the object (or
-    :meth:`detail`) says something within the current one, so an :class:`AuditSteps` is
-    also a :data:`Progress`.
-
-    Args:
-        total: How many steps the audit has (0: unknown, the lines show no total).
-        progress: Called with each line (the CLI prints them).
-    """
-
-    def __init__(self, total: int = 0, progress: Progress | None = None) -> None:
-        self.total, self.number = total, 0
-        self._progress = progress
-        self._started = time.perf_counter()
-
-    @property
-    def label(self) -> str:
-        """``audit [3/9]`` (``audit [3]`` when the total is unknown)."""
-        of = f"/{self.total}" if self.total else ""
-        return f"audit [{self.number}{of}]"
-
-    def step(self, title: str) -> None:
-        """Start the next step, called ``title``."""
-        self.number += 1
-        self._say(f"{self.label} {title}")
-
-    def detail(self, message: str) -> None:
-        """Say ``message`` within the current step."""
-        self._say(f"{self.label}   {message}")
-
-    def __call__(self, message: str) -> None:
-        """Say ``message`` within the current step (a :data:`Progress`)."""
-        self.detail(message)
-
-    def _say(self, line: str) -> None:
-        logger.info("%s", line)
-        if self._progress is not None:
-            self._progress(f"[{time.perf_counter() - self._started:6.0f} s] {line}")
-
-
-@contextmanager
-def counted(what: str, unit: str, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback (the attacks' kind) that drives a :class:`Meter`.
-
-    The meter opens now when ``total`` is given, else at the first call (which tells the
-    total), and closes on exit.
-    """
-    meter: Meter | None = None if total is None else Meter(total, what=what, unit=unit)
-
-    def report(done: int, total: int) -> None:
-        nonlocal meter
-        if meter is None:
-            meter = Meter(total, what=what, unit=unit)
-        meter.advance(max(done - meter.done, 0))
-
-    try:
-        yield report
-    finally:
-        if meter is not None:
-            meter.close()
-
-
-class _CountedInverter:
-    """An optimisation inverter whose :meth:`invert` advances a progress per target."""
-
-    def __init__(self, inverter: OptimisationInverter, what: str) -> None:
-        self.inverter, self.what = inverter, what
-
-    def invert(self, vectors: np.ndarray) -> list[str]:
-        with counted(self.what, "targets", len(vectors)) as progress:
-            return self.inverter.invert(vectors, progress=progress)
-
-
-def _counted_trainer(train: Trainer, meter: Meter) -> Trainer:
-    """``train`` advancing ``meter`` by one per model trained."""
-
-    def counting(data: InteractionSet, seed: int) -> Adapter:
-        adapter = train(data, seed)
-        meter.advance()
-        return adapter
-
-    return counting
 
 
 class AuditRunner:
@@ -188,6 +104,17 @@ class AuditRunner:
         )
         if inputs.members is not None:
             self.owners = owning_nodes(inputs.members, self.data.scifact_test.corpus_ids)
+        self.auditor: AuditorData = embed_auditor_records(
+            read_auditor_inputs(inputs), self._embed, seed=config.seed
+        )
+        self.data.sources = replace_sources(self.data.sources, self.auditor)
+
+    def _embed(self, texts: Sequence[str], what: str) -> np.ndarray:
+        """The base encoder's vectors of ``texts`` (through the cache when given)."""
+        self.steps.detail(f"embedding {what} ({len(texts)} texts)")
+        if self.cache is not None:
+            return self.cache.get_or_encode(self.encoder, list(texts), what=f"audit: embed {what}")
+        return self.encoder.encode(list(texts), what=f"audit: embed {what}")
 
     def add(self, report: AttackReport) -> AttackReport:
         """Keep ``report`` among the audit's reports, log it and return it."""
@@ -216,12 +143,25 @@ class AuditRunner:
         if self.config.search.rare_word_cost > 0 or self.config.search.form_prior > 0:
             notes.append(", public word frequencies as a prior on rare words and word forms")
         words_note = "".join(notes)
-        intent = AttributeProbe().fit(data.intent_train_vectors, data.intent_train_labels)
+        task = self.auditor.attribute or AttributeTask(
+            name="banking77-test intent",
+            attribute="the intent",
+            public="BANKING77 train",
+            public_vectors=data.intent_train_vectors,
+            public_labels=data.intent_train_labels,
+            target_vectors=data.bank_vectors,
+            target_labels=data.bank_labels,
+        )
+        static = AttributeProbe().fit(task.public_vectors, task.public_labels)
         owner = self._owner_probe()
         rows = []
         targets = (
-            ("banking77-test", data.bank_texts, data.bank_vectors),
-            ("scifact-claims", data.claim_texts, data.claim_vectors),
+            (self.auditor.targets,)
+            if self.auditor.targets is not None
+            else (
+                ("banking77-test", data.bank_texts, data.bank_vectors),
+                ("scifact-claims", data.claim_texts, data.claim_vectors),
+            )
         )
         for number, case in enumerate(cases, start=1):
             self.progress(f"attacking {case.label} ({number}/{len(cases)})")
@@ -245,7 +185,7 @@ class AuditRunner:
                     opt_report = self.add(
                         inversion_report(
                             optimisation_inversion.ATTACK_NAME,
-                            _CountedInverter(opt, f"audit: optimisation inversion, {label}"),
+                            CountedInverter(opt, f"audit: optimisation inversion, {label}"),
                             texts[:n_opt],
                             seen[:n_opt],
                             target=label,
@@ -262,23 +202,30 @@ class AuditRunner:
                         )
                     )
                     best = max(best, opt_report.metrics["f1"])
-            attribute = self.add(
-                attribute_report(
-                    intent,
-                    case.attacker_view(data.bank_vectors),
-                    data.bank_labels,
-                    target=f"banking77-test intent {case.label}",
-                    threat_model="a linear probe trained on public labelled text (BANKING77 train) "
-                    f"predicts the intent; {case.threat}",
+            static_row, adaptive_row = (
+                self.add(report)
+                for report in attribute_attacks(
+                    static,
+                    case.attacker_view,
+                    task.public_vectors,
+                    task.public_labels,
+                    task.target_vectors,
+                    task.target_labels,
+                    target=f"{task.name} {case.label}",
+                    public=task.public,
+                    attribute=task.attribute,
+                    threat=case.threat,
                     details={"protection": case.label},
                 )
             )
+            attribute = max(static_row, adaptive_row, key=lambda r: r.metrics["advantage"])
             rows.append(
                 {
                     "protection": case.label,
                     "ndcg10": case.ndcg10,
                     "inversion_f1": best,
                     "attribute_accuracy": attribute.metrics["accuracy"],
+                    "attribute_attacker": attribute.details["attacker"],
                     "attribute_advantage": max(
                         attribute.metrics["advantage"], self._owner_attack(case, owner)
                     ),
@@ -365,7 +312,8 @@ class AuditRunner:
         release's manifest), not the simulated recipe's; each game also reports its
         no-signal control, which is no attack and counts in neither AUC.
         """
-        pool = self.data.membership_pool
+        pool = self.auditor.membership_pool
+        pool = self.data.membership_pool if pool is None else pool
         shape = self.adapter.kind if self.adapter is not None else AdapterKind.RESIDUAL_LINEAR
         kind = shape.value
         rank = self.adapter.rank if self.adapter is not None else None
@@ -386,13 +334,15 @@ class AuditRunner:
                     target_epsilon=recipe, target_delta=delta, kind=kind, rank=rank
                 )
                 target = f"DP-SGD {kind} adapter recipe (eps {recipe:.4g}, delta {delta:g})"
+            if self.auditor.membership_name is not None:
+                target += f" on {self.auditor.membership_name}"
             what = f"audit: membership inference, {name} models"
             with Meter(models, what=what, unit="models") as meter:
                 game = play_game(
                     target,
                     pool,
                     base,
-                    _counted_trainer(train, meter),
+                    counted_trainer(train, meter),
                     shadows=self.config.mia_models,
                     targets=self.config.mia_targets,
                     seed=self.config.seed,
@@ -413,11 +363,26 @@ class AuditRunner:
 
     # -- bias -------------------------------------------------------------------------------
     def bias(self) -> tuple[list[dict[str, Any]], float | None]:
-        """Run WEAT/SEAT on the base and tuned models: rows and the largest significant |d|."""
-        tests = load_bias_tests(
-            self.inputs.data_dir / "seat" if self.inputs.data_dir else None,
-            names=list(self.config.bias_tests) if self.config.bias_tests else None,
-        )
+        """Run WEAT/SEAT on the base and tuned models: rows and the largest significant |d|.
+
+        The sent-bias suite (``config.bias_tests`` of it, those it holds) and the auditor's
+        folders (``inputs.bias_tests``) are one Holm family; with auditor folders a missing
+        suite is skipped. p-values are two-sided, so the evidence is the largest |d|
+        (sample sd) among tests significant after Holm, whichever direction they lean.
+        """
+        groups = [load_bias_folder(f, option="--bias-tests") for f in self.inputs.bias_tests]
+        try:
+            suite = load_bias_tests(
+                self.inputs.data_dir / "seat" if self.inputs.data_dir else None,
+                names=list(self.config.bias_tests) if self.config.bias_tests else None,
+            )
+        except DatasetNotFoundError:
+            if not groups:
+                raise
+            logger.warning("bias: no sent-bias suite found; only the auditor's tests run")
+            suite = []
+        tests, _ = collect_bias_tests([suite, *groups])
+        suite_names = {str(t.path): t.file_name for t in suite}  # the GloVe values' names
         models = "base model" + (" and the adapted one" if self.adapter is not None else "")
         self.steps.step(f"bias audit (WEAT/SEAT): {len(tests)} tests on the {models}")
         kwargs: dict[str, Any] = {
@@ -444,14 +409,21 @@ class AuditRunner:
             rows.append(
                 {
                     "test": row["test"],
-                    "effect_size": row["effect_size"],
+                    "effect_size": row["effect_size_sample"],
+                    "effect_size_population": row["effect_size_population"],
                     "p_value": row["p_value"],
                     "holm_p": row["p_holm"],
-                    "glove_reference": GLOVE_PUBLISHED.get(row["test"]),
-                    "adapter_effect_size": other["effect_size"] if other else None,
+                    "p_min": row["p_min"],
+                    "power": row["power"],
+                    "significant": row["significant"],
+                    "glove_reference": GLOVE_PUBLISHED.get(suite_names.get(row["file"], "")),
+                    "adapter_effect_size": other["effect_size_sample"] if other else None,
+                    "adapter_effect_size_population": (
+                        other["effect_size_population"] if other else None
+                    ),
                     "adapter_holm_p": other["p_holm"] if other else None,
                 }
             )
-            if deployed["p_holm"] < HOLM_ALPHA:
-                significant.append(abs(deployed["effect_size"]))
+            if deployed["significant"] and deployed["effect_size_sample"] is not None:
+                significant.append(abs(deployed["effect_size_sample"]))
         return rows, (max(significant) if significant else 0.0)

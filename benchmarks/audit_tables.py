@@ -37,6 +37,8 @@ def inversion_table(report: dict[str, Any]) -> list[str]:
         elif row["attack"] == "attribute_inference":
             # target: "<set> <attribute> <protection>", e.g. "scifact-docs owning-node raw"
             attribute = row["target"].split(" ")[1]
+            if row["details"].get("attacker") == "adaptive":  # probe trained on protected text
+                attribute += " adaptive"
             cells[protection][attribute] = _f(row["metrics"]["accuracy"])
     utility = {u["protection"]: u for u in report["utility"]}
     columns = [
@@ -45,6 +47,7 @@ def inversion_table(report: dict[str, Any]) -> list[str]:
         "optimisation scifact-claims",
         "nearest scifact-claims",
         "intent",
+        "intent adaptive",
         "owning-node",
     ]
     lines = [

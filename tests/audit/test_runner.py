@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from audit.audit_steps import AuditSteps, counted
 from audit.config import AuditConfig, AuditInputs
 from audit.full_audit import audit_step_count
 from audit.membership_bound import ReleaseBound
-from audit.runner import AuditRunner, AuditSteps, counted
+from audit.runner import AuditRunner
 from embedding_core.progress import PROGRESS_ENV
 from policies import load_default_policy
 from tests.audit.tiny_data import write_tiny_data
