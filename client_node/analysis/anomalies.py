@@ -6,8 +6,11 @@ calibrated out of sample at a target false-positive rate), scores and flags the 
 ones, and explains each flagged record by its nearest normal records. With ground truth
 (a true/false column, or labels where a label the normal set lacks counts as anomalous)
 the AUROC and the rates the threshold actually reached are measured. ``--out`` files:
-``scores.jsonl``, ``flagged.jsonl`` (with the explanations) and ``detector/``. Texts
-are written only to the node's own ``flagged.jsonl``, never logged.
+``scores.jsonl``, ``flagged.jsonl`` (with the explanations) and ``detector/``.
+:func:`score_with_saved_detector` scores new records with such a saved ``detector/`` and
+its calibrated threshold, in the encoder space it was fitted in; it holds the normal
+records' vectors and ids, never their texts, so its explanations name normal records by
+id. Texts are written only to the node's own ``flagged.jsonl`` (mode 0600), never logged.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from client_node.analysis.anomaly_model import (
     DETECTORS,
     AnomalyModel,
     check_sizes,
+    detector_folder,
     fit_anomaly_model,
     make_detector,
+    read_manifest,
 )
+from client_node.analysis.classify import encoder_identity
 from client_node.analysis.record_vectors import RecordEncoder
 from embedding_core.atomic_file import atomic_write_bytes
-from embedding_core.errors import DataFormatError
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
+from embedding_core.errors import DataFormatError, FedembedError
 
 __all__ = [
     "DETECTORS",
@@ -43,7 +50,9 @@ __all__ = [
     "fit_anomaly_model",
     "is_anomaly_from_labels",
     "is_anomaly_from_truth",
+    "saved_detector_encoder",
     "score_records",
+    "score_with_saved_detector",
     "write_outputs",
 ]
 
@@ -137,28 +146,20 @@ def score_records(
     )
 
 
-def encoder_identity(encoder: RecordEncoder) -> dict[str, Any]:
-    """``encoder.description()`` plus the adapter's weights hash (``None``: no adapter)."""
-    described: dict[str, Any] = dict(encoder.description())
-    described["adapter_sha256"] = None
-    if encoder.adapter is not None:
-        from embedding_core.adapter import Adapter
-
-        described["adapter_sha256"] = Adapter.read_manifest(encoder.adapter).get("weights_sha256")
-    return described
-
-
 def write_outputs(
     out: Path,
     model: AnomalyModel,
     report: AnomalyReport,
     new: LabelledTexts,
     new_vectors: NDArray[np.floating],
-    normal: LabelledTexts,
+    normal: LabelledTexts | None,
 ) -> None:
     """``scores.jsonl`` (every record), ``flagged.jsonl`` (with neighbours), ``detector/``.
 
-    Texts go to ``flagged.jsonl`` only: the node's own file, never a log line.
+    Texts go to ``flagged.jsonl`` only (owner-only, mode 0600): the node's own file, never
+    a log line. ``normal=None`` (a saved detector, which keeps the normal records' vectors
+    and ids but never their texts): the neighbours are named by id and similarity only,
+    and ``detector/`` is not written again.
     """
     out.mkdir(parents=True, exist_ok=True)
     truth = report.is_anomaly
@@ -173,27 +174,31 @@ def write_outputs(
             row["anomalous"] = truth[i]
         lines.append(json.dumps(row) + "\n")
     atomic_write_bytes(out / "scores.jsonl", "".join(lines).encode("utf-8"))
-    normal_text = dict(zip(normal.ids, normal.texts, strict=True))
+    normal_text = dict(zip(normal.ids, normal.texts, strict=True)) if normal is not None else {}
     where = np.flatnonzero(report.flagged)
     explained = model.explain(np.asarray(new_vectors)[where]) if len(where) else []
     order = np.argsort(-report.scores[where], kind="stable")
     lines = []
     for position in order:
         i = int(where[position])
+        neighbours: list[dict[str, Any]] = []
+        for nid, sim in explained[position]:
+            neighbour: dict[str, Any] = {"id": nid, "similarity": sim}
+            if normal is not None:
+                neighbour["text"] = normal_text.get(nid)
+            neighbours.append(neighbour)
         row = {
             "id": report.ids[i],
             "score": float(report.scores[i]),
             "text": new.texts[i],
-            "neighbours": [
-                {"id": nid, "similarity": sim, "text": normal_text.get(nid)}
-                for nid, sim in explained[position]
-            ],
+            "neighbours": neighbours,
         }
         if truth is not None:
             row["anomalous"] = truth[i]
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     atomic_write_bytes(out / "flagged.jsonl", "".join(lines).encode("utf-8"))  # node-only file
-    model.save(out / "detector")
+    if normal is not None:
+        model.save(out / "detector")
     logger.info("anomalies: wrote %s (%d flagged records)", out, len(where))
 
 
@@ -238,4 +243,62 @@ def find_anomalies(
     )
     if out is not None:
         write_outputs(out, model, report, new, new_vectors, normal)
+    return model, report
+
+
+def saved_detector_encoder(
+    folder: Path,
+    *,
+    model: Path | None = None,
+    encoder_backend: str | None = None,
+    adapter: Path | None = None,
+    cache_dir: Path | None = None,
+) -> RecordEncoder:
+    """The encoder a saved detector's normal records were encoded with, unless told otherwise.
+
+    Each of ``model``, ``encoder_backend`` and ``adapter`` left ``None`` is the one its
+    manifest records; :func:`score_with_saved_detector` refuses an encoder of another space.
+    """
+    made: dict[str, Any] = dict(read_manifest(folder).get("encoder") or {})
+    recorded_adapter = made.get("adapter")
+    recorded_model = made.get("model_path")
+    return RecordEncoder(
+        model=model if model is not None else recorded_model,
+        encoder_backend=encoder_backend
+        or str(made.get("encoder_backend") or DEFAULT_ENCODER_BACKEND),
+        adapter=adapter
+        if adapter is not None
+        else (Path(recorded_adapter) if recorded_adapter else None),
+        cache_dir=cache_dir,
+    )
+
+
+def score_with_saved_detector(
+    folder: Path,
+    new: LabelledTexts,
+    encoder: RecordEncoder,
+    *,
+    is_anomaly: list[bool] | None = None,
+    out: Path | None = None,
+) -> tuple[AnomalyModel, AnomalyReport]:
+    """Score and flag ``new`` with the detector saved in ``folder`` and its threshold.
+
+    The detector is loaded (its SHA-256 verified) and refused unless ``encoder`` encodes in
+    the space and with the adapter its normal records were encoded with; nothing is fitted
+    or calibrated again. ``out``: ``scores.jsonl`` and ``flagged.jsonl`` (neighbours by id:
+    the saved detector holds no texts).
+    """
+    source = detector_folder(folder)
+    if encoder.adapter is not None and not Path(encoder.adapter).exists():
+        raise FedembedError(
+            f"the adapter folder {encoder.adapter} does not exist on this node",
+            expected=f"the adapter the detector at {source} was fitted with (named in its "
+            "manifest.json)",
+            fix="pass --adapter with that adapter's folder",
+        )
+    model = AnomalyModel.load(source, encoder=encoder_identity(encoder))
+    vectors = encoder.encode(new.texts, what="encode new records")
+    report = score_records(model, vectors, new.ids, is_anomaly=is_anomaly)
+    if out is not None:
+        write_outputs(out, model, report, new, vectors, None)
     return model, report

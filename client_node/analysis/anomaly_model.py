@@ -39,7 +39,15 @@ from analytics.anomaly_threshold import DEFAULT_FOLDS, SPLIT_FRACTION
 from embedding_core.atomic_file import atomic_write_bytes, atomic_write_json
 from embedding_core.errors import FedembedError
 
-__all__ = ["DETECTORS", "AnomalyModel", "check_sizes", "fit_anomaly_model", "make_detector"]
+__all__ = [
+    "DETECTORS",
+    "AnomalyModel",
+    "check_sizes",
+    "detector_folder",
+    "fit_anomaly_model",
+    "make_detector",
+    "read_manifest",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +184,9 @@ class AnomalyModel:
         target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, NDArray[np.generic]] = {
-            **self.detector.state(),
             "normal": self.normal_vectors,
             "normal_ids": np.asarray(self.normal_ids, dtype=str),
+            **self.detector.state(),  # the k-NN detector's "normal": the same array
         }
         buffer = io.BytesIO()
         np.savez(buffer, allow_pickle=False, **arrays)
@@ -209,22 +217,13 @@ class AnomalyModel:
 
     @classmethod
     def load(cls, folder: str | Path, *, encoder: dict[str, Any] | None = None) -> AnomalyModel:
-        """Load a saved detector, verifying its hash (and ``encoder``'s space, if given)."""
-        source = Path(folder)
-        manifest_path = source / MANIFEST_FILE
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FedembedError(
-                f"no readable detector manifest at {manifest_path} ({exc.__class__.__name__})",
-                expected=f"a folder holding {MANIFEST_FILE} and {WEIGHTS_FILE}",
-                fix="pass the detector/ folder that `fedembed node analyse anomalies --out` wrote",
-            ) from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != DETECTOR_FORMAT:
-            raise FedembedError(
-                f"{manifest_path} is not a fedembed anomaly detector manifest",
-                expected=f'"format": "{DETECTOR_FORMAT}"',
-            )
+        """Load a saved detector, verifying its hash (and ``encoder``'s space, if given).
+
+        ``folder`` is the ``detector/`` folder, or the folder holding it (the ``--out``
+        folder of ``fedembed node analyse anomalies``).
+        """
+        source = detector_folder(folder)
+        manifest = read_manifest(source)
         weights_path = source / str(manifest.get("weights_file", WEIGHTS_FILE))
         data = weights_path.read_bytes() if weights_path.is_file() else b""
         if hashlib.sha256(data).hexdigest() != manifest.get("weights_sha256"):
@@ -257,6 +256,35 @@ class AnomalyModel:
         if encoder is not None:
             model.check_encoder(encoder)
         return model
+
+
+def detector_folder(folder: str | Path) -> Path:
+    """``folder`` itself, or its ``detector/`` subfolder when only that holds a manifest."""
+    source = Path(folder)
+    inner = source / "detector"
+    if not (source / MANIFEST_FILE).is_file() and (inner / MANIFEST_FILE).is_file():
+        return inner
+    return source
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of the detector saved in ``folder`` (or its ``detector/``), unverified."""
+    manifest_path = detector_folder(folder) / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FedembedError(
+            f"no readable detector manifest at {manifest_path} ({exc.__class__.__name__})",
+            expected=f"a folder holding {MANIFEST_FILE} and {WEIGHTS_FILE}",
+            fix="pass the detector/ folder that `fedembed node analyse anomalies --out` wrote",
+        ) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != DETECTOR_FORMAT:
+        raise FedembedError(
+            f"{manifest_path} is not a fedembed anomaly detector manifest",
+            expected=f'"format": "{DETECTOR_FORMAT}"',
+            fix="pass the detector/ folder that `fedembed node analyse anomalies --out` wrote",
+        )
+    return manifest
 
 
 def fit_anomaly_model(
@@ -296,6 +324,10 @@ def fit_anomaly_model(
         lambda: make_detector(detector, k), vectors, alpha, labels=labels, folds=folds, seed=seed
     )
     final = make_detector(detector, k).fit(vectors, labels)
+    if isinstance(final, KnnAnomalyDetector):
+        # The vectors the k-NN detector keeps (unit length, as it scores) are the ones
+        # saved, so a reloaded detector scores exactly as this one does.
+        vectors = final.state()["normal"].astype(np.float32, copy=False)
     return AnomalyModel(
         detector=final,
         threshold=calibration.threshold,

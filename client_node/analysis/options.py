@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from client_node.analysis.record_vectors import RecordEncoder
@@ -19,6 +20,7 @@ __all__ = [
     "TextColumnOpt",
     "emit",
     "input_exists",
+    "option_given",
     "record_encoder",
 ]
 
@@ -62,6 +64,15 @@ OutOpt = Annotated[
     typer.Option("--out", help="Folder for what the command writes (made if missing)."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+
+
+def option_given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or in the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in {
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    }
 
 
 def record_encoder(

@@ -50,17 +50,21 @@ def test_new_classes_are_flagged_and_explained_by_normal_neighbours(detector: st
     assert {i for i, _ in explained[0]} <= set(ids)
 
 
-def test_saved_detector_loads_with_the_same_scores_and_threshold(tmp_path: Path) -> None:
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_saved_detector_loads_with_the_same_scores_and_threshold(
+    tmp_path: Path, detector: str
+) -> None:
     normal, labels = _clusters(120, seed=3)
     model = fit_anomaly_model(
-        normal, [str(i) for i in range(120)], labels=labels, detector="mahalanobis", encoder=ENCODER
+        normal, [str(i) for i in range(120)], labels=labels, detector=detector, encoder=ENCODER
     )
     queries, _ = _clusters(10, seed=4)
 
     model.save(tmp_path)
     loaded = AnomalyModel.load(tmp_path, encoder=ENCODER)
 
-    np.testing.assert_allclose(loaded.score(queries), model.score(queries))
+    np.testing.assert_array_equal(loaded.score(queries), model.score(queries))  # exactly
+    assert loaded.explain(queries) == model.explain(queries)
     assert loaded.threshold == model.threshold
     assert loaded.normal_ids == model.normal_ids
     assert loaded.normal_labels == ["c0", "c1", "c2"]
@@ -70,7 +74,7 @@ def test_saved_detector_loads_with_the_same_scores_and_threshold(tmp_path: Path)
 
 
 def test_the_command_offers_every_detector_the_api_has() -> None:
-    from client_node.analysis.anomalies_cli import DETECTOR_CHOICES
+    from client_node.analysis.anomalies_options import DETECTOR_CHOICES
 
     assert DETECTOR_CHOICES == DETECTORS
 

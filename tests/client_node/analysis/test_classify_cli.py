@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
@@ -19,67 +17,49 @@ from sklearn.model_selection import StratifiedKFold
 from analytics.labelled_texts import load_labelled_texts
 from client_node.analysis.classify import predict, train_classifier
 from client_node.analysis.record_vectors import RecordEncoder
-from embedding_core.adapter import Adapter
-from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, Encoder
+from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 from embedding_core.errors import FedembedError
-from fedembed.cli import main
+from tests.client_node.analysis.records import (
+    Runner,
+    assert_one_clear_error,
+    banking77,
+    first_of_each,
+    last_json,
+    random_adapter,
+    spread_intents,
+    write_csv,
+)
 
 PER_INTENT = 20
 INTENTS = 6
 JSON_KEYS = {"accuracy", "macro_f1", "folds", "classes", "records"}
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture(scope="module")
 def records(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """20 train records of 6 spread-out intents; their test records; broken variants."""
     folder = tmp_path_factory.mktemp("classify")
-    source = shared_data_dir / "banking77"
-    with (source / "train.csv").open(encoding="utf-8") as handle:
-        train = list(csv.DictReader(handle))
-    with (source / "test.csv").open(encoding="utf-8") as handle:
-        test = list(csv.DictReader(handle))
-    intents = sorted({r["category"] for r in train})[:: 77 // INTENTS][:INTENTS]
-    chosen = [r for i in intents for r in [x for x in train if x["category"] == i][:PER_INTENT]]
+    train = banking77(shared_data_dir, "train")
+    test = banking77(shared_data_dir, "test")
+    intents = spread_intents(train, 77 // INTENTS, INTENTS)
+    chosen = first_of_each(train, intents, PER_INTENT)
     fields = ["text", "category"]
     rare = chosen + [r for r in train if r["category"] not in intents][:2]
     return {
-        "train": _write_csv(folder / "train.csv", chosen, fields),
-        "test": _write_csv(
+        "train": write_csv(folder / "train.csv", chosen, fields),
+        "test": write_csv(
             folder / "test.csv", [r for r in test if r["category"] in intents], fields
         ),
-        "one_class": _write_csv(folder / "one_class.csv", chosen[:PER_INTENT], fields),
-        "rare": _write_csv(folder / "rare.csv", rare, fields),
-        "empty": _write_csv(folder / "empty.csv", [], fields),
+        "one_class": write_csv(folder / "one_class.csv", chosen[:PER_INTENT], fields),
+        "rare": write_csv(folder / "rare.csv", rare, fields),
+        "empty": write_csv(folder / "empty.csv", [], fields),
     }
 
 
 @pytest.fixture
-def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, embedding_cache_dir: Path
-) -> Any:
-    """Run ``fedembed node analyse COMMAND ARGS`` as ``main`` does: (exit code, out, err)."""
-
-    def invoke(command: str, *args: str) -> tuple[int, str, str]:
-        argv = ["fedembed", "node", "analyse", command, "--cache-dir", str(embedding_cache_dir)]
-        monkeypatch.setattr(sys, "argv", [*argv, *args])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        captured = capsys.readouterr()
-        return int(exited.value.code or 0), captured.out, captured.err
-
-    return invoke
-
-
-def _last_json(out: str) -> dict[str, Any]:
-    return dict(json.loads(out.strip().splitlines()[-1]))
+def run(analyse: Runner) -> Runner:
+    """Run ``fedembed node analyse COMMAND ARGS``: (exit code, out, err)."""
+    return analyse
 
 
 def test_classify_then_predict_scores_saves_and_labels_new_records(
@@ -96,7 +76,7 @@ def test_classify_then_predict_scores_saves_and_labels_new_records(
     )  # fmt: skip
     # Assert: the CV scores are scikit-learn's on the same vectors, folds and C
     assert code == 0, err
-    result = _last_json(out)
+    result = last_json(out)
     assert set(result) >= JSON_KEYS
     assert (result["records"], result["classes"], result["folds"]) == (120, 6, 4)
     loaded = load_labelled_texts(records["train"], label_column="category")
@@ -121,7 +101,7 @@ def test_classify_then_predict_scores_saves_and_labels_new_records(
     assert manifest["metrics"]["accuracy"] == result["accuracy"]
     # predict: one line per test record, labels among the classes, accuracy reported
     assert p_code == 0, p_err
-    predicted = _last_json(p_out)
+    predicted = last_json(p_out)
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert predicted["records"] == len(rows) == 240
     assert {r["label"] for r in rows} <= set(manifest["classes"])
@@ -140,17 +120,8 @@ def test_adapter_is_recorded_reused_at_predict_and_another_space_refused(
     records: dict[str, Path], tmp_path: Path, embedding_cache_dir: Path
 ) -> None:
     # Prepare: two different adapters on the bundled encoder
-    encoder = Encoder.load(None, backend=DEFAULT_ENCODER_BACKEND)
     for name, seed in (("adapter", 1), ("other", 2)):
-        adapter = Adapter(384, kind="low_rank", rank=8, seed=seed)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for parameter in adapter.parameters():
-                parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.2)
-        adapter.save(
-            tmp_path / name, base_model_id=encoder.model_id,
-            base_model_fingerprint=encoder.fingerprint,
-        )  # fmt: skip
+        random_adapter(tmp_path / name, seed=seed, scale=0.2)
     train = load_labelled_texts(records["train"], label_column="category")
     adapted = RecordEncoder(adapter=tmp_path / "adapter", cache_dir=embedding_cache_dir)
     plain = RecordEncoder(cache_dir=embedding_cache_dir)
@@ -174,14 +145,7 @@ def test_adapter_is_recorded_reused_at_predict_and_another_space_refused(
 def test_predict_from_the_cli_reuses_the_recorded_adapter(
     run: Any, records: dict[str, Path], tmp_path: Path
 ) -> None:
-    encoder = Encoder.load(None, backend=DEFAULT_ENCODER_BACKEND)
-    adapter = Adapter(384, kind="shift", seed=3)
-    with torch.no_grad():
-        adapter.shift.add_(torch.randn(384, generator=torch.Generator().manual_seed(3)) * 0.05)  # type: ignore[union-attr]
-    adapter.save(
-        tmp_path / "adapter", base_model_id=encoder.model_id,
-        base_model_fingerprint=encoder.fingerprint,
-    )  # fmt: skip
+    random_adapter(tmp_path / "adapter", seed=3, scale=0.05, kind="shift")
 
     code, out, err = run(
         "classify", "--input", str(records["train"]), "--label-column", "category",
@@ -194,9 +158,9 @@ def test_predict_from_the_cli_reuses_the_recorded_adapter(
     )  # fmt: skip
 
     assert code == 0, err
-    assert _last_json(out)["adapter"] == str(tmp_path / "adapter")
+    assert last_json(out)["adapter"] == str(tmp_path / "adapter")
     assert p_code == 0, p_err
-    assert _last_json(p_out)["records"] == PER_INTENT * INTENTS
+    assert last_json(p_out)["records"] == PER_INTENT * INTENTS
 
 
 @pytest.mark.parametrize(
@@ -214,11 +178,7 @@ def test_bad_input_is_one_clear_error_in_cli_words(
 ) -> None:
     code, _, err = run("classify", "--input", str(records[case]), "--out", str(tmp_path), *args)
 
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert code == 2
-    assert len(errors) == 1
-    assert expected in errors[0]
-    assert "Traceback" not in err
+    assert_one_clear_error(code, err, expected)
     assert not (tmp_path / "manifest.json").exists()
 
 

@@ -2,80 +2,59 @@
 
 from __future__ import annotations
 
-import csv
+import functools
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from analytics import kmeans, load_labelled_texts
 from client_node.analysis import RecordEncoder
 from client_node.analysis.cluster import cluster_records
-from embedding_core.adapter import Adapter
-from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, Encoder
-from fedembed.cli import main
+from tests.client_node.analysis.records import (
+    Runner,
+    assert_one_clear_error,
+    banking77,
+    fill,
+    first_of_each,
+    jsonl,
+    last_json,
+    random_adapter,
+    spread_intents,
+    write_csv,
+)
 
 PER_INTENT = 30
 INTENTS = 8
 JSON_KEYS = {"k", "silhouette", "nmi", "ari", "method", "records", "noise"}
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture(scope="module")
 def records(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """30 train records of each of 8 intents spread over the 77, with an id column."""
     folder = tmp_path_factory.mktemp("cluster")
-    with (shared_data_dir / "banking77" / "train.csv").open(encoding="utf-8") as handle:
-        train = list(csv.DictReader(handle))
-    intents = sorted({r["category"] for r in train})[:: 77 // INTENTS][:INTENTS]
+    train = banking77(shared_data_dir, "train")
+    intents = spread_intents(train, 77 // INTENTS, INTENTS)
     chosen = [
         {**r, "rid": f"{intent}-{n}"}
         for intent in intents
-        for n, r in enumerate([x for x in train if x["category"] == intent][:PER_INTENT])
+        for n, r in enumerate(first_of_each(train, [intent], PER_INTENT))
     ]
     fields = ["rid", "text", "category"]
     return {
-        "records": _write_csv(folder / "records.csv", chosen, fields),
-        "tiny": _write_csv(folder / "tiny.csv", chosen[:3], fields),
-        "empty": _write_csv(folder / "empty.csv", [], fields),
+        "records": write_csv(folder / "records.csv", chosen, fields),
+        "tiny": write_csv(folder / "tiny.csv", chosen[:3], fields),
+        "empty": write_csv(folder / "empty.csv", [], fields),
     }
 
 
 @pytest.fixture
-def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, embedding_cache_dir: Path
-) -> Any:
-    """Run ``fedembed node analyse cluster ARGS`` as ``main`` does: (exit code, out, err)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        argv = ["fedembed", "node", "analyse", "cluster", "--cache-dir", str(embedding_cache_dir)]
-        monkeypatch.setattr(sys, "argv", [*argv, *args])
-        with pytest.raises(SystemExit) as exited:
-            main()
-        captured = capsys.readouterr()
-        return int(exited.value.code or 0), captured.out, captured.err
-
-    return invoke
-
-
-def _last_json(out: str) -> dict[str, Any]:
-    return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+def run(analyse: Runner) -> Runner:
+    """Run ``fedembed node analyse cluster ARGS``: (exit code, out, err)."""
+    return functools.partial(analyse, "cluster")
 
 
 def test_kmeans_with_labels_writes_clusters_assignments_and_map(
@@ -89,12 +68,12 @@ def test_kmeans_with_labels_writes_clusters_assignments_and_map(
 
     # Assert: the JSON line, and its NMI/ARI are those of the assignments written
     assert code == 0, err
-    result = _last_json(out)
+    result = last_json(out)
     assert result.keys() >= JSON_KEYS
     assert (result["k"], result["method"], result["records"], result["noise"]) == (
         INTENTS, "kmeans", INTENTS * PER_INTENT, 0,
     )  # fmt: skip
-    assignments = _jsonl(tmp_path / "assignments.jsonl")
+    assignments = jsonl(tmp_path / "assignments.jsonl")
     labelled = load_labelled_texts(records["records"], label_column="category", id_column="rid")
     assert [a["id"] for a in assignments] == labelled.ids
     found = [a["cluster"] for a in assignments]
@@ -115,7 +94,7 @@ def test_k_chosen_by_silhouette_without_labels(run: Any, records: dict[str, Path
     code, out, err = run("--input", str(records["records"]), "--k-range", "2:10", "--json")
 
     assert code == 0, err
-    result = _last_json(out)
+    result = last_json(out)
     assert result["k_chosen_by"] == "silhouette"
     assert sorted(int(k) for k in result["k_scores"]) == list(range(2, 11))
     assert result["k_scores"][str(result["k"])] == max(result["k_scores"].values())
@@ -129,8 +108,8 @@ def test_density_method_reports_noise(run: Any, records: dict[str, Path], tmp_pa
     )  # fmt: skip
 
     assert code == 0, err
-    result = _last_json(out)
-    assignments = [a["cluster"] for a in _jsonl(tmp_path / "assignments.jsonl")]
+    result = last_json(out)
+    assignments = [a["cluster"] for a in jsonl(tmp_path / "assignments.jsonl")]
     assert (result["method"], result["k_chosen_by"]) == ("density", "density")
     assert result["k"] == len({c for c in assignments if c >= 0}) >= 2
     assert result["noise"] == assignments.count(-1)
@@ -156,16 +135,7 @@ def test_adapter_changes_the_space_clustered(
     run: Any, records: dict[str, Path], tmp_path: Path
 ) -> None:
     # Prepare: a non-trivial adapter on the bundled encoder
-    encoder = Encoder.load(None, backend=DEFAULT_ENCODER_BACKEND)
-    adapter = Adapter(384, kind="low_rank", rank=8, seed=1)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in adapter.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    adapter.save(
-        tmp_path / "adapter", base_model_id=encoder.model_id,
-        base_model_fingerprint=encoder.fingerprint,
-    )  # fmt: skip
+    random_adapter(tmp_path / "adapter", seed=1, scale=0.3)
     common = ["--input", str(records["records"]), "--k", "6", "--json"]
 
     # Execute
@@ -175,10 +145,10 @@ def test_adapter_changes_the_space_clustered(
 
     # Assert
     assert code == 0, err
-    assert _last_json(plain)["silhouette"] != pytest.approx(_last_json(adapted)["silhouette"])
+    assert last_json(plain)["silhouette"] != pytest.approx(last_json(adapted)["silhouette"])
     document = json.loads((tmp_path / "adapted" / "clusters.json").read_text(encoding="utf-8"))
     assert document["encoder"]["adapter"] == str(tmp_path / "adapter")
-    assert _last_json(adapted)["records"] == INTENTS * PER_INTENT
+    assert last_json(adapted)["records"] == INTENTS * PER_INTENT
 
 
 @pytest.mark.parametrize(
@@ -199,14 +169,10 @@ def test_adapter_changes_the_space_clustered(
 def test_bad_input_is_one_clear_error_in_cli_words(
     run: Any, records: dict[str, Path], args: list[str], message: str
 ) -> None:
-    given = [a.format(**{k: str(v) for k, v in records.items()}) for a in args]
+    given = fill(args, records)
     if "--input" not in given:
         given += ["--input", str(records["records"])]
 
     code, _, err = run(*given)
 
-    assert code == 2
-    assert message in " ".join(err.split())
-    assert "Traceback" not in err
-    if err.startswith("error:"):
-        assert len(err.strip().splitlines()) == 1
+    assert_one_clear_error(code, err, message)
