@@ -133,6 +133,14 @@ def _kmeans_train(msg: Message, context: Context) -> Message:
     return kmeans_train(msg, context)
 
 
+def _classifier_train(msg: Message, context: Context) -> Message:
+    """``train.classifier``: one DP classifier-head step (``client_node.classifier_round``)."""
+    round_timing.set_label("kind", "classifier")
+    from client_node.classifier_round import classifier_train
+
+    return classifier_train(msg, context)
+
+
 def _timing_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Mark when the message enters and leaves the ClientApp (``round_timing``)."""
     round_timing.mark("call_start")
@@ -164,6 +172,7 @@ def make_client_app(*, mods: list[Mod] | None = None) -> ClientApp:
     client = ClientApp(mods=[_timing_mod, *(mods or []), _ckks_update])
     client.train()(train)
     client.train("kmeans")(_kmeans_train)
+    client.train("classifier")(_classifier_train)
     client.query()(query)
     return client
 

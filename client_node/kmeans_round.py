@@ -20,35 +20,32 @@ record leaves the node.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import Context, Error, Message
 from numpy.typing import NDArray
 
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
+from client_node.statistics_reply import encrypted_reply, node_name_of, record_encoder
 from dp_training.dp_kmeans import NoisyStatistics, calibrate_dp_kmeans, noisy_node_statistics
 from embedding_core.app_logging import configure_logging
 from embedding_core.cache import CACHE_DIR_ENV
 from embedding_core.errors import FedembedError
 from federation.kmeans_settings import KMeansContentKey, KMeansSettings
 from federation.node_privacy import NodePrivacy
-from federation.records import CkksField
 from federation.round_settings import RoundSettings, server_round_of
 from federation.wire import AggregationMode, ContentKey, MetricKey, NodeConfigKey
 from privacy import Observer, PrivacyLedger
 from privacy.observers import noise_ratio
 
 if TYPE_CHECKING:
-    from client_node.analysis.record_vectors import RecordEncoder
-    from kits.layout import NodeKit
+    pass
 
 __all__ = ["KMeansRoundResult", "kmeans_train", "run_kmeans_round", "statistics_vector"]
 
@@ -73,14 +70,6 @@ def statistics_vector(statistics: NoisyStatistics) -> NDArray[np.float64]:
     return np.concatenate([statistics.sums.ravel(), statistics.counts]).astype(np.float64)
 
 
-@functools.lru_cache(maxsize=4)
-def _record_encoder(backend: str, cache_dir: Path) -> RecordEncoder:
-    """One encoder per backend and cache (a warm process encodes every round with it)."""
-    from client_node.analysis.record_vectors import RecordEncoder
-
-    return RecordEncoder(encoder_backend=backend, cache_dir=cache_dir)
-
-
 def _record_vectors(node_dir: Path, kmeans: KMeansSettings, backend: str) -> NDArray[np.float32]:
     """The node's records (``kmeans-records`` in its data folder), encoded through the cache."""
     from analytics import load_labelled_texts
@@ -88,7 +77,7 @@ def _record_vectors(node_dir: Path, kmeans: KMeansSettings, backend: str) -> NDA
     records = load_labelled_texts(node_dir / kmeans.records, text_column=kmeans.text_column)
     # As the node's training data: $FEDEMBED_CACHE_DIR, else the node's own state folder.
     cache = os.environ.get(CACHE_DIR_ENV) or node_dir / STATE_DIR / EMBEDDING_CACHE_DIR
-    encoder = _record_encoder(backend, Path(cache))
+    encoder = record_encoder(backend, Path(cache))
     return encoder.encode(list(records.texts), what="k-means records")
 
 
@@ -200,60 +189,10 @@ def run_kmeans_round(
     return KMeansRoundResult(statistics=statistics, metrics=metrics)
 
 
-def _node_name(context: Context) -> str:
-    name = context.node_config.get(NodeConfigKey.NODE_NAME.value)
-    return str(name) if name else f"{socket.gethostname()}-{context.node_id}"
-
-
-@functools.lru_cache(maxsize=4)
-def _node_kit(kit_dir: str) -> NodeKit:
-    """The node kit through the checked loader (hashes, secret context), once a process."""
-    from kits.loader import load_node_kit
-
-    return load_node_kit(kit_dir)
-
-
-def _encrypted_reply(
-    msg: Message, context: Context, vector: NDArray[np.float64], metrics: dict[str, float]
-) -> Message:
-    """Encrypt and sign ``vector`` as the node's CKKS contribution (as a training update).
-
-    As ``ckks_mod.ckks_update_mod``: encrypted under the consortium's secret context for
-    sums of up to every authorised node, signed and recorded for this run and round.
-    """
-    from client_node.ckks_contribution import sign_and_record
-    from crypto.ckks_aggregation import encrypt_vector
-
-    kit_dir = context.node_config.get(NodeConfigKey.KIT_DIR.value)
-    if not kit_dir:
-        raise FedembedError(
-            "CKKS aggregation needs the node kit",
-            fix="start the SuperNode with --node-config \"kit-dir='/path/to/kit'\"",
-        )
-    kit = _node_kit(str(kit_dir))
-    summands = max(1, len(kit.authorized_nodes))
-    chunks = encrypt_vector(vector, kit.ckks_secret_context, summands=summands)
-    signed = sign_and_record(
-        msg, context, kit_dir=str(kit_dir), chunks=chunks, length=int(vector.size)
-    )
-    record = ConfigRecord(
-        {CkksField.CHUNKS.value: chunks, CkksField.LENGTH.value: int(vector.size), **signed}
-    )
-    return Message(
-        RecordDict(
-            {
-                ContentKey.CKKS_UPDATE.value: record,
-                ContentKey.METRICS.value: MetricRecord(metrics),  # type: ignore[arg-type]
-            }
-        ),
-        reply_to=msg,
-    )
-
-
 def kmeans_train(msg: Message, context: Context) -> Message:
     """The ClientApp's ``train.kmeans`` handler: one encrypted, charged k-means step."""
     configure_logging()
-    node_name = _node_name(context)
+    node_name = node_name_of(context)
     try:
         data_dir = context.node_config.get(NodeConfigKey.DATA_DIR.value)
         if not data_dir:
@@ -282,7 +221,7 @@ def kmeans_train(msg: Message, context: Context) -> Message:
         vector = statistics_vector(result.statistics)
         if not np.all(np.isfinite(vector)):
             raise FedembedError(f"node {node_name}: non-finite k-means statistics")
-        return _encrypted_reply(msg, context, vector, result.metrics)
+        return encrypted_reply(msg, context, vector, result.metrics)
     except (FedembedError, KeyError) as exc:
         logger.warning("kmeans: node=%s refused: %s", node_name, exc)
         return Message(

@@ -115,7 +115,9 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
     """Run all rounds, evaluate centrally, publish the adapter; returns the summary.
 
     A run with ``task = "kmeans"`` runs DP federated k-means instead
-    (:func:`coordinator.kmeans_strategy.run_kmeans_federation`).
+    (:func:`coordinator.kmeans_strategy.run_kmeans_federation`), one with ``task =
+    "classifier"`` a DP classifier head
+    (:func:`coordinator.classifier_strategy.run_classifier_federation`).
 
     Raises:
         FederationFailedError: No round was aggregated (nothing is published).
@@ -124,6 +126,10 @@ def run_federation(grid: Grid, config: FederationConfig) -> dict[str, object]:
         from coordinator.kmeans_strategy import run_kmeans_federation
 
         return run_kmeans_federation(grid, config)
+    if config.task == Task.CLASSIFIER:
+        from coordinator.classifier_strategy import run_classifier_federation
+
+        return run_classifier_federation(grid, config)
     config = config.with_run_tag(grid.run.run_id)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

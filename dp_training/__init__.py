@@ -9,7 +9,12 @@ The epsilon holds for one privacy unit, all records of one query or person
 come from public text (:mod:`dp_training.public_negatives`; docs/privacy_unit.md).
 """
 
+from dp_training.classifier_head import ClassifierHead
 from dp_training.distributed_dp import distributed_step_config, noise_share_multiplier
+from dp_training.dp_classifier_head import (
+    DPClassifierCalibration,
+    calibrate_dp_classifier,
+)
 from dp_training.dp_kmeans import (
     DEFAULT_COUNT_WEIGHT,
     DPKMeansCalibration,
@@ -23,6 +28,7 @@ from dp_training.dp_kmeans import (
     update_from_noisy_sums,
 )
 from dp_training.dp_sgd import PackedRecords, batch_as_is
+from dp_training.federated_classifier import federated_classifier
 from dp_training.federated_kmeans import FederatedKMeansResult, federated_kmeans
 from dp_training.interactions import (
     CorpusSoftmaxLoss,
@@ -54,7 +60,9 @@ __all__ = [
     "DEFAULT_COUNT_WEIGHT",
     "GRAD_SAMPLE_MODES",
     "AveragingConfig",
+    "ClassifierHead",
     "CorpusSoftmaxLoss",
+    "DPClassifierCalibration",
     "DPConfig",
     "DPKMeansCalibration",
     "FederatedKMeansResult",
@@ -69,11 +77,13 @@ __all__ = [
     "UnitSoftmaxLoss",
     "assign_corrected",
     "batch_as_is",
+    "calibrate_dp_classifier",
     "calibrate_dp_kmeans",
     "clipped_unit_gradient_sum",
     "corpus_softmax_loss",
     "distributed_step_config",
     "document_unit_ids",
+    "federated_classifier",
     "federated_kmeans",
     "kmeans_sensitivity",
     "noise_share_multiplier",

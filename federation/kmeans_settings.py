@@ -56,6 +56,8 @@ class Task(StrEnum):
 
     TRAIN = "train"
     KMEANS = "kmeans"
+    CLASSIFIER = "classifier"
+    """A DP classifier head (:mod:`federation.classifier_settings`)."""
 
 
 class KMeansContentKey(StrEnum):
@@ -109,7 +111,11 @@ def check_kmeans_config(config: KMeansConfig) -> None:
             cannot keep one node's statistics hidden.
     """
     if config.task not in {t.value for t in Task}:
-        raise _bad("task", config.task, "'train' (the adapter) or 'kmeans' (a topic map)")
+        raise _bad(
+            "task",
+            config.task,
+            "'train' (the adapter), 'kmeans' (a topic map) or 'classifier' (a classifier head)",
+        )
     if config.task != Task.KMEANS:
         return
     if config.kmeans_k < 2:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from embedding_core.errors import FedembedError
+from federation.classifier_settings import check_classifier_config
 from federation.kmeans_settings import check_kmeans_config
 from federation.round_settings import RoundSettings
 from federation.wire import AggregationMode, WeightingMode
@@ -54,6 +55,8 @@ class FederationConfig(RoundSettings):
         round_timeout: Seconds a round waits for replies.
         task, kmeans_*: ``task = "kmeans"`` runs DP federated k-means instead of
             training (:mod:`federation.kmeans_settings` describes its keys).
+        classifier_*: ``task = "classifier"`` trains a DP classifier head instead
+            (:mod:`federation.classifier_settings` describes its keys).
     """
 
     source: ClassVar[str] = "run config"
@@ -77,6 +80,14 @@ class FederationConfig(RoundSettings):
     kmeans_records: str = "records.csv"
     kmeans_text_column: str = "text"
     kmeans_public_corpus: str = ""
+    classifier_labels: str = ""
+    classifier_rounds: int = 30
+    classifier_epsilon: float = 1.0
+    classifier_records: str = "records.csv"
+    classifier_text_column: str = "text"
+    classifier_label_column: str = "label"
+    classifier_clip: float = 1.0
+    classifier_learning_rate: float = 50.0
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, object]) -> FederationConfig:
@@ -146,6 +157,7 @@ class FederationConfig(RoundSettings):
             raise self._bad("weighting", "'uniform' when node-level DP is on")
         self._validate_distributed_dp()
         check_kmeans_config(self)
+        check_classifier_config(self)
 
     def _validate_distributed_dp(self) -> None:
         shares = self.dp_noise_shares
