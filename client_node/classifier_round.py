@@ -8,7 +8,7 @@ folder, through the embedding cache), keeps those whose label is in the public l
 (the others are skipped and counted in the node's result only, never sent), and adds its
 noise share to the clipped gradient sum and the record count
 (:func:`~dp_training.dp_classifier_head.noisy_node_gradient`). The ledger is charged
-before anything leaves the node.
+before anything leaves the node (:mod:`client_node.statistics_round`, as for k-means).
 
 :func:`classifier_train` (the ClientApp's ``train`` action ``classifier``) sends them only
 inside the CKKS secure sum, encrypted, signed and recorded exactly as a training update
@@ -19,39 +19,48 @@ a published head.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Context, Error, Message
+from flwr.app import Context, Message
 from numpy.typing import NDArray
 
-from client_node.kmeans_round import EMBEDDING_CACHE_DIR, ERROR_CODE_NODE_REFUSED
-from client_node.local_round import LEDGER_FILE
-from client_node.node_data import STATE_DIR
-from client_node.statistics_reply import encrypted_reply, node_name_of, record_encoder
+from client_node.statistics_reply import node_cache_dir, record_encoder
+from client_node.statistics_round import (
+    StatisticsRequest,
+    StatisticsTask,
+    charged_statistics_round,
+    check_statistics_round,
+    statistics_handler,
+)
 from dp_training.classifier_head import ClassifierHead
 from dp_training.dp_classifier_head import (
+    DPClassifierCalibration,
     NoisyGradient,
     calibrate_dp_classifier,
     label_targets,
     noisy_node_gradient,
 )
-from embedding_core.app_logging import configure_logging
-from embedding_core.cache import CACHE_DIR_ENV
 from embedding_core.errors import FedembedError
 from federation.classifier_settings import ClassifierContentKey, ClassifierSettings
 from federation.node_privacy import NodePrivacy
-from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import AggregationMode, ContentKey, MetricKey, NodeConfigKey
-from privacy import Observer, PrivacyLedger
-from privacy.observers import noise_ratio
+from federation.round_settings import RoundSettings
 
-__all__ = ["ClassifierRoundResult", "classifier_train", "predict_texts", "run_classifier_round"]
+__all__ = [
+    "CLASSIFIER_TASK",
+    "ClassifierRoundResult",
+    "classifier_train",
+    "predict_texts",
+    "run_classifier_round",
+]
 
 logger = logging.getLogger(__name__)
+
+CLASSIFIER_TASK = StatisticsTask(
+    name="classifier", label="classifier", released="gradients", coordinator_runs="the classifier"
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +73,6 @@ class ClassifierRoundResult:
     gradient: NoisyGradient
     metrics: dict[str, float]
     skipped: int
-
-
-def _cache_dir(node_dir: Path) -> Path:
-    # As the node's training data: $FEDEMBED_CACHE_DIR, else the node's own state folder.
-    return Path(os.environ.get(CACHE_DIR_ENV) or node_dir / STATE_DIR / EMBEDDING_CACHE_DIR)
 
 
 def _labelled_vectors(
@@ -87,7 +91,7 @@ def _labelled_vectors(
     skipped = int((~kept).sum())
     if not texts:  # every record outside the label set: the node sends noise only
         return np.zeros((0, 0), dtype=np.float32), targets, skipped
-    encoder = record_encoder(backend, _cache_dir(node_dir))
+    encoder = record_encoder(backend, node_cache_dir(node_dir))
     return encoder.encode(texts, what="classifier records"), targets, skipped
 
 
@@ -114,19 +118,9 @@ def run_classifier_round(
         FedembedError: Not CKKS, a malformed head, or no readable labelled records.
         In every case nothing is released and nothing is charged.
     """
-    if settings.aggregation != AggregationMode.CKKS:
-        raise FedembedError(
-            f"node {node_name} refuses a classifier round with aggregation="
-            f"{settings.aggregation!r}: its gradients may leave only inside the CKKS sum",
-            expected="aggregation='ckks'",
-            fix="the coordinator runs the classifier with aggregation='ckks'",
-        )
-    if not 1 <= server_round <= settings.num_server_rounds:
-        raise FedembedError(
-            f"round {server_round} is outside the run's {settings.num_server_rounds} rounds",
-            expected=f"a round in 1..{settings.num_server_rounds}",
-            fix="run the coordinator's ServerApp (it numbers every round)",
-        )
+    check_statistics_round(
+        CLASSIFIER_TASK, settings, node_name=node_name, server_round=server_round
+    )
     head = np.asarray(weights, dtype=np.float64)
     offsets = np.asarray(bias, dtype=np.float64)
     k = len(classifier.labels)
@@ -138,114 +132,84 @@ def run_classifier_round(
         )
     if not (np.all(np.isfinite(head)) and np.all(np.isfinite(offsets))):
         raise FedembedError("the coordinator's classifier head is not finite")
-    node_privacy.check_round(settings, node_name=node_name)
-    calibration = calibrate_dp_classifier(
-        epsilon=settings.target_epsilon,
-        delta=settings.target_delta,
-        rounds=settings.num_server_rounds,
-        shares=settings.dp_noise_shares,
-        clip=classifier.clip,
-        count_weight=classifier.count_weight,
-    )
-    # The fellow member's per-round noise multiplier sqrt(T) / mu: T full-batch charges
-    # compose exactly (Gaussian DP) to the classifier epsilon for that observer.
-    charged = calibration.noise_multiplier * noise_ratio(
-        observer=Observer.FELLOW_MEMBER, shares=calibration.shares
-    )
-    own_noise = calibration.noise_std_share / calibration.sensitivity
-    node_privacy.check_noise(own_noise, node_name=node_name)
     folder = Path(node_dir)
-    ledger = PrivacyLedger.open(
-        folder / STATE_DIR / LEDGER_FILE,
-        node_id=node_name,
-        max_epsilon=node_privacy.max_epsilon,
-        delta=settings.target_delta,
-    )
-    ledger.check_new_round(run_id=settings.run_tag, round=server_round)
-    ledger.check(noise_multiplier=charged, sample_rate=1.0, steps=1)
-    vectors, targets, skipped = _labelled_vectors(folder, classifier, settings.encoder_backend)
-    if vectors.shape[0] and vectors.shape[1] != head.shape[1]:
-        raise FedembedError(
-            f"node {node_name}'s record vectors have {vectors.shape[1]} dimensions, the "
-            f"head {head.shape[1]}",
-            expected="a head from the run's encoder backend",
-            fix="run the coordinator and the nodes with one encoder-backend",
+    skipped = 0
+
+    def calibrate() -> DPClassifierCalibration:
+        return calibrate_dp_classifier(
+            epsilon=settings.target_epsilon,
+            delta=settings.target_delta,
+            rounds=settings.num_server_rounds,
+            shares=settings.dp_noise_shares,
+            clip=classifier.clip,
+            count_weight=classifier.count_weight,
         )
-    if not vectors.shape[0]:
-        vectors = np.zeros((0, head.shape[1]), dtype=np.float32)
-    gradient = noisy_node_gradient(
-        vectors,
-        targets,
-        head,
-        offsets,
-        clip=classifier.clip,
-        noise_std_share=calibration.noise_std_share,
-        rng=rng if rng is not None else np.random.default_rng(),
-        count_weight=classifier.count_weight,
+
+    def compute(calibration: DPClassifierCalibration) -> NoisyGradient:
+        nonlocal skipped
+        vectors, targets, skipped = _labelled_vectors(folder, classifier, settings.encoder_backend)
+        if vectors.shape[0] and vectors.shape[1] != head.shape[1]:
+            raise FedembedError(
+                f"node {node_name}'s record vectors have {vectors.shape[1]} dimensions, the "
+                f"head {head.shape[1]}",
+                expected="a head from the run's encoder backend",
+                fix="run the coordinator and the nodes with one encoder-backend",
+            )
+        if not vectors.shape[0]:
+            vectors = np.zeros((0, head.shape[1]), dtype=np.float32)
+        return noisy_node_gradient(
+            vectors,
+            targets,
+            head,
+            offsets,
+            clip=classifier.clip,
+            noise_std_share=calibration.noise_std_share,
+            rng=rng if rng is not None else np.random.default_rng(),
+            count_weight=classifier.count_weight,
+        )
+
+    gradient, metrics = charged_statistics_round(
+        CLASSIFIER_TASK,
+        node_dir=folder,
+        node_name=node_name,
+        settings=settings,
+        server_round=server_round,
+        node_privacy=node_privacy,
+        calibrate=calibrate,
+        compute=compute,
     )
-    spent = ledger.charge(
-        noise_multiplier=charged,
-        sample_rate=1.0,
-        steps=1,
-        run_id=settings.run_tag,
-        round=server_round,
-        observer=Observer.FELLOW_MEMBER,
-    )
-    logger.info("classifier: node=%s round=%d epsilon=%.4f", node_name, server_round, spent)
     if skipped:
         logger.info(
             "classifier: node=%s skipped %d records outside the label set", node_name, skipped
         )
-    metrics = {
-        MetricKey.UNIT_WEIGHT.value: 1.0,
-        MetricKey.EPSILON.value: spent,
-        MetricKey.NOISE_MULTIPLIER.value: calibration.noise_multiplier,
-        MetricKey.NOISE_SHARE.value: own_noise,
-        MetricKey.CHARGED_NOISE.value: charged,
-        MetricKey.SAMPLE_RATE.value: 1.0,
-        MetricKey.STEPS.value: 1.0,
-    }
     return ClassifierRoundResult(gradient=gradient, metrics=metrics, skipped=skipped)
+
+
+def _classifier_step(
+    msg: Message, request: StatisticsRequest
+) -> tuple[NDArray[np.float64], dict[str, float]]:
+    classifier = ClassifierSettings.from_record(
+        dict(msg.content.config_records[ClassifierContentKey.SETTINGS.value])
+    )
+    state = msg.content.array_records[ClassifierContentKey.STATE.value]
+    result = run_classifier_round(
+        node_dir=request.data_dir,
+        node_name=request.node_name,
+        settings=request.settings,
+        classifier=classifier,
+        server_round=request.server_round,
+        weights=state["weights"].numpy(),
+        bias=state["bias"].numpy(),
+        node_privacy=request.node_privacy,
+    )
+    return result.gradient.vector(classifier.count_weight), result.metrics
 
 
 def classifier_train(msg: Message, context: Context) -> Message:
     """The ClientApp's ``train.classifier`` handler: one encrypted, charged gradient step."""
-    configure_logging()
-    node_name = node_name_of(context)
-    try:
-        data_dir = context.node_config.get(NodeConfigKey.DATA_DIR.value)
-        if not data_dir:
-            raise FedembedError(
-                f"node {node_name} has no data folder",
-                expected="--node-config \"data-dir='/path/to/node'\"",
-                fix="restart the SuperNode with data-dir in --node-config",
-            )
-        config = dict(msg.content.config_records[ContentKey.CONFIG.value])
-        settings = RoundSettings.from_record(config)
-        server_round = server_round_of(config, settings)
-        classifier = ClassifierSettings.from_record(
-            dict(msg.content.config_records[ClassifierContentKey.SETTINGS.value])
-        )
-        state = msg.content.array_records[ClassifierContentKey.STATE.value]
-        result = run_classifier_round(
-            node_dir=str(data_dir),
-            node_name=node_name,
-            settings=settings,
-            classifier=classifier,
-            server_round=server_round,
-            weights=state["weights"].numpy(),
-            bias=state["bias"].numpy(),
-            node_privacy=NodePrivacy.from_node_config(context.node_config),
-        )
-        vector = result.gradient.vector(classifier.count_weight)
-        if not np.all(np.isfinite(vector)):
-            raise FedembedError(f"node {node_name}: non-finite classifier gradient")
-        return encrypted_reply(msg, context, vector, result.metrics)
-    except (FedembedError, KeyError) as exc:
-        logger.warning("classifier: node=%s refused: %s", node_name, exc)
-        return Message(
-            Error(code=ERROR_CODE_NODE_REFUSED, reason=f"{node_name}: {exc}"), reply_to=msg
-        )
+    return statistics_handler(
+        msg, context, CLASSIFIER_TASK, lambda request: _classifier_step(msg, request)
+    )
 
 
 def predict_texts(

@@ -8,6 +8,7 @@ exactly as a training update is carried (:mod:`client_node.ckks_mod`).
 from __future__ import annotations
 
 import functools
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from numpy.typing import NDArray
 
+from client_node.node_data import STATE_DIR
+from embedding_core.cache import CACHE_DIR_ENV
 from embedding_core.errors import FedembedError
 from federation.records import CkksField
 from federation.wire import ContentKey, NodeConfigKey
@@ -24,7 +27,16 @@ if TYPE_CHECKING:
     from client_node.analysis.record_vectors import RecordEncoder
     from kits.layout import NodeKit
 
-__all__ = ["encrypted_reply", "node_name_of", "record_encoder"]
+__all__ = [
+    "EMBEDDING_CACHE_DIR",
+    "encrypted_reply",
+    "node_cache_dir",
+    "node_name_of",
+    "record_encoder",
+]
+
+EMBEDDING_CACHE_DIR = "embeddings"
+"""The node's embedding cache for its statistics records, under its state folder."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -33,6 +45,14 @@ def record_encoder(backend: str, cache_dir: Path) -> RecordEncoder:
     from client_node.analysis.record_vectors import RecordEncoder
 
     return RecordEncoder(encoder_backend=backend, cache_dir=cache_dir)
+
+
+def node_cache_dir(node_dir: Path) -> Path:
+    """The records' embedding cache: ``$FEDEMBED_CACHE_DIR``, else the node's state folder.
+
+    As the node's training data.
+    """
+    return Path(os.environ.get(CACHE_DIR_ENV) or node_dir / STATE_DIR / EMBEDDING_CACHE_DIR)
 
 
 def node_name_of(context: Context) -> str:

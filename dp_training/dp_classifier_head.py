@@ -50,9 +50,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from privacy.analysis.gdp import epsilon_for_mu, mu_for
-from privacy.analysis.parameters import PrivacyParameterError, check_delta, check_target_epsilon
-from privacy.observers import Observer, noise_ratio
+from dp_training.gaussian_rounds import (
+    ComposedGaussianRounds,
+    calibrate_gaussian_rounds,
+    check_noise_share,
+    check_positive,
+)
+from privacy.observers import Observer
 
 __all__ = [
     "DEFAULT_CLASSIFIER_CLIP",
@@ -90,24 +94,6 @@ epsilon 8 100 was best by at most 5 points, at epsilon 1 50 was best and 200 los
 DEFAULT_CLASSIFIER_MOMENTUM = 0.9
 
 
-def _positive(value: float, name: str, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PrivacyParameterError(
-            f"{name} must be a finite number, got {value!r}", expected=expected
-        )
-    if value <= 0:
-        raise PrivacyParameterError(f"{name} must be > 0, got {value!r}", expected=expected)
-    return float(value)
-
-
-def _count(value: int, name: str, minimum: int, expected: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise PrivacyParameterError(
-            f"{name} must be an integer >= {minimum}, got {value!r}", expected=expected
-        )
-    return int(value)
-
-
 def classifier_sensitivity(
     clip: float = DEFAULT_CLASSIFIER_CLIP, count_weight: float = DEFAULT_CLASSIFIER_COUNT_WEIGHT
 ) -> float:
@@ -116,13 +102,13 @@ def classifier_sensitivity(
     One record moves the sum by a clipped gradient (norm <= ``clip``) and the count by 1:
     ``sqrt(clip^2 + count_weight^2)``.
     """
-    c = _positive(clip, "clip", "the per-record gradient clip norm C > 0")
-    w = _positive(count_weight, "count_weight", "a public weight > 0 on the count")
+    c = check_positive(clip, "clip", "the per-record gradient clip norm C > 0")
+    w = check_positive(count_weight, "count_weight", "a public weight > 0 on the count")
     return math.sqrt(c * c + w * w)
 
 
 @dataclass(frozen=True)
-class DPClassifierCalibration:
+class DPClassifierCalibration(ComposedGaussianRounds):
     """The noise of ``rounds`` noisy gradient rounds for a target (epsilon, delta).
 
     Attributes:
@@ -154,15 +140,6 @@ class DPClassifierCalibration:
     count_noise_std: float
     noise_std_share: float
 
-    def mu_for_observer(self, observer: Observer) -> float:
-        """The GDP parameter ``observer`` faces over all rounds."""
-        faced = self.noise_multiplier * noise_ratio(observer=observer, shares=self.shares)
-        return math.sqrt(self.rounds) / faced
-
-    def epsilon_for_observer(self, observer: Observer) -> float:
-        """The epsilon (at ``delta``) that holds for ``observer``."""
-        return epsilon_for_mu(mu=self.mu_for_observer(observer), delta=self.delta)
-
 
 def calibrate_dp_classifier(
     *,
@@ -183,28 +160,30 @@ def calibrate_dp_classifier(
     Raises:
         PrivacyParameterError: A parameter is out of range.
     """
-    epsilon = check_target_epsilon(epsilon, name="epsilon")
-    delta = check_delta(delta)
-    rounds = _count(rounds, "rounds", 1, "the number of noisy gradient rounds, at least 1")
-    shares = _count(shares, "shares", 0, "the nodes adding noise shares (0: each adds all)")
-    sensitivity = classifier_sensitivity(clip, count_weight)
-    mu = mu_for(epsilon=epsilon, delta=delta)
-    multiplier = (math.sqrt(rounds) / mu) / noise_ratio(observer=observer, shares=shares)
-    sum_std = multiplier * sensitivity
-    return DPClassifierCalibration(
+    core = calibrate_gaussian_rounds(
         epsilon=epsilon,
         delta=delta,
         rounds=rounds,
         shares=shares,
+        observer=observer,
+        what="noisy gradient",
+    )
+    sensitivity = classifier_sensitivity(clip, count_weight)
+    sum_std, share_std = core.noise_stds(sensitivity)
+    return DPClassifierCalibration(
+        epsilon=core.epsilon,
+        delta=core.delta,
+        rounds=core.rounds,
+        shares=core.shares,
         clip=float(clip),
         count_weight=float(count_weight),
-        observer=Observer(observer),
-        mu=mu,
+        observer=core.observer,
+        mu=core.mu,
         sensitivity=sensitivity,
-        noise_multiplier=multiplier,
+        noise_multiplier=core.noise_multiplier,
         sum_noise_std=sum_std,
         count_noise_std=sum_std / float(count_weight),
-        noise_std_share=sum_std / math.sqrt(shares) if shares else sum_std,
+        noise_std_share=share_std,
     )
 
 
@@ -261,7 +240,7 @@ def clipped_gradient_sum(
     ``r_i [x_i; 1]^T`` (``r_i = p_i - e_{y_i}``), of norm ``||r_i|| * ||[x_i; 1]||``; it
     is scaled by ``min(1, clip / norm)``.
     """
-    bound = _positive(clip, "clip", "the per-record gradient clip norm C > 0")
+    bound = check_positive(clip, "clip", "the per-record gradient clip norm C > 0")
     residuals, inputs = _inputs(weights, bias, vectors, targets)
     norms = np.linalg.norm(residuals, axis=1) * np.linalg.norm(inputs, axis=1)
     scale = np.ones_like(norms)
@@ -305,13 +284,8 @@ def noisy_node_gradient(
     ``(gradient, w * count)``. ``noise_std_share`` 0 is federated training without DP.
     Nothing here is logged.
     """
-    std = float(noise_std_share)
-    if not (math.isfinite(std) and std >= 0):
-        raise PrivacyParameterError(
-            f"noise_std_share must be a finite number >= 0, got {noise_std_share!r}",
-            expected="the calibration's noise_std_share (0: no DP)",
-        )
-    weight = _positive(count_weight, "count_weight", "a public weight > 0 on the count")
+    std = check_noise_share(noise_std_share)
+    weight = check_positive(count_weight, "count_weight", "a public weight > 0 on the count")
     gradient = clipped_gradient_sum(weights, bias, vectors, targets, clip=clip)
     count = float(np.shape(vectors)[0])
     if std > 0:

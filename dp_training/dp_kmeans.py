@@ -60,9 +60,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analytics.kmeans import assign, centroid_sums, kmeans
-from privacy.analysis.gdp import epsilon_for_mu, mu_for
-from privacy.analysis.parameters import PrivacyParameterError, check_delta, check_target_epsilon
-from privacy.observers import Observer, noise_ratio
+from dp_training.gaussian_rounds import (
+    ComposedGaussianRounds,
+    calibrate_gaussian_rounds,
+    check_noise_share,
+    check_positive,
+)
+from privacy.observers import Observer
 
 __all__ = [
     "DEFAULT_COUNT_WEIGHT",
@@ -94,36 +98,18 @@ DEFAULT_MIN_COUNT_STDS = 2.0
 """A centroid moves only if its noisy count is at least this many count-noise stds."""
 
 
-def _positive(value: float, name: str, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PrivacyParameterError(
-            f"{name} must be a finite number, got {value!r}", expected=expected
-        )
-    if value <= 0:
-        raise PrivacyParameterError(f"{name} must be > 0, got {value!r}", expected=expected)
-    return float(value)
-
-
-def _count(value: int, name: str, minimum: int, expected: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise PrivacyParameterError(
-            f"{name} must be an integer >= {minimum}, got {value!r}", expected=expected
-        )
-    return int(value)
-
-
 def kmeans_sensitivity(count_weight: float = DEFAULT_COUNT_WEIGHT) -> float:
     """L2 sensitivity of one node's ``(sums, count_weight * counts)`` to one record.
 
     Adding or removing one record of norm <= 1 moves one row of the sums by at most 1 and
     one count by 1: ``sqrt(1 + count_weight^2)`` (``sqrt(2)`` at weight 1).
     """
-    weight = _positive(count_weight, "count_weight", "a public weight > 0 on the counts")
+    weight = check_positive(count_weight, "count_weight", "a public weight > 0 on the counts")
     return math.sqrt(1.0 + weight * weight)
 
 
 @dataclass(frozen=True)
-class DPKMeansCalibration:
+class DPKMeansCalibration(ComposedGaussianRounds):
     """The noise of ``rounds`` DP k-means rounds for a target (epsilon, delta).
 
     Attributes:
@@ -155,15 +141,6 @@ class DPKMeansCalibration:
     count_noise_std: float
     noise_std_share: float
 
-    def mu_for_observer(self, observer: Observer) -> float:
-        """The GDP parameter ``observer`` faces over all rounds."""
-        faced = self.noise_multiplier * noise_ratio(observer=observer, shares=self.shares)
-        return math.sqrt(self.rounds) / faced
-
-    def epsilon_for_observer(self, observer: Observer) -> float:
-        """The epsilon (at ``delta``) that holds for ``observer``."""
-        return epsilon_for_mu(mu=self.mu_for_observer(observer), delta=self.delta)
-
 
 def calibrate_dp_kmeans(
     *,
@@ -183,28 +160,29 @@ def calibrate_dp_kmeans(
     Raises:
         PrivacyParameterError: A parameter is out of range.
     """
-    epsilon = check_target_epsilon(epsilon, name="epsilon")
-    delta = check_delta(delta)
-    rounds = _count(rounds, "rounds", 1, "the number of noisy k-means rounds, at least 1")
-    shares = _count(shares, "shares", 0, "the nodes adding noise shares (0: each adds all)")
-    sensitivity = kmeans_sensitivity(count_weight)
-    mu = mu_for(epsilon=epsilon, delta=delta)
-    observed = math.sqrt(rounds) / mu
-    multiplier = observed / noise_ratio(observer=observer, shares=shares)
-    sum_std = multiplier * sensitivity
-    return DPKMeansCalibration(
+    core = calibrate_gaussian_rounds(
         epsilon=epsilon,
         delta=delta,
         rounds=rounds,
         shares=shares,
+        observer=observer,
+        what="noisy k-means",
+    )
+    sensitivity = kmeans_sensitivity(count_weight)
+    sum_std, share_std = core.noise_stds(sensitivity)
+    return DPKMeansCalibration(
+        epsilon=core.epsilon,
+        delta=core.delta,
+        rounds=core.rounds,
+        shares=core.shares,
         count_weight=float(count_weight),
-        observer=Observer(observer),
-        mu=mu,
+        observer=core.observer,
+        mu=core.mu,
         sensitivity=sensitivity,
-        noise_multiplier=multiplier,
+        noise_multiplier=core.noise_multiplier,
         sum_noise_std=sum_std,
         count_noise_std=sum_std / float(count_weight),
-        noise_std_share=sum_std / math.sqrt(shares) if shares else sum_std,
+        noise_std_share=share_std,
     )
 
 
@@ -288,13 +266,8 @@ def noisy_node_statistics(
     exact statistics (:func:`analytics.kmeans.centroid_sums`; federated k-means without
     DP). Nothing here is logged.
     """
-    std = float(noise_std_share)
-    if not (math.isfinite(std) and std >= 0):
-        raise PrivacyParameterError(
-            f"noise_std_share must be a finite number >= 0, got {noise_std_share!r}",
-            expected="the calibration's noise_std_share (0: no DP)",
-        )
-    weight = _positive(count_weight, "count_weight", "a public weight > 0 on the counts")
+    std = check_noise_share(noise_std_share)
+    weight = check_positive(count_weight, "count_weight", "a public weight > 0 on the counts")
     matrix = _clip_rows(vectors)
     if corrections is None:
         sums, exact = centroid_sums(matrix, centroids)

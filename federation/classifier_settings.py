@@ -25,7 +25,6 @@ its CKKS contribution signing apply unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,7 +33,15 @@ from typing import Protocol
 from embedding_core.errors import FedembedError
 from federation.kmeans_settings import Task
 from federation.round_settings import RecordValue, RoundSettings
-from federation.wire import AggregationMode, as_float
+from federation.statistics_settings import (
+    FILE_NAME,
+    bad_key,
+    check_records_file,
+    check_secure_sum,
+    read_settings_record,
+    statistics_round_settings,
+)
+from federation.wire import as_float
 
 __all__ = [
     "CLASSIFIER_MESSAGE_TYPE",
@@ -50,8 +57,6 @@ CLASSIFIER_MESSAGE_TYPE = "train.classifier"
 """Flower message type of a classifier round (the ClientApp's ``train`` action ``classifier``)."""
 
 MAX_LABELS = 1000
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_FIX = "set it in [tool.flwr.app.config] or with --run-config"
 
 
 class ClassifierContentKey(StrEnum):
@@ -93,14 +98,6 @@ class ClassifierConfig(Protocol):
     def target_delta(self) -> float: ...  # noqa: D102
 
 
-def _bad(key: str, value: object, expected: str) -> FedembedError:
-    return FedembedError(
-        f"run config {key}={value!r} is invalid",
-        expected=expected,
-        fix=f"set {key} to {expected}; {_FIX}",
-    )
-
-
 def parse_labels(text: str) -> tuple[str, ...]:
     """The public label set of ``classifier-labels``: names, in order, without blanks.
 
@@ -125,43 +122,33 @@ def check_classifier_config(config: ClassifierConfig) -> None:
     try:
         parse_labels(config.classifier_labels)
     except ValueError:
-        raise _bad(
+        raise bad_key(
             "classifier-labels",
             config.classifier_labels,
             f"2 to {MAX_LABELS} distinct comma-separated class names (public: the "
             "consortium declares them)",
         ) from None
     if config.classifier_rounds < 1:
-        raise _bad("classifier-rounds", config.classifier_rounds, "an integer >= 1")
+        raise bad_key("classifier-rounds", config.classifier_rounds, "an integer >= 1")
     if not config.classifier_epsilon > 0:
-        raise _bad("classifier-epsilon", config.classifier_epsilon, "an epsilon > 0")
+        raise bad_key("classifier-epsilon", config.classifier_epsilon, "an epsilon > 0")
     if not config.classifier_clip > 0:
-        raise _bad("classifier-clip", config.classifier_clip, "a gradient clip norm > 0")
+        raise bad_key("classifier-clip", config.classifier_clip, "a gradient clip norm > 0")
     if not config.classifier_learning_rate > 0:
-        raise _bad("classifier-learning-rate", config.classifier_learning_rate, "a number > 0")
-    if not 0 < config.target_delta < 1:
-        raise _bad("target-delta", config.target_delta, "a delta in (0, 1)")
-    if not _FILE_NAME.fullmatch(config.classifier_records):
-        raise _bad(
-            "classifier-records",
-            config.classifier_records,
-            "a file name in every node's data folder (letters, digits, ._-; no path)",
-        )
+        raise bad_key("classifier-learning-rate", config.classifier_learning_rate, "a number > 0")
+    check_records_file(config, "classifier-records", config.classifier_records)
     for key, column in (
         ("classifier-text-column", config.classifier_text_column),
         ("classifier-label-column", config.classifier_label_column),
     ):
         if not column:
-            raise _bad(key, column, "a column of the records file")
-    if config.aggregation != AggregationMode.CKKS:
-        raise FedembedError(
-            f"run config aggregation={config.aggregation!r} cannot carry classifier gradients",
-            expected="aggregation='ckks' with task='classifier': each node's noisy gradient "
-            "sum enters the secure sum encrypted",
-            fix=f"set aggregation='ckks' and a coordinator-kit; {_FIX}",
-        )
-    if config.dp_noise_shares and config.min_nodes < config.dp_noise_shares:
-        raise _bad("min-nodes", config.min_nodes, f">= dp-noise-shares ({config.dp_noise_shares})")
+            raise bad_key(key, column, "a column of the records file")
+    check_secure_sum(
+        config,
+        carries="classifier gradients",
+        expected="aggregation='ckks' with task='classifier': each node's noisy gradient "
+        "sum enters the secure sum encrypted",
+    )
 
 
 @dataclass(frozen=True)
@@ -190,7 +177,7 @@ class ClassifierSettings:
             valid = False
         if (
             not valid
-            or not _FILE_NAME.fullmatch(self.records)
+            or not FILE_NAME.fullmatch(self.records)
             or not self.text_column
             or not self.label_column
             or not self.clip > 0
@@ -220,29 +207,20 @@ class ClassifierSettings:
     @classmethod
     def from_record(cls, record: Mapping[str, object]) -> ClassifierSettings:
         """Read :meth:`to_record`'s record back; anything else is refused."""
-        expected = {"labels", "records", "text-column", "label-column", "clip", "count-weight"}
-        if set(record) != expected:
-            raise FedembedError(
-                f"the coordinator's classifier settings have keys {sorted(record)}",
-                expected=f"exactly {sorted(expected)}",
-                fix="run the coordinator's ServerApp",
-            )
-        try:
-            return cls(
+        return read_settings_record(
+            record,
+            keys={"labels", "records", "text-column", "label-column", "clip", "count-weight"},
+            what="classifier",
+            types="labels, records, text-column, label-column (text), clip, count-weight (numbers)",
+            build=lambda: cls(
                 labels=parse_labels(str(record["labels"])),
                 records=str(record["records"]),
                 text_column=str(record["text-column"]),
                 label_column=str(record["label-column"]),
                 clip=as_float(record["clip"]),
                 count_weight=as_float(record["count-weight"]),
-            )
-        except (TypeError, ValueError) as exc:
-            raise FedembedError(
-                f"the coordinator's classifier settings are malformed ({exc})",
-                expected="labels, records, text-column, label-column (text), clip, "
-                "count-weight (numbers)",
-                fix="run the coordinator's ServerApp",
-            ) from None
+            ),
+        )
 
 
 def classifier_round_settings(config: ClassifierConfig, base: RoundSettings) -> RoundSettings:
@@ -251,13 +229,6 @@ def classifier_round_settings(config: ClassifierConfig, base: RoundSettings) -> 
     ``target-epsilon`` is the classifier epsilon and ``num-server-rounds`` the classifier
     rounds, so the node's operator bounds and ledger bound the run as they bound training.
     """
-    return RoundSettings(
-        num_server_rounds=config.classifier_rounds,
-        run_tag=base.run_tag,
-        aggregation=base.aggregation,
-        dp_enabled=True,
-        target_epsilon=config.classifier_epsilon,
-        target_delta=base.target_delta,
-        dp_noise_shares=base.dp_noise_shares,
-        encoder_backend=base.encoder_backend,
+    return statistics_round_settings(
+        base, rounds=config.classifier_rounds, epsilon=config.classifier_epsilon
     )

@@ -24,7 +24,6 @@ unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,7 +31,15 @@ from typing import Protocol
 
 from embedding_core.errors import FedembedError
 from federation.round_settings import RecordValue, RoundSettings
-from federation.wire import AggregationMode, as_float, as_int
+from federation.statistics_settings import (
+    FILE_NAME,
+    bad_key,
+    check_records_file,
+    check_secure_sum,
+    read_settings_record,
+    statistics_round_settings,
+)
+from federation.wire import as_float, as_int
 
 __all__ = [
     "KMEANS_MESSAGE_TYPE",
@@ -46,9 +53,6 @@ __all__ = [
 
 KMEANS_MESSAGE_TYPE = "train.kmeans"
 """Flower message type of a k-means round (the ClientApp's ``train`` action ``kmeans``)."""
-
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_FIX = "set it in [tool.flwr.app.config] or with --run-config"
 
 
 class Task(StrEnum):
@@ -95,14 +99,6 @@ class KMeansConfig(Protocol):
     def target_delta(self) -> float: ...  # noqa: D102
 
 
-def _bad(key: str, value: object, expected: str) -> FedembedError:
-    return FedembedError(
-        f"run config {key}={value!r} is invalid",
-        expected=expected,
-        fix=f"set {key} to {expected}; {_FIX}",
-    )
-
-
 def check_kmeans_config(config: KMeansConfig) -> None:
     """Check the k-means keys (only ``task`` when the run trains the adapter).
 
@@ -111,7 +107,7 @@ def check_kmeans_config(config: KMeansConfig) -> None:
             cannot keep one node's statistics hidden.
     """
     if config.task not in {t.value for t in Task}:
-        raise _bad(
+        raise bad_key(
             "task",
             config.task,
             "'train' (the adapter), 'kmeans' (a topic map) or 'classifier' (a classifier head)",
@@ -119,37 +115,27 @@ def check_kmeans_config(config: KMeansConfig) -> None:
     if config.task != Task.KMEANS:
         return
     if config.kmeans_k < 2:
-        raise _bad("kmeans-k", config.kmeans_k, "an integer >= 2")
+        raise bad_key("kmeans-k", config.kmeans_k, "an integer >= 2")
     if config.kmeans_rounds < 1:
-        raise _bad("kmeans-rounds", config.kmeans_rounds, "an integer >= 1")
+        raise bad_key("kmeans-rounds", config.kmeans_rounds, "an integer >= 1")
     if not config.kmeans_epsilon > 0:
-        raise _bad("kmeans-epsilon", config.kmeans_epsilon, "an epsilon > 0")
-    if not 0 < config.target_delta < 1:
-        raise _bad("target-delta", config.target_delta, "a delta in (0, 1)")
-    if not _FILE_NAME.fullmatch(config.kmeans_records):
-        raise _bad(
-            "kmeans-records",
-            config.kmeans_records,
-            "a file name in every node's data folder (letters, digits, ._-; no path)",
-        )
+        raise bad_key("kmeans-epsilon", config.kmeans_epsilon, "an epsilon > 0")
+    check_records_file(config, "kmeans-records", config.kmeans_records)
     if not config.kmeans_text_column:
-        raise _bad("kmeans-text-column", config.kmeans_text_column, "the records' text column")
+        raise bad_key("kmeans-text-column", config.kmeans_text_column, "the records' text column")
     if not config.kmeans_public_corpus:
-        raise _bad(
+        raise bad_key(
             "kmeans-public-corpus",
             config.kmeans_public_corpus,
             "a file of public texts (CSV or JSON lines with a text column) that seeds the "
             "centroids; no member's record may seed them",
         )
-    if config.aggregation != AggregationMode.CKKS:
-        raise FedembedError(
-            f"run config aggregation={config.aggregation!r} cannot carry k-means statistics",
-            expected="aggregation='ckks' with task='kmeans': each node's per-centroid sums "
-            "and counts enter the secure sum encrypted",
-            fix=f"set aggregation='ckks' and a coordinator-kit; {_FIX}",
-        )
-    if config.dp_noise_shares and config.min_nodes < config.dp_noise_shares:
-        raise _bad("min-nodes", config.min_nodes, f">= dp-noise-shares ({config.dp_noise_shares})")
+    check_secure_sum(
+        config,
+        carries="k-means statistics",
+        expected="aggregation='ckks' with task='kmeans': each node's per-centroid sums "
+        "and counts enter the secure sum encrypted",
+    )
 
 
 @dataclass(frozen=True)
@@ -169,7 +155,7 @@ class KMeansSettings:
     count_weight: float
 
     def __post_init__(self) -> None:
-        if self.k < 2 or not _FILE_NAME.fullmatch(self.records) or not self.text_column:
+        if self.k < 2 or not FILE_NAME.fullmatch(self.records) or not self.text_column:
             raise FedembedError(
                 f"the coordinator's k-means settings are invalid: k={self.k}, "
                 f"records={self.records!r}, text-column={self.text_column!r}",
@@ -195,26 +181,18 @@ class KMeansSettings:
     @classmethod
     def from_record(cls, record: Mapping[str, object]) -> KMeansSettings:
         """Read :meth:`to_record`'s record back; anything else is refused."""
-        expected = {"k", "records", "text-column", "count-weight"}
-        if set(record) != expected:
-            raise FedembedError(
-                f"the coordinator's k-means settings have keys {sorted(record)}",
-                expected=f"exactly {sorted(expected)}",
-                fix="run the coordinator's ServerApp",
-            )
-        try:
-            return cls(
+        return read_settings_record(
+            record,
+            keys={"k", "records", "text-column", "count-weight"},
+            what="k-means",
+            types="k (int), records, text-column (text), count-weight (number)",
+            build=lambda: cls(
                 k=as_int(record["k"]),
                 records=str(record["records"]),
                 text_column=str(record["text-column"]),
                 count_weight=as_float(record["count-weight"]),
-            )
-        except (TypeError, ValueError) as exc:
-            raise FedembedError(
-                f"the coordinator's k-means settings are malformed ({exc})",
-                expected="k (int), records, text-column (text), count-weight (number)",
-                fix="run the coordinator's ServerApp",
-            ) from None
+            ),
+        )
 
 
 def kmeans_round_settings(config: KMeansConfig, base: RoundSettings) -> RoundSettings:
@@ -224,13 +202,6 @@ def kmeans_round_settings(config: KMeansConfig, base: RoundSettings) -> RoundSet
     so :meth:`~federation.node_privacy.NodePrivacy.check_round` and the node's ledger
     bound a k-means run exactly as they bound training.
     """
-    return RoundSettings(
-        num_server_rounds=config.kmeans_rounds,
-        run_tag=base.run_tag,
-        aggregation=base.aggregation,
-        dp_enabled=True,
-        target_epsilon=config.kmeans_epsilon,
-        target_delta=base.target_delta,
-        dp_noise_shares=base.dp_noise_shares,
-        encoder_backend=base.encoder_backend,
+    return statistics_round_settings(
+        base, rounds=config.kmeans_rounds, epsilon=config.kmeans_epsilon
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -20,11 +19,18 @@ from client_node.node_data import STATE_DIR
 from dp_training.dp_classifier_head import calibrate_dp_classifier
 from embedding_core.errors import FedembedError
 from federation.classifier_settings import ClassifierSettings
-from federation.node_privacy import NodePrivacy, RoundRefusedError
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 from federation.wire import MetricKey
 from privacy import Observer, PrivacyLedger
-from privacy.ledger_errors import BudgetExceededError, LedgerError
+from tests.client_node.statistics_round_checks import (
+    RunRound,
+    check_a_ledger_without_room_is_charged_nothing,
+    check_a_replayed_round_is_refused,
+    check_the_operators_budget_is_enforced_first,
+    node_ledger,
+    write_node_records,
+)
 
 RECORDS = [
     ("my card has not arrived yet", "card"),
@@ -53,13 +59,7 @@ SETTINGS = RoundSettings(
 @pytest.fixture
 def node_dir(tmp_path: Path, embedding_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FEDEMBED_CACHE_DIR", str(embedding_cache_dir))
-    folder = tmp_path / "node"
-    folder.mkdir()
-    with (folder / "records.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(RECORDS)
-    return folder
+    return write_node_records(tmp_path / "node", ["text", "label"], RECORDS)
 
 
 def _round(
@@ -79,9 +79,7 @@ def _round(
 
 
 def _ledger(node_dir: Path) -> PrivacyLedger:
-    return PrivacyLedger.open(
-        node_dir / STATE_DIR / LEDGER_FILE, node_id="node-a", max_epsilon=8.0, delta=1e-5
-    )
+    return node_ledger(node_dir)
 
 
 def test_the_run_charges_the_classifier_epsilon_for_a_fellow_member(node_dir: Path) -> None:
@@ -106,29 +104,20 @@ def test_the_run_charges_the_classifier_epsilon_for_a_fellow_member(node_dir: Pa
     )
 
 
+def _run(node_dir: Path) -> RunRound:
+    return lambda server_round, budget: _round(node_dir, server_round, budget=budget)
+
+
 def test_a_run_over_the_operators_budget_is_refused_before_anything(node_dir: Path) -> None:
-    with pytest.raises(RoundRefusedError, match=r"node-a refuses a run with target-epsilon=4\.0"):
-        _round(node_dir, 1, budget=2.0)
-    assert not (node_dir / STATE_DIR / LEDGER_FILE).exists()
+    check_the_operators_budget_is_enforced_first(node_dir, _run(node_dir))
 
 
 def test_a_ledger_without_room_refuses_the_round_and_charges_nothing(node_dir: Path) -> None:
-    # Prepare: an earlier run spent most of the 8.
-    ledger = _ledger(node_dir)
-    ledger.charge(noise_multiplier=0.61, sample_rate=1.0, steps=1, run_id="earlier", round=1)
-    before = ledger.spent_epsilon()
-
-    # Execute / Assert
-    with pytest.raises(BudgetExceededError):
-        _round(node_dir, 1)
-    assert _ledger(node_dir).spent_epsilon() == before
+    check_a_ledger_without_room_is_charged_nothing(node_dir, _run(node_dir))
 
 
 def test_a_replayed_round_is_refused(node_dir: Path) -> None:
-    _round(node_dir, 1)
-    with pytest.raises(LedgerError):
-        _round(node_dir, 1)
-    assert len(_ledger(node_dir).entries) == 1
+    check_a_replayed_round_is_refused(node_dir, _run(node_dir))
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -15,10 +14,17 @@ from client_node.node_data import STATE_DIR
 from dp_training.dp_kmeans import calibrate_dp_kmeans
 from embedding_core.errors import FedembedError
 from federation.kmeans_settings import KMeansSettings
-from federation.node_privacy import NodePrivacy, RoundRefusedError
+from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
 from privacy import Observer, PrivacyLedger
-from privacy.ledger_errors import BudgetExceededError, LedgerError
+from tests.client_node.statistics_round_checks import (
+    RunRound,
+    check_a_ledger_without_room_is_charged_nothing,
+    check_a_replayed_round_is_refused,
+    check_the_operators_budget_is_enforced_first,
+    node_ledger,
+    write_node_records,
+)
 
 TEXTS = [
     "my card has not arrived yet",
@@ -41,13 +47,7 @@ SETTINGS = RoundSettings(
 @pytest.fixture
 def node_dir(tmp_path: Path, embedding_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FEDEMBED_CACHE_DIR", str(embedding_cache_dir))
-    folder = tmp_path / "node"
-    folder.mkdir()
-    with (folder / "records.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text"])
-        writer.writerows([t] for t in TEXTS)
-    return folder
+    return write_node_records(tmp_path / "node", ["text"], [[t] for t in TEXTS])
 
 
 def _round(node_dir: Path, server_round: int, *, budget: float = 8.0) -> KMeansRoundResult:
@@ -67,9 +67,7 @@ def _round(node_dir: Path, server_round: int, *, budget: float = 8.0) -> KMeansR
 
 
 def _ledger(node_dir: Path) -> PrivacyLedger:
-    return PrivacyLedger.open(
-        node_dir / STATE_DIR / LEDGER_FILE, node_id="node-a", max_epsilon=8.0, delta=1e-5
-    )
+    return node_ledger(node_dir)
 
 
 def test_the_run_charges_the_kmeans_epsilon_for_a_fellow_member(node_dir: Path) -> None:
@@ -90,29 +88,20 @@ def test_the_run_charges_the_kmeans_epsilon_for_a_fellow_member(node_dir: Path) 
     assert not np.allclose(counts, np.round(counts))  # the counts carry noise
 
 
+def _run(node_dir: Path) -> RunRound:
+    return lambda server_round, budget: _round(node_dir, server_round, budget=budget)
+
+
 def test_a_run_over_the_operators_budget_is_refused_before_anything(node_dir: Path) -> None:
-    with pytest.raises(RoundRefusedError, match=r"node-a refuses a run with target-epsilon=4\.0"):
-        _round(node_dir, 1, budget=2.0)
-    assert not (node_dir / STATE_DIR / LEDGER_FILE).exists()
+    check_the_operators_budget_is_enforced_first(node_dir, _run(node_dir))
 
 
 def test_a_ledger_without_room_refuses_the_round_and_charges_nothing(node_dir: Path) -> None:
-    # Prepare: an earlier run spent epsilon 7.9 of the 8.
-    ledger = _ledger(node_dir)
-    ledger.charge(noise_multiplier=0.61, sample_rate=1.0, steps=1, run_id="earlier", round=1)
-    before = ledger.spent_epsilon()
-
-    # Execute / Assert
-    with pytest.raises(BudgetExceededError):
-        _round(node_dir, 1)
-    assert _ledger(node_dir).spent_epsilon() == before
+    check_a_ledger_without_room_is_charged_nothing(node_dir, _run(node_dir))
 
 
 def test_a_replayed_round_is_refused(node_dir: Path) -> None:
-    _round(node_dir, 1)
-    with pytest.raises(LedgerError):
-        _round(node_dir, 1)
-    assert len(_ledger(node_dir).entries) == 1
+    check_a_replayed_round_is_refused(node_dir, _run(node_dir))
 
 
 @pytest.mark.parametrize(

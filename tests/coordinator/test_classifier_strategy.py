@@ -10,17 +10,11 @@ too small refuses while the others run.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Message, RecordDict
-from flwr.clientapp import ClientApp
 
-from client_node.client_app import make_client_app
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
 from coordinator.classifier_strategy import HEAD_FILE, run_classifier_federation
@@ -30,42 +24,28 @@ from dp_training.dp_classifier_head import (
     clipped_gradient_sum,
 )
 from federation.classifier_settings import CLASSIFIER_MESSAGE_TYPE
-from federation.contributions import DecryptRequest, SignedContribution
-from federation.node_privacy import NodePrivacy
-from federation.records import CkksField
-from federation.wire import ContentKey, MetricKey, NodeConfigKey, as_bytes_list
 from privacy import Observer
 from tests.coordinator.classifier_consortium import (
     ClassifierConsortium,
     classifier_config,
     make_classifier_consortium,
 )
-from tests.coordinator.grid import LoopbackNodes
-from tests.coordinator.kmeans_consortium import INTENTS, NODES
+from tests.coordinator.kmeans_consortium import INTENTS
+from tests.coordinator.statistics_nodes import (
+    RecordingLoopback,
+    assert_ciphertext_only,
+    assert_every_ledger_charged,
+    decrypted_sums,
+    ledger_of,
+    member_grid,
+    probe_single_decryption,
+    round_state,
+)
 
 EPSILON = 8.0
 """5 rounds at epsilon 8 reach 0.94-1.0 held-out accuracy in each of 5 noise seeds in
 process (dp_training.federated_classifier); the test asks for 0.8 (chance: 0.25)."""
-PRIVACY_METRICS = {key.value for key in MetricKey} - {MetricKey.NUM_EXAMPLES.value}
 LENGTH = len(INTENTS) * 385 + 1
-
-
-class RecordingLoopback(LoopbackNodes):
-    """The loopback grid, keeping every message sent and every reply received."""
-
-    def __init__(self, app: ClientApp, node_configs: dict[int, dict[str, Any]]) -> None:
-        super().__init__(app, node_configs)
-        self.sent: list[Message] = []
-        self.received: list[Message] = []
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        messages = list(messages)
-        self.sent.extend(messages)
-        replies = list(super().send_and_receive(messages, timeout=timeout))
-        self.received.extend(replies)
-        return replies
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +60,7 @@ def consortium(
 def _grid(
     consortium: ClassifierConsortium, root: Path, budgets: dict[str, float]
 ) -> RecordingLoopback:
-    configs: dict[int, dict[str, Any]] = {}
-    for i, name in enumerate(NODES):
-        folder = root / name  # a fresh ledger per test: copy the member's records
-        folder.mkdir(parents=True)
-        (folder / "records.csv").write_bytes(
-            (consortium.node_dir(name) / "records.csv").read_bytes()
-        )
-        configs[10 + i] = {
-            NodeConfigKey.DATA_DIR.value: str(folder),
-            NodeConfigKey.NODE_NAME.value: name,
-            NodeConfigKey.KIT_DIR.value: str(consortium.kits / "nodes" / name),
-            **NodePrivacy(max_epsilon=budgets.get(name, 2 * EPSILON)).to_node_config(),
-        }
-    return RecordingLoopback(make_client_app(), configs)
-
-
-def _ledger(root: Path, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((root / name / STATE_DIR / LEDGER_FILE).read_text())
-    return document
+    return member_grid(consortium, root, budgets, default_budget=2 * EPSILON)
 
 
 @pytest.mark.usefixtures("server_app_process")
@@ -123,12 +85,9 @@ def test_the_published_head_classifies_held_out_texts_and_every_ledger_is_charge
     predicted = head.predict(consortium.held_out_vectors(embedding_cache_dir))
     truth = [label for _, label in consortium.held_out]
     assert np.mean(np.array(predicted) == truth) >= 0.8
-    for name in NODES:
-        ledger = _ledger(tmp_path / "nodes", name)
-        assert [e["round"] for e in ledger["entries"]] == [1, 2, 3, 4, 5]
-        assert {e["run_id"] for e in ledger["entries"]} == {"classifier-run"}
-        assert {e["observer"] for e in ledger["entries"]} == {Observer.FELLOW_MEMBER.value}
-        assert ledger["entries"][-1]["epsilon_after"] == pytest.approx(EPSILON, rel=1e-3)
+    assert_every_ledger_charged(
+        tmp_path / "nodes", run_id="classifier-run", epsilon=EPSILON, rounds=5
+    )
 
 
 @pytest.mark.usefixtures("server_app_process")
@@ -142,53 +101,18 @@ def test_the_coordinator_never_receives_one_nodes_gradient_in_plaintext(
     # Execute: the run, then a coordinator that asks a node to decrypt one contribution.
     run_classifier_federation(grid, config)
     replies = [r for r in grid.received if r.metadata.message_type == CLASSIFIER_MESSAGE_TYPE]
-    record = replies[0].content.config_records[ContentKey.CKKS_UPDATE.value]
-    single = SignedContribution.from_update(
-        dict(record), as_bytes_list(record[CkksField.CHUNKS.value])
-    )
-    request = DecryptRequest(
-        run_tag="classifier-run",
-        server_round=5,
-        length=LENGTH,
-        contributions=(single,),
-        endorsements=(b"forged",),
-    )
-    (refused,) = grid.send_and_receive(
-        [
-            Message(
-                RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()}),
-                dst_node_id=replies[1].metadata.src_node_id,
-                message_type="query",
-            )
-        ]
-    )
+    refused = probe_single_decryption(grid, replies, run_tag="classifier-run", length=LENGTH)
 
     # Assert: each node's reply is ciphertext and privacy bookkeeping only.
     assert len(replies) == 15
-    for reply in replies:
-        assert not reply.has_error()
-        assert len(reply.content.array_records) == 0
-        assert set(reply.content.config_records) == {ContentKey.CKKS_UPDATE.value}
-        assert set(reply.content.metric_records[ContentKey.METRICS.value]) <= PRIVACY_METRICS
+    assert_ciphertext_only(replies)
     # The only plaintext gradients: one decrypted sum a round, holding the noise.
-    sums = [
-        r.content.array_records[ContentKey.ARRAYS.value][CkksField.SUM.value].numpy()
-        for r in grid.received
-        if r.metadata.message_type == "query"
-        and not r.has_error()
-        and ContentKey.ARRAYS.value in r.content.array_records
-    ]
+    sums = decrypted_sums(grid)
     assert len(sums) == 5
     calibration = calibrate_dp_classifier(
         epsilon=EPSILON, delta=1e-5, rounds=5, shares=3, clip=1.0, count_weight=0.3
     )
-    round_five = next(
-        m
-        for m in grid.sent
-        if m.metadata.message_type == CLASSIFIER_MESSAGE_TYPE
-        and m.content.config_records[ContentKey.CONFIG.value]["server-round"] == 5
-    )
-    state = round_five.content.array_records["classifier-state"]
+    state = round_state(grid, CLASSIFIER_MESSAGE_TYPE, "classifier-state", 5)
     vectors, targets = consortium.pooled_records(embedding_cache_dir)
     exact = clipped_gradient_sum(
         state["weights"].numpy(), state["bias"].numpy(), vectors, targets, clip=1.0
@@ -219,4 +143,4 @@ def test_a_node_whose_budget_is_too_small_refuses_and_the_others_run(
     assert len(refusals) == 5
     assert all("node-2 refuses" in r["reason"] for r in refusals)
     assert not (tmp_path / "nodes" / "node-2" / STATE_DIR / LEDGER_FILE).exists()
-    assert len(_ledger(tmp_path / "nodes", "node-0")["entries"]) == 5
+    assert len(ledger_of(tmp_path / "nodes", "node-0")["entries"]) == 5

@@ -11,58 +11,33 @@ statistics in plaintext.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Message, RecordDict
-from flwr.clientapp import ClientApp
 from sklearn.metrics import adjusted_rand_score
 
 from analytics.kmeans import kmeans
-from client_node.client_app import make_client_app
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
 from coordinator.kmeans_strategy import CENTROIDS_FILE, run_kmeans_federation
 from dp_training.dp_kmeans import assign_corrected, calibrate_dp_kmeans
-from federation.contributions import DecryptRequest, SignedContribution
 from federation.kmeans_settings import KMEANS_MESSAGE_TYPE
-from federation.node_privacy import NodePrivacy
-from federation.records import CkksField
-from federation.wire import ContentKey, MetricKey, NodeConfigKey, as_bytes_list
-from privacy import Observer
-from tests.coordinator.grid import LoopbackNodes
-from tests.coordinator.kmeans_consortium import (
-    NODES,
-    KMeansConsortium,
-    kmeans_config,
-    make_consortium,
+from tests.coordinator.kmeans_consortium import KMeansConsortium, kmeans_config, make_consortium
+from tests.coordinator.statistics_nodes import (
+    RecordingLoopback,
+    assert_ciphertext_only,
+    assert_every_ledger_charged,
+    decrypted_sums,
+    ledger_of,
+    member_grid,
+    probe_single_decryption,
+    round_state,
 )
 
 EPSILON = 20.0
 """Generous: 5 rounds at epsilon 20 reach ARI >= 0.94 against central k-means in every
 one of 5 seeds in process (dp_training.federated_kmeans); the test asks for 0.8."""
-PRIVACY_METRICS = {key.value for key in MetricKey} - {MetricKey.NUM_EXAMPLES.value}
-
-
-class RecordingLoopback(LoopbackNodes):
-    """The loopback grid, keeping every message sent and every reply received."""
-
-    def __init__(self, app: ClientApp, node_configs: dict[int, dict[str, Any]]) -> None:
-        super().__init__(app, node_configs)
-        self.sent: list[Message] = []
-        self.received: list[Message] = []
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        messages = list(messages)
-        self.sent.extend(messages)
-        replies = list(super().send_and_receive(messages, timeout=timeout))
-        self.received.extend(replies)
-        return replies
 
 
 @pytest.fixture(scope="module")
@@ -71,25 +46,7 @@ def consortium(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) 
 
 
 def _grid(consortium: KMeansConsortium, root: Path, budgets: dict[str, float]) -> RecordingLoopback:
-    configs: dict[int, dict[str, Any]] = {}
-    for i, name in enumerate(NODES):
-        folder = root / name  # a fresh ledger per test: copy the member's records
-        (folder).mkdir(parents=True)
-        (folder / "records.csv").write_bytes(
-            (consortium.node_dir(name) / "records.csv").read_bytes()
-        )
-        configs[10 + i] = {
-            NodeConfigKey.DATA_DIR.value: str(folder),
-            NodeConfigKey.NODE_NAME.value: name,
-            NodeConfigKey.KIT_DIR.value: str(consortium.kits / "nodes" / name),
-            **NodePrivacy(max_epsilon=budgets.get(name, 2 * EPSILON)).to_node_config(),
-        }
-    return RecordingLoopback(make_client_app(), configs)
-
-
-def _ledger(root: Path, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((root / name / STATE_DIR / LEDGER_FILE).read_text())
-    return document
+    return member_grid(consortium, root, budgets, default_budget=2 * EPSILON)
 
 
 @pytest.mark.usefixtures("server_app_process")
@@ -116,12 +73,7 @@ def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_l
     central = kmeans(pooled, 4, seed=0, progress=False).labels
     assert adjusted_rand_score(central, federated) >= 0.8
     # Every node's ledger holds the run's 5 charges, composing to the k-means epsilon.
-    for name in NODES:
-        ledger = _ledger(tmp_path / "nodes", name)
-        assert [e["round"] for e in ledger["entries"]] == [1, 2, 3, 4, 5]
-        assert {e["run_id"] for e in ledger["entries"]} == {"kmeans-run"}
-        assert {e["observer"] for e in ledger["entries"]} == {Observer.FELLOW_MEMBER.value}
-        assert ledger["entries"][-1]["epsilon_after"] == pytest.approx(EPSILON, rel=1e-3)
+    assert_every_ledger_charged(tmp_path / "nodes", run_id="kmeans-run", epsilon=EPSILON, rounds=5)
 
 
 @pytest.mark.usefixtures("server_app_process")
@@ -135,55 +87,18 @@ def test_the_coordinator_never_receives_one_nodes_statistics_in_plaintext(
     # Execute: the run, then a coordinator that asks a node to decrypt one contribution.
     run_kmeans_federation(grid, config)
     kmeans_replies = [r for r in grid.received if r.metadata.message_type == KMEANS_MESSAGE_TYPE]
-    record = kmeans_replies[0].content.config_records[ContentKey.CKKS_UPDATE.value]
-    single = SignedContribution.from_update(
-        dict(record), as_bytes_list(record[CkksField.CHUNKS.value])
-    )
-    request = DecryptRequest(
-        run_tag="kmeans-run",
-        server_round=5,
-        length=4 * 384 + 4,
-        contributions=(single,),
-        endorsements=(b"forged",),
-    )
-    (refused,) = grid.send_and_receive(
-        [
-            Message(
-                RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()}),
-                dst_node_id=kmeans_replies[1].metadata.src_node_id,
-                message_type="query",
-            )
-        ]
+    refused = probe_single_decryption(
+        grid, kmeans_replies, run_tag="kmeans-run", length=4 * 384 + 4
     )
 
     # Assert: each node's k-means reply is ciphertext and privacy bookkeeping only.
     assert len(kmeans_replies) == 15
-    for reply in kmeans_replies:
-        assert not reply.has_error()
-        assert len(reply.content.array_records) == 0
-        assert set(reply.content.config_records) == {ContentKey.CKKS_UPDATE.value}
-        assert set(reply.content.metric_records[ContentKey.METRICS.value]) <= PRIVACY_METRICS
+    assert_ciphertext_only(kmeans_replies)
     # The only plaintext statistics: one decrypted sum a round, holding the noise.
-    decrypted = [
-        r
-        for r in grid.received
-        if r.metadata.message_type == "query"
-        and not r.has_error()
-        and ContentKey.ARRAYS.value in r.content.array_records
-    ]
-    sums = [
-        r.content.array_records[ContentKey.ARRAYS.value][CkksField.SUM.value].numpy()
-        for r in decrypted
-    ]
+    sums = decrypted_sums(grid)
     assert len(sums) == 5
     calibration = calibrate_dp_kmeans(epsilon=EPSILON, delta=1e-5, rounds=5, shares=3)
-    round_five = next(
-        m
-        for m in grid.sent
-        if m.metadata.message_type == KMEANS_MESSAGE_TYPE
-        and m.content.config_records[ContentKey.CONFIG.value]["server-round"] == 5
-    )
-    state = round_five.content.array_records["kmeans-state"]
+    state = round_state(grid, KMEANS_MESSAGE_TYPE, "kmeans-state", 5)
     centroids, corrections = state["centroids"].numpy(), state["corrections"].numpy()
     pooled = consortium.pooled_vectors(embedding_cache_dir).astype(np.float64)
     labels = assign_corrected(pooled, centroids, corrections)
@@ -215,4 +130,4 @@ def test_a_node_whose_budget_is_too_small_refuses_and_the_others_run(
     assert len(refusals) == 5
     assert all("node-2 refuses" in r["reason"] for r in refusals)
     assert not (tmp_path / "nodes" / "node-2" / STATE_DIR / LEDGER_FILE).exists()
-    assert len(_ledger(tmp_path / "nodes", "node-0")["entries"]) == 5
+    assert len(ledger_of(tmp_path / "nodes", "node-0")["entries"]) == 5
