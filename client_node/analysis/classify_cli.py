@@ -72,7 +72,9 @@ ClassifierOpt = Annotated[
     Path,
     typer.Option(
         "--classifier",
-        help="The folder `fedembed node analyse classify --out` wrote.",
+        help="The folder `fedembed node analyse classify --out` wrote, or the "
+        "consortium's classifier_head.json (published by a task='classifier' run: "
+        "records are encoded with the head's encoder backend, no adapter).",
     ),
 ]
 PredictOutOpt = Annotated[
@@ -162,19 +164,35 @@ def predict_cmd(
     """Label new records with a saved classifier (one JSON line per record in --out)."""
     from analytics.labelled_texts import load_labelled_texts
     from client_node.analysis.classify import classifier_encoder, predict
+    from client_node.analysis.consortium_head import (
+        head_predictions,
+        head_summary,
+        is_consortium_head,
+    )
     from embedding_core.atomic_file import atomic_write_bytes
 
-    encoder = classifier_encoder(
-        classifier,
-        model=model,
-        encoder_backend=encoder_backend,
-        adapter=adapter,
-        cache_dir=cache_dir,
-    )
+    head = is_consortium_head(classifier)
     records = load_labelled_texts(
         input_path, text_column=text_column, label_column=label_column, id_column=id_column
     )
-    predictions = predict(classifier, records.texts, encoder)
+    if head:
+        predictions = head_predictions(
+            classifier,
+            records.texts,
+            model=model,
+            encoder_backend=encoder_backend,
+            adapter=adapter,
+            cache_dir=cache_dir,
+        )
+    else:
+        encoder = classifier_encoder(
+            classifier,
+            model=model,
+            encoder_backend=encoder_backend,
+            adapter=adapter,
+            cache_dir=cache_dir,
+        )
+        predictions = predict(classifier, records.texts, encoder)
     rows = [
         json.dumps(
             {
@@ -192,7 +210,9 @@ def predict_cmd(
         "records": len(records),
         "classes": len(predictions.classes),
         "out": str(out),
-        "mean_probability": float(predictions.confidence.mean()),
+        "mean_probability": float(predictions.confidence.mean()) if len(records) else 0.0,
+        "classifier": "consortium head" if head else "node classifier",
+        **(head_summary(classifier) if head else {}),
     }
     lines = [
         f"{len(records)} records labelled with {len(predictions.classes)} classes "
