@@ -16,6 +16,8 @@ normal set (the relative Mahalanobis distance of Ren et al., "A simple fix to
 Mahalanobis distance for improving near-OOD detection", 2021): what is common to all
 normal records stops counting, which helps when the unknown classes are near the known
 ones (BANKING77's held-out intents: AUROC 0.82 -> 0.90, ``benchmarks/bench_anomalies.py``).
+Both Gaussians are shrunk with the class covariance's Ledoit-Wolf intensity, so the two
+distances are on one scale (:meth:`MahalanobisAnomalyDetector.fit`).
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_BLOCK = 4096
 
 
-def ledoit_wolf(centred: NDArray[np.floating]) -> tuple[NDArray[np.float64], float]:
+def ledoit_wolf(
+    centred: NDArray[np.floating], *, shrinkage: float | None = None
+) -> tuple[NDArray[np.float64], float]:
     """The Ledoit-Wolf shrunk covariance of already-centred rows, and its shrinkage.
 
     ``(1 - s) * S + s * mu * I`` with ``S = X^T X / n``, ``mu = trace(S) / p`` and ``s``
-    the estimated optimal shrinkage in ``[0, 1]`` (Ledoit and Wolf 2004, Lemma 3.2-3.4).
+    the estimated optimal shrinkage in ``[0, 1]`` (Ledoit and Wolf 2004, Lemma 3.2-3.4),
+    or ``shrinkage`` when given.
     """
     x = np.asarray(centred, dtype=np.float64)
     n, p = x.shape
@@ -55,7 +60,10 @@ def ledoit_wolf(centred: NDArray[np.floating]) -> tuple[NDArray[np.float64], flo
     beta = (beta_sum / n - delta_sum / (n * n)) / (p * n)
     delta = (delta_sum / (n * n) - 2.0 * mu * float(np.trace(emp)) + p * mu * mu) / p
     beta = min(beta, delta)
-    shrinkage = 0.0 if beta == 0 else beta / delta
+    if shrinkage is None:
+        shrinkage = 0.0 if beta == 0 else beta / delta
+    elif not 0.0 <= shrinkage <= 1.0:
+        raise FedembedError(f"shrinkage {shrinkage} is outside [0, 1]")
     shrunk = (1.0 - shrinkage) * emp
     shrunk.flat[:: p + 1] += shrinkage * mu
     return shrunk, shrinkage
@@ -142,7 +150,13 @@ class MahalanobisAnomalyDetector:
         self.classes_ = classes
         if self.relative:
             background = x.mean(axis=0, keepdims=True)
-            background_cov, _ = ledoit_wolf(x - background)
+            # The same shrinkage as the class covariance: with a few hundred records in
+            # 384 dimensions Ledoit-Wolf shrinks the class covariance (within-class
+            # spread only) far more than the background one, and the difference of two
+            # distances measured on different scales ranks unknown records as the most
+            # normal (AUROC 0.004 on 4 BANKING77 intents of 50 records; 0.999 with one
+            # shrinkage).
+            background_cov, _ = ledoit_wolf(x - background, shrinkage=shrinkage)
             self.background_mean_ = background
             self.background_precision_ = np.asarray(np.linalg.inv(background_cov))
         logger.debug(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import LedoitWolf, ShrunkCovariance
+from sklearn.metrics import roc_auc_score
 
 from analytics import MahalanobisAnomalyDetector, ledoit_wolf
 from embedding_core.errors import FedembedError
@@ -65,7 +66,8 @@ def test_relative_score_subtracts_the_whole_set_distance() -> None:
     b = rng.normal(size=(80, 5)) - 3.0
     centred = np.vstack([a - a.mean(axis=0), b - b.mean(axis=0)])
     tied = LedoitWolf(assume_centered=True).fit(centred)
-    whole = LedoitWolf().fit(np.vstack([a, b]))
+    # the whole set shrunk with the class covariance's intensity (one scale for both)
+    whole = ShrunkCovariance(shrinkage=tied.shrinkage_).fit(np.vstack([a, b]))
     queries = rng.normal(size=(15, 5)) * 4.0
     # Execute
     detector = MahalanobisAnomalyDetector(relative=True).fit(
@@ -78,6 +80,36 @@ def test_relative_score_subtracts_the_whole_set_distance() -> None:
     )
     np.testing.assert_allclose(scores, per_class - whole.mahalanobis(queries), rtol=1e-7, atol=1e-9)
     assert detector.name == "relative-mahalanobis"
+
+
+def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float64)
+
+
+def test_relative_score_ranks_unknown_classes_first_with_few_records_in_high_dimension() -> None:
+    # Prepare: 4 known classes of 50 unit vectors in 384 dimensions (as a node's few
+    # labelled records), 2 unknown classes; Ledoit-Wolf shrinks the within-class
+    # covariance far more than the whole set's here (the case that inverted the ranking
+    # when each Gaussian had its own shrinkage: AUROC 0.0)
+    rng = np.random.default_rng(0)
+    dim = 384
+    centres = _unit(rng.normal(size=(6, dim)))
+
+    def draw(c: int, n: int) -> NDArray[np.float64]:
+        low = rng.normal(size=(n, 20)) @ rng.normal(size=(20, dim)) / np.sqrt(20) * 0.5
+        spread = _unit(low + rng.normal(size=(n, dim)) * 0.05) * rng.uniform(0.8, 1.2, (n, 1))
+        return _unit(centres[c] + 0.6 * spread)
+
+    normal = np.vstack([draw(c, 50) for c in range(4)])
+    labels = [str(c) for c in range(4) for _ in range(50)]
+    new = np.vstack([draw(c, 40) for c in range(6)])
+    unknown = [c >= 4 for c in range(6) for _ in range(40)]
+    # Execute
+    detector = MahalanobisAnomalyDetector(relative=True).fit(normal, labels)
+    auroc = roc_auc_score(unknown, detector.score(new))
+    # Assert
+    assert detector.shrinkage_ > 0.1
+    assert auroc > 0.95
 
 
 def test_relative_score_needs_labels() -> None:
