@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import click
 import typer
 
-from embedding_core.cli import EncoderBackendOpt
+from embedding_core.cli import AdapterOpt, CacheOpt, EncoderBackendOpt, ModelOpt
 from embedding_core.encoder import DEFAULT_ENCODER_BACKEND
 from embedding_core.errors import DatasetNotFoundError, FedembedError
 
@@ -191,21 +191,14 @@ def bias(
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line: every test's statistics.")
     ] = False,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Local encoder folder (default: bundled).")
-    ] = None,
+    model: ModelOpt = None,
     encoder_backend: EncoderBackendOpt = DEFAULT_ENCODER_BACKEND,
-    adapter: Annotated[
-        Path | None,
-        typer.Option("--adapter", help="Adapter folder applied to every text's vector."),
-    ] = None,
+    adapter: AdapterOpt = None,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="Datasets folder holding seat/ (the default suite)."),
     ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Embedding cache folder.")
-    ] = None,
+    cache_dir: CacheOpt = None,
     alpha: Annotated[
         float, typer.Option("--alpha", help="Family-wise error rate of the Holm correction.")
     ] = 0.05,
