@@ -38,8 +38,7 @@ def is_consortium_head(path: Path) -> bool:
 def _backend(head: ClassifierHead, path: Path) -> str:
     if head.manifest.get("task") != HEAD_TASK:
         raise FedembedError(
-            f"--classifier {path} is not a classifier head (task "
-            f"{head.manifest.get('task')!r})",
+            f"--classifier {path} is not a classifier head (task {head.manifest.get('task')!r})",
             expected="the classifier_head.json a task='classifier' run published, or the "
             "folder `fedembed node analyse classify --out` wrote",
             fix="name the run folder's classifier_head.json",
