@@ -5,7 +5,14 @@ update: it signs the digest of its chunks bound to this run and round with the k
 node key (:mod:`federation.contributions`) and records (run, round, digest, ``t``) in
 the node's state folder (:mod:`federation.contribution_log`).
 
-:func:`endorse_contribution_set` answers the coordinator's first ``query``: the node
+:func:`check_announced_set` runs before the node trains: when the train message
+announces the set of node ids the round's sum will hold (``contribution-set``), the
+node takes part only if it is in the set, every id is on its own kit's authorised node
+list and there are at least ``max(t, 2)``; its signature then binds that exact set, and
+the sum needs no endorsement (:mod:`federation.contributions`).
+
+:func:`endorse_contribution_set` answers the coordinator's first ``query`` (rounds
+without an announced set): the node
 signs the round's set of contributions if every contribution is signed by a key on its
 *own* kit's authorised node list for this run and round, there are at least
 ``max(t, 2)`` distinct signers (``t``: the noise shares it trained with), and its own
@@ -13,9 +20,10 @@ contribution is among them with the digest it recorded; it endorses one set per 
 (:mod:`federation.contribution_endorsement`: so no two overlapping sums of a round can
 be decrypted, by this node or any other).
 
-:func:`decrypt_verified_sum` answers the second: the node decrypts only a set that
-passes the same checks and that every contributor (itself included) endorsed, and only
-once per round. It sums the ciphertexts itself, decrypts, and rounds the result
+:func:`decrypt_verified_sum` answers the last: the node decrypts only a set that
+passes the same checks and that is either the announced set its own signature binds or
+one every contributor (itself included) endorsed, and only once per round. It sums the
+ciphertexts itself, decrypts, and rounds the result
 (:mod:`crypto.ckks_decryption_rounding`) before it leaves the node. Any other request
 gets one opaque refusal and nothing is decrypted.
 """
@@ -54,15 +62,17 @@ from federation.contributions import (
     DecryptRequest,
     SignedContribution,
     ciphertext_digest,
+    min_signers,
 )
 from federation.records import CkksField
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import ContentKey, NodeConfigKey
+from federation.wire import CONTRIBUTION_SET_KEY, ContentKey, NodeConfigKey
 from kits.layout import NodeKit
 from kits.loader import load_node_kit
 
 __all__ = [
     "ERROR_CODE_DECRYPTION_REFUSED",
+    "check_announced_set",
     "decrypt_verified_sum",
     "endorse_contribution_set",
     "sign_and_record",
@@ -114,18 +124,68 @@ def _log(context: Context) -> ContributionLog:
     return ContributionLog(Path(str(data_dir)) / STATE_DIR / CONTRIBUTION_LOG_FILE)
 
 
+def check_announced_set(msg: Message, *, kit_dir: str) -> tuple[str, ...]:
+    """The set of node ids train message ``msg`` announces (sorted), if the node may join it.
+
+    Empty when the message announces none (the set is endorsed after training). Call it
+    before training: a refusal then charges nothing.
+
+    Raises:
+        FedembedError: The announced set is malformed, lacks this node, names a node its
+            own kit does not authorise, or has fewer than ``max(t, 2)`` members.
+    """
+    config = dict(msg.content.config_records[ContentKey.CONFIG.value])
+    value = config.get(CONTRIBUTION_SET_KEY)
+    if value is None:
+        return ()
+    kit = _kit(kit_dir)
+    settings = RoundSettings.from_record(config)
+    needed = min_signers(settings.dp_noise_shares)
+    expected = (
+        f"a list of at least {needed} distinct node ids from this node's authorised list, "
+        f"including its own ({kit.node_id})"
+    )
+    fix = "run the coordinator's ServerApp unchanged; it announces the nodes it asked"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FedembedError(
+            f"node {kit.node_id} refuses the round: {CONTRIBUTION_SET_KEY} is not a list "
+            "of node ids",
+            expected=expected,
+            fix=fix,
+        )
+    members = tuple(sorted(str(v) for v in value))
+    unknown = [m for m in members if m not in kit.authorized_nodes]
+    if (
+        len(set(members)) != len(members)
+        or kit.node_id not in members
+        or unknown
+        or len(members) < needed
+    ):
+        raise FedembedError(
+            f"node {kit.node_id} refuses the round: the announced {CONTRIBUTION_SET_KEY} "
+            f"has {len(members)} ids ({len(unknown)} not authorised by its kit)",
+            expected=expected,
+            fix=fix,
+        )
+    return members
+
+
 def sign_and_record(
     msg: Message, context: Context, *, kit_dir: str, chunks: list[bytes], length: int
-) -> dict[str, str | bytes]:
+) -> dict[str, str | bytes | list[str]]:
     """Sign the node's ``chunks`` for the round of train message ``msg`` and record them.
 
+    The signature binds the announced set, if the message names one
+    (:func:`check_announced_set`, checked again here).
+
     Returns:
-        The fields to add to the CKKS update record (node id and signature).
+        The fields to add to the CKKS update record (node id, signature, announced set).
     """
     config = dict(msg.content.config_records[ContentKey.CONFIG.value])
     settings = RoundSettings.from_record(config)
     server_round = server_round_of(config, settings)
     kit = _kit(kit_dir)
+    members = check_announced_set(msg, kit_dir=kit_dir)
     digest = ciphertext_digest(chunks)
     binding = ContributionBinding(
         run_tag=settings.run_tag,
@@ -134,6 +194,7 @@ def sign_and_record(
         node_id=kit.node_id,
         ckks_fingerprint=_fingerprint(kit),
         digest=digest,
+        members=members,
     )
     signed = SignedContribution.sign(_signer(kit_dir), chunks, binding)
     _log(context).record(
@@ -144,6 +205,7 @@ def sign_and_record(
             digest=digest.hex(),
             noise_shares=settings.dp_noise_shares,
             length=int(length),
+            members=members,
         )
     )
     logger.info("ckks: signed contribution round=%d node=%s", server_round, kit.node_id)
@@ -241,7 +303,11 @@ def decrypt_verified_sum(
                 own_digest=bytes.fromhex(entry.digest),
                 noise_shares=entry.noise_shares,
             )
-            if entry.endorsed != set_digest.hex():
+            # The announced set the node's own signature binds, or the set it endorsed.
+            if request.members:
+                if request.members != entry.members or entry.endorsed:
+                    raise DecryptionRefusedError()
+            elif entry.members or entry.endorsed != set_digest.hex():
                 raise DecryptionRefusedError()
 
         entry = _log(context).claim_decryption(request.run_tag, request.server_round, check)

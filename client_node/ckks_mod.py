@@ -6,7 +6,9 @@ distributed DP the unscaled noisy gradient sum, with uniform weights followed by
 DP-noised count slot of ``federation.record_count_slot``; no plaintext count leaves
 the node unless declared public), encrypts it with the consortium's
 CKKS secret context from the node kit, signs and records them
-(``client_node.ckks_contribution``), and sends only ciphertexts. ``ckks_decrypt_sum``
+(``client_node.ckks_contribution``), and sends only ciphertexts. When the train message
+announces the round's contribution set, the node checks it before it trains (a refusal
+charges nothing) and its signature binds that set. ``ckks_decrypt_sum``
 answers the coordinator's request to decrypt a *sum*: only a verified sum of at least
 ``t`` signed contributions of this round, its own among them, once per round, rounded
 before it leaves (the coordinator holds only the public context).
@@ -18,11 +20,16 @@ import functools
 import logging
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
-from client_node.ckks_contribution import decrypt_verified_sum, sign_and_record
+from client_node.ckks_contribution import (
+    check_announced_set,
+    decrypt_verified_sum,
+    sign_and_record,
+)
 from client_node.local_round import step_units
+from client_node.statistics_round import ERROR_CODE_NODE_REFUSED
 from crypto.ckks_aggregation import encrypt_vector
 from embedding_core.errors import FedembedError
 from federation.record_count_slot import slot_value, uses_count_slot
@@ -98,6 +105,12 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
     config = msg.content.config_records.get(ContentKey.CONFIG.value)
     if config is None or config.get(field_key("aggregation")) != AggregationMode.CKKS.value:
         return call_next(msg, context)
+    kit_dir = _kit_dir(context)
+    try:
+        check_announced_set(msg, kit_dir=kit_dir)
+    except FedembedError as exc:
+        logger.warning("ckks: train refused before training: %s", exc.problem)
+        return Message(Error(code=ERROR_CODE_NODE_REFUSED, reason=str(exc)), reply_to=msg)
     global_arrays = msg.content.array_records[ContentKey.ARRAYS.value]
     reply = call_next(msg, context)
     if reply.has_error():
@@ -110,7 +123,6 @@ def ckks_update_mod(msg: Message, context: Context, call_next: ClientAppCallable
         metrics,
         context,
     )
-    kit_dir = _kit_dir(context)
     chunks = encrypt_vector(update, _secret_context(kit_dir), summands=_members(kit_dir))
     logger.info("ckks: encrypted update values=%d chunks=%d", update.size, len(chunks))
     signed = sign_and_record(msg, context, kit_dir=kit_dir, chunks=chunks, length=int(update.size))

@@ -219,6 +219,11 @@ def statistics_handler(
         config = dict(msg.content.config_records[ContentKey.CONFIG.value])
         settings = RoundSettings.from_record(config)
         server_round = server_round_of(config, settings)
+        kit_dir = context.node_config.get(NodeConfigKey.KIT_DIR.value)
+        if kit_dir:  # the announced contribution set, checked before anything is charged
+            from client_node.ckks_contribution import check_announced_set
+
+            check_announced_set(msg, kit_dir=str(kit_dir))
         request = StatisticsRequest(
             node_name=node_name,
             data_dir=str(data_dir),

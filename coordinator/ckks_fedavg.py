@@ -11,10 +11,20 @@ with node-level Gaussian noise. No single node's update is ever decrypted anywhe
 Only signed contributions count (``federation.contributions``): a reply is admitted if
 its ciphertexts are signed, for this run and round, by the key its kit node id has on
 the coordinator kit's authorised node list, once per node id; every other reply is
-dropped and kept in :attr:`CkksFedAvg.refusals`. Every admitted node then endorses the
-set (``federation.contribution_endorsement``; a node endorses one set per round), and
-the decrypt request carries every admitted contribution with all endorsements; the
-decrypting node re-checks and re-sums them itself.
+dropped and kept in :attr:`CkksFedAvg.refusals`. No two overlapping sums of a round may
+decrypt, and the round's set is fixed in one of two ways (``federation.contributions``):
+
+- *announced*: when every node a round asks answered with an admitted contribution the
+  round before, the train messages name the set of their kit node ids
+  (``contribution-set``) and every node signs its contribution bound to it. The decrypt
+  request then follows the replies at once: two message exchanges a round. A round in
+  which one of the announced nodes does not contribute is not decrypted (the model
+  stays) and the next round goes back to endorsing;
+- *endorsed*: otherwise (the first round, a node new or back) every admitted node
+  endorses the set (``federation.contribution_endorsement``; a node endorses one set per
+  round), and the decrypt request carries all endorsements: three exchanges.
+
+Either way the decrypting node re-checks and re-sums the contributions itself.
 
 The denominator (``federation.record_count_slot``): under ``weighting =
 "declared-counts"`` the sum of the nodes' declared (public) counts; under ``uniform``
@@ -50,6 +60,7 @@ from federation.record_count_slot import records_from_slot
 from federation.records import CkksField, flatten, unflatten
 from federation.round_settings import RoundSettings, field_key
 from federation.wire import (
+    CONTRIBUTION_SET_KEY,
     AggregationMode,
     ContentKey,
     MetricKey,
@@ -120,6 +131,11 @@ class CkksFedAvg(StrategyWrapper):
         self._rng = np.random.default_rng(seed)
         self._grid: Grid | None = None
         self.seconds_sum: list[float] = []
+        self._kit_ids: dict[int, str] = {}
+        """Flower node id -> kit node id of the last round's admitted contributions."""
+        self._announced: dict[int, tuple[str, ...]] = {}
+        self.exchanges: list[int] = []
+        """Message exchanges each decrypted round took (train included): 2 or 3."""
 
     def summary(self) -> None:
         """Log the configuration."""
@@ -133,7 +149,74 @@ class CkksFedAvg(StrategyWrapper):
         self._grid = grid
         config[field_key("aggregation")] = AggregationMode.CKKS.value
         self._run_tag = str(config.get(field_key("run_tag"), RoundSettings().run_tag))
-        return super().configure_train(server_round, arrays, config, grid)
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.announce(server_round, messages)
+        return messages
+
+    def announce(self, server_round: int, messages: list[Message]) -> tuple[str, ...]:
+        """Announce the round's set in its train ``messages``; the set (empty: none).
+
+        Announced when every asked node's kit id is known from the last round's admitted
+        contributions and there are at least ``max(min_replies, 2)`` of them; the set
+        goes into each message's config record (``contribution-set``).
+        """
+        kit_ids = [self._kit_ids.get(m.metadata.dst_node_id) for m in messages]
+        known = [k for k in kit_ids if k is not None]
+        if len(known) != len(messages) or len(set(known)) != len(known):
+            return ()
+        if len(known) < max(self.min_replies, 2):
+            return ()
+        members = tuple(sorted(known))
+        self._announced[server_round] = members
+        for message in messages:
+            config = message.content.config_records[ContentKey.CONFIG.value]
+            config[CONTRIBUTION_SET_KEY] = list(members)
+        return members
+
+    def _sum_admitted(
+        self,
+        server_round: int,
+        valid: list[Message],
+        contributions: list[SignedContribution],
+        length: int,
+    ) -> np.ndarray | None:
+        """Decrypt the sum of the admitted contributions (announced or endorsed set).
+
+        ``None`` when the announced set did not all contribute or a contributor did not
+        endorse the set: nothing is decrypted then.
+        """
+        announced = self._announced.pop(server_round, ())
+        self._kit_ids = {
+            r.metadata.src_node_id: c.node_id for r, c in zip(valid, contributions, strict=True)
+        }
+        if announced:
+            if sorted(c.node_id for c in contributions) != list(announced):
+                logger.warning(
+                    "aggregate: round=%d %d of the %d announced nodes contributed; sum not "
+                    "decrypted, the next round endorses its set",
+                    server_round,
+                    len(contributions),
+                    len(announced),
+                )
+                self._kit_ids = {}
+                return None
+            endorsements: list[bytes] = []
+        else:
+            endorsed = self._endorse(server_round, valid, contributions)
+            if endorsed is None:
+                # A set not every contributor endorsed is never decrypted.
+                return None
+            endorsements = endorsed
+        total = self._decrypt_sum(
+            valid[0].metadata.src_node_id,
+            server_round,
+            contributions,
+            endorsements,
+            length,
+            members=announced,
+        )
+        self.exchanges.append(2 if announced else 3)
+        return total
 
     def _decrypt_sum(
         self,
@@ -142,6 +225,8 @@ class CkksFedAvg(StrategyWrapper):
         contributions: list[SignedContribution],
         endorsements: list[bytes],
         length: int,
+        *,
+        members: tuple[str, ...] = (),
     ) -> np.ndarray:
         assert self._grid is not None
         request = DecryptRequest(
@@ -150,6 +235,7 @@ class CkksFedAvg(StrategyWrapper):
             length=length,
             contributions=tuple(contributions),
             endorsements=tuple(endorsements),
+            members=members,
         )
         message = Message(
             RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()}),
@@ -242,6 +328,7 @@ class CkksFedAvg(StrategyWrapper):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Admit signed contributions, have a node verify, sum and decrypt them, apply the mean."""
         assert self._reference is not None
+        self._kit_ids = {}  # known again only once this round's contributions are summed
         length = int(flatten(self._reference).size) + (1 if self.count_slot_clip > 0 else 0)
         valid: list[Message] = []
         contributions: list[SignedContribution] = []
@@ -290,13 +377,9 @@ class CkksFedAvg(StrategyWrapper):
             )
             return None, None
         started = time.perf_counter()
-        endorsements = self._endorse(server_round, valid, contributions)
-        if endorsements is None:
-            # A set not every contributor endorsed is never decrypted: the model stays.
-            return None, None
-        total = self._decrypt_sum(
-            valid[0].metadata.src_node_id, server_round, contributions, endorsements, length
-        )
+        total = self._sum_admitted(server_round, valid, contributions, length)
+        if total is None:
+            return None, None  # the model stays
         if self.count_slot_clip > 0:
             denominator = records_from_slot(
                 float(total[-1]), clip_norm=self.count_slot_clip, nodes=len(valid)

@@ -59,7 +59,7 @@ class CkksSecureSum(CkksFedAvg):
     """The CKKS secure sum of signed contributions, without FedAvg's model update.
 
     Reuses :class:`CkksFedAvg`'s admission (authorised signatures, once per node id),
-    endorsement and decryption by a contributor; returns the decrypted total.
+    announced or endorsed set and decryption by a contributor; returns the decrypted total.
     """
 
     task = "kmeans"
@@ -75,6 +75,7 @@ class CkksSecureSum(CkksFedAvg):
         """
         self._grid = grid
         self._run_tag = run_tag
+        self._kit_ids = {}  # known again only once this round's contributions are summed
         valid: list[Message] = []
         contributions: list[SignedContribution] = []
         seen: set[str] = set()
@@ -99,13 +100,7 @@ class CkksSecureSum(CkksFedAvg):
                 max(self.min_replies, 1),
             )
             return None, len(valid)
-        endorsements = self._endorse(server_round, valid, contributions)
-        if endorsements is None:
-            return None, len(valid)
-        total = self._decrypt_sum(
-            valid[0].metadata.src_node_id, server_round, contributions, endorsements, length
-        )
-        return total, len(valid)
+        return self._sum_admitted(server_round, valid, contributions, length), len(valid)
 
 
 def statistics_secure_sum(config: FederationConfig, task: str) -> CkksSecureSum:
@@ -216,6 +211,7 @@ def run_statistics_rounds(
     for server_round in range(1, rounds_of.rounds + 1):
         nodes = wait_for_nodes(grid, config.min_nodes, config.round_timeout)
         messages = rounds_of.messages(nodes, server_round)
+        secure.announce(server_round, messages)
         replies = list(grid.send_and_receive(messages, timeout=config.round_timeout))
         total, admitted = secure.secure_sum(
             grid,

@@ -158,8 +158,10 @@ def check_decrypt_request(
 ) -> bytes:
     """Check a decrypt request as the decrypting node must before it decrypts anything.
 
-    The contributions pass :func:`~federation.contributions.check_contribution_set`, and
-    every contributor endorsed exactly this set.
+    The contributions pass :func:`~federation.contributions.check_contribution_set`;
+    either they are exactly the set announced before training, which every signature
+    binds (``request.members``; no endorsements), or every contributor endorsed exactly
+    this set.
 
     Returns:
         The set's digest (:func:`contribution_set_digest`).
@@ -178,6 +180,7 @@ def check_decrypt_request(
         own_node_id=own_node_id,
         own_digest=own_digest,
         noise_shares=noise_shares,
+        members=request.members,
     )
     set_digest = contribution_set_digest(
         run_tag=request.run_tag,
@@ -185,6 +188,10 @@ def check_decrypt_request(
         server_round=request.server_round,
         members=members,
     )
+    if request.members:
+        if request.endorsements:
+            raise DecryptionRefusedError()
+        return set_digest
     if len(request.endorsements) != len(members):
         raise DecryptionRefusedError()
     try:

@@ -3,11 +3,12 @@
 One JSON file in the node's state folder (``contributions.json``), read and written under
 an inter-process file lock. Each entry is one (run tag, round): the Flower run id, the
 digest of the node's own ciphertexts, the number of noise shares ``t`` it trained with,
-the update's length, the one set of contributions it endorsed for that round
+the update's length, the set announced before training that its signature binds (if
+any), the one set of contributions it endorsed for that round
 (:mod:`federation.contribution_endorsement`), and whether it has already decrypted a
 sum for that round. A node endorses at most one set and decrypts at most one sum per
-(run tag, round): two different sums of one round would give their difference, e.g. one
-node's update.
+(run tag, round), and endorses none in a round whose set was announced: two different
+sums of one round would give their difference, e.g. one node's update.
 
 A new contribution to a (run tag, round) replaces the entry (and its decryption mark):
 the node's privacy ledger refuses to train a round twice, so a second contribution means
@@ -46,6 +47,12 @@ class ContributionRecord:
     endorsed: str = ""
     """The digest (hex) of the one contribution set the node endorsed for this round."""
     decrypted: bool = False
+    members: tuple[str, ...] = ()
+    """The announced set (sorted node ids) the node's signature binds; empty if none."""
+
+    def __post_init__(self) -> None:
+        # JSON gives a list back; the record keeps the sorted tuple.
+        object.__setattr__(self, "members", tuple(sorted(self.members)))
 
 
 def _key(run_tag: str, server_round: int) -> str:
@@ -103,8 +110,8 @@ class ContributionLog:
         round is refused. ``check`` runs under the lock.
 
         Raises:
-            DecryptionRefusedError: No contribution to that round, another set already
-                endorsed, or ``check`` raised it.
+            DecryptionRefusedError: No contribution to that round, a set announced for
+                it, another set already endorsed, or ``check`` raised it.
         """
         with self._lock:
             entries = self._load()
@@ -112,7 +119,7 @@ class ContributionLog:
             if raw is None:
                 raise DecryptionRefusedError()
             entry = ContributionRecord(**raw)
-            if entry.endorsed not in ("", set_digest):
+            if entry.members or entry.endorsed not in ("", set_digest):
                 raise DecryptionRefusedError()
             check(entry)
             entries[_key(run_tag, server_round)] = {**raw, "endorsed": set_digest}

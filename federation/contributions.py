@@ -7,10 +7,18 @@ fingerprint (:class:`ContributionBinding`), with its kit's node key
 signed by an authorised node key (:func:`verify_contribution`), once per node id. It
 then asks one node to decrypt the sum and sends every contribution along
 (:class:`DecryptRequest`); that node checks the set against its own kit and its own
-record (:func:`check_contribution_set`; every contributor has endorsed the same set
-first, :mod:`federation.contribution_endorsement`) and recomputes the sum itself, so a deviating
+record (:func:`check_contribution_set`) and recomputes the sum itself, so a deviating
 coordinator cannot have one node's update, a sum of fewer than ``t`` noise shares, a
 sum without the decrypting node, or a contribution from another round decrypted.
+
+No two overlapping sums of one round may decrypt (their difference would be one node's
+update). Either the set was announced before training, and every node signed its
+contribution bound to that exact set of node ids (:attr:`ContributionBinding.members`):
+a node signs one contribution a round, so two sets that share a node are the same set;
+or every contributor endorses the set after the fact
+(:mod:`federation.contribution_endorsement`), one set per round. The announced set
+saves the endorsement's message exchange; a round whose announced set does not all
+answer is not decrypted.
 
 Every refusal on the decrypting side is one opaque :class:`DecryptionRefusedError`.
 """
@@ -81,6 +89,8 @@ class ContributionField(StrEnum):
     ENDORSEMENTS = "endorsements"
     ENDORSEMENT = "endorsement"
     """A node's endorsement signature (in its reply to an endorse request)."""
+    MEMBERS = "members"
+    """The announced set a contribution is bound to (update record, decrypt request)."""
 
 
 def ciphertext_digest(chunks: Sequence[bytes]) -> bytes:
@@ -108,10 +118,12 @@ class ContributionBinding:
     node_id: str
     ckks_fingerprint: str
     digest: bytes
+    members: tuple[str, ...] = ()
+    """The announced set of node ids the sum will hold (empty: the set is endorsed later)."""
 
     def message(self) -> bytes:
-        """The canonical bytes that are signed."""
-        body = {
+        """The canonical bytes that are signed (``members`` only when a set was announced)."""
+        body: dict[str, object] = {
             "ckks_fingerprint": self.ckks_fingerprint,
             "digest": self.digest.hex(),
             "flower_run_id": int(self.flower_run_id),
@@ -119,6 +131,8 @@ class ContributionBinding:
             "run_tag": self.run_tag,
             "server_round": int(self.server_round),
         }
+        if self.members:
+            body["members"] = sorted(self.members)
         return CONTRIBUTION_DOMAIN + b"\n" + json.dumps(body, sort_keys=True).encode("utf-8")
 
 
@@ -129,6 +143,8 @@ class SignedContribution:
     node_id: str
     chunks: tuple[bytes, ...]
     signature: bytes
+    members: tuple[str, ...] = ()
+    """The announced set the signature binds (sorted; empty when none was announced)."""
 
     @property
     def digest(self) -> bytes:
@@ -142,13 +158,19 @@ class SignedContribution:
         """Sign ``chunks`` under ``binding`` (whose digest must be theirs)."""
         if binding.digest != ciphertext_digest(chunks):
             raise ValueError("the binding's digest is not the digest of the chunks")
-        return cls(binding.node_id, tuple(chunks), signer.sign(binding.message()))
+        return cls(
+            binding.node_id,
+            tuple(chunks),
+            signer.sign(binding.message()),
+            tuple(sorted(binding.members)),
+        )
 
-    def update_fields(self) -> dict[str, str | bytes]:
+    def update_fields(self) -> dict[str, str | bytes | list[str]]:
         """The fields to add to the node's CKKS update record."""
         return {
             ContributionField.NODE_ID.value: self.node_id,
             ContributionField.SIGNATURE.value: self.signature,
+            ContributionField.MEMBERS.value: list(self.members),
         }
 
     @classmethod
@@ -162,9 +184,15 @@ class SignedContribution:
         """
         node_id = record.get(ContributionField.NODE_ID.value)
         signature = record.get(ContributionField.SIGNATURE.value)
-        if not isinstance(node_id, str) or not isinstance(signature, bytes):
+        members = record.get(ContributionField.MEMBERS.value, [])
+        if (
+            not isinstance(node_id, str)
+            or not isinstance(signature, bytes)
+            or not isinstance(members, list)
+            or not all(isinstance(m, str) for m in members)
+        ):
             raise ContributionSignatureError()
-        return cls(node_id, tuple(chunks), signature)
+        return cls(node_id, tuple(chunks), signature, tuple(sorted(members)))
 
 
 def verify_contribution(
@@ -191,6 +219,7 @@ def verify_contribution(
         node_id=contribution.node_id,
         ckks_fingerprint=ckks_fingerprint,
         digest=contribution.digest,
+        members=contribution.members,
     )
     verify_contribution_signature(key, binding.message(), contribution.signature)
 
@@ -205,6 +234,9 @@ class DecryptRequest:
     contributions: tuple[SignedContribution, ...]
     endorsements: tuple[bytes, ...] = ()
     """Each contributor's endorsement of the set (``federation.contribution_endorsement``)."""
+    members: tuple[str, ...] = ()
+    """The set announced before training, which every contribution's signature binds
+    (then no endorsements); empty for an endorsed set."""
 
     def to_record(self) -> ConfigRecord:
         """The request as a ConfigRecord (parallel lists; chunks concatenated in order)."""
@@ -218,6 +250,7 @@ class DecryptRequest:
                 ContributionField.CHUNK_COUNTS.value: [len(c.chunks) for c in self.contributions],
                 "chunks": [chunk for c in self.contributions for chunk in c.chunks],
                 ContributionField.ENDORSEMENTS.value: list(self.endorsements),
+                ContributionField.MEMBERS.value: list(self.members),
             }
         )
 
@@ -236,9 +269,10 @@ class DecryptRequest:
         counts = list_field(record, ContributionField.CHUNK_COUNTS.value, int)
         chunks = list_field(record, "chunks", bytes)
         endorsements = list_field(record, ContributionField.ENDORSEMENTS.value, bytes)
-        if not len(node_ids) == len(signatures) == len(counts) == len(endorsements) or sum(
-            counts
-        ) != len(chunks):
+        members = tuple(sorted(list_field(record, ContributionField.MEMBERS.value, str)))
+        if sum(counts) != len(chunks) or not len(node_ids) == len(signatures) == len(counts):
+            raise DecryptionRefusedError()
+        if len(endorsements) != (0 if members else len(node_ids)):
             raise DecryptionRefusedError()
         contributions: list[SignedContribution] = []
         start = 0
@@ -246,7 +280,9 @@ class DecryptRequest:
             if count <= 0:
                 raise DecryptionRefusedError()
             contributions.append(
-                SignedContribution(node_id, tuple(chunks[start : start + count]), signature)
+                SignedContribution(
+                    node_id, tuple(chunks[start : start + count]), signature, members
+                )
             )
             start += count
         return cls(
@@ -255,6 +291,7 @@ class DecryptRequest:
             length=length,
             contributions=tuple(contributions),
             endorsements=tuple(endorsements),
+            members=members,
         )
 
 
@@ -290,11 +327,13 @@ def check_contribution_set(
     own_node_id: str,
     own_digest: bytes,
     noise_shares: int,
+    members: Sequence[str] = (),
 ) -> None:
     """Check a set of (node id, ciphertext digest, signature) as a member node must.
 
     Every contribution must be signed by the key its node id has in the node's own
-    authorised list, for this run and round; node ids are distinct and at least
+    authorised list, for this run and round (and, when a set was announced, bound to
+    ``members``, which the node ids must be exactly); node ids are distinct and at least
     :func:`min_signers` (``noise_shares``); the node's own contribution is among them
     with the digest it recorded when it contributed.
 
@@ -303,6 +342,8 @@ def check_contribution_set(
     """
     node_ids = [node_id for node_id, _, _ in contributions]
     if len(set(node_ids)) != len(node_ids) or len(node_ids) < min_signers(noise_shares):
+        raise DecryptionRefusedError()
+    if members and sorted(node_ids) != sorted(members):
         raise DecryptionRefusedError()
     own = [digest for node_id, digest, _ in contributions if node_id == own_node_id]
     if own != [own_digest]:
@@ -316,6 +357,7 @@ def check_contribution_set(
                 node_id=node_id,
                 ckks_fingerprint=ckks_fingerprint,
                 digest=digest,
+                members=tuple(members),
             )
             verify_contribution_signature(authorized.get(node_id, ""), binding.message(), signature)
     except ContributionSignatureError:

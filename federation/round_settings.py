@@ -22,7 +22,13 @@ from typing import Any, ClassVar, Self
 
 from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, ENCODER_BACKENDS
 from embedding_core.errors import FedembedError
-from federation.wire import CLIPPING_NORM_KEY, SERVER_ROUND_KEY, AggregationMode, WeightingMode
+from federation.wire import (
+    CLIPPING_NORM_KEY,
+    CONTRIBUTION_SET_KEY,
+    SERVER_ROUND_KEY,
+    AggregationMode,
+    WeightingMode,
+)
 
 __all__ = ["RecordValue", "RoundSettings", "field_key", "server_round_of"]
 
@@ -197,12 +203,13 @@ class RoundSettings:
 
         Besides the settings' own keys, the record may hold the keys Flower's strategies
         add: the round number, and the clip norm of client-side-clipping DP, which must
-        equal ``update-clip-norm`` (the norm the node clips to).
+        equal ``update-clip-norm`` (the norm the node clips to); and the CKKS round's
+        announced contribution set (read by ``client_node.ckks_contribution``).
         """
         settings = RoundSettings._from_mapping(
             record,
             source="the coordinator's round settings",
-            skip=frozenset({SERVER_ROUND_KEY, CLIPPING_NORM_KEY}),
+            skip=frozenset({SERVER_ROUND_KEY, CLIPPING_NORM_KEY, CONTRIBUTION_SET_KEY}),
         )
         flower_norm = record.get(CLIPPING_NORM_KEY)
         if flower_norm is not None and (

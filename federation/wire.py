@@ -11,6 +11,7 @@ from enum import StrEnum
 
 __all__ = [
     "CLIPPING_NORM_KEY",
+    "CONTRIBUTION_SET_KEY",
     "SERVER_ROUND_KEY",
     "AggregationMode",
     "ContentKey",
@@ -48,6 +49,11 @@ class ContentKey(StrEnum):
 SERVER_ROUND_KEY = "server-round"
 """The round number Flower's strategies add to every round's ConfigRecord. The other
 keys of that record are the fields of :class:`federation.round_settings.RoundSettings`."""
+
+CONTRIBUTION_SET_KEY = "contribution-set"
+"""The set of kit node ids a CKKS round's sum will hold, announced in its train message
+(``federation.contributions.ContributionBinding.members``): each node signs its
+contribution bound to that exact set, so the sum needs no endorsement exchange."""
 
 CLIPPING_NORM_KEY = "clipping_norm"
 """The update clip norm Flower's client-side-clipping DP strategy adds to the record

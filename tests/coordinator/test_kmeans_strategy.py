@@ -5,16 +5,20 @@ the node's real ClientApp (its ``train.kmeans`` handler, CKKS encryption and sig
 ledger, endorsement and decryption): the run publishes centroids close to central
 k-means on the pooled records, charges every node's ledger the k-means epsilon, lets a
 node whose budget is too small refuse, and the coordinator never receives one node's
-statistics in plaintext.
+statistics in plaintext. From round 2 the coordinator announces each round's set in its
+messages (no endorsement exchange); a round in which an announced node does not answer
+is not decrypted, and the next one endorses its set again.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from flwr.app import Message
 from sklearn.metrics import adjusted_rand_score
 
 from analytics.kmeans import kmeans
@@ -23,6 +27,7 @@ from client_node.node_data import STATE_DIR
 from coordinator.kmeans_strategy import CENTROIDS_FILE, run_kmeans_federation
 from dp_training.dp_kmeans import assign_corrected, calibrate_dp_kmeans
 from federation.kmeans_settings import KMEANS_MESSAGE_TYPE
+from federation.wire import CONTRIBUTION_SET_KEY, ContentKey
 from tests.coordinator.kmeans_consortium import KMeansConsortium, kmeans_config, make_consortium
 from tests.coordinator.statistics_nodes import (
     RecordingLoopback,
@@ -49,6 +54,53 @@ def _grid(consortium: KMeansConsortium, root: Path, budgets: dict[str, float]) -
     return member_grid(consortium, root, budgets, default_budget=2 * EPSILON)
 
 
+def _endorse_rounds(grid: RecordingLoopback) -> list[int]:
+    """The round of every endorse request the coordinator sent."""
+    rounds = []
+    for message in grid.sent:
+        record = message.content.config_records.get(ContentKey.CKKS_ENDORSE.value)
+        if record is not None:
+            value = record["server-round"]
+            assert isinstance(value, int)
+            rounds.append(value)
+    return rounds
+
+
+def _announced(grid: RecordingLoopback) -> list[list[str] | None]:
+    """The set each k-means message announced (None: none), in order."""
+    sets: list[list[str] | None] = []
+    for message in grid.sent:
+        if message.metadata.message_type == KMEANS_MESSAGE_TYPE:
+            value = message.content.config_records[ContentKey.CONFIG.value].get(
+                CONTRIBUTION_SET_KEY
+            )
+            sets.append(None if value is None else [str(v) for v in value])  # type: ignore[union-attr]
+    return sets
+
+
+class DroppingLoopback(RecordingLoopback):
+    """Loses ``node``'s k-means reply in round ``lost_round`` (a node that drops out)."""
+
+    node = 12
+    lost_round = 3
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        replies = list(super().send_and_receive(messages, timeout=timeout))
+        return [r for r in replies if not self._lost(r)]
+
+    def _lost(self, reply: Message) -> bool:
+        if reply.metadata.message_type != KMEANS_MESSAGE_TYPE:
+            return False
+        if reply.metadata.src_node_id != self.node:
+            return False
+        kmeans_rounds = (
+            sum(1 for m in self.sent if m.metadata.message_type == KMEANS_MESSAGE_TYPE) // 3
+        )
+        return kmeans_rounds == self.lost_round
+
+
 @pytest.mark.usefixtures("server_app_process")
 def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_ledger(
     consortium: KMeansConsortium, tmp_path: Path, embedding_cache_dir: Path
@@ -63,6 +115,9 @@ def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_l
     # Assert: every round aggregated the three nodes; the map is central k-means's.
     assert summary["status"] == "succeeded"
     assert [r["nodes"] for r in summary["rounds"]] == [3] * 5  # type: ignore[index]
+    # Round 1 endorsed its set; rounds 2-5 announced theirs: two exchanges, not three.
+    assert _endorse_rounds(grid) == [1, 1, 1]
+    assert _announced(grid) == [None] * 3 + [["node-0", "node-1", "node-2"]] * 12
     published = json.loads((tmp_path / "out" / CENTROIDS_FILE).read_text())
     centroids = np.asarray(published["centroids"])
     assert centroids.shape == (4, 384)
@@ -131,3 +186,24 @@ def test_a_node_whose_budget_is_too_small_refuses_and_the_others_run(
     assert all("node-2 refuses" in r["reason"] for r in refusals)
     assert not (tmp_path / "nodes" / "node-2" / STATE_DIR / LEDGER_FILE).exists()
     assert len(ledger_of(tmp_path / "nodes", "node-0")["entries"]) == 5
+
+
+@pytest.mark.usefixtures("server_app_process")
+def test_a_round_whose_announced_node_drops_out_is_not_decrypted_and_the_next_endorses(
+    consortium: KMeansConsortium, tmp_path: Path
+) -> None:
+    # Prepare: node-2's round-3 reply is lost; t = 2 of 3, so two answers could be summed.
+    base = _grid(consortium, tmp_path / "nodes", {})
+    grid = DroppingLoopback(base.app, {n: c.node_config for n, c in base.contexts.items()})
+    config = kmeans_config(consortium, tmp_path / "out", epsilon=EPSILON, shares=2)
+
+    # Execute
+    summary = run_kmeans_federation(grid, config)
+
+    # Assert: round 3's announced set lacked node-2, so nothing was decrypted (no partial
+    # sum of an announced round); round 4 endorsed its set again, round 5 announced it.
+    rounds = summary["rounds"]
+    assert isinstance(rounds, list)
+    assert [r["released"] for r in rounds] == [True, True, False, True, True]
+    assert _endorse_rounds(grid) == [1] * 3 + [4] * 3
+    assert len(decrypted_sums(grid)) == 4

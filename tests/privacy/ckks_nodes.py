@@ -23,7 +23,13 @@ from federation.contributions import ContributionField, DecryptRequest, SignedCo
 from federation.node_privacy import NodePrivacy
 from federation.records import CkksField
 from federation.round_settings import RoundSettings
-from federation.wire import SERVER_ROUND_KEY, ContentKey, NodeConfigKey, as_bytes_list
+from federation.wire import (
+    CONTRIBUTION_SET_KEY,
+    SERVER_ROUND_KEY,
+    ContentKey,
+    NodeConfigKey,
+    as_bytes_list,
+)
 from kits.ckks_ceremony import run_ckks_ceremony
 from kits.provisioning import provision
 
@@ -38,6 +44,7 @@ __all__ = [
     "provision_members",
     "send",
     "train",
+    "train_message",
 ]
 
 SETTINGS = RoundSettings(
@@ -119,19 +126,26 @@ def send(app: ClientApp, member: Member, message_type: str, content: RecordDict)
     return app(Message(content, metadata=metadata), member.context())
 
 
-def train(app: ClientApp, member: Member, server_round: int) -> Message:
-    """One CKKS training round on ``member`` (the reply carries its signed ciphertexts)."""
-    content = RecordDict(
+def train_message(server_round: int, announced: list[str] | None = None) -> RecordDict:
+    """A CKKS train message's content, announcing the set ``announced`` if given."""
+    config: dict[str, Any] = {**SETTINGS.to_record(), SERVER_ROUND_KEY: server_round}
+    if announced is not None:
+        config[CONTRIBUTION_SET_KEY] = announced
+    return RecordDict(
         {
             ContentKey.ARRAYS.value: ArrayRecord(
                 Adapter(384, side=AdapterSide.QUERY, seed=0).state_dict()
             ),
-            ContentKey.CONFIG.value: ConfigRecord(
-                {**SETTINGS.to_record(), SERVER_ROUND_KEY: server_round}
-            ),
+            ContentKey.CONFIG.value: ConfigRecord(config),
         }
     )
-    reply = send(app, member, "train", content)
+
+
+def train(
+    app: ClientApp, member: Member, server_round: int, *, announced: list[str] | None = None
+) -> Message:
+    """One CKKS training round on ``member`` (the reply carries its signed ciphertexts)."""
+    reply = send(app, member, "train", train_message(server_round, announced))
     assert not reply.has_error(), reply.error.reason
     return reply
 
@@ -195,14 +209,21 @@ def decrypt(
     length: int,
     server_round: int,
     endorsements: dict[str, Message],
+    announced: tuple[str, ...] = (),
 ) -> Message:
-    """Ask ``member`` to decrypt the sum of ``contributions`` with the endorsements got."""
+    """Ask ``member`` to decrypt the sum of ``contributions`` with the endorsements got.
+
+    With ``announced``, the request names that set and carries no endorsements.
+    """
     request = DecryptRequest(
         run_tag=SETTINGS.run_tag,
         server_round=server_round,
         length=length,
         contributions=tuple(contributions),
-        endorsements=tuple(endorsement_of(endorsements.get(c.node_id)) for c in contributions),
+        endorsements=()
+        if announced
+        else tuple(endorsement_of(endorsements.get(c.node_id)) for c in contributions),
+        members=announced,
     )
     content = RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()})
     return send(app, member, "query", content)
