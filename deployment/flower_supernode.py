@@ -6,9 +6,9 @@ for the reply every 0.5 s. Each message of a round (train, then the CKKS endorse
 and decryption queries) waits for these polls: about half of a 3-node round's fixed
 cost (``benchmarks/bench_round_cost.py``). This entry point runs Flower's own
 SuperNode, arguments unchanged, with those waits capped at ``FEDEMBED_SUPERNODE_POLL``
-seconds (default 0.5; Flower's behaviour with 3). Nothing else changes: same TLS,
-same node authentication, same Runtime API; only the SuperNode module's sleeps are
-shortened.
+seconds (default 0.5; Flower's behaviour with 3), shorter still right after a message
+(:class:`PollClock`). Nothing else changes: same TLS, same node authentication, same
+Runtime API; only the SuperNode module's sleeps are shortened.
 
 Given ``--isolation process`` (``deployment.flower_processes.start_supernode`` passes it
 unless ``FEDEMBED_WARM_CLIENTAPP=0``), it also starts ``deployment.warm_superexec``
@@ -53,14 +53,31 @@ _FLOWER_POLL_SECONDS = 3.0
 
 
 class PollClock:
-    """Stands in for ``time`` in Flower's SuperNode loop: every wait at most ``poll`` s."""
+    """Stands in for ``time`` in Flower's SuperNode loop: shorter, adaptive waits.
 
-    def __init__(self, poll: float) -> None:
+    Flower's loop sleeps 3 s when the SuperLink had no message for it, and 0.5 s at a
+    time while it waits for the ClientApp's reply (a look at the node's own state). The
+    first kind is a request to the SuperLink: after a message was handled the clock looks
+    again after ``first_poll`` seconds and doubles the wait up to ``poll`` (the next
+    message of a round, such as the CKKS decryption query, usually follows within a
+    second). The second kind is local, so it waits ``local_poll`` seconds.
+    """
+
+    def __init__(self, poll: float, *, first_poll: float = 0.05, local_poll: float = 0.02) -> None:
         self.poll = poll
+        self.first_poll = min(first_poll, poll)
+        self.local_poll = min(local_poll, poll)
+        self._next = poll
 
     def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, capped at the poll interval."""
-        time.sleep(min(seconds, self.poll))
+        """Sleep less than Flower asks: adaptively between polls, briefly for local waits."""
+        if seconds >= 1.0:  # between two pulls from the SuperLink
+            wait = min(seconds, self._next)
+            self._next = min(2 * self._next, self.poll)
+        else:  # the node's own state (a reply, an object): a message is being handled
+            wait = min(seconds, self.local_poll)
+            self._next = self.first_poll
+        time.sleep(wait)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)

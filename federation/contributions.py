@@ -269,7 +269,12 @@ class DecryptRequest:
         counts = list_field(record, ContributionField.CHUNK_COUNTS.value, int)
         chunks = list_field(record, "chunks", bytes)
         endorsements = list_field(record, ContributionField.ENDORSEMENTS.value, bytes)
-        members = tuple(sorted(list_field(record, ContributionField.MEMBERS.value, str)))
+        # A request without the field (a coordinator before announced sets) names none.
+        members = (
+            tuple(sorted(list_field(record, ContributionField.MEMBERS.value, str)))
+            if ContributionField.MEMBERS.value in record
+            else ()
+        )
         if sum(counts) != len(chunks) or not len(node_ids) == len(signatures) == len(counts):
             raise DecryptionRefusedError()
         if len(endorsements) != (0 if members else len(node_ids)):

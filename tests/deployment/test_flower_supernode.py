@@ -39,14 +39,23 @@ def test_the_poll_interval_comes_from_the_environment() -> None:
 
 
 def test_the_poll_clock_caps_every_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare
     waits: list[float] = []
     monkeypatch.setattr(time, "sleep", waits.append)
-    clock = PollClock(0.25)
+    clock = PollClock(0.4, first_poll=0.05, local_poll=0.02)
 
-    clock.sleep(3.0)  # Flower's wait between polls
-    clock.sleep(0.1)
+    # Execute: idle polls; a message handled (local waits for its reply); idle again.
+    clock.sleep(3.0)  # Flower's wait between two pulls from the SuperLink
+    clock.sleep(3.0)
+    clock.sleep(0.5)  # Flower's wait for the ClientApp's reply
+    clock.sleep(0.5)
+    for _ in range(5):
+        clock.sleep(3.0)
+    clock.sleep(0.01)
 
-    assert waits == [0.25, 0.1]
+    # Assert: capped idle polls; local waits short; after a message the polls start at
+    # first_poll and double back to the cap; no wait is longer than asked.
+    assert waits == [0.4, 0.4, 0.02, 0.02, 0.05, 0.1, 0.2, 0.4, 0.4, 0.01]
     assert clock.monotonic is time.monotonic  # the rest of `time` passes through
 
 
