@@ -14,9 +14,9 @@ ClientApp process of round r's ``train`` message to that of round r+1 (the last
 round has no successor and is left out). Local training is the slowest node's
 ``train_adapter`` call in the round; the overhead is the period minus it. Round 1
 pays one-off costs and is left out: medians over rounds 2..R-1. Per message kind
-(train, endorse, decrypt) the medians of the phases in the ClientApp process, and the
-gaps between the messages of a round (Flower's polling, the SuperLink, the
-coordinator's aggregation) are reported too.
+(train, endorse where the round's set was not announced, decrypt) the medians of the
+phases in the ClientApp process, and the gaps between the messages of a round
+(Flower's polling, the SuperLink, the coordinator's aggregation) are reported too.
 
 Variants (``--variants``; interleaved with ``--repeats``): ``fedembed`` starts the
 SuperNodes as ``fedembed node start`` does; ``flower-defaults`` starts them with
@@ -207,11 +207,12 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
     for r in steady:
         kinds = {k: [x for x in by_round[r] if x.get("kind") == k] for k in ("train", "endorse")}
         kinds["decrypt"] = [x for x in by_round[r] if x.get("kind") == "decrypt"]
-        order = ("train", "endorse", "decrypt")
-        for a, b in itertools.pairwise(order):
-            if kinds[a] and kinds[b]:
-                gap = min(x["process_start"] for x in kinds[b]) - max(x["exit"] for x in kinds[a])
-                gaps.setdefault(f"last {a} exit -> first {b} start", []).append(gap)
+        # The round's messages in order: train, endorse (where its set was not
+        # announced), decrypt.
+        present = [k for k in ("train", "endorse", "decrypt") if kinds[k]]
+        for a, b in itertools.pairwise(present):
+            gap = min(x["process_start"] for x in kinds[b]) - max(x["exit"] for x in kinds[a])
+            gaps.setdefault(f"last {a} exit -> first {b} start", []).append(gap)
         if kinds["decrypt"] and r + 1 in starts:
             gaps.setdefault("last decrypt exit -> next train start", []).append(
                 starts[r + 1] - max(x["exit"] for x in kinds["decrypt"])
