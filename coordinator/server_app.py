@@ -41,6 +41,7 @@ from coordinator.secaggplus_app import run_secaggplus_federation
 from coordinator.server_adam import ServerAdam
 from coordinator.update_validation import UpdateValidation
 from embedding_core.app_logging import configure_logging
+from federation.flower_pulls import shorten_pull_backoff
 from federation.kmeans_settings import Task
 from federation.record_count_slot import uses_count_slot
 from federation.run_config import FederationConfig
@@ -167,6 +168,7 @@ def main(grid: Grid, context: Context) -> None:
     config = config.with_run_tag(context.run_id)
     logger.info("federation: run-tag=%s out-dir=%s", config.run_tag, config.out_dir)
     grid = PromptGrid(grid)  # replies collected within 0.1 s, not Flower's 3 s
+    shorten_pull_backoff()  # and their objects pulled as they land, not after 1 s
     if config.aggregation == AggregationMode.SECAGGPLUS:
         run_secaggplus_federation(grid, context, config)
     else:

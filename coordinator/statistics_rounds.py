@@ -189,6 +189,23 @@ class StatisticsRounds(ABC):
         """What is published once a round was aggregated (DP, public)."""
 
 
+def _summary(
+    task: str,
+    config: FederationConfig,
+    history: list[dict[str, Any]],
+    secure: CkksSecureSum,
+    started: float,
+) -> dict[str, Any]:
+    """The run summary without its outcome: task, tag, rounds so far, refusals, seconds."""
+    return {
+        "task": task,
+        "run_tag": config.run_tag,
+        "rounds": history,
+        "refusals": secure.refusals,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def run_statistics_rounds(
     grid: Grid,
     config: FederationConfig,
@@ -227,13 +244,9 @@ def run_statistics_rounds(
         logger.info(
             "%s: round=%d nodes=%d released=%s", task, server_round, admitted, entry["released"]
         )
-    summary: dict[str, Any] = {
-        "task": task,
-        "run_tag": config.run_tag,
-        "rounds": history,
-        "refusals": secure.refusals,
-        "seconds": time.perf_counter() - started,
-    }
+        # The progress so far, for the admin API (rewritten each round; final below).
+        atomic_write_json(out_dir / HISTORY_FILE, _summary(task, config, history, secure, started))
+    summary = _summary(task, config, history, secure, started)
     if not any(r["released"] for r in history):
         reason = f"no {rounds_of.label} round of {rounds_of.rounds} was aggregated"
         summary.update(status=STATUS_FAILED, reason=reason)
@@ -245,7 +258,13 @@ def run_statistics_rounds(
         )
     published = out_dir / rounds_of.publication_file
     atomic_write_json(published, rounds_of.publication(history))
-    summary.update({"status": STATUS_SUCCEEDED, rounds_of.summary_key: str(published)})
+    summary.update(
+        {
+            "status": STATUS_SUCCEEDED,
+            rounds_of.summary_key: str(published),
+            "published": str(published),
+        }
+    )
     atomic_write_json(out_dir / HISTORY_FILE, summary)
     logger.info("%s: published %s", task, published)
     return summary

@@ -183,6 +183,9 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     sys.argv = [sys.argv[0], *_start_warm_superexec(sys.argv[1:])]
+    from federation.flower_pulls import shorten_pull_backoff
+
+    shorten_pull_backoff()  # the message's objects pulled from the SuperLink as they land
     if getattr(node_loop, "time", None) is time:
         node_loop.time = PollClock(poll)  # type: ignore[assignment,attr-defined]
     else:  # another Flower: its own polling, unchanged

@@ -105,8 +105,11 @@ def serve(runtime_api_address: str, secret: bytes, *, parent_pid: int | None = N
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
+    from federation.flower_pulls import shorten_pull_backoff
+
     loaded = preload()
     logger.info("superexec: preloaded %s", ", ".join(loaded))
+    shorten_pull_backoff()  # the forked ClientApp pulls its message as it lands
     if parent_pid is not None:
         start_parent_process_monitor(parent_pid)
     client = RuntimeHttpClient.from_server_address(

@@ -68,6 +68,11 @@ class RoundProgress(BaseModel):
     round: int
     released: bool = Field(description="Whether the round's aggregate was applied.")
     answered: list[str] = Field(description="Nodes (kit names) that answered.")
+    nodes: int | None = Field(
+        default=None,
+        description="How many nodes' contributions the round summed (k-means and "
+        "classifier runs, whose contributions are counted, not named).",
+    )
     refusals: list[RunRefusal]
     metrics: dict[str, float] = Field(description="Central metrics after the round.")
 
@@ -96,6 +101,13 @@ class RunOut(BaseModel):
     reason: str | None = Field(default=None, description="Why the run failed.")
     per_node_epsilon: dict[str, float] | None = None
     final_metrics: dict[str, float] | None = None
+    task: str | None = Field(
+        default=None, description="The run's task when it is not training (kmeans, classifier)."
+    )
+    published: str | None = Field(
+        default=None,
+        description="The file a k-means or classifier run published (its centroids or head).",
+    )
 
 
 class RunList(BaseModel):

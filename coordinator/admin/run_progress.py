@@ -58,6 +58,31 @@ def state_of(flower: FlowerRun, history: Mapping[str, Any] | None) -> str:
     return RunState.SUCCEEDED
 
 
+def _statistics_rounds(history: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rounds of a k-means or classifier run (``history.json``, rewritten each round).
+
+    Its nodes answer anonymously (the secure sum admits signed contributions, counted),
+    so ``answered`` is empty and ``nodes`` counts them; refusals carry the node's reason.
+    """
+    refusals: list[Mapping[str, Any]] = list(history.get("refusals", []))
+    return [
+        {
+            "round": entry.get("round"),
+            "released": bool(entry.get("released")),
+            "answered": [],
+            "nodes": int(entry.get("nodes", 0)),
+            "refusals": [
+                {"node": str(r.get("node")), "reason": str(r.get("reason"))}
+                for r in refusals
+                if r.get("round") == entry.get("round")
+            ],
+            "metrics": {},
+        }
+        for entry in history.get("rounds", [])
+        if isinstance(entry, Mapping)
+    ]
+
+
 def run_view(record: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """The API's view of a run: its record and its progress from the run folder."""
     config = record.get("run_config", {})
@@ -66,6 +91,8 @@ def run_view(record: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     central = (read_json(folder / CENTRAL_METRICS_FILE) or {}).get("rounds", {})
     history = read_json(folder / HISTORY_FILE)
     rounds: list[dict[str, Any]] = []
+    if not ledger and history is not None and "task" in history:
+        rounds = _statistics_rounds(history)
     for entry in ledger.get("rounds", []):
         nodes: Mapping[str, Mapping[str, Any]] = entry.get("nodes", {})
         rounds.append(
@@ -100,6 +127,10 @@ def run_view(record: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     if record.get("error"):
         view["reason"] = record["error"]
     if history is not None:
+        if "task" in history:  # a k-means or classifier run: its task and published file
+            view["task"] = history["task"]
+            if history.get("published"):
+                view["published"] = history["published"]
         if history.get("status") == STATUS_FAILED:
             view["reason"] = history.get("reason")
         view["per_node_epsilon"] = history.get("per_node_epsilon", {})

@@ -24,6 +24,8 @@ from sklearn.metrics import adjusted_rand_score
 from analytics.kmeans import kmeans
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
+from coordinator.admin.routes_runs import RunOut
+from coordinator.admin.run_progress import run_view
 from coordinator.kmeans_strategy import CENTROIDS_FILE, run_kmeans_federation
 from dp_training.dp_kmeans import assign_corrected, calibrate_dp_kmeans
 from federation.kmeans_settings import KMEANS_MESSAGE_TYPE
@@ -129,6 +131,13 @@ def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_l
     assert adjusted_rand_score(central, federated) >= 0.8
     # Every node's ledger holds the run's 5 charges, composing to the k-means epsilon.
     assert_every_ledger_charged(tmp_path / "nodes", run_id="kmeans-run", epsilon=EPSILON, rounds=5)
+    # The admin API reads the run's progress and its published file from the folder.
+    view = RunOut.model_validate(
+        run_view({"name": "km", "state": "succeeded", "rounds_total": 5}, tmp_path / "out")
+    )
+    assert (view.progress.rounds_done, view.task) == (5, "kmeans")
+    assert [(r.released, r.nodes) for r in view.progress.rounds] == [(True, 3)] * 5
+    assert view.published == str(tmp_path / "out" / CENTROIDS_FILE)
 
 
 @pytest.mark.usefixtures("server_app_process")
@@ -186,6 +195,12 @@ def test_a_node_whose_budget_is_too_small_refuses_and_the_others_run(
     assert all("node-2 refuses" in r["reason"] for r in refusals)
     assert not (tmp_path / "nodes" / "node-2" / STATE_DIR / LEDGER_FILE).exists()
     assert len(ledger_of(tmp_path / "nodes", "node-0")["entries"]) == 5
+    # The admin API shows each round's refusal with its reason.
+    view = run_view({"name": "km", "state": "succeeded", "rounds_total": 5}, tmp_path / "out")
+    assert all(
+        len(r["refusals"]) == 1 and "node-2 refuses" in r["refusals"][0]["reason"]
+        for r in view["progress"]["rounds"]
+    )
 
 
 @pytest.mark.usefixtures("server_app_process")
