@@ -149,6 +149,9 @@ class CkksFedAvg(StrategyWrapper):
         self._grid = grid
         config[field_key("aggregation")] = AggregationMode.CKKS.value
         self._run_tag = str(config.get(field_key("run_tag"), RoundSettings().run_tag))
+        # Flower passes the same config record every round and FedAvg shares it between
+        # the round's messages: a set announced before must never reach this round.
+        config.pop(CONTRIBUTION_SET_KEY, None)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.announce(server_round, messages)
         return messages
@@ -162,15 +165,16 @@ class CkksFedAvg(StrategyWrapper):
         """
         kit_ids = [self._kit_ids.get(m.metadata.dst_node_id) for m in messages]
         known = [k for k in kit_ids if k is not None]
-        if len(known) != len(messages) or len(set(known)) != len(known):
-            return ()
-        if len(known) < max(self.min_replies, 2):
-            return ()
-        members = tuple(sorted(known))
-        self._announced[server_round] = members
+        members: tuple[str, ...] = ()
+        if len(known) == len(messages) == len(set(known)) >= max(self.min_replies, 2):
+            members = tuple(sorted(known))
+            self._announced[server_round] = members
         for message in messages:
             config = message.content.config_records[ContentKey.CONFIG.value]
-            config[CONTRIBUTION_SET_KEY] = list(members)
+            if members:
+                config[CONTRIBUTION_SET_KEY] = list(members)
+            else:
+                config.pop(CONTRIBUTION_SET_KEY, None)
         return members
 
     def _sum_admitted(

@@ -102,6 +102,11 @@ def test_the_flower_app_config_in_pyproject_is_a_valid_run_config_with_the_defau
             continue
         name = key.replace("-", "_")
         assert getattr(config, name) == getattr(defaults, name), key
+    # Every setting a run may change is there (Flower and the admin API refuse any
+    # other key), the k-means and classifier tasks' included; the encoder's output size
+    # is the model's, not a run's choice.
+    settable = {f.name.replace("_", "-") for f in fields(FederationConfig)}
+    assert settable - set(app_config) == {"embedding-dim"}
 
 
 def test_flowers_client_side_clipping_norm_must_be_the_update_clip_norm() -> None:

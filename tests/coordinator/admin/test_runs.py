@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from coordinator.admin.errors import AdminConflictError, AdminUnavailableError
 from coordinator.admin.home import ConsortiumHome
-from coordinator.admin.run_request import RunRequest
+from coordinator.admin.run_request import RunRequest, validated_run_config
 from coordinator.admin.runs import RUN_FILE, RunManager
 from coordinator.admin.settings import AdminSettings
 from coordinator.admin.tokens import AdminRole
@@ -59,6 +59,9 @@ def _error(answer: Any) -> dict[str, str]:
         ({"round-timout": 5.0}, "round-timout"),
         ({"out-dir": "/tmp/elsewhere"}, "out-dir"),
         ({"run-tag": "mine"}, "run-tag"),
+        ({"task": "clustering"}, "task"),
+        ({"task": "kmeans", "kmeans-k": 1, "eval-dataset": "none"}, "kmeans-k"),
+        ({"task": "classifier", "classifier-labels": "", "eval-dataset": "none"}, "classifier-"),
     ],
 )
 def test_an_invalid_run_config_is_a_422_naming_the_field_and_leaves_no_folder(
@@ -240,3 +243,27 @@ def test_stopping_a_finished_run_is_a_conflict_and_is_audited(
     entries = (offline_settings.consortium.state / TRAIL_FILE).read_text().splitlines()
     last = json.loads(entries[-1])
     assert (last["action"], last["target"], last["decision"]) == ("run.stop", "done", "refused")
+
+
+@pytest.mark.parametrize(
+    "run_config",
+    [
+        {"task": "kmeans", "kmeans-k": 4, "kmeans-public-corpus": "public.txt"},
+        {"task": "classifier", "classifier-labels": "a,b,c", "classifier-rounds": 5},
+    ],
+)
+def test_a_kmeans_or_classifier_run_config_is_accepted_with_the_managed_keys(
+    offline_settings: AdminSettings, run_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # Execute
+    config = validated_run_config(
+        offline_settings,
+        RunRequest(run_config={**run_config, "eval-dataset": "none"}),
+        "stats",
+        tmp_path / "stats",
+    )
+
+    # Assert: the task's keys pass through; the admin API's own keys are set.
+    assert {k: config[k] for k in run_config} == run_config
+    assert config["run-tag"] == "stats"
+    assert config["out-dir"] == str(tmp_path / "stats")
