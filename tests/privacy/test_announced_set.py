@@ -110,23 +110,17 @@ def test_the_announced_sum_decrypts_once_without_endorsements(
     app = client_app()
 
     # Execute: the sum, then the same request again.
-    reply = decrypt(
-        app,
-        members["a"],
-        honest,
-        length=length,
-        server_round=1,
-        endorsements={},
-        announced=EVERYONE,
-    )
-    again = decrypt(
-        app,
-        members["a"],
-        honest,
-        length=length,
-        server_round=1,
-        endorsements={},
-        announced=EVERYONE,
+    reply, again = (
+        decrypt(
+            app,
+            members["a"],
+            honest,
+            length=length,
+            server_round=1,
+            endorsements={},
+            announced=EVERYONE,
+        )
+        for _ in range(2)
     )
 
     # Assert: every contribution binds the set; the sum is the rounded raw sum, once.
