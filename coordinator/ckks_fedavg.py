@@ -2,29 +2,19 @@
 
 Each node sends ``Enc(n_i * (w_i - w))`` under the consortium's CKKS key (see
 ``client_node.ckks_mod``). This wrapper, which holds only the public context, asks one
-participating node to sum the admitted ciphertexts and decrypt the *sum* (a ``query``
-message; the node learns only the aggregate, which every node receives next round
-anyway, and rounds it before it leaves), divides by a
-denominator it may know and applies the mean update to the global model, optionally
-with node-level Gaussian noise. No single node's update is ever decrypted anywhere.
+participating node to sum the admitted ciphertexts and decrypt the *sum* (rounded before
+it leaves; the aggregate every node receives next round anyway), divides by a
+denominator and applies the mean update, optionally with node-level Gaussian noise.
 
-Only signed contributions count (``federation.contributions``): a reply is admitted if
-its ciphertexts are signed, for this run and round, by the key its kit node id has on
-the coordinator kit's authorised node list, once per node id; every other reply is
-dropped and kept in :attr:`CkksFedAvg.refusals`. No two overlapping sums of a round may
-decrypt, and the round's set is fixed in one of two ways (``federation.contributions``):
-
-- *announced*: when every node a round asks answered with an admitted contribution the
-  round before, the train messages name the set of their kit node ids
-  (``contribution-set``) and every node signs its contribution bound to it. The decrypt
-  request then follows the replies at once: two message exchanges a round. A round in
-  which one of the announced nodes does not contribute is not decrypted (the model
-  stays) and the next round goes back to endorsing;
-- *endorsed*: otherwise (the first round, a node new or back) every admitted node
-  endorses the set (``federation.contribution_endorsement``; a node endorses one set per
-  round), and the decrypt request carries all endorsements: three exchanges.
-
-Either way the decrypting node re-checks and re-sums the contributions itself.
+Only contributions signed by a key on the coordinator kit's authorised list, for this
+run and round, count, once per node id (``federation.contributions``); every other reply
+is dropped and kept in :attr:`CkksFedAvg.refusals`. No two overlapping sums of a round
+may decrypt, so the set is fixed first: *announced* in the train messages
+(``contribution-set``) when every node asked contributed the round before, each
+signature then binding it (two exchanges a round; if an announced node does not
+contribute, nothing is decrypted and the next round endorses), else *endorsed* by every
+contributor after training (``federation.contribution_endorsement``; three exchanges).
+The decrypting node re-checks and re-sums the contributions itself.
 
 The denominator (``federation.record_count_slot``): under ``weighting =
 "declared-counts"`` the sum of the nodes' declared (public) counts; under ``uniform``
