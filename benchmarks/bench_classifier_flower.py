@@ -22,14 +22,11 @@ Prints one JSON object. Nothing is written into the repository.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from flower_members import NODES, machine, run_task, write_members  # noqa: E402
 
 from analytics import LinearClassifier, load_labelled_texts  # noqa: E402
 from dp_training.classifier_head import ClassifierHead  # noqa: E402
@@ -51,22 +51,8 @@ from dp_training.federated_classifier import federated_classifier  # noqa: E402
 from embedding_core.cache import EmbeddingCache  # noqa: E402
 from embedding_core.data import resolve_dataset_dir  # noqa: E402
 from embedding_core.encoder import Encoder  # noqa: E402
-from fedembed.simulation import run_simulated_federation  # noqa: E402
-from federation.node_privacy import NodePrivacy  # noqa: E402
-from federation.run_config import FederationConfig  # noqa: E402
-from kits.ckks_ceremony import run_ckks_ceremony  # noqa: E402
-from kits.provisioning import provision  # noqa: E402
 
-NODES = 3
 DELTA = 1e-5
-
-
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(rows)
 
 
 def _accuracy(truth: list[str], predicted: list[str]) -> float:
@@ -95,39 +81,22 @@ def main() -> None:
         test_vectors = cache.get_or_encode(encoder, test.texts, what="encode BANKING77 test")
 
         # The members: the train split dealt round-robin; kits after the ceremony.
-        members = work / "members"
-        node_names = [f"node-{i}" for i in range(NODES)]
-        rows = list(zip(train.texts, train_labels, strict=True))
-        for i, name in enumerate(node_names):
-            _write_csv(members / name / "records.csv", rows[i::NODES])
-        kits = work / "kits"
-        provision(kits, node_ids=node_names)
-        run_ckks_ceremony(kits, key_holder=node_names[0])
-        config = FederationConfig(
+        rows = [[t, y] for t, y in zip(train.texts, train_labels, strict=True)]
+        members, kits = write_members(
+            work, ["text", "label"], [rows[i::NODES] for i in range(NODES)]
+        )
+        summary, flower_s = run_task(
+            work,
+            members,
+            kits,
+            epsilon=args.epsilon,
             task="classifier",
             classifier_labels=",".join(labels),
             classifier_rounds=args.rounds,
             classifier_epsilon=args.epsilon,
             classifier_learning_rate=args.learning_rate,
-            aggregation="ckks",
-            coordinator_kit=str(kits / "coordinator"),
-            dp_noise_shares=NODES,
-            min_nodes=NODES,
-            eval_dataset="none",
             run_tag="bench-classifier-flower",
-            round_timeout=1800.0,
-            out_dir=str(work / "out"),
         )
-
-        started = time.perf_counter()
-        summary = run_simulated_federation(
-            config,
-            partition_root=members,
-            num_nodes=NODES,
-            kit_root=kits,
-            node_privacy=NodePrivacy(max_epsilon=2 * args.epsilon),
-        )
-        flower_s = time.perf_counter() - started
         head = ClassifierHead.load(work / "out" / "classifier_head.json")
         flower = _accuracy(test_labels, head.predict(test_vectors))
 
@@ -164,12 +133,7 @@ def main() -> None:
             },
             "in_process_accuracy": _accuracy(test_labels, in_process.predict(test_vectors)),
             "centralised_accuracy": _accuracy(test_labels, central.predict(test_vectors)),
-            "machine": {
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "loadavg_before": load_before,
-                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            },
+            "machine": machine(load_before),
         }
         print(json.dumps(result, indent=2))
     finally:

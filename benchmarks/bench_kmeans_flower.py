@@ -23,14 +23,11 @@ Prints one JSON object. Nothing is written into the repository.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_federated_kmeans import NODES, K, _scores, split_by_intent  # noqa: E402
+from flower_members import machine, run_task, write_csv, write_members  # noqa: E402
 
 from analytics import assign, kmeans, load_labelled_texts  # noqa: E402
 from dp_training.dp_kmeans import (  # noqa: E402
@@ -55,21 +53,8 @@ from dp_training.federated_kmeans import federated_kmeans  # noqa: E402
 from embedding_core.cache import EmbeddingCache  # noqa: E402
 from embedding_core.data import resolve_dataset_dir  # noqa: E402
 from embedding_core.encoder import Encoder  # noqa: E402
-from fedembed.simulation import run_simulated_federation  # noqa: E402
-from federation.node_privacy import NodePrivacy  # noqa: E402
-from federation.run_config import FederationConfig  # noqa: E402
-from kits.ckks_ceremony import run_ckks_ceremony  # noqa: E402
-from kits.provisioning import provision  # noqa: E402
 
 DELTA = 1e-5
-
-
-def _write_csv(path: Path, texts: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text"])
-        writer.writerows([t] for t in texts)
 
 
 def main() -> None:
@@ -95,40 +80,23 @@ def main() -> None:
 
         # The members: the split's records in each folder; kits after the ceremony.
         nodes = split_by_intent(truth, args.seed)
-        members = work / "members"
-        for i, indices in enumerate(nodes):
-            _write_csv(members / f"node-{i}" / "records.csv", [records.texts[j] for j in indices])
+        members, kits = write_members(
+            work, ["text"], [[[records.texts[j]] for j in indices] for indices in nodes]
+        )
         corpus = work / "public.csv"
-        _write_csv(corpus, list(public_texts))
-        kits = work / "kits"
-        node_names = [f"node-{i}" for i in range(NODES)]
-        provision(kits, node_ids=node_names)
-        run_ckks_ceremony(kits, key_holder=node_names[0])
-        config = FederationConfig(
+        write_csv(corpus, ["text"], [[t] for t in public_texts])
+        summary, flower_s = run_task(
+            work,
+            members,
+            kits,
+            epsilon=args.epsilon,
             task="kmeans",
             kmeans_k=K,
             kmeans_rounds=args.rounds,
             kmeans_epsilon=args.epsilon,
             kmeans_public_corpus=str(corpus),
-            aggregation="ckks",
-            coordinator_kit=str(kits / "coordinator"),
-            dp_noise_shares=NODES,
-            min_nodes=NODES,
-            eval_dataset="none",
             run_tag="bench-kmeans-flower",
-            round_timeout=1800.0,
-            out_dir=str(work / "out"),
         )
-
-        started = time.perf_counter()
-        summary = run_simulated_federation(
-            config,
-            partition_root=members,
-            num_nodes=NODES,
-            kit_root=kits,
-            node_privacy=NodePrivacy(max_epsilon=2 * args.epsilon),
-        )
-        flower_s = time.perf_counter() - started
         published = json.loads((work / "out" / "kmeans_centroids.json").read_text())
         flower = _scores(
             truth,
@@ -168,12 +136,7 @@ def main() -> None:
             "in_process": _scores(truth, in_process.assign(vectors)),
             "public_init_only": _scores(truth, assign(vectors, initial)[0]),
             "centralised": _scores(truth, central.labels),
-            "machine": {
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "loadavg_before": load_before,
-                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            },
+            "machine": machine(load_before),
         }
         result["flower_nmi_gap_to_centralised"] = round(
             result["centralised"]["nmi"] - flower["nmi"], 4

@@ -141,30 +141,21 @@ def test_no_part_of_an_announced_sum_decrypts(members: dict[str, Member]) -> Non
     # Execute: {b, c, d} under the announced set, relabelled as its own announced set,
     # and endorsed after the fact (then asked with the endorsements); each of b, c, d
     # is asked, as any of them could be the decrypting node.
-    under_set = [
-        decrypt(
-            app,
-            members[n],
-            subset,
-            length=length,
-            server_round=1,
-            endorsements={},
-            announced=EVERYONE,
-        )
-        for n in ("b", "c", "d")
-    ]
-    relabelled = [
-        decrypt(
-            app,
-            members[n],
-            subset,
-            length=length,
-            server_round=1,
-            endorsements={},
-            announced=("b", "c", "d"),
-        )
-        for n in ("b", "c", "d")
-    ]
+    under_set, relabelled = (
+        [
+            decrypt(
+                app,
+                members[n],
+                subset,
+                length=length,
+                server_round=1,
+                endorsements={},
+                announced=label,
+            )
+            for n in ("b", "c", "d")
+        ]
+        for label in (EVERYONE, ("b", "c", "d"))
+    )
     endorsed = endorse(app, members, subset, 1)
     after_the_fact = [
         decrypt(app, members[n], subset, length=length, server_round=1, endorsements=endorsed)
