@@ -28,8 +28,8 @@ from client_node.ckks_contribution import (
     decrypt_verified_sum,
     sign_and_record,
 )
+from client_node.client_app import ERROR_CODE_NODE_REFUSED
 from client_node.local_round import step_units
-from client_node.statistics_round import ERROR_CODE_NODE_REFUSED
 from crypto.ckks_aggregation import encrypt_vector
 from embedding_core.errors import FedembedError
 from federation.record_count_slot import slot_value, uses_count_slot

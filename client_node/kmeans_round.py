@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 
 from client_node.statistics_reply import EMBEDDING_CACHE_DIR, node_cache_dir, record_encoder
 from client_node.statistics_round import (
-    ERROR_CODE_NODE_REFUSED,
     StatisticsRequest,
     StatisticsTask,
     charged_statistics_round,
@@ -51,7 +50,6 @@ from federation.round_settings import RoundSettings
 
 __all__ = [
     "EMBEDDING_CACHE_DIR",
-    "ERROR_CODE_NODE_REFUSED",
     "KMEANS_TASK",
     "KMeansRoundResult",
     "kmeans_train",

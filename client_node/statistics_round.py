@@ -31,6 +31,7 @@ import numpy as np
 from flwr.app import Context, Error, Message
 from numpy.typing import NDArray
 
+from client_node.client_app import ERROR_CODE_NODE_REFUSED
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
 from client_node.statistics_reply import encrypted_reply, node_name_of
@@ -43,7 +44,6 @@ from privacy import Observer, PrivacyLedger
 from privacy.observers import noise_ratio
 
 __all__ = [
-    "ERROR_CODE_NODE_REFUSED",
     "RoundCalibration",
     "StatisticsRequest",
     "StatisticsTask",
@@ -54,8 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ERROR_CODE_NODE_REFUSED = 4001
-"""As ``client_app.ERROR_CODE_NODE_REFUSED``: the node refused the round."""
 
 ResultT = TypeVar("ResultT")
 

@@ -16,10 +16,16 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
 from flwr.clientapp import ClientApp
 
+from client_node.ckks_contribution import ERROR_CODE_DECRYPTION_REFUSED
 from client_node.client_app import make_client_app
 from embedding_core.adapter import Adapter, AdapterSide
 from federation.contribution_endorsement import EndorseRequest
-from federation.contributions import ContributionField, DecryptRequest, SignedContribution
+from federation.contributions import (
+    ContributionField,
+    DecryptionRefusedError,
+    DecryptRequest,
+    SignedContribution,
+)
 from federation.node_privacy import NodePrivacy
 from federation.records import CkksField
 from federation.round_settings import RoundSettings
@@ -36,6 +42,7 @@ from kits.provisioning import provision
 __all__ = [
     "SETTINGS",
     "Member",
+    "assert_refused",
     "client_app",
     "contribution_of",
     "decrypt",
@@ -227,3 +234,11 @@ def decrypt(
     )
     content = RecordDict({ContentKey.CKKS_DECRYPT.value: request.to_record()})
     return send(app, member, "query", content)
+
+
+def assert_refused(reply: Message) -> None:
+    """The node's one opaque refusal: the same code and reason, no content."""
+    assert reply.has_error(), "the node answered a request it must refuse"
+    assert reply.error.code == ERROR_CODE_DECRYPTION_REFUSED
+    assert reply.error.reason == str(DecryptionRefusedError())
+    assert not reply.has_content()

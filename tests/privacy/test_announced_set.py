@@ -17,20 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Message
 
-from client_node.ckks_contribution import ERROR_CODE_DECRYPTION_REFUSED
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
 from crypto.ckks_aggregation import decrypt_vector, sum_encrypted
 from crypto.ckks_decryption_rounding import decryption_grid
 from federation.contribution_log import CONTRIBUTION_LOG_FILE
-from federation.contributions import DecryptionRefusedError, SignedContribution
+from federation.contributions import SignedContribution
 from federation.records import CkksField
 from federation.wire import ContentKey
 from kits.loader import load_node_kit
 from tests.privacy.ckks_nodes import (
     Member,
+    assert_refused,
     client_app,
     contribution_of,
     decrypt,
@@ -63,13 +62,6 @@ def _train_all(
             train(app, member, 1, announced=announced[name])
         )
     return contributions, length
-
-
-def _assert_refused(reply: Message) -> None:
-    assert reply.has_error(), "the node answered a request it must refuse"
-    assert reply.error.code == ERROR_CODE_DECRYPTION_REFUSED
-    assert reply.error.reason == str(DecryptionRefusedError())
-    assert not reply.has_content()
 
 
 @pytest.mark.parametrize(
@@ -129,7 +121,7 @@ def test_the_announced_sum_decrypts_once_without_endorsements(
     released = reply.content.array_records[ContentKey.ARRAYS.value][CkksField.SUM.value].numpy()
     grid = decryption_grid(kit.ckks_parameters.global_scale_bits)
     assert np.max(np.abs(released - raw)) <= grid / 2
-    _assert_refused(again)
+    assert_refused(again)
 
 
 def test_no_part_of_an_announced_sum_decrypts(members: dict[str, Member]) -> None:
@@ -173,7 +165,7 @@ def test_no_part_of_an_announced_sum_decrypts(members: dict[str, Member]) -> Non
 
     # Assert: all refused, opaquely; the refusals used up nothing.
     for reply in [*under_set, *relabelled, *endorsed.values(), *after_the_fact]:
-        _assert_refused(reply)
+        assert_refused(reply)
     assert not honest.has_error()
 
 
@@ -205,4 +197,4 @@ def test_sets_announced_differently_to_different_nodes_never_decrypt(
 
     # Assert: no sum decrypts: each holds a contribution bound to the other set.
     for reply in replies:
-        _assert_refused(reply)
+        assert_refused(reply)

@@ -22,15 +22,15 @@ import numpy as np
 import pytest
 from flwr.app import Message
 
-from client_node.ckks_contribution import ERROR_CODE_DECRYPTION_REFUSED
 from crypto.ckks_aggregation import decrypt_vector, sum_encrypted
 from crypto.ckks_decryption_rounding import decryption_grid
-from federation.contributions import DecryptionRefusedError, SignedContribution
+from federation.contributions import SignedContribution
 from federation.records import CkksField
 from federation.wire import ContentKey
 from kits.loader import load_node_kit
 from tests.privacy.ckks_nodes import (
     Member,
+    assert_refused,
     client_app,
     contribution_of,
     decrypt,
@@ -72,13 +72,6 @@ def nodes(trained: tuple[list[Member], Contributions, int], tmp_path: Path) -> d
         shutil.copytree(member.folder, folder)
         fresh[member.name] = replace(member, folder=folder)
     return fresh
-
-
-def _assert_refused(reply: Message) -> None:
-    assert reply.has_error(), "the node answered a request it must refuse"
-    assert reply.error.code == ERROR_CODE_DECRYPTION_REFUSED
-    assert reply.error.reason == str(DecryptionRefusedError())  # one opaque error
-    assert not reply.has_content()
 
 
 def _round(
@@ -139,8 +132,8 @@ def test_a_deviating_set_is_neither_endorsed_nor_decrypted(
     # nothing: the honest sum of the round still decrypts.
     assert endorsements
     for reply in endorsements.values():
-        _assert_refused(reply)
-    _assert_refused(refused)
+        assert_refused(reply)
+    assert_refused(refused)
     assert not honest.has_error()
 
 
@@ -156,7 +149,7 @@ def test_a_sum_without_the_decrypting_node_is_refused(
 
     # Assert
     assert all(not r.has_error() for r in endorsements.values())
-    _assert_refused(reply)
+    assert_refused(reply)
 
 
 def test_the_honest_sum_decrypts_once_rounded_and_no_overlapping_sum_after_it(
@@ -190,7 +183,7 @@ def test_the_honest_sum_decrypts_once_rounded_and_no_overlapping_sum_after_it(
     assert np.max(np.abs(released - raw)) <= grid / 2
     assert np.any(released != raw)
     # Nothing else of round 1 decrypts: not a second sum, not an overlapping one.
-    _assert_refused(again)
+    assert_refused(again)
     for refusal in overlap_endorsed.values():
-        _assert_refused(refusal)
-    _assert_refused(by_b)
+        assert_refused(refusal)
+    assert_refused(by_b)
