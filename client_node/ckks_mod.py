@@ -28,7 +28,6 @@ from client_node.ckks_contribution import (
     decrypt_verified_sum,
     sign_and_record,
 )
-from client_node.client_app import ERROR_CODE_NODE_REFUSED
 from client_node.local_round import step_units
 from crypto.ckks_aggregation import encrypt_vector
 from embedding_core.errors import FedembedError
@@ -36,6 +35,7 @@ from federation.record_count_slot import slot_value, uses_count_slot
 from federation.records import CkksField, flatten
 from federation.round_settings import RoundSettings, field_key
 from federation.wire import (
+    ERROR_CODE_NODE_REFUSED,
     AggregationMode,
     ContentKey,
     MetricKey,

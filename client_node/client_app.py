@@ -29,16 +29,14 @@ from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import ContentKey, NodeConfigKey
+from federation.wire import ERROR_CODE_NODE_REFUSED, ContentKey, NodeConfigKey
 
 if TYPE_CHECKING:
     from client_node.local_round import LocalResult
 
-__all__ = ["ERROR_CODE_NODE_REFUSED", "app", "make_client_app"]
+__all__ = ["app", "make_client_app"]
 
 logger = logging.getLogger(__name__)
-
-ERROR_CODE_NODE_REFUSED = 4001
 
 round_timing.mark("app_imported")
 

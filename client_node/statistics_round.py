@@ -31,7 +31,6 @@ import numpy as np
 from flwr.app import Context, Error, Message
 from numpy.typing import NDArray
 
-from client_node.client_app import ERROR_CODE_NODE_REFUSED
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR
 from client_node.statistics_reply import encrypted_reply, node_name_of
@@ -39,7 +38,13 @@ from embedding_core.app_logging import configure_logging
 from embedding_core.errors import FedembedError
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings, server_round_of
-from federation.wire import AggregationMode, ContentKey, MetricKey, NodeConfigKey
+from federation.wire import (
+    ERROR_CODE_NODE_REFUSED,
+    AggregationMode,
+    ContentKey,
+    MetricKey,
+    NodeConfigKey,
+)
 from privacy import Observer, PrivacyLedger
 from privacy.observers import noise_ratio
 

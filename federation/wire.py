@@ -12,6 +12,7 @@ from enum import StrEnum
 __all__ = [
     "CLIPPING_NORM_KEY",
     "CONTRIBUTION_SET_KEY",
+    "ERROR_CODE_NODE_REFUSED",
     "SERVER_ROUND_KEY",
     "AggregationMode",
     "ContentKey",
@@ -54,6 +55,9 @@ CONTRIBUTION_SET_KEY = "contribution-set"
 """The set of kit node ids a CKKS round's sum will hold, announced in its train message
 (``federation.contributions.ContributionBinding.members``): each node signs its
 contribution bound to that exact set, so the sum needs no endorsement exchange."""
+
+ERROR_CODE_NODE_REFUSED = 4001
+"""The error code of a node's reply when it refuses a round (its reason names why)."""
 
 CLIPPING_NORM_KEY = "clipping_norm"
 """The update clip norm Flower's client-side-clipping DP strategy adds to the record

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from flwr.app import Context, Message, RecordDict
 
-from client_node.client_app import ERROR_CODE_NODE_REFUSED, train
+from client_node.client_app import train
 from client_node.local_round import LEDGER_FILE
 from federation.node_privacy import NodePrivacy
 from federation.round_settings import RoundSettings
-from federation.wire import SERVER_ROUND_KEY, NodeConfigKey
+from federation.wire import ERROR_CODE_NODE_REFUSED, SERVER_ROUND_KEY, NodeConfigKey
 from privacy import PrivacyLedger
 from tests.privacy.messages import train_message
 

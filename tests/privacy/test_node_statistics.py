@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from flwr.app import Context, Message, RecordDict
 
-from client_node.client_app import ERROR_CODE_NODE_REFUSED
 from client_node.client_app import app as client_app
 from client_node.local_round import LEDGER_FILE
 from coordinator.publication import ADAPTER_DIR
@@ -41,7 +40,13 @@ from federation.secaggplus_params import (
     UNCLIPPED_CLIPPING_RANGE,
     quantization_tolerance,
 )
-from federation.wire import SERVER_ROUND_KEY, ContentKey, MetricKey, NodeConfigKey
+from federation.wire import (
+    ERROR_CODE_NODE_REFUSED,
+    SERVER_ROUND_KEY,
+    ContentKey,
+    MetricKey,
+    NodeConfigKey,
+)
 from kits.ckks_ceremony import run_ckks_ceremony
 from kits.provisioning import provision
 from tests.coordinator.grid import LoopbackNodes
