@@ -90,6 +90,7 @@ def main() -> None:
             members,
             kits,
             epsilon=args.epsilon,
+            rounds=args.rounds,
             task="classifier",
             classifier_labels=",".join(labels),
             classifier_rounds=args.rounds,

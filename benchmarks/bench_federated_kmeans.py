@@ -57,6 +57,7 @@ from dp_training.federated_kmeans import federated_kmeans
 from embedding_core.cache import EmbeddingCache
 from embedding_core.data import resolve_dataset_dir
 from embedding_core.encoder import Encoder
+from fedembed.uses_demo import split_by_label
 
 K = 77
 NODES = 3
@@ -78,16 +79,8 @@ def _scores(truth: NDArray[np.int64], labels: NDArray[np.int64]) -> dict[str, fl
 
 
 def split_by_intent(truth: NDArray[np.int64], seed: int) -> list[NDArray[np.int64]]:
-    """Record indices of each node: per intent, Dirichlet(0.5) shares over the nodes."""
-    rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[] for _ in range(NODES)]
-    for intent in np.unique(truth):
-        members = rng.permutation(np.flatnonzero(truth == intent))
-        shares = rng.dirichlet([DIRICHLET] * NODES)
-        cuts = np.round(np.cumsum(shares)[:-1] * len(members)).astype(int)
-        for node, chunk in enumerate(np.split(members, cuts)):
-            parts[node].extend(int(i) for i in chunk)
-    return [np.array(sorted(p), dtype=np.int64) for p in parts]
+    """Record indices of each node: per intent, Dirichlet(0.5) shares (the main job's split)."""
+    return split_by_label(truth, nodes=NODES, seed=seed, concentration=DIRICHLET)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

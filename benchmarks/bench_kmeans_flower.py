@@ -90,6 +90,7 @@ def main() -> None:
             members,
             kits,
             epsilon=args.epsilon,
+            rounds=args.rounds,
             task="kmeans",
             kmeans_k=K,
             kmeans_rounds=args.rounds,

@@ -7,7 +7,10 @@
    aggregation on Flower's deployment engine on loopback, compared with base,
    local-only, non-DP federated and centralised training; writes a table, a PNG of
    nDCG@10 per round, and the published global adapter with its manifest.
-3. Serve the release over HTTP (at rest, DCPE and CKKS collections) and audit it.
+3. Members' uses of the shared model on BANKING77 (:mod:`fedembed.uses_demo`): an
+   intent classifier and a topic map, each local only, federated with DP through Flower
+   and the CKKS secure sum, and centralised.
+4. Serve the release over HTTP (at rest, DCPE and CKKS collections) and audit it.
 
 Every dataset is checked before any work (:mod:`fedembed.demo_data`); every party (the
 demo, the nodes, the coordinator's central evaluation, the audit) shares one embedding
@@ -32,7 +35,7 @@ from embedding_core.data import load_beir, load_stsb
 from embedding_core.data.paths import DATA_DIR_ENV
 from embedding_core.encoder import DEFAULT_ENCODER_BACKEND, Encoder
 from fedembed.demo_data import QUICK_SEAT_TESTS, MissingDataError, ensure_demo_data
-from fedembed.demo_parts import audit_part, index_part, print_federation
+from fedembed.demo_parts import audit_part, index_part, print_federation, print_uses
 from fedembed.demo_steps import DemoSteps, load_average
 
 if TYPE_CHECKING:
@@ -109,6 +112,13 @@ def demo(
             "2 cores.",
         ),
     ] = False,
+    uses: Annotated[
+        bool,
+        typer.Option(
+            help="Members' uses on BANKING77 (an intent classifier and a topic map: local "
+            "only, federated with DP, centralised; about 90 s; needs the federation)."
+        ),
+    ] = True,
     index: Annotated[
         bool,
         typer.Option(help="Serve the index: node uploads, partner queries (needs the federation)."),
@@ -151,7 +161,7 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Run the main job: reproduction, the federation table, the release, the index, the audit.
+    """Run the main job: reproduction, federation and release, members' uses, index, audit.
 
     The default fits about 15 minutes on 2 CPU cores from empty caches. --full-sweep adds the
     epsilon 1, 2 and 4 columns, --ckks-claims 0 all claims on the CKKS collection,
@@ -186,7 +196,8 @@ def demo(
     _run(
         data=data, out=out, model=model, backend=encoder_backend, cache_folder=cache_folder,
         policy=policy,
-        federation=federation, index=index, audit=audit, rounds=rounds, ckks_claims=ckks_claims,
+        federation=federation, uses=uses, index=index, audit=audit, rounds=rounds,
+        ckks_claims=ckks_claims,
         distributed_rounds=distributed_rounds,
         full_sweep=full_sweep, full_audit=full_audit,
     )  # fmt: skip
@@ -201,6 +212,7 @@ def _run(
     cache_folder: Path,
     policy: LoadedPolicy,
     federation: bool,
+    uses: bool,
     index: bool,
     audit: bool,
     rounds: int,
@@ -223,6 +235,10 @@ def _run(
         )
         epsilons = EPSILONS if full_sweep else QUICK_EPSILONS
         plan_federation(steps, recipe, epsilons)
+        if uses:
+            from fedembed.uses_demo import UsesRecipe, plan_uses
+
+            plan_uses(steps, UsesRecipe())
         if index:
             steps.plan("index", "index over HTTP: uploads, partner claims (at rest, DCPE, CKKS)")
         if audit:
@@ -251,6 +267,14 @@ def _run(
             )  # fmt: skip
             result["federation"] = fed["rows"]
             released = print_federation(fed, out)
+            if uses:
+                from fedembed.uses_demo import UsesRecipe, run_uses_demo
+
+                result["uses"] = run_uses_demo(
+                    data_dir=data, out=out, encoder=encoder, cache=cache, kits=out / "kits",
+                    steps=steps, recipe=UsesRecipe(),
+                )  # fmt: skip
+                print_uses(result["uses"])
             if index:
                 with steps.run("index"):
                     result["index"] = index_part(

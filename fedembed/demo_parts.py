@@ -20,7 +20,7 @@ from fedembed.demo_steps import DemoSteps
 if TYPE_CHECKING:
     from policies import LoadedPolicy
 
-__all__ = ["audit_part", "index_part", "print_federation"]
+__all__ = ["audit_part", "index_part", "print_federation", "print_uses"]
 
 _STAGE_PREFIX = re.compile(r"^\[[^\]]*\]\s*")
 
@@ -156,3 +156,21 @@ def print_federation(fed: dict[str, Any], out: Path) -> Path:
     )
     typer.echo(f"global adapter + manifest: {released}")
     return released
+
+
+def print_uses(uses: dict[str, Any]) -> None:
+    """The members' uses table: each use local only, federated with DP, centralised."""
+    sizes = ", ".join(f"{n}={size}" for n, size in uses["members"].items())
+    typer.echo(f"\nmembers' uses on {uses['dataset']} ({uses['split']}; records {sizes})")
+    typer.echo(f"{'use':<36}{'setting':<46}{'score':>7}{'run eps':>9}  cumulative eps")
+    for row in uses["rows"]:
+        score = row["accuracy"] if "accuracy" in row else row["nmi"]
+        run_eps = row.get("run_epsilon")
+        run_s = "-" if run_eps is None else f"{run_eps:g}"
+        spent = row.get("epsilon_per_node")
+        spent_s = ", ".join(f"{n}={e:.2f}" for n, e in spent.items()) if spent else "-"
+        typer.echo(f"{row['use']:<36}{row['setting']:<46}{100 * score:>7.2f}{run_s:>9}  {spent_s}")
+    typer.echo(
+        f"(delta={uses['delta']:g} a task; each member's ledger composes both tasks; the topic "
+        "map's ARI is in results.json)"
+    )

@@ -2,7 +2,8 @@
 
 A federation on the deployment engine runs in ``flwr run`` subprocesses and one on the
 simulation engine inside Flower; both have the coordinator write the central evaluation
-of every round to ``<out-dir>/central_metrics.json``. :func:`watch_rounds` polls that
+of every round to ``<out-dir>/central_metrics.json`` (a statistics task, its
+``history.json``). :func:`watch_rounds` polls that
 file in a thread and reports the rounds done through :class:`~embedding_core.progress.
 Progress` (a bar on a terminal, a line every 10 s otherwise).
 """
@@ -14,8 +15,9 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from coordinator.run_folder import CENTRAL_METRICS_FILE
+from coordinator.run_folder import CENTRAL_METRICS_FILE, HISTORY_FILE
 from embedding_core.progress import Progress
 
 __all__ = ["rounds_done", "watch_rounds"]
@@ -24,13 +26,26 @@ POLL_S = 2.0
 
 
 def rounds_done(out_dir: Path) -> int:
-    """Rounds the run in ``out_dir`` has evaluated so far (round 0, the start, not counted)."""
+    """Rounds the run in ``out_dir`` has evaluated so far (round 0, the start, not counted).
+
+    A statistics task (k-means, the classifier head) has no central evaluation: its rounds
+    are the entries of the ``history.json`` it rewrites after each round.
+    """
+    central = _read(out_dir / CENTRAL_METRICS_FILE)
+    if central is not None:
+        rounds = central.get("rounds", {})
+        return sum(1 for r in rounds if str(r).isdigit() and int(r) >= 1)
+    history = _read(out_dir / HISTORY_FILE)
+    rounds = history.get("rounds") if history is not None else None
+    return len(rounds) if isinstance(rounds, list) else 0
+
+
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        document = json.loads((out_dir / CENTRAL_METRICS_FILE).read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
-        return 0
-    rounds = document.get("rounds", {}) if isinstance(document, dict) else {}
-    return sum(1 for r in rounds if str(r).isdigit() and int(r) >= 1)
+        return None
+    return document if isinstance(document, dict) else None
 
 
 @contextlib.contextmanager

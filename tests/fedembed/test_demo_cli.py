@@ -28,6 +28,7 @@ def test_help_states_what_the_flags_add_and_their_time() -> None:
     assert "--full-audit" in text
     assert "30 minutes" in text
     assert "15 minutes" in text
+    assert "--no-uses" in text  # the members' uses, on by default
     assert "--audit-quick" not in text  # accepted, not advertised
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coordinator.run_folder import CENTRAL_METRICS_FILE
+from coordinator.run_folder import CENTRAL_METRICS_FILE, HISTORY_FILE
 from fedembed.round_progress import rounds_done, watch_rounds
 
 
@@ -32,3 +32,17 @@ def test_watch_rounds_ends_at_the_rounds_the_run_wrote(tmp_path: Path) -> None:
     # Assert
     assert progress.done == 2
     assert progress.total == 5
+
+
+def test_a_statistics_task_counts_the_rounds_of_its_history(tmp_path: Path) -> None:
+    # Prepare: k-means and the classifier head have no central evaluation; they rewrite
+    # history.json after each round.
+    history = {"task": "kmeans", "status": "running", "rounds": [{"round": 1}, {"round": 2}]}
+
+    # Execute
+    (tmp_path / HISTORY_FILE).write_text(json.dumps(history))
+
+    # Assert
+    assert rounds_done(tmp_path) == 2
+    (tmp_path / HISTORY_FILE).write_text('{"rounds": 3}')
+    assert rounds_done(tmp_path) == 0  # not a list of rounds: nothing counted
