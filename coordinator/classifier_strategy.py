@@ -113,7 +113,7 @@ class _ClassifierRounds(StatisticsRounds):
             state={"weights": self.state.weights, "bias": self.state.bias},
         )
 
-    def update(self, total: NDArray[np.float64]) -> dict[str, Any]:
+    def update(self, total: NDArray[np.float64], *, server_round: int) -> dict[str, Any]:
         """A momentum step on the noisy mean gradient (post-processing)."""
         size = self.state.velocity.size
         self.state = update_head(

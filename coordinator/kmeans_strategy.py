@@ -9,7 +9,9 @@ answers with its noisy per-centroid sums and counts *encrypted and signed*
 every contributor endorse the set and one of them decrypt the *sum* of at least ``t``
 (``dp-noise-shares``) of them (the same checks as a training round,
 :class:`coordinator.ckks_fedavg.CkksFedAvg`), and moves the centroids with
-:func:`~dp_training.dp_kmeans.update_from_noisy_sums`. It never holds one node's
+:func:`~dp_training.dp_kmeans.update_from_noisy_sums`, re-seeding (before every round but
+the last) each centroid too empty to move beside one of the fullest clusters
+(:func:`~dp_training.kmeans_reseeding.split_fullest`). It never holds one node's
 statistics: only ciphertexts and the noisy total. The loop is
 :func:`coordinator.statistics_rounds.run_statistics_rounds`, shared with the classifier.
 
@@ -21,6 +23,7 @@ summary. A run that aggregated no round publishes no centroids and fails.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any
@@ -45,6 +48,7 @@ from dp_training.dp_kmeans import (
     public_initial_centroids,
     update_from_noisy_sums,
 )
+from dp_training.kmeans_reseeding import split_fullest
 from embedding_core.errors import FedembedError
 from federation.kmeans_settings import (
     KMEANS_MESSAGE_TYPE,
@@ -108,6 +112,10 @@ class _KMeansRounds(StatisticsRounds):
         self.centroids = centroids
         self.corrections = np.zeros(config.kmeans_k)
         self.rounds = config.kmeans_rounds
+        # Public randomness (the re-seeding's directions), reproducible from the run tag.
+        self.public_rng = np.random.default_rng(
+            int.from_bytes(hashlib.sha256(config.run_tag.encode()).digest()[:8], "big")
+        )
         self.length = int(centroids.size + config.kmeans_k)
         self.settings = KMeansSettings(
             k=config.kmeans_k,
@@ -129,19 +137,29 @@ class _KMeansRounds(StatisticsRounds):
             state={"centroids": self.centroids, "corrections": self.corrections},
         )
 
-    def update(self, total: NDArray[np.float64]) -> dict[str, Any]:
-        """Move the centroids to the noisy means (post-processing)."""
+    def update(self, total: NDArray[np.float64], *, server_round: int) -> dict[str, Any]:
+        """Move the centroids to the noisy means; re-seed the empty ones (post-processing).
+
+        Before every round but the last, a centroid too empty to move is re-seeded beside
+        one of the fullest clusters (:func:`~dp_training.kmeans_reseeding.split_fullest`).
+        """
         size = self.centroids.size
+        counts = total[size:]
         update = update_from_noisy_sums(
             total[:size].reshape(self.centroids.shape),
-            total[size:],
+            counts,
             self.centroids,
             min_count=self.min_count,
             sum_noise_std=self.calibration.sum_noise_std,
             previous_corrections=self.corrections,
         )
+        reseeded = 0
+        if server_round < self.rounds:
+            update, reseeded = split_fullest(
+                update, counts, min_count=self.min_count, rng=self.public_rng
+            )
         self.centroids, self.corrections = update.centroids, update.corrections
-        return {"kept_previous": int(update.kept_previous.sum())}
+        return {"kept_previous": int(update.kept_previous.sum()), "reseeded": reseeded}
 
     def publication(self, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         """The final centroids with their calibration and the rounds."""

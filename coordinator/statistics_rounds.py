@@ -181,8 +181,11 @@ class StatisticsRounds(ABC):
         """The round's message to every node (the public state)."""
 
     @abstractmethod
-    def update(self, total: NDArray[np.float64]) -> dict[str, Any]:
-        """Post-process the decrypted total into the next state; extra history fields."""
+    def update(self, total: NDArray[np.float64], *, server_round: int) -> dict[str, Any]:
+        """Post-process round ``server_round``'s decrypted total into the next state.
+
+        Returns the round's extra history fields.
+        """
 
     @abstractmethod
     def publication(self, rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -239,7 +242,7 @@ def run_statistics_rounds(
         )
         entry: dict[str, Any] = {"round": server_round, "nodes": admitted, "released": False}
         if total is not None:
-            entry.update(released=True, **rounds_of.update(total))
+            entry.update(released=True, **rounds_of.update(total, server_round=server_round))
         history.append(entry)
         logger.info(
             "%s: round=%d nodes=%d released=%s", task, server_round, admitted, entry["released"]

@@ -41,6 +41,7 @@ from dp_training.iterate_averaging import (
     AveragingConfig,
     IterateAverager,
 )
+from dp_training.kmeans_reseeding import split_fullest
 from dp_training.local_training import train_adapter
 from dp_training.privacy_unit import (
     UnitSoftmaxLoss,
@@ -91,6 +92,7 @@ __all__ = [
     "pack_units",
     "public_initial_centroids",
     "public_negative_loss",
+    "split_fullest",
     "train_adapter",
     "update_from_noisy_sums",
 ]

@@ -26,6 +26,7 @@ from dp_training.dp_kmeans import (
     noisy_node_statistics,
     update_from_noisy_sums,
 )
+from dp_training.kmeans_reseeding import split_fullest
 from privacy.analysis.parameters import PrivacyParameterError
 
 __all__ = ["FederatedKMeansResult", "federated_kmeans"]
@@ -64,6 +65,7 @@ def federated_kmeans(
     rng: np.random.Generator,
     min_count_stds: float = DEFAULT_MIN_COUNT_STDS,
     debias: bool = True,
+    reseed: bool = True,
 ) -> FederatedKMeansResult:
     """Run ``rounds`` rounds in process: every node's step, the sum, the coordinator's step.
 
@@ -72,7 +74,9 @@ def federated_kmeans(
     ``rounds`` must equal ``rounds`` and its ``shares`` the number of nodes (or 0). A
     centroid keeps its previous position when its noisy count is under
     ``min_count_stds`` standard deviations of the count noise (and always under 1).
-    ``debias`` assigns with the noise corrections (:func:`assign_corrected`).
+    ``debias`` assigns with the noise corrections (:func:`assign_corrected`); ``reseed``
+    moves such kept centroids beside the fullest clusters, except after the last round
+    (:func:`~dp_training.kmeans_reseeding.split_fullest`).
     """
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise PrivacyParameterError(
@@ -99,7 +103,7 @@ def federated_kmeans(
         kept_previous=np.zeros(int(np.shape(initial)[0]), dtype=bool),
     )
     kept: list[int] = []
-    for _ in range(rounds):
+    for round_index in range(rounds):
         parts = [
             noisy_node_statistics(
                 vectors,
@@ -111,15 +115,18 @@ def federated_kmeans(
             )
             for vectors in node_vectors
         ]
+        counts = np.sum([p.counts for p in parts], axis=0)
         current = update_from_noisy_sums(
             np.sum([p.sums for p in parts], axis=0),
-            np.sum([p.counts for p in parts], axis=0),
+            counts,
             current.centroids,
             min_count=min_count,
             sum_noise_std=sum_std,
             previous_corrections=current.corrections,
         )
         kept.append(int(current.kept_previous.sum()))
+        if reseed and round_index < rounds - 1:
+            current, _ = split_fullest(current, counts, min_count=min_count, rng=rng)
     logger.debug("federated k-means: %d rounds, %d nodes", rounds, len(node_vectors))
     return FederatedKMeansResult(
         centroids=current.centroids,

@@ -117,6 +117,7 @@ def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_l
     # Assert: every round aggregated the three nodes; the map is central k-means's.
     assert summary["status"] == "succeeded"
     assert [r["nodes"] for r in summary["rounds"]] == [3] * 5  # type: ignore[index]
+    assert summary["rounds"][-1]["reseeded"] == 0  # type: ignore[index]  # never after the last
     # Round 1 endorsed its set; rounds 2-5 announced theirs: two exchanges, not three.
     assert _endorse_rounds(grid) == [1, 1, 1]
     assert _announced(grid) == [None] * 3 + [["node-0", "node-1", "node-2"]] * 12
@@ -138,6 +139,47 @@ def test_the_run_publishes_centroids_close_to_central_kmeans_and_charges_every_l
     assert (view.progress.rounds_done, view.task) == (5, "kmeans")
     assert [(r.released, r.nodes) for r in view.progress.rounds] == [(True, 3)] * 5
     assert view.published == str(tmp_path / "out" / CENTROIDS_FILE)
+
+
+OUT_OF_DOMAIN = (
+    "A man is playing a guitar on the stage.",
+    "Two dogs run across a snowy field.",
+    "The senate passed the bill late on Tuesday.",
+    "A woman slices tomatoes in the kitchen.",
+    "Children are swimming in the lake.",
+    "The volcano erupted after weeks of small earthquakes.",
+    "A cat sleeps on a warm windowsill.",
+    "The orchestra tuned their instruments before the concert.",
+)
+
+
+@pytest.mark.usefixtures("server_app_process")
+def test_centroids_seeded_far_from_every_record_are_reseeded_into_the_clusters(
+    consortium: KMeansConsortium, tmp_path: Path, embedding_cache_dir: Path
+) -> None:
+    # Prepare: a public corpus unlike the members' banking queries (an out-of-domain start).
+    corpus = tmp_path / "public.csv"
+    corpus.write_text("text\n" + "\n".join(OUT_OF_DOMAIN) + "\n")
+    grid = _grid(consortium, tmp_path / "nodes", {})
+    config = kmeans_config(
+        consortium, tmp_path / "out", epsilon=EPSILON, kmeans_public_corpus=str(corpus)
+    )
+
+    # Execute
+    summary = run_kmeans_federation(grid, config)
+
+    # Assert: the empty centroids were re-seeded beside full ones (never after the last
+    # round), and the map still finds the four intents as central k-means does.
+    rounds = summary["rounds"]
+    assert sum(r["reseeded"] for r in rounds) >= 1  # type: ignore[union-attr]
+    assert rounds[-1]["reseeded"] == 0  # type: ignore[index]
+    published = json.loads((tmp_path / "out" / CENTROIDS_FILE).read_text())
+    pooled = consortium.pooled_vectors(embedding_cache_dir)
+    federated = assign_corrected(
+        pooled, np.asarray(published["centroids"]), np.asarray(published["corrections"])
+    )
+    central = kmeans(pooled, 4, seed=0, progress=False).labels
+    assert adjusted_rand_score(central, federated) >= 0.6
 
 
 @pytest.mark.usefixtures("server_app_process")
