@@ -152,11 +152,17 @@ def prepare(work: Path, shared_data: Path, train_queries: int) -> None:
     run_ckks_ceremony(work / "kits")  # the members' key ceremony
 
 
-def run_mode(mode: str, work: Path, rounds: int, tag: str, recipe: str) -> dict[str, Any]:
+def run_mode(
+    mode: str, work: Path, rounds: int, tag: str, recipe: str, dispatch: str
+) -> dict[str, Any]:
     """One federation in this process; returns the evaluator's call timestamps."""
     import coordinator.central_evaluation as central_evaluation
+    import fedembed.simulation as simulation
     from fedembed.simulation import run_simulated_federation, run_simulated_secaggplus_federation
     from federation.run_config import FederationConfig
+
+    if dispatch == "flower":  # the baseline: Flower's own 0.1 s dispatch tick
+        vars(simulation)["prompt_dispatch"] = lambda **_: False
 
     calls: list[dict[str, float]] = []
     original = central_evaluation.CentralEvaluator.__call__
@@ -227,7 +233,12 @@ def analyse(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_child(
-    args: argparse.Namespace, work: Path, env: dict[str, str], mode: str, repeat: int
+    args: argparse.Namespace,
+    work: Path,
+    env: dict[str, str],
+    mode: str,
+    repeat: int,
+    dispatch: str,
 ) -> dict[str, Any]:
     """One mode's federation in a child process; one retry when it fails to start
     (on a loaded machine Ray's start-up can time out), then the benchmark stops."""
@@ -247,6 +258,8 @@ def run_child(
                 f"{repeat}-{attempt}",
                 "--recipe",
                 args.recipe,
+                "--dispatch",
+                dispatch,
             ],
             env=env,
             capture_output=True,
@@ -279,13 +292,20 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--repeats", type=int, default=1, help="runs per mode, interleaved")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--dispatch",
+        default="prompt",
+        help="simulation dispatch, comma-separated: prompt (the product's, "
+        "fedembed.simulation_dispatch) and/or flower (Flower's 0.1 s tick, the baseline)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one mode
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="0", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(run_mode(args.child, args.work, args.rounds, args.tag, args.recipe)))
+        result = run_mode(args.child, args.work, args.rounds, args.tag, args.recipe, args.dispatch)
+        print(json.dumps(result))
         return
 
     work = Path(tempfile.mkdtemp(prefix="fedembed-bench-round-"))
@@ -302,15 +322,26 @@ def main() -> None:
         prepare_s = time.perf_counter() - started
         load_before = os.getloadavg()
         runs: dict[str, list[dict[str, Any]]] = {}
-        for repeat, mode in itertools.product(range(args.repeats), args.modes.split(",")):
-            runs.setdefault(mode, []).append(run_child(args, work, env, mode, repeat))
+        dispatches = args.dispatch.split(",")
+        for repeat, mode, dispatch in itertools.product(
+            range(args.repeats), args.modes.split(","), dispatches
+        ):
+            key = mode if dispatch == "prompt" else f"{mode}@{dispatch}"
+            runs.setdefault(key, []).append(run_child(args, work, env, mode, repeat, dispatch))
         modes = {mode: analyse(mode_runs) for mode, mode_runs in runs.items()}
-        base = modes.get("plaintext", {}).get("median_round_seconds")
-        ratios = {
-            f"{m}/plaintext": round(modes[m]["median_round_seconds"] / base, 3)
-            for m in modes
-            if m != "plaintext" and base
-        }
+        ratios = {}
+        for key in modes:
+            mode, _, dispatch = key.partition("@")
+            base_key = "plaintext" + (f"@{dispatch}" if dispatch else "")
+            base = modes.get(base_key, {}).get("median_round_seconds")
+            if mode != "plaintext" and base:
+                ratios[f"{key}/{base_key}"] = round(modes[key]["median_round_seconds"] / base, 3)
+        for key in modes:
+            if "@" in key and key.split("@")[0] in modes:
+                mode = key.split("@")[0]
+                ratios[f"{mode}/{key}"] = round(
+                    modes[mode]["median_round_seconds"] / modes[key]["median_round_seconds"], 3
+                )
         report = {
             "benchmark": "seconds per federated round, 3 virtual nodes, simulation engine",
             "method": (
@@ -328,7 +359,8 @@ def main() -> None:
             "nodes": NODES,
             "data": f"{SUBSET}: {args.train_queries} train queries split non-IID",
             "recipe": args.recipe,
-            "recipe_fields": {mode: recipe_for(args.recipe, mode) for mode in runs},
+            "dispatch": dispatches,
+            "recipe_fields": {mode: recipe_for(args.recipe, mode.split("@")[0]) for mode in runs},
             "modes": modes,
             "ratios": ratios,
             "ckks_target_ratio": 1.5,

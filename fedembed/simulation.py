@@ -25,6 +25,7 @@ from coordinator.authorised_grid import unverifiable_enrolment
 from coordinator.publication import HISTORY_FILE
 from coordinator.secaggplus_app import make_secaggplus_server_app
 from coordinator.server_app import run_federation
+from fedembed.simulation_dispatch import prompt_dispatch
 from federation.node_privacy import NodePrivacy
 from federation.run_config import FederationConfig
 from federation.secaggplus_params import SecAggPlusParams
@@ -98,7 +99,12 @@ def run_simulated_federation(
 def simulate(
     server: ServerApp, client: ClientApp, *, num_nodes: int, num_cpus: int, out_dir: str
 ) -> dict[str, Any]:
-    """Run ``server``/``client`` on the simulation engine; returns the run's history.json."""
+    """Run ``server``/``client`` on the simulation engine; returns the run's history.json.
+
+    Messages reach the virtual nodes within milliseconds (:func:`~fedembed.
+    simulation_dispatch.prompt_dispatch`), not on Flower's 0.1 s tick.
+    """
+    prompt_dispatch()
     run_simulation(
         server_app=server,
         client_app=client,
