@@ -22,6 +22,7 @@ from flwr.simulation import run_simulation
 from client_node.client_app import make_client_app
 from client_node.secaggplus_client import make_secaggplus_client_app
 from coordinator.authorised_grid import unverifiable_enrolment
+from coordinator.prompt_grid import PromptGrid
 from coordinator.publication import HISTORY_FILE
 from coordinator.secaggplus_app import make_secaggplus_server_app
 from coordinator.server_app import run_federation
@@ -41,6 +42,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PARTITION_ID = "partition-id"
+SIMULATION_POLL_SECONDS = 0.02
 
 
 def partition_mod(
@@ -87,7 +89,9 @@ def run_simulated_federation(
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
-        run_federation(grid, config)
+        # As the deployment's ServerApp (coordinator.server_app.main), replies are looked
+        # for promptly; here a look is an in-memory call, so every 20 ms at most.
+        run_federation(PromptGrid(grid, poll_seconds=SIMULATION_POLL_SECONDS), config)
 
     client = make_client_app(
         mods=[partition_mod(partition_root, node_privacy=node_privacy, kit_root=kit_root)]
