@@ -161,8 +161,9 @@ def run_mode(
     from fedembed.simulation import run_simulated_federation, run_simulated_secaggplus_federation
     from federation.run_config import FederationConfig
 
-    if dispatch == "flower":  # the baseline: Flower's own 0.1 s dispatch tick
+    if dispatch == "flower":  # the baseline: Flower's own 0.1 s dispatch and pull ticks
         vars(simulation)["prompt_dispatch"] = lambda **_: False
+        vars(simulation)["PromptGrid"] = lambda grid, **_: grid
 
     calls: list[dict[str, float]] = []
     original = central_evaluation.CentralEvaluator.__call__
@@ -295,8 +296,9 @@ def main() -> None:
     parser.add_argument(
         "--dispatch",
         default="prompt",
-        help="simulation dispatch, comma-separated: prompt (the product's, "
-        "fedembed.simulation_dispatch) and/or flower (Flower's 0.1 s tick, the baseline)",
+        help="simulation timing, comma-separated: prompt (the product's: "
+        "fedembed.simulation_dispatch and PromptGrid) and/or flower (Flower's 0.1 s dispatch "
+        "tick and 0.1 s grid pulls, the baseline)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one mode
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)

@@ -201,8 +201,10 @@ class CkksFedAvg(StrategyWrapper):
                 # A set not every contributor endorsed is never decrypted.
                 return None
             endorsements = endorsed
+        # The node that replied last decrypts: it has just handled a message, so its
+        # SuperNode polls the SuperLink soonest (deployment.flower_supernode.PollClock).
         total = self._decrypt_sum(
-            valid[0].metadata.src_node_id,
+            valid[-1].metadata.src_node_id,
             server_round,
             contributions,
             endorsements,
