@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from flwr.app import ArrayRecord, MetricRecord
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from coordinator.run_folder import CENTRAL_METRICS_FILE
 from embedding_core.adapter import Adapter, AdapterSide
@@ -185,13 +186,19 @@ class CentralEvaluator:
         started = time.perf_counter()
         adapter = adapter_from_arrays(arrays, kind=self.kind, rank=self.rank)
         pairs = len(self.vectors.query_ids) * len(self.vectors.documents)
-        metrics = score_in_chunks(
-            self.vectors,
-            self.dataset,
-            adapter,
-            what=f"evaluate: round {server_round} on {self.dataset.name}",
-            show_progress=pairs >= self.score_progress_pairs,
-        )
+        # One BLAS thread: in the simulation engine this runs on the ServerApp's thread
+        # beside Ray, and twice (2026-12-07) numpy's OpenBLAS spun there for minutes in
+        # `inner_thread`, its caller waiting for a worker thread that never ran. A
+        # single-threaded product never hands work to OpenBLAS's threads; SciFact's test
+        # claims against its corpus take well under a second either way.
+        with threadpool_limits(limits=1, user_api="blas"):
+            metrics = score_in_chunks(
+                self.vectors,
+                self.dataset,
+                adapter,
+                what=f"evaluate: round {server_round} on {self.dataset.name}",
+                show_progress=pairs >= self.score_progress_pairs,
+            )
         self.history[server_round] = metrics
         logger.info(
             "evaluate: round=%d ndcg@10=%.4f (%.1f s)",

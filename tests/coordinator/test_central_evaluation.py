@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from flwr.app import ArrayRecord
+from threadpoolctl import threadpool_info
 
 from coordinator import central_evaluation
 from coordinator.central_evaluation import CentralEvaluator, adapter_from_arrays, score_in_chunks
@@ -184,3 +186,30 @@ def test_no_evaluation_set_encodes_nothing_and_scores_nothing(
     messages = _messages(caplog)
     assert "evaluate: eval-dataset=none, no central evaluation" in messages
     assert not any(m.startswith("evaluate: encode") for m in messages)
+
+
+def test_a_round_is_scored_on_one_blas_thread(
+    evaluator: CentralEvaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: record the BLAS libraries' thread counts while the round is scored (the
+    # simulation engine runs this on the ServerApp's thread, where a threaded OpenBLAS
+    # was seen to spin for minutes).
+    seen: list[int] = []
+    scorer = central_evaluation.score_in_chunks
+
+    def recording(*args: Any, **kwargs: Any) -> dict[str, float]:
+        seen.extend(int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
+        return scorer(*args, **kwargs)
+
+    monkeypatch.setattr(central_evaluation, "score_in_chunks", recording)
+    adapter = Adapter(evaluator.encoder.dimension, side=AdapterSide.QUERY)
+    before = [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+    # Execute
+    evaluator(1, ArrayRecord(adapter.state_dict()))
+
+    # Assert: every BLAS library numpy loaded runs on one thread, and only while scoring.
+    assert seen
+    assert set(seen) == {1}
+    after = [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+    assert after == before
