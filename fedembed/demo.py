@@ -116,7 +116,7 @@ def demo(
         bool,
         typer.Option(
             help="Members' uses on BANKING77 (an intent classifier and a topic map: local "
-            "only, federated with DP, centralised; about 90 s; needs the federation)."
+            "only, federated with DP, centralised; about 50 s; needs the federation)."
         ),
     ] = True,
     index: Annotated[

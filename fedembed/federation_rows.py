@@ -32,6 +32,7 @@ __all__ = [
     "fresh_ledgers",
     "local_rows",
     "member_epsilons",
+    "partition_root",
     "published",
     "run_distributed_row",
     "strict_json",
@@ -82,15 +83,12 @@ def run_distributed_row(
             "out-dir": str(out / "runs" / tag),
         }
     )
-    root = {folder.parent for folder in members.values()}
-    if len(root) != 1:
-        raise ValueError("the members' folders must share one parent (the partition root)")
     rounds = recipe.distributed_rounds
     with watch_rounds(out / "runs" / tag, total=rounds, what=f"federation {tag}"):
         summary = published(
             run_simulated_federation(
                 config,
-                partition_root=root.pop(),
+                partition_root=partition_root(members),
                 num_nodes=len(members),
                 kit_root=kits,
                 # Each member's operator: its budget for the whole demo, DP required.
@@ -106,6 +104,14 @@ def run_distributed_row(
         "per_round": summary["ndcg@10_per_round"],
         "summary": summary,
     }
+
+
+def partition_root(members: dict[str, Path]) -> Path:
+    """The one folder that holds every member's folder (the simulation's partition root)."""
+    root = {folder.parent for folder in members.values()}
+    if len(root) != 1:
+        raise ValueError("the members' folders must share one parent (the partition root)")
+    return root.pop()
 
 
 def member_epsilons(members: dict[str, Path]) -> dict[str, float]:

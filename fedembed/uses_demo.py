@@ -35,7 +35,12 @@ from numpy.typing import NDArray
 from embedding_core.cache import EmbeddingCache
 from embedding_core.encoder import Encoder
 from fedembed.demo_steps import DemoSteps
-from fedembed.federation_rows import fresh_ledgers, member_epsilons, published
+from fedembed.federation_rows import (
+    fresh_ledgers,
+    member_epsilons,
+    partition_root,
+    published,
+)
 from fedembed.round_progress import watch_rounds
 
 __all__ = [
@@ -150,9 +155,6 @@ def run_statistics_task(
     from federation.node_privacy import NodePrivacy
     from federation.run_config import FederationConfig
 
-    root = {folder.parent for folder in members.values()}
-    if len(root) != 1:
-        raise ValueError("the members' folders must share one parent (the partition root)")
     config = FederationConfig(
         aggregation="ckks",
         coordinator_kit=str(kits / "coordinator"),
@@ -167,7 +169,7 @@ def run_statistics_task(
         return published(
             run_simulated_federation(
                 config,
-                partition_root=root.pop(),
+                partition_root=partition_root(members),
                 num_nodes=len(members),
                 kit_root=kits,
                 node_privacy=NodePrivacy(max_epsilon=budget),

@@ -10,6 +10,7 @@ are provisioned with the member-side CKKS key ceremony, node ids ``node-0``..``n
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,21 @@ class KMeansConsortium:
         """Every member's records encoded as the nodes encode them (pooled: tests only)."""
         texts = [t for name in NODES for t in self.texts[name]]
         return EmbeddingCache(cache_dir).get_or_encode(Encoder.load(), texts)
+
+    def published_ari(self, centroids_file: Path, cache_dir: Path) -> float:
+        """ARI between central k-means on the pooled records and the published centroids."""
+        from sklearn.metrics import adjusted_rand_score
+
+        from analytics.kmeans import kmeans
+        from dp_training.dp_kmeans import assign_corrected
+
+        published = json.loads(centroids_file.read_text())
+        pooled = self.pooled_vectors(cache_dir)
+        federated = assign_corrected(
+            pooled, np.asarray(published["centroids"]), np.asarray(published["corrections"])
+        )
+        central = kmeans(pooled, len(INTENTS), seed=0, progress=False).labels
+        return float(adjusted_rand_score(central, federated))
 
 
 def _rows(path: Path, per_intent: int) -> dict[str, list[str]]:
