@@ -23,8 +23,13 @@ SuperNodes as ``fedembed node start`` does; ``flower-defaults`` starts them with
 Flower's own SuperNode defaults (``deployment.flower_processes.FLOWER_DEFAULTS_ENV``):
 telemetry on, 1 s SuperExec poll, 3 s SuperNode poll.
 
+Bytecode (``--bytecode``): ``cached`` lets every process read and write Python's
+bytecode cache, as Python does by default, in a private ``PYTHONPYCACHEPREFIX``; ``off``
+sets ``PYTHONDONTWRITEBYTECODE=1``, so every ClientApp process compiles the fedembed
+modules it imports (this development machine sets it for every process).
+
     .venv/bin/python benchmarks/bench_round_cost.py [--rounds 5] [--repeats 1]
-        [--variants fedembed,flower-defaults] [--eval]
+        [--variants fedembed,flower-defaults] [--bytecode cached,off] [--eval]
 
 Prints one JSON object. Nothing is written into the repository.
 """
@@ -231,6 +236,20 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def use_bytecode(mode: str, prefix: Path) -> None:
+    """Set how the processes this benchmark starts cache bytecode (they inherit the
+    environment): ``cached`` as Python does by default, in a private folder (some
+    machines set PYTHONDONTWRITEBYTECODE=1 for every process); ``off`` not at all."""
+    if mode == "cached":
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    elif mode == "off":
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        raise SystemExit(f"--bytecode: {mode!r} is neither cached nor off")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -242,6 +261,13 @@ def main() -> None:
         "--data-dir",
         type=Path,
         default=Path(os.environ.get("FEDEMBED_DATA_DIR", REPO_ROOT.parent / "shared" / "data")),
+    )
+    parser.add_argument(
+        "--bytecode",
+        default="cached",
+        help="comma-separated: cached (Python's default: modules compiled once, into a "
+        "private PYTHONPYCACHEPREFIX) and/or off (PYTHONDONTWRITEBYTECODE=1: every "
+        "process compiles what it imports)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -258,9 +284,12 @@ def main() -> None:
         load_before = os.getloadavg()
         runs: dict[str, list[dict[str, Any]]] = {}
         variants = args.variants.split(",")
-        for repeat, variant in itertools.product(range(args.repeats), variants):
-            raw = run_variant(work, variant, args.rounds, str(repeat), args.eval)
-            runs.setdefault(variant, []).append(analyse(raw))
+        bytecode = args.bytecode.split(",")
+        for repeat, variant, cache in itertools.product(range(args.repeats), variants, bytecode):
+            use_bytecode(cache, work / "pycache")
+            key = variant if cache == "cached" else f"{variant}@bytecode-{cache}"
+            raw = run_variant(work, variant, args.rounds, f"{repeat}-{cache}", args.eval)
+            runs.setdefault(key, []).append(analyse(raw))
         report = {
             "benchmark": "seconds of a deployment-engine round beyond local training, "
             "3 SuperNodes + TLS SuperLink on loopback, CKKS, distributed DP",
@@ -268,6 +297,7 @@ def main() -> None:
             "rounds": args.rounds,
             "repeats": args.repeats,
             "evaluation": args.eval,
+            "bytecode": bytecode,
             "data": f"{SUBSET}: {args.train_queries} train queries split non-IID, caches filled",
             "variants": {
                 v: {

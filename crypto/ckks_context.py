@@ -125,7 +125,37 @@ def is_private_context(context: bytes) -> bool:
     Raises:
         CkksError: The bytes are not a CKKS context.
     """
-    return bool(load_context(context, what="context", need_secret=False).is_private())
+    _require_bytes(context, what="context")
+    return _context_facts(bytes(context))[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _context_facts(data: bytes) -> tuple[bool, str]:
+    """(holds the secret key, fingerprint) of serialized context ``data``, parsed once.
+
+    A context as :func:`make_contexts` writes it (parameters, a public part with the
+    public key and the scale but no evaluation keys, optionally the secret key) is read
+    through :func:`seal_handles`, which the node needs for encryption anyway: the public
+    serialization TenSEAL would write is then exactly the first two fields. Any other
+    context is parsed by TenSEAL (tens of milliseconds a process).
+    """
+    try:
+        fields = _raw_fields(data)
+        numbers = [number for number, _, _ in fields]
+        second = fields[1][1] if len(fields) > 1 else b""
+        public = _proto_fields(second) if isinstance(second, bytes) else {}
+    except ValueError:
+        numbers, public = [], {}
+    if numbers in ([1, 2], [1, 2, 3]) and 1 in public and set(public) <= {1, 2, 3}:
+        handles = _seal_handles(data)  # checks the parameters, the scale, the secret key
+        public_part = data[: fields[1][2]]  # the parameters and the public part, as written
+        return handles.secret_key is not None, hashlib.sha256(public_part).hexdigest()
+    ctx = load_context(data, what="context", need_secret=False)
+    serialized = ctx.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
+    )
+    # The serialization (parameters + public key) is deterministic for a given key pair.
+    return bool(ctx.is_private()), hashlib.sha256(bytes(serialized)).hexdigest()
 
 
 def slot_count(context: bytes) -> int:
@@ -144,12 +174,8 @@ def context_fingerprint(context: bytes) -> str:
 
     Nodes and coordinator compare it to check that they use the same key pair.
     """
-    ctx = load_context(context, what="context", need_secret=False)
-    public = ctx.serialize(
-        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
-    )
-    # The serialization (parameters + public key) is deterministic for a given key pair.
-    return hashlib.sha256(bytes(public)).hexdigest()
+    _require_bytes(context, what="context")
+    return _context_facts(bytes(context))[1]
 
 
 # -- SEAL objects of a context (for crypto.ckks_aggregation) ------------------------------
@@ -230,9 +256,12 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _proto_fields(data: bytes) -> dict[int, Any]:
-    """The fields of one protobuf message (last value wins; wire types 0, 1, 2, 5)."""
-    fields: dict[int, Any] = {}
+def _raw_fields(data: bytes) -> list[tuple[int, int | bytes, int]]:
+    """(number, value, end offset) of each field of one protobuf message, in order.
+
+    Wire types 0, 1, 2 and 5; anything else or a truncated field is a ValueError.
+    """
+    fields: list[tuple[int, int | bytes, int]] = []
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
@@ -252,8 +281,13 @@ def _proto_fields(data: bytes) -> dict[int, Any]:
             value, pos = data[pos : pos + width], pos + width
         else:
             raise ValueError(f"wire type {wire}")
-        fields[number] = value
+        fields.append((number, value, pos))
     return fields
+
+
+def _proto_fields(data: bytes) -> dict[int, Any]:
+    """The fields of one protobuf message (last value wins; wire types 0, 1, 2, 5)."""
+    return {number: value for number, value, _ in _raw_fields(data)}
 
 
 def _double(field: object) -> float:

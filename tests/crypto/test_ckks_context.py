@@ -1,15 +1,23 @@
-"""SEAL handles of serialized contexts: parsing, the 128-bit check, the scratch file."""
+"""SEAL handles of serialized contexts: parsing, the 128-bit check, the scratch file,
+the private flag and the fingerprint."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 
 import pytest
+import tenseal as ts
 import tenseal.sealapi as sealapi
 
 from crypto.ckks_aggregation import CkksError, make_contexts
-from crypto.ckks_context import ScratchFile, seal_handles
+from crypto.ckks_context import (
+    ScratchFile,
+    context_fingerprint,
+    is_private_context,
+    seal_handles,
+)
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -72,3 +80,47 @@ def test_scratch_file_round_trip_and_close() -> None:
     assert scratch.get() == b"xy"
     scratch.close()
     assert not os.path.exists(path)
+
+
+def _tenseal_facts(data: bytes) -> tuple[bool, str]:
+    """The peer library's answer: TenSEAL parses the context and writes its public part."""
+    ctx = ts.context_from(data)
+    public = ctx.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
+    )
+    return bool(ctx.is_private()), hashlib.sha256(bytes(public)).hexdigest()
+
+
+def test_private_flag_and_fingerprint_agree_with_tenseal() -> None:
+    # Prepare: a key pair as provisioned, and one with Galois and relinearisation keys
+    secret, public = make_contexts()
+    rich = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
+    rich.global_scale = 2.0**40
+    rich.generate_galois_keys()
+    rich_secret = bytes(rich.serialize(save_secret_key=True))
+    rich.make_context_public()
+    rich_public = bytes(rich.serialize())
+
+    for data in (secret, public, rich_secret, rich_public):
+        # Execute
+        facts = (is_private_context(data), context_fingerprint(data))
+
+        # Assert
+        assert facts == _tenseal_facts(data)
+    assert context_fingerprint(secret) == context_fingerprint(public)
+    assert context_fingerprint(rich_secret) == context_fingerprint(rich_public)
+
+
+@pytest.mark.parametrize("part", ["parameters", "public key"])
+def test_a_corrupted_context_changes_its_fingerprint_or_is_refused(part: str) -> None:
+    # Prepare: one byte flipped in the parameters or in the public key
+    secret, _ = make_contexts()
+    at = 40 if part == "parameters" else len(secret) // 4
+    corrupted = secret[:at] + bytes([secret[at] ^ 0x55]) + secret[at + 1 :]
+
+    # Execute / Assert
+    try:
+        fingerprint = context_fingerprint(corrupted)
+    except CkksError:
+        return
+    assert fingerprint != context_fingerprint(secret)
