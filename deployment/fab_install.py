@@ -85,8 +85,9 @@ def install_once(
         click.ClickException: From Flower's install: a malformed bundle, or one whose
             files do not match its hash list.
     """
+    installer = install or _flower_install
     if not isinstance(fab_file, bytes):  # a path: Flower's own code, unchanged
-        return (install or _flower_install)(fab_file, install_dir, skip_prompt)
+        return installer(fab_file, install_dir, skip_prompt)
     digest = hashlib.sha256(fab_file).hexdigest()
     record = _records(install_dir) / digest
     try:
@@ -95,7 +96,7 @@ def install_once(
         folder = None
     if folder is not None and folder.is_dir():
         return folder
-    folder = (install or _flower_install)(fab_file, install_dir, skip_prompt)
+    folder = installer(fab_file, install_dir, skip_prompt)
     # Bytecode once per bundle: every process reads it, even one that may not write it
     # (PYTHONDONTWRITEBYTECODE); a file that does not compile is compiled at its import.
     compileall.compile_dir(str(folder), quiet=2)

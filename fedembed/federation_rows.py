@@ -12,7 +12,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client_node.local_round import LEDGER_FILE
 from client_node.node_data import STATE_DIR, load_node_data
@@ -27,6 +27,9 @@ from fedembed.round_progress import watch_rounds
 from federation.node_privacy import NodePrivacy
 from privacy import PrivacyLedger, noise_multiplier_for
 
+if TYPE_CHECKING:
+    from federation.run_config import FederationConfig
+
 __all__ = [
     "cumulative_epsilons",
     "fresh_ledgers",
@@ -35,6 +38,7 @@ __all__ = [
     "partition_root",
     "published",
     "run_distributed_row",
+    "simulate_published",
     "strict_json",
     "train_outside",
 ]
@@ -72,7 +76,6 @@ def run_distributed_row(
     every message (8-20 s per round here), so 100 rounds would take about half an hour;
     the simulation engine runs the same ServerApp, ClientApp and CKKS code in Ray actors.
     """
-    from fedembed.simulation import run_simulated_federation
     from federation.run_config import FederationConfig
 
     tag = tag or f"ddp-eps{epsilon:g}"
@@ -83,18 +86,15 @@ def run_distributed_row(
             "out-dir": str(out / "runs" / tag),
         }
     )
-    rounds = recipe.distributed_rounds
-    with watch_rounds(out / "runs" / tag, total=rounds, what=f"federation {tag}"):
-        summary = published(
-            run_simulated_federation(
-                config,
-                partition_root=partition_root(members),
-                num_nodes=len(members),
-                kit_root=kits,
-                # Each member's operator: its budget for the whole demo, DP required.
-                node_privacy=NodePrivacy(max_epsilon=budget, max_noise_shares=recipe.noise_shares),
-            )
-        )
+    summary = simulate_published(
+        config,
+        members,
+        kits=kits,
+        # Each member's operator: its budget for the whole demo, DP required.
+        node_privacy=NodePrivacy(max_epsilon=budget, max_noise_shares=recipe.noise_shares),
+        rounds=recipe.distributed_rounds,
+        what=f"federation {tag}",
+    )
     return {
         "setting": setting
         or f"federated, distributed DP eps={epsilon:g} ({recipe.noise_shares} shares)",
@@ -104,6 +104,34 @@ def run_distributed_row(
         "per_round": summary["ndcg@10_per_round"],
         "summary": summary,
     }
+
+
+def simulate_published(
+    config: FederationConfig,
+    members: dict[str, Path],
+    *,
+    kits: Path,
+    node_privacy: NodePrivacy,
+    rounds: int,
+    what: str,
+) -> dict[str, Any]:
+    """Run ``config`` on Flower's simulation engine over the members' own folders.
+
+    Shows the rounds' progress; returns the summary of a run that published a model (a
+    run that released nothing stops the demo, :func:`published`).
+    """
+    from fedembed.simulation import run_simulated_federation
+
+    with watch_rounds(Path(config.out_dir), total=rounds, what=what):
+        return published(
+            run_simulated_federation(
+                config,
+                partition_root=partition_root(members),
+                num_nodes=len(members),
+                kit_root=kits,
+                node_privacy=node_privacy,
+            )
+        )
 
 
 def partition_root(members: dict[str, Path]) -> Path:

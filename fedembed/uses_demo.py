@@ -35,13 +35,7 @@ from numpy.typing import NDArray
 from embedding_core.cache import EmbeddingCache
 from embedding_core.encoder import Encoder
 from fedembed.demo_steps import DemoSteps
-from fedembed.federation_rows import (
-    fresh_ledgers,
-    member_epsilons,
-    partition_root,
-    published,
-)
-from fedembed.round_progress import watch_rounds
+from fedembed.federation_rows import fresh_ledgers, member_epsilons, simulate_published
 
 __all__ = [
     "UsesRecipe",
@@ -151,7 +145,6 @@ def run_statistics_task(
     central evaluation; each member's operator allows ``budget`` epsilon in all. Returns
     the run summary; a run that released nothing stops with its reason.
     """
-    from fedembed.simulation import run_simulated_federation
     from federation.node_privacy import NodePrivacy
     from federation.run_config import FederationConfig
 
@@ -165,16 +158,14 @@ def run_statistics_task(
         out_dir=str(out_dir),
         **fields,
     )
-    with watch_rounds(out_dir, total=total_rounds, what=f"federation {config.run_tag}"):
-        return published(
-            run_simulated_federation(
-                config,
-                partition_root=partition_root(members),
-                num_nodes=len(members),
-                kit_root=kits,
-                node_privacy=NodePrivacy(max_epsilon=budget),
-            )
-        )
+    return simulate_published(
+        config,
+        members,
+        kits=kits,
+        node_privacy=NodePrivacy(max_epsilon=budget),
+        rounds=total_rounds,
+        what=f"federation {config.run_tag}",
+    )
 
 
 def run_uses_demo(
