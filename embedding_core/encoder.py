@@ -41,6 +41,7 @@ from embedding_core.model_folder import (
     fingerprint_dir,
     read_json,
 )
+from embedding_core.onnx_export import int8_settings_id
 from embedding_core.progress import Progress, progress_mode
 
 if TYPE_CHECKING:
@@ -276,11 +277,16 @@ class Encoder:
     def space_for(self, *, normalize: bool = True) -> str:
         """The vector space of ``encode(..., normalize=normalize)`` (hex SHA-256)."""
         material = f"space-v1|{self.fingerprint}|backend={self.backend}|normalize={normalize}"
+        if self.backend == "onnx-int8":  # other quantisation settings, other vectors
+            material += f"|int8={int8_settings_id()}"
         return hashlib.sha256(material.encode()).hexdigest()
 
     @property
     def space(self) -> str:
-        """The VECTOR SPACE: SHA-256 of (fingerprint, backend, normalisation), hex."""
+        """The VECTOR SPACE: SHA-256 of (fingerprint, backend, normalisation), hex.
+
+        For ``onnx-int8`` the quantisation settings are part of it too.
+        """
         return self.space_for(normalize=True)
 
     # -- the heavy parts, loaded on demand ---------------------------------------------
