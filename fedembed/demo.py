@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 # MTEB's published all-MiniLM-L6-v2 scores (fractions).
 PUBLISHED = {"stsb_spearman": 0.8203, "scifact_ndcg@10": 0.6451}
 TOLERANCE = 0.005
+# the ONNX backends' bound (issue 28): at most 0.3 points below the published number
+MAX_LOSS = 0.003
 FULL_AUDIT_TIME = "about 30 minutes more on 2 cores (1,931 s measured in `make demo`, 2026-11-29)"
 
 
@@ -312,12 +314,18 @@ def _reproduce(
         ("SciFact test recall@100", beir["recall@100"], None),
         ("SciFact test MRR@10", beir["mrr@10"], None),
     ]
-    exact = "" if encoder.backend == "torch" else "; --encoder-backend torch gives MTEB's exactly"
-    typer.echo(f"\nfedembed demo: {encoder.model_id} (encoder backend {encoder.backend}{exact})")
-    typer.echo(f"{'metric':<32}{'ours':>8}{'published':>11}{'within 0.5':>12}")
+    exact = encoder.backend == "torch"
+    note = "" if exact else "; --encoder-backend torch gives MTEB's exactly"
+    typer.echo(f"\nfedembed demo: {encoder.model_id} (encoder backend {encoder.backend}{note})")
+    # torch reproduces the published numbers; a quantised backend may lose at most 0.3
+    judge = "within 0.5" if exact else "<= 0.3 lost"
+    typer.echo(f"{'metric':<32}{'ours':>8}{'published':>11}{judge:>12}")
     for name, ours, ref in rows:
         ref_s = f"{100 * ref:.2f}" if ref is not None else "-"
-        ok = "-" if ref is None else ("yes" if abs(ours - ref) <= TOLERANCE else "NO")
+        held = ref is not None and (
+            abs(ours - ref) <= TOLERANCE if exact else ours >= ref - MAX_LOSS
+        )
+        ok = "-" if ref is None else ("yes" if held else "NO")
         typer.echo(f"{name:<32}{100 * ours:>8.2f}{ref_s:>11}{ok:>12}")
     return scifact, vectors
 

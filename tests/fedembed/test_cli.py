@@ -81,6 +81,34 @@ def test_eval_sts_uses_env_data_dir(shared_data_dir: Path) -> None:
 def test_eval_beir_scifact_reproduces_published_number(
     shared_data_dir: Path, embedding_cache_dir: Path
 ) -> None:
+    # the torch backend reproduces MTEB's number (the default int8 one is bounded below)
+    result = run_cli(
+        "eval",
+        "beir",
+        "--dataset",
+        "scifact",
+        "--data-dir",
+        str(shared_data_dir),
+        "--cache-dir",
+        str(embedding_cache_dir),
+        "--encoder-backend",
+        "torch",
+        "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    metrics = last_json(result.stdout)
+    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10"}
+    assert metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert metrics["recall@100"] > metrics["ndcg@10"]
+
+
+@pytest.mark.slow
+def test_eval_beir_scifact_with_the_default_int8_encoder_loses_at_most_0_3_points(
+    shared_data_dir: Path, embedding_cache_dir: Path
+) -> None:
+    # 65.12 measured with 7-bit weights; 8-bit ones gave 63.77 on a CPU without VNNI
     result = run_cli(
         "eval",
         "beir",
@@ -94,11 +122,7 @@ def test_eval_beir_scifact_reproduces_published_number(
     )
 
     assert result.returncode == 0, result.stderr
-    metrics = last_json(result.stdout)
-    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10"}
-    assert metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    assert metrics["recall@100"] > metrics["ndcg@10"]
+    assert last_json(result.stdout)["ndcg@10"] >= 0.6451 - 0.003
 
 
 @pytest.mark.slow
@@ -120,9 +144,10 @@ def test_demo_prints_both_numbers(
     assert "STS-B test Spearman" in result.stdout
     assert "SciFact test nDCG@10" in result.stdout
     assert " NO" not in result.stdout
+    assert "<= 0.3 lost" in result.stdout  # the default int8 encoder's bound
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["stsb"]["spearman"] == pytest.approx(0.8203, abs=0.005)
-    assert saved["scifact"]["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
+    assert saved["stsb"]["spearman"] >= 0.8203 - 0.003
+    assert saved["scifact"]["ndcg@10"] >= 0.6451 - 0.003
 
 
 def test_missing_model_path_is_one_clear_line(shared_data_dir: Path, tmp_path: Path) -> None:
