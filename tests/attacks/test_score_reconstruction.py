@@ -19,6 +19,7 @@ from attacks.score_reconstruction import (
     Answer,
     Hit,
     ProbeBatch,
+    ProbePlan,
     Refusal,
     Release,
     ScoreReconstructionAttack,
@@ -121,6 +122,35 @@ def test_exact_scores_and_vector_probes_rebuild_every_vector(
     assert method == "scores"
     assert answered == 400
     assert cosine > 0.999 > baseline
+
+
+def test_probes_in_a_subspace_rebuild_each_vector_s_part_in_that_subspace(
+    corpus: tuple[np.ndarray, np.ndarray],
+) -> None:
+    # Prepare: every probe lies in the first half of the coordinates, so each document's
+    # equations are singular (the Cholesky path must hand them to the SVD solve), and
+    # the least-squares answer is the document's part in that half.
+    documents, public = corpus
+    half = DIM // 2
+    probes = vector_probes(DIM, 400, seed=3, basis=False)
+    flat = probes.vectors.copy()
+    flat[:, half:] = 0.0
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    ids = [f"doc-{i}" for i in range(DOCS)]
+    transcript = collect(  # top-DOCS: every probe returns every document
+        lambda batch: simulate_answers(batch.vectors, ids, documents, DOCS, "exact"),
+        [ProbePlan("vector", flat)],
+        400,
+    )
+    # Execute
+    result = ScoreReconstructionAttack(public, DOCS, seed=1).reconstruct(transcript, ids)
+    # Assert
+    expected = documents[:, :half] / np.linalg.norm(documents[:, :half], axis=1, keepdims=True)
+    assert result.method == "scores"
+    assert np.all(np.isfinite(result.vectors))
+    assert np.allclose(result.vectors[:, half:], 0.0, atol=1e-6)
+    cosines = np.sum(result.vectors[:, :half] * expected, axis=1)
+    assert cosines.min() > 0.999
 
 
 def test_rounded_scores_still_rebuild_the_vectors(corpus: tuple[np.ndarray, np.ndarray]) -> None:
