@@ -231,8 +231,7 @@ def _solve_column(
         factor = None
     pivots = np.abs(np.diag(factor[0])) if factor is not None else np.zeros(1)
     if factor is None or pivots.min() < CHOLESKY_PIVOT_RATIO * pivots.max():  # near-singular
-        solution: Matrix = np.linalg.lstsq(kept, target, rcond=None)[0]
-        return solution
+        return np.asarray(np.linalg.lstsq(kept, target, rcond=None)[0], dtype=np.float64)
     solved: Matrix = cho_solve(factor, kept.T @ target, check_finite=False)
     return solved
 
