@@ -203,18 +203,23 @@ class CkksEncryptedSearch:
         documents: np.ndarray,
         *,
         progress: Callable[[int, int], None] | None = None,
+        more: Callable[[int], bool] | None = None,
     ) -> NDArray[np.float64]:
         """``(n_queries, n_documents)`` inner products computed under encryption.
 
-        ``progress`` is called as ``progress(done, total)`` after each query.
+        ``progress`` is called as ``progress(done, total)`` after each query; ``more`` (a
+        :meth:`embedding_core.time_share.TimeShare.more`) before each with the number done,
+        and scoring stops at its first no: the rows are those of the first queries scored.
         """
         scorer = CkksInnerProductScorer(
             self.key.evaluation_context(), dimension=self.layout.dimension
         )
         for block in self.encryptor.encrypt(documents):
             scorer.add_block(block)
-        rows = []
+        rows: list[NDArray[np.float64]] = []
         for q in np.asarray(queries, dtype=np.float64):
+            if more is not None and not more(len(rows)):
+                break
             rows.append(
                 self.key.decrypt_scores(scorer.score(self.key.encrypt_query(q)), scorer.counts)
             )

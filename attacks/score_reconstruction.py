@@ -167,15 +167,26 @@ class Transcript:
         return np.vstack(self.vectors) if self.vectors else np.zeros((0, dimension))
 
 
-def collect(oracle: Oracle, plans: Sequence[ProbePlan], budget: int, batch: int = 50) -> Transcript:
+def collect(
+    oracle: Oracle,
+    plans: Sequence[ProbePlan],
+    budget: int,
+    batch: int = 50,
+    *,
+    more: Callable[[int, int], bool] | None = None,
+) -> Transcript:
     """Send up to ``budget`` probes, plan after plan, as a real attacker would.
 
     A 403 ends the current plan (the next one gets the probes left); a 429 (the query
-    budget: the oracle waits out rate limits) or a short answer ends the attack.
+    budget: the oracle waits out rate limits) or a short answer ends the attack. ``more``
+    (a :meth:`embedding_core.time_share.TimeShare.more`) is asked before each batch
+    whether its probes still fit, with the probes sent so far; its first no ends it too.
     """
     record = Transcript()
     for plan in plans:
         for probes in plan.batches(batch, 0, budget - record.attempted):
+            if more is not None and not more(record.attempted, len(probes.vectors)):
+                return record
             answers = list(oracle(probes))
             record.attempted += len(answers)
             refused = next((a for a in answers if isinstance(a, Refusal)), None)

@@ -56,16 +56,21 @@ class AuditConfig:
     score_documents: int | None = None
     score_probes: int = 2000  # probes per collection kind (0: the row is skipped)
     score_probes_ckks: int = 2000  # CKKS collections score every block per query: slower
+    # The CKKS checks' time on this machine (None: fixed samples). Half goes to the CKKS
+    # utility (a seeded sample of the test claims, at least 30), half to the probes sent
+    # to the CKKS collection (at most score_probes_ckks, at least one batch of 50).
+    ckks_seconds: float | None = None
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> AuditConfig:
+    def quick(cls, *, ckks_seconds: float | None = None) -> AuditConfig:
         """A small audit (a few minutes after caching): for tests and smoke runs.
 
         The score-reconstruction row holds the quick corpus (1,500 documents: a larger
         leak per document than the deployed 5,183) and keeps its 2,000 probes at rest and
         under DCPE (the default budget answers 1,000 of them) but sends 200 to the CKKS
         collection, whose every query scores every block under encryption.
+        ``ckks_seconds`` sizes the CKKS checks to the machine (see the field).
         """
         return cls(
             bank_targets=150,
@@ -83,6 +88,7 @@ class AuditConfig:
             bias_mc_samples=2_000,
             score_documents=1500,
             score_probes_ckks=200,
+            ckks_seconds=ckks_seconds,
         )
 
 

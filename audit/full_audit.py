@@ -134,8 +134,9 @@ def run_audit(
             "a control and a gateway with the default partner policy"
         )
         setup = setup_from(runner.data, runner.adapter, documents=config.score_documents,
-                           probes=probes, seed=config.seed,
-                           space=VectorSpace.of(runner.encoder))  # fmt: skip
+                           probes=probes, seed=config.seed, space=VectorSpace.of(runner.encoder),
+                           ckks_seconds=None if config.ckks_seconds is None
+                           else config.ckks_seconds / 2)  # fmt: skip
         control = runner.add(control_report(setup))
         evidence[EVIDENCE_SCORE_RECONSTRUCTION_CONTROL] = control.metrics["mean_cosine"]
         try:

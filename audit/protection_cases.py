@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from embedding_core.adapter import Adapter
 from embedding_core.evaluation.metrics import mean_metrics
 from embedding_core.evaluation.search import exact_top_k
 from embedding_core.progress import Progress
+from embedding_core.time_share import TimeShare
 
 __all__ = [
     "DeployedProtection",
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 NDCG = "ndcg@10"
 DEPTH = 100
 DEFAULT_DCPE_BETA = 1.0
+CKKS_UTILITY_FLOOR = 30  # test claims the CKKS utility always scores under a time share
 View = Callable[[np.ndarray], NDArray[np.float32]]
 
 
@@ -63,6 +65,9 @@ class ProtectionCase:
     threat: str
     optimisation: bool = False
     deployed: bool = False
+    # Test claims the utility was measured on when a time share sized it (None: all): the
+    # row's nDCG@10 is raw's on every claim less the drop measured on those claims.
+    ndcg_claims: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,16 +131,25 @@ def scifact_ndcg10(
     return _ranked_ndcg10(top, data)
 
 
-def scored_ndcg10(scores: np.ndarray, data: AuditData) -> float:
-    """SciFact test nDCG@10 of a ``(queries, documents)`` score matrix (higher first)."""
-    return _ranked_ndcg10(np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH], data)
+def scored_ndcg10(
+    scores: np.ndarray, data: AuditData, *, claims: Sequence[int] | None = None
+) -> float:
+    """SciFact test nDCG@10 of a ``(queries, documents)`` score matrix (higher first).
+
+    ``claims``: the test claims (their rows in the audit's queries) the score rows belong
+    to, in order; ``None``: every claim.
+    """
+    return _ranked_ndcg10(np.argsort(-scores, axis=1, kind="stable")[:, :DEPTH], data, claims)
 
 
-def _ranked_ndcg10(top: np.ndarray, data: AuditData) -> float:
+def _ranked_ndcg10(top: np.ndarray, data: AuditData, claims: Sequence[int] | None = None) -> float:
     ids = data.retrieval.query_ids
+    if claims is not None:
+        ids = [ids[i] for i in claims]
     corpus = data.scifact_test.corpus_ids
     rankings = {qid: [corpus[j] for j in row] for qid, row in zip(ids, top, strict=True)}
-    return float(mean_metrics(rankings, data.scifact_test.qrels)[NDCG])
+    qrels = {qid: data.scifact_test.qrels[qid] for qid in ids if qid in data.scifact_test.qrels}
+    return float(mean_metrics(rankings, qrels)[NDCG])
 
 
 def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
@@ -179,11 +193,29 @@ def _ckks_cases(
     is_live = deployed.ckks_key is not None
     ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
     what = f"audit: CKKS search under encryption, {len(docs)} documents"
+    # Claims in a seeded order: a time share scores the first of them (a random sample).
+    order = np.random.default_rng(config.seed).permutation(len(queries))
+    share = None
+    if config.ckks_seconds is not None:
+        share = TimeShare(config.ckks_seconds / 2, floor=min(CKKS_UTILITY_FLOOR, len(queries)))
     with Progress(len(queries), what=what, unit="queries") as progress:
         scores = ckks.scores(
-            queries, docs, progress=lambda done, _: progress.advance(done - progress.done)
+            queries[order],
+            docs,
+            progress=lambda done, _: progress.advance(done - progress.done),
+            more=share.more if share is not None else None,
         )
-    ndcg = scored_ndcg10(scores, data)
+    scored = [int(i) for i in order[: len(scores)]]
+    ndcg = scored_ndcg10(scores, data, claims=scored)
+    claims = None
+    if len(scored) < len(queries):  # raw on every claim, less the drop on the sample
+        plain = np.asarray(queries, np.float64) @ np.asarray(docs, np.float64).T
+        drop = scored_ndcg10(plain[scored], data, claims=scored) - ndcg
+        ndcg, claims = scored_ndcg10(plain, data) - drop, len(scored)
+        logger.info(
+            "audit: CKKS utility on %d of %d claims (%s): drop %.4f", claims, len(queries),
+            share, drop,
+        )  # fmt: skip
     origin = "the gateway's key" if is_live else "a fresh key"
     suffix = "" if is_live else " (not deployed)"
     threat = (
@@ -199,6 +231,7 @@ def _ckks_cases(
             threat,
             optimisation=True,
             deployed=is_live,
+            ndcg_claims=claims,
         ),
         ProtectionCase(
             f"{ckks.name} known-plaintext n={config.kpa_pairs}{suffix}",
@@ -207,6 +240,7 @@ def _ckks_cases(
             f"{threat}; also holds {config.kpa_pairs} known (plaintext, ciphertext) pairs and "
             "fits a linear map back",
             deployed=is_live,
+            ndcg_claims=claims,
         ),
     ]
 

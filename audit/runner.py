@@ -231,6 +231,7 @@ class AuditRunner:
                     ),
                     "deployed": case.deployed,
                 }
+                | ({} if case.ndcg_claims is None else {"ndcg10_claims": case.ndcg_claims})
             )
         return rows
 

@@ -59,6 +59,7 @@ from crypto.dcpe import ScaleAndPerturb
 from crypto.dcpe_keys import DcpeKeyring
 from embedding_core.adapter import Adapter
 from embedding_core.progress import Progress as Meter
+from embedding_core.time_share import TimeShare
 from index_client.errors import PermissionDeniedError, RateLimitedError
 from index_client.gateway_client import GatewayClient
 from index_client.vector_space import VectorSpace
@@ -83,6 +84,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KINDS: Final = ("at-rest", "dcpe", "ckks")
+PROBE_FLOOR: Final = 50  # probes a time-sized collection always gets
+SIZED_BATCH: Final = 10  # probes between a time share's checks
 AUDIT_DCPE_BETA: Final = 1.0
 RATE_WAIT_S: Final = 10.0  # a 429 asking for a longer wait is the budget, not the rate
 LIFTED_RATE: Final = 100_000  # per minute, and as the burst (the schema allows both)
@@ -166,6 +169,7 @@ class ProbeSetup:
     probes: dict[str, int]
     seed: int = 0
     space: VectorSpace | None = None  # the encoder space of both (the gateway's too)
+    ckks_seconds: float | None = None  # the CKKS collection's probes' time (None: its count)
 
 
 def setup_from(
@@ -176,6 +180,7 @@ def setup_from(
     probes: dict[str, int],
     seed: int,
     space: VectorSpace | None = None,
+    ckks_seconds: float | None = None,
 ) -> ProbeSetup:
     """A seeded sample of the audit's SciFact documents (None: all) and the public texts."""
     corpus = data.retrieval.documents
@@ -191,6 +196,7 @@ def setup_from(
         probes=probes,
         seed=seed,
         space=space,
+        ckks_seconds=ckks_seconds,
     )
 
 
@@ -303,8 +309,15 @@ def probe_gateway(
                 count = setup.probes[kind]
                 if count <= 0:
                     continue
-                progress(f"score reconstruction: probing the {kind} collection ({count} probes)")
-                reports.append(attack_collection(service, setup, kind, names[kind], count))
+                seconds = setup.ckks_seconds if kind == "ckks" else None
+                sized = f" ({count} probes)" if seconds is None else (
+                    f" (up to {count} probes, as many as {seconds:g} s allow, at least "
+                    f"{min(PROBE_FLOOR, count)})"
+                )  # fmt: skip
+                progress(f"score reconstruction: probing the {kind} collection{sized}")
+                reports.append(
+                    attack_collection(service, setup, kind, names[kind], count, seconds=seconds)
+                )
         finally:
             service.stop()
     return reports
@@ -321,13 +334,16 @@ def attack_collection(
     grant: dict[str, Any] | None = None,
     budget: int | None = None,
     lift_rate: bool = True,
+    seconds: float | None = None,
 ) -> AttackReport:
     """Issue a partner key (defaults, plus ``grant``) and attack ``collection`` with it.
 
     Each probe kind has ``count`` probes; ``budget`` (default ``count``) bounds the probes
     sent in all, a refused one included. ``lift_rate`` lifts the key's token-bucket rate
     limit, which spaces the queries in time and so changes only the wall time. The
-    attacker learns its top-k cap from the gateway (:class:`GatewayOracle`).
+    attacker learns its top-k cap from the gateway (:class:`GatewayOracle`). ``seconds``
+    sizes the probes to the machine: batches of 10 while they fit in that time (at least
+    ``PROBE_FLOOR``, at most the budget).
     """
     started = time.perf_counter()
     lifted: dict[str, Any] = {"rate_per_minute": LIFTED_RATE, "burst": LIFTED_RATE}
@@ -354,7 +370,11 @@ def attack_collection(
             meter.advance(len(answers))
             return answers
 
-        transcript = collect(counted, plans, limit)
+        if seconds is None:
+            transcript = collect(counted, plans, limit)
+        else:
+            share = TimeShare(seconds, floor=min(PROBE_FLOOR, limit))
+            transcript = collect(counted, plans, limit, SIZED_BATCH, more=share.more)
     attack = ScoreReconstructionAttack(
         setup.public_vectors, len(setup.doc_ids), affine=kind == "dcpe", seed=setup.seed
     )
@@ -378,6 +398,7 @@ def attack_collection(
             "top_k": oracle.k,
             "top_k_refusals": oracle.cap_refusals,
             "rate_limit": "lifted" if lift_rate else "default",
+            "time_share_s": seconds,
         },
     )
 

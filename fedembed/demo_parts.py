@@ -36,8 +36,11 @@ def audit_part(
     full: bool,
     policy: LoadedPolicy,
     steps: DemoSteps,
+    ckks_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Audit the release and the index (quick or ``full``); returns the report's summary.
+
+    ``ckks_seconds`` sizes the quick audit's CKKS checks to the machine.
 
     Each audit stage's seconds join ``steps``; the policy checks are printed.
     """
@@ -63,7 +66,7 @@ def audit_part(
         cache=cache_dir,
         members=out / "members" if (out / "members").is_dir() else None,
     )
-    config = AuditConfig() if full else AuditConfig.quick()
+    config = AuditConfig() if full else AuditConfig.quick(ckks_seconds=ckks_seconds)
     stage: dict[str, Any] = {"name": "audit: loading the audited model and data"}
     stage["since"] = time.perf_counter()
 
@@ -101,6 +104,8 @@ def index_part(
     released: Path,
     model: Path | None,
     ckks_claims: int | None,
+    *,
+    ckks_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Serve the release over HTTP (at rest, DCPE, CKKS); prints and returns the rows."""
     from embedding_core.adapter import Adapter
@@ -111,7 +116,7 @@ def index_part(
     members = {p.name: p for p in sorted((out / "members").iterdir()) if p.is_dir()}
     part = run_index_demo(
         out=out, members=members, test=scifact, encoder=encoder, adapter=adapter,
-        kits=out / "kits", model=model, ckks_claims=ckks_claims,
+        kits=out / "kits", model=model, ckks_claims=ckks_claims, ckks_seconds=ckks_seconds,
     )  # fmt: skip
     in_process = score_retrieval(
         vectors, scifact, adapter=Adapter.load(adapter) if adapter is not None else None

@@ -212,3 +212,21 @@ def test_ckks_search_scores_like_plaintext_and_hides_the_vectors() -> None:
     assert view.shape == plain.shape
     np.testing.assert_allclose(scores, plain[:3] @ plain[:50].T, atol=1e-5)
     assert scored == [(1, 3), (2, 3), (3, 3)]  # each query reported as it is scored
+
+
+def test_ckks_scoring_stops_at_the_first_no_of_its_time_share() -> None:
+    # Prepare: a share that allows two queries (the audit passes TimeShare.more).
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((40, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    asked: list[int] = []
+
+    def more(done: int) -> bool:
+        asked.append(done)
+        return done < 2
+
+    # Execute
+    scores = CkksEncryptedSearch(16).scores(vectors[:5], vectors, more=more)
+    # Assert: the first two queries' rows, asked before each and once more to stop
+    assert asked == [0, 1, 2]
+    np.testing.assert_allclose(scores, vectors[:2] @ vectors.T, atol=1e-5)

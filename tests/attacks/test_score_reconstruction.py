@@ -219,3 +219,22 @@ def test_ranks_of_text_probes_leak_less_than_scores_but_more_than_nothing(
     assert (answered, method) == (1000, "ranks")
     assert baseline + 0.1 < rank < exact
     assert exact > 0.95
+
+
+def test_a_time_share_ends_the_probing_between_batches(
+    corpus: tuple[np.ndarray, np.ndarray],
+) -> None:
+    # Prepare: a share that fits 120 probes, asked before each batch of 50
+    documents, _ = corpus
+    gateway = Gateway(documents, release="exact", vectors=True)
+    asked: list[tuple[int, int]] = []
+
+    def more(sent: int, step: int) -> bool:
+        asked.append((sent, step))
+        return sent + step <= 120
+
+    # Execute
+    transcript = collect(gateway, [vector_probes(DIM, 400, seed=3)], 400, more=more)
+    # Assert: two batches sent, the third (ending at 150) never started
+    assert transcript.attempted == transcript.answered == gateway.answered == 100
+    assert asked == [(0, 50), (50, 50), (100, 50)]
