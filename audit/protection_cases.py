@@ -36,10 +36,12 @@ from embedding_core.progress import Progress
 from embedding_core.time_share import TimeShare
 
 __all__ = [
+    "CKKS_UTILITY_FLOOR",
     "DeployedProtection",
     "ProtectionCase",
     "View",
     "alignment_view",
+    "ckks_utility",
     "known_plaintext_view",
     "protection_cases",
     "scifact_ndcg10",
@@ -185,15 +187,19 @@ def alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> V
     return recover
 
 
-def _ckks_cases(
-    data: AuditData, plain: np.ndarray, deployed: DeployedProtection, config: AuditConfig
-) -> list[ProtectionCase]:
-    """Encrypted search: the store holds CKKS ciphertexts and scores encrypted queries."""
+def ckks_utility(
+    ckks: CkksEncryptedSearch, data: AuditData, config: AuditConfig
+) -> tuple[float, int | None]:
+    """SciFact test nDCG@10 of search under encryption, and the claims it was measured on.
+
+    Without a time share every claim is scored (``None``: all). With
+    ``config.ckks_seconds`` the claims go in a seeded random order while half of that time
+    allows (at least ``CKKS_UTILITY_FLOOR``), and the value is raw's nDCG@10 on every claim
+    less the drop measured on the sample (a paired estimate: the sample's own mean would
+    move with which claims it drew).
+    """
     queries, docs = data.retrieval.queries, data.retrieval.documents
-    is_live = deployed.ckks_key is not None
-    ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
     what = f"audit: CKKS search under encryption, {len(docs)} documents"
-    # Claims in a seeded order: a time share scores the first of them (a random sample).
     order = np.random.default_rng(config.seed).permutation(len(queries))
     share = None
     if config.ckks_seconds is not None:
@@ -207,15 +213,25 @@ def _ckks_cases(
         )
     scored = [int(i) for i in order[: len(scores)]]
     ndcg = scored_ndcg10(scores, data, claims=scored)
-    claims = None
-    if len(scored) < len(queries):  # raw on every claim, less the drop on the sample
-        plain = np.asarray(queries, np.float64) @ np.asarray(docs, np.float64).T
-        drop = scored_ndcg10(plain[scored], data, claims=scored) - ndcg
-        ndcg, claims = scored_ndcg10(plain, data) - drop, len(scored)
-        logger.info(
-            "audit: CKKS utility on %d of %d claims (%s): drop %.4f", claims, len(queries),
-            share, drop,
-        )  # fmt: skip
+    if len(scored) == len(queries):
+        return ndcg, None
+    exact = np.asarray(queries, np.float64) @ np.asarray(docs, np.float64).T
+    drop = scored_ndcg10(exact[scored], data, claims=scored) - ndcg
+    logger.info(
+        "audit: CKKS utility on %d of %d claims (%s): drop %.4f", len(scored), len(queries),
+        share, drop,
+    )  # fmt: skip
+    return scored_ndcg10(exact, data) - drop, len(scored)
+
+
+def _ckks_cases(
+    data: AuditData, plain: np.ndarray, deployed: DeployedProtection, config: AuditConfig
+) -> list[ProtectionCase]:
+    """Encrypted search: the store holds CKKS ciphertexts and scores encrypted queries."""
+    docs = data.retrieval.documents
+    is_live = deployed.ckks_key is not None
+    ckks = CkksEncryptedSearch(docs.shape[1], key=deployed.ckks_key)
+    ndcg, claims = ckks_utility(ckks, data, config)
     origin = "the gateway's key" if is_live else "a fresh key"
     suffix = "" if is_live else " (not deployed)"
     threat = (
