@@ -71,15 +71,15 @@ class DemoSteps:
         step = self.steps[self._index(key)]
         if label is not None:
             step.label = label
-        number = self._index(key) + 1
-        self.echo(f"[{number}/{len(self.steps)}] {step.label}")
-        logger.info("step %d/%d started: %s", number, len(self.steps), step.label)
+        number, total = self._index(key) + 1, len(self.steps)
+        self.echo(f"[{number}/{total}] {step.label}")
+        logger.info("step %d/%d started: %s", number, total, step.label)
         began = time.perf_counter()
         try:
             yield step
-        finally:
+        finally:  # numbered as announced (stages recorded within it join the table only)
             step.seconds = round(time.perf_counter() - began, 1)
-            logger.info("step %d/%d done in %.1f s: %s", number, len(self.steps),
+            logger.info("step %d/%d done in %.1f s: %s", number, total,
                         step.seconds, step.label)  # fmt: skip
 
     def record(self, key: str, label: str, seconds: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from fedembed.demo_recipe import EPSILONS, QUICK_EPSILONS, Recipe
@@ -34,6 +36,24 @@ def test_each_step_prints_its_number_and_records_its_seconds() -> None:
     assert table[0].startswith("step")
     assert table[-1].startswith("total (wall)")
     assert any(row.startswith("second, relabelled") for row in table)
+
+
+def test_a_step_s_done_line_keeps_the_number_it_started_with(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Prepare: the audit's stages are recorded while its step runs
+    steps = DemoSteps(echo=lambda _: None)
+    steps.plan("index", "index")
+    steps.plan("audit", "audit")
+    caplog.set_level(logging.INFO, logger="fedembed.demo_steps")
+    # Execute
+    with steps.run("audit"):
+        steps.record("audit/a", "  a stage", 1.0)
+        steps.record("audit/b", "  another", 1.0)
+    # Assert
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "step 2/2 started: audit"
+    assert messages[1].startswith("step 2/2 done in ")
 
 
 def test_a_step_that_fails_keeps_its_seconds() -> None:
