@@ -127,6 +127,14 @@ def audit_limitations(
             "corpus (every judged document plus a sample): its nDCG@10 is higher than on the "
             "full corpus; compare protections with each other, not with published numbers."
         )
+    if config.ckks_seconds is not None:
+        notes.append(
+            f"The CKKS checks were sized to this machine ({config.ckks_seconds:g} s): the "
+            "CKKS utility on a seeded sample of the test claims (its row's ndcg10_claims; the "
+            "value is raw's nDCG@10 on every claim less the drop on the sample), the CKKS "
+            "collection's probes as many as half that time allowed (its row's "
+            "probes_attempted). A faster machine takes larger samples of the same draw."
+        )
     if not adapter:
         notes.append("No adapter was given: no fine-tuned model, privacy ledger or DP recipe.")
     if deployed.key is None and deployed.ckks_key is None:

@@ -103,3 +103,11 @@ def test_limitations_say_what_was_not_given() -> None:
     # Assert
     assert any("No adapter was given" in note for note in bare)
     assert any("encryption at rest only" in note for note in bare)
+    assert not any("sized to this machine" in note for note in bare)
+
+
+def test_limitations_say_which_checks_were_sized_to_the_machine() -> None:
+    notes = audit_limitations(AuditConfig.quick(ckks_seconds=30.0), False, DeployedProtection())
+    sized = [note for note in notes if "sized to this machine (30 s)" in note]
+    assert len(sized) == 1
+    assert "ndcg10_claims" in sized[0]
