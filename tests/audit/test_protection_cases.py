@@ -21,6 +21,7 @@ from audit.protection_cases import (
     known_plaintext_view,
     scifact_ndcg10,
     scored_ndcg10,
+    stored_view,
 )
 from crypto.dcpe import DcpeKey
 from embedding_core.data import BeirDataset
@@ -129,3 +130,19 @@ def test_a_time_sized_ckks_utility_is_raw_less_the_drop_on_its_sample() -> None:
         claims=[int(i) for i in order],
     )
     assert abs(sample - raw) > 0.01
+
+
+def test_a_stored_view_encrypts_each_batch_once_so_every_attacker_reads_the_same() -> None:
+    # Prepare: CKKS encryption is randomised; a store keeps one ciphertext per document
+    ckks = CkksEncryptedSearch(16)
+    rng = np.random.default_rng(3)
+    batch, other = rng.standard_normal((2, 20, 16))
+    batch /= np.linalg.norm(batch, axis=1, keepdims=True)
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    view = stored_view(ckks.protect)
+    # Execute
+    first, again, different = view(batch), view(batch.copy()), view(other)
+    # Assert: the same batch reads the same words; a fresh encryption of it would not
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(ckks.protect(batch), first)
+    assert not np.array_equal(different, first)
