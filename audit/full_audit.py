@@ -129,9 +129,11 @@ def run_audit(
     if config.score_probes > 0:
         probes = {"at-rest": config.score_probes, "dcpe": config.score_probes,
                   "ckks": min(config.score_probes, config.score_probes_ckks)}  # fmt: skip
+        ckks = f"up to {probes['ckks']}" if config.ckks_seconds is not None else probes["ckks"]
         steps.step(
-            f"score reconstruction: {config.score_probes} probes per collection kind, "
-            "a control and a gateway with the default partner policy"
+            f"score reconstruction: {config.score_probes} probes at rest and under DCPE, "
+            f"{ckks} to the CKKS collection, a control and a gateway with the default "
+            "partner policy"
         )
         setup = setup_from(runner.data, runner.adapter, documents=config.score_documents,
                            probes=probes, seed=config.seed, space=VectorSpace.of(runner.encoder),
