@@ -40,12 +40,17 @@ def test_each_vector_finds_itself_first(metric: Metric) -> None:
     coll.add_items([f"d{i}" for i in range(500)], x, owner="node-0")
     # Execute
     hits = coll.knn_query(x[:50], k=3)
-    # Assert
-    assert [h[0].doc_id for h in hits] == [f"d{i}" for i in range(50)]
+    # Assert: HNSW is approximate, and hnswlib inserts a batch on every core, so the graph
+    # differs from run to run. 300 idle runs found all 50 every time; one CI run under load
+    # missed one (d443 first for d2). The bound leaves that margin and still fails if the
+    # search stops finding exact matches.
+    found = sum(h[0].doc_id == f"d{i}" for i, h in enumerate(hits))
+    assert found >= 48
     assert all(h[0].owner == "node-0" for h in hits)
     assert all(h[0].score >= h[1].score >= h[2].score for h in hits)
-    if metric is not Metric.L2:
-        assert hits[0][0].score == pytest.approx(1.0, abs=1e-5)
+    if metric is not Metric.L2:  # a vector's similarity to itself
+        selves = [h[0].score for i, h in enumerate(hits) if h[0].doc_id == f"d{i}"]
+        assert selves == pytest.approx([1.0] * len(selves), abs=1e-5)
 
 
 def test_upsert_replaces_the_vector_and_keeps_one_entry() -> None:
