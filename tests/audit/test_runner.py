@@ -37,7 +37,7 @@ def test_steps_are_numbered_out_of_the_total_and_details_stay_in_their_step(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Prepare
-    caplog.set_level(logging.INFO, logger="audit.runner")
+    caplog.set_level(logging.INFO, logger="audit.audit_steps")
     lines: list[str] = []
     steps = AuditSteps(3, lines.append)
 
