@@ -95,7 +95,7 @@ class _CslsMatcher:
         self.k_rows, self.k_cols = min(neighbours, columns), min(neighbours, rows)
         self.similarity = np.empty((rows, columns), dtype=np.float32)
         self.transposed = np.empty((columns, rows), dtype=np.float32)
-        self.scratch = np.empty(max(rows, columns) * min(rows, columns), dtype=np.float32)
+        self.scratch = np.empty(rows * columns, dtype=np.float32)
 
     def _top_mean(self, scores: NDArray[np.float32], k: int) -> NDArray[np.float32]:
         work = self.scratch[: scores.size].reshape(scores.shape)

@@ -35,6 +35,7 @@ public mean, the best guess with no answer at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -236,15 +237,13 @@ def _solve_column(
         gram = full - dropped.T @ dropped
     else:
         gram = kept.T @ kept
-    try:
+    with contextlib.suppress(LinAlgError):  # not positive definite: the SVD solve below
         factor = cho_factor(gram, check_finite=False)
-    except LinAlgError:
-        factor = None
-    pivots = np.abs(np.diag(factor[0])) if factor is not None else np.zeros(1)
-    if factor is None or pivots.min() < CHOLESKY_PIVOT_RATIO * pivots.max():  # near-singular
-        return np.asarray(np.linalg.lstsq(kept, target, rcond=None)[0], dtype=np.float64)
-    solved: Matrix = cho_solve(factor, kept.T @ target, check_finite=False)
-    return solved
+        pivots = np.abs(np.diag(factor[0]))
+        if pivots.min() >= CHOLESKY_PIVOT_RATIO * pivots.max():  # else near-singular
+            solved: Matrix = cho_solve(factor, kept.T @ target, check_finite=False)
+            return solved
+    return np.asarray(np.linalg.lstsq(kept, target, rcond=None)[0], dtype=np.float64)
 
 
 def simulate_answers(

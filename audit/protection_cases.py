@@ -159,6 +159,12 @@ def _as_f32(vectors: np.ndarray) -> NDArray[np.float32]:
     return np.asarray(vectors, dtype=np.float32)
 
 
+def _batch_key(vectors: np.ndarray) -> str:
+    """A batch's identity for the views that keep work per batch: its bytes and shape."""
+    array = np.ascontiguousarray(vectors)
+    return f"{hashlib.sha256(array.tobytes()).hexdigest()}:{array.dtype}:{array.shape}"
+
+
 def known_plaintext_view(protect: View, plain: np.ndarray) -> View:
     """What an attacker holding ``protect(plain)`` for the known ``plain`` recovers."""
     attacker = LinearMapAttacker().fit(protect(plain), plain)
@@ -180,10 +186,10 @@ def alignment_view(protect: View, public: dict[str, np.ndarray], seed: int) -> V
 
     def recover(vectors: np.ndarray) -> NDArray[np.float32]:
         protected = protect(vectors)
-        digest = hashlib.sha256(np.ascontiguousarray(protected).tobytes()).hexdigest()
-        if digest not in fitted:
-            fitted[digest] = DistributionAlignmentAttacker(seed=seed).fit(protected, public)
-        return fitted[digest].recover(protected)
+        key = _batch_key(protected)
+        if key not in fitted:
+            fitted[key] = DistributionAlignmentAttacker(seed=seed).fit(protected, public)
+        return fitted[key].recover(protected)
 
     return recover
 
@@ -235,8 +241,7 @@ def stored_view(protect: View) -> View:
     kept: dict[str, NDArray[np.float32]] = {}
 
     def view(vectors: np.ndarray) -> NDArray[np.float32]:
-        digest = hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float64).tobytes())
-        key = f"{digest.hexdigest()}:{np.shape(vectors)}"
+        key = _batch_key(np.asarray(vectors, dtype=np.float64))
         if key not in kept:
             kept[key] = protect(vectors)
         return kept[key]
